@@ -1,0 +1,21 @@
+//! mite perf lab: runs mite's load-testing components against a target
+//! server, samples their CPU and memory and the target's throughput, stores
+//! every sample, and reports them as CSV and interactive charts.
+//!
+//! - [`run`] executes a run (scenario after scenario), using
+//!   [`supervisor`] (process groups, two-stage stop), [`sampler`] (sysinfo),
+//!   [`target`] (the HTTP server under load) and [`ports`] (who holds a port);
+//! - [`store`] keeps runs and samples (SQLite or PostgreSQL);
+//! - [`reports`] writes `samples.csv` and `chart.html`;
+//! - [`cleanup`] stops what a crashed lab left behind.
+
+pub mod cleanup;
+pub mod mite_env;
+pub mod model;
+pub mod ports;
+pub mod reports;
+pub mod run;
+pub mod sampler;
+pub mod store;
+pub mod supervisor;
+pub mod target;

@@ -1,0 +1,339 @@
+//! `mite-perf`: the lab's command line.
+
+mod progress;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use mite_perf::cleanup;
+use mite_perf::mite_env::{self, MiteEnv};
+use mite_perf::model::{
+    format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec,
+    TargetSpec,
+};
+use mite_perf::reports::summary::{format_mib, scenario_figures};
+use mite_perf::run::{execute_run, LabSetup};
+use mite_perf::store::Store;
+
+/// Measures how the mite load-testing framework performs.
+///
+/// `mite-perf run` starts a target HTTP server on port 9898 and mite's four
+/// components (duplicator, collector, runner, controller) for each scenario,
+/// samples their CPU and memory and the target's request throughput, stores
+/// every sample in a database and writes output/YYYY-MM-DD/HH-MM/samples.csv
+/// and chart.html.
+#[derive(Parser, Debug)]
+#[command(name = "mite-perf", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run scenarios against real mite and report CPU, memory and throughput.
+    Run(RunArgs),
+    /// Stop what a crashed lab left running and report who holds the lab's ports.
+    ///
+    /// Only process groups the lab recorded (and that are still the same
+    /// processes) are stopped; a port held by anything else is named, not killed.
+    Cleanup(DbArgs),
+    /// Serve the built-in target: answers GET / and counts requests.
+    ///
+    /// Prints `TIMESTAMP: served N requests` for every line read on stdin, and
+    /// on exit (SIGINT or SIGTERM).
+    Target(TargetArgs),
+}
+
+#[derive(Args, Debug)]
+struct DbArgs {
+    /// Database to store runs in: sqlite://PATH or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        env = "MITE_PERF_DATABASE_URL",
+        default_value = "sqlite://output/mite-perf.db"
+    )]
+    database_url: String,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Concurrent journeys of each scenario, run one after another.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,10,100,1000",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    scenarios: Vec<u32>,
+    /// How long each scenario's volume model keeps its journeys running
+    /// (60, 60s, 90s, 2m, ...).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// mite's --spawn-rate: journeys started per second at most.
+    #[arg(long, default_value_t = 1000)]
+    spawn_rate: u32,
+    /// Time between samples (100ms at the least).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    interval: Duration,
+    /// A label to find this run by later (e.g. the mite commit under test).
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Where runs' folders go (YYYY-MM-DD/HH-MM inside).
+    #[arg(long, default_value = "output")]
+    output_dir: PathBuf,
+    /// Run this shell command as the target instead of the built-in server.
+    /// It must serve on port 9898 and print `TIMESTAMP: served N requests`
+    /// lines on stdout (as mite's test/perf/http_server.py does); it runs with
+    /// the mite venv's bin first on PATH.
+    #[arg(long)]
+    target_cmd: Option<String>,
+    /// Your own mite scenario, module:function, instead of the built-in one.
+    /// It gets MITE_CONF_mite_perf_concurrency, _duration and _target_url.
+    #[arg(long, requires = "scenario_dir")]
+    scenario: Option<String>,
+    /// The folder your --scenario module is in.
+    #[arg(long, requires = "scenario")]
+    scenario_dir: Option<PathBuf>,
+    /// Collector data kept per scenario, in MiB (it costs ~0.9 KB per request;
+    /// the oldest files go first). 0 keeps none.
+    #[arg(long, default_value_t = 100)]
+    collector_keep_mib: u64,
+    /// The Python venv with mite in it.
+    #[arg(long, env = mite_env::VENV_ENV)]
+    mite_venv: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args, Debug)]
+struct TargetArgs {
+    #[arg(long, default_value_t = 9898)]
+    port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Also print the count every this often (e.g. 5s).
+    #[arg(long, value_parser = parse_duration)]
+    report_every: Option<Duration>,
+}
+
+/// Exit codes: 0 all scenarios done, 1 a failure, 2 bad input, 130/143 stopped by a signal.
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Target(args) => mite_perf::target::serve(
+            SocketAddr::new(args.host, args.port),
+            args.report_every,
+        )
+        .map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => with_runtime(run(args)),
+        Command::Cleanup(args) => with_runtime(cleanup(args)),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("error: {err:#}");
+        ExitCode::from(EXIT_FAILED)
+    })
+}
+
+fn with_runtime(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(fut)
+}
+
+fn params_from(args: &RunArgs) -> RunParams {
+    RunParams {
+        label: args.label.clone(),
+        concurrencies: args.scenarios.clone(),
+        duration_ms: args.duration.as_millis() as u64,
+        spawn_rate: args.spawn_rate,
+        interval_ms: args.interval.as_millis() as u64,
+        target: match &args.target_cmd {
+            Some(cmd) => TargetSpec::Command(cmd.clone()),
+            None => TargetSpec::Builtin,
+        },
+        scenario: match (&args.scenario, &args.scenario_dir) {
+            (Some(spec), Some(dir)) => ScenarioSpec::Custom {
+                spec: spec.clone(),
+                dir: dir.clone(),
+            },
+            _ => ScenarioSpec::Builtin,
+        },
+        collector_keep_mib: args.collector_keep_mib,
+    }
+}
+
+/// Which signal stopped the run, if any.
+#[derive(Clone, Copy)]
+enum StopSignal {
+    Interrupt,
+    Terminate,
+}
+
+fn watch_signals(cancel: CancellationToken) -> anyhow::Result<tokio::sync::watch::Receiver<Option<StopSignal>>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        loop {
+            let which = tokio::select! {
+                _ = int.recv() => StopSignal::Interrupt,
+                _ = term.recv() => StopSignal::Terminate,
+            };
+            if tx.borrow().is_none() {
+                eprintln!("\nstopping: every child gets a polite signal, then SIGKILL after 1 s…");
+                tx.send_replace(Some(which));
+            }
+            cancel.cancel();
+        }
+    });
+    Ok(rx)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let params = params_from(&args);
+    let errors = params.validate();
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("error: --{}: {}", e.field.replace('_', "-"), e.message);
+        }
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let venv = args.mite_venv.clone().unwrap_or_else(mite_env::default_venv);
+    let mite = MiteEnv::locate(&venv)?;
+    let store = Store::connect(&args.db.database_url)
+        .await
+        .with_context(|| format!("database {}", args.db.database_url))?;
+    let setup = LabSetup {
+        output_root: args.output_dir.clone(),
+        mite,
+        self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
+    };
+    let cancel = CancellationToken::new();
+    let stopped_by = watch_signals(cancel.clone())?;
+
+    let run_id = store.create_run(&params, RunStatus::Running).await?;
+    eprintln!(
+        "run {run_id}: scenarios {:?}, {} each, sampling every {}, mite {} (Python {})",
+        params.concurrencies,
+        format_duration(params.duration()),
+        format_duration(params.interval()),
+        setup.mite.mite_version,
+        setup.mite.python_version
+    );
+    let progress = progress::CliProgress::new();
+    let outcome = execute_run(&store, run_id, &params, &setup, &cancel, &progress).await?;
+    progress.finish();
+
+    print_summary(&store, run_id).await?;
+    println!(
+        "\nrun {run_id}: {}{}",
+        outcome.status,
+        outcome
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    println!("samples: {}", outcome.output_dir.join("samples.csv").display());
+    println!("chart:   {}", outcome.output_dir.join("chart.html").display());
+    let code = match (outcome.status, *stopped_by.borrow()) {
+        (RunStatus::Done, _) => ExitCode::SUCCESS,
+        (_, Some(StopSignal::Interrupt)) => ExitCode::from(130),
+        (_, Some(StopSignal::Terminate)) => ExitCode::from(143),
+        _ => ExitCode::from(EXIT_FAILED),
+    };
+    Ok(code)
+}
+
+async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
+    println!(
+        "\n{:<14} {:>10} {:>10} {:>10}  {:<11} {:>9} {:>9} {:>11}",
+        "scenario", "status", "requests", "mean req/s", "process", "mean CPU", "peak CPU", "peak RSS"
+    );
+    for scenario in store.scenarios(run_id).await? {
+        let samples = store.scenario_samples(scenario.id).await?;
+        let figures = scenario_figures(&samples, scenario.interval_ms);
+        let mut first = true;
+        let head = |first: bool| {
+            if first {
+                format!(
+                    "{:<14} {:>10} {:>10} {:>10.1}",
+                    scenario.name,
+                    scenario.status.as_str(),
+                    figures.total_requests,
+                    figures.mean_requests_per_second
+                )
+            } else {
+                format!("{:<14} {:>10} {:>10} {:>10}", "", "", "", "")
+            }
+        };
+        if figures.processes.is_empty() {
+            println!("{}", head(true));
+        }
+        for p in &figures.processes {
+            println!(
+                "{}  {:<11} {:>7.1} % {:>7.1} % {:>11}",
+                head(first),
+                p.process.as_str(),
+                p.mean_cpu,
+                p.peak_cpu,
+                format_mib(p.peak_rss)
+            );
+            first = false;
+        }
+    }
+    Ok(())
+}
+
+async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::connect(&args.database_url)
+        .await
+        .with_context(|| format!("database {}", args.database_url))?;
+    let report = cleanup::cleanup(&store).await?;
+    for (run, pid) in &report.live_runs {
+        println!("run {run} is in progress in a live lab (pid {pid}): its processes are left alone");
+    }
+    if report.processes.is_empty() {
+        println!("no processes of the lab were left open");
+    }
+    for (p, outcome) in &report.processes {
+        println!(
+            "{} (pid {}, run {}): {:?}",
+            p.name, p.pid, p.run_id, outcome
+        );
+    }
+    for run in &report.abandoned_runs {
+        println!("run {run}: marked interrupted; its samples.csv and chart.html were rewritten");
+    }
+    for port in &report.ports {
+        if port.holders.is_empty() {
+            println!("port {} ({}): free", port.port, port.purpose);
+        }
+        for holder in &port.holders {
+            let whose = match holder.pid {
+                Some(pid) if report.lab_pids.contains(&pid) => "the lab's, still alive",
+                _ => "not started by the lab: left alone",
+            };
+            println!("port {} ({}): held by {holder} ({whose})", port.port, port.purpose);
+        }
+    }
+    Ok(if report.ports_free() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}

@@ -1,0 +1,101 @@
+//! Where mite is installed (a Python venv) and what versions it has.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The mite version the set-up script installs.
+pub const MITE_VERSION: &str = "2.11.0";
+/// The environment variable naming the venv, as `--mite-venv` does.
+pub const VENV_ENV: &str = "MITE_PERF_VENV";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MiteEnvError {
+    #[error(
+        "mite is not installed in {venv}: run scripts/setup, or point --mite-venv (or {VENV_ENV}) at a venv with mite"
+    )]
+    Missing { venv: PathBuf },
+    #[error("cannot ask {python} for versions: {reason}")]
+    Versions { python: PathBuf, reason: String },
+}
+
+/// A venv with mite in it.
+#[derive(Debug, Clone)]
+pub struct MiteEnv {
+    pub venv: PathBuf,
+    pub mite_version: String,
+    pub python_version: String,
+}
+
+/// The venv the set-up script creates.
+pub fn default_venv() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("mite-perf").join(format!("venv-mite-{MITE_VERSION}"))
+}
+
+impl MiteEnv {
+    /// Checks `venv` has mite and reads its versions (with
+    /// `importlib.metadata`: `mite --version` prints usage in 2.11.0).
+    pub fn locate(venv: &Path) -> Result<Self, MiteEnvError> {
+        let python = venv.join("bin/python");
+        if !venv.join("bin/mite").is_file() || !python.is_file() {
+            return Err(MiteEnvError::Missing {
+                venv: venv.to_path_buf(),
+            });
+        }
+        let output = Command::new(&python)
+            .args([
+                "-c",
+                "import importlib.metadata as m, platform; print(m.version('mite')); print(platform.python_version())",
+            ])
+            .output()
+            .map_err(|e| MiteEnvError::Versions {
+                python: python.clone(),
+                reason: e.to_string(),
+            })?;
+        if !output.status.success() {
+            return Err(MiteEnvError::Versions {
+                python,
+                reason: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        let mite_version = lines.next().unwrap_or_default().trim().to_string();
+        let python_version = lines.next().unwrap_or_default().trim().to_string();
+        Ok(MiteEnv {
+            venv: venv.to_path_buf(),
+            mite_version,
+            python_version,
+        })
+    }
+
+    /// The `mite` command of this venv.
+    pub fn mite(&self) -> PathBuf {
+        self.venv.join("bin/mite")
+    }
+
+    /// `PATH` with the venv's bin first, so an external target command such
+    /// as `python http_server.py` finds the venv's Python.
+    pub fn path_var(&self) -> String {
+        let bin = self.venv.join("bin").display().to_string();
+        match std::env::var("PATH") {
+            Ok(path) if !path.is_empty() => format!("{bin}:{path}"),
+            _ => bin,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_venv_says_how_to_fix_it() {
+        let err = MiteEnv::locate(Path::new("/nonexistent/venv")).expect_err("no venv there");
+        let text = err.to_string();
+        assert!(text.contains("scripts/setup") && text.contains("--mite-venv"), "{text}");
+    }
+}

@@ -1,0 +1,374 @@
+//! The lab's vocabulary: what a run asks for and the states it goes through.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The smallest sampling interval the lab accepts.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The largest concurrency the lab accepts for one scenario.
+pub const MAX_CONCURRENCY: u32 = 100_000;
+/// The longest scenario the lab accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Which HTTP server mite's journeys load.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetSpec {
+    /// The lab's own Rust server (`mite-perf target`).
+    Builtin,
+    /// A shell command starting a server on port 9898 that prints
+    /// `TIMESTAMP: served N requests` lines on stdout.
+    Command(String),
+}
+
+/// Which mite scenario the controller runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioSpec {
+    /// The module shipped with the lab: GET the target in a transaction,
+    /// constant concurrency until the duration has passed.
+    Builtin,
+    /// A user's `module:function`, importable from `dir`.
+    Custom { spec: String, dir: PathBuf },
+}
+
+/// Everything a run is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunParams {
+    pub label: String,
+    /// One scenario per concurrency, in this order.
+    pub concurrencies: Vec<u32>,
+    pub duration_ms: u64,
+    pub spawn_rate: u32,
+    pub interval_ms: u64,
+    pub target: TargetSpec,
+    pub scenario: ScenarioSpec,
+    /// Collector data kept per scenario, in MiB (oldest files go first). 0 keeps none.
+    pub collector_keep_mib: u64,
+}
+
+impl Default for RunParams {
+    fn default() -> Self {
+        RunParams {
+            label: String::new(),
+            concurrencies: vec![1, 10, 100, 1000],
+            duration_ms: 60_000,
+            spawn_rate: 1000,
+            interval_ms: 1000,
+            target: TargetSpec::Builtin,
+            scenario: ScenarioSpec::Builtin,
+            collector_keep_mib: 100,
+        }
+    }
+}
+
+/// A problem with one field of [`RunParams`], worded for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl RunParams {
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.duration_ms)
+    }
+
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms)
+    }
+
+    /// Every problem with these parameters; empty when they can run.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let mut err = |field: &str, message: String| {
+            errors.push(FieldError {
+                field: field.to_string(),
+                message,
+            })
+        };
+        if self.concurrencies.is_empty() {
+            err("scenarios", "choose at least one concurrency".into());
+        }
+        for c in &self.concurrencies {
+            if *c == 0 || *c > MAX_CONCURRENCY {
+                err(
+                    "scenarios",
+                    format!("concurrency {c} is out of range: use 1 to {MAX_CONCURRENCY}"),
+                );
+            }
+        }
+        if self.duration_ms < 1000 || self.duration() > MAX_DURATION {
+            err(
+                "duration",
+                format!(
+                    "{} is out of range: use 1 s to {} h",
+                    format_duration(self.duration()),
+                    MAX_DURATION.as_secs() / 3600
+                ),
+            );
+        }
+        if self.interval() < MIN_INTERVAL || self.interval_ms > 60_000 {
+            err(
+                "interval",
+                format!(
+                    "{} is out of range: use 100 ms to 60 s",
+                    format_duration(self.interval())
+                ),
+            );
+        }
+        if self.spawn_rate == 0 {
+            err("spawn_rate", "must be at least 1 journey per second".into());
+        }
+        if self.label.len() > 200 {
+            err("label", "keep it under 200 characters".into());
+        }
+        if let TargetSpec::Command(cmd) = &self.target {
+            if cmd.trim().is_empty() {
+                err("target_cmd", "the command is empty".into());
+            }
+        }
+        if let ScenarioSpec::Custom { spec, dir } = &self.scenario {
+            let well_formed = spec
+                .split_once(':')
+                .is_some_and(|(m, f)| !m.is_empty() && !f.is_empty());
+            if !well_formed {
+                err(
+                    "scenario",
+                    format!("`{spec}` is not of the form module:function"),
+                );
+            }
+            if !dir.is_dir() {
+                err(
+                    "scenario_dir",
+                    format!("{} is not a directory", dir.display()),
+                );
+            }
+        }
+        errors
+    }
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    /// Every scenario finished.
+    Done,
+    /// A scenario failed (a child exited early, a port was busy, ...).
+    Failed,
+    /// Stopped by Ctrl+C, SIGTERM or a cancel, or found abandoned by `cleanup`.
+    Interrupted,
+}
+
+/// Where a scenario is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioStatus {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+    Interrupted,
+    /// Never started because the run ended before it.
+    Skipped,
+}
+
+macro_rules! text_enum {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(&self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!("unknown {}: {other}", stringify!($ty))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(RunStatus {
+    Queued => "queued",
+    Running => "running",
+    Done => "done",
+    Failed => "failed",
+    Interrupted => "interrupted",
+});
+
+text_enum!(ScenarioStatus {
+    Waiting => "waiting",
+    Running => "running",
+    Done => "done",
+    Failed => "failed",
+    Interrupted => "interrupted",
+    Skipped => "skipped",
+});
+
+/// The processes a scenario runs, in start order. `Http` is the target
+/// server (named as in the original script's CSV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessKind {
+    Http,
+    Duplicator,
+    Collector,
+    Runner,
+    Controller,
+}
+
+impl ProcessKind {
+    pub const ALL: [ProcessKind; 5] = [
+        ProcessKind::Http,
+        ProcessKind::Duplicator,
+        ProcessKind::Collector,
+        ProcessKind::Runner,
+        ProcessKind::Controller,
+    ];
+}
+
+text_enum!(ProcessKind {
+    Http => "http",
+    Duplicator => "duplicator",
+    Collector => "collector",
+    Runner => "runner",
+    Controller => "controller",
+});
+
+/// The name a scenario of this concurrency goes by (`scenario10`), as in the
+/// original script.
+pub fn scenario_name(concurrency: u32) -> String {
+    format!("scenario{concurrency}")
+}
+
+/// Parses durations such as `60`, `60s`, `500ms`, `2m`, `1h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 60s, 500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" | "mins" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m, h)")),
+    };
+    if !seconds.is_finite() || seconds < 0.0 {
+        return Err(format!("`{text}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `1.5 s`, `100 ms`, `2 min`: short and readable.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms % 60_000 == 0 && ms >= 60_000 {
+        format!("{} min", ms / 60_000)
+    } else {
+        format!("{} s", d.as_secs_f64())
+    }
+}
+
+/// Parses `1,10,100,1000`.
+pub fn parse_concurrencies(text: &str) -> Result<Vec<u32>, String> {
+    text.split(',')
+        .map(|part| {
+            let part = part.trim();
+            match part.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!(
+                    "`{part}` is not a positive whole number (scenarios look like 1,10,100,1000)"
+                )),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn concurrencies_parse_and_reject_nonsense() {
+        assert_eq!(parse_concurrencies("1,10, 100"), Ok(vec![1, 10, 100]));
+        assert!(parse_concurrencies("1,0").is_err());
+        assert!(parse_concurrencies("1,,2").is_err());
+        assert!(parse_concurrencies("-3").is_err());
+    }
+
+    #[test]
+    fn validation_names_each_bad_field() {
+        let params = RunParams {
+            concurrencies: vec![],
+            duration_ms: 10,
+            interval_ms: 50,
+            spawn_rate: 0,
+            scenario: ScenarioSpec::Custom {
+                spec: "nocolon".into(),
+                dir: "/definitely/not/here".into(),
+            },
+            ..RunParams::default()
+        };
+        let fields: Vec<String> = params.validate().into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "scenarios",
+                "duration",
+                "interval",
+                "spawn_rate",
+                "scenario",
+                "scenario_dir"
+            ]
+        );
+        assert!(RunParams::default().validate().is_empty());
+    }
+
+    #[test]
+    fn statuses_round_trip_as_text() {
+        for kind in ProcessKind::ALL {
+            assert_eq!(kind.as_str().parse::<ProcessKind>(), Ok(kind));
+        }
+        assert_eq!("interrupted".parse::<RunStatus>(), Ok(RunStatus::Interrupted));
+        assert!("bogus".parse::<ScenarioStatus>().is_err());
+    }
+}

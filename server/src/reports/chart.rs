@@ -1,0 +1,220 @@
+//! `chart.html`: per scenario, CPU, memory and throughput per process, as
+//! interactive ECharts charts (zoom, tooltips, legend toggles) built with
+//! charming. ECharts is inlined, so the file renders with no network.
+
+use std::path::Path;
+
+use charming::component::{Axis, DataZoom, DataZoomType, Legend, Title};
+use charming::element::{AxisType, Tooltip, Trigger};
+use charming::series::Line;
+use charming::Chart;
+
+use super::ReportError;
+use crate::model::{format_duration, ProcessKind};
+use crate::store::{Sample, ScenarioRecord, Store};
+
+/// ECharts, from the npm `echarts` package that set-up installs.
+pub const ECHARTS_JS: &str = include_str!("../../../node_modules/echarts/dist/echarts.min.js");
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What a chart plots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Cpu,
+    Memory,
+    Throughput,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 3] = [Metric::Cpu, Metric::Memory, Metric::Throughput];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Metric::Cpu => "CPU (% of one core)",
+            Metric::Memory => "Memory (RSS, MiB)",
+            Metric::Throughput => "Requests served per second",
+        }
+    }
+}
+
+fn base_chart(title: &str, y_name: &str) -> Chart {
+    Chart::new()
+        .title(Title::new().text(title))
+        .tooltip(Tooltip::new().trigger(Trigger::Axis))
+        .legend(Legend::new().top("bottom"))
+        .x_axis(Axis::new().type_(AxisType::Value).name("elapsed (s)"))
+        .y_axis(Axis::new().type_(AxisType::Value).name(y_name))
+        .data_zoom(DataZoom::new().type_(DataZoomType::Inside))
+        .data_zoom(DataZoom::new().type_(DataZoomType::Slider).bottom(30))
+}
+
+/// One metric's chart for one scenario's samples.
+pub fn metric_chart(metric: Metric, samples: &[Sample], interval_ms: i64) -> Chart {
+    let x = |s: &Sample| s.elapsed_ms as f64 / 1000.0;
+    let line = |name: &str, points: Vec<Vec<f64>>| {
+        Line::new().name(name).show_symbol(false).data(points)
+    };
+    let mut chart = base_chart(metric.title(), match metric {
+        Metric::Cpu => "%",
+        Metric::Memory => "MiB",
+        Metric::Throughput => "req/s",
+    });
+    match metric {
+        Metric::Cpu | Metric::Memory => {
+            for kind in ProcessKind::ALL {
+                let points: Vec<Vec<f64>> = samples
+                    .iter()
+                    .filter(|s| s.process == kind)
+                    .map(|s| {
+                        let y = if metric == Metric::Cpu {
+                            (s.cpu * 10.0).round() / 10.0
+                        } else {
+                            (s.mem as f64 / MIB * 10.0).round() / 10.0
+                        };
+                        vec![x(s), y]
+                    })
+                    .collect();
+                if !points.is_empty() {
+                    chart = chart.series(line(kind.as_str(), points));
+                }
+            }
+        }
+        Metric::Throughput => {
+            let per_second = 1000.0 / interval_ms.max(1) as f64;
+            let points: Vec<Vec<f64>> = samples
+                .iter()
+                .filter(|s| s.process == ProcessKind::Http)
+                .filter_map(|s| {
+                    let n = s.requests_in_interval?;
+                    Some(vec![x(s), (n as f64 * per_second).round()])
+                })
+                .collect();
+            chart = chart.series(line("http (target)", points));
+        }
+    }
+    chart
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// JSON that is safe inside a `<script>` element.
+fn script_json<T: serde::Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    Ok(serde_json::to_string(value)?.replace("</", "<\\/"))
+}
+
+/// The whole `chart.html` for a run.
+pub async fn render(store: &Store, run_id: i64) -> Result<String, ReportError> {
+    let run = store.run(run_id).await?;
+    let scenarios = store.scenarios(run_id).await?;
+    let mut sections = String::new();
+    let mut charts = Vec::new();
+    for ScenarioRecord {
+        id,
+        name,
+        concurrency,
+        status,
+        interval_ms,
+        duration_ms,
+        error,
+        ..
+    } in &scenarios
+    {
+        let samples = store.scenario_samples(*id).await?;
+        sections.push_str(&format!(
+            "<section><h2>{} <small>{} journeys, {}, {}</small></h2>",
+            escape_html(name),
+            concurrency,
+            format_duration(std::time::Duration::from_millis(*duration_ms as u64)),
+            status
+        ));
+        if let Some(error) = error {
+            sections.push_str(&format!("<p class=\"error\">{}</p>", escape_html(error)));
+        }
+        if samples.is_empty() {
+            sections.push_str("<p>No samples.</p></section>");
+            continue;
+        }
+        sections.push_str("<div class=\"row\">");
+        for metric in Metric::ALL {
+            let dom_id = format!("chart-{id}-{metric:?}");
+            sections.push_str(&format!("<div class=\"chart\" id=\"{dom_id}\"></div>"));
+            let chart = metric_chart(metric, &samples, *interval_ms);
+            charts.push(format!(
+                "{{\"id\":{},\"group\":\"scenario-{id}\",\"option\":{}}}",
+                script_json(&dom_id)?,
+                script_json(&chart)?
+            ));
+        }
+        sections.push_str("</div></section>");
+    }
+    let (title, about) = match &run {
+        Some(run) => (
+            format!(
+                "mite perf lab: run {}{}",
+                run.id,
+                if run.label.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", run.label)
+                }
+            ),
+            format!(
+                "status {}, mite {}, Python {}, host {} ({} cores)",
+                run.status,
+                run.environment.mite_version,
+                run.environment.python_version,
+                run.environment.host,
+                run.environment.cores
+            ),
+        ),
+        None => (format!("mite perf lab: run {run_id}"), String::new()),
+    };
+    Ok(format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1d2433; }}
+h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 2rem; }}
+small {{ color: #5b6478; font-weight: normal; }}
+.row {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(420px, 1fr)); gap: 1rem; }}
+.chart {{ height: 340px; border: 1px solid #e3e6ee; border-radius: 6px; }}
+.error {{ color: #a3261b; white-space: pre-wrap; }}
+</style>
+<script>{ECHARTS_JS}</script>
+</head><body>
+<h1>{title}</h1><p>{about}. Drag or scroll on a chart to zoom (the charts of a scenario zoom together); click a legend entry to hide a process.</p>
+{sections}
+<script>
+const charts = [{charts}];
+const groups = new Set();
+for (const c of charts) {{
+  const chart = echarts.init(document.getElementById(c.id));
+  chart.group = c.group; groups.add(c.group);
+  chart.setOption(c.option);
+  window.addEventListener('resize', () => chart.resize());
+}}
+for (const g of groups) echarts.connect(g);
+</script>
+</body></html>
+"#,
+        title = escape_html(&title),
+        about = escape_html(&about),
+        charts = charts.join(",\n"),
+    ))
+}
+
+pub async fn write_file(store: &Store, run_id: i64, path: &Path) -> Result<(), ReportError> {
+    let html = render(store, run_id).await?;
+    std::fs::write(path, html).map_err(|source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}

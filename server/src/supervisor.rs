@@ -1,0 +1,371 @@
+//! Starting and stopping the lab's children: each in its own process group,
+//! output captured to a log file, stopped in two stages (a polite signal, a
+//! grace period, then SIGKILL of the whole group).
+//!
+//! Only processes this module started (or that the store recorded as started
+//! by the lab, for `cleanup`) are ever signalled.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::model::ProcessKind;
+use crate::ports;
+
+/// How long a stopped child gets between the polite signal and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("cannot create log file {path}: {source}")]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start {kind} (`{command}`): {source}")]
+    Spawn {
+        kind: ProcessKind,
+        command: String,
+        source: std::io::Error,
+    },
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    pub kind: ProcessKind,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub log_path: PathBuf,
+    /// Give the lab the child's stdin (the built-in target's request channel).
+    pub pipe_stdin: bool,
+    /// Give the lab the child's stdout (the target's request counts); stderr
+    /// still goes to the log.
+    pub pipe_stdout: bool,
+}
+
+impl ChildSpec {
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// A running child of the lab.
+#[derive(Debug)]
+pub struct Supervised {
+    pub kind: ProcessKind,
+    pub pid: u32,
+    pub start_ticks: u64,
+    pub command: String,
+    pub log_path: PathBuf,
+    pub started: Instant,
+    child: Child,
+    exit: Option<ExitStatus>,
+}
+
+fn open_log(path: &Path) -> Result<File, SupervisorError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| SupervisorError::Log {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Starts a child in its own process group. Returns it with its piped stdin
+/// and stdout, if asked for.
+pub fn spawn(
+    spec: &ChildSpec,
+) -> Result<(Supervised, Option<ChildStdin>, Option<ChildStdout>), SupervisorError> {
+    let log = open_log(&spec.log_path)?;
+    let log_err = log.try_clone().map_err(|source| SupervisorError::Log {
+        path: spec.log_path.clone(),
+        source,
+    })?;
+    let mut command = Command::new(&spec.program);
+    command
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().cloned())
+        .process_group(0)
+        .kill_on_drop(false)
+        .stdin(if spec.pipe_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(if spec.pipe_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::from(log)
+        })
+        .stderr(Stdio::from(log_err));
+    let spawn_error = |source| SupervisorError::Spawn {
+        kind: spec.kind,
+        command: spec.command_line(),
+        source,
+    };
+    let mut child = command.spawn().map_err(spawn_error)?;
+    let Some(pid) = child.id() else {
+        return Err(spawn_error(std::io::Error::other("exited before it had a pid")));
+    };
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    Ok((
+        Supervised {
+            kind: spec.kind,
+            pid,
+            start_ticks: ports::start_ticks(pid).unwrap_or(0),
+            command: spec.command_line(),
+            log_path: spec.log_path.clone(),
+            started: Instant::now(),
+            child,
+            exit: None,
+        },
+        stdin,
+        stdout,
+    ))
+}
+
+impl Supervised {
+    /// The exit status, if the child has ended (reaping it).
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.exit.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(status);
+            }
+        }
+        self.exit
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.try_exit().is_none()
+    }
+
+    /// Sends `signal` to the child's process group, unless the child is
+    /// already reaped (its pid may then belong to someone else).
+    fn signal_group(&mut self, signal: Signal) {
+        if self.is_running() {
+            // ESRCH (the group is gone) is the only expected failure.
+            let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+        }
+    }
+
+    /// The signal that asks this kind of process to stop (see MITE-NOTES.md:
+    /// only the controller ends cleanly on SIGINT; duplicator and collector
+    /// hang on it, the runner may swallow it).
+    pub fn polite_signal(&self) -> Signal {
+        match self.kind {
+            ProcessKind::Controller | ProcessKind::Http => Signal::SIGINT,
+            _ => Signal::SIGTERM,
+        }
+    }
+
+    /// Waits up to `timeout` for the child to end.
+    pub async fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Some(status) = self.exit {
+            return Some(status);
+        }
+        match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(Ok(status)) => {
+                self.exit = Some(status);
+                Some(status)
+            }
+            _ => None,
+        }
+    }
+
+    /// The last `lines` lines of the child's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_path, lines)
+    }
+}
+
+/// Stops children in two stages: the polite signal to every group, up to
+/// `grace` for them to end, then SIGKILL to every group still there. Every
+/// child is reaped before this returns.
+pub async fn stop_all(children: &mut [Supervised], grace: Duration) {
+    for child in children.iter_mut() {
+        let signal = child.polite_signal();
+        child.signal_group(signal);
+    }
+    let deadline = Instant::now() + grace;
+    for child in children.iter_mut() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        child.wait_timeout(left).await;
+    }
+    for child in children.iter_mut() {
+        child.signal_group(Signal::SIGKILL);
+    }
+    for child in children.iter_mut() {
+        // After SIGKILL the wait is short; the deadline only guards against
+        // a process stuck in the kernel.
+        child.wait_timeout(Duration::from_secs(5)).await;
+    }
+}
+
+/// How a process ended, in words: `exit 0`, `exit 1`, `killed by SIGKILL`.
+pub fn describe_exit(status: &ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        format!("exit {code}")
+    } else if let Some(signal) = status.signal() {
+        match Signal::try_from(signal) {
+            Ok(sig) => format!("killed by {}", sig.as_str()),
+            Err(_) => format!("killed by signal {signal}"),
+        }
+    } else {
+        "ended".to_string()
+    }
+}
+
+/// The last `lines` lines of a log file ("" if it cannot be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let Ok(file) = File::open(path) else {
+        return String::new();
+    };
+    let mut tail = VecDeque::with_capacity(lines);
+    for line in BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        if tail.len() == lines {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    Vec::from(tail).join("\n")
+}
+
+/// What happened to a process the store recorded, when `cleanup` looked at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordedOutcome {
+    /// It had already ended.
+    AlreadyGone,
+    /// The pid now belongs to a different process: left alone.
+    PidReused,
+    /// It ended on the polite signal.
+    Stopped,
+    /// It needed SIGKILL.
+    Killed,
+    /// It survived SIGKILL (stuck in the kernel, or another user's).
+    Survived,
+}
+
+/// Stops a process group the lab recorded in an earlier life (the lab was
+/// killed). The pid is signalled only if it still names the same process
+/// (same start time) and still leads its own group.
+pub async fn stop_recorded(
+    kind: ProcessKind,
+    pid: u32,
+    start_ticks: u64,
+    grace: Duration,
+) -> RecordedOutcome {
+    if !ports::pid_alive(pid) {
+        return RecordedOutcome::AlreadyGone;
+    }
+    if ports::start_ticks(pid) != Some(start_ticks) || ports::process_group(pid) != Some(pid) {
+        return RecordedOutcome::PidReused;
+    }
+    let group = Pid::from_raw(pid as i32);
+    let polite = match kind {
+        ProcessKind::Controller | ProcessKind::Http => Signal::SIGINT,
+        _ => Signal::SIGTERM,
+    };
+    let _ = killpg(group, polite);
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !ports::pid_alive(pid) {
+            return RecordedOutcome::Stopped;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if !ports::pid_alive(pid) {
+            return RecordedOutcome::Killed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    RecordedOutcome::Survived
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(kind: ProcessKind, script: &str, log: &Path) -> ChildSpec {
+        ChildSpec {
+            kind,
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            cwd: std::env::temp_dir(),
+            env: vec![],
+            log_path: log.to_path_buf(),
+            pipe_stdin: false,
+            pipe_stdout: false,
+        }
+    }
+
+    fn temp_log(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("mite-perf-sup-{}-{name}.log", std::process::id()))
+    }
+
+    #[tokio::test]
+    async fn child_gets_its_own_group_and_a_log() {
+        let log = temp_log("group");
+        let (mut child, _, _) =
+            spawn(&sh(ProcessKind::Runner, "echo hello; exit 3", &log)).expect("spawn");
+        let status = child.wait_timeout(Duration::from_secs(5)).await.expect("ends");
+        assert_eq!(describe_exit(&status), "exit 3");
+        assert_eq!(log_tail(&log, 5), "hello");
+        let _ = std::fs::remove_file(log);
+    }
+
+    #[tokio::test]
+    async fn stubborn_group_is_killed_after_grace() {
+        let log = temp_log("stubborn");
+        // Ignores SIGTERM, and has a grandchild in the same group.
+        let script = "trap '' TERM; sleep 30 & sleep 30; wait";
+        let (child, _, _) = spawn(&sh(ProcessKind::Duplicator, script, &log)).expect("spawn");
+        assert_eq!(ports::process_group(child.pid), Some(child.pid));
+        let pid = child.pid;
+        let mut children = [child];
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        stop_all(&mut children, Duration::from_millis(300)).await;
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let status = children[0].try_exit().expect("reaped");
+        assert_eq!(describe_exit(&status), "killed by SIGKILL");
+        assert!(!ports::pid_alive(pid));
+        let _ = std::fs::remove_file(log);
+    }
+
+    #[tokio::test]
+    async fn recorded_process_with_other_start_time_is_left_alone() {
+        let log = temp_log("reused");
+        let (mut child, _, _) = spawn(&sh(ProcessKind::Runner, "sleep 30", &log)).expect("spawn");
+        let outcome =
+            stop_recorded(ProcessKind::Runner, child.pid, child.start_ticks + 1, STOP_GRACE).await;
+        assert_eq!(outcome, RecordedOutcome::PidReused);
+        assert!(child.is_running());
+        let outcome =
+            stop_recorded(ProcessKind::Runner, child.pid, child.start_ticks, STOP_GRACE).await;
+        assert_eq!(outcome, RecordedOutcome::Stopped);
+        let _ = child.wait_timeout(Duration::from_secs(2)).await;
+        let _ = std::fs::remove_file(log);
+    }
+}
