@@ -55,7 +55,10 @@ pub async fn cleanup(store: &Store) -> Result<CleanupReport, StoreError> {
             continue;
         }
         let kind: ProcessKind = process.name.parse().unwrap_or(ProcessKind::Runner);
-        let outcome = match (u32::try_from(process.pid), u64::try_from(process.start_ticks)) {
+        let outcome = match (
+            u32::try_from(process.pid),
+            u64::try_from(process.start_ticks),
+        ) {
             (Ok(pid), Ok(ticks)) => {
                 report.lab_pids.insert(pid);
                 supervisor::stop_recorded(kind, pid, ticks, STOP_GRACE).await

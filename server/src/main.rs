@@ -14,8 +14,7 @@ use tokio_util::sync::CancellationToken;
 use mite_perf::cleanup;
 use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
-    format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec,
-    TargetSpec,
+    format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
 use mite_perf::reports::summary::{format_mib, scenario_figures};
 use mite_perf::run::{execute_run, LabSetup};
@@ -130,11 +129,10 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Target(args) => mite_perf::target::serve(
-            SocketAddr::new(args.host, args.port),
-            args.report_every,
-        )
-        .map(|()| ExitCode::SUCCESS),
+        Command::Target(args) => {
+            mite_perf::target::serve(SocketAddr::new(args.host, args.port), args.report_every)
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Run(args) => with_runtime(run(args)),
         Command::Cleanup(args) => with_runtime(cleanup(args)),
     };
@@ -144,7 +142,9 @@ fn main() -> ExitCode {
     })
 }
 
-fn with_runtime(fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>) -> anyhow::Result<ExitCode> {
+fn with_runtime(
+    fut: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -182,7 +182,9 @@ enum StopSignal {
     Terminate,
 }
 
-fn watch_signals(cancel: CancellationToken) -> anyhow::Result<tokio::sync::watch::Receiver<Option<StopSignal>>> {
+fn watch_signals(
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::sync::watch::Receiver<Option<StopSignal>>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -212,7 +214,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let venv = args.mite_venv.clone().unwrap_or_else(mite_env::default_venv);
+    let venv = args
+        .mite_venv
+        .clone()
+        .unwrap_or_else(mite_env::default_venv);
     let mite = MiteEnv::locate(&venv)?;
     let store = Store::connect(&args.db.database_url)
         .await
@@ -235,8 +240,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         setup.mite.python_version
     );
     let progress = progress::CliProgress::new();
+    let started = std::time::Instant::now();
     let outcome = execute_run(&store, run_id, &params, &setup, &cancel, &progress).await?;
     progress.finish();
+    let wall = started.elapsed().as_secs_f64();
 
     print_summary(&store, run_id).await?;
     println!(
@@ -248,8 +255,22 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|e| format!(" ({e})"))
             .unwrap_or_default()
     );
-    println!("samples: {}", outcome.output_dir.join("samples.csv").display());
-    println!("chart:   {}", outcome.output_dir.join("chart.html").display());
+    println!(
+        "samples: {}",
+        outcome.output_dir.join("samples.csv").display()
+    );
+    println!(
+        "chart:   {}",
+        outcome.output_dir.join("chart.html").display()
+    );
+    if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
+        println!(
+            "lab overhead: {:.2} % of one core over {:.0} s, peak RSS {}",
+            cpu_seconds / wall.max(0.001) * 100.0,
+            wall,
+            format_mib(peak_rss as i64)
+        );
+    }
     let code = match (outcome.status, *stopped_by.borrow()) {
         (RunStatus::Done, _) => ExitCode::SUCCESS,
         (_, Some(StopSignal::Interrupt)) => ExitCode::from(130),
@@ -262,7 +283,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
     println!(
         "\n{:<14} {:>10} {:>10} {:>10}  {:<11} {:>9} {:>9} {:>11}",
-        "scenario", "status", "requests", "mean req/s", "process", "mean CPU", "peak CPU", "peak RSS"
+        "scenario",
+        "status",
+        "requests",
+        "mean req/s",
+        "process",
+        "mean CPU",
+        "peak CPU",
+        "peak RSS"
     );
     for scenario in store.scenarios(run_id).await? {
         let samples = store.scenario_samples(scenario.id).await?;
@@ -305,7 +333,9 @@ async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("database {}", args.database_url))?;
     let report = cleanup::cleanup(&store).await?;
     for (run, pid) in &report.live_runs {
-        println!("run {run} is in progress in a live lab (pid {pid}): its processes are left alone");
+        println!(
+            "run {run} is in progress in a live lab (pid {pid}): its processes are left alone"
+        );
     }
     if report.processes.is_empty() {
         println!("no processes of the lab were left open");
@@ -328,7 +358,10 @@ async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
                 Some(pid) if report.lab_pids.contains(&pid) => "the lab's, still alive",
                 _ => "not started by the lab: left alone",
             };
-            println!("port {} ({}): held by {holder} ({whose})", port.port, port.purpose);
+            println!(
+                "port {} ({}): held by {holder} ({whose})",
+                port.port, port.purpose
+            );
         }
     }
     Ok(if report.ports_free() {

@@ -32,7 +32,8 @@ pub fn default_venv() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
-    data.join("mite-perf").join(format!("venv-mite-{MITE_VERSION}"))
+    data.join("mite-perf")
+        .join(format!("venv-mite-{MITE_VERSION}"))
 }
 
 impl MiteEnv {
@@ -96,6 +97,9 @@ mod tests {
     fn missing_venv_says_how_to_fix_it() {
         let err = MiteEnv::locate(Path::new("/nonexistent/venv")).expect_err("no venv there");
         let text = err.to_string();
-        assert!(text.contains("scripts/setup") && text.contains("--mite-venv"), "{text}");
+        assert!(
+            text.contains("scripts/setup") && text.contains("--mite-venv"),
+            "{text}"
+        );
     }
 }

@@ -278,7 +278,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" | "min" | "mins" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m, h)")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (use ms, s, m, h)"
+            ))
+        }
     };
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("`{text}` is not a duration"));
@@ -368,7 +372,10 @@ mod tests {
         for kind in ProcessKind::ALL {
             assert_eq!(kind.as_str().parse::<ProcessKind>(), Ok(kind));
         }
-        assert_eq!("interrupted".parse::<RunStatus>(), Ok(RunStatus::Interrupted));
+        assert_eq!(
+            "interrupted".parse::<RunStatus>(),
+            Ok(RunStatus::Interrupted)
+        );
         assert!("bogus".parse::<ScenarioStatus>().is_err());
     }
 }

@@ -137,7 +137,11 @@ fn owners(inodes: &HashSet<u64>) -> HashMap<u64, u32> {
         return found;
     };
     for entry in procs.filter_map(Result::ok) {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         for inode in socket_inodes_of(pid) {

@@ -63,11 +63,10 @@ impl RunObserver for CliProgress {
                 match &self.multi {
                     Some(multi) => {
                         let bar = multi.add(ProgressBar::new(duration.as_millis() as u64));
-                        let style = ProgressStyle::with_template(
-                            "{prefix:<14} [{bar:30.cyan/blue}] {msg}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> ");
+                        let style =
+                            ProgressStyle::with_template("{prefix:<14} [{bar:30.cyan/blue}] {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                                .progress_chars("=> ");
                         bar.set_style(style);
                         bar.set_prefix(state.name.clone());
                         bar.set_message("starting target and mite…");
@@ -92,7 +91,9 @@ impl RunObserver for CliProgress {
                 );
                 match &state.bar {
                     Some(bar) => {
-                        bar.set_position((elapsed.as_millis() as u64).min(bar.length().unwrap_or(0)));
+                        bar.set_position(
+                            (elapsed.as_millis() as u64).min(bar.length().unwrap_or(0)),
+                        );
                         bar.set_message(if remaining.is_zero() {
                             format!("{msg} (mite is finishing)")
                         } else {

@@ -10,7 +10,9 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::mite_env::MiteEnv;
-use crate::model::{scenario_name, ProcessKind, RunParams, RunStatus, ScenarioSpec, ScenarioStatus, TargetSpec};
+use crate::model::{
+    scenario_name, ProcessKind, RunParams, RunStatus, ScenarioSpec, ScenarioStatus, TargetSpec,
+};
 use crate::ports::{self, COLLECTOR_PORT, CONTROLLER_PORT, LAB_PORTS, MESSAGE_PORT, TARGET_PORT};
 use crate::reports;
 use crate::sampler::ProcessSampler;
@@ -125,7 +127,12 @@ enum Ending {
 /// minute already has the folder.
 pub fn create_output_dir(root: &Path) -> Result<PathBuf, RunError> {
     let now = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    let day = format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day());
+    let day = format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
     let minute = format!("{:02}-{:02}", now.hour(), now.minute());
     // Absolute, because mite's processes run in the scenario's folder.
     let root = std::path::absolute(root).map_err(|source| RunError::Io {
@@ -180,7 +187,12 @@ pub async fn execute_run(
             .unwrap_or(1),
     };
     store
-        .start_run(run_id, &env, &output_dir.display().to_string(), std::process::id())
+        .start_run(
+            run_id,
+            &env,
+            &output_dir.display().to_string(),
+            std::process::id(),
+        )
         .await?;
 
     let scenario_dir = match &params.scenario {
@@ -537,9 +549,12 @@ impl ScenarioRun<'_> {
         let stdout = stdout.ok_or_else(|| Failure::new("the target's stdout was not captured"))?;
         let mut counter = RequestCounter::new(stdout, stdin, log);
         if let Some(end) = self
-            .wait_ready(children, cancel, "waiting for the target to listen on 9898", |_| {
-                TcpStream::connect(("127.0.0.1", TARGET_PORT)).is_ok()
-            })
+            .wait_ready(
+                children,
+                cancel,
+                "waiting for the target to listen on 9898",
+                |_| TcpStream::connect(("127.0.0.1", TARGET_PORT)).is_ok(),
+            )
             .await?
         {
             return Ok(end);
@@ -556,12 +571,17 @@ impl ScenarioRun<'_> {
         );
         self.spawn(children, &duplicator).await?;
         if let Some(end) = self
-            .wait_ready(children, cancel, "waiting for the duplicator to bind", |c| {
-                c.get(ProcessKind::Duplicator).is_some_and(|d| {
-                    ports::is_listening(d.pid, MESSAGE_PORT)
-                        && ports::is_listening(d.pid, COLLECTOR_PORT)
-                })
-            })
+            .wait_ready(
+                children,
+                cancel,
+                "waiting for the duplicator to bind",
+                |c| {
+                    c.get(ProcessKind::Duplicator).is_some_and(|d| {
+                        ports::is_listening(d.pid, MESSAGE_PORT)
+                            && ports::is_listening(d.pid, COLLECTOR_PORT)
+                    })
+                },
+            )
             .await?
         {
             return Ok(end);
@@ -578,10 +598,15 @@ impl ScenarioRun<'_> {
         );
         self.spawn(children, &collector).await?;
         if let Some(end) = self
-            .wait_ready(children, cancel, "waiting for the collector to connect", |c| {
-                c.get(ProcessKind::Collector)
-                    .is_some_and(|d| ports::is_connected_to(d.pid, COLLECTOR_PORT))
-            })
+            .wait_ready(
+                children,
+                cancel,
+                "waiting for the collector to connect",
+                |c| {
+                    c.get(ProcessKind::Collector)
+                        .is_some_and(|d| ports::is_connected_to(d.pid, COLLECTOR_PORT))
+                },
+            )
             .await?
         {
             return Ok(end);
@@ -646,7 +671,8 @@ impl ScenarioRun<'_> {
         let baseline = counter.count(count_wait).await.unwrap_or(0);
         let mut previous = 0u64;
 
-        let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(start + interval), interval);
+        let mut ticker =
+            tokio::time::interval_at(tokio::time::Instant::from_std(start + interval), interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let deadline = start + duration + CONTROLLER_GRACE;
         let collector_dir = self.dir.join("collector");

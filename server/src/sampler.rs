@@ -1,6 +1,7 @@
 //! CPU and memory of the lab's children, read with sysinfo.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
@@ -13,11 +14,13 @@ pub struct Reading {
     pub rss: u64,
 }
 
-/// Reads CPU and RSS of a few processes. CPU is measured between two
-/// consecutive calls, so call [`ProcessSampler::measure`] once when a process
-/// starts and then at every tick.
+/// Reads CPU and RSS of a few processes. CPU is the CPU time a process used
+/// between two consecutive calls over the wall time between them, so call
+/// [`ProcessSampler::measure`] once when the processes start, then at every tick.
 pub struct ProcessSampler {
     system: System,
+    /// Per pid: accumulated CPU milliseconds at the previous call, and when.
+    previous: HashMap<u32, (u64, Instant)>,
 }
 
 impl Default for ProcessSampler {
@@ -30,6 +33,7 @@ impl ProcessSampler {
     pub fn new() -> Self {
         ProcessSampler {
             system: System::new(),
+            previous: HashMap::new(),
         }
     }
 
@@ -41,19 +45,37 @@ impl ProcessSampler {
             true,
             ProcessRefreshKind::nothing().with_cpu().with_memory(),
         );
-        wanted
-            .iter()
-            .filter_map(|pid| {
-                let process = self.system.process(*pid)?;
-                Some((
-                    pid.as_u32(),
-                    Reading {
-                        cpu: f64::from(process.cpu_usage()),
-                        rss: process.memory(),
-                    },
-                ))
-            })
-            .collect()
+        let now = Instant::now();
+        let mut readings = HashMap::new();
+        for pid in &wanted {
+            let Some(process) = self.system.process(*pid) else {
+                self.previous.remove(&pid.as_u32());
+                continue;
+            };
+            let cpu_ms = process.accumulated_cpu_time();
+            // sysinfo's own cpu_usage() reads 0 until a process has used a
+            // clock tick before the previous refresh: a young process would
+            // read idle at its first tick. Deltas of CPU time do not.
+            let cpu = match self.previous.insert(pid.as_u32(), (cpu_ms, now)) {
+                Some((before_ms, before)) => {
+                    let wall_ms = now.duration_since(before).as_secs_f64() * 1000.0;
+                    if wall_ms > 0.0 {
+                        cpu_ms.saturating_sub(before_ms) as f64 / wall_ms * 100.0
+                    } else {
+                        0.0
+                    }
+                }
+                None => 0.0,
+            };
+            readings.insert(
+                pid.as_u32(),
+                Reading {
+                    cpu,
+                    rss: process.memory(),
+                },
+            );
+        }
+        readings
     }
 }
 
@@ -79,8 +101,25 @@ mod tests {
         let _ = child.wait();
         let reading = readings.get(&pid).expect("a reading for the busy loop");
         // One busy thread: close to 100 % of one core (the machine may be loaded).
-        assert!(reading.cpu > 40.0 && reading.cpu < 110.0, "cpu {reading:?} over {elapsed:?}");
+        assert!(
+            reading.cpu > 40.0 && reading.cpu < 110.0,
+            "cpu {reading:?} over {elapsed:?}"
+        );
         assert!(reading.rss > 0);
-        assert!(sampler.measure(&[pid]).is_empty(), "a dead process has no reading");
+        assert!(
+            sampler.measure(&[pid]).is_empty(),
+            "a dead process has no reading"
+        );
     }
+}
+
+/// The lab's own cost so far: CPU seconds (user + system) and peak RSS in bytes.
+pub fn own_usage() -> Option<(f64, u64)> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some((
+        seconds(usage.user_time()) + seconds(usage.system_time()),
+        (usage.max_rss().max(0) as u64) * 1024,
+    ))
 }

@@ -133,7 +133,8 @@ pub struct Store {
     backend: Backend,
 }
 
-const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, output_dir, \
+const RUN_COLUMNS: &str =
+    "id, label, status, created_at, started_at, ended_at, params, output_dir, \
      mite_version, python_version, host, cores, lab_pid, error";
 const SCENARIO_COLUMNS: &str = "id, run_id, position, name, concurrency, duration_ms, spawn_rate, \
      interval_ms, status, started_at, ended_at, error, error_log";
@@ -153,9 +154,11 @@ impl Store {
             if path != ":memory:" {
                 if let Some(parent) = Path::new(path).parent() {
                     if !parent.as_os_str().is_empty() {
-                        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                            path: parent.display().to_string(),
-                            source,
+                        std::fs::create_dir_all(parent).map_err(|source| {
+                            StoreError::CreateDir {
+                                path: parent.display().to_string(),
+                                source,
+                            }
                         })?;
                     }
                 }
@@ -174,7 +177,9 @@ impl Store {
             .map_err(StoreError::Connect)?;
         if backend == Backend::Sqlite {
             // WAL lets the web pages read while a run writes samples.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
         }
         match backend {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
@@ -231,7 +236,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, run_id: i64, status: RunStatus, error: Option<&str>) -> Result<()> {
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
         sqlx::query("UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(now_ms())
@@ -507,7 +517,9 @@ fn run_from_row(row: &AnyRow) -> Result<RunRecord> {
             python_version: row
                 .try_get::<Option<String>, _>("python_version")?
                 .unwrap_or_default(),
-            host: row.try_get::<Option<String>, _>("host")?.unwrap_or_default(),
+            host: row
+                .try_get::<Option<String>, _>("host")?
+                .unwrap_or_default(),
             cores: row.try_get::<Option<i64>, _>("cores")?.unwrap_or_default(),
         },
         lab_pid: row.try_get("lab_pid")?,
@@ -585,17 +597,33 @@ mod tests {
             label: "round trip".into(),
             ..RunParams::default()
         };
-        let run = store.create_run(&params, RunStatus::Running).await.expect("run");
+        let run = store
+            .create_run(&params, RunStatus::Running)
+            .await
+            .expect("run");
         let env = RunEnvironment {
             mite_version: "2.11.0".into(),
             python_version: "3.11.7".into(),
             host: "h".into(),
             cores: 2,
         };
-        store.start_run(run, &env, "/tmp/x", 42).await.expect("start");
-        let sc = store.create_scenario(run, 0, 10, &params).await.expect("scenario");
+        store
+            .start_run(run, &env, "/tmp/x", 42)
+            .await
+            .expect("start");
+        let sc = store
+            .create_scenario(run, 0, 10, &params)
+            .await
+            .expect("scenario");
         let p = store
-            .record_process(sc, ProcessKind::Runner, 4242, 99, "mite runner", "/tmp/r.log")
+            .record_process(
+                sc,
+                ProcessKind::Runner,
+                4242,
+                99,
+                "mite runner",
+                "/tmp/r.log",
+            )
             .await
             .expect("process");
         assert_eq!(store.open_processes().await.expect("open").len(), 1);
@@ -628,11 +656,7 @@ mod tests {
         let back = store.scenario_samples(sc).await.expect("read");
         assert_eq!(back.len(), 2);
         assert!(back.contains(&samples[0]) && back.contains(&samples[1]));
-        let rows: Vec<SampleRow> = store
-            .run_samples(run)
-            .try_collect()
-            .await
-            .expect("stream");
+        let rows: Vec<SampleRow> = store.run_samples(run).try_collect().await.expect("stream");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].scenario, "scenario10");
         let record = store.run(run).await.expect("get").expect("exists");

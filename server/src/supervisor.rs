@@ -122,7 +122,9 @@ pub fn spawn(
     };
     let mut child = command.spawn().map_err(spawn_error)?;
     let Some(pid) = child.id() else {
-        return Err(spawn_error(std::io::Error::other("exited before it had a pid")));
+        return Err(spawn_error(std::io::Error::other(
+            "exited before it had a pid",
+        )));
     };
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
@@ -329,7 +331,10 @@ mod tests {
         let log = temp_log("group");
         let (mut child, _, _) =
             spawn(&sh(ProcessKind::Runner, "echo hello; exit 3", &log)).expect("spawn");
-        let status = child.wait_timeout(Duration::from_secs(5)).await.expect("ends");
+        let status = child
+            .wait_timeout(Duration::from_secs(5))
+            .await
+            .expect("ends");
         assert_eq!(describe_exit(&status), "exit 3");
         assert_eq!(log_tail(&log, 5), "hello");
         let _ = std::fs::remove_file(log);
@@ -358,12 +363,22 @@ mod tests {
     async fn recorded_process_with_other_start_time_is_left_alone() {
         let log = temp_log("reused");
         let (mut child, _, _) = spawn(&sh(ProcessKind::Runner, "sleep 30", &log)).expect("spawn");
-        let outcome =
-            stop_recorded(ProcessKind::Runner, child.pid, child.start_ticks + 1, STOP_GRACE).await;
+        let outcome = stop_recorded(
+            ProcessKind::Runner,
+            child.pid,
+            child.start_ticks + 1,
+            STOP_GRACE,
+        )
+        .await;
         assert_eq!(outcome, RecordedOutcome::PidReused);
         assert!(child.is_running());
-        let outcome =
-            stop_recorded(ProcessKind::Runner, child.pid, child.start_ticks, STOP_GRACE).await;
+        let outcome = stop_recorded(
+            ProcessKind::Runner,
+            child.pid,
+            child.start_ticks,
+            STOP_GRACE,
+        )
+        .await;
         assert_eq!(outcome, RecordedOutcome::Stopped);
         let _ = child.wait_timeout(Duration::from_secs(2)).await;
         let _ = std::fs::remove_file(log);

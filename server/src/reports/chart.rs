@@ -52,14 +52,16 @@ fn base_chart(title: &str, y_name: &str) -> Chart {
 /// One metric's chart for one scenario's samples.
 pub fn metric_chart(metric: Metric, samples: &[Sample], interval_ms: i64) -> Chart {
     let x = |s: &Sample| s.elapsed_ms as f64 / 1000.0;
-    let line = |name: &str, points: Vec<Vec<f64>>| {
-        Line::new().name(name).show_symbol(false).data(points)
-    };
-    let mut chart = base_chart(metric.title(), match metric {
-        Metric::Cpu => "%",
-        Metric::Memory => "MiB",
-        Metric::Throughput => "req/s",
-    });
+    let line =
+        |name: &str, points: Vec<Vec<f64>>| Line::new().name(name).show_symbol(false).data(points);
+    let mut chart = base_chart(
+        metric.title(),
+        match metric {
+            Metric::Cpu => "%",
+            Metric::Memory => "MiB",
+            Metric::Throughput => "req/s",
+        },
+    );
     match metric {
         Metric::Cpu | Metric::Memory => {
             for kind in ProcessKind::ALL {

@@ -33,12 +33,7 @@ pub fn scenario_figures(samples: &[Sample], interval_ms: i64) -> ScenarioFigures
         .filter(|s| s.process == ProcessKind::Http)
         .collect();
     let total_requests = target.iter().filter_map(|s| s.requests).max().unwrap_or(0);
-    let measured_seconds = samples
-        .iter()
-        .map(|s| s.elapsed_ms)
-        .max()
-        .unwrap_or(0) as f64
-        / 1000.0;
+    let measured_seconds = samples.iter().map(|s| s.elapsed_ms).max().unwrap_or(0) as f64 / 1000.0;
     let interval_s = (interval_ms.max(1)) as f64 / 1000.0;
     let peak_requests_per_second = target
         .iter()
@@ -91,7 +86,13 @@ pub fn format_mib(bytes: i64) -> String {
 mod tests {
     use super::*;
 
-    fn sample(process: ProcessKind, elapsed_ms: i64, cpu: f64, mem: i64, req: Option<(i64, i64)>) -> Sample {
+    fn sample(
+        process: ProcessKind,
+        elapsed_ms: i64,
+        cpu: f64,
+        mem: i64,
+        req: Option<(i64, i64)>,
+    ) -> Sample {
         Sample {
             process,
             pid: 1,

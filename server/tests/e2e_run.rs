@@ -1,0 +1,524 @@
+//! END-TO-END (multi-minute in total): `mite-perf run` and `mite-perf cleanup`
+//! against real mite (the venv scripts/setup creates), a real SQLite file and
+//! the real ports 9898/14301/14302/14303. The tests share those ports, so they
+//! take turns.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures_util::TryStreamExt;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use mite_perf::model::{ProcessKind, RunStatus, ScenarioStatus};
+use mite_perf::ports;
+use mite_perf::store::{SampleRow, Store};
+
+static PORTS: Mutex<()> = Mutex::new(());
+
+const BIN: &str = env!("CARGO_BIN_EXE_mite-perf");
+
+struct Lab {
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "mite-perf-e2e-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the test folder");
+        Lab { dir }
+    }
+
+    fn db_url(&self) -> String {
+        format!("sqlite://{}/lab.db", self.dir.display())
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("MITE_PERF_DATABASE_URL", self.db_url())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn spawn_run(&self, args: &[&str]) -> Child {
+        let mut all = vec!["run", "--output-dir", "output"];
+        all.extend_from_slice(args);
+        self.command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mite-perf run")
+    }
+
+    fn cleanup(&self) -> Output {
+        self.command(&["cleanup"])
+            .output()
+            .expect("run mite-perf cleanup")
+    }
+
+    async fn store(&self) -> Store {
+        Store::connect(&self.db_url())
+            .await
+            .expect("open the lab's database")
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn wait_output(child: Child, timeout: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result.expect("wait for mite-perf"),
+        Err(_) => {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            panic!("mite-perf did not end within {timeout:?}");
+        }
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Polls the store until the run's first scenario has stored at least `ticks`
+/// samples of the target.
+async fn wait_for_samples(lab: &Lab, ticks: usize, timeout: Duration) -> Store {
+    let store = lab.store().await;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(scenario)) = store.scenarios(1).await.map(|s| s.into_iter().next()) {
+            let samples = store
+                .scenario_samples(scenario.id)
+                .await
+                .unwrap_or_default();
+            let target = samples
+                .iter()
+                .filter(|s| s.process == ProcessKind::Http)
+                .count();
+            if target >= ticks {
+                return store;
+            }
+        }
+        assert!(Instant::now() < deadline, "no samples within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Processes alive in the process group `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| ports::process_group(*pid) == Some(pgid) && ports::pid_alive(*pid))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every process the lab recorded is gone, with its whole group, and the
+/// store says how each ended.
+async fn assert_no_child_left(store: &Store, run_id: i64) {
+    for scenario in store.scenarios(run_id).await.expect("scenarios") {
+        for p in store.processes(scenario.id).await.expect("processes") {
+            let pid = p.pid as u32;
+            let same =
+                ports::pid_alive(pid) && ports::start_ticks(pid) == Some(p.start_ticks as u64);
+            assert!(!same, "{} (pid {pid}) is still running", p.name);
+            assert!(
+                group_members(pid).is_empty(),
+                "group {pid} ({}) has members left",
+                p.name
+            );
+            assert!(p.exit_status.is_some(), "{} has no recorded exit", p.name);
+        }
+    }
+}
+
+fn assert_ports_free() {
+    for port in ports::lab_port_reports() {
+        assert!(
+            port.holders.is_empty(),
+            "port {} is held: {:?}",
+            port.port,
+            port.holders
+        );
+    }
+}
+
+fn run_dir(store_dir: &Path) -> PathBuf {
+    // output/YYYY-MM-DD/HH-MM: the only run folder of a test.
+    let day = std::fs::read_dir(store_dir.join("output"))
+        .expect("output folder")
+        .filter_map(Result::ok)
+        .find(|e| e.path().is_dir())
+        .expect("a day folder")
+        .path();
+    std::fs::read_dir(day)
+        .expect("day folder")
+        .filter_map(Result::ok)
+        .find(|e| e.path().is_dir())
+        .expect("a run folder")
+        .path()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_short_run_stores_samples_that_match_the_csv() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::new("short");
+    let child = lab.spawn_run(&[
+        "--scenarios",
+        "1,10",
+        "--duration",
+        "5s",
+        "--label",
+        "short",
+    ]);
+    let output = wait_output(child, Duration::from_secs(180));
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("run 1: done"), "{}", text(&output));
+
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("query").expect("run 1 stored");
+    assert_eq!(run.status, RunStatus::Done);
+    assert_eq!(run.label, "short");
+    assert_eq!(run.environment.mite_version, "2.11.0");
+    assert!(!run.environment.python_version.is_empty());
+    let scenarios = store.scenarios(1).await.expect("scenarios");
+    assert_eq!(scenarios.len(), 2);
+    for scenario in &scenarios {
+        assert_eq!(scenario.status, ScenarioStatus::Done, "{scenario:?}");
+        let samples = store.scenario_samples(scenario.id).await.expect("samples");
+        for kind in ProcessKind::ALL {
+            assert!(
+                samples.iter().any(|s| s.process == kind && s.mem > 0),
+                "{}: no samples of {kind}",
+                scenario.name
+            );
+        }
+        let served = samples.iter().filter_map(|s| s.requests).max().unwrap_or(0);
+        assert!(
+            served > 0,
+            "{}: the target served no requests",
+            scenario.name
+        );
+        let runner_cpu: f64 = samples
+            .iter()
+            .filter(|s| s.process == ProcessKind::Runner)
+            .map(|s| s.cpu)
+            .sum();
+        assert!(
+            runner_cpu > 0.0,
+            "{}: the runner used no CPU",
+            scenario.name
+        );
+        // Every per-interval count adds up to the cumulative count.
+        let sum: i64 = samples.iter().filter_map(|s| s.requests_in_interval).sum();
+        assert_eq!(sum, served, "{}", scenario.name);
+    }
+
+    // The CSV and the database agree, row by row.
+    let dir = run_dir(&lab.dir);
+    let csv = std::fs::read_to_string(dir.join("samples.csv")).expect("samples.csv");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("elapsed,process,cpu,mem,scenario,requests,requests_in_interval,timestamp,pid,concurrency")
+    );
+    let rows: Vec<SampleRow> = store.run_samples(1).try_collect().await.expect("rows");
+    let csv_rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(csv_rows.len(), rows.len());
+    assert_eq!(
+        rows.len() as i64,
+        store.sample_count(1).await.expect("count")
+    );
+    for (csv_row, row) in csv_rows.iter().zip(&rows) {
+        let s = &row.sample;
+        assert_eq!(
+            csv_row[0].parse::<f64>().ok(),
+            Some(s.elapsed_ms as f64 / 1000.0)
+        );
+        assert_eq!(csv_row[1], s.process.as_str());
+        assert!((csv_row[2].parse::<f64>().expect("cpu") - s.cpu).abs() < 0.01);
+        assert_eq!(csv_row[3], s.mem.to_string());
+        assert_eq!(csv_row[4], row.scenario);
+        assert_eq!(
+            csv_row[5],
+            s.requests.map(|n| n.to_string()).unwrap_or_default()
+        );
+    }
+    let chart = std::fs::read_to_string(dir.join("chart.html")).expect("chart.html");
+    assert!(chart.contains("scenario1 <small>") && chart.contains("scenario10 <small>"));
+    assert!(chart.contains("echarts.init") && !chart.contains("://cdn"));
+    for name in ["http", "duplicator", "collector", "runner", "controller"] {
+        assert!(
+            dir.join("scenario10").join(format!("{name}.log")).is_file(),
+            "{name}.log"
+        );
+    }
+    assert!(dir.join("scenario10/collector").is_dir());
+
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+}
+
+async fn stop_with(signal: Signal, expected_code: i32) {
+    let lab = Lab::new(&format!("stop-{}", signal.as_str()));
+    let child = lab.spawn_run(&["--scenarios", "10,100", "--duration", "60s"]);
+    let lab_pid = child.id();
+    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let asked = Instant::now();
+    kill(Pid::from_raw(lab_pid as i32), signal).expect("signal the lab");
+    let output = wait_output(child, Duration::from_secs(30));
+    assert_eq!(
+        output.status.code(),
+        Some(expected_code),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "stopping took {:?}",
+        asked.elapsed()
+    );
+
+    let run = store.run(1).await.expect("query").expect("run");
+    assert_eq!(run.status, RunStatus::Interrupted);
+    let scenarios = store.scenarios(1).await.expect("scenarios");
+    assert_eq!(scenarios[0].status, ScenarioStatus::Interrupted);
+    assert_eq!(scenarios[1].status, ScenarioStatus::Skipped);
+    // What was measured is kept and written out.
+    let csv = std::fs::read_to_string(run_dir(&lab.dir).join("samples.csv")).expect("samples.csv");
+    assert!(csv.lines().count() > 5, "{csv}");
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_ctrl_c_stops_every_child_and_keeps_the_samples() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    stop_with(Signal::SIGINT, 130).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_sigterm_stops_every_child_and_keeps_the_samples() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    stop_with(Signal::SIGTERM, 143).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::new("foreign");
+    let mut foreign = Command::new("python3")
+        .args(["-m", "http.server", "14302", "--bind", "127.0.0.1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a foreign server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ports::listeners(14302).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the foreign server did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let output = wait_output(
+        lab.spawn_run(&["--scenarios", "1", "--duration", "5s"]),
+        Duration::from_secs(60),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(all.contains("port 14302"), "{all}");
+    assert!(all.contains(&format!("pid {}", foreign.id())), "{all}");
+    assert!(all.contains("http.server"), "{all}");
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("query").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(store.open_processes().await.expect("open").is_empty());
+
+    let cleanup = lab.cleanup();
+    let cleanup_text = text(&cleanup);
+    assert_eq!(cleanup.status.code(), Some(1), "{cleanup_text}");
+    assert!(
+        cleanup_text.contains("not started by the lab: left alone"),
+        "{cleanup_text}"
+    );
+    assert!(
+        cleanup_text.contains(&format!("pid {}", foreign.id())),
+        "{cleanup_text}"
+    );
+
+    assert!(
+        foreign
+            .try_wait()
+            .expect("poll the foreign server")
+            .is_none(),
+        "the foreign server was killed"
+    );
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::new("killed-child");
+    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s"]);
+    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    let runner = store
+        .processes(scenario.id)
+        .await
+        .expect("processes")
+        .into_iter()
+        .find(|p| p.name == "runner")
+        .expect("a runner");
+    kill(Pid::from_raw(runner.pid as i32), Signal::SIGKILL).expect("kill the runner");
+    let output = wait_output(child, Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert_eq!(scenario.status, ScenarioStatus::Failed);
+    let error = scenario.error.expect("an error");
+    assert!(error.contains("runner killed by SIGKILL"), "{error}");
+    assert!(scenario.error_log.is_some());
+    assert_eq!(
+        store.run(1).await.expect("q").expect("run").status,
+        RunStatus::Failed
+    );
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_cleanup_after_the_lab_was_sigkilled() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = Lab::new("cleanup");
+    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "60s"]);
+    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill the lab");
+    let _ = wait_output(child, Duration::from_secs(10));
+
+    // The children live on, in their own process groups.
+    let open = store.open_processes().await.expect("open");
+    assert_eq!(open.len(), 5, "{open:?}");
+    assert!(open.iter().all(|p| ports::pid_alive(p.pid as u32)));
+    assert!(!ports::listeners(9898).is_empty());
+
+    let output = lab.cleanup();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("run 1: marked interrupted"), "{all}");
+    assert!(
+        all.contains("port 9898 (target HTTP server): free"),
+        "{all}"
+    );
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+    assert_eq!(
+        store.run(1).await.expect("q").expect("run").status,
+        RunStatus::Interrupted
+    );
+    let csv = std::fs::read_to_string(run_dir(&lab.dir).join("samples.csv")).expect("samples.csv");
+    assert!(
+        csv.lines().count() > 5,
+        "cleanup rewrites the measured samples"
+    );
+
+    // A second cleanup finds nothing left to do.
+    let again = lab.cleanup();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("no processes of the lab were left open")
+    );
+}
+
+#[test]
+fn bad_flags_get_a_clear_message() {
+    let lab = Lab::new("flags");
+    let out = lab
+        .command(&["run", "--scenarios", "1,0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--scenarios"),
+        "{}",
+        text(&out)
+    );
+    let out = lab
+        .command(&["run", "--interval", "10ms"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--interval: 10 ms is out of range"),
+        "{}",
+        text(&out)
+    );
+    let out = lab
+        .command(&["run", "--duration", "soon"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a duration"),
+        "{}",
+        text(&out)
+    );
+    let out = lab
+        .command(&["run", "--mite-venv", "/nonexistent", "--scenarios", "1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("scripts/setup"),
+        "{}",
+        text(&out)
+    );
+    let help = lab.command(&["run", "--help"]).output().expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--scenarios",
+        "--duration",
+        "--spawn-rate",
+        "--interval",
+        "--label",
+        "--output-dir",
+        "--target-cmd",
+        "--mite-venv",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}
