@@ -29,9 +29,13 @@ CREATE TABLE scenarios (
     started_at INTEGER,
     ended_at INTEGER,
     error TEXT,
-    error_log TEXT
+    error_log TEXT,
+    -- Set when the scenario ends: requests served, and its figures as JSON.
+    total_requests INTEGER,
+    figures TEXT
 );
 CREATE INDEX scenarios_run ON scenarios(run_id, position);
+CREATE INDEX runs_status ON runs(status, id);
 
 CREATE TABLE processes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -7,11 +7,14 @@
 //!   [`target`] (the HTTP server under load) and [`ports`] (who holds a port);
 //! - [`store`] keeps runs and samples (SQLite or PostgreSQL);
 //! - [`reports`] writes `samples.csv` and `chart.html`;
-//! - [`cleanup`] stops what a crashed lab left behind.
+//! - [`cleanup`] stops what a crashed lab left behind;
+//! - [`lab`] queues runs for the browser and [`web`] serves it.
+
+pub use app::{figures, model};
 
 pub mod cleanup;
+pub mod lab;
 pub mod mite_env;
-pub mod model;
 pub mod ports;
 pub mod reports;
 pub mod run;
@@ -19,3 +22,4 @@ pub mod sampler;
 pub mod store;
 pub mod supervisor;
 pub mod target;
+pub mod web;

@@ -16,7 +16,7 @@ use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
     format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
-use mite_perf::reports::summary::{format_mib, scenario_figures};
+use mite_perf::figures::{format_mib, scenario_figures};
 use mite_perf::run::{execute_run, LabSetup};
 use mite_perf::store::Store;
 
@@ -43,6 +43,9 @@ enum Command {
     /// Only process groups the lab recorded (and that are still the same
     /// processes) are stopped; a port held by anything else is named, not killed.
     Cleanup(DbArgs),
+    /// Serve the browser lab: launch runs, watch them live, browse history,
+    /// charts and CSV downloads. Runs queue and take turns.
+    Serve(ServeArgs),
     /// Serve the built-in target: answers GET / and counts requests.
     ///
     /// Prints `TIMESTAMP: served N requests` for every line read on stdin, and
@@ -112,6 +115,24 @@ struct RunArgs {
 }
 
 #[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Where runs' folders go (YYYY-MM-DD/HH-MM inside).
+    #[arg(long, default_value = "output")]
+    output_dir: PathBuf,
+    /// The site cargo-leptos built (default: target/site next to the binary).
+    #[arg(long)]
+    site_root: Option<PathBuf>,
+    /// The Python venv with mite in it.
+    #[arg(long, env = mite_env::VENV_ENV)]
+    mite_venv: Option<PathBuf>,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args, Debug)]
 struct TargetArgs {
     #[arg(long, default_value_t = 9898)]
     port: u16,
@@ -135,6 +156,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => with_runtime(run(args)),
         Command::Cleanup(args) => with_runtime(cleanup(args)),
+        Command::Serve(args) => with_runtime(serve(args)),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
@@ -369,4 +391,46 @@ async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let venv = args.mite_venv.clone().unwrap_or_else(mite_env::default_venv);
+    let mite = MiteEnv::locate(&venv)?;
+    let store = Store::connect(&args.db.database_url)
+        .await
+        .with_context(|| format!("database {}", args.db.database_url))?;
+    // A lab that died left its runs marked running: close them first.
+    let leftovers = cleanup::cleanup(&store).await?;
+    for run in &leftovers.abandoned_runs {
+        eprintln!("run {run}: the lab ended without finishing it; marked interrupted");
+    }
+    let setup = LabSetup {
+        output_root: args.output_dir.clone(),
+        mite,
+        self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
+    };
+    let lab = mite_perf::lab::Lab::new(store, setup);
+    let worker = lab.start_worker();
+    let site_root = args.site_root.clone().unwrap_or_else(mite_perf::web::default_site_root);
+    let app = mite_perf::web::router(lab.clone(), site_root.clone(), args.addr);
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    eprintln!(
+        "mite perf lab: http://{} (database {}, site {})",
+        args.addr,
+        args.db.database_url,
+        site_root.display()
+    );
+    let cancel = CancellationToken::new();
+    let _signals = watch_signals(cancel.clone())?;
+    let stop = cancel.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("the web server failed")?;
+    // Ctrl+C or SIGTERM: the run in progress stops in two stages, then we exit.
+    lab.shut_down();
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    Ok(ExitCode::SUCCESS)
 }

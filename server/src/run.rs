@@ -16,7 +16,8 @@ use crate::model::{
 use crate::ports::{self, COLLECTOR_PORT, CONTROLLER_PORT, LAB_PORTS, MESSAGE_PORT, TARGET_PORT};
 use crate::reports;
 use crate::sampler::ProcessSampler;
-use crate::store::{now_ms, RunEnvironment, Sample, Store, StoreError};
+use crate::model::Sample;
+use crate::store::{now_ms, RunEnvironment, Store, StoreError};
 use crate::supervisor::{self, ChildSpec, Supervised, STOP_GRACE};
 use crate::target::RequestCounter;
 

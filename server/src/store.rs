@@ -10,7 +10,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-use crate::model::{ProcessKind, RunParams, RunStatus, ScenarioStatus};
+use crate::figures::{scenario_figures, ScenarioFigures};
+use crate::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,20 +106,6 @@ pub struct ProcessRecord {
     pub exit_status: Option<String>,
 }
 
-/// One measurement of one process. `requests` (cumulative since the scenario
-/// started) and `requests_in_interval` are set on the target's (`http`) rows only.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Sample {
-    pub process: ProcessKind,
-    pub pid: i64,
-    pub at_ms: i64,
-    pub elapsed_ms: i64,
-    pub cpu: f64,
-    pub mem: i64,
-    pub requests: Option<i64>,
-    pub requests_in_interval: Option<i64>,
-}
-
 /// A sample with its scenario, as a CSV row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleRow {
@@ -138,6 +125,14 @@ const RUN_COLUMNS: &str =
      mite_version, python_version, host, cores, lab_pid, error";
 const SCENARIO_COLUMNS: &str = "id, run_id, position, name, concurrency, duration_ms, spawn_rate, \
      interval_ms, status, started_at, ended_at, error, error_log";
+const RUN_SAMPLE_ROWS: &str = "SELECT sc.name, sc.concurrency, s.process, s.pid, s.at_ms, \
+     s.elapsed_ms, s.cpu, s.mem, s.requests, s.requests_in_interval FROM samples s \
+     JOIN scenarios sc ON sc.id = s.scenario_id \
+     WHERE sc.run_id = $1 ORDER BY sc.position, s.elapsed_ms, s.process";
+const SCENARIO_SAMPLE_ROWS: &str = "SELECT sc.name, sc.concurrency, s.process, s.pid, s.at_ms, \
+     s.elapsed_ms, s.cpu, s.mem, s.requests, s.requests_in_interval FROM samples s \
+     JOIN scenarios sc ON sc.id = s.scenario_id \
+     WHERE sc.id = $1 ORDER BY s.elapsed_ms, s.process";
 const PROCESS_COLUMNS: &str = "p.id, p.scenario_id, sc.run_id, p.name, p.pid, p.start_ticks, \
      p.command, p.log_path, p.started_at, p.ended_at, p.exit_status \
      FROM processes p JOIN scenarios sc ON sc.id = p.scenario_id";
@@ -305,6 +300,8 @@ impl Store {
         Ok(())
     }
 
+    /// Records how a scenario ended, with its figures (computed once here so
+    /// pages of long runs need not read every sample again).
     pub async fn finish_scenario(
         &self,
         scenario_id: i64,
@@ -312,17 +309,120 @@ impl Store {
         error: Option<&str>,
         error_log: Option<&str>,
     ) -> Result<()> {
+        let interval: i64 = sqlx::query("SELECT interval_ms FROM scenarios WHERE id = $1")
+            .bind(scenario_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let figures = scenario_figures(&self.scenario_samples(scenario_id).await?, interval);
         sqlx::query(
-            "UPDATE scenarios SET status = $1, ended_at = $2, error = $3, error_log = $4 WHERE id = $5",
+            "UPDATE scenarios SET status = $1, ended_at = $2, error = $3, error_log = $4, \
+             total_requests = $5, figures = $6 WHERE id = $7",
         )
         .bind(status.as_str())
         .bind(now_ms())
         .bind(error)
         .bind(error_log)
+        .bind(figures.total_requests)
+        .bind(serde_json::to_string(&figures)?)
         .bind(scenario_id)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The figures stored when the scenario ended, if it has.
+    pub async fn stored_figures(&self, scenario_id: i64) -> Result<Option<ScenarioFigures>> {
+        let row = sqlx::query("SELECT figures FROM scenarios WHERE id = $1")
+            .bind(scenario_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?.flatten() {
+            Some(json) => Ok(Some(serde_json::from_str(&json)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs waiting for their turn, oldest first.
+    pub async fn queued_runs(&self) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 ORDER BY id"
+        ))
+        .bind(RunStatus::Queued.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// Takes the oldest queued run off the queue (marking it running).
+    pub async fn claim_next_queued(&self) -> Result<Option<RunRecord>> {
+        let row = sqlx::query(
+            "UPDATE runs SET status = $1 WHERE id = \
+             (SELECT id FROM runs WHERE status = $2 ORDER BY id LIMIT 1) AND status = $2 RETURNING id",
+        )
+        .bind(RunStatus::Running.as_str())
+        .bind(RunStatus::Queued.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => self.run(row.try_get(0)?).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a run if it is still queued; returns whether it was.
+    pub async fn delete_queued(&self, run_id: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM runs WHERE id = $1 AND status = $2")
+            .bind(run_id)
+            .bind(RunStatus::Queued.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A page of runs, newest first, with their total requests; and how many match.
+    pub async fn list_runs(
+        &self,
+        label: &str,
+        status: Option<RunStatus>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<(RunRecord, i64)>, i64)> {
+        let pattern = format!("%{}%", label.to_lowercase());
+        let status = status.map(|s| s.as_str()).unwrap_or("");
+        let filter = "WHERE LOWER(label) LIKE $1 AND ($2 = '' OR status = $2)";
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS}, (SELECT COALESCE(SUM(total_requests), 0) FROM scenarios \
+             WHERE scenarios.run_id = runs.id) AS total_requests FROM runs {filter} \
+             ORDER BY id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(&pattern)
+        .bind(status)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let runs = rows
+            .iter()
+            .map(|r| Ok((run_from_row(r)?, r.try_get("total_requests")?)))
+            .collect::<Result<Vec<_>>>()?;
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM runs {filter}"))
+            .bind(&pattern)
+            .bind(status)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok((runs, total))
+    }
+
+    pub async fn scenario(&self, scenario_id: i64) -> Result<Option<ScenarioRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SCENARIO_COLUMNS} FROM scenarios WHERE id = $1"
+        ))
+        .bind(scenario_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| scenario_from_row(&r)).transpose()
     }
 
     /// Marks every scenario of a run that never ended with `status`.
@@ -462,17 +562,60 @@ impl Store {
         rows.iter().map(|r| sample_from_row(r, 0)).collect()
     }
 
+    /// The samples of the latest tick of a scenario.
+    pub async fn latest_samples(&self, scenario_id: i64) -> Result<Vec<Sample>> {
+        let rows = sqlx::query(
+            "SELECT process, pid, at_ms, elapsed_ms, cpu, mem, requests, requests_in_interval \
+             FROM samples WHERE scenario_id = $1 AND elapsed_ms = \
+             (SELECT MAX(elapsed_ms) FROM samples WHERE scenario_id = $1) ORDER BY process",
+        )
+        .bind(scenario_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| sample_from_row(r, 0)).collect()
+    }
+
+    /// A scenario's samples between `from_ms` and `to_ms` (elapsed), reduced
+    /// to one sample per process per `bucket_ms`: the peak of each value in
+    /// the bucket, at the bucket's start. A bucket no wider than the sampling
+    /// interval returns the samples as they are.
+    pub async fn scenario_samples_bucketed(
+        &self,
+        scenario_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<Sample>> {
+        let rows = sqlx::query(
+            "SELECT process, MAX(pid), MIN(at_ms), (elapsed_ms / $2) * $2 AS bucket, MAX(cpu), \
+             MAX(mem), MAX(requests), MAX(requests_in_interval) FROM samples \
+             WHERE scenario_id = $1 AND elapsed_ms >= $3 AND elapsed_ms <= $4 \
+             GROUP BY process, bucket ORDER BY bucket, process",
+        )
+        .bind(scenario_id)
+        .bind(bucket_ms.max(1))
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| sample_from_row(r, 0)).collect()
+    }
+
     /// Streams a run's samples (all scenarios, in order) without loading them all.
     pub fn run_samples(&self, run_id: i64) -> BoxStream<'_, Result<SampleRow>> {
-        sqlx::query(
-            "SELECT sc.name, sc.concurrency, s.process, s.pid, s.at_ms, s.elapsed_ms, s.cpu, s.mem, \
-             s.requests, s.requests_in_interval FROM samples s \
-             JOIN scenarios sc ON sc.id = s.scenario_id \
-             WHERE sc.run_id = $1 ORDER BY sc.position, s.elapsed_ms, s.process",
-        )
-        .bind(run_id)
-        .fetch(&self.pool)
-        .map_err(StoreError::from)
+        self.sample_rows(RUN_SAMPLE_ROWS, run_id)
+    }
+
+    /// Streams one scenario's samples.
+    pub fn scenario_sample_rows(&self, scenario_id: i64) -> BoxStream<'_, Result<SampleRow>> {
+        self.sample_rows(SCENARIO_SAMPLE_ROWS, scenario_id)
+    }
+
+    fn sample_rows(&self, sql: &'static str, id: i64) -> BoxStream<'_, Result<SampleRow>> {
+        sqlx::query(sql)
+            .bind(id)
+            .fetch(&self.pool)
+            .map_err(StoreError::from)
         .and_then(|row| async move {
             Ok(SampleRow {
                 scenario: row.try_get(0)?,

@@ -11,7 +11,8 @@ use charming::Chart;
 
 use super::ReportError;
 use crate::model::{format_duration, ProcessKind};
-use crate::store::{Sample, ScenarioRecord, Store};
+use crate::model::Sample;
+use crate::store::{ScenarioRecord, Store};
 
 /// ECharts, from the npm `echarts` package that set-up installs.
 pub const ECHARTS_JS: &str = include_str!("../../../node_modules/echarts/dist/echarts.min.js");

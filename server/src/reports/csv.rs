@@ -59,7 +59,7 @@ pub async fn write_file(store: &Store, run_id: i64, path: &Path) -> Result<u64, 
 mod tests {
     use super::*;
     use crate::model::ProcessKind;
-    use crate::store::Sample;
+    use crate::model::Sample;
 
     #[test]
     fn line_has_original_columns_first() {

@@ -3,7 +3,6 @@
 
 pub mod chart;
 pub mod csv;
-pub mod summary;
 
 use std::path::Path;
 

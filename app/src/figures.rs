@@ -2,8 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ProcessKind;
-use crate::store::Sample;
+use crate::model::{ProcessKind, Sample};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessFigures {

@@ -148,6 +148,10 @@ impl RunParams {
                     format!("`{spec}` is not of the form module:function"),
                 );
             }
+            // Only the server can see its folders.
+            #[cfg(target_arch = "wasm32")]
+            let _ = dir;
+            #[cfg(not(target_arch = "wasm32"))]
             if !dir.is_dir() {
                 err(
                     "scenario_dir",
@@ -315,6 +319,20 @@ pub fn parse_concurrencies(text: &str) -> Result<Vec<u32>, String> {
             }
         })
         .collect()
+}
+
+/// One measurement of one process. `requests` (cumulative since the scenario
+/// started) and `requests_in_interval` are set on the target's (`http`) rows only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub process: ProcessKind,
+    pub pid: i64,
+    pub at_ms: i64,
+    pub elapsed_ms: i64,
+    pub cpu: f64,
+    pub mem: i64,
+    pub requests: Option<i64>,
+    pub requests_in_interval: Option<i64>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,316 @@
+//! The contract between the pages and the lab: the types they exchange and
+//! the server functions. On the server (`ssr`), each function calls the
+//! [`LabApi`] the server provides as context.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::figures::ScenarioFigures;
+use crate::model::{FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus};
+
+/// A run in the history list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunListItem {
+    pub id: i64,
+    pub label: String,
+    pub status: RunStatus,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub concurrencies: Vec<u32>,
+    pub mite_version: String,
+    pub total_requests: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPage {
+    pub items: Vec<RunListItem>,
+    pub page: u32,
+    pub pages: u32,
+    pub total: i64,
+}
+
+/// A run in the queue: the one running now (position 0), then those waiting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    pub id: i64,
+    pub position: usize,
+    pub running: bool,
+    pub label: String,
+    pub created_at: i64,
+    pub concurrencies: Vec<u32>,
+}
+
+/// The latest reading of one process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessNow {
+    pub process: ProcessKind,
+    pub cpu: f64,
+    pub mem: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioView {
+    pub id: i64,
+    pub name: String,
+    pub concurrency: i64,
+    pub status: ScenarioStatus,
+    pub duration_ms: i64,
+    pub interval_ms: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    /// Milliseconds since the controller started, at the latest sample.
+    pub elapsed_ms: i64,
+    pub error: Option<String>,
+    pub error_log: Option<String>,
+    pub figures: ScenarioFigures,
+    pub latest: Vec<ProcessNow>,
+    /// Processes whose log can be downloaded.
+    pub logs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: i64,
+    pub label: String,
+    pub status: RunStatus,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub params: RunParams,
+    pub mite_version: String,
+    pub python_version: String,
+    pub host: String,
+    pub cores: i64,
+    pub output_dir: Option<String>,
+    pub error: Option<String>,
+    pub queue_position: Option<usize>,
+    pub scenarios: Vec<ScenarioView>,
+}
+
+/// One chart: a DOM id and an ECharts option built on the server with charming.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartSpec {
+    pub dom_id: String,
+    pub group: String,
+    pub option_json: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PortHolder {
+    Lab { pid: u32, command: String },
+    Foreign { pid: Option<u32>, command: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortView {
+    pub port: u16,
+    pub purpose: String,
+    pub holders: Vec<PortHolder>,
+}
+
+/// What a launch asks for, as typed in the form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchForm {
+    /// Checked defaults (1, 10, 100, 1000) and custom ones, comma separated.
+    pub scenarios: String,
+    pub duration: String,
+    pub spawn_rate: String,
+    pub interval: String,
+    pub label: String,
+}
+
+impl Default for LaunchForm {
+    fn default() -> Self {
+        LaunchForm {
+            scenarios: "1,10,100,1000".into(),
+            duration: "60s".into(),
+            spawn_rate: "1000".into(),
+            interval: "1s".into(),
+            label: String::new(),
+        }
+    }
+}
+
+impl LaunchForm {
+    /// The run these fields describe, or what is wrong with each field.
+    pub fn to_params(&self) -> Result<RunParams, Vec<FieldError>> {
+        use crate::model::{parse_concurrencies, parse_duration};
+        let mut errors = Vec::new();
+        let mut field = |name: &str, message: String| {
+            errors.push(FieldError {
+                field: name.into(),
+                message,
+            })
+        };
+        let concurrencies = parse_concurrencies(&self.scenarios).unwrap_or_else(|e| {
+            field("scenarios", e);
+            vec![]
+        });
+        let duration = parse_duration(&self.duration).unwrap_or_else(|e| {
+            field("duration", e);
+            std::time::Duration::ZERO
+        });
+        let interval = parse_duration(&self.interval).unwrap_or_else(|e| {
+            field("interval", e);
+            std::time::Duration::ZERO
+        });
+        let spawn_rate = self.spawn_rate.trim().parse::<u32>().unwrap_or_else(|_| {
+            field(
+                "spawn_rate",
+                format!("`{}` is not a whole number", self.spawn_rate.trim()),
+            );
+            0
+        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let params = RunParams {
+            label: self.label.trim().to_string(),
+            concurrencies,
+            duration_ms: duration.as_millis() as u64,
+            spawn_rate,
+            interval_ms: interval.as_millis() as u64,
+            ..RunParams::default()
+        };
+        let errors = params.validate();
+        if errors.is_empty() {
+            Ok(params)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The answer to a launch: the run's id, or field errors to show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LaunchOutcome {
+    Queued { run_id: i64, position: usize },
+    Invalid(Vec<FieldError>),
+}
+
+/// What the lab does for the pages. The server implements it and provides
+/// it as context (`Arc<dyn LabApi>`).
+#[cfg(feature = "ssr")]
+pub trait LabApi: Send + Sync {
+    fn launch(&self, params: RunParams) -> BoxFuture<'_, Result<LaunchOutcome, String>>;
+    fn queue(&self) -> BoxFuture<'_, Result<Vec<QueueEntry>, String>>;
+    fn remove_queued(&self, run_id: i64) -> BoxFuture<'_, Result<bool, String>>;
+    fn cancel(&self, run_id: i64) -> BoxFuture<'_, Result<bool, String>>;
+    fn runs(
+        &self,
+        page: u32,
+        label: String,
+        status: Option<RunStatus>,
+    ) -> BoxFuture<'_, Result<RunPage, String>>;
+    fn run_view(&self, run_id: i64) -> BoxFuture<'_, Result<Option<RunView>, String>>;
+    fn charts(
+        &self,
+        scenario_id: i64,
+        window: Option<(i64, i64)>,
+    ) -> BoxFuture<'_, Result<Vec<ChartSpec>, String>>;
+    fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, String>>;
+    fn cleanup(&self) -> BoxFuture<'_, Result<String, String>>;
+}
+
+#[cfg(feature = "ssr")]
+pub type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
+
+#[cfg(feature = "ssr")]
+fn lab() -> Result<std::sync::Arc<dyn LabApi>, ServerFnError> {
+    use_context::<std::sync::Arc<dyn LabApi>>()
+        .ok_or_else(|| ServerFnError::new("the lab is not available"))
+}
+
+#[cfg(feature = "ssr")]
+fn fail(e: String) -> ServerFnError {
+    ServerFnError::new(e)
+}
+
+/// Validates (again, on the server) and queues a run.
+#[server(endpoint = "launch_run")]
+pub async fn launch_run(form: LaunchForm) -> Result<LaunchOutcome, ServerFnError> {
+    match form.to_params() {
+        Err(errors) => Ok(LaunchOutcome::Invalid(errors)),
+        Ok(params) => lab()?.launch(params).await.map_err(fail),
+    }
+}
+
+#[server(endpoint = "get_queue")]
+pub async fn get_queue() -> Result<Vec<QueueEntry>, ServerFnError> {
+    lab()?.queue().await.map_err(fail)
+}
+
+#[server(endpoint = "remove_queued_run")]
+pub async fn remove_queued_run(run_id: i64) -> Result<bool, ServerFnError> {
+    lab()?.remove_queued(run_id).await.map_err(fail)
+}
+
+/// Stops a running run (two-stage stop, as Ctrl+C) or removes a queued one.
+#[server(endpoint = "cancel_run")]
+pub async fn cancel_run(run_id: i64) -> Result<bool, ServerFnError> {
+    lab()?.cancel(run_id).await.map_err(fail)
+}
+
+#[server(endpoint = "list_runs")]
+pub async fn list_runs(
+    page: u32,
+    label: String,
+    status: Option<RunStatus>,
+) -> Result<RunPage, ServerFnError> {
+    lab()?.runs(page, label, status).await.map_err(fail)
+}
+
+#[server(endpoint = "get_run")]
+pub async fn get_run(run_id: i64) -> Result<Option<RunView>, ServerFnError> {
+    lab()?.run_view(run_id).await.map_err(fail)
+}
+
+/// A scenario's charts: downsampled (keeping peaks) for the whole scenario,
+/// or at full resolution for a window of elapsed milliseconds.
+#[server(endpoint = "get_charts")]
+pub async fn get_charts(
+    scenario_id: i64,
+    window: Option<(i64, i64)>,
+) -> Result<Vec<ChartSpec>, ServerFnError> {
+    lab()?.charts(scenario_id, window).await.map_err(fail)
+}
+
+#[server(endpoint = "get_ports")]
+pub async fn get_ports() -> Result<Vec<PortView>, ServerFnError> {
+    lab()?.ports().await.map_err(fail)
+}
+
+/// Stops leftovers the lab itself started; returns a report in words.
+#[server(endpoint = "cleanup_ports")]
+pub async fn cleanup_ports() -> Result<String, ServerFnError> {
+    lab()?.cleanup().await.map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_errors_name_their_fields() {
+        let form = LaunchForm {
+            scenarios: "1,x".into(),
+            duration: "soon".into(),
+            spawn_rate: "fast".into(),
+            interval: "1s".into(),
+            label: String::new(),
+        };
+        let errors = form.to_params().expect_err("invalid");
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["scenarios", "duration", "spawn_rate"]);
+        let form = LaunchForm {
+            interval: "10ms".into(),
+            ..LaunchForm::default()
+        };
+        let errors = form.to_params().expect_err("interval too short");
+        assert_eq!(errors[0].field, "interval");
+        let params = LaunchForm::default().to_params().expect("defaults are valid");
+        assert_eq!(params.concurrencies, [1, 10, 100, 1000]);
+        assert_eq!(params.duration_ms, 60_000);
+    }
+}

@@ -1,0 +1,157 @@
+//! Launch a run; see the queue.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use super::{poll, StatusBadge};
+use crate::api::{
+    get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun,
+};
+use crate::format;
+use crate::model::FieldError;
+
+const DEFAULT_SCENARIOS: [u32; 4] = [1, 10, 100, 1000];
+
+#[component]
+pub fn LaunchPage() -> impl IntoView {
+    let chosen: Vec<RwSignal<bool>> = DEFAULT_SCENARIOS.iter().map(|_| RwSignal::new(true)).collect();
+    let custom = RwSignal::new(String::new());
+    let duration = RwSignal::new("60s".to_string());
+    let spawn_rate = RwSignal::new("1000".to_string());
+    let interval = RwSignal::new("1s".to_string());
+    let label = RwSignal::new(String::new());
+
+    let launch = ServerAction::<LaunchRun>::new();
+    let remove = ServerAction::<RemoveQueuedRun>::new();
+    let queue = Resource::new(
+        move || (launch.version().get(), remove.version().get()),
+        |_| get_queue(),
+    );
+    poll(std::time::Duration::from_secs(2), move || queue.refetch());
+
+    let errors = move || -> Vec<FieldError> {
+        match launch.value().get() {
+            Some(Ok(LaunchOutcome::Invalid(errors))) => errors,
+            Some(Err(e)) => vec![FieldError { field: "form".into(), message: e.to_string() }],
+            _ => vec![],
+        }
+    };
+    let error_for = move |field: &'static str| {
+        move || {
+            errors()
+                .into_iter()
+                .filter(|e| e.field == field)
+                .map(|e| view! { <p class="field-error" data-field=field>{e.message}</p> })
+                .collect_view()
+        }
+    };
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(LaunchOutcome::Queued { run_id, .. })) = launch.value().get() {
+            navigate(&format!("/runs/{run_id}"), Default::default());
+        }
+    });
+
+    let chosen_for_submit = chosen.clone();
+    let on_submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let mut scenarios: Vec<String> = DEFAULT_SCENARIOS
+            .iter()
+            .zip(&chosen_for_submit)
+            .filter(|(_, on)| on.get_untracked())
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let extra = custom.get_untracked();
+        scenarios.extend(extra.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+        launch.dispatch(LaunchRun {
+            form: LaunchForm {
+                scenarios: scenarios.join(","),
+                duration: duration.get_untracked(),
+                spawn_rate: spawn_rate.get_untracked(),
+                interval: interval.get_untracked(),
+                label: label.get_untracked(),
+            },
+        });
+    };
+
+    view! {
+        <div class="launch-layout">
+            <section class="card">
+                <h1>"Launch a run"</h1>
+                <p class="hint">"Each scenario starts the target and mite's duplicator, collector, runner and controller, then samples them. Runs take turns: the ports are fixed."</p>
+                <form on:submit=on_submit class="launch-form">
+                    <fieldset>
+                        <legend>"Concurrent journeys (one scenario each)"</legend>
+                        <div class="checks">
+                            {DEFAULT_SCENARIOS
+                                .iter()
+                                .zip(chosen.clone())
+                                .map(|(n, on)| {
+                                    view! {
+                                        <label class="check">
+                                            <input type="checkbox" name=format!("scenario-{n}") bind:checked=on/>
+                                            {n.to_string()}
+                                        </label>
+                                    }
+                                })
+                                .collect_view()}
+                        </div>
+                        <label>"Custom concurrencies"
+                            <input type="text" name="custom" placeholder="e.g. 50, 500" bind:value=custom/>
+                        </label>
+                        {error_for("scenarios")}
+                    </fieldset>
+                    <div class="grid2">
+                        <label>"Duration per scenario"
+                            <input type="text" name="duration" bind:value=duration/>
+                            <span class="hint">"60s, 2m, 1h"</span>
+                            {error_for("duration")}
+                        </label>
+                        <label>"Spawn rate (journeys/s)"
+                            <input type="text" name="spawn_rate" bind:value=spawn_rate/>
+                            {error_for("spawn_rate")}
+                        </label>
+                        <label>"Sampling interval"
+                            <input type="text" name="interval" bind:value=interval/>
+                            <span class="hint">"100ms at the least"</span>
+                            {error_for("interval")}
+                        </label>
+                        <label>"Label"
+                            <input type="text" name="label" placeholder="e.g. mite main @ abc123" bind:value=label/>
+                            {error_for("label")}
+                        </label>
+                    </div>
+                    {error_for("form")}
+                    <button type="submit" class="primary" disabled=move || launch.pending().get()>"Launch"</button>
+                </form>
+            </section>
+            <section class="card">
+                <h2>"Queue"</h2>
+                <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                    {move || queue.get().map(|q| match q {
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                        Ok(entries) if entries.is_empty() => view! { <p class="empty">"Nothing running or waiting."</p> }.into_any(),
+                        Ok(entries) => view! {
+                            <ol class="queue">
+                                {entries.into_iter().map(|e| {
+                                    let id = e.id;
+                                    view! {
+                                        <li class="queue-entry">
+                                            <a href=format!("/runs/{id}")>{format!("Run {id}")}</a>
+                                            " "
+                                            {if e.running { view! { <StatusBadge status="running".to_string()/> }.into_any() } else { view! { <span class="muted">{format!("#{} in line", e.position)}</span> }.into_any() }}
+                                            <span class="muted">{format!(" {} · scenarios {:?} · queued {}", if e.label.is_empty() { "(no label)".to_string() } else { e.label.clone() }, e.concurrencies, format::utc(e.created_at))}</span>
+                                            {(!e.running).then(|| view! {
+                                                <button class="small" on:click=move |_| { remove.dispatch(RemoveQueuedRun { run_id: id }); }>"Remove"</button>
+                                            })}
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ol>
+                        }.into_any(),
+                    })}
+                </Transition>
+            </section>
+        </div>
+    }
+}
