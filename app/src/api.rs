@@ -309,7 +309,9 @@ mod tests {
         };
         let errors = form.to_params().expect_err("interval too short");
         assert_eq!(errors[0].field, "interval");
-        let params = LaunchForm::default().to_params().expect("defaults are valid");
+        let params = LaunchForm::default()
+            .to_params()
+            .expect("defaults are valid");
         assert_eq!(params.concurrencies, [1, 10, 100, 1000]);
         assert_eq!(params.duration_ms, 60_000);
     }

@@ -88,7 +88,16 @@ impl Lab {
         if let Ok(mut current) = self.current.lock() {
             *current = Some((run.id, cancel.clone()));
         }
-        if let Err(e) = execute_run(&self.store, run.id, &run.params, &self.setup, &cancel, &NoObserver).await {
+        if let Err(e) = execute_run(
+            &self.store,
+            run.id,
+            &run.params,
+            &self.setup,
+            &cancel,
+            &NoObserver,
+        )
+        .await
+        {
             eprintln!("run {}: {e}", run.id);
             let _ = self
                 .store
@@ -315,7 +324,10 @@ impl Lab {
             lines.push("No processes of the lab were left open.".to_string());
         }
         for (p, outcome) in &report.processes {
-            lines.push(format!("{} (pid {}, run {}): {outcome:?}", p.name, p.pid, p.run_id));
+            lines.push(format!(
+                "{} (pid {}, run {}): {outcome:?}",
+                p.name, p.pid, p.run_id
+            ));
         }
         for run in &report.abandoned_runs {
             lines.push(format!("Run {run} marked interrupted."));
@@ -325,7 +337,10 @@ impl Lab {
                 lines.push(format!("Port {}: free", port.port));
             }
             for h in &port.holders {
-                lines.push(format!("Port {}: held by {h} (not started by the lab: left alone)", port.port));
+                lines.push(format!(
+                    "Port {}: held by {h} (not started by the lab: left alone)",
+                    port.port
+                ));
             }
         }
         Ok(lines.join("\n"))

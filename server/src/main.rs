@@ -12,11 +12,11 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use mite_perf::cleanup;
+use mite_perf::figures::{format_mib, scenario_figures};
 use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
     format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
-use mite_perf::figures::{format_mib, scenario_figures};
 use mite_perf::run::{execute_run, LabSetup};
 use mite_perf::store::Store;
 
@@ -394,7 +394,10 @@ async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let venv = args.mite_venv.clone().unwrap_or_else(mite_env::default_venv);
+    let venv = args
+        .mite_venv
+        .clone()
+        .unwrap_or_else(mite_env::default_venv);
     let mite = MiteEnv::locate(&venv)?;
     let store = Store::connect(&args.db.database_url)
         .await
@@ -411,7 +414,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let lab = mite_perf::lab::Lab::new(store, setup);
     let worker = lab.start_worker();
-    let site_root = args.site_root.clone().unwrap_or_else(mite_perf::web::default_site_root);
+    let site_root = args
+        .site_root
+        .clone()
+        .unwrap_or_else(mite_perf::web::default_site_root);
     let app = mite_perf::web::router(lab.clone(), site_root.clone(), args.addr);
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

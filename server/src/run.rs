@@ -10,13 +10,13 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use crate::mite_env::MiteEnv;
+use crate::model::Sample;
 use crate::model::{
     scenario_name, ProcessKind, RunParams, RunStatus, ScenarioSpec, ScenarioStatus, TargetSpec,
 };
 use crate::ports::{self, COLLECTOR_PORT, CONTROLLER_PORT, LAB_PORTS, MESSAGE_PORT, TARGET_PORT};
 use crate::reports;
 use crate::sampler::ProcessSampler;
-use crate::model::Sample;
 use crate::store::{now_ms, RunEnvironment, Store, StoreError};
 use crate::supervisor::{self, ChildSpec, Supervised, STOP_GRACE};
 use crate::target::RequestCounter;

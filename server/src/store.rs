@@ -337,7 +337,11 @@ impl Store {
             .bind(scenario_id)
             .fetch_optional(&self.pool)
             .await?;
-        match row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?.flatten() {
+        match row
+            .map(|r| r.try_get::<Option<String>, _>(0))
+            .transpose()?
+            .flatten()
+        {
             Some(json) => Ok(Some(serde_json::from_str(&json)?)),
             None => Ok(None),
         }
@@ -616,14 +620,14 @@ impl Store {
             .bind(id)
             .fetch(&self.pool)
             .map_err(StoreError::from)
-        .and_then(|row| async move {
-            Ok(SampleRow {
-                scenario: row.try_get(0)?,
-                concurrency: row.try_get(1)?,
-                sample: sample_from_row(&row, 2)?,
+            .and_then(|row| async move {
+                Ok(SampleRow {
+                    scenario: row.try_get(0)?,
+                    concurrency: row.try_get(1)?,
+                    sample: sample_from_row(&row, 2)?,
+                })
             })
-        })
-        .boxed()
+            .boxed()
     }
 
     pub async fn sample_count(&self, run_id: i64) -> Result<i64> {

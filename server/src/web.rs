@@ -76,15 +76,10 @@ pub fn router(lab: Arc<Lab>, site_root: PathBuf, addr: SocketAddr) -> Router {
         .route("/runs/{id}/chart.html", get(run_chart))
         .route("/scenarios/{id}/samples.csv", get(scenario_csv))
         .route("/scenarios/{id}/logs/{process}", get(scenario_log))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(api.clone()),
-            {
-                let leptos = leptos.clone();
-                move || shell(leptos.clone())
-            },
-        )
+        .leptos_routes_with_context(&state, routes, move || provide_context(api.clone()), {
+            let leptos = leptos.clone();
+            move || shell(leptos.clone())
+        })
         .merge(files)
         .layer(CompressionLayer::new())
         .with_state(state)
@@ -113,7 +108,9 @@ async fn healthz(State(state): State<WebState>) -> impl IntoResponse {
     (
         status,
         Json(Health {
-            database: db.map(|()| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+            database: db
+                .map(|()| "ok".to_string())
+                .unwrap_or_else(|e| e.to_string()),
             run_in_progress: state.lab.current_run(),
         }),
     )
@@ -132,7 +129,9 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 fn csv_response(
     state: WebState,
     filename: String,
-    rows: impl FnOnce(&crate::store::Store) -> futures_util::stream::BoxStream<'_, Result<SampleRow, StoreError>>
+    rows: impl FnOnce(
+            &crate::store::Store,
+        ) -> futures_util::stream::BoxStream<'_, Result<SampleRow, StoreError>>
         + Send
         + 'static,
 ) -> Response {
@@ -156,11 +155,16 @@ fn csv_response(
         }
         let _ = tx.send(Ok(chunk)).await;
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+    // poll_recv keeps answering "ended" after the end (compression polls again).
+    let mut rx = rx;
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
         ],
         Body::from_stream(body),
     )
@@ -169,7 +173,9 @@ fn csv_response(
 
 async fn run_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
     match state.lab.store().run(id).await {
-        Ok(Some(_)) => csv_response(state, format!("run-{id}-samples.csv"), move |s| s.run_samples(id)),
+        Ok(Some(_)) => csv_response(state, format!("run-{id}-samples.csv"), move |s| {
+            s.run_samples(id)
+        }),
         Ok(None) => not_found(format!("no run {id}")),
         Err(e) => server_error(e),
     }
@@ -193,7 +199,10 @@ async fn run_chart(State(state): State<WebState>, Path(id): Path<i64>) -> Respon
             Ok(html) => (
                 [
                     (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
-                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"run-{id}-chart.html\"")),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"run-{id}-chart.html\""),
+                    ),
                 ],
                 html,
             )
@@ -205,7 +214,10 @@ async fn run_chart(State(state): State<WebState>, Path(id): Path<i64>) -> Respon
     }
 }
 
-async fn scenario_log(State(state): State<WebState>, Path((id, process)): Path<(i64, String)>) -> Response {
+async fn scenario_log(
+    State(state): State<WebState>,
+    Path((id, process)): Path<(i64, String)>,
+) -> Response {
     let Ok(kind) = process.parse::<ProcessKind>() else {
         return not_found(format!("no process {process}"));
     };
@@ -219,8 +231,14 @@ async fn scenario_log(State(state): State<WebState>, Path((id, process)): Path<(
     match tokio::fs::File::open(&record.log_path).await {
         Ok(file) => (
             [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"scenario-{id}-{kind}.log\"")),
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"scenario-{id}-{kind}.log\""),
+                ),
             ],
             Body::from_stream(tokio_util::io::ReaderStream::new(file)),
         )

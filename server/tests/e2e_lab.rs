@@ -60,7 +60,12 @@ async fn wait_status(server: &Server, id: i64, wanted: &[&str], timeout: Duratio
 
 fn assert_ports_free() {
     for port in ports::lab_port_reports() {
-        assert!(port.holders.is_empty(), "port {} is held: {:?}", port.port, port.holders);
+        assert!(
+            port.holders.is_empty(),
+            "port {} is held: {:?}",
+            port.port,
+            port.holders
+        );
     }
 }
 
@@ -68,7 +73,8 @@ async fn assert_no_child_left(store: &Store, run_id: i64) {
     for scenario in store.scenarios(run_id).await.expect("scenarios") {
         for p in store.processes(scenario.id).await.expect("processes") {
             let pid = p.pid as u32;
-            let same = ports::pid_alive(pid) && ports::start_ticks(pid) == Some(p.start_ticks as u64);
+            let same =
+                ports::pid_alive(pid) && ports::start_ticks(pid) == Some(p.start_ticks as u64);
             assert!(!same, "{} (pid {pid}) is still running", p.name);
             assert!(p.exit_status.is_some(), "{} has no recorded exit", p.name);
         }
@@ -79,8 +85,12 @@ async fn assert_no_child_left(store: &Store, run_id: i64) {
 async fn server_functions_validate_input() {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start("validate").await;
-    let answer = server.call("launch_run", &launch_form("1,0", "soon", "")).await;
-    let errors = answer["Invalid"].as_array().unwrap_or_else(|| panic!("not invalid: {answer}"));
+    let answer = server
+        .call("launch_run", &launch_form("1,0", "soon", ""))
+        .await;
+    let errors = answer["Invalid"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not invalid: {answer}"));
     let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, ["scenarios", "duration"], "{answer}");
     let answer = server
@@ -103,10 +113,18 @@ async fn server_functions_validate_input() {
 async fn e2e_second_launch_waits_in_the_queue_then_runs() {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start("queue").await;
-    let first = server.call("launch_run", &launch_form("1", "5s", "first")).await;
-    let second = server.call("launch_run", &launch_form("1", "5s", "second")).await;
-    let first_id = first["Queued"]["run_id"].as_i64().unwrap_or_else(|| panic!("{first}"));
-    let second_id = second["Queued"]["run_id"].as_i64().unwrap_or_else(|| panic!("{second}"));
+    let first = server
+        .call("launch_run", &launch_form("1", "5s", "first"))
+        .await;
+    let second = server
+        .call("launch_run", &launch_form("1", "5s", "second"))
+        .await;
+    let first_id = first["Queued"]["run_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{first}"));
+    let second_id = second["Queued"]["run_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{second}"));
     wait_status(&server, first_id, &["running"], Duration::from_secs(30)).await;
     let waiting = run_status(&server, second_id).await;
     assert_eq!(waiting["status"], "queued", "{waiting}");
@@ -116,25 +134,56 @@ async fn e2e_second_launch_waits_in_the_queue_then_runs() {
     assert_eq!(queue[0]["running"], true);
     assert_eq!(queue[1]["id"], second_id);
 
-    let first = wait_status(&server, first_id, &["done", "failed"], Duration::from_secs(90)).await;
+    let first = wait_status(
+        &server,
+        first_id,
+        &["done", "failed"],
+        Duration::from_secs(90),
+    )
+    .await;
     assert_eq!(first["status"], "done", "{first}");
-    let second = wait_status(&server, second_id, &["done", "failed"], Duration::from_secs(90)).await;
+    let second = wait_status(
+        &server,
+        second_id,
+        &["done", "failed"],
+        Duration::from_secs(90),
+    )
+    .await;
     assert_eq!(second["status"], "done", "{second}");
     assert!(
         second["started_at"].as_i64() >= first["ended_at"].as_i64(),
         "the second run started before the first ended"
     );
-    assert!(second["scenarios"][0]["figures"]["total_requests"].as_i64().unwrap_or(0) > 0);
+    assert!(
+        second["scenarios"][0]["figures"]["total_requests"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0
+    );
 
     // A queued run can be removed before it starts.
-    let third = server.call("launch_run", &launch_form("1", "30s", "third")).await;
-    let fourth = server.call("launch_run", &launch_form("1", "5s", "fourth")).await;
+    let third = server
+        .call("launch_run", &launch_form("1", "30s", "third"))
+        .await;
+    let fourth = server
+        .call("launch_run", &launch_form("1", "5s", "fourth"))
+        .await;
     let third_id = third["Queued"]["run_id"].as_i64().expect("third");
     let fourth_id = fourth["Queued"]["run_id"].as_i64().expect("fourth");
     wait_status(&server, third_id, &["running"], Duration::from_secs(30)).await;
-    assert_eq!(server.call("remove_queued_run", &format!("run_id={fourth_id}")).await, true);
+    assert_eq!(
+        server
+            .call("remove_queued_run", &format!("run_id={fourth_id}"))
+            .await,
+        true
+    );
     assert_eq!(run_status(&server, fourth_id).await, Value::Null);
-    assert_eq!(server.call("cancel_run", &format!("run_id={third_id}")).await, true);
+    assert_eq!(
+        server
+            .call("cancel_run", &format!("run_id={third_id}"))
+            .await,
+        true
+    );
     wait_status(&server, third_id, &["interrupted"], Duration::from_secs(30)).await;
     assert!(server.stop().success());
 }
@@ -144,19 +193,29 @@ async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start("cancel").await;
     let store = Store::connect(&server.db_url()).await.expect("store");
-    let launched = server.call("launch_run", &launch_form("10,100", "60s", "cancel me")).await;
-    let id = launched["Queued"]["run_id"].as_i64().unwrap_or_else(|| panic!("{launched}"));
+    let launched = server
+        .call("launch_run", &launch_form("10,100", "60s", "cancel me"))
+        .await;
+    let id = launched["Queued"]["run_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{launched}"));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let run = run_status(&server, id).await;
-        if run["scenarios"][0]["latest"].as_array().is_some_and(|l| l.len() == 5) {
+        if run["scenarios"][0]["latest"]
+            .as_array()
+            .is_some_and(|l| l.len() == 5)
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no live figures: {run}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let asked = Instant::now();
-    assert_eq!(server.call("cancel_run", &format!("run_id={id}")).await, true);
+    assert_eq!(
+        server.call("cancel_run", &format!("run_id={id}")).await,
+        true
+    );
     let run = wait_status(&server, id, &["interrupted"], Duration::from_secs(20)).await;
     assert!(asked.elapsed() < Duration::from_secs(15));
     assert_eq!(run["scenarios"][0]["status"], "interrupted");
@@ -178,7 +237,11 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     // An empty lab says so.
     browser.goto(&server.url("/runs")).await;
     browser
-        .wait_for("the empty state", "return document.body.innerText.includes('No runs yet')", Duration::from_secs(20))
+        .wait_for(
+            "the empty state",
+            "return document.body.innerText.includes('No runs yet')",
+            Duration::from_secs(20),
+        )
         .await;
 
     // Launch 1 and 10 journeys, 10 s each, from the form.
@@ -210,7 +273,11 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
         )
         .await;
     browser
-        .wait_for("the run page", "return location.pathname.startsWith('/runs/')", Duration::from_secs(20))
+        .wait_for(
+            "the run page",
+            "return location.pathname.startsWith('/runs/')",
+            Duration::from_secs(20),
+        )
         .await;
     let path = browser.eval("return location.pathname").await;
     let run_id: i64 = path
@@ -270,7 +337,10 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
                return ink;"#,
         )
         .await;
-    assert!(drawn.as_i64().unwrap_or(0) > 1000, "the chart canvas is blank: {drawn}");
+    assert!(
+        drawn.as_i64().unwrap_or(0) > 1000,
+        "the chart canvas is blank: {drawn}"
+    );
     let totals = browser
         .eval("return [...document.querySelectorAll('[data-figure=total-requests]')].map(e => parseInt(e.innerText.replace(/,/g, ''), 10))")
         .await;
@@ -289,13 +359,21 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     let csv = csv.as_str().expect("csv text").to_string();
     let rows: Vec<SampleRow> = store.run_samples(run_id).try_collect().await.expect("rows");
     let mut lines = csv.lines();
-    assert!(lines.next().is_some_and(|h| h.starts_with("elapsed,process,cpu,mem,scenario,requests")));
+    assert!(
+        lines
+            .next()
+            .is_some_and(|h| h.starts_with("elapsed,process,cpu,mem,scenario,requests")),
+        "not the CSV: {}",
+        csv.chars().take(300).collect::<String>()
+    );
     let lines: Vec<&str> = lines.collect();
     assert_eq!(lines.len(), rows.len(), "CSV rows vs database rows");
     for (line, row) in lines.iter().zip(&rows) {
         assert_eq!(*line, mite_perf::reports::csv::line(row).trim_end());
     }
-    assert!(rows.iter().any(|r| r.sample.process == ProcessKind::Http && r.sample.requests.unwrap_or(0) > 0));
+    assert!(rows
+        .iter()
+        .any(|r| r.sample.process == ProcessKind::Http && r.sample.requests.unwrap_or(0) > 0));
 
     assert_ports_free();
     assert_no_child_left(&store, run_id).await;

@@ -4,9 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use super::{poll, StatusBadge};
-use crate::api::{
-    get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun,
-};
+use crate::api::{get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun};
 use crate::format;
 use crate::model::FieldError;
 
@@ -14,7 +12,10 @@ const DEFAULT_SCENARIOS: [u32; 4] = [1, 10, 100, 1000];
 
 #[component]
 pub fn LaunchPage() -> impl IntoView {
-    let chosen: Vec<RwSignal<bool>> = DEFAULT_SCENARIOS.iter().map(|_| RwSignal::new(true)).collect();
+    let chosen: Vec<RwSignal<bool>> = DEFAULT_SCENARIOS
+        .iter()
+        .map(|_| RwSignal::new(true))
+        .collect();
     let custom = RwSignal::new(String::new());
     let duration = RwSignal::new("60s".to_string());
     let spawn_rate = RwSignal::new("1000".to_string());
@@ -32,7 +33,10 @@ pub fn LaunchPage() -> impl IntoView {
     let errors = move || -> Vec<FieldError> {
         match launch.value().get() {
             Some(Ok(LaunchOutcome::Invalid(errors))) => errors,
-            Some(Err(e)) => vec![FieldError { field: "form".into(), message: e.to_string() }],
+            Some(Err(e)) => vec![FieldError {
+                field: "form".into(),
+                message: e.to_string(),
+            }],
             _ => vec![],
         }
     };
@@ -62,7 +66,13 @@ pub fn LaunchPage() -> impl IntoView {
             .map(|(n, _)| n.to_string())
             .collect();
         let extra = custom.get_untracked();
-        scenarios.extend(extra.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+        scenarios.extend(
+            extra
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
         launch.dispatch(LaunchRun {
             form: LaunchForm {
                 scenarios: scenarios.join(","),

@@ -32,7 +32,7 @@ pub fn RunPage() -> impl IntoView {
         },
     );
     let live = move || {
-        run.get()
+        run.get_untracked()
             .and_then(|r| r.ok().flatten())
             .map(|r| matches!(r.status, RunStatus::Queued | RunStatus::Running))
             .unwrap_or(false)
@@ -109,7 +109,9 @@ fn ScenarioCard(scenario: ScenarioView, refresh: RwSignal<u64>) -> impl IntoView
     let sid = scenario.id;
     let remaining = (scenario.duration_ms - scenario.elapsed_ms).max(0);
     let status_text = match scenario.status {
-        ScenarioStatus::Running if remaining > 0 => format!("running, {} left", format::span(remaining)),
+        ScenarioStatus::Running if remaining > 0 => {
+            format!("running, {} left", format::span(remaining))
+        }
         ScenarioStatus::Running => "running, mite is finishing".to_string(),
         other => other.to_string(),
     };
@@ -166,7 +168,10 @@ fn ScenarioCard(scenario: ScenarioView, refresh: RwSignal<u64>) -> impl IntoView
 /// updates, so zoom and legend choices survive them.
 #[component]
 fn ScenarioCharts(scenario_id: i64, refresh: RwSignal<u64>) -> impl IntoView {
-    let data = Resource::new(move || refresh.get(), move |_| get_charts(scenario_id, None));
+    let data = Resource::new(
+        move || refresh.get(),
+        move |_| get_charts(scenario_id, None),
+    );
     Effect::new(move |_| {
         if let Some(Ok(specs)) = data.get() {
             request_animation_frame(move || {

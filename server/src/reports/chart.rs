@@ -10,8 +10,8 @@ use charming::series::Line;
 use charming::Chart;
 
 use super::ReportError;
-use crate::model::{format_duration, ProcessKind};
 use crate::model::Sample;
+use crate::model::{format_duration, ProcessKind};
 use crate::store::{ScenarioRecord, Store};
 
 /// ECharts, from the npm `echarts` package that set-up installs.

@@ -46,9 +46,18 @@ impl Server {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
         let child = Command::new(BIN)
-            .args(["serve", "--addr", &addr.to_string(), "--output-dir", "output"])
+            .args([
+                "serve",
+                "--addr",
+                &addr.to_string(),
+                "--output-dir",
+                "output",
+            ])
             .current_dir(&dir)
-            .env("MITE_PERF_DATABASE_URL", format!("sqlite://{}/lab.db", dir.display()))
+            .env(
+                "MITE_PERF_DATABASE_URL",
+                format!("sqlite://{}/lab.db", dir.display()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -60,7 +69,11 @@ impl Server {
             if let Ok((200, _)) = server.get("/healthz").await {
                 return server;
             }
-            assert!(Instant::now() < deadline, "serve did not answer: {}", server.log());
+            assert!(
+                Instant::now() < deadline,
+                "serve did not answer: {}",
+                server.log()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -124,7 +137,8 @@ pub async fn http(
     body: Option<(&str, String)>,
 ) -> std::io::Result<(u16, String)> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
     if let Some((content_type, body)) = &body {
         request.push_str(&format!(
             "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
@@ -136,24 +150,68 @@ pub async fn http(
         request.push_str(body);
     }
     stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
-    Ok((status, body))
+    let read = async {
+        // Read the head, then exactly the body it announces (servers such as
+        // chromedriver keep the connection open).
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let head_end = loop {
+            if let Some(i) = find(&raw, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break raw.len();
+            }
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let chunked = head.contains("transfer-encoding: chunked");
+        loop {
+            let body = &raw[head_end..];
+            let complete = match length {
+                Some(n) => body.len() >= n,
+                None if chunked => {
+                    find(body, b"0\r\n\r\n").is_some_and(|i| i == 0 || body[..i].ends_with(b"\r\n"))
+                }
+                None => false,
+            };
+            if complete {
+                break;
+            }
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        let status = String::from_utf8_lossy(&raw[..head_end])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = String::from_utf8_lossy(&raw[head_end..]).into_owned();
+        Ok::<_, std::io::Error>((status, if chunked { dechunk(&body) } else { body }))
+    };
+    tokio::time::timeout(Duration::from_secs(120), read)
+        .await
+        .map_err(|_| std::io::Error::other("no complete answer within 120 s"))?
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn dechunk(mut rest: &str) -> String {
     let mut out = String::new();
     while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || tail.len() < n {
             break;
         }
@@ -198,7 +256,12 @@ impl Browser {
                          format!("--user-data-dir={}", profile.display())]
             }
         }}});
-        let mut browser = Browser { driver, addr, session: String::new(), profile };
+        let mut browser = Browser {
+            driver,
+            addr,
+            session: String::new(),
+            profile,
+        };
         let answer = browser.command("POST", "/session", Some(caps)).await;
         browser.session = answer["sessionId"]
             .as_str()
@@ -218,14 +281,21 @@ impl Browser {
         .expect("talk to chromedriver");
         let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         if let Some(error) = value["value"].get("error") {
-            panic!("WebDriver {method} {path}: {error}: {}", value["value"]["message"]);
+            panic!(
+                "WebDriver {method} {path}: {error}: {}",
+                value["value"]["message"]
+            );
         }
         value.get("value").cloned().unwrap_or(Value::Null)
     }
 
     pub async fn goto(&self, url: &str) {
-        self.command("POST", &format!("/session/{}/url", self.session), Some(json!({"url": url})))
-            .await;
+        self.command(
+            "POST",
+            &format!("/session/{}/url", self.session),
+            Some(json!({"url": url})),
+        )
+        .await;
     }
 
     /// Runs JavaScript in the page; `arguments[0]` is the callback for async scripts.
@@ -266,7 +336,11 @@ impl Browser {
 
     pub async fn screenshot(&self, path: &std::path::Path) {
         let png = self
-            .command("GET", &format!("/session/{}/screenshot", self.session), None)
+            .command(
+                "GET",
+                &format!("/session/{}/screenshot", self.session),
+                None,
+            )
             .await;
         if let Some(b64) = png.as_str() {
             let _ = std::fs::write(path.with_extension("b64"), b64);
