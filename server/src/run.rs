@@ -728,7 +728,7 @@ impl ScenarioRun<'_> {
                 requests_per_second: in_interval.unwrap_or(0) as f64 / interval.as_secs_f64(),
                 requests: served.unwrap_or(0),
             });
-            if ticks % 5 == 0 {
+            if ticks.is_multiple_of(5) {
                 reports::trim_collector_dir(&collector_dir, self.params.collector_keep_mib, false);
             }
 

@@ -79,6 +79,17 @@ impl ProcessSampler {
     }
 }
 
+/// The lab's own cost so far: CPU seconds (user + system) and peak RSS in bytes.
+pub fn own_usage() -> Option<(f64, u64)> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some((
+        seconds(usage.user_time()) + seconds(usage.system_time()),
+        (usage.max_rss().max(0) as u64) * 1024,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,15 +122,4 @@ mod tests {
             "a dead process has no reading"
         );
     }
-}
-
-/// The lab's own cost so far: CPU seconds (user + system) and peak RSS in bytes.
-pub fn own_usage() -> Option<(f64, u64)> {
-    use nix::sys::resource::{getrusage, UsageWho};
-    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
-    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
-    Some((
-        seconds(usage.user_time()) + seconds(usage.system_time()),
-        (usage.max_rss().max(0) as u64) * 1024,
-    ))
 }

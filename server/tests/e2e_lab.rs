@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -17,7 +16,8 @@ use mite_perf::model::ProcessKind;
 use mite_perf::ports;
 use mite_perf::store::{SampleRow, Store};
 
-static PORTS: Mutex<()> = Mutex::new(());
+// The tests share the lab's fixed ports, so they take turns.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn enc(text: &str) -> String {
     text.bytes()
@@ -83,7 +83,7 @@ async fn assert_no_child_left(store: &Store, run_id: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_validate_input() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let server = Server::start("validate").await;
     let answer = server
         .call("launch_run", &launch_form("1,0", "soon", ""))
@@ -111,7 +111,7 @@ async fn server_functions_validate_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_second_launch_waits_in_the_queue_then_runs() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let server = Server::start("queue").await;
     let first = server
         .call("launch_run", &launch_form("1", "5s", "first"))
@@ -190,7 +190,7 @@ async fn e2e_second_launch_waits_in_the_queue_then_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let server = Server::start("cancel").await;
     let store = Store::connect(&server.db_url()).await.expect("store");
     let launched = server
@@ -229,7 +229,7 @@ async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_browser_launch_watch_detail_and_csv() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let server = Server::start("browser").await;
     let store = Store::connect(&server.db_url()).await.expect("store");
     let browser = Browser::start().await;

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -16,7 +15,8 @@ use mite_perf::model::{ProcessKind, RunStatus, ScenarioStatus};
 use mite_perf::ports;
 use mite_perf::store::{SampleRow, Store};
 
-static PORTS: Mutex<()> = Mutex::new(());
+// The tests share the lab's fixed ports, so they take turns.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BIN: &str = env!("CARGO_BIN_EXE_mite-perf");
 
@@ -191,7 +191,7 @@ fn run_dir(store_dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_short_run_stores_samples_that_match_the_csv() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let lab = Lab::new("short");
     let child = lab.spawn_run(&[
         "--scenarios",
@@ -324,19 +324,19 @@ async fn stop_with(signal: Signal, expected_code: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_ctrl_c_stops_every_child_and_keeps_the_samples() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     stop_with(Signal::SIGINT, 130).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_sigterm_stops_every_child_and_keeps_the_samples() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     stop_with(Signal::SIGTERM, 143).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let lab = Lab::new("foreign");
     let mut foreign = Command::new("python3")
         .args(["-m", "http.server", "14302", "--bind", "127.0.0.1"])
@@ -392,7 +392,7 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let lab = Lab::new("killed-child");
     let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s"]);
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
@@ -423,7 +423,7 @@ async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cleanup_after_the_lab_was_sigkilled() {
-    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let _ports = PORTS.lock().await;
     let lab = Lab::new("cleanup");
     let child = lab.spawn_run(&["--scenarios", "10", "--duration", "60s"]);
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub fn poll(every: Duration, tick: impl Fn() + Clone + 'static) {
     Effect::new(move |_| {
         let tick = tick.clone();
-        if let Ok(handle) = set_interval_with_handle(move || tick(), every) {
+        if let Ok(handle) = set_interval_with_handle(tick, every) {
             on_cleanup(move || handle.clear());
         }
     });
