@@ -37,6 +37,7 @@ pub struct QueueEntry {
     pub position: usize,
     pub running: bool,
     pub label: String,
+    pub launched_by: String,
     pub created_at: i64,
     pub concurrencies: Vec<u32>,
 }
@@ -109,8 +110,10 @@ pub struct PortView {
     pub holders: Vec<PortHolder>,
 }
 
-/// What a launch asks for, as typed in the form.
+/// What a launch asks for, as typed in the form. Missing fields take the
+/// form's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LaunchForm {
     /// Checked defaults (1, 10, 100, 1000) and custom ones, comma separated.
     pub scenarios: String,
@@ -118,6 +121,7 @@ pub struct LaunchForm {
     pub spawn_rate: String,
     pub interval: String,
     pub label: String,
+    pub launched_by: String,
 }
 
 impl Default for LaunchForm {
@@ -128,6 +132,7 @@ impl Default for LaunchForm {
             spawn_rate: "1000".into(),
             interval: "1s".into(),
             label: String::new(),
+            launched_by: String::new(),
         }
     }
 }
@@ -167,6 +172,7 @@ impl LaunchForm {
         }
         let params = RunParams {
             label: self.label.trim().to_string(),
+            launched_by: self.launched_by.trim().to_string(),
             concurrencies,
             duration_ms: duration.as_millis() as u64,
             spawn_rate,
@@ -299,6 +305,7 @@ mod tests {
             spawn_rate: "fast".into(),
             interval: "1s".into(),
             label: String::new(),
+            launched_by: String::new(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();

@@ -1,5 +1,9 @@
 //! Drawing ECharts charts in the browser from options the server built with
 //! charming. ECharts itself is served by the lab (`/assets/echarts.min.js`).
+//!
+//! The server sends an overview (downsampled, peaks kept); when the user
+//! zooms in, the charts of the scenario fetch the visible window at full
+//! resolution and splice it into the overview.
 
 #[cfg(feature = "hydrate")]
 mod glue {
@@ -10,8 +14,10 @@ export function render_chart(id, json, group) {
   const el = document.getElementById(id);
   if (!el || !window.echarts) return false;
   const chart = window.echarts.getInstanceByDom(el) || window.echarts.init(el);
-  // Merge, so a live update keeps the user's zoom and hidden series.
-  chart.setOption(JSON.parse(json));
+  const option = JSON.parse(json);
+  el._overview = option.series.map(s => s.data);
+  // Merge, so an update keeps the user's zoom and hidden series.
+  chart.setOption(option);
   chart.group = group;
   window.echarts.connect(group);
   if (!el.dataset.resizeHooked) {
@@ -21,9 +27,40 @@ export function render_chart(id, json, group) {
   el.dataset.rendered = "1";
   return true;
 }
+
+export function on_zoom(id, callback) {
+  const el = document.getElementById(id);
+  const chart = el && window.echarts && window.echarts.getInstanceByDom(el);
+  if (!chart || el.dataset.zoomHooked) return;
+  el.dataset.zoomHooked = "1";
+  let timer = null;
+  chart.on("datazoom", () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const [from, to] = chart.getModel().getComponent("xAxis", 0).axis.scale.getExtent();
+      callback(from, to);
+    }, 300);
+  });
+}
+
+export function splice_window(id, json, from, to) {
+  const el = document.getElementById(id);
+  const chart = el && window.echarts && window.echarts.getInstanceByDom(el);
+  if (!chart || !el._overview) return;
+  const detail = JSON.parse(json).series.map(s => s.data);
+  const series = el._overview.map((points, i) => ({
+    data: points.filter(p => p[0] < from)
+      .concat(detail[i] || [])
+      .concat(points.filter(p => p[0] > to)),
+  }));
+  chart.setOption({ series });
+  el.dataset.detail = `${from}-${to}`;
+}
 "#)]
     extern "C" {
         pub fn render_chart(id: &str, json: &str, group: &str) -> bool;
+        pub fn on_zoom(id: &str, callback: &Closure<dyn Fn(f64, f64)>);
+        pub fn splice_window(id: &str, json: &str, from: f64, to: f64);
     }
 }
 
@@ -37,5 +74,32 @@ pub fn render(dom_id: &str, option_json: &str, group: &str) {
     #[cfg(not(feature = "hydrate"))]
     {
         let _ = (dom_id, option_json, group);
+    }
+}
+
+/// After the user zooms the chart `dom_id`, fetches scenario `scenario_id`'s
+/// samples in the visible window at full resolution and splices them into
+/// the scenario's charts. Does nothing on the server.
+pub fn follow_zoom(dom_id: &str, scenario_id: i64) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::prelude::Closure;
+        let callback = Closure::<dyn Fn(f64, f64)>::new(move |from: f64, to: f64| {
+            leptos::task::spawn_local(async move {
+                let window = Some(((from * 1000.0) as i64, (to * 1000.0).ceil() as i64));
+                if let Ok(specs) = crate::api::get_charts(scenario_id, window).await {
+                    for spec in specs {
+                        glue::splice_window(&spec.dom_id, &spec.option_json, from, to);
+                    }
+                }
+            });
+        });
+        glue::on_zoom(dom_id, &callback);
+        // The chart lives as long as the page: so does its listener.
+        callback.forget();
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (dom_id, scenario_id);
     }
 }

@@ -40,6 +40,9 @@ pub enum ScenarioSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunParams {
     pub label: String,
+    /// Who asked for the run (a name typed in the browser, `$USER` on the CLI).
+    #[serde(default)]
+    pub launched_by: String,
     /// One scenario per concurrency, in this order.
     pub concurrencies: Vec<u32>,
     pub duration_ms: u64,
@@ -55,6 +58,7 @@ impl Default for RunParams {
     fn default() -> Self {
         RunParams {
             label: String::new(),
+            launched_by: String::new(),
             concurrencies: vec![1, 10, 100, 1000],
             duration_ms: 60_000,
             spawn_rate: 1000,
@@ -132,6 +136,9 @@ impl RunParams {
         }
         if self.label.len() > 200 {
             err("label", "keep it under 200 characters".into());
+        }
+        if self.launched_by.len() > 100 {
+            err("launched_by", "keep it under 100 characters".into());
         }
         if let TargetSpec::Command(cmd) = &self.target {
             if cmd.trim().is_empty() {

@@ -382,6 +382,7 @@ fn queue_entry(run: &RunRecord, position: usize, running: bool) -> QueueEntry {
         position,
         running,
         label: run.label.clone(),
+        launched_by: run.params.launched_by.clone(),
         created_at: run.created_at,
         concurrencies: run.params.concurrencies.clone(),
     }

@@ -178,6 +178,7 @@ fn with_runtime(
 fn params_from(args: &RunArgs) -> RunParams {
     RunParams {
         label: args.label.clone(),
+        launched_by: std::env::var("USER").unwrap_or_default(),
         concurrencies: args.scenarios.clone(),
         duration_ms: args.duration.as_millis() as u64,
         spawn_rate: args.spawn_rate,

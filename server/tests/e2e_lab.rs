@@ -84,7 +84,7 @@ async fn assert_no_child_left(store: &Store, run_id: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_validate_input() {
     let _ports = PORTS.lock().await;
-    let server = Server::start("validate").await;
+    let mut server = Server::start("validate").await;
     let answer = server
         .call("launch_run", &launch_form("1,0", "soon", ""))
         .await;
@@ -112,7 +112,7 @@ async fn server_functions_validate_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_second_launch_waits_in_the_queue_then_runs() {
     let _ports = PORTS.lock().await;
-    let server = Server::start("queue").await;
+    let mut server = Server::start("queue").await;
     let first = server
         .call("launch_run", &launch_form("1", "5s", "first"))
         .await;
@@ -191,7 +191,7 @@ async fn e2e_second_launch_waits_in_the_queue_then_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
     let _ports = PORTS.lock().await;
-    let server = Server::start("cancel").await;
+    let mut server = Server::start("cancel").await;
     let store = Store::connect(&server.db_url()).await.expect("store");
     let launched = server
         .call("launch_run", &launch_form("10,100", "60s", "cancel me"))
@@ -230,7 +230,7 @@ async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_browser_launch_watch_detail_and_csv() {
     let _ports = PORTS.lock().await;
-    let server = Server::start("browser").await;
+    let mut server = Server::start("browser").await;
     let store = Store::connect(&server.db_url()).await.expect("store");
     let browser = Browser::start().await;
 
@@ -347,6 +347,22 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     let totals: Vec<i64> = serde_json::from_value(totals).expect("numbers");
     assert_eq!(totals.len(), 2);
     assert!(totals.iter().all(|t| *t > 0), "{totals:?}");
+
+    // Zooming in fetches the visible window at full resolution.
+    browser
+        .eval(
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.chart'));
+               c.dispatchAction({type: 'dataZoom', startValue: 2, endValue: 6});
+               return true;"#,
+        )
+        .await;
+    browser
+        .wait_for(
+            "the zoomed window at full resolution",
+            "return !!document.querySelector('.chart').dataset.detail",
+            Duration::from_secs(20),
+        )
+        .await;
 
     // Download the run's CSV through the page's link: it matches the database.
     let csv = browser

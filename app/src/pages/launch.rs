@@ -21,6 +21,7 @@ pub fn LaunchPage() -> impl IntoView {
     let spawn_rate = RwSignal::new("1000".to_string());
     let interval = RwSignal::new("1s".to_string());
     let label = RwSignal::new(String::new());
+    let launched_by = RwSignal::new(String::new());
 
     let launch = ServerAction::<LaunchRun>::new();
     let remove = ServerAction::<RemoveQueuedRun>::new();
@@ -80,6 +81,7 @@ pub fn LaunchPage() -> impl IntoView {
                 spawn_rate: spawn_rate.get_untracked(),
                 interval: interval.get_untracked(),
                 label: label.get_untracked(),
+                launched_by: launched_by.get_untracked(),
             },
         });
     };
@@ -130,6 +132,10 @@ pub fn LaunchPage() -> impl IntoView {
                             <input type="text" name="label" placeholder="e.g. mite main @ abc123" bind:value=label/>
                             {error_for("label")}
                         </label>
+                        <label>"Your name"
+                            <input type="text" name="launched_by" placeholder="shown in the queue" bind:value=launched_by/>
+                            {error_for("launched_by")}
+                        </label>
                     </div>
                     {error_for("form")}
                     <button type="submit" class="primary" disabled=move || launch.pending().get()>"Launch"</button>
@@ -150,7 +156,13 @@ pub fn LaunchPage() -> impl IntoView {
                                             <a href=format!("/runs/{id}")>{format!("Run {id}")}</a>
                                             " "
                                             {if e.running { view! { <StatusBadge status="running".to_string()/> }.into_any() } else { view! { <span class="muted">{format!("#{} in line", e.position)}</span> }.into_any() }}
-                                            <span class="muted">{format!(" {} · scenarios {:?} · queued {}", if e.label.is_empty() { "(no label)".to_string() } else { e.label.clone() }, e.concurrencies, format::utc(e.created_at))}</span>
+                                            <span class="muted">{format!(
+                                                " {} · scenarios {:?} · by {} · queued {}",
+                                                if e.label.is_empty() { "(no label)" } else { e.label.as_str() },
+                                                e.concurrencies,
+                                                if e.launched_by.is_empty() { "someone" } else { e.launched_by.as_str() },
+                                                format::utc(e.created_at)
+                                            )}</span>
                                             {(!e.running).then(|| view! {
                                                 <button class="small" on:click=move |_| { remove.dispatch(RemoveQueuedRun { run_id: id }); }>"Remove"</button>
                                             })}

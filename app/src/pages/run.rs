@@ -76,7 +76,7 @@ fn RunHeader(run: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
                 <dt>"Duration"</dt><dd>{format::span(run.params.duration_ms as i64)} " each"</dd>
                 <dt>"Sampling"</dt><dd>{format!("every {} ms", run.params.interval_ms)}</dd>
                 <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", run.params.spawn_rate)}</dd>
-                <dt>"Queued"</dt><dd>{format::utc(run.created_at)}</dd>
+                <dt>"Queued"</dt><dd>{format::utc(run.created_at)} {(!run.params.launched_by.is_empty()).then(|| format!("by {}", run.params.launched_by))}</dd>
                 <dt>"Started"</dt><dd>{run.started_at.map(format::utc).unwrap_or_else(|| "not yet".into())}</dd>
                 <dt>"Ended"</dt><dd>{run.ended_at.map(format::utc).unwrap_or_else(|| "–".into())}</dd>
                 <dt>"mite"</dt><dd>{run.mite_version.clone()}</dd>
@@ -177,6 +177,10 @@ fn ScenarioCharts(scenario_id: i64, refresh: RwSignal<u64>) -> impl IntoView {
             request_animation_frame(move || {
                 for spec in &specs {
                     charts::render(&spec.dom_id, &spec.option_json, &spec.group);
+                }
+                // A scenario's charts zoom together: following the first is enough.
+                if let Some(first) = specs.first() {
+                    charts::follow_zoom(&first.dom_id, scenario_id);
                 }
             });
         }

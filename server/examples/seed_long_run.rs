@@ -1,0 +1,79 @@
+//! Stores a synthetic finished run, for benchmarks of the pages and
+//! downloads on big runs (BENCHMARKS.md): `scenarios` scenarios of `seconds`
+//! seconds each, sampled every second, five processes per sample.
+//!
+//! cargo run --release --example seed_long_run -- DATABASE_URL SCENARIOS SECONDS
+//! prints the run's id.
+
+use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
+use mite_perf::store::{RunEnvironment, Store};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let url = args
+        .next()
+        .unwrap_or_else(|| "sqlite://output/bench.db".into());
+    let scenarios: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
+    let seconds: i64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(3600);
+    let store = Store::connect(&url).await?;
+    let concurrencies: Vec<u32> = [1, 10, 100, 1000]
+        .iter()
+        .cycle()
+        .take(scenarios as usize)
+        .copied()
+        .collect();
+    let params = RunParams {
+        label: format!("synthetic {scenarios}x{seconds}s"),
+        concurrencies: concurrencies.clone(),
+        duration_ms: seconds as u64 * 1000,
+        ..RunParams::default()
+    };
+    let run = store.create_run(&params, RunStatus::Running).await?;
+    let env = RunEnvironment {
+        mite_version: "2.11.0".into(),
+        python_version: "3.11.7".into(),
+        host: "synthetic".into(),
+        cores: 2,
+    };
+    store
+        .start_run(run, &env, "/nonexistent", std::process::id())
+        .await?;
+    let t0 = 1_795_000_000_000i64;
+    for (position, c) in concurrencies.iter().enumerate() {
+        let scenario = store
+            .create_scenario(run, position as i64, *c, &params)
+            .await?;
+        store.start_scenario(scenario, t0).await?;
+        let mut total = 0i64;
+        // 60 ticks (300 rows) per statement stays under SQLite's bind limit.
+        for chunk in (1..=seconds).collect::<Vec<_>>().chunks(60) {
+            let mut batch = Vec::new();
+            for &s in chunk {
+                let wave = ((s as f64) / 37.0).sin();
+                let served = 3000 + (500.0 * wave) as i64;
+                total += served;
+                for (i, kind) in ProcessKind::ALL.iter().enumerate() {
+                    let is_target = *kind == ProcessKind::Http;
+                    batch.push(Sample {
+                        process: *kind,
+                        pid: 1000 + i as i64,
+                        at_ms: t0 + s * 1000,
+                        elapsed_ms: s * 1000,
+                        cpu: 10.0 + 15.0 * i as f64 + 5.0 * wave,
+                        mem: 40 * 1024 * 1024 + i as i64 * 1_000_000 + s * 10,
+                        requests: is_target.then_some(total),
+                        requests_in_interval: is_target.then_some(served),
+                    });
+                }
+            }
+            store.insert_samples(scenario, &batch).await?;
+        }
+        store
+            .finish_scenario(scenario, ScenarioStatus::Done, None, None)
+            .await?;
+    }
+    store.finish_run(run, RunStatus::Done, None).await?;
+    println!("{run}");
+    Ok(())
+}
