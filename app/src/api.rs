@@ -129,7 +129,7 @@ impl Default for LaunchForm {
         LaunchForm {
             scenarios: "1,10,100,1000".into(),
             duration: "60s".into(),
-            spawn_rate: "1000".into(),
+            spawn_rate: "1000000".into(),
             interval: "1s".into(),
             label: String::new(),
             launched_by: String::new(),

@@ -61,7 +61,7 @@ impl Default for RunParams {
             launched_by: String::new(),
             concurrencies: vec![1, 10, 100, 1000],
             duration_ms: 60_000,
-            spawn_rate: 1000,
+            spawn_rate: 1_000_000,
             interval_ms: 1000,
             target: TargetSpec::Builtin,
             scenario: ScenarioSpec::Builtin,

@@ -78,8 +78,10 @@ struct RunArgs {
     /// (60, 60s, 90s, 2m, ...).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     duration: Duration,
-    /// mite's --spawn-rate: journeys started per second at most.
-    #[arg(long, default_value_t = 1000)]
+    /// mite's --spawn-rate: journeys started per second at most. The default,
+    /// as in mite's own perf script, leaves mite unthrottled: with mite's own
+    /// default (1000) throughput stalls for seconds at a time.
+    #[arg(long, default_value_t = 1_000_000)]
     spawn_rate: u32,
     /// Time between samples (100ms at the least).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]

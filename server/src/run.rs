@@ -282,10 +282,10 @@ pub async fn execute_run(
     store
         .close_open_scenarios(run_id, ScenarioStatus::Skipped)
         .await?;
-    reports::write_run_outputs(store, run_id, &output_dir).await?;
     store
         .finish_run(run_id, status, run_error.as_deref())
         .await?;
+    reports::write_run_outputs(store, run_id, &output_dir).await?;
     Ok(RunOutcome {
         run_id,
         status,

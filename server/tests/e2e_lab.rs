@@ -30,7 +30,7 @@ fn enc(text: &str) -> String {
 
 fn launch_form(scenarios: &str, duration: &str, label: &str) -> String {
     format!(
-        "form[scenarios]={}&form[duration]={}&form[spawn_rate]=1000&form[interval]=1s&form[label]={}",
+        "form[scenarios]={}&form[duration]={}&form[spawn_rate]=1000000&form[interval]=1s&form[label]={}",
         enc(scenarios),
         enc(duration),
         enc(label)
@@ -96,7 +96,7 @@ async fn server_functions_validate_input() {
     let answer = server
         .call(
             "launch_run",
-            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000&form[interval]=20ms&form[label]=",
+            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=20ms&form[label]=",
         )
         .await;
     assert_eq!(answer["Invalid"][0]["field"], "interval", "{answer}");

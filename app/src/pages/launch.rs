@@ -18,7 +18,7 @@ pub fn LaunchPage() -> impl IntoView {
         .collect();
     let custom = RwSignal::new(String::new());
     let duration = RwSignal::new("60s".to_string());
-    let spawn_rate = RwSignal::new("1000".to_string());
+    let spawn_rate = RwSignal::new("1000000".to_string());
     let interval = RwSignal::new("1s".to_string());
     let label = RwSignal::new(String::new());
     let launched_by = RwSignal::new(String::new());
