@@ -396,7 +396,7 @@ impl Store {
         let status = status.map(|s| s.as_str()).unwrap_or("");
         let filter = "WHERE LOWER(label) LIKE $1 AND ($2 = '' OR status = $2)";
         let rows = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS}, (SELECT COALESCE(SUM(total_requests), 0) FROM scenarios \
+            "SELECT {RUN_COLUMNS}, (SELECT CAST(COALESCE(SUM(total_requests), 0) AS BIGINT) FROM scenarios \
              WHERE scenarios.run_id = runs.id) AS total_requests FROM runs {filter} \
              ORDER BY id DESC LIMIT $3 OFFSET $4"
         ))
