@@ -65,15 +65,10 @@ pub async fn cleanup(store: &Store) -> Result<CleanupReport, StoreError> {
             }
             _ => RecordedOutcome::AlreadyGone,
         };
-        let note = match outcome {
-            RecordedOutcome::AlreadyGone => "gone (found by cleanup)",
-            RecordedOutcome::PidReused => "gone; its pid was reused (found by cleanup)",
-            RecordedOutcome::Stopped => "stopped by cleanup",
-            RecordedOutcome::Killed => "killed by cleanup (SIGKILL)",
-            RecordedOutcome::Survived => "survived SIGKILL from cleanup",
-        };
         if outcome != RecordedOutcome::Survived {
-            store.end_process(process.id, note).await?;
+            store
+                .end_process(process.id, &format!("{outcome} (by cleanup)"))
+                .await?;
         }
         report.processes.push((process, outcome));
     }

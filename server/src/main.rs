@@ -366,10 +366,7 @@ async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
         println!("no processes of the lab were left open");
     }
     for (p, outcome) in &report.processes {
-        println!(
-            "{} (pid {}, run {}): {:?}",
-            p.name, p.pid, p.run_id, outcome
-        );
+        println!("{} (pid {}, run {}): {}", p.name, p.pid, p.run_id, outcome);
     }
     for run in &report.abandoned_runs {
         println!("run {run}: marked interrupted; its samples.csv and chart.html were rewritten");

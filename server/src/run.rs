@@ -320,7 +320,7 @@ impl Children {
             .find(|c| c.kind == kind)
     }
 
-    /// The first child that has exited, with a failure describing it.
+    /// The first child that has exited, with its exit status.
     fn first_exit(&mut self) -> Option<(ProcessKind, std::process::ExitStatus)> {
         self.list
             .iter_mut()

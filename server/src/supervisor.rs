@@ -266,6 +266,18 @@ pub enum RecordedOutcome {
     Survived,
 }
 
+impl std::fmt::Display for RecordedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecordedOutcome::AlreadyGone => "already gone",
+            RecordedOutcome::PidReused => "gone; its pid now names another process, left alone",
+            RecordedOutcome::Stopped => "stopped",
+            RecordedOutcome::Killed => "killed (SIGKILL)",
+            RecordedOutcome::Survived => "survived SIGKILL",
+        })
+    }
+}
+
 /// Stops a process group the lab recorded in an earlier life (the lab was
 /// killed). The pid is signalled only if it still names the same process
 /// (same start time) and still leads its own group.
