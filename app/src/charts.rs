@@ -15,7 +15,7 @@ export function render_chart(id, json, group) {
   if (!el || !window.echarts) return false;
   const chart = window.echarts.getInstanceByDom(el) || window.echarts.init(el);
   const option = JSON.parse(json);
-  el._overview = option.series.map(s => s.data);
+  el._overview = (option.series || []).map(s => s.data);
   // Merge, so an update keeps the user's zoom and hidden series.
   chart.setOption(option);
   chart.group = group;
@@ -47,7 +47,7 @@ export function splice_window(id, json, from, to) {
   const el = document.getElementById(id);
   const chart = el && window.echarts && window.echarts.getInstanceByDom(el);
   if (!chart || !el._overview) return;
-  const detail = JSON.parse(json).series.map(s => s.data);
+  const detail = (JSON.parse(json).series || []).map(s => s.data);
   const series = el._overview.map((points, i) => ({
     data: points.filter(p => p[0] < from)
       .concat(detail[i] || [])

@@ -75,8 +75,8 @@ fn RunHeader(run: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
                 <dt>"Scenarios"</dt><dd>{run.params.concurrencies.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")}</dd>
                 <dt>"Duration"</dt><dd>{format::span(run.params.duration_ms as i64)} " each"</dd>
                 <dt>"Sampling"</dt><dd>{format!("every {} ms", run.params.interval_ms)}</dd>
-                <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", run.params.spawn_rate)}</dd>
-                <dt>"Queued"</dt><dd>{format::utc(run.created_at)} {(!run.params.launched_by.is_empty()).then(|| format!("by {}", run.params.launched_by))}</dd>
+                <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", format::count(i64::from(run.params.spawn_rate)))}</dd>
+                <dt>"Queued"</dt><dd>{format::utc(run.created_at)}{(!run.params.launched_by.is_empty()).then(|| format!(" by {}", run.params.launched_by))}</dd>
                 <dt>"Started"</dt><dd>{run.started_at.map(format::utc).unwrap_or_else(|| "not yet".into())}</dd>
                 <dt>"Ended"</dt><dd>{run.ended_at.map(format::utc).unwrap_or_else(|| "–".into())}</dd>
                 <dt>"mite"</dt><dd>{run.mite_version.clone()}</dd>
@@ -152,7 +152,11 @@ fn ScenarioCard(scenario: ScenarioView, refresh: RwSignal<u64>) -> impl IntoView
                     </tbody>
                 </table>
             })}
-            <ScenarioCharts scenario_id=sid refresh=refresh/>
+            {match scenario.status {
+                ScenarioStatus::Waiting => view! { <p class="empty">"Waiting for its turn."</p> }.into_any(),
+                ScenarioStatus::Skipped => view! { <p class="empty">"Not run: the run ended before it."</p> }.into_any(),
+                _ => view! { <ScenarioCharts scenario_id=sid refresh=refresh/> }.into_any(),
+            }}
             <div class="downloads">
                 <strong>"Downloads: "</strong>
                 <a href=format!("/scenarios/{sid}/samples.csv") download>{format!("{}.csv", scenario.name)}</a>
