@@ -124,16 +124,20 @@ impl Lab {
             return Ok(LaunchOutcome::Invalid(errors));
         }
         let run_id = self.store.create_run(&params, RunStatus::Queued).await?;
-        let position = self
+        let position = self.queue_position(run_id).await?.unwrap_or(0);
+        self.wake.notify_one();
+        Ok(LaunchOutcome::Queued { run_id, position })
+    }
+
+    /// Where a queued run stands in line (1 is next), if it is queued.
+    async fn queue_position(&self, run_id: i64) -> Result<Option<usize>, StoreError> {
+        Ok(self
             .store
             .queued_runs()
             .await?
             .iter()
             .position(|r| r.id == run_id)
-            .map(|p| p + 1)
-            .unwrap_or(0);
-        self.wake.notify_one();
-        Ok(LaunchOutcome::Queued { run_id, position })
+            .map(|p| p + 1))
     }
 
     /// Cancels the run in progress (if it is `run_id`) or removes it from the queue.
@@ -249,12 +253,7 @@ impl Lab {
             });
         }
         let queue_position = if run.status == RunStatus::Queued {
-            self.store
-                .queued_runs()
-                .await?
-                .iter()
-                .position(|r| r.id == run.id)
-                .map(|p| p + 1)
+            self.queue_position(run.id).await?
         } else {
             None
         };

@@ -177,6 +177,29 @@ fn with_runtime(
         .block_on(fut)
 }
 
+async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
+    Store::connect(&db.database_url)
+        .await
+        .with_context(|| format!("database {}", db.database_url))
+}
+
+/// The store and what runs need, from the options `run` and `serve` share.
+async fn open_lab(
+    db: &DbArgs,
+    venv: Option<&PathBuf>,
+    output_dir: &std::path::Path,
+) -> anyhow::Result<(Store, LabSetup)> {
+    let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);
+    let mite = MiteEnv::locate(&venv)?;
+    let store = connect(db).await?;
+    let setup = LabSetup {
+        output_root: output_dir.to_path_buf(),
+        mite,
+        self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
+    };
+    Ok((store, setup))
+}
+
 fn params_from(args: &RunArgs) -> RunParams {
     RunParams {
         label: args.label.clone(),
@@ -239,19 +262,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let venv = args
-        .mite_venv
-        .clone()
-        .unwrap_or_else(mite_env::default_venv);
-    let mite = MiteEnv::locate(&venv)?;
-    let store = Store::connect(&args.db.database_url)
-        .await
-        .with_context(|| format!("database {}", args.db.database_url))?;
-    let setup = LabSetup {
-        output_root: args.output_dir.clone(),
-        mite,
-        self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
-    };
+    let (store, setup) = open_lab(&args.db, args.mite_venv.as_ref(), &args.output_dir).await?;
     let cancel = CancellationToken::new();
     let stopped_by = watch_signals(cancel.clone())?;
 
@@ -353,9 +364,7 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
 }
 
 async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(&args.database_url)
-        .await
-        .with_context(|| format!("database {}", args.database_url))?;
+    let store = connect(&args).await?;
     let report = cleanup::cleanup(&store).await?;
     for (run, pid) in &report.live_runs {
         println!(
@@ -394,24 +403,12 @@ async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let venv = args
-        .mite_venv
-        .clone()
-        .unwrap_or_else(mite_env::default_venv);
-    let mite = MiteEnv::locate(&venv)?;
-    let store = Store::connect(&args.db.database_url)
-        .await
-        .with_context(|| format!("database {}", args.db.database_url))?;
+    let (store, setup) = open_lab(&args.db, args.mite_venv.as_ref(), &args.output_dir).await?;
     // A lab that died left its runs marked running: close them first.
     let leftovers = cleanup::cleanup(&store).await?;
     for run in &leftovers.abandoned_runs {
         eprintln!("run {run}: the lab ended without finishing it; marked interrupted");
     }
-    let setup = LabSetup {
-        output_root: args.output_dir.clone(),
-        mite,
-        self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
-    };
     let lab = mite_perf::lab::Lab::new(store, setup);
     let worker = lab.start_worker();
     let site_root = args

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use futures_util::TryStreamExt;
 use serde_json::Value;
 
-use common::{Browser, Server};
+use common::{assert_no_child_left, assert_ports_free, Browser, Server};
 use mite_perf::model::ProcessKind;
-use mite_perf::ports;
 use mite_perf::store::{SampleRow, Store};
 
 // The tests share the lab's fixed ports, so they take turns.
@@ -55,29 +54,6 @@ async fn wait_status(server: &Server, id: i64, wanted: &[&str], timeout: Duratio
             server.log()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-fn assert_ports_free() {
-    for port in ports::lab_port_reports() {
-        assert!(
-            port.holders.is_empty(),
-            "port {} is held: {:?}",
-            port.port,
-            port.holders
-        );
-    }
-}
-
-async fn assert_no_child_left(store: &Store, run_id: i64) {
-    for scenario in store.scenarios(run_id).await.expect("scenarios") {
-        for p in store.processes(scenario.id).await.expect("processes") {
-            let pid = p.pid as u32;
-            let same =
-                ports::pid_alive(pid) && ports::start_ticks(pid) == Some(p.start_ticks as u64);
-            assert!(!same, "{} (pid {pid}) is still running", p.name);
-            assert!(p.exit_status.is_some(), "{} has no recorded exit", p.name);
-        }
     }
 }
 

@@ -16,6 +16,10 @@ use mite_perf::ports;
 use mite_perf::store::{SampleRow, Store};
 
 // The tests share the lab's fixed ports, so they take turns.
+mod common;
+
+use common::{assert_no_child_left, assert_ports_free};
+
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BIN: &str = env!("CARGO_BIN_EXE_mite-perf");
@@ -127,49 +131,6 @@ async fn wait_for_samples(lab: &Lab, ticks: usize, timeout: Duration) -> Store {
         }
         assert!(Instant::now() < deadline, "no samples within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Processes alive in the process group `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|pid| ports::process_group(*pid) == Some(pgid) && ports::pid_alive(*pid))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Every process the lab recorded is gone, with its whole group, and the
-/// store says how each ended.
-async fn assert_no_child_left(store: &Store, run_id: i64) {
-    for scenario in store.scenarios(run_id).await.expect("scenarios") {
-        for p in store.processes(scenario.id).await.expect("processes") {
-            let pid = p.pid as u32;
-            let same =
-                ports::pid_alive(pid) && ports::start_ticks(pid) == Some(p.start_ticks as u64);
-            assert!(!same, "{} (pid {pid}) is still running", p.name);
-            assert!(
-                group_members(pid).is_empty(),
-                "group {pid} ({}) has members left",
-                p.name
-            );
-            assert!(p.exit_status.is_some(), "{} has no recorded exit", p.name);
-        }
-    }
-}
-
-fn assert_ports_free() {
-    for port in ports::lab_port_reports() {
-        assert!(
-            port.holders.is_empty(),
-            "port {} is held: {:?}",
-            port.port,
-            port.holders
-        );
     }
 }
 

@@ -380,3 +380,49 @@ impl Drop for Browser {
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
+
+/// Processes alive in the process group `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    mite_perf::ports::process_group(*pid) == Some(pgid)
+                        && mite_perf::ports::pid_alive(*pid)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every process the lab recorded is gone, with its whole group, and the
+/// store says how each ended.
+pub async fn assert_no_child_left(store: &mite_perf::store::Store, run_id: i64) {
+    for scenario in store.scenarios(run_id).await.expect("scenarios") {
+        for p in store.processes(scenario.id).await.expect("processes") {
+            let pid = p.pid as u32;
+            let same = mite_perf::ports::pid_alive(pid)
+                && mite_perf::ports::start_ticks(pid) == Some(p.start_ticks as u64);
+            assert!(!same, "{} (pid {pid}) is still running", p.name);
+            assert!(
+                group_members(pid).is_empty(),
+                "group {pid} ({}) has members left",
+                p.name
+            );
+            assert!(p.exit_status.is_some(), "{} has no recorded exit", p.name);
+        }
+    }
+}
+
+pub fn assert_ports_free() {
+    for port in mite_perf::ports::lab_port_reports() {
+        assert!(
+            port.holders.is_empty(),
+            "port {} is held: {:?}",
+            port.port,
+            port.holders
+        );
+    }
+}
