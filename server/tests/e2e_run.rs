@@ -30,16 +30,9 @@ struct Lab {
 
 impl Lab {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "mite-perf-e2e-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).expect("create the test folder");
-        Lab { dir }
+        Lab {
+            dir: common::temp_dir(&format!("e2e-{name}")),
+        }
     }
 
     fn db_url(&self) -> String {
