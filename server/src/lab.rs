@@ -291,11 +291,8 @@ impl Lab {
         let bucket = (span / CHART_POINTS).max(scenario.interval_ms);
         let samples = if bucket <= scenario.interval_ms {
             self.store
-                .scenario_samples(scenario_id)
+                .scenario_samples_between(scenario_id, from, to)
                 .await?
-                .into_iter()
-                .filter(|s| s.elapsed_ms >= from && s.elapsed_ms <= to)
-                .collect()
         } else {
             self.store
                 .scenario_samples_bucketed(scenario_id, from, to, bucket)

@@ -556,11 +556,25 @@ impl Store {
 
     /// All samples of a scenario, in time order.
     pub async fn scenario_samples(&self, scenario_id: i64) -> Result<Vec<Sample>> {
+        self.scenario_samples_between(scenario_id, i64::MIN, i64::MAX)
+            .await
+    }
+
+    /// A scenario's samples with `from_ms <= elapsed <= to_ms`, in time order.
+    pub async fn scenario_samples_between(
+        &self,
+        scenario_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Sample>> {
         let rows = sqlx::query(
             "SELECT process, pid, at_ms, elapsed_ms, cpu, mem, requests, requests_in_interval \
-             FROM samples WHERE scenario_id = $1 ORDER BY elapsed_ms, process",
+             FROM samples WHERE scenario_id = $1 AND elapsed_ms >= $2 AND elapsed_ms <= $3 \
+             ORDER BY elapsed_ms, process",
         )
         .bind(scenario_id)
+        .bind(from_ms)
+        .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| sample_from_row(r, 0)).collect()
