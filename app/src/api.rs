@@ -5,6 +5,7 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::LabError;
 use crate::figures::ScenarioFigures;
 use crate::model::{FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus};
 
@@ -22,8 +23,9 @@ pub struct RunListItem {
     pub total_requests: i64,
 }
 
+/// One page of the run history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunPage {
+pub struct RunList {
     pub items: Vec<RunListItem>,
     pub page: u32,
     pub pages: u32,
@@ -115,8 +117,12 @@ pub struct PortView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LaunchForm {
-    /// Checked defaults (1, 10, 100, 1000) and custom ones, comma separated.
+    /// Concurrencies, comma separated (the page sends the checked defaults
+    /// and the custom ones here).
     pub scenarios: String,
+    /// Checked concurrencies, as a form posted without JavaScript sends its
+    /// checkboxes (`form[chosen][0]=1`, …); added to `scenarios`.
+    pub chosen: Vec<String>,
     pub duration: String,
     pub spawn_rate: String,
     pub interval: String,
@@ -128,6 +134,7 @@ impl Default for LaunchForm {
     fn default() -> Self {
         LaunchForm {
             scenarios: "1,10,100,1000".into(),
+            chosen: vec![],
             duration: "60s".into(),
             spawn_rate: "1000000".into(),
             interval: "1s".into(),
@@ -148,10 +155,23 @@ impl LaunchForm {
                 message,
             })
         };
-        let concurrencies = parse_concurrencies(&self.scenarios).unwrap_or_else(|e| {
-            field("scenarios", e);
+        let listed: Vec<&str> = self
+            .chosen
+            .iter()
+            .map(String::as_str)
+            .chain(self.scenarios.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let concurrencies = if listed.is_empty() {
+            field("scenarios", "choose at least one concurrency".into());
             vec![]
-        });
+        } else {
+            parse_concurrencies(&listed.join(",")).unwrap_or_else(|e| {
+                field("scenarios", e);
+                vec![]
+            })
+        };
         let duration = parse_duration(&self.duration).unwrap_or_else(|e| {
             field("duration", e);
             std::time::Duration::ZERO
@@ -199,63 +219,63 @@ pub enum LaunchOutcome {
 /// it as context (`Arc<dyn LabApi>`).
 #[cfg(feature = "ssr")]
 pub trait LabApi: Send + Sync {
-    fn launch(&self, params: RunParams) -> BoxFuture<'_, Result<LaunchOutcome, String>>;
-    fn queue(&self) -> BoxFuture<'_, Result<Vec<QueueEntry>, String>>;
-    fn remove_queued(&self, run_id: i64) -> BoxFuture<'_, Result<bool, String>>;
-    fn cancel(&self, run_id: i64) -> BoxFuture<'_, Result<bool, String>>;
+    fn launch(&self, params: RunParams) -> BoxFuture<'_, Result<LaunchOutcome, LabError>>;
+    fn queue(&self) -> BoxFuture<'_, Result<Vec<QueueEntry>, LabError>>;
+    fn remove_queued(&self, run_id: i64) -> BoxFuture<'_, Result<bool, LabError>>;
+    fn cancel(&self, run_id: i64) -> BoxFuture<'_, Result<bool, LabError>>;
     fn runs(
         &self,
         page: u32,
         label: String,
         status: Option<RunStatus>,
-    ) -> BoxFuture<'_, Result<RunPage, String>>;
-    fn run_view(&self, run_id: i64) -> BoxFuture<'_, Result<Option<RunView>, String>>;
+    ) -> BoxFuture<'_, Result<RunList, LabError>>;
+    fn run_view(&self, run_id: i64) -> BoxFuture<'_, Result<Option<RunView>, LabError>>;
     fn charts(
         &self,
         scenario_id: i64,
         window: Option<(i64, i64)>,
-    ) -> BoxFuture<'_, Result<Vec<ChartSpec>, String>>;
-    fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, String>>;
-    fn cleanup(&self) -> BoxFuture<'_, Result<String, String>>;
+    ) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>>;
+    fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>>;
+    fn cleanup(&self) -> BoxFuture<'_, Result<String, LabError>>;
 }
 
 #[cfg(feature = "ssr")]
 pub type BoxFuture<'a, T> = futures_util::future::BoxFuture<'a, T>;
 
 #[cfg(feature = "ssr")]
-fn lab() -> Result<std::sync::Arc<dyn LabApi>, ServerFnError> {
+fn lab() -> Result<std::sync::Arc<dyn LabApi>, LabError> {
     use_context::<std::sync::Arc<dyn LabApi>>()
-        .ok_or_else(|| ServerFnError::new("the lab is not available"))
+        .ok_or_else(|| LabError::Unavailable("the lab is not available".into()))
 }
 
-#[cfg(feature = "ssr")]
-fn fail(e: String) -> ServerFnError {
-    ServerFnError::new(e)
-}
-
-/// Validates (again, on the server) and queues a run.
+/// Validates (again, on the server) and queues a run. A form posted
+/// without JavaScript is sent on to the run's page.
 #[server(endpoint = "launch_run")]
-pub async fn launch_run(form: LaunchForm) -> Result<LaunchOutcome, ServerFnError> {
-    match form.to_params() {
-        Err(errors) => Ok(LaunchOutcome::Invalid(errors)),
-        Ok(params) => lab()?.launch(params).await.map_err(fail),
+pub async fn launch_run(form: LaunchForm) -> Result<LaunchOutcome, LabError> {
+    let outcome = match form.to_params() {
+        Err(errors) => LaunchOutcome::Invalid(errors),
+        Ok(params) => lab()?.launch(params).await?,
+    };
+    if let LaunchOutcome::Queued { run_id, .. } = &outcome {
+        leptos_axum::redirect(&format!("/runs/{run_id}"));
     }
+    Ok(outcome)
 }
 
 #[server(endpoint = "get_queue")]
-pub async fn get_queue() -> Result<Vec<QueueEntry>, ServerFnError> {
-    lab()?.queue().await.map_err(fail)
+pub async fn get_queue() -> Result<Vec<QueueEntry>, LabError> {
+    lab()?.queue().await
 }
 
 #[server(endpoint = "remove_queued_run")]
-pub async fn remove_queued_run(run_id: i64) -> Result<bool, ServerFnError> {
-    lab()?.remove_queued(run_id).await.map_err(fail)
+pub async fn remove_queued_run(run_id: i64) -> Result<bool, LabError> {
+    lab()?.remove_queued(run_id).await
 }
 
 /// Stops a running run (two-stage stop, as Ctrl+C) or removes a queued one.
 #[server(endpoint = "cancel_run")]
-pub async fn cancel_run(run_id: i64) -> Result<bool, ServerFnError> {
-    lab()?.cancel(run_id).await.map_err(fail)
+pub async fn cancel_run(run_id: i64) -> Result<bool, LabError> {
+    lab()?.cancel(run_id).await
 }
 
 #[server(endpoint = "list_runs")]
@@ -263,13 +283,14 @@ pub async fn list_runs(
     page: u32,
     label: String,
     status: Option<RunStatus>,
-) -> Result<RunPage, ServerFnError> {
-    lab()?.runs(page, label, status).await.map_err(fail)
+) -> Result<RunList, LabError> {
+    lab()?.runs(page, label, status).await
 }
 
+/// A run's view; `None` when there is no such run.
 #[server(endpoint = "get_run")]
-pub async fn get_run(run_id: i64) -> Result<Option<RunView>, ServerFnError> {
-    lab()?.run_view(run_id).await.map_err(fail)
+pub async fn get_run(run_id: i64) -> Result<Option<RunView>, LabError> {
+    lab()?.run_view(run_id).await
 }
 
 /// A scenario's charts: downsampled (keeping peaks) for the whole scenario,
@@ -278,19 +299,19 @@ pub async fn get_run(run_id: i64) -> Result<Option<RunView>, ServerFnError> {
 pub async fn get_charts(
     scenario_id: i64,
     window: Option<(i64, i64)>,
-) -> Result<Vec<ChartSpec>, ServerFnError> {
-    lab()?.charts(scenario_id, window).await.map_err(fail)
+) -> Result<Vec<ChartSpec>, LabError> {
+    lab()?.charts(scenario_id, window).await
 }
 
 #[server(endpoint = "get_ports")]
-pub async fn get_ports() -> Result<Vec<PortView>, ServerFnError> {
-    lab()?.ports().await.map_err(fail)
+pub async fn get_ports() -> Result<Vec<PortView>, LabError> {
+    lab()?.ports().await
 }
 
 /// Stops leftovers the lab itself started; returns a report in words.
 #[server(endpoint = "cleanup_ports")]
-pub async fn cleanup_ports() -> Result<String, ServerFnError> {
-    lab()?.cleanup().await.map_err(fail)
+pub async fn cleanup_ports() -> Result<String, LabError> {
+    lab()?.cleanup().await
 }
 
 #[cfg(test)]
@@ -301,6 +322,7 @@ mod tests {
     fn form_errors_name_their_fields() {
         let form = LaunchForm {
             scenarios: "1,x".into(),
+            chosen: vec![],
             duration: "soon".into(),
             spawn_rate: "fast".into(),
             interval: "1s".into(),
@@ -321,5 +343,23 @@ mod tests {
             .expect("defaults are valid");
         assert_eq!(params.concurrencies, [1, 10, 100, 1000]);
         assert_eq!(params.duration_ms, 60_000);
+        // Checkboxes (a form posted without JavaScript) and custom values add up.
+        let form = LaunchForm {
+            chosen: vec!["1".into(), "100".into()],
+            scenarios: " 50 ".into(),
+            ..LaunchForm::default()
+        };
+        assert_eq!(
+            form.to_params().map(|p| p.concurrencies),
+            Ok(vec![1, 100, 50])
+        );
+        let none = LaunchForm {
+            scenarios: String::new(),
+            ..LaunchForm::default()
+        };
+        assert_eq!(
+            none.to_params().expect_err("nothing chosen")[0].field,
+            "scenarios"
+        );
     }
 }

@@ -27,58 +27,93 @@ pub struct ScenarioFigures {
 
 /// Figures for one scenario's samples (in time order), sampled every `interval_ms`.
 pub fn scenario_figures(samples: &[Sample], interval_ms: i64) -> ScenarioFigures {
-    let target: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.process == ProcessKind::Http)
-        .collect();
-    let total_requests = target.iter().filter_map(|s| s.requests).max().unwrap_or(0);
-    let measured_seconds = samples.iter().map(|s| s.elapsed_ms).max().unwrap_or(0) as f64 / 1000.0;
-    let interval_s = (interval_ms.max(1)) as f64 / 1000.0;
-    let peak_requests_per_second = target
-        .iter()
-        .filter_map(|s| s.requests_in_interval)
-        .max()
-        .unwrap_or(0) as f64
-        / interval_s;
-    let mean_requests_per_second = if measured_seconds > 0.0 {
-        total_requests as f64 / measured_seconds
-    } else {
-        0.0
-    };
-    let processes: Vec<ProcessFigures> = ProcessKind::ALL
-        .iter()
-        .filter_map(|kind| {
-            let mine: Vec<&Sample> = samples.iter().filter(|s| s.process == *kind).collect();
-            if mine.is_empty() {
-                return None;
-            }
-            Some(ProcessFigures {
-                process: *kind,
-                mean_cpu: mine.iter().map(|s| s.cpu).sum::<f64>() / mine.len() as f64,
-                peak_cpu: mine.iter().map(|s| s.cpu).fold(0.0, f64::max),
-                peak_rss: mine.iter().map(|s| s.mem).max().unwrap_or(0),
-            })
-        })
-        .collect();
-    let runner_cpu_seconds: f64 = samples
-        .iter()
-        .filter(|s| s.process == ProcessKind::Runner)
-        .map(|s| s.cpu / 100.0 * interval_s)
-        .sum();
-    ScenarioFigures {
-        total_requests,
-        measured_seconds,
-        mean_requests_per_second,
-        peak_requests_per_second,
-        requests_per_runner_cpu_second: (runner_cpu_seconds > 0.0)
-            .then(|| total_requests as f64 / runner_cpu_seconds),
-        processes,
+    let mut running = RunningFigures::default();
+    for sample in samples {
+        running.add(sample);
     }
+    running.figures(interval_ms)
 }
 
-/// `12.3 MiB`
-pub fn format_mib(bytes: i64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+/// Per-process totals so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct ProcessTotals {
+    samples: u64,
+    cpu_sum: f64,
+    peak_cpu: f64,
+    peak_rss: i64,
+}
+
+/// A scenario's figures kept as samples arrive, so they cost the same to
+/// read at minute 1 and at hour 24: [`RunningFigures::figures`] gives what
+/// [`scenario_figures`] would give for every sample added so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningFigures {
+    total_requests: i64,
+    last_elapsed_ms: i64,
+    peak_in_interval: i64,
+    /// Sum of the runner's CPU readings (percent of one core).
+    runner_cpu_sum: f64,
+    /// In [`ProcessKind::ALL`] order.
+    processes: [Option<ProcessTotals>; 5],
+}
+
+impl RunningFigures {
+    pub fn add(&mut self, s: &Sample) {
+        self.last_elapsed_ms = self.last_elapsed_ms.max(s.elapsed_ms);
+        if s.process == ProcessKind::Http {
+            if let Some(n) = s.requests {
+                self.total_requests = self.total_requests.max(n);
+            }
+            if let Some(n) = s.requests_in_interval {
+                self.peak_in_interval = self.peak_in_interval.max(n);
+            }
+        }
+        if s.process == ProcessKind::Runner {
+            self.runner_cpu_sum += s.cpu;
+        }
+        let slot = ProcessKind::ALL
+            .iter()
+            .position(|k| *k == s.process)
+            .and_then(|i| self.processes.get_mut(i));
+        if let Some(slot) = slot {
+            let totals = slot.get_or_insert_with(ProcessTotals::default);
+            totals.samples += 1;
+            totals.cpu_sum += s.cpu;
+            totals.peak_cpu = totals.peak_cpu.max(s.cpu);
+            totals.peak_rss = totals.peak_rss.max(s.mem);
+        }
+    }
+
+    pub fn figures(&self, interval_ms: i64) -> ScenarioFigures {
+        let measured_seconds = self.last_elapsed_ms as f64 / 1000.0;
+        let interval_s = (interval_ms.max(1)) as f64 / 1000.0;
+        let runner_cpu_seconds = self.runner_cpu_sum / 100.0 * interval_s;
+        ScenarioFigures {
+            total_requests: self.total_requests,
+            measured_seconds,
+            mean_requests_per_second: if measured_seconds > 0.0 {
+                self.total_requests as f64 / measured_seconds
+            } else {
+                0.0
+            },
+            peak_requests_per_second: self.peak_in_interval as f64 / interval_s,
+            requests_per_runner_cpu_second: (runner_cpu_seconds > 0.0)
+                .then(|| self.total_requests as f64 / runner_cpu_seconds),
+            processes: ProcessKind::ALL
+                .iter()
+                .zip(&self.processes)
+                .filter_map(|(kind, totals)| {
+                    let t = totals.as_ref()?;
+                    Some(ProcessFigures {
+                        process: *kind,
+                        mean_cpu: t.cpu_sum / t.samples as f64,
+                        peak_cpu: t.peak_cpu,
+                        peak_rss: t.peak_rss,
+                    })
+                })
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -122,5 +157,63 @@ mod tests {
         assert_eq!(f.processes[0].mean_cpu, 15.0);
         assert_eq!(f.processes[1].peak_cpu, 100.0);
         assert_eq!(f.processes[1].peak_rss, 300);
+    }
+
+    #[test]
+    fn running_figures_agree_with_figures_computed_from_all_samples() {
+        let mut samples = Vec::new();
+        let mut running = RunningFigures::default();
+        let mut total = 0;
+        for tick in 1..=50i64 {
+            let served = (tick * 37) % 101;
+            total += served;
+            let tick_samples = [
+                sample(
+                    ProcessKind::Http,
+                    tick * 500,
+                    (tick % 3) as f64,
+                    100 + tick,
+                    Some((total, served)),
+                ),
+                sample(
+                    ProcessKind::Runner,
+                    tick * 500,
+                    (tick * 13 % 120) as f64,
+                    4000 - tick,
+                    None,
+                ),
+            ];
+            for s in &tick_samples {
+                running.add(s);
+            }
+            samples.extend(tick_samples);
+            // What a person would compute from every sample so far.
+            let runner: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| s.process == ProcessKind::Runner)
+                .collect();
+            let runner_mean = runner.iter().map(|s| s.cpu).sum::<f64>() / runner.len() as f64;
+            let peak_served = samples
+                .iter()
+                .filter_map(|s| s.requests_in_interval)
+                .max()
+                .unwrap_or(0);
+            let f = running.figures(500);
+            assert_eq!(f.total_requests, total, "tick {tick}");
+            assert_eq!(f.measured_seconds, tick as f64 * 0.5);
+            assert!((f.mean_requests_per_second - total as f64 / (tick as f64 * 0.5)).abs() < 1e-9);
+            assert_eq!(f.peak_requests_per_second, peak_served as f64 * 2.0);
+            assert!((f.processes[1].mean_cpu - runner_mean).abs() < 1e-9);
+            assert_eq!(f.processes[1].peak_rss, 3999);
+            assert_eq!(f.processes[0].peak_rss, 100 + tick);
+            let runner_cpu_s: f64 = runner.iter().map(|s| s.cpu / 100.0 * 0.5).sum();
+            let per_cpu_s = f.requests_per_runner_cpu_second.unwrap_or(0.0);
+            if runner_cpu_s > 0.0 {
+                assert!(
+                    (per_cpu_s - total as f64 / runner_cpu_s).abs() < 1e-6 * per_cpu_s.max(1.0)
+                );
+            }
+        }
+        assert_eq!(RunningFigures::default().figures(1000).processes, vec![]);
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod charts;
+pub mod error;
 pub mod figures;
 pub mod format;
 pub mod model;

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// The smallest sampling interval the lab accepts.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The most scenarios one run may have.
+pub const MAX_SCENARIOS: usize = 50;
 /// The largest concurrency the lab accepts for one scenario.
 pub const MAX_CONCURRENCY: u32 = 100_000;
 /// The longest scenario the lab accepts.
@@ -104,13 +106,24 @@ impl RunParams {
         if self.concurrencies.is_empty() {
             err("scenarios", "choose at least one concurrency".into());
         }
-        for c in &self.concurrencies {
-            if *c == 0 || *c > MAX_CONCURRENCY {
-                err(
-                    "scenarios",
-                    format!("concurrency {c} is out of range: use 1 to {MAX_CONCURRENCY}"),
-                );
-            }
+        if self.concurrencies.len() > MAX_SCENARIOS {
+            err(
+                "scenarios",
+                format!(
+                    "{} scenarios is too many for one run: use at most {MAX_SCENARIOS}",
+                    self.concurrencies.len()
+                ),
+            );
+        }
+        if let Some(c) = self
+            .concurrencies
+            .iter()
+            .find(|c| **c == 0 || **c > MAX_CONCURRENCY)
+        {
+            err(
+                "scenarios",
+                format!("concurrency {c} is out of range: use 1 to {MAX_CONCURRENCY}"),
+            );
         }
         if self.duration_ms < 1000 || self.duration() > MAX_DURATION {
             err(
@@ -298,7 +311,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds < 0.0 {
         return Err(format!("`{text}` is not a duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is far too long a duration"))
 }
 
 /// `1.5 s`, `100 ms`, `2 min`: short and readable.
@@ -354,6 +367,10 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+        // Far beyond what a Duration holds: an error, not a panic.
+        assert!(parse_duration("100000000000000000000").is_err());
+        assert!(parse_duration("1e400s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! cargo run --release --example seed_long_run -- DATABASE_URL SCENARIOS SECONDS
 //! prints the run's id.
 
+use mite_perf::figures::RunningFigures;
 use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
-use mite_perf::store::{RunEnvironment, Store};
+use mite_perf::store::{RunEnvironment, SampleBatch, Store};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -40,13 +41,15 @@ async fn main() -> anyhow::Result<()> {
         .start_run(run, &env, "/nonexistent", std::process::id())
         .await?;
     let t0 = 1_795_000_000_000i64;
+    let writer = store.sample_writer().await?;
     for (position, c) in concurrencies.iter().enumerate() {
         let scenario = store
             .create_scenario(run, position as i64, *c, &params)
             .await?;
         store.start_scenario(scenario, t0).await?;
         let mut total = 0i64;
-        // 60 ticks (300 rows) per statement stays under SQLite's bind limit.
+        let mut figures = RunningFigures::default();
+        // 60 ticks (300 rows) per transaction.
         for chunk in (1..=seconds).collect::<Vec<_>>().chunks(60) {
             let mut batch = Vec::new();
             for &s in chunk {
@@ -67,10 +70,25 @@ async fn main() -> anyhow::Result<()> {
                     });
                 }
             }
-            store.insert_samples(scenario, &batch).await?;
+            for sample in &batch {
+                figures.add(sample);
+            }
+            writer
+                .write(&[SampleBatch {
+                    scenario_id: scenario,
+                    samples: batch,
+                    figures: figures.figures(1000),
+                }])
+                .await?;
         }
         store
-            .finish_scenario(scenario, ScenarioStatus::Done, None, None)
+            .finish_scenario(
+                scenario,
+                ScenarioStatus::Done,
+                None,
+                None,
+                &figures.figures(1000),
+            )
             .await?;
     }
     store.finish_run(run, RunStatus::Done, None).await?;

@@ -1,13 +1,15 @@
-//! `mite-perf cleanup`: after a crash, stop what the lab started and report
-//! who holds the lab's ports. Processes the lab did not start are named, never
-//! signalled.
+//! `mite-perf cleanup` (and the Ports page's button, and `serve` at start):
+//! after a crash, stop what the lab started and report who holds the lab's
+//! ports. Processes the lab did not start are named, never signalled.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::model::{ProcessKind, RunStatus, ScenarioStatus};
+use crate::os_process;
 use crate::ports::{self, PortReport};
 use crate::reports;
+use crate::run::is_inside;
 use crate::store::{ProcessRecord, Store, StoreError};
 use crate::supervisor::{self, RecordedOutcome, STOP_GRACE};
 
@@ -19,6 +21,8 @@ pub struct CleanupReport {
     pub abandoned_runs: Vec<i64>,
     /// Runs still being run by a live lab (left alone), with its pid.
     pub live_runs: Vec<(i64, i64)>,
+    /// Runs whose folder is outside the output root: their files were not rewritten.
+    pub outside_output: Vec<(i64, String)>,
     pub ports: Vec<PortReport>,
     /// pids of recorded processes, to tell the lab's leftovers from strangers.
     pub lab_pids: BTreeSet<u32>,
@@ -29,6 +33,51 @@ impl CleanupReport {
     pub fn ports_free(&self) -> bool {
         self.ports.iter().all(|p| p.holders.is_empty())
     }
+
+    /// The report in words, a line each: for the terminal and the Ports page.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (run, pid) in &self.live_runs {
+            lines.push(format!(
+                "run {run} is in progress in a live lab (pid {pid}): its processes are left alone"
+            ));
+        }
+        if self.processes.is_empty() {
+            lines.push("no processes of the lab were left open".to_string());
+        }
+        for (p, outcome) in &self.processes {
+            lines.push(format!(
+                "{} (pid {}, run {}): {outcome}",
+                p.name, p.pid, p.run_id
+            ));
+        }
+        for run in &self.abandoned_runs {
+            lines.push(format!(
+                "run {run}: marked interrupted; its samples.csv and chart.html were rewritten"
+            ));
+        }
+        for (run, dir) in &self.outside_output {
+            lines.push(format!(
+                "run {run}: its folder {dir} is outside the output folder: its files were left as they are"
+            ));
+        }
+        for port in &self.ports {
+            if port.holders.is_empty() {
+                lines.push(format!("port {} ({}): free", port.port, port.purpose));
+            }
+            for holder in &port.holders {
+                let whose = match holder.pid {
+                    Some(pid) if self.lab_pids.contains(&pid) => "the lab's, still alive",
+                    _ => "not started by the lab: left alone",
+                };
+                lines.push(format!(
+                    "port {} ({}): held by {holder} ({whose})",
+                    port.port, port.purpose
+                ));
+            }
+        }
+        lines
+    }
 }
 
 /// Whether `pid` is a live `mite-perf` process (a live lab).
@@ -36,10 +85,55 @@ fn is_live_lab(pid: i64) -> bool {
     let Ok(pid) = u32::try_from(pid) else {
         return false;
     };
-    ports::pid_alive(pid) && ports::command_of(pid).contains("mite-perf")
+    os_process::pid_alive(pid) && os_process::command_of(pid).contains("mite-perf")
 }
 
-pub async fn cleanup(store: &Store) -> Result<CleanupReport, StoreError> {
+/// Stops one recorded process group (if its pid still names the process the
+/// lab started) and records how it ended.
+async fn stop_recorded(
+    store: &Store,
+    process: &ProcessRecord,
+    lab_pids: &mut BTreeSet<u32>,
+) -> Result<RecordedOutcome, StoreError> {
+    let kind: ProcessKind = process.name.parse().unwrap_or(ProcessKind::Runner);
+    let outcome = match (
+        u32::try_from(process.pid),
+        u64::try_from(process.start_ticks),
+    ) {
+        (Ok(pid), Ok(ticks)) => {
+            lab_pids.insert(pid);
+            supervisor::stop_recorded(kind, pid, ticks, STOP_GRACE).await
+        }
+        _ => RecordedOutcome::AlreadyGone,
+    };
+    if outcome != RecordedOutcome::Survived {
+        store
+            .end_process(process.id, &format!("{outcome} (by cleanup)"))
+            .await?;
+    }
+    Ok(outcome)
+}
+
+/// Stops the processes of run `run_id` whose end was never recorded (the
+/// run's executor died with them still running).
+pub async fn stop_run_processes(
+    store: &Store,
+    run_id: i64,
+) -> Result<Vec<(ProcessRecord, RecordedOutcome)>, StoreError> {
+    let mut stopped = Vec::new();
+    let mut pids = BTreeSet::new();
+    for process in store.open_processes().await? {
+        if process.run_id == run_id {
+            let outcome = stop_recorded(store, &process, &mut pids).await?;
+            stopped.push((process, outcome));
+        }
+    }
+    Ok(stopped)
+}
+
+/// Stops what dead labs left running, closes their runs, and reports the
+/// ports. Run folders are rewritten only inside `output_root`.
+pub async fn cleanup(store: &Store, output_root: &Path) -> Result<CleanupReport, StoreError> {
     let mut report = CleanupReport::default();
     let live: Vec<(i64, i64)> = store
         .running_runs()
@@ -54,22 +148,7 @@ pub async fn cleanup(store: &Store) -> Result<CleanupReport, StoreError> {
         if live.iter().any(|(run, _)| *run == process.run_id) {
             continue;
         }
-        let kind: ProcessKind = process.name.parse().unwrap_or(ProcessKind::Runner);
-        let outcome = match (
-            u32::try_from(process.pid),
-            u64::try_from(process.start_ticks),
-        ) {
-            (Ok(pid), Ok(ticks)) => {
-                report.lab_pids.insert(pid);
-                supervisor::stop_recorded(kind, pid, ticks, STOP_GRACE).await
-            }
-            _ => RecordedOutcome::AlreadyGone,
-        };
-        if outcome != RecordedOutcome::Survived {
-            store
-                .end_process(process.id, &format!("{outcome} (by cleanup)"))
-                .await?;
-        }
+        let outcome = stop_recorded(store, &process, &mut report.lab_pids).await?;
         report.processes.push((process, outcome));
     }
     for run in store.running_runs().await? {
@@ -87,8 +166,17 @@ pub async fn cleanup(store: &Store) -> Result<CleanupReport, StoreError> {
             )
             .await?;
         if let Some(dir) = &run.output_dir {
-            // Best effort: the samples are safe in the database either way.
-            let _ = reports::write_run_outputs(store, run.id, Path::new(dir)).await;
+            let dir = Path::new(dir);
+            if is_inside(output_root, dir) {
+                // Best effort: the samples are safe in the database either way.
+                if let Err(e) = reports::write_run_outputs(store, run.id, None, dir).await {
+                    tracing::warn!("run {}: cannot rewrite its files: {e}", run.id);
+                }
+            } else {
+                report
+                    .outside_output
+                    .push((run.id, dir.display().to_string()));
+            }
         }
         report.abandoned_runs.push(run.id);
     }

@@ -4,7 +4,8 @@
 //!
 //! - [`run`] executes a run (scenario after scenario), using
 //!   [`supervisor`] (process groups, two-stage stop), [`sampler`] (sysinfo),
-//!   [`target`] (the HTTP server under load) and [`ports`] (who holds a port);
+//!   [`target`] (the HTTP server under load), [`ports`] (who holds a port)
+//!   and [`os_process`] (facts about processes);
 //! - [`store`] keeps runs and samples (SQLite or PostgreSQL);
 //! - [`reports`] writes `samples.csv` and `chart.html`;
 //! - [`cleanup`] stops what a crashed lab left behind;
@@ -15,6 +16,7 @@ pub use app::{figures, model};
 pub mod cleanup;
 pub mod lab;
 pub mod mite_env;
+pub mod os_process;
 pub mod ports;
 pub mod reports;
 pub mod run;

@@ -11,14 +11,14 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use app::format::mib as format_mib;
 use mite_perf::cleanup;
-use mite_perf::figures::{format_mib, scenario_figures};
 use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
     format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
-use mite_perf::run::{execute_run, LabSetup};
-use mite_perf::store::Store;
+use mite_perf::run::{execute_run, LabSetup, RunLimits, RunPolicy};
+use mite_perf::store::{redact_url, Store};
 
 /// Measures how the mite load-testing framework performs.
 ///
@@ -42,7 +42,7 @@ enum Command {
     ///
     /// Only process groups the lab recorded (and that are still the same
     /// processes) are stopped; a port held by anything else is named, not killed.
-    Cleanup(DbArgs),
+    Cleanup(CleanupArgs),
     /// Serve the browser lab: launch runs, watch them live, browse history,
     /// charts and CSV downloads. Runs queue and take turns.
     Serve(ServeArgs),
@@ -62,6 +62,43 @@ struct DbArgs {
         default_value = "sqlite://output/mite-perf.db"
     )]
     database_url: String,
+}
+
+/// Deadlines and bounds of a run.
+#[derive(Args, Debug)]
+struct LimitArgs {
+    /// How long each of mite's components (and the target) may take to get
+    /// ready before the scenario fails.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    ready_timeout: Duration,
+    /// How long the controller may take to end after a scenario's duration
+    /// before the scenario fails.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    controller_grace: Duration,
+    /// Samples kept in memory while the database is unavailable; past this
+    /// the scenario fails (what was measured before is kept).
+    #[arg(long, default_value_t = 100_000)]
+    max_unsaved_samples: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> RunLimits {
+        RunLimits {
+            ready_timeout: self.ready_timeout,
+            controller_grace: self.controller_grace,
+            max_unsaved_samples: self.max_unsaved_samples,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct CleanupArgs {
+    /// The output folder of the lab whose runs are cleaned up: their files
+    /// are rewritten only inside it.
+    #[arg(long, default_value = "output")]
+    output_dir: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +150,8 @@ struct RunArgs {
     #[arg(long, env = mite_env::VENV_ENV)]
     mite_venv: Option<PathBuf>,
     #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
     db: DbArgs,
 }
 
@@ -130,6 +169,16 @@ struct ServeArgs {
     /// The Python venv with mite in it.
     #[arg(long, env = mite_env::VENV_ENV)]
     mite_venv: Option<PathBuf>,
+    /// Let queued runs name a shell command as their target (runs come from
+    /// the database, which a shared lab does not fully trust).
+    #[arg(long)]
+    allow_target_cmd: bool,
+    /// Let queued runs use their own scenario modules from folders inside
+    /// this one (may be given several times).
+    #[arg(long = "scenario-dir")]
+    scenario_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -151,6 +200,7 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match cli.command {
         Command::Target(args) => {
             mite_perf::target::serve(SocketAddr::new(args.host, args.port), args.report_every)
@@ -164,6 +214,17 @@ fn main() -> ExitCode {
         eprintln!("error: {err:#}");
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// What the lab logs goes to stderr, at the level `RUST_LOG` says (info by default).
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 fn with_runtime(
@@ -180,7 +241,7 @@ fn with_runtime(
 async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
     Store::connect(&db.database_url)
         .await
-        .with_context(|| format!("database {}", db.database_url))
+        .with_context(|| format!("database {}", redact_url(&db.database_url)))
 }
 
 /// The store and what runs need, from the options `run` and `serve` share.
@@ -188,6 +249,8 @@ async fn open_lab(
     db: &DbArgs,
     venv: Option<&PathBuf>,
     output_dir: &std::path::Path,
+    limits: RunLimits,
+    policy: RunPolicy,
 ) -> anyhow::Result<(Store, LabSetup)> {
     let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);
     let mite = MiteEnv::locate(&venv)?;
@@ -196,6 +259,8 @@ async fn open_lab(
         output_root: output_dir.to_path_buf(),
         mite,
         self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
+        limits,
+        policy,
     };
     Ok((store, setup))
 }
@@ -262,7 +327,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let (store, setup) = open_lab(&args.db, args.mite_venv.as_ref(), &args.output_dir).await?;
+    let (store, setup) = open_lab(
+        &args.db,
+        args.mite_venv.as_ref(),
+        &args.output_dir,
+        args.limits.limits(),
+        RunPolicy::command_line(),
+    )
+    .await?;
     let cancel = CancellationToken::new();
     let stopped_by = watch_signals(cancel.clone())?;
 
@@ -277,8 +349,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let progress = progress::CliProgress::new();
     let started = std::time::Instant::now();
-    let outcome = execute_run(&store, run_id, &params, &setup, &cancel, &progress).await?;
+    let outcome = execute_run(&store, run_id, &params, &setup, &cancel, &progress).await;
     progress.finish();
+    let outcome = outcome.with_context(|| {
+        format!(
+            "run {run_id} could not record its end; `mite-perf cleanup` closes it once the \
+             database answers"
+        )
+    })?;
     let wall = started.elapsed().as_secs_f64();
 
     print_summary(&store, run_id).await?;
@@ -291,14 +369,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .map(|e| format!(" ({e})"))
             .unwrap_or_default()
     );
-    println!(
-        "samples: {}",
-        outcome.output_dir.join("samples.csv").display()
-    );
-    println!(
-        "chart:   {}",
-        outcome.output_dir.join("chart.html").display()
-    );
+    if let Some(dir) = &outcome.output_dir {
+        println!("samples: {}", dir.join("samples.csv").display());
+        println!("chart:   {}", dir.join("chart.html").display());
+    }
     if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
         println!(
             "lab overhead: {:.2} % of one core over {:.0} s, peak RSS {}",
@@ -329,8 +403,10 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
         "peak RSS"
     );
     for scenario in store.scenarios(run_id).await? {
-        let samples = store.scenario_samples(scenario.id).await?;
-        let figures = scenario_figures(&samples, scenario.interval_ms);
+        let figures = store
+            .stored_figures(scenario.id)
+            .await?
+            .unwrap_or_else(|| mite_perf::figures::scenario_figures(&[], scenario.interval_ms));
         let mut first = true;
         let head = |first: bool| {
             if first {
@@ -363,37 +439,11 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
-    let store = connect(&args).await?;
-    let report = cleanup::cleanup(&store).await?;
-    for (run, pid) in &report.live_runs {
-        println!(
-            "run {run} is in progress in a live lab (pid {pid}): its processes are left alone"
-        );
-    }
-    if report.processes.is_empty() {
-        println!("no processes of the lab were left open");
-    }
-    for (p, outcome) in &report.processes {
-        println!("{} (pid {}, run {}): {}", p.name, p.pid, p.run_id, outcome);
-    }
-    for run in &report.abandoned_runs {
-        println!("run {run}: marked interrupted; its samples.csv and chart.html were rewritten");
-    }
-    for port in &report.ports {
-        if port.holders.is_empty() {
-            println!("port {} ({}): free", port.port, port.purpose);
-        }
-        for holder in &port.holders {
-            let whose = match holder.pid {
-                Some(pid) if report.lab_pids.contains(&pid) => "the lab's, still alive",
-                _ => "not started by the lab: left alone",
-            };
-            println!(
-                "port {} ({}): held by {holder} ({whose})",
-                port.port, port.purpose
-            );
-        }
+async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
+    let store = connect(&args.db).await?;
+    let report = cleanup::cleanup(&store, &args.output_dir).await?;
+    for line in report.lines() {
+        println!("{line}");
     }
     Ok(if report.ports_free() {
         ExitCode::SUCCESS
@@ -403,11 +453,23 @@ async fn cleanup(args: DbArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (store, setup) = open_lab(&args.db, args.mite_venv.as_ref(), &args.output_dir).await?;
+    let policy = RunPolicy {
+        allow_target_cmd: args.allow_target_cmd,
+        scenario_roots: args.scenario_dirs.clone(),
+        any_scenario_dir: false,
+    };
+    let (store, setup) = open_lab(
+        &args.db,
+        args.mite_venv.as_ref(),
+        &args.output_dir,
+        args.limits.limits(),
+        policy,
+    )
+    .await?;
     // A lab that died left its runs marked running: close them first.
-    let leftovers = cleanup::cleanup(&store).await?;
-    for run in &leftovers.abandoned_runs {
-        eprintln!("run {run}: the lab ended without finishing it; marked interrupted");
+    let leftovers = cleanup::cleanup(&store, &setup.output_root).await?;
+    for line in leftovers.lines() {
+        tracing::info!("cleanup: {line}");
     }
     let lab = mite_perf::lab::Lab::new(store, setup);
     let worker = lab.start_worker();
@@ -419,21 +481,43 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
-    eprintln!(
+    tracing::info!(
         "mite perf lab: http://{} (database {}, site {})",
         args.addr,
-        args.db.database_url,
+        redact_url(&args.db.database_url),
         site_root.display()
     );
     let cancel = CancellationToken::new();
     let _signals = watch_signals(cancel.clone())?;
     let stop = cancel.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .context("the web server failed")?;
-    // Ctrl+C or SIGTERM: the run in progress stops in two stages, then we exit.
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    cancel.cancelled().await;
+    // Ctrl+C or SIGTERM: the run in progress stops in two stages at once,
+    // whatever downloads are still open; then the server gets a moment to
+    // finish its answers.
     lab.shut_down();
-    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    if tokio::time::timeout(SHUTDOWN_RUN_LIMIT, worker)
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "the run did not stop within {} s",
+            SHUTDOWN_RUN_LIMIT.as_secs()
+        );
+    }
+    match tokio::time::timeout(SHUTDOWN_ANSWERS_LIMIT, server).await {
+        Ok(Ok(Err(e))) => tracing::error!("the web server failed: {e}"),
+        Err(_) => tracing::info!("ended the answers still open"),
+        _ => {}
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long `serve` waits for the run in progress to stop when asked to end.
+const SHUTDOWN_RUN_LIMIT: Duration = Duration::from_secs(30);
+/// How long `serve` then lets open answers (downloads) go on.
+const SHUTDOWN_ANSWERS_LIMIT: Duration = Duration::from_secs(2);

@@ -1,4 +1,5 @@
-//! Who holds a TCP port, read from Linux's `/proc` (no `lsof` needed).
+//! Who holds a TCP port, read from Linux's `/proc` with the `procfs` crate
+//! (no `lsof` needed).
 //!
 //! The lab uses this before a scenario (a busy port is an error naming its
 //! holder), to know when a mite component is ready (it listens, or it has
@@ -6,8 +7,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs;
-use std::path::Path;
+
+use procfs::net::{TcpNetEntry, TcpState};
+
+use crate::os_process::command_of;
 
 /// The ports a run uses, with what each one is for.
 pub const LAB_PORTS: [(u16, &str); 4] = [
@@ -38,93 +41,29 @@ impl fmt::Display for Holder {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TcpState {
-    Established,
-    Listen,
-    Other,
-}
-
-#[derive(Debug, Clone)]
-struct Socket {
-    local_port: u16,
-    remote_port: u16,
-    state: TcpState,
-    inode: u64,
-}
-
-fn parse_port(addr: &str) -> Option<u16> {
-    let (_, port) = addr.rsplit_once(':')?;
-    u16::from_str_radix(port, 16).ok()
-}
-
-/// Parses one `/proc/net/tcp` (or `tcp6`) table.
-fn parse_tcp_table(text: &str) -> Vec<Socket> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() < 10 {
-                return None;
-            }
-            let state = match fields[3] {
-                "01" => TcpState::Established,
-                "0A" => TcpState::Listen,
-                _ => TcpState::Other,
-            };
-            Some(Socket {
-                local_port: parse_port(fields[1])?,
-                remote_port: parse_port(fields[2])?,
-                state,
-                inode: fields[9].parse().ok()?,
-            })
-        })
-        .collect()
-}
-
-fn tcp_sockets() -> Vec<Socket> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|path| fs::read_to_string(path).ok())
-        .flat_map(|text| parse_tcp_table(&text))
-        .collect()
+fn tcp_sockets() -> Vec<TcpNetEntry> {
+    let mut all = procfs::net::tcp().unwrap_or_default();
+    all.extend(procfs::net::tcp6().unwrap_or_default());
+    all
 }
 
 /// Socket inodes a process has open.
 fn socket_inodes_of(pid: u32) -> HashSet<u64> {
-    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+    let Some(process) = i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok())
+    else {
         return HashSet::new();
     };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| fs::read_link(entry.path()).ok())
-        .filter_map(|target| {
-            let target = target.to_string_lossy().into_owned();
-            target
-                .strip_prefix("socket:[")?
-                .strip_suffix(']')?
-                .parse()
-                .ok()
+    let Ok(fds) = process.fd() else {
+        return HashSet::new();
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| match fd.target {
+            procfs::process::FDTarget::Socket(inode) => Some(inode),
+            _ => None,
         })
         .collect()
-}
-
-/// The command line of a process, as `ps` would show it.
-pub fn command_of(pid: u32) -> String {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let cmd = raw
-        .split(|b| *b == 0)
-        .filter(|part| !part.is_empty())
-        .map(|part| String::from_utf8_lossy(part).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ");
-    if cmd.is_empty() {
-        fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "?".to_string())
-    } else {
-        cmd
-    }
 }
 
 /// Maps socket inodes to the pids holding them, for the inodes asked about.
@@ -133,15 +72,11 @@ fn owners(inodes: &HashSet<u64>) -> HashMap<u64, u32> {
     if inodes.is_empty() {
         return found;
     }
-    let Ok(procs) = fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return found;
     };
-    for entry in procs.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+    for process in all.filter_map(Result::ok) {
+        let Ok(pid) = u32::try_from(process.pid()) else {
             continue;
         };
         for inode in socket_inodes_of(pid) {
@@ -160,7 +95,7 @@ fn owners(inodes: &HashSet<u64>) -> HashMap<u64, u32> {
 pub fn listeners(port: u16) -> Vec<Holder> {
     let inodes: HashSet<u64> = tcp_sockets()
         .into_iter()
-        .filter(|s| s.state == TcpState::Listen && s.local_port == port)
+        .filter(|s| s.state == TcpState::Listen && s.local_address.port() == port)
         .map(|s| s.inode)
         .collect();
     let owners = owners(&inodes);
@@ -182,16 +117,18 @@ pub fn listeners(port: u16) -> Vec<Holder> {
 /// Whether `pid` listens on `port`.
 pub fn is_listening(pid: u32, port: u16) -> bool {
     let mine = socket_inodes_of(pid);
-    tcp_sockets()
-        .iter()
-        .any(|s| s.state == TcpState::Listen && s.local_port == port && mine.contains(&s.inode))
+    tcp_sockets().iter().any(|s| {
+        s.state == TcpState::Listen && s.local_address.port() == port && mine.contains(&s.inode)
+    })
 }
 
 /// Whether `pid` has an established connection to `port` on this machine.
 pub fn is_connected_to(pid: u32, port: u16) -> bool {
     let mine = socket_inodes_of(pid);
     tcp_sockets().iter().any(|s| {
-        s.state == TcpState::Established && s.remote_port == port && mine.contains(&s.inode)
+        s.state == TcpState::Established
+            && s.remote_address.port() == port
+            && mine.contains(&s.inode)
     })
 }
 
@@ -215,53 +152,10 @@ pub fn lab_port_reports() -> Vec<PortReport> {
         .collect()
 }
 
-/// Whether a pid exists right now (a zombie counts as gone).
-pub fn pid_alive(pid: u32) -> bool {
-    let path = format!("/proc/{pid}/stat");
-    match fs::read_to_string(Path::new(&path)) {
-        Ok(stat) => !matches!(stat_state(&stat), Some('Z') | Some('X') | None),
-        Err(_) => false,
-    }
-}
-
-fn stat_state(stat: &str) -> Option<char> {
-    // The command is in parentheses and may contain spaces: the state follows the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().next()?.chars().next()
-}
-
-/// A process's start time in clock ticks after boot: with the pid, it names
-/// one process for good (pids are reused, start times are not).
-pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    // Field 22 overall is starttime; after the command, the state is field 3.
-    after.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// The process group of a pid.
-pub fn process_group(pid: u32) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(2)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::TcpListener;
-
-    #[test]
-    fn parses_proc_net_tcp() {
-        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:2692 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:D431 0100007F:37EF 01 00000000:00000000 00:00000000 00000000     0        0 678 1 0000000000000000 20 4 30 10 -1\n";
-        let sockets = parse_tcp_table(text);
-        assert_eq!(sockets.len(), 2);
-        assert_eq!(sockets[0].local_port, 9874);
-        assert_eq!(sockets[0].state, TcpState::Listen);
-        assert_eq!(sockets[0].inode, 12345);
-        assert_eq!(sockets[1].remote_port, 14319);
-        assert_eq!(sockets[1].state, TcpState::Established);
-    }
 
     #[test]
     fn finds_this_process_listening_and_connected() {
@@ -276,14 +170,5 @@ mod tests {
         assert!(is_connected_to(me, port));
         drop(listener);
         assert!(listeners(port).is_empty());
-    }
-
-    #[test]
-    fn reads_own_process_facts() {
-        let me = std::process::id();
-        assert!(pid_alive(me));
-        assert!(start_ticks(me).is_some());
-        assert!(process_group(me).is_some());
-        assert!(command_of(me).contains("mite_perf"));
     }
 }

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::model::ProcessKind;
-use crate::ports;
+use crate::os_process;
 
 /// How long a stopped child gets between the polite signal and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -132,7 +132,7 @@ pub fn spawn(
         Supervised {
             kind: spec.kind,
             pid,
-            start_ticks: ports::start_ticks(pid).unwrap_or(0),
+            start_ticks: os_process::start_ticks(pid).unwrap_or(0),
             command: spec.command_line(),
             log_path: spec.log_path.clone(),
             started: Instant::now(),
@@ -159,13 +159,26 @@ impl Supervised {
         self.try_exit().is_none()
     }
 
-    /// Sends `signal` to the child's process group, unless the child is
-    /// already reaped (its pid may then belong to someone else).
+    /// Sends `signal` to the child's process group. After the child itself
+    /// has ended, the group may live on in processes it started: they are
+    /// signalled too, unless the pid now names another live process (pid
+    /// reuse: a new group of that number would not be the lab's).
     fn signal_group(&mut self, signal: Signal) {
+        let group = Pid::from_raw(self.pid as i32);
         if self.is_running() {
             // ESRCH (the group is gone) is the only expected failure.
-            let _ = killpg(Pid::from_raw(self.pid as i32), signal);
+            let _ = killpg(group, signal);
+        } else if !os_process::pid_alive(self.pid)
+            && !os_process::group_members(self.pid).is_empty()
+        {
+            let _ = killpg(group, signal);
         }
+    }
+
+    /// Whether anything of the child's process group is still alive.
+    pub fn group_alive(&mut self) -> bool {
+        self.is_running()
+            || (!os_process::pid_alive(self.pid) && !os_process::group_members(self.pid).is_empty())
     }
 
     /// The signal that asks this kind of process to stop (see MITE-NOTES.md:
@@ -200,7 +213,8 @@ impl Supervised {
 
 /// Stops children in two stages: the polite signal to every group, up to
 /// `grace` for them to end, then SIGKILL to every group still there. Every
-/// child is reaped before this returns.
+/// child is reaped before this returns, and every group it started is gone
+/// (or said to survive, for a process stuck in the kernel).
 pub async fn stop_all(children: &mut [Supervised], grace: Duration) {
     for child in children.iter_mut() {
         let signal = child.polite_signal();
@@ -218,6 +232,11 @@ pub async fn stop_all(children: &mut [Supervised], grace: Duration) {
         // After SIGKILL the wait is short; the deadline only guards against
         // a process stuck in the kernel.
         child.wait_timeout(Duration::from_secs(5)).await;
+    }
+    // SIGKILL'd members leave the group within moments.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while children.iter_mut().any(|c| c.group_alive()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -287,10 +306,12 @@ pub async fn stop_recorded(
     start_ticks: u64,
     grace: Duration,
 ) -> RecordedOutcome {
-    if !ports::pid_alive(pid) {
+    if !os_process::pid_alive(pid) {
         return RecordedOutcome::AlreadyGone;
     }
-    if ports::start_ticks(pid) != Some(start_ticks) || ports::process_group(pid) != Some(pid) {
+    if os_process::start_ticks(pid) != Some(start_ticks)
+        || os_process::process_group(pid) != Some(pid)
+    {
         return RecordedOutcome::PidReused;
     }
     let group = Pid::from_raw(pid as i32);
@@ -301,7 +322,7 @@ pub async fn stop_recorded(
     let _ = killpg(group, polite);
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
-        if !ports::pid_alive(pid) {
+        if !os_process::pid_alive(pid) {
             return RecordedOutcome::Stopped;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -309,7 +330,7 @@ pub async fn stop_recorded(
     let _ = killpg(group, Signal::SIGKILL);
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
-        if !ports::pid_alive(pid) {
+        if !os_process::pid_alive(pid) {
             return RecordedOutcome::Killed;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -358,7 +379,7 @@ mod tests {
         // Ignores SIGTERM, and has a grandchild in the same group.
         let script = "trap '' TERM; sleep 30 & sleep 30; wait";
         let (child, _, _) = spawn(&sh(ProcessKind::Duplicator, script, &log)).expect("spawn");
-        assert_eq!(ports::process_group(child.pid), Some(child.pid));
+        assert_eq!(os_process::process_group(child.pid), Some(child.pid));
         let pid = child.pid;
         let mut children = [child];
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -367,7 +388,35 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3));
         let status = children[0].try_exit().expect("reaped");
         assert_eq!(describe_exit(&status), "killed by SIGKILL");
-        assert!(!ports::pid_alive(pid));
+        assert!(!os_process::pid_alive(pid));
+        let _ = std::fs::remove_file(log);
+    }
+
+    #[tokio::test]
+    async fn grandchild_of_an_ended_group_leader_is_stopped() {
+        let log = temp_log("orphan");
+        // The leader starts a grandchild in its group and exits at once.
+        let (mut child, _, _) =
+            spawn(&sh(ProcessKind::Http, "sleep 300 & echo $! ; exit 0", &log)).expect("spawn");
+        let status = child
+            .wait_timeout(Duration::from_secs(5))
+            .await
+            .expect("the leader ends");
+        assert!(status.success());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let grandchild: u32 = log_tail(&log, 1)
+            .trim()
+            .parse()
+            .expect("the grandchild's pid");
+        assert!(os_process::pid_alive(grandchild), "the grandchild lives on");
+        assert_eq!(os_process::process_group(grandchild), Some(child.pid));
+        let mut children = [child];
+        stop_all(&mut children, Duration::from_millis(300)).await;
+        assert!(
+            !os_process::pid_alive(grandchild),
+            "the grandchild was left"
+        );
+        assert!(os_process::group_members(children[0].pid).is_empty());
         let _ = std::fs::remove_file(log);
     }
 

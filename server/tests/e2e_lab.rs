@@ -11,50 +11,15 @@ use std::time::{Duration, Instant};
 use futures_util::TryStreamExt;
 use serde_json::Value;
 
-use common::{assert_no_child_left, assert_ports_free, Browser, Server};
+use common::{assert_no_child_left, assert_ports_free, launch_form, wait_status, Browser, Server};
 use mite_perf::model::ProcessKind;
 use mite_perf::store::{SampleRow, Store};
 
 // The tests share the lab's fixed ports, so they take turns.
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn enc(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn launch_form(scenarios: &str, duration: &str, label: &str) -> String {
-    format!(
-        "form[scenarios]={}&form[duration]={}&form[spawn_rate]=1000000&form[interval]=1s&form[label]={}",
-        enc(scenarios),
-        enc(duration),
-        enc(label)
-    )
-}
-
 async fn run_status(server: &Server, id: i64) -> Value {
     server.call("get_run", &format!("run_id={id}")).await
-}
-
-async fn wait_status(server: &Server, id: i64, wanted: &[&str], timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let run = run_status(server, id).await;
-        if wanted.iter().any(|w| run["status"] == *w) {
-            return run;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {id} is {} after {timeout:?}; log:\n{}",
-            run["status"],
-            server.log()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,24 +187,17 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
 
     // Launch 1 and 10 journeys, 10 s each, from the form.
     browser.goto(&server.url("/")).await;
-    browser
-        .wait_for(
-            "hydration",
-            "return !!document.querySelector('form.launch-form') && !!window.echarts && document.readyState === 'complete'",
-            Duration::from_secs(30),
-        )
-        .await;
-    // Give hydration a moment to attach the handlers, then fill the form.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The page says when its handlers are attached.
+    browser.wait_hydrated().await;
     browser
         .eval(
             r#"
             const set = (name, value) => {
-              const el = document.querySelector(`input[name="${name}"]`);
+              const el = document.querySelector(`input[name="form[${name}]"]`);
               el.value = value; el.dispatchEvent(new Event('input', {bubbles: true}));
             };
             for (const n of [100, 1000]) {
-              const box = document.querySelector(`input[name="scenario-${n}"]`);
+              const box = document.querySelector(`input[data-scenario="${n}"]`);
               if (box.checked) box.click();
             }
             set('duration', '10s');

@@ -3,7 +3,7 @@
 //! the real ports 9898/14301/14302/14303. The tests share those ports, so they
 //! take turns.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use mite_perf::store::{SampleRow, Store};
 // The tests share the lab's fixed ports, so they take turns.
 mod common;
 
-use common::{assert_no_child_left, assert_ports_free};
+use common::{assert_no_child_left, assert_ports_free, run_dir};
 
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -125,22 +125,6 @@ async fn wait_for_samples(lab: &Lab, ticks: usize, timeout: Duration) -> Store {
         assert!(Instant::now() < deadline, "no samples within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-fn run_dir(store_dir: &Path) -> PathBuf {
-    // output/YYYY-MM-DD/HH-MM: the only run folder of a test.
-    let day = std::fs::read_dir(store_dir.join("output"))
-        .expect("output folder")
-        .filter_map(Result::ok)
-        .find(|e| e.path().is_dir())
-        .expect("a day folder")
-        .path();
-    std::fs::read_dir(day)
-        .expect("day folder")
-        .filter_map(Result::ok)
-        .find(|e| e.path().is_dir())
-        .expect("a run folder")
-        .path()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,7 +371,9 @@ async fn e2e_cleanup_after_the_lab_was_sigkilled() {
     // The children live on, in their own process groups.
     let open = store.open_processes().await.expect("open");
     assert_eq!(open.len(), 5, "{open:?}");
-    assert!(open.iter().all(|p| ports::pid_alive(p.pid as u32)));
+    assert!(open
+        .iter()
+        .all(|p| mite_perf::os_process::pid_alive(p.pid as u32)));
     assert!(!ports::listeners(9898).is_empty());
 
     let output = lab.cleanup();

@@ -9,6 +9,8 @@ use crate::format;
 use crate::model::FieldError;
 
 const DEFAULT_SCENARIOS: [u32; 4] = [1, 10, 100, 1000];
+/// Where the launch form posts when the page runs without JavaScript.
+const LAUNCH_URL: &str = <LaunchRun as leptos::server_fn::ServerFn>::PATH;
 
 #[component]
 pub fn LaunchPage() -> impl IntoView {
@@ -77,6 +79,7 @@ pub fn LaunchPage() -> impl IntoView {
         launch.dispatch(LaunchRun {
             form: LaunchForm {
                 scenarios: scenarios.join(","),
+                chosen: vec![],
                 duration: duration.get_untracked(),
                 spawn_rate: spawn_rate.get_untracked(),
                 interval: interval.get_untracked(),
@@ -91,17 +94,20 @@ pub fn LaunchPage() -> impl IntoView {
             <section class="card">
                 <h1>"Launch a run"</h1>
                 <p class="hint">"Each scenario starts the target and mite's duplicator, collector, runner and controller, then samples them. Runs take turns: the ports are fixed."</p>
-                <form on:submit=on_submit class="launch-form">
+                // Without JavaScript (or before the page is hydrated) the
+                // browser posts the form to the server function itself.
+                <form on:submit=on_submit class="launch-form" method="post" action=LAUNCH_URL>
                     <fieldset>
                         <legend>"Concurrent journeys (one scenario each)"</legend>
                         <div class="checks">
                             {DEFAULT_SCENARIOS
                                 .iter()
                                 .zip(chosen.clone())
-                                .map(|(n, on)| {
+                                .enumerate()
+                                .map(|(i, (n, on))| {
                                     view! {
                                         <label class="check">
-                                            <input type="checkbox" name=format!("scenario-{n}") bind:checked=on/>
+                                            <input type="checkbox" name=format!("form[chosen][{i}]") value=n.to_string() data-scenario=n.to_string() bind:checked=on/>
                                             {n.to_string()}
                                         </label>
                                     }
@@ -109,31 +115,31 @@ pub fn LaunchPage() -> impl IntoView {
                                 .collect_view()}
                         </div>
                         <label>"Custom concurrencies"
-                            <input type="text" name="custom" placeholder="e.g. 50, 500" bind:value=custom/>
+                            <input type="text" name="form[scenarios]" placeholder="e.g. 50, 500" bind:value=custom/>
                         </label>
                         {error_for("scenarios")}
                     </fieldset>
                     <div class="grid2">
                         <label>"Duration per scenario"
-                            <input type="text" name="duration" bind:value=duration/>
+                            <input type="text" name="form[duration]" bind:value=duration/>
                             <span class="hint">"60s, 2m, 1h"</span>
                             {error_for("duration")}
                         </label>
                         <label>"Spawn rate (journeys/s)"
-                            <input type="text" name="spawn_rate" bind:value=spawn_rate/>
+                            <input type="text" name="form[spawn_rate]" bind:value=spawn_rate/>
                             {error_for("spawn_rate")}
                         </label>
                         <label>"Sampling interval"
-                            <input type="text" name="interval" bind:value=interval/>
+                            <input type="text" name="form[interval]" bind:value=interval/>
                             <span class="hint">"100ms at the least"</span>
                             {error_for("interval")}
                         </label>
                         <label>"Label"
-                            <input type="text" name="label" placeholder="e.g. mite main @ abc123" bind:value=label/>
+                            <input type="text" name="form[label]" placeholder="e.g. mite main @ abc123" bind:value=label/>
                             {error_for("label")}
                         </label>
                         <label>"Your name"
-                            <input type="text" name="launched_by" placeholder="shown in the queue" bind:value=launched_by/>
+                            <input type="text" name="form[launched_by]" placeholder="shown in the queue" bind:value=launched_by/>
                             {error_for("launched_by")}
                         </label>
                     </div>

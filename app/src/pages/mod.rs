@@ -18,6 +18,21 @@ pub fn poll(every: Duration, tick: impl Fn() + Clone + 'static) {
     });
 }
 
+/// Gives the page being rendered on the server the HTTP status of its
+/// answer (404 for "no such run", 503 for "the database is down"). Does
+/// nothing in the browser.
+pub fn answer_status(code: u16) {
+    #[cfg(feature = "ssr")]
+    if let (Some(options), Ok(status)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::StatusCode::from_u16(code),
+    ) {
+        options.set_status(status);
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = code;
+}
+
 /// A status as a coloured badge.
 #[component]
 pub fn StatusBadge(status: String) -> impl IntoView {

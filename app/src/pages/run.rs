@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-use super::{poll, StatusBadge};
+use super::{answer_status, poll, StatusBadge};
 use crate::api::{get_charts, get_run, CancelRun, RunView, ScenarioView};
 use crate::charts;
 use crate::format;
@@ -22,7 +22,9 @@ pub fn RunPage() -> impl IntoView {
     let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
     let cancel = ServerAction::<CancelRun>::new();
     let refresh = RwSignal::new(0u64);
-    let run = Resource::new(
+    // Blocking: the server waits for the run before answering, so that "no
+    // such run" is a 404 and "the database is down" a 503.
+    let run = Resource::new_blocking(
         move || (id(), refresh.get(), cancel.version().get()),
         |(id, _, _)| async move {
             match id {
@@ -46,8 +48,14 @@ pub fn RunPage() -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || run.get().map(|r| match r {
-                Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
-                Ok(None) => view! { <p class="empty">"No such run. " <a href="/runs">"See all runs"</a></p> }.into_any(),
+                Err(e) => {
+                    answer_status(e.status());
+                    view! { <p class="error">{e.to_string()}</p> }.into_any()
+                }
+                Ok(None) => {
+                    answer_status(404);
+                    view! { <p class="empty">"No such run. " <a href="/runs">"See all runs"</a></p> }.into_any()
+                }
                 Ok(Some(run)) => view! { <RunHeader run=run.clone() cancel=cancel/> <RunBody run=run refresh=refresh/> }.into_any(),
             })}
         </Transition>

@@ -11,7 +11,7 @@ use charming::Chart;
 
 use super::ReportError;
 use crate::model::Sample;
-use crate::model::{format_duration, ProcessKind};
+use crate::model::{format_duration, ProcessKind, RunStatus};
 use crate::store::{ScenarioRecord, Store};
 
 /// ECharts, from the npm `echarts` package that set-up installs.
@@ -111,8 +111,13 @@ fn script_json<T: serde::Serialize>(value: &T) -> Result<String, serde_json::Err
     Ok(serde_json::to_string(value)?.replace("</", "<\\/"))
 }
 
-/// The whole `chart.html` for a run.
-pub async fn render(store: &Store, run_id: i64) -> Result<String, ReportError> {
+/// The whole `chart.html` for a run; `status`, when given, is shown
+/// instead of the stored one (the run's end is recorded after its files).
+pub async fn render(
+    store: &Store,
+    run_id: i64,
+    status: Option<RunStatus>,
+) -> Result<String, ReportError> {
     let run = store.run(run_id).await?;
     let scenarios = store.scenarios(run_id).await?;
     let mut sections = String::new();
@@ -169,7 +174,7 @@ pub async fn render(store: &Store, run_id: i64) -> Result<String, ReportError> {
             ),
             format!(
                 "status {}, mite {}, Python {}, host {} ({} cores)",
-                run.status,
+                status.unwrap_or(run.status),
                 run.environment.mite_version,
                 run.environment.python_version,
                 run.environment.host,
@@ -214,10 +219,21 @@ for (const g of groups) echarts.connect(g);
     ))
 }
 
-pub async fn write_file(store: &Store, run_id: i64, path: &Path) -> Result<(), ReportError> {
-    let html = render(store, run_id).await?;
-    std::fs::write(path, html).map_err(|source| ReportError::Write {
-        path: path.display().to_string(),
-        source,
+/// Writes `chart.html` under a temporary name, then renames it into place.
+pub async fn write_file(
+    store: &Store,
+    run_id: i64,
+    status: Option<RunStatus>,
+    path: &Path,
+) -> Result<(), ReportError> {
+    let html = render(store, run_id, status).await?;
+    let partial = super::partial_path(path);
+    let written = std::fs::write(&partial, html).and_then(|()| std::fs::rename(&partial, path));
+    written.map_err(|source| {
+        let _ = std::fs::remove_file(&partial);
+        ReportError::Write {
+            path: path.display().to_string(),
+            source,
+        }
     })
 }

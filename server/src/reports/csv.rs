@@ -1,65 +1,172 @@
 //! `samples.csv`: the original script's columns first
 //! (`elapsed,process,cpu,mem,scenario,requests`), then the lab's own.
+//! One formatter serves the run folder's file and the downloads.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use super::ReportError;
-use crate::store::{SampleRow, Store};
+use crate::model::Sample;
+use crate::store::{SampleRow, SampleSource, Store, StoreError};
 
 /// The header line (with its newline).
 pub const HEADER: &str =
     "elapsed,process,cpu,mem,scenario,requests,requests_in_interval,timestamp,pid,concurrency\n";
 
-/// One CSV line (with its newline). `elapsed` is seconds since the
-/// scenario's controller started; `cpu` is percent of one core; `mem` is RSS
-/// in bytes; `requests` is the target's count since the scenario started and
-/// `requests_in_interval` the requests served since the previous sample,
-/// both on the `http` rows only; `timestamp` is unix seconds.
-pub fn line(row: &SampleRow) -> String {
-    let s = &row.sample;
-    let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-    format!(
-        "{:.3},{},{:.2},{},{},{},{},{:.3},{},{}\n",
-        s.elapsed_ms as f64 / 1000.0,
-        s.process,
-        s.cpu,
-        s.mem,
-        row.scenario,
-        opt(s.requests),
-        opt(s.requests_in_interval),
-        s.at_ms as f64 / 1000.0,
-        s.pid,
-        row.concurrency
-    )
+/// CSV chunks are cut at about this size.
+const CHUNK: usize = 64 * 1024;
+
+/// Milliseconds as seconds with three decimals (`2.500`), exactly.
+fn push_millis(out: &mut Vec<u8>, ms: i64) {
+    let mut digits = itoa::Buffer::new();
+    if ms < 0 {
+        out.push(b'-');
+    }
+    let ms = ms.unsigned_abs();
+    out.extend_from_slice(digits.format(ms / 1000).as_bytes());
+    let frac = ms % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
 }
 
-/// Streams a run's samples from the store into a file.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends one CSV line (with its newline). `elapsed` is seconds since the
+/// scenario's controller started; `cpu` is percent of one core; `mem` is
+/// RSS in bytes; `requests` is the target's count since the scenario
+/// started and `requests_in_interval` the requests served since the
+/// previous sample, both on the `http` rows only; `timestamp` is unix seconds.
+pub fn push_line(out: &mut Vec<u8>, scenario: &str, concurrency: i64, s: &Sample) {
+    push_millis(out, s.elapsed_ms);
+    out.push(b',');
+    out.extend_from_slice(s.process.as_str().as_bytes());
+    out.push(b',');
+    // Two decimals, rounded as Rust's formatting rounds.
+    let _ = write!(out, "{:.2}", s.cpu);
+    out.push(b',');
+    push_int(out, s.mem);
+    out.push(b',');
+    out.extend_from_slice(scenario.as_bytes());
+    out.push(b',');
+    if let Some(n) = s.requests {
+        push_int(out, n);
+    }
+    out.push(b',');
+    if let Some(n) = s.requests_in_interval {
+        push_int(out, n);
+    }
+    out.push(b',');
+    push_millis(out, s.at_ms);
+    out.push(b',');
+    push_int(out, s.pid);
+    out.push(b',');
+    push_int(out, concurrency);
+    out.push(b'\n');
+}
+
+/// One CSV line (with its newline).
+pub fn line(row: &SampleRow) -> String {
+    let mut out = Vec::with_capacity(96);
+    push_line(&mut out, &row.scenario, row.concurrency, &row.sample);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The CSV of `source` (header first) as chunks of about 64 KiB, streamed
+/// from the database: memory stays flat whatever the run's size.
+pub fn chunks(
+    store: &Store,
+    source: SampleSource,
+) -> BoxStream<'static, Result<Vec<u8>, StoreError>> {
+    let store = store.clone();
+    futures_util::stream::once(async move {
+        let names: HashMap<i64, (String, i64)> = store.scenario_names(source).await?;
+        let rows = store.sample_stream(source);
+        let mut chunk = Vec::with_capacity(CHUNK + 256);
+        chunk.extend_from_slice(HEADER.as_bytes());
+        Ok::<_, StoreError>(futures_util::stream::unfold(
+            (rows, chunk, names, false),
+            |(mut rows, mut chunk, names, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match rows.next().await {
+                        Some(Ok((id, sample))) => {
+                            let (name, concurrency) = names
+                                .get(&id)
+                                .map(|(n, c)| (n.as_str(), *c))
+                                .unwrap_or(("?", 0));
+                            push_line(&mut chunk, name, concurrency, &sample);
+                            if chunk.len() >= CHUNK {
+                                let full =
+                                    std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 256));
+                                return Some((Ok(full), (rows, chunk, names, false)));
+                            }
+                        }
+                        Some(Err(e)) => return Some((Err(e), (rows, chunk, names, true))),
+                        None => {
+                            let last = std::mem::take(&mut chunk);
+                            return Some((Ok(last), (rows, chunk, names, true)));
+                        }
+                    }
+                }
+            },
+        ))
+    })
+    .flat_map(|made| match made {
+        Ok(stream) => stream.boxed(),
+        Err(e) => futures_util::stream::once(async move { Err(e) }).boxed(),
+    })
+    .boxed()
+}
+
+/// Writes a run's samples into `path`: first under a temporary name, then
+/// renamed, so a full disk or a crash never leaves a truncated `samples.csv`.
+/// Returns the number of bytes written.
 pub async fn write_file(store: &Store, run_id: i64, path: &Path) -> Result<u64, ReportError> {
+    let partial = super::partial_path(path);
     let write_err = |source| ReportError::Write {
         path: path.display().to_string(),
         source,
     };
-    let file = std::fs::File::create(path).map_err(write_err)?;
-    let mut out = std::io::BufWriter::new(file);
-    out.write_all(HEADER.as_bytes()).map_err(write_err)?;
-    let mut rows = store.run_samples(run_id);
-    let mut count = 0;
-    while let Some(row) = rows.next().await {
-        out.write_all(line(&row?).as_bytes()).map_err(write_err)?;
-        count += 1;
+    let result = async {
+        let file = std::fs::File::create(&partial).map_err(write_err)?;
+        let mut out = std::io::BufWriter::new(file);
+        let mut written = 0u64;
+        let mut stream = chunks(store, SampleSource::Run(run_id));
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            out.write_all(&chunk).map_err(write_err)?;
+            written += chunk.len() as u64;
+        }
+        out.into_inner()
+            .map_err(|e| write_err(e.into_error()))?
+            .sync_all()
+            .map_err(write_err)?;
+        std::fs::rename(&partial, path).map_err(write_err)?;
+        Ok(written)
     }
-    out.flush().map_err(write_err)?;
-    Ok(count)
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::ProcessKind;
-    use crate::model::Sample;
 
     #[test]
     fn line_has_original_columns_first() {
@@ -82,5 +189,17 @@ mod tests {
             "2.500,http,12.35,1048576,scenario10,9000,3000,1700000000.250,7,10\n"
         );
         assert!(HEADER.starts_with("elapsed,process,cpu,mem,scenario,requests,"));
+    }
+
+    #[test]
+    fn times_are_exact_to_the_millisecond() {
+        for ms in [0i64, 1, 999, 1000, 1001, 61_234, 1_795_518_671_727, -1500] {
+            let mut out = Vec::new();
+            push_millis(&mut out, ms);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                format!("{:.3}", ms as f64 / 1000.0)
+            );
+        }
     }
 }

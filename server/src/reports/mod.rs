@@ -6,6 +6,7 @@ pub mod csv;
 
 use std::path::Path;
 
+use crate::model::RunStatus;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +22,23 @@ pub enum ReportError {
     Chart(#[from] serde_json::Error),
 }
 
-/// Writes `samples.csv` and `chart.html` for a run into `dir`, from the store.
-pub async fn write_run_outputs(store: &Store, run_id: i64, dir: &Path) -> Result<(), ReportError> {
+/// Where a report is written before it is renamed into place.
+fn partial_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    path.with_file_name(name)
+}
+
+/// Writes `samples.csv` and `chart.html` for a run into `dir`, from the
+/// store; `status`, when given, is the run's status to show.
+pub async fn write_run_outputs(
+    store: &Store,
+    run_id: i64,
+    status: Option<RunStatus>,
+    dir: &Path,
+) -> Result<(), ReportError> {
     csv::write_file(store, run_id, &dir.join("samples.csv")).await?;
-    chart::write_file(store, run_id, &dir.join("chart.html")).await?;
+    chart::write_file(store, run_id, status, &dir.join("chart.html")).await?;
     Ok(())
 }
 

@@ -1,16 +1,16 @@
-//! Helpers for the browser-lab tests: a running `mite-perf serve`, a tiny
-//! HTTP/1.1 client, and a tiny WebDriver client for headless Chromium.
+//! Helpers for the tests: a running `mite-perf serve` (spoken to with
+//! reqwest), headless Chromium (through chromedriver, with fantoccini), a
+//! PostgreSQL server of the test's own, and checks that nothing is left.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mite-perf");
 
@@ -27,28 +27,35 @@ pub fn temp_dir(name: &str) -> PathBuf {
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
+            .map(|d| d.as_nanos())
             .unwrap_or(0)
     ));
     std::fs::create_dir_all(&dir).expect("create a test folder");
     dir
 }
 
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
 /// `mite-perf serve` on a free port with its own database and output folder.
 pub struct Server {
     pub addr: SocketAddr,
     pub dir: PathBuf,
+    pub db_url: String,
     child: Child,
+    client: reqwest::Client,
 }
 
 impl Drop for Server {
     /// A test that fails midway still stops its server (and so its run).
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(20);
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
@@ -59,11 +66,38 @@ impl Drop for Server {
     }
 }
 
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+}
+
+/// How to start a `Server`.
+#[derive(Default, Clone)]
+pub struct ServeOptions {
+    /// The database (default: SQLite in the server's folder).
+    pub db_url: Option<String>,
+    /// More arguments to `serve`.
+    pub args: Vec<String>,
+    /// The folder to run in (default: a new one).
+    pub dir: Option<PathBuf>,
+}
+
 impl Server {
     pub async fn start(name: &str) -> Server {
-        let dir = temp_dir(name);
+        Server::start_with(name, ServeOptions::default()).await
+    }
+
+    pub async fn start_with(name: &str, options: ServeOptions) -> Server {
+        let dir = options.dir.clone().unwrap_or_else(|| temp_dir(name));
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let log = std::fs::File::create(dir.join("serve.log")).expect("log file");
+        let db_url = options
+            .db_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/lab.db", dir.display()));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))
+            .expect("log file");
         let child = Command::new(BIN)
             .args([
                 "serve",
@@ -72,18 +106,22 @@ impl Server {
                 "--output-dir",
                 "output",
             ])
+            .args(&options.args)
             .current_dir(&dir)
-            .env(
-                "MITE_PERF_DATABASE_URL",
-                format!("sqlite://{}/lab.db", dir.display()),
-            )
+            .env("MITE_PERF_DATABASE_URL", &db_url)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start mite-perf serve");
-        let server = Server { addr, dir, child };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let server = Server {
+            addr,
+            dir,
+            db_url,
+            child,
+            client: http_client(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok((200, _)) = server.get("/healthz").await {
                 return server;
@@ -97,8 +135,12 @@ impl Server {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}/lab.db", self.dir.display())
+        self.db_url.clone()
     }
 
     pub fn log(&self) -> String {
@@ -109,149 +151,113 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
-    pub async fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
-        http(self.addr, "GET", path, None).await
+    pub async fn get(&self, path: &str) -> reqwest::Result<(u16, String)> {
+        let response = self.client.get(self.url(path)).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
     }
 
-    /// Calls a server function (URL-encoded arguments, JSON answer).
+    /// Calls a server function (URL-encoded arguments) and answers its
+    /// status and body.
+    pub async fn call_raw(&self, name: &str, form: &str) -> (u16, String) {
+        let response = self
+            .client
+            .post(self.url(&format!("/api/{name}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(form.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("call {name}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// Calls a server function that must succeed; its JSON answer.
     pub async fn call(&self, name: &str, form: &str) -> Value {
-        let (status, body) = http(
-            self.addr,
-            "POST",
-            &format!("/api/{name}"),
-            Some(("application/x-www-form-urlencoded", form.to_string())),
-        )
-        .await
-        .expect("call a server function");
+        let (status, body) = self.call_raw(name, form).await;
         assert_eq!(status, 200, "{name}({form}) answered {status}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{name}: {e}: {body}"))
     }
 
     /// SIGTERM, as an operator would stop it; waits for the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(40);
+        signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait(Duration::from_secs(40));
+        let _ = std::fs::remove_dir_all(&self.dir);
+        status
+    }
+
+    /// Waits for the server to end by itself.
+    pub fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
                 return status;
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("serve did not stop on SIGTERM");
+                panic!("serve did not end within {timeout:?}:\n{}", self.log());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// SIGKILL, as a crash would end it; its children live on.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
-/// A minimal HTTP/1.1 client (one request per connection, chunked bodies decoded).
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: Option<(&str, String)>,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
-    if let Some((content_type, body)) = &body {
-        request.push_str(&format!(
-            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    request.push_str("\r\n");
-    if let Some((_, body)) = &body {
-        request.push_str(body);
-    }
-    stream.write_all(request.as_bytes()).await?;
-    let read = async {
-        // Read the head, then exactly the body it announces (servers such as
-        // chromedriver keep the connection open).
-        let mut raw = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        let head_end = loop {
-            if let Some(i) = find(&raw, b"\r\n\r\n") {
-                break i + 4;
-            }
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break raw.len();
-            }
-            raw.extend_from_slice(&buf[..n]);
-        };
-        let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-        let length = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        let chunked = head.contains("transfer-encoding: chunked");
-        loop {
-            let body = &raw[head_end..];
-            let complete = match length {
-                Some(n) => body.len() >= n,
-                None if chunked => {
-                    find(body, b"0\r\n\r\n").is_some_and(|i| i == 0 || body[..i].ends_with(b"\r\n"))
-                }
-                None => false,
-            };
-            if complete {
-                break;
-            }
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            raw.extend_from_slice(&buf[..n]);
+/// Percent-encodes a form value.
+pub fn enc(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The arguments of `launch_run`.
+pub fn launch_form(scenarios: &str, duration: &str, label: &str) -> String {
+    format!(
+        "form[scenarios]={}&form[duration]={}&form[spawn_rate]=1000000&form[interval]=1s&form[label]={}",
+        enc(scenarios),
+        enc(duration),
+        enc(label)
+    )
+}
+
+/// Polls `get_run` until the run has one of the `wanted` statuses.
+pub async fn wait_status(server: &Server, id: i64, wanted: &[&str], timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let run = server.call("get_run", &format!("run_id={id}")).await;
+        if wanted.iter().any(|w| run["status"] == *w) {
+            return run;
         }
-        let status = String::from_utf8_lossy(&raw[..head_end])
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = String::from_utf8_lossy(&raw[head_end..]).into_owned();
-        Ok::<_, std::io::Error>((status, if chunked { dechunk(&body) } else { body }))
-    };
-    tokio::time::timeout(Duration::from_secs(120), read)
-        .await
-        .map_err(|_| std::io::Error::other("no complete answer within 120 s"))?
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
+        assert!(
+            Instant::now() < deadline,
+            "run {id} is {} after {timeout:?}; log:\n{}",
+            run["status"],
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    out
 }
 
-/// Headless Chromium through chromedriver (the W3C WebDriver protocol).
+/// Headless Chromium through chromedriver (W3C WebDriver, with fantoccini).
 pub struct Browser {
     driver: Child,
-    addr: SocketAddr,
-    session: String,
+    pub client: fantoccini::Client,
     profile: PathBuf,
 }
 
 impl Browser {
     pub async fn start() -> Browser {
         let port = free_port();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         // Its own process group, so Drop ends chromedriver and the browser it started.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -261,12 +267,7 @@ impl Browser {
             .spawn()
             .expect("start chromedriver (apt-get install chromium-driver; scripts/setup does)");
         let profile = temp_dir("chromium-profile");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http(addr, "GET", "/status", None).await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
@@ -276,67 +277,52 @@ impl Browser {
                          "--window-size=1400,1000",
                          format!("--user-data-dir={}", profile.display())]
             }
-        }}});
-        let mut browser = Browser {
-            driver,
-            addr,
-            session: String::new(),
-            profile,
+        });
+        let caps = match caps {
+            Value::Object(map) => map,
+            _ => unreachable!("an object literal"),
         };
-        let answer = browser.command("POST", "/session", Some(caps)).await;
-        browser.session = answer["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {answer}"))
-            .to_string();
-        browser
-    }
-
-    async fn command(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (_, text) = http(
-            self.addr,
-            method,
-            path,
-            body.map(|b| ("application/json", b.to_string())),
-        )
-        .await
-        .expect("talk to chromedriver");
-        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-        if let Some(error) = value["value"].get("error") {
-            panic!(
-                "WebDriver {method} {path}: {error}: {}",
-                value["value"]["message"]
-            );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            let connected = fantoccini::ClientBuilder::new(
+                hyper_util::client::legacy::connect::HttpConnector::new(),
+            )
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+            match connected {
+                Ok(client) => break client,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "no WebDriver session: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        Browser {
+            driver,
+            client,
+            profile,
         }
-        value.get("value").cloned().unwrap_or(Value::Null)
     }
 
     pub async fn goto(&self, url: &str) {
-        self.command(
-            "POST",
-            &format!("/session/{}/url", self.session),
-            Some(json!({"url": url})),
-        )
-        .await;
+        self.client.goto(url).await.expect("navigate");
     }
 
     /// Runs JavaScript in the page; `arguments[0]` is the callback for async scripts.
     pub async fn script(&self, script: &str) -> Value {
-        self.command(
-            "POST",
-            &format!("/session/{}/execute/async", self.session),
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        self.client
+            .execute_async(script, vec![])
+            .await
+            .expect("run an async script")
     }
 
     /// Runs a synchronous expression (`return …`) in the page.
     pub async fn eval(&self, script: &str) -> Value {
-        self.command(
-            "POST",
-            &format!("/session/{}/execute/sync", self.session),
-            Some(json!({"script": script, "args": []})),
-        )
-        .await
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("run a script")
     }
 
     /// Waits until `script` (returning a boolean) holds.
@@ -351,20 +337,23 @@ impl Browser {
                 "timed out waiting for {what}; page text: {}",
                 self.eval("return document.body.innerText").await
             );
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    pub async fn screenshot(&self, path: &std::path::Path) {
-        let png = self
-            .command(
-                "GET",
-                &format!("/session/{}/screenshot", self.session),
-                None,
-            )
-            .await;
-        if let Some(b64) = png.as_str() {
-            let _ = std::fs::write(path.with_extension("b64"), b64);
+    /// Waits until the page has hydrated (its handlers are attached).
+    pub async fn wait_hydrated(&self) {
+        self.wait_for(
+            "hydration",
+            "return document.documentElement.dataset.hydrated === 'true'",
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+
+    pub async fn screenshot(&self, path: &Path) {
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(path.with_extension("png"), png);
         }
     }
 }
@@ -381,33 +370,20 @@ impl Drop for Browser {
     }
 }
 
-/// Processes alive in the process group `pgid`.
-pub fn group_members(pgid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|pid| {
-                    mite_perf::ports::process_group(*pid) == Some(pgid)
-                        && mite_perf::ports::pid_alive(*pid)
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Every process the lab recorded is gone, with its whole group, and the
 /// store says how each ended.
 pub async fn assert_no_child_left(store: &mite_perf::store::Store, run_id: i64) {
-    for scenario in store.scenarios(run_id).await.expect("scenarios") {
+    use mite_perf::os_process;
+    let scenarios = store.scenarios(run_id).await.expect("scenarios");
+    assert!(!scenarios.is_empty(), "run {run_id} has no scenarios");
+    for scenario in scenarios {
         for p in store.processes(scenario.id).await.expect("processes") {
             let pid = p.pid as u32;
-            let same = mite_perf::ports::pid_alive(pid)
-                && mite_perf::ports::start_ticks(pid) == Some(p.start_ticks as u64);
+            let same = os_process::pid_alive(pid)
+                && os_process::start_ticks(pid) == Some(p.start_ticks as u64);
             assert!(!same, "{} (pid {pid}) is still running", p.name);
             assert!(
-                group_members(pid).is_empty(),
+                os_process::group_members(pid).is_empty(),
                 "group {pid} ({}) has members left",
                 p.name
             );
@@ -425,4 +401,160 @@ pub fn assert_ports_free() {
             port.holders
         );
     }
+}
+
+/// A PostgreSQL cluster of the test's own (Debian's `postgresql`, which
+/// scripts/setup installs) on a loopback port, deleted on drop.
+pub struct Postgres {
+    bin: PathBuf,
+    pub data: PathBuf,
+    pub port: u16,
+    run_as: Option<&'static str>,
+}
+
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (scripts/setup installs Debian's postgresql)")
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions.pop().expect("an initdb under /usr/lib/postgresql")
+}
+
+impl Postgres {
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        match self.run_as {
+            // initdb refuses to run as root: run the server as `postgres`.
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+
+    pub fn start() -> Postgres {
+        let port = free_port();
+        let data = temp_dir(&format!("pg-{port}"));
+        let run_as = nix::unistd::Uid::effective()
+            .is_root()
+            .then_some("postgres");
+        if run_as.is_some() {
+            let ok = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&data)
+                .status();
+            assert!(ok.is_ok_and(|s| s.success()), "chown the data folder");
+        }
+        let pg = Postgres {
+            bin: postgres_bin(),
+            data,
+            port,
+            run_as,
+        };
+        let out = pg
+            .command("initdb")
+            .args(["--auth=trust", "--username=lab", "--encoding=UTF8", "-D"])
+            .arg(&pg.data)
+            .output()
+            .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.server_start();
+        pg
+    }
+
+    /// Starts the server (again).
+    pub fn server_start(&self) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-w", "-l"])
+            .arg(self.data.join("server.log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -c listen_addresses=127.0.0.1 -k {}",
+                self.port,
+                self.data.display()
+            ))
+            .arg("start")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops the server at once (clients are cut off), keeping its data.
+    pub fn server_stop(&self) {
+        let out = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w", "stop"])
+            .output()
+            .expect("run pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://lab@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A fresh database on this server, for one test.
+    pub async fn fresh_database(&self, name: &str) -> String {
+        use sqlx::Executor;
+        let pool = sqlx::PgPool::connect(&self.url()).await.expect("connect");
+        pool.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await
+            .expect("drop");
+        pool.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create");
+        pool.close().await;
+        format!("postgres://lab@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// The only run folder of a test: `dir/output/YYYY-MM-DD/HH-MM`.
+pub fn run_dir(dir: &Path) -> PathBuf {
+    let day = std::fs::read_dir(dir.join("output"))
+        .expect("output folder")
+        .filter_map(Result::ok)
+        .find(|e| e.path().is_dir())
+        .expect("a day folder")
+        .path();
+    std::fs::read_dir(day)
+        .expect("day folder")
+        .filter_map(Result::ok)
+        .find(|e| e.path().is_dir())
+        .expect("a run folder")
+        .path()
 }

@@ -1,0 +1,148 @@
+//! The lab service behind the browser: a queue of runs in the database,
+//! executed one at a time (the ports are fixed) by the [`worker`], what the
+//! pages see of it ([`views`]), and the [`api`] adapter the server
+//! functions call.
+
+pub mod api;
+pub mod views;
+pub mod worker;
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use app::api::{LabError, LaunchOutcome};
+
+use crate::model::{RunParams, RunStatus};
+use crate::run::LabSetup;
+use crate::store::{Store, StoreError};
+pub use worker::{RealRuns, RunExecutor};
+
+/// At most this many runs wait in the queue.
+pub const MAX_QUEUED: i64 = 100;
+/// At most this many downloads stream from the database at once.
+pub const MAX_DOWNLOADS: usize = 2;
+
+/// What the worker went through that a health check should say.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerHealth {
+    /// The latest panic of the worker, worded, while no run has ended
+    /// cleanly since.
+    pub panic: Option<String>,
+}
+
+pub struct Lab {
+    store: Store,
+    setup: LabSetup,
+    current: Mutex<Option<(i64, CancellationToken)>>,
+    wake: Notify,
+    shutdown: CancellationToken,
+    health: Mutex<WorkerHealth>,
+    downloads: Arc<Semaphore>,
+}
+
+impl Lab {
+    pub fn new(store: Store, setup: LabSetup) -> Arc<Self> {
+        Arc::new(Lab {
+            store,
+            setup,
+            current: Mutex::new(None),
+            wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+            health: Mutex::new(WorkerHealth::default()),
+            downloads: Arc::new(Semaphore::new(MAX_DOWNLOADS)),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn setup(&self) -> &LabSetup {
+        &self.setup
+    }
+
+    /// The run in progress, if any.
+    pub fn current_run(&self) -> Option<i64> {
+        self.current
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(id, _)| *id))
+    }
+
+    pub fn health(&self) -> WorkerHealth {
+        self.health.lock().map(|h| h.clone()).unwrap_or_default()
+    }
+
+    /// A place among the downloads streaming from the database, if one is free.
+    pub fn download_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.downloads.clone().try_acquire_owned().ok()
+    }
+
+    /// Stops the current run (two-stage stop) and the worker.
+    pub fn shut_down(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether the lab is shutting down.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Validates and queues a run.
+    pub async fn launch(&self, params: RunParams) -> Result<LaunchOutcome, LabError> {
+        let errors = params.validate();
+        if !errors.is_empty() {
+            return Ok(LaunchOutcome::Invalid(errors));
+        }
+        if let Some(refusal) = self.setup.policy.refusal(&params) {
+            return Err(LabError::Forbidden(refusal));
+        }
+        if self.store.queued_count().await.map_err(lab_error)? >= MAX_QUEUED {
+            return Err(LabError::Busy(format!(
+                "the queue is full ({MAX_QUEUED} runs wait): try again when some have run"
+            )));
+        }
+        let run_id = self
+            .store
+            .create_run(&params, RunStatus::Queued)
+            .await
+            .map_err(lab_error)?;
+        let position = self
+            .store
+            .queue_position(run_id)
+            .await
+            .map_err(lab_error)?
+            .unwrap_or(0);
+        self.wake.notify_one();
+        Ok(LaunchOutcome::Queued { run_id, position })
+    }
+
+    /// Cancels the run in progress (if it is `run_id`) or removes it from the queue.
+    pub async fn cancel(&self, run_id: i64) -> Result<bool, StoreError> {
+        let token = self.current.lock().ok().and_then(|c| {
+            c.as_ref()
+                .filter(|(id, _)| *id == run_id)
+                .map(|(_, t)| t.clone())
+        });
+        match token {
+            Some(token) => {
+                token.cancel();
+                Ok(true)
+            }
+            None => self.store.delete_queued(run_id).await,
+        }
+    }
+}
+
+/// A store error as the pages see it: the database being unavailable is
+/// said so (503); anything else is the lab's fault (500), logged here.
+pub fn lab_error(e: StoreError) -> LabError {
+    if e.is_unavailable() {
+        LabError::Unavailable(format!("the database is unavailable: {e}"))
+    } else {
+        tracing::error!("{e}");
+        LabError::Internal(e.to_string())
+    }
+}

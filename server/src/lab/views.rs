@@ -1,0 +1,276 @@
+//! What the pages see of the lab: the queue, the history, a run, a
+//! scenario's charts, the ports.
+
+use app::api::{
+    ChartSpec, LabError, PortHolder, PortView, ProcessNow, QueueEntry, RunList, RunListItem,
+    RunView, ScenarioView,
+};
+use app::pages::run::{chart_dom_id, CHARTS_PER_SCENARIO};
+
+use super::{lab_error, Lab};
+use crate::figures::scenario_figures;
+use crate::model::{RunStatus, ScenarioStatus};
+use crate::ports;
+use crate::reports::chart::{metric_chart, Metric};
+use crate::store::RunRecord;
+
+/// Runs per page of the history.
+pub const PAGE_SIZE: i64 = 20;
+/// Points per series in a chart overview (peaks are kept).
+pub const CHART_POINTS: i64 = 600;
+/// The largest history page number asked for that is answered.
+const MAX_PAGE: u32 = 1_000_000;
+
+fn queue_entry(run: &RunRecord, position: usize, running: bool) -> QueueEntry {
+    QueueEntry {
+        id: run.id,
+        position,
+        running,
+        label: run.label.clone(),
+        launched_by: run.params.launched_by.clone(),
+        created_at: run.created_at,
+        concurrencies: run.params.concurrencies.clone(),
+    }
+}
+
+/// Checks a chart window of elapsed milliseconds.
+pub fn check_window(window: (i64, i64)) -> Result<(i64, i64), LabError> {
+    let (from, to) = window;
+    if from < 0 {
+        return Err(LabError::invalid("window", "starts before the scenario"));
+    }
+    if to < from {
+        return Err(LabError::invalid("window", "ends before it starts"));
+    }
+    Ok((from, to))
+}
+
+impl Lab {
+    pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, LabError> {
+        let mut entries = Vec::new();
+        if let Some(id) = self.current_run() {
+            if let Some(run) = self.store.run(id).await.map_err(lab_error)? {
+                entries.push(queue_entry(&run, 0, true));
+            }
+        }
+        let queued = self.store.queued_runs().await.map_err(lab_error)?;
+        for (i, run) in queued.iter().enumerate() {
+            entries.push(queue_entry(run, i + 1, false));
+        }
+        Ok(entries)
+    }
+
+    pub async fn run_list(
+        &self,
+        page: u32,
+        label: &str,
+        status: Option<RunStatus>,
+    ) -> Result<RunList, LabError> {
+        if page > MAX_PAGE {
+            return Err(LabError::invalid("page", format!("use 1 to {MAX_PAGE}")));
+        }
+        if label.len() > 200 {
+            return Err(LabError::invalid("label", "keep it under 200 characters"));
+        }
+        let page = page.max(1);
+        let (runs, total) = self
+            .store
+            .list_runs(label, status, PAGE_SIZE, i64::from(page - 1) * PAGE_SIZE)
+            .await
+            .map_err(lab_error)?;
+        Ok(RunList {
+            items: runs
+                .into_iter()
+                .map(|(run, total_requests)| RunListItem {
+                    id: run.id,
+                    label: run.label,
+                    status: run.status,
+                    created_at: run.created_at,
+                    started_at: run.started_at,
+                    ended_at: run.ended_at,
+                    concurrencies: run.params.concurrencies,
+                    mite_version: run.environment.mite_version,
+                    total_requests,
+                })
+                .collect(),
+            page,
+            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE) as u32,
+            total,
+        })
+    }
+
+    pub async fn run_view(&self, run_id: i64) -> Result<Option<RunView>, LabError> {
+        let store = &self.store;
+        let Some(run) = store.run(run_id).await.map_err(lab_error)? else {
+            return Ok(None);
+        };
+        let mut scenarios = Vec::new();
+        for s in store.scenarios(run_id).await.map_err(lab_error)? {
+            // Kept as samples arrive and final once the scenario ended: the
+            // same cost at minute 1 and at hour 24.
+            let figures = match store.stored_figures(s.id).await.map_err(lab_error)? {
+                Some(f) => f,
+                None => scenario_figures(&[], s.interval_ms),
+            };
+            let latest = if s.status == ScenarioStatus::Running {
+                store.latest_samples(s.id).await.map_err(lab_error)?
+            } else {
+                vec![]
+            };
+            let elapsed_ms = if s.status == ScenarioStatus::Running {
+                latest.first().map(|l| l.elapsed_ms).unwrap_or(0)
+            } else {
+                (figures.measured_seconds * 1000.0) as i64
+            };
+            let logs = store
+                .processes(s.id)
+                .await
+                .map_err(lab_error)?
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            scenarios.push(ScenarioView {
+                id: s.id,
+                name: s.name,
+                concurrency: s.concurrency,
+                status: s.status,
+                duration_ms: s.duration_ms,
+                interval_ms: s.interval_ms,
+                started_at: s.started_at,
+                ended_at: s.ended_at,
+                elapsed_ms,
+                error: s.error,
+                error_log: s.error_log,
+                figures,
+                latest: latest
+                    .into_iter()
+                    .map(|l| ProcessNow {
+                        process: l.process,
+                        cpu: l.cpu,
+                        mem: l.mem,
+                    })
+                    .collect(),
+                logs,
+            });
+        }
+        let queue_position = if run.status == RunStatus::Queued {
+            store.queue_position(run.id).await.map_err(lab_error)?
+        } else {
+            None
+        };
+        Ok(Some(RunView {
+            id: run.id,
+            label: run.label,
+            status: run.status,
+            created_at: run.created_at,
+            started_at: run.started_at,
+            ended_at: run.ended_at,
+            params: run.params,
+            mite_version: run.environment.mite_version,
+            python_version: run.environment.python_version,
+            host: run.environment.host,
+            cores: run.environment.cores,
+            output_dir: run.output_dir,
+            error: run.error,
+            queue_position,
+            scenarios,
+        }))
+    }
+
+    /// A scenario's charts, downsampled to about [`CHART_POINTS`] points per
+    /// series (keeping peaks), over `window` (elapsed ms) or the whole scenario.
+    pub async fn chart_specs(
+        &self,
+        scenario_id: i64,
+        window: Option<(i64, i64)>,
+    ) -> Result<Vec<ChartSpec>, LabError> {
+        let window = window.map(check_window).transpose()?;
+        let Some(scenario) = self.store.scenario(scenario_id).await.map_err(lab_error)? else {
+            return Err(LabError::NotFound(format!("no scenario {scenario_id}")));
+        };
+        let whole = (
+            0,
+            scenario
+                .duration_ms
+                .saturating_mul(2)
+                .saturating_add(120_000),
+        );
+        let (from, to) = window.unwrap_or(whole);
+        let span = to.saturating_sub(from).max(1);
+        let bucket = (span / CHART_POINTS).max(scenario.interval_ms);
+        let samples = if bucket <= scenario.interval_ms {
+            self.store
+                .scenario_samples_between(scenario_id, from, to)
+                .await
+        } else {
+            self.store
+                .scenario_samples_bucketed(scenario_id, from, to, bucket)
+                .await
+        }
+        .map_err(lab_error)?;
+        let interval = scenario.interval_ms;
+        Metric::ALL
+            .iter()
+            .take(CHARTS_PER_SCENARIO)
+            .enumerate()
+            .map(|(i, metric)| {
+                Ok(ChartSpec {
+                    dom_id: chart_dom_id(scenario_id, i),
+                    group: format!("scenario-{scenario_id}"),
+                    option_json: serde_json::to_string(&metric_chart(*metric, &samples, interval))
+                        .map_err(|e| LabError::Internal(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn port_views(&self) -> Result<Vec<PortView>, LabError> {
+        // The lab's processes: those whose end it has not recorded.
+        let lab_pids: Vec<u32> = self
+            .store
+            .open_processes()
+            .await
+            .map_err(lab_error)?
+            .iter()
+            .filter_map(|p| u32::try_from(p.pid).ok())
+            .collect();
+        Ok(ports::lab_port_reports()
+            .into_iter()
+            .map(|r| PortView {
+                port: r.port,
+                purpose: r.purpose,
+                holders: r
+                    .holders
+                    .into_iter()
+                    .map(|h| match h.pid {
+                        Some(pid) if lab_pids.contains(&pid) => PortHolder::Lab {
+                            pid,
+                            command: h.command,
+                        },
+                        pid => PortHolder::Foreign {
+                            pid,
+                            command: h.command,
+                        },
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_windows_are_checked() {
+        assert_eq!(check_window((1000, 5000)), Ok((1000, 5000)));
+        assert_eq!(check_window((5, 5)), Ok((5, 5)));
+        assert!(matches!(
+            check_window((5000, 1000)),
+            Err(LabError::Invalid { ref field, .. }) if field == "window"
+        ));
+        assert!(check_window((-1, 10)).is_err());
+        assert_eq!(check_window((0, i64::MAX)), Ok((0, i64::MAX)));
+    }
+}

@@ -1,0 +1,154 @@
+//! The worker: takes the oldest queued run, executes it, and goes on to the
+//! next. A panic while executing a run stops that run's processes, marks it
+//! failed, shows on `/healthz`, and does not stop the worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio_util::sync::CancellationToken;
+
+use super::Lab;
+use crate::cleanup;
+use crate::model::{RunStatus, ScenarioStatus};
+use crate::run::{execute_run, LabSetup, NoObserver, RunError, RunOutcome};
+use crate::store::{persistently, RunRecord, Store, STOP_PATH_PATIENCE};
+
+/// How often the worker looks at the queue when nobody wakes it.
+const QUEUE_POLL: Duration = Duration::from_secs(2);
+
+/// Executes one run: [`RealRuns`] in the lab; tests give their own to
+/// bring about faults the real one cannot be made to have.
+pub trait RunExecutor: Send + Sync + 'static {
+    fn execute<'a>(
+        &'a self,
+        store: &'a Store,
+        run: &'a RunRecord,
+        setup: &'a LabSetup,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<RunOutcome, RunError>>;
+}
+
+/// Runs against real mite ([`execute_run`]).
+pub struct RealRuns;
+
+impl RunExecutor for RealRuns {
+    fn execute<'a>(
+        &'a self,
+        store: &'a Store,
+        run: &'a RunRecord,
+        setup: &'a LabSetup,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<RunOutcome, RunError>> {
+        execute_run(store, run.id, &run.params, setup, cancel, &NoObserver).boxed()
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+impl Lab {
+    /// Executes queued runs, oldest first, until [`Lab::shut_down`].
+    pub fn start_worker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.start_worker_with(Arc::new(RealRuns))
+    }
+
+    /// The worker, with the executor given.
+    pub fn start_worker_with(
+        self: &Arc<Self>,
+        executor: Arc<dyn RunExecutor>,
+    ) -> tokio::task::JoinHandle<()> {
+        let lab = self.clone();
+        tokio::spawn(async move {
+            while !lab.shutdown.is_cancelled() {
+                let next = match lab.store.claim_next_queued().await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!("cannot read the queue: {e}");
+                        None
+                    }
+                };
+                let Some(run) = next else {
+                    tokio::select! {
+                        _ = lab.wake.notified() => {}
+                        _ = tokio::time::sleep(QUEUE_POLL) => {}
+                        _ = lab.shutdown.cancelled() => {}
+                    }
+                    continue;
+                };
+                lab.execute(&run, executor.as_ref()).await;
+            }
+        })
+    }
+
+    async fn execute(&self, run: &RunRecord, executor: &dyn RunExecutor) {
+        let cancel = self.shutdown.child_token();
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some((run.id, cancel.clone()));
+        }
+        tracing::info!("run {} starts", run.id);
+        let executed =
+            std::panic::AssertUnwindSafe(executor.execute(&self.store, run, &self.setup, &cancel))
+                .catch_unwind()
+                .await;
+        match executed {
+            Ok(Ok(outcome)) => {
+                tracing::info!("run {} ended: {}", run.id, outcome.status);
+                if let Ok(mut health) = self.health.lock() {
+                    health.panic = None;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!("run {}: {e}", run.id);
+                self.fail_run(run.id, &e.to_string()).await;
+            }
+            Err(payload) => {
+                let why = format!(
+                    "the run worker panicked while executing run {}: {}",
+                    run.id,
+                    panic_text(payload.as_ref())
+                );
+                tracing::error!("{why}");
+                if let Ok(mut health) = self.health.lock() {
+                    health.panic = Some(why.clone());
+                }
+                // Its children were left running when the panic unwound.
+                match cleanup::stop_run_processes(&self.store, run.id).await {
+                    Ok(stopped) => {
+                        for (p, outcome) in stopped {
+                            tracing::warn!("run {}: {} (pid {}): {outcome}", run.id, p.name, p.pid);
+                        }
+                    }
+                    Err(e) => tracing::error!("cannot stop run {}'s processes: {e}", run.id),
+                }
+                self.fail_run(run.id, &why).await;
+            }
+        }
+        if let Ok(mut current) = self.current.lock() {
+            *current = None;
+        }
+    }
+
+    /// Marks a run that could not end normally as failed.
+    async fn fail_run(&self, run_id: i64, why: &str) {
+        let closed = persistently(STOP_PATH_PATIENCE, || {
+            self.store
+                .close_open_scenarios(run_id, ScenarioStatus::Failed)
+        })
+        .await;
+        let finished = persistently(STOP_PATH_PATIENCE, || {
+            self.store.finish_run(run_id, RunStatus::Failed, Some(why))
+        })
+        .await;
+        if let Err(e) = closed.and(finished) {
+            tracing::error!("run {run_id} stays marked running until cleanup: {e}");
+        }
+    }
+}

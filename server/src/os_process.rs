@@ -1,0 +1,71 @@
+//! Facts about the machine's processes, read from `/proc` with the `procfs`
+//! crate: whether a pid is alive, when it started (with the pid, that names
+//! one process for good), its process group and command line, and the
+//! members of a process group.
+
+use procfs::process::Process;
+
+fn process(pid: u32) -> Option<Process> {
+    Process::new(i32::try_from(pid).ok()?).ok()
+}
+
+/// Whether a pid exists right now (a zombie counts as gone).
+pub fn pid_alive(pid: u32) -> bool {
+    process(pid)
+        .and_then(|p| p.stat().ok())
+        .is_some_and(|stat| !matches!(stat.state, 'Z' | 'X' | 'x'))
+}
+
+/// A process's start time in clock ticks after boot: pids are reused,
+/// (pid, start time) pairs are not.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    process(pid)?.stat().ok().map(|s| s.starttime)
+}
+
+/// The process group of a pid.
+pub fn process_group(pid: u32) -> Option<u32> {
+    process(pid)?
+        .stat()
+        .ok()
+        .and_then(|s| u32::try_from(s.pgrp).ok())
+}
+
+/// The command line of a process, as `ps` would show it.
+pub fn command_of(pid: u32) -> String {
+    let Some(p) = process(pid) else {
+        return "?".to_string();
+    };
+    match p.cmdline() {
+        Ok(args) if !args.is_empty() => args.join(" "),
+        _ => p.stat().map(|s| s.comm).unwrap_or_else(|_| "?".to_string()),
+    }
+}
+
+/// Live processes whose process group is `pgid`.
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    let Ok(all) = procfs::process::all_processes() else {
+        return vec![];
+    };
+    all.filter_map(Result::ok)
+        .filter_map(|p| p.stat().ok())
+        .filter(|s| u32::try_from(s.pgrp).ok() == Some(pgid) && !matches!(s.state, 'Z' | 'X'))
+        .filter_map(|s| u32::try_from(s.pid).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_process_facts() {
+        let me = std::process::id();
+        assert!(pid_alive(me));
+        assert!(start_ticks(me).is_some_and(|t| t > 0));
+        let group = process_group(me).expect("a process group");
+        assert!(group_members(group).contains(&me));
+        assert!(command_of(me).contains("mite_perf"), "{}", command_of(me));
+        assert!(!pid_alive(u32::MAX));
+        assert_eq!(start_ticks(u32::MAX), None);
+    }
+}

@@ -1,0 +1,187 @@
+//! Starting a plan: for each stage, spawn the child (in its own process
+//! group), record it in the database before anything else can go wrong, and
+//! wait until it is ready. One loop for any plan.
+
+use std::net::TcpStream;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio_util::sync::CancellationToken;
+
+use super::plan::{Readiness, Stage};
+use super::verdict::{exit_message, Ending, Failure};
+use super::LOG_TAIL_LINES;
+use crate::model::ProcessKind;
+use crate::ports;
+use crate::store::{NewProcess, Store};
+use crate::supervisor::{self, Supervised, STOP_GRACE};
+
+/// How often readiness is checked.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// A child the lab started, with its row in the store and its pipes.
+pub struct Launched {
+    pub child: Supervised,
+    pub record_id: i64,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Option<ChildStdout>,
+}
+
+/// A scenario's children, in start order.
+#[derive(Default)]
+pub struct Children {
+    pub list: Vec<Launched>,
+}
+
+impl Children {
+    pub fn get(&mut self, kind: ProcessKind) -> Option<&mut Supervised> {
+        self.list
+            .iter_mut()
+            .map(|l| &mut l.child)
+            .find(|c| c.kind == kind)
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.list.iter().map(|l| l.child.pid).collect()
+    }
+
+    /// The children still running, with their pids.
+    pub fn running(&mut self) -> Vec<(ProcessKind, u32)> {
+        self.list
+            .iter_mut()
+            .filter_map(|l| l.child.is_running().then_some((l.child.kind, l.child.pid)))
+            .collect()
+    }
+
+    /// The children that have ended, with their exit statuses.
+    pub fn exits(&mut self) -> Vec<(ProcessKind, ExitStatus)> {
+        self.list
+            .iter_mut()
+            .filter_map(|l| l.child.try_exit().map(|s| (l.child.kind, s)))
+            .collect()
+    }
+
+    /// The first child that has ended, as a failure "while …".
+    fn first_exit_failure(&mut self, when: &str) -> Option<Failure> {
+        let launched = self
+            .list
+            .iter_mut()
+            .find_map(|l| l.child.try_exit().is_some().then_some(l))?;
+        let child = &mut launched.child;
+        let status = child.try_exit()?;
+        Some(Failure {
+            message: exit_message(
+                child.kind,
+                &status,
+                when,
+                &child.command,
+                &child.log_path.display().to_string(),
+            ),
+            log_tail: Some(child.log_tail(LOG_TAIL_LINES)),
+            ends_run: false,
+        })
+    }
+}
+
+/// Whether a stage's child is ready.
+fn is_ready(ready: &Readiness, child: &Supervised) -> bool {
+    match ready {
+        Readiness::Accepts(port) => TcpStream::connect(("127.0.0.1", *port)).is_ok(),
+        Readiness::Listens(ports) => ports.iter().all(|p| ports::is_listening(child.pid, *p)),
+        Readiness::ConnectedTo(port) => ports::is_connected_to(child.pid, *port),
+        Readiness::Started => true,
+    }
+}
+
+/// Starts every stage in order. Returns `Ok(None)` when all are started and
+/// ready, `Ok(Some(Ending::Cancelled))` when the run was cancelled on the
+/// way. Every child started is in `children`, whatever the outcome, for
+/// teardown to stop.
+pub async fn launch(
+    plan: Vec<Stage>,
+    store: &Store,
+    scenario_id: i64,
+    ready_timeout: Duration,
+    cancel: &CancellationToken,
+    children: &mut Children,
+) -> Result<Option<Ending>, Failure> {
+    for stage in plan {
+        let (mut child, stdin, stdout) =
+            supervisor::spawn(&stage.spec).map_err(|e| Failure::new(e.to_string()))?;
+        let log_path = child.log_path.display().to_string();
+        let recorded = store
+            .record_process(
+                scenario_id,
+                NewProcess {
+                    kind: child.kind,
+                    pid: child.pid,
+                    start_ticks: child.start_ticks,
+                    command: &child.command,
+                    log_path: &log_path,
+                },
+            )
+            .await;
+        let record_id = match recorded {
+            Ok(id) => id,
+            Err(e) => {
+                // Not recorded, so `cleanup` could never find it: stop it now.
+                let (kind, pid) = (child.kind, child.pid);
+                supervisor::stop_all(std::slice::from_mut(&mut child), STOP_GRACE).await;
+                return Err(Failure::new(format!(
+                    "cannot record the {kind} (pid {pid}) in the database, so it was stopped: {e}"
+                )));
+            }
+        };
+        children.list.push(Launched {
+            child,
+            record_id,
+            stdin,
+            stdout,
+        });
+        if let Some(ending) = wait_ready(&stage, children, ready_timeout, cancel).await? {
+            return Ok(Some(ending));
+        }
+    }
+    Ok(None)
+}
+
+/// Polls the newest child's readiness until it holds, failing if any child
+/// exits, the deadline passes, or the run is cancelled.
+async fn wait_ready(
+    stage: &Stage,
+    children: &mut Children,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Option<Ending>, Failure> {
+    let deadline = Instant::now() + timeout;
+    let what = format!("while waiting for {}", stage.waiting_for);
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(Some(Ending::Cancelled));
+        }
+        if let Some(failure) = children.first_exit_failure(&what) {
+            return Err(failure);
+        }
+        let newest = children.list.last().map(|l| &l.child);
+        if newest.is_some_and(|child| is_ready(&stage.ready, child)) {
+            return Ok(None);
+        }
+        if Instant::now() > deadline {
+            let pid = newest.map(|c| c.pid).unwrap_or_default();
+            return Err(Failure {
+                message: format!(
+                    "timed out after {} s waiting for {} (pid {pid}); it was stopped",
+                    timeout.as_secs(),
+                    stage.waiting_for
+                ),
+                log_tail: children
+                    .list
+                    .last()
+                    .map(|l| l.child.log_tail(LOG_TAIL_LINES)),
+                ends_run: false,
+            });
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
+}

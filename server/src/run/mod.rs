@@ -1,0 +1,373 @@
+//! Executing a run: for each scenario, start the target and mite's four
+//! components, sample them, stop them, and check the ports are free again.
+//! The CLI and the browser lab both drive runs through [`execute_run`].
+//!
+//! - [`plan`]: a scenario's start-up as data (pure);
+//! - [`launch`]: starts any plan, recording every child;
+//! - [`sample`]: the sampling loop, and the pure readings → samples step;
+//! - [`sink`]: buffered, bounded writing of samples on their own connection;
+//! - [`teardown`]: stops every child, records their ends, checks the ports;
+//! - [`verdict`]: a scenario's and a run's status (pure);
+//! - [`scenario`]: one scenario, phase after phase;
+//! - [`output`]: the run's folder and what goes in it.
+
+pub mod launch;
+pub mod output;
+pub mod plan;
+pub mod sample;
+pub mod scenario;
+pub mod sink;
+pub mod teardown;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::mite_env::MiteEnv;
+use crate::model::{scenario_name, RunParams, RunStatus, ScenarioSpec, ScenarioStatus, TargetSpec};
+use crate::reports;
+use crate::store::{persistently, Store, StoreError, STOP_PATH_PATIENCE};
+use scenario::ScenarioRun;
+use sink::SampleSink;
+use verdict::{Next, RunTally};
+
+pub use output::{create_output_dir, SCENARIO_MODULE};
+
+/// Lines of a failing process's log kept with the failure.
+pub const LOG_TAIL_LINES: usize = 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Deadlines and bounds of a run, the lab's to choose.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    /// How long a component may take to get ready (Python imports take a while).
+    pub ready_timeout: Duration,
+    /// How long past the scenario's duration the controller may take to end.
+    pub controller_grace: Duration,
+    /// Samples kept in memory while the database is unavailable.
+    pub max_unsaved_samples: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            ready_timeout: Duration::from_secs(30),
+            controller_grace: Duration::from_secs(60),
+            max_unsaved_samples: 100_000,
+        }
+    }
+}
+
+/// What a run taken from the database may ask the lab to execute: checked
+/// again before each run, whoever queued it.
+#[derive(Debug, Clone, Default)]
+pub struct RunPolicy {
+    /// Runs may name a shell command as their target.
+    pub allow_target_cmd: bool,
+    /// Runs may use their own scenario module from a folder inside one of these.
+    pub scenario_roots: Vec<PathBuf>,
+    /// Any scenario folder will do (the command line's own choice).
+    pub any_scenario_dir: bool,
+}
+
+impl RunPolicy {
+    /// Everything goes: the person at the command line typed it.
+    pub fn command_line() -> Self {
+        RunPolicy {
+            allow_target_cmd: true,
+            scenario_roots: vec![],
+            any_scenario_dir: true,
+        }
+    }
+
+    /// Why these parameters may not run here, if they may not.
+    pub fn refusal(&self, params: &RunParams) -> Option<String> {
+        if let TargetSpec::Command(cmd) = &params.target {
+            if !self.allow_target_cmd {
+                return Some(format!(
+                    "this run asks for the target command `{cmd}`, and this lab was not started \
+                     with --allow-target-cmd"
+                ));
+            }
+        }
+        if let ScenarioSpec::Custom { dir, .. } = &params.scenario {
+            if self.any_scenario_dir {
+                return None;
+            }
+            let inside = dir.canonicalize().ok().is_some_and(|dir| {
+                self.scenario_roots
+                    .iter()
+                    .filter_map(|root| root.canonicalize().ok())
+                    .any(|root| dir.starts_with(root))
+            });
+            if !inside {
+                return Some(format!(
+                    "this run asks for scenarios from {}, which is not inside a folder this lab \
+                     was started with (--scenario-dir)",
+                    dir.display()
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// What the lab needs besides the run's parameters.
+#[derive(Debug, Clone)]
+pub struct LabSetup {
+    /// Runs go in `output_root/YYYY-MM-DD/HH-MM/`.
+    pub output_root: PathBuf,
+    pub mite: MiteEnv,
+    /// The `mite-perf` binary, which serves the built-in target.
+    pub self_exe: PathBuf,
+    pub limits: RunLimits,
+    pub policy: RunPolicy,
+}
+
+/// Progress, for a progress bar or a live page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEvent {
+    ScenarioStarted {
+        position: usize,
+        concurrency: u32,
+        duration: Duration,
+    },
+    Tick {
+        position: usize,
+        elapsed: Duration,
+        requests_per_second: f64,
+        requests: u64,
+    },
+    ScenarioEnded {
+        position: usize,
+        status: ScenarioStatus,
+        error: Option<String>,
+    },
+}
+
+/// Receives [`RunEvent`]s as a run goes.
+pub trait RunObserver: Send + Sync {
+    fn event(&self, event: RunEvent);
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+impl RunObserver for NoObserver {
+    fn event(&self, _: RunEvent) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: i64,
+    pub status: RunStatus,
+    /// The run's folder, once it was made.
+    pub output_dir: Option<PathBuf>,
+    pub error: Option<String>,
+}
+
+/// What a run prepares before its first scenario.
+struct Prepared {
+    output_dir: PathBuf,
+    module_dir: PathBuf,
+    scenario_ids: Vec<i64>,
+    sink: SampleSink,
+}
+
+/// Runs every scenario of run `run_id` (already stored with `params`).
+/// Cancelling `cancel` stops the current scenario in two stages and skips
+/// the rest; the reports are written for whatever was measured.
+///
+/// Whatever happens, the run ends with a final status in the database;
+/// only when the database cannot be reached even for that is an error
+/// returned (and `cleanup` will close the run later).
+pub async fn execute_run(
+    store: &Store,
+    run_id: i64,
+    params: &RunParams,
+    setup: &LabSetup,
+    cancel: &CancellationToken,
+    observer: &dyn RunObserver,
+) -> Result<RunOutcome, RunError> {
+    let prepared = match prepare(store, run_id, params, setup).await {
+        Ok(prepared) => prepared,
+        Err((message, output_dir)) => {
+            tracing::warn!("run {run_id} cannot start: {message}");
+            close_run(
+                store,
+                run_id,
+                RunStatus::Failed,
+                Some(&message),
+                ScenarioStatus::Skipped,
+            )
+            .await?;
+            return Ok(RunOutcome {
+                run_id,
+                status: RunStatus::Failed,
+                output_dir,
+                error: Some(message),
+            });
+        }
+    };
+
+    let mut tally = RunTally::default();
+    for (position, (&concurrency, &scenario_id)) in params
+        .concurrencies
+        .iter()
+        .zip(&prepared.scenario_ids)
+        .enumerate()
+    {
+        if cancel.is_cancelled() {
+            break;
+        }
+        observer.event(RunEvent::ScenarioStarted {
+            position,
+            concurrency,
+            duration: params.duration(),
+        });
+        let scenario = ScenarioRun {
+            store,
+            setup,
+            params,
+            scenario_id,
+            position,
+            concurrency,
+            dir: prepared.output_dir.join(scenario_name(concurrency)),
+            module_dir: &prepared.module_dir,
+            observer,
+            sink: &prepared.sink,
+        };
+        let result = scenario.execute(cancel).await;
+        let failure = result.failure.as_ref();
+        persistently(STOP_PATH_PATIENCE, || {
+            store.finish_scenario(
+                scenario_id,
+                result.status,
+                failure.map(|f| f.message.as_str()),
+                failure.and_then(|f| f.log_tail.as_deref()),
+                &result.figures,
+            )
+        })
+        .await?;
+        observer.event(RunEvent::ScenarioEnded {
+            position,
+            status: result.status,
+            error: failure.map(|f| f.message.clone()),
+        });
+        if tally.record(concurrency, result.status, failure) == Next::Stop {
+            break;
+        }
+    }
+    prepared.sink.close().await;
+    let (mut status, mut error) = tally.finish(cancel.is_cancelled());
+    persistently(STOP_PATH_PATIENCE, || {
+        store.close_open_scenarios(run_id, ScenarioStatus::Skipped)
+    })
+    .await?;
+    // The files first, then the run's end: once a run reads as ended, its
+    // files are in place.
+    let written =
+        reports::write_run_outputs(store, run_id, Some(status), &prepared.output_dir).await;
+    if let Err(e) = written {
+        // The samples are safe in the database; the files are not.
+        let message = format!("{e}; the samples are in the database");
+        tracing::error!("run {run_id}: {message}");
+        status = RunStatus::Failed;
+        error = Some(error.map_or(message.clone(), |first| format!("{first}; {message}")));
+    }
+    persistently(STOP_PATH_PATIENCE, || {
+        store.finish_run(run_id, status, error.as_deref())
+    })
+    .await?;
+    Ok(RunOutcome {
+        run_id,
+        status,
+        output_dir: Some(prepared.output_dir),
+        error,
+    })
+}
+
+/// Marks the scenarios that never ended with `open_scenarios` and the run
+/// with its final status, trying again while the database is unavailable.
+async fn close_run(
+    store: &Store,
+    run_id: i64,
+    status: RunStatus,
+    error: Option<&str>,
+    open_scenarios: ScenarioStatus,
+) -> Result<(), StoreError> {
+    persistently(STOP_PATH_PATIENCE, || {
+        store.close_open_scenarios(run_id, open_scenarios)
+    })
+    .await?;
+    persistently(STOP_PATH_PATIENCE, || {
+        store.finish_run(run_id, status, error)
+    })
+    .await
+}
+
+/// Checks the run may go, makes its folder, records its start and its
+/// scenarios, and opens its sample writer. The error says why not, with
+/// the folder if it was made.
+async fn prepare(
+    store: &Store,
+    run_id: i64,
+    params: &RunParams,
+    setup: &LabSetup,
+) -> Result<Prepared, (String, Option<PathBuf>)> {
+    if let Some(refusal) = setup.policy.refusal(params) {
+        return Err((refusal, None));
+    }
+    let errors = params.validate();
+    if !errors.is_empty() {
+        let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err((format!("invalid parameters: {}", listed.join("; ")), None));
+    }
+    let output_dir = create_output_dir(&setup.output_root).map_err(|e| (e.to_string(), None))?;
+    let in_dir = |message: String| (message, Some(output_dir.clone()));
+    let env = output::environment(&setup.mite);
+    store
+        .start_run(
+            run_id,
+            &env,
+            &output_dir.display().to_string(),
+            std::process::id(),
+        )
+        .await
+        .map_err(|e| in_dir(format!("cannot record the run's start: {e}")))?;
+    let module_dir =
+        output::scenario_module_dir(params, &output_dir).map_err(|e| in_dir(e.to_string()))?;
+    let mut scenario_ids = Vec::new();
+    for (position, concurrency) in params.concurrencies.iter().enumerate() {
+        let id = store
+            .create_scenario(run_id, position as i64, *concurrency, params)
+            .await
+            .map_err(|e| in_dir(format!("cannot record the scenarios: {e}")))?;
+        scenario_ids.push(id);
+    }
+    let writer = store
+        .sample_writer()
+        .await
+        .map_err(|e| in_dir(format!("cannot open the sample writer: {e}")))?;
+    Ok(Prepared {
+        module_dir,
+        scenario_ids,
+        sink: SampleSink::start(writer, setup.limits.max_unsaved_samples),
+        output_dir,
+    })
+}
+
+/// Whether `path` lies inside `root` (both made absolute, `..` resolved):
+/// for paths read back from the database before the lab opens them.
+pub fn is_inside(root: &Path, path: &Path) -> bool {
+    match (root.canonicalize(), path.canonicalize()) {
+        (Ok(root), Ok(path)) => path.starts_with(root),
+        _ => false,
+    }
+}

@@ -1,0 +1,103 @@
+//! A run's folder (`output_root/YYYY-MM-DD/HH-MM`), the scenario module it
+//! imports, and the facts about the machine it records.
+
+use std::path::{Path, PathBuf};
+
+use crate::mite_env::MiteEnv;
+use crate::model::{RunParams, ScenarioSpec};
+use crate::store::RunEnvironment;
+
+/// The scenario module shipped with the lab.
+pub const SCENARIO_MODULE: &str = include_str!("../../python/mite_perf_scenario.py");
+const SCENARIO_MODULE_NAME: &str = "mite_perf_scenario";
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot prepare {path}: {source}")]
+pub struct OutputError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+fn at(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates `root/YYYY-MM-DD/HH-MM`, adding `-2`, `-3`, ... when a run of the same
+/// minute already has the folder.
+pub fn create_output_dir(root: &Path) -> Result<PathBuf, OutputError> {
+    let now = time::OffsetDateTime::now_local().unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let day = format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    let minute = format!("{:02}-{:02}", now.hour(), now.minute());
+    // Absolute, because mite's processes run in the scenario's folder.
+    let root = std::path::absolute(root).map_err(at(root))?;
+    let parent = root.join(day);
+    std::fs::create_dir_all(&parent).map_err(at(&parent))?;
+    let mut n = 1;
+    loop {
+        let name = if n == 1 {
+            minute.clone()
+        } else {
+            format!("{minute}-{n}")
+        };
+        let dir = parent.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+            Err(source) => return Err(OutputError { path: dir, source }),
+        }
+    }
+}
+
+/// The folder the controller and runners import the scenario from: the
+/// shipped module, copied into the run's folder, or the user's own folder.
+pub fn scenario_module_dir(params: &RunParams, output_dir: &Path) -> Result<PathBuf, OutputError> {
+    match &params.scenario {
+        ScenarioSpec::Builtin => {
+            let dir = output_dir.join("scenario-module");
+            let file = dir.join(format!("{SCENARIO_MODULE_NAME}.py"));
+            std::fs::create_dir_all(&dir).map_err(at(&dir))?;
+            std::fs::write(&file, SCENARIO_MODULE).map_err(at(&file))?;
+            Ok(dir)
+        }
+        ScenarioSpec::Custom { dir, .. } => dir.canonicalize().map_err(at(dir)),
+    }
+}
+
+/// The machine and software this run measures.
+pub fn environment(mite: &MiteEnv) -> RunEnvironment {
+    RunEnvironment {
+        mite_version: mite.mite_version.clone(),
+        python_version: mite.python_version.clone(),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get() as i64)
+            .unwrap_or(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_the_same_minute_get_their_own_folders() {
+        let root = std::env::temp_dir().join(format!("mite-perf-out-{}", std::process::id()));
+        let first = create_output_dir(&root).expect("first");
+        let second = create_output_dir(&root).expect("second");
+        assert_ne!(first, second);
+        assert!(first.is_absolute() && first.is_dir() && second.is_dir());
+        let builtin = scenario_module_dir(&RunParams::default(), &first).expect("module");
+        assert!(builtin.join("mite_perf_scenario.py").is_file());
+        let _ = std::fs::remove_dir_all(root);
+    }
+}

@@ -1,0 +1,271 @@
+//! A scenario's start-up as data: which children, in which order, and how
+//! each is known to be ready. [`scenario_plan`] builds it (pure: no process
+//! is started here); `launch` starts any plan.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::{ProcessKind, RunParams, ScenarioSpec, TargetSpec};
+use crate::ports::{COLLECTOR_PORT, CONTROLLER_PORT, MESSAGE_PORT, TARGET_PORT};
+use crate::supervisor::ChildSpec;
+
+/// The module shipped with the lab, importable as `mite_perf_scenario`.
+pub const BUILTIN_SCENARIO: &str = "mite_perf_scenario:scenario";
+/// Messages per collector file before it rolls (about 9 MB).
+pub const COLLECTOR_ROLL: u64 = 20_000;
+
+/// How the lab knows a started child is ready for the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Something accepts TCP connections on this port (the port was free
+    /// before, so it is the child).
+    Accepts(u16),
+    /// The child itself listens on every one of these ports.
+    Listens(Vec<u16>),
+    /// The child has an established connection to this port.
+    ConnectedTo(u16),
+    /// Nothing to wait for: the child started.
+    Started,
+}
+
+/// One child of the plan.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub spec: ChildSpec,
+    pub ready: Readiness,
+    /// What waiting for it is called in messages ("the target to listen on 9898").
+    pub waiting_for: String,
+}
+
+/// What a scenario's plan depends on.
+#[derive(Debug, Clone)]
+pub struct PlanInputs<'a> {
+    pub params: &'a RunParams,
+    pub concurrency: u32,
+    /// The scenario's folder (logs, collector data).
+    pub dir: &'a Path,
+    /// The folder the scenario module is imported from.
+    pub module_dir: &'a Path,
+    /// The venv's `mite` command.
+    pub mite: PathBuf,
+    /// `PATH` with the mite venv's `bin` first.
+    pub path_var: String,
+    /// The `mite-perf` binary (the built-in target).
+    pub self_exe: &'a Path,
+}
+
+impl PlanInputs<'_> {
+    fn mite_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PATH".into(), self.path_var.clone()),
+            ("PYTHONPATH".into(), self.module_dir.display().to_string()),
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+            (
+                "MITE_CONF_mite_perf_target_url".into(),
+                format!("http://127.0.0.1:{TARGET_PORT}/"),
+            ),
+            (
+                "MITE_CONF_mite_perf_concurrency".into(),
+                self.concurrency.to_string(),
+            ),
+            (
+                "MITE_CONF_mite_perf_duration".into(),
+                format!("{}", self.params.duration().as_secs_f64()),
+            ),
+        ]
+    }
+
+    fn mite_stage(&self, kind: ProcessKind, args: Vec<String>, ready: Readiness) -> Stage {
+        let waiting_for = match &ready {
+            Readiness::Listens(_) => format!("the {kind} to bind"),
+            Readiness::ConnectedTo(_) => format!("the {kind} to connect"),
+            Readiness::Accepts(port) => format!("the {kind} to listen on {port}"),
+            Readiness::Started => format!("the {kind} to start"),
+        };
+        Stage {
+            spec: ChildSpec {
+                kind,
+                program: self.mite.clone(),
+                args,
+                cwd: self.module_dir.to_path_buf(),
+                env: self.mite_env(),
+                log_path: self.dir.join(format!("{kind}.log")),
+                pipe_stdin: false,
+                pipe_stdout: false,
+            },
+            ready,
+            waiting_for,
+        }
+    }
+
+    fn target_stage(&self) -> Stage {
+        let log_path = self.dir.join("http.log");
+        let spec = match &self.params.target {
+            TargetSpec::Builtin => ChildSpec {
+                kind: ProcessKind::Http,
+                program: self.self_exe.to_path_buf(),
+                args: vec!["target".into(), "--port".into(), TARGET_PORT.to_string()],
+                cwd: self.dir.to_path_buf(),
+                env: vec![],
+                log_path,
+                pipe_stdin: true,
+                pipe_stdout: true,
+            },
+            TargetSpec::Command(cmd) => ChildSpec {
+                kind: ProcessKind::Http,
+                program: "/bin/sh".into(),
+                // `exec` makes the server itself the process the lab samples.
+                args: vec!["-c".into(), format!("exec {cmd}")],
+                cwd: self.module_dir.to_path_buf(),
+                env: vec![
+                    ("PATH".into(), self.path_var.clone()),
+                    ("PYTHONUNBUFFERED".into(), "1".into()),
+                ],
+                log_path,
+                pipe_stdin: false,
+                pipe_stdout: true,
+            },
+        };
+        Stage {
+            spec,
+            ready: Readiness::Accepts(TARGET_PORT),
+            waiting_for: format!("the target to listen on {TARGET_PORT}"),
+        }
+    }
+}
+
+/// The start-up of one scenario (MITE-NOTES.md): the target first (mite's
+/// journeys need it from their first request), then the duplicator (bound
+/// before anything sends), the collector, the runner, and the controller.
+pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
+    let scenario = match &inputs.params.scenario {
+        ScenarioSpec::Builtin => BUILTIN_SCENARIO.to_string(),
+        ScenarioSpec::Custom { spec, .. } => spec.clone(),
+    };
+    let message_socket = format!("--message-socket=tcp://127.0.0.1:{MESSAGE_PORT}");
+    let controller_socket = format!("--controller-socket=tcp://127.0.0.1:{CONTROLLER_PORT}");
+    vec![
+        inputs.target_stage(),
+        inputs.mite_stage(
+            ProcessKind::Duplicator,
+            vec![
+                "duplicator".into(),
+                message_socket.clone(),
+                format!("tcp://127.0.0.1:{COLLECTOR_PORT}"),
+            ],
+            Readiness::Listens(vec![MESSAGE_PORT, COLLECTOR_PORT]),
+        ),
+        inputs.mite_stage(
+            ProcessKind::Collector,
+            vec![
+                "collector".into(),
+                format!("--collector-socket=tcp://127.0.0.1:{COLLECTOR_PORT}"),
+                format!("--collector-dir={}", inputs.dir.join("collector").display()),
+                format!("--collector-roll={COLLECTOR_ROLL}"),
+            ],
+            Readiness::ConnectedTo(COLLECTOR_PORT),
+        ),
+        inputs.mite_stage(
+            ProcessKind::Runner,
+            vec![
+                "runner".into(),
+                message_socket.clone(),
+                controller_socket.clone(),
+            ],
+            Readiness::ConnectedTo(MESSAGE_PORT),
+        ),
+        inputs.mite_stage(
+            ProcessKind::Controller,
+            vec![
+                "controller".into(),
+                format!("--spawn-rate={}", inputs.params.spawn_rate),
+                message_socket,
+                controller_socket,
+                scenario,
+            ],
+            Readiness::Started,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs<'a>(params: &'a RunParams, dir: &'a Path) -> PlanInputs<'a> {
+        PlanInputs {
+            params,
+            concurrency: 10,
+            dir,
+            module_dir: Path::new("/lab/module"),
+            mite: "/venv/bin/mite".into(),
+            path_var: "/venv/bin:/usr/bin".into(),
+            self_exe: Path::new("/lab/mite-perf"),
+        }
+    }
+
+    #[test]
+    fn the_plan_starts_what_mite_needs_in_order() {
+        let params = RunParams {
+            spawn_rate: 500,
+            duration_ms: 5_000,
+            ..RunParams::default()
+        };
+        let dir = Path::new("/out/scenario10");
+        let plan = scenario_plan(&inputs(&params, dir));
+        let kinds: Vec<ProcessKind> = plan.iter().map(|s| s.spec.kind).collect();
+        assert_eq!(kinds, ProcessKind::ALL);
+        let ready: Vec<&Readiness> = plan.iter().map(|s| &s.ready).collect();
+        assert_eq!(
+            ready,
+            [
+                &Readiness::Accepts(9898),
+                &Readiness::Listens(vec![14302, 14303]),
+                &Readiness::ConnectedTo(14303),
+                &Readiness::ConnectedTo(14302),
+                &Readiness::Started,
+            ]
+        );
+        // The built-in target is this binary, with its stdin and stdout piped.
+        assert_eq!(plan[0].spec.program, Path::new("/lab/mite-perf"));
+        assert!(plan[0].spec.pipe_stdin && plan[0].spec.pipe_stdout);
+        let controller = &plan[4].spec;
+        assert!(controller.args.contains(&"--spawn-rate=500".to_string()));
+        assert_eq!(
+            controller.args.last().map(String::as_str),
+            Some(BUILTIN_SCENARIO)
+        );
+        assert!(controller
+            .env
+            .contains(&("MITE_CONF_mite_perf_concurrency".into(), "10".into())));
+        assert!(controller
+            .env
+            .contains(&("MITE_CONF_mite_perf_duration".into(), "5".into())));
+        assert_eq!(plan[2].spec.log_path, dir.join("collector.log"));
+        assert!(plan[2]
+            .spec
+            .args
+            .contains(&"--collector-dir=/out/scenario10/collector".to_string()));
+    }
+
+    #[test]
+    fn an_external_target_and_a_custom_scenario_change_only_their_stages() {
+        let params = RunParams {
+            target: TargetSpec::Command("python server.py".into()),
+            scenario: ScenarioSpec::Custom {
+                spec: "mine:scenario".into(),
+                dir: "/work/scenarios".into(),
+            },
+            ..RunParams::default()
+        };
+        let plan = scenario_plan(&inputs(&params, Path::new("/out/s")));
+        assert_eq!(plan[0].spec.program, Path::new("/bin/sh"));
+        assert_eq!(plan[0].spec.args, ["-c", "exec python server.py"]);
+        assert!(!plan[0].spec.pipe_stdin && plan[0].spec.pipe_stdout);
+        assert_eq!(
+            plan[4].spec.args.last().map(String::as_str),
+            Some("mine:scenario")
+        );
+        assert_eq!(plan[0].waiting_for, "the target to listen on 9898");
+        assert_eq!(plan[3].waiting_for, "the runner to connect");
+    }
+}

@@ -1,0 +1,245 @@
+//! Sampling a scenario: at every tick, read each running child's CPU and
+//! memory and the target's request count, turn the readings into samples
+//! (a pure function), hand them to the sink, and see who has ended.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::launch::Children;
+use super::sink::SampleSink;
+use super::verdict::{exit_message, judge_exits, Ending, Failure, TickVerdict};
+use super::{RunEvent, RunObserver, LOG_TAIL_LINES};
+use crate::figures::RunningFigures;
+use crate::model::{ProcessKind, Sample};
+use crate::reports;
+use crate::sampler::{ProcessSampler, Reading};
+use crate::store::{now_ms, SampleBatch};
+use crate::target::RequestCounter;
+
+/// The target's count, turned into what samples carry: requests since the
+/// scenario started, and since the previous tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTally {
+    baseline: u64,
+    previous: u64,
+}
+
+impl RequestTally {
+    /// Starts counting from the target's count `baseline`.
+    pub fn new(baseline: u64) -> Self {
+        RequestTally {
+            baseline,
+            previous: 0,
+        }
+    }
+
+    /// `(served since the start, served since the previous tick)` for a raw
+    /// count, if the target reported one.
+    pub fn observe(&mut self, raw: Option<u64>) -> (Option<u64>, Option<u64>) {
+        let Some(raw) = raw else {
+            return (None, None);
+        };
+        let served = raw.saturating_sub(self.baseline);
+        let in_interval = served.saturating_sub(self.previous);
+        self.previous = served;
+        (Some(served), Some(in_interval))
+    }
+}
+
+/// One tick's samples: a sample for each running child that has a reading;
+/// request counts go on the target's (`http`) sample only.
+pub fn tick_samples(
+    at_ms: i64,
+    elapsed: Duration,
+    running: &[(ProcessKind, u32)],
+    readings: &HashMap<u32, Reading>,
+    served: (Option<u64>, Option<u64>),
+) -> Vec<Sample> {
+    running
+        .iter()
+        .filter_map(|(kind, pid)| {
+            let reading = readings.get(pid)?;
+            let is_target = *kind == ProcessKind::Http;
+            let on_target = |n: Option<u64>| n.filter(|_| is_target).map(|n| n as i64);
+            Some(Sample {
+                process: *kind,
+                pid: i64::from(*pid),
+                at_ms,
+                elapsed_ms: elapsed.as_millis() as i64,
+                cpu: reading.cpu,
+                mem: reading.rss as i64,
+                requests: on_target(served.0),
+                requests_in_interval: on_target(served.1),
+            })
+        })
+        .collect()
+}
+
+/// What sampling needs from the scenario.
+pub struct SamplingContext<'a> {
+    pub scenario_id: i64,
+    pub position: usize,
+    pub interval: Duration,
+    pub duration: Duration,
+    /// How long past its duration the controller may take to end.
+    pub controller_grace: Duration,
+    pub collector_dir: &'a std::path::Path,
+    pub collector_keep_mib: u64,
+    pub observer: &'a dyn RunObserver,
+    pub sink: &'a SampleSink,
+}
+
+/// Samples until the controller ends (or the run is cancelled, a child
+/// fails, the deadline passes, or the samples can no longer be kept).
+/// Returns the scenario's figures so far along with how it ended.
+pub async fn sample(
+    ctx: &SamplingContext<'_>,
+    children: &mut Children,
+    counter: &mut RequestCounter,
+    cancel: &CancellationToken,
+    figures: &mut RunningFigures,
+) -> Result<Ending, Failure> {
+    let start = Instant::now();
+    let mut sampler = ProcessSampler::new();
+    sampler.measure(&children.pids());
+    let count_wait = (ctx.interval / 2).min(Duration::from_millis(200));
+    let mut tally = RequestTally::new(counter.count(count_wait).await.unwrap_or(0));
+
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::from_std(start + ctx.interval),
+        ctx.interval,
+    );
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = start + ctx.duration + ctx.controller_grace;
+    let interval_ms = ctx.interval.as_millis() as i64;
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = cancel.cancelled() => return Ok(Ending::Cancelled),
+        }
+        ticks += 1;
+        let at_ms = now_ms();
+        let elapsed = start.elapsed();
+        let served = tally.observe(counter.count(count_wait).await);
+        let running = children.running();
+        let pids: Vec<u32> = running.iter().map(|(_, pid)| *pid).collect();
+        let readings = sampler.measure(&pids);
+        let samples = tick_samples(at_ms, elapsed, &running, &readings, served);
+        for s in &samples {
+            figures.add(s);
+        }
+        ctx.sink
+            .push(SampleBatch {
+                scenario_id: ctx.scenario_id,
+                samples,
+                figures: figures.figures(interval_ms),
+            })
+            .map_err(|overflow| Failure::new(overflow.to_string()))?;
+        ctx.observer.event(RunEvent::Tick {
+            position: ctx.position,
+            elapsed,
+            requests_per_second: served.1.unwrap_or(0) as f64 / ctx.interval.as_secs_f64(),
+            requests: served.0.unwrap_or(0),
+        });
+        if ticks.is_multiple_of(5) {
+            reports::trim_collector_dir(ctx.collector_dir, ctx.collector_keep_mib, false);
+        }
+
+        match judge_exits(&children.exits()) {
+            TickVerdict::Continue => {}
+            TickVerdict::ControllerDone => {
+                // The runner says goodbye after the controller; give it a moment.
+                if let Some(runner) = children.get(ProcessKind::Runner) {
+                    runner.wait_timeout(Duration::from_secs(15)).await;
+                }
+                return Ok(Ending::Finished);
+            }
+            TickVerdict::Failed(kind, status) => {
+                let failure = children
+                    .get(kind)
+                    .map(|child| Failure {
+                        message: exit_message(
+                            kind,
+                            &status,
+                            "during the scenario",
+                            &child.command,
+                            &child.log_path.display().to_string(),
+                        ),
+                        log_tail: Some(child.log_tail(LOG_TAIL_LINES)),
+                        ends_run: false,
+                    })
+                    .unwrap_or_else(|| Failure::new(format!("{kind} ended during the scenario")));
+                return Err(failure);
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Failure::new(format!(
+                "the controller did not end within {} s after the scenario's {} s",
+                ctx.controller_grace.as_secs(),
+                ctx.duration.as_secs_f64()
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_tally_counts_from_the_baseline() {
+        let mut tally = RequestTally::new(100);
+        assert_eq!(tally.observe(Some(150)), (Some(50), Some(50)));
+        assert_eq!(tally.observe(None), (None, None));
+        assert_eq!(tally.observe(Some(400)), (Some(300), Some(250)));
+        // A count that went backwards (a restarted target) never goes negative.
+        assert_eq!(tally.observe(Some(10)), (Some(0), Some(0)));
+    }
+
+    #[test]
+    fn readings_become_samples_with_counts_on_the_target_only() {
+        let running = [
+            (ProcessKind::Http, 10),
+            (ProcessKind::Runner, 11),
+            (ProcessKind::Controller, 12),
+        ];
+        let readings = HashMap::from([
+            (
+                10,
+                Reading {
+                    cpu: 9.5,
+                    rss: 1000,
+                },
+            ),
+            (
+                11,
+                Reading {
+                    cpu: 99.0,
+                    rss: 5000,
+                },
+            ),
+            // The controller ended between the listing and the reading: no sample.
+        ]);
+        let samples = tick_samples(
+            1_700_000_000_000,
+            Duration::from_millis(2500),
+            &running,
+            &readings,
+            (Some(900), Some(300)),
+        );
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0].process, ProcessKind::Http);
+        assert_eq!(samples[0].requests, Some(900));
+        assert_eq!(samples[0].requests_in_interval, Some(300));
+        assert_eq!(samples[0].elapsed_ms, 2500);
+        assert_eq!(samples[1].process, ProcessKind::Runner);
+        assert_eq!(samples[1].pid, 11);
+        assert_eq!(samples[1].cpu, 99.0);
+        assert_eq!(samples[1].mem, 5000);
+        assert_eq!(samples[1].requests, None);
+    }
+}

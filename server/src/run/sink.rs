@@ -1,0 +1,204 @@
+//! A run's samples on their way to the database. The sampler hands each
+//! tick's samples to the sink and goes on at once; a task of the sink's own
+//! writes them on the writer's own connection. While the database is
+//! unavailable the samples wait in memory, up to a bound: past it the
+//! scenario fails cleanly, and nothing measured before is lost.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{SampleBatch, SampleWriter};
+
+/// How long the writer waits before trying an unavailable database again.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// Batches written together when catching up.
+const BATCHES_PER_WRITE: usize = 64;
+
+/// Samples waiting to be stored: more than the bound allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the database has been unavailable for {seconds} s ({error}): {waiting} samples wait to be \
+     stored, more than the {limit} the lab keeps in memory"
+)]
+pub struct Overflow {
+    pub seconds: u64,
+    pub error: String,
+    pub waiting: usize,
+    pub limit: usize,
+}
+
+#[derive(Default)]
+struct Backlog {
+    batches: VecDeque<SampleBatch>,
+    samples: usize,
+    /// Since when writes fail, and the latest error.
+    outage: Option<(Instant, String)>,
+}
+
+struct Shared {
+    backlog: Mutex<Backlog>,
+    wake: Notify,
+    /// Samples waiting, for [`SampleSink::flush`] to watch.
+    waiting: watch::Sender<usize>,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        // A panic while holding the lock leaves plain data behind: keep going.
+        self.backlog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+pub struct SampleSink {
+    shared: Arc<Shared>,
+    limit: usize,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SampleSink {
+    /// Starts the writing task. At most `limit` samples wait in memory.
+    pub fn start(writer: SampleWriter, limit: usize) -> Self {
+        let (waiting, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            backlog: Mutex::new(Backlog::default()),
+            wake: Notify::new(),
+            waiting,
+        });
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(write_loop(writer, shared.clone(), stop.clone()));
+        SampleSink {
+            shared,
+            limit,
+            stop,
+            task,
+        }
+    }
+
+    /// Queues one tick's samples. Fails, keeping what was queued before,
+    /// when the samples waiting would pass the bound.
+    pub fn push(&self, batch: SampleBatch) -> Result<(), Overflow> {
+        let mut backlog = self.shared.lock();
+        let waiting = backlog.samples + batch.samples.len();
+        if waiting > self.limit {
+            let (seconds, error) = backlog
+                .outage
+                .as_ref()
+                .map(|(since, e)| (since.elapsed().as_secs(), e.clone()))
+                .unwrap_or((0, "writes are too slow".to_string()));
+            return Err(Overflow {
+                seconds,
+                error,
+                waiting,
+                limit: self.limit,
+            });
+        }
+        backlog.samples = waiting;
+        backlog.batches.push_back(batch);
+        drop(backlog);
+        self.shared.waiting.send_replace(waiting);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Samples not stored yet.
+    pub fn waiting(&self) -> usize {
+        self.shared.lock().samples
+    }
+
+    /// Waits until every queued sample is stored, up to `timeout`; says how
+    /// many could not be stored and why.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), String> {
+        let mut waiting = self.shared.waiting.subscribe();
+        let drained = tokio::time::timeout(timeout, waiting.wait_for(|n| *n == 0)).await;
+        if matches!(drained, Ok(Ok(_))) {
+            return Ok(());
+        }
+        let backlog = self.shared.lock();
+        Err(format!(
+            "{} samples could not be stored within {} s{}",
+            backlog.samples,
+            timeout.as_secs(),
+            backlog
+                .outage
+                .as_ref()
+                .map(|(_, e)| format!(": {e}"))
+                .unwrap_or_default()
+        ))
+    }
+
+    /// Stops the writing task (after [`SampleSink::flush`], nothing is lost).
+    pub async fn close(self) {
+        self.stop.cancel();
+        self.shared.wake.notify_one();
+        let _ = self.task.await;
+    }
+}
+
+async fn write_loop(writer: SampleWriter, shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let batches: Vec<SampleBatch> = shared
+            .lock()
+            .batches
+            .iter()
+            .take(BATCHES_PER_WRITE)
+            .cloned()
+            .collect();
+        if batches.is_empty() {
+            if stop.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = shared.wake.notified() => {}
+                _ = stop.cancelled() => {}
+            }
+            continue;
+        }
+        match writer.write(&batches).await {
+            Ok(()) => {
+                let waiting = {
+                    let mut backlog = shared.lock();
+                    let written: usize = batches.iter().map(|b| b.samples.len()).sum();
+                    backlog.batches.drain(..batches.len());
+                    backlog.samples = backlog.samples.saturating_sub(written);
+                    if let Some((since, _)) = backlog.outage.take() {
+                        tracing::warn!(
+                            "the database is back after {:.1} s; stored the samples that waited",
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    backlog.samples
+                };
+                shared.waiting.send_replace(waiting);
+            }
+            Err(e) => {
+                {
+                    let mut backlog = shared.lock();
+                    if backlog.outage.is_none() {
+                        tracing::warn!(
+                            "cannot store samples, keeping them until the database answers: {e}"
+                        );
+                    }
+                    let since = backlog
+                        .outage
+                        .as_ref()
+                        .map_or_else(Instant::now, |(s, _)| *s);
+                    backlog.outage = Some((since, e.to_string()));
+                }
+                if stop.is_cancelled() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_EVERY) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+        }
+    }
+}

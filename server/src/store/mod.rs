@@ -1,0 +1,325 @@
+//! Runs, scenarios, processes and samples in a database: SQLite by default,
+//! PostgreSQL for a shared lab. Each table has its own file with its own
+//! `impl Store` block; the schema lives in `migrations/sqlite` and
+//! `migrations/postgres`. Rows are read by column name (`sqlx::FromRow`).
+//!
+//! Queries go to the concrete driver of the backend (no `Any` driver): the
+//! same SQL serves both, written once and run through [`with_pool!`].
+
+mod processes;
+mod runs;
+mod samples;
+mod scenarios;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use processes::NewProcess;
+pub use processes::ProcessRecord;
+pub use runs::{RunEnvironment, RunRecord};
+pub use samples::{SampleBatch, SampleRow, SampleSource, SampleWriter};
+pub use scenarios::ScenarioRecord;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL `{0}` is not supported: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("database URL `{url}` is not valid: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply the schema migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored run parameters are unreadable: {0}")]
+    Params(#[from] serde_json::Error),
+    #[error("stored value is invalid: {0}")]
+    Invalid(String),
+    #[error("cannot write: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached or was busy (as opposed to
+    /// a query or a stored value being wrong): trying again later may work.
+    pub fn is_unavailable(&self) -> bool {
+        let sql = match self {
+            StoreError::Connect(_) => return true,
+            StoreError::Query(e) => e,
+            _ => return false,
+        };
+        match sql {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // SQLite: BUSY, LOCKED (and their extended codes), FULL, IOERR.
+                // PostgreSQL: connection exceptions (08…), shutting down (57P…).
+                matches!(code.as_ref(), "5" | "6" | "13" | "10" | "517" | "262")
+                    || code.starts_with("08")
+                    || code.starts_with("57P")
+                    || db.message().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool of the backend's own driver.
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, whichever the
+/// backend: the same SQL (with `$1` placeholders) works on both.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// Milliseconds since the unix epoch, the lab's stored time format.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let redacted_tail = redact_query_password(tail);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{redacted_tail}"),
+            None => format!("{scheme}://{userinfo}@{host}{redacted_tail}"),
+        },
+        None => format!("{scheme}://{authority}{redacted_tail}"),
+    }
+}
+
+/// `?password=…` in a PostgreSQL URL's query is a password too.
+fn redact_query_password(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_string();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// How long a query waits for a connection, and SQLite for a lock.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    /// Where to open more connections (the sample writer's own).
+    target: Target,
+}
+
+#[derive(Clone, Debug)]
+enum Target {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and brings its schema up to
+    /// date. Accepts sqlx's URL forms: `sqlite://PATH`, `sqlite:PATH`, with a
+    /// query (`?mode=rwc`), and `postgres://` / `postgresql://`.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let bad_url = |e: sqlx::Error| StoreError::BadUrl {
+            url: redact_url(url),
+            reason: e.to_string(),
+        };
+        let target = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(bad_url)?
+                .create_if_missing(true)
+                // WAL lets the web pages read while a run writes samples.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(ACQUIRE_TIMEOUT)
+                .foreign_keys(true);
+            let file = options.get_filename();
+            if file != Path::new(":memory:") {
+                if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                        path: parent.display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+            Target::Sqlite(options)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Target::Postgres(PgConnectOptions::from_str(url).map_err(bad_url)?)
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let pool = target.pool(8).await?;
+        let store = Store { pool, target };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Pool::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes the connections; every later query fails as "unavailable".
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
+        Ok(())
+    }
+
+    /// A connection of its own for a run's samples, so that page views and
+    /// downloads never make sampling wait for a connection.
+    pub async fn sample_writer(&self) -> Result<SampleWriter> {
+        Ok(SampleWriter::new(self.target.pool(1).await?))
+    }
+}
+
+impl Target {
+    async fn pool(&self, size: u32) -> Result<Pool> {
+        match self {
+            Target::Sqlite(options) => Ok(Pool::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(size.min(4))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(StoreError::Connect)?,
+            )),
+            Target::Postgres(options) => Ok(Pool::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.clone())
+                    .await
+                    .map_err(StoreError::Connect)?,
+            )),
+        }
+    }
+}
+
+/// How long the stop path keeps trying writes while the database is unavailable.
+pub const STOP_PATH_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `op` until it succeeds, fails for a reason other than the database
+/// being unavailable, or `patience` has passed: for the writes of the stop
+/// path, which must not give up on a database that is back in a moment.
+pub async fn persistently<T, F, Fut>(patience: Duration, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        match op().await {
+            Err(e) if e.is_unavailable() && std::time::Instant::now() < deadline => {
+                tracing::warn!("the database is unavailable, trying again: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Reads a text column into one of the lab's text enums.
+pub(crate) fn parse_text<T: FromStr<Err = String>>(text: &str) -> Result<T> {
+    text.parse().map_err(StoreError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://lab:s3cret@db.example:5432/lab"),
+            "postgres://lab:***@db.example:5432/lab"
+        );
+        assert_eq!(
+            redact_url("postgresql://lab@db/lab?sslmode=require&password=s3cret"),
+            "postgresql://lab@db/lab?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("sqlite://output/lab.db?mode=rwc"),
+            "sqlite://output/lab.db?mode=rwc"
+        );
+        assert_eq!(redact_url("postgres://h"), "postgres://h");
+    }
+
+    #[tokio::test]
+    async fn rejects_unknown_database_urls_without_showing_passwords() {
+        let err = Store::connect("mysql://root:s3cret@db/lab")
+            .await
+            .expect_err("must fail");
+        let text = err.to_string();
+        assert!(text.contains("not supported"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+}

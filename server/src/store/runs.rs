@@ -1,0 +1,267 @@
+//! The `runs` table: what each run asked for, where it stands, and the queue
+//! (runs waiting with status `queued`, oldest first).
+
+use super::{parse_text, with_pool, Result, Store, StoreError};
+use crate::model::{RunParams, RunStatus};
+
+/// The machine and software a run measured.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunEnvironment {
+    pub mite_version: String,
+    pub python_version: String,
+    pub host: String,
+    pub cores: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    pub id: i64,
+    pub label: String,
+    pub status: RunStatus,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub params: RunParams,
+    pub output_dir: Option<String>,
+    pub environment: RunEnvironment,
+    pub lab_pid: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// A `runs` row as stored.
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: i64,
+    label: String,
+    status: String,
+    created_at: i64,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+    params: String,
+    output_dir: Option<String>,
+    mite_version: Option<String>,
+    python_version: Option<String>,
+    host: Option<String>,
+    cores: Option<i64>,
+    lab_pid: Option<i64>,
+    error: Option<String>,
+}
+
+impl TryFrom<RunRow> for RunRecord {
+    type Error = StoreError;
+    fn try_from(row: RunRow) -> Result<Self> {
+        Ok(RunRecord {
+            id: row.id,
+            label: row.label,
+            status: parse_text(&row.status)?,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            params: serde_json::from_str(&row.params)?,
+            output_dir: row.output_dir,
+            environment: RunEnvironment {
+                mite_version: row.mite_version.unwrap_or_default(),
+                python_version: row.python_version.unwrap_or_default(),
+                host: row.host.unwrap_or_default(),
+                cores: row.cores.unwrap_or_default(),
+            },
+            lab_pid: row.lab_pid,
+            error: row.error,
+        })
+    }
+}
+
+/// A run in the history, with the requests its scenarios served.
+#[derive(sqlx::FromRow)]
+struct RunListRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    total_requests: i64,
+}
+
+const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, \
+     output_dir, mite_version, python_version, host, cores, lab_pid, error";
+
+fn records(rows: Vec<RunRow>) -> Result<Vec<RunRecord>> {
+    rows.into_iter().map(RunRecord::try_from).collect()
+}
+
+impl Store {
+    pub async fn create_run(&self, params: &RunParams, status: RunStatus) -> Result<i64> {
+        let params_json = serde_json::to_string(params)?;
+        let id: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "INSERT INTO runs (label, status, created_at, params) VALUES ($1, $2, $3, $4) \
+             RETURNING id",
+        )
+        .bind(&params.label)
+        .bind(status.as_str())
+        .bind(super::now_ms())
+        .bind(&params_json)
+        .fetch_one(pool)
+        .await)?;
+        Ok(id)
+    }
+
+    pub async fn start_run(
+        &self,
+        run_id: i64,
+        env: &RunEnvironment,
+        output_dir: &str,
+        lab_pid: u32,
+    ) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE runs SET status = $1, started_at = $2, output_dir = $3, mite_version = $4, \
+             python_version = $5, host = $6, cores = $7, lab_pid = $8 WHERE id = $9",
+        )
+        .bind(RunStatus::Running.as_str())
+        .bind(super::now_ms())
+        .bind(output_dir)
+        .bind(&env.mite_version)
+        .bind(&env.python_version)
+        .bind(&env.host)
+        .bind(env.cores)
+        .bind(i64::from(lab_pid))
+        .bind(run_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4"
+        )
+        .bind(status.as_str())
+        .bind(super::now_ms())
+        .bind(error)
+        .bind(run_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    pub async fn run(&self, run_id: i64) -> Result<Option<RunRecord>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1");
+        let row: Option<RunRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(run_id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(RunRecord::try_from).transpose()
+    }
+
+    async fn runs_with_status(&self, status: RunStatus) -> Result<Vec<RunRecord>> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 ORDER BY id");
+        let rows: Vec<RunRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(status.as_str())
+            .fetch_all(pool)
+            .await)?;
+        records(rows)
+    }
+
+    /// Runs still marked as running (for `cleanup` to find abandoned ones).
+    pub async fn running_runs(&self) -> Result<Vec<RunRecord>> {
+        self.runs_with_status(RunStatus::Running).await
+    }
+
+    /// Runs waiting for their turn, oldest first.
+    pub async fn queued_runs(&self) -> Result<Vec<RunRecord>> {
+        self.runs_with_status(RunStatus::Queued).await
+    }
+
+    /// How many runs wait in the queue.
+    pub async fn queued_count(&self) -> Result<i64> {
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM runs WHERE status = $1"
+        )
+        .bind(RunStatus::Queued.as_str())
+        .fetch_one(pool)
+        .await)?;
+        Ok(n)
+    }
+
+    /// Where a queued run stands in line (1 is next), if it is queued.
+    pub async fn queue_position(&self, run_id: i64) -> Result<Option<usize>> {
+        let position: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM runs b WHERE b.status = $1 AND b.id <= r.id) \
+             FROM runs r WHERE r.id = $2 AND r.status = $1"
+        )
+        .bind(RunStatus::Queued.as_str())
+        .bind(run_id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(position.map(|p| p as usize))
+    }
+
+    /// Takes the oldest queued run off the queue (marking it running).
+    pub async fn claim_next_queued(&self) -> Result<Option<RunRecord>> {
+        let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
+            "UPDATE runs SET status = $1 WHERE id = \
+             (SELECT id FROM runs WHERE status = $2 ORDER BY id LIMIT 1) AND status = $2 \
+             RETURNING id",
+        )
+        .bind(RunStatus::Running.as_str())
+        .bind(RunStatus::Queued.as_str())
+        .fetch_optional(pool)
+        .await)?;
+        match id {
+            Some(id) => self.run(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes a run if it is still queued; returns whether it was.
+    pub async fn delete_queued(&self, run_id: i64) -> Result<bool> {
+        let done = with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM runs WHERE id = $1 AND status = $2"
+        )
+        .bind(run_id)
+        .bind(RunStatus::Queued.as_str())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// A page of runs, newest first, with their total requests; and how many match.
+    pub async fn list_runs(
+        &self,
+        label: &str,
+        status: Option<RunStatus>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<(RunRecord, i64)>, i64)> {
+        let pattern = format!("%{}%", label.to_lowercase());
+        let status = status.map(|s| s.as_str()).unwrap_or("");
+        let filter = "WHERE LOWER(label) LIKE $1 AND ($2 = '' OR status = $2)";
+        let sql = format!(
+            "SELECT {RUN_COLUMNS}, (SELECT CAST(COALESCE(SUM(total_requests), 0) AS BIGINT) \
+             FROM scenarios WHERE scenarios.run_id = runs.id) AS total_requests FROM runs \
+             {filter} ORDER BY id DESC LIMIT $3 OFFSET $4"
+        );
+        let rows: Vec<RunListRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(&pattern)
+            .bind(status)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await)?;
+        let runs = rows
+            .into_iter()
+            .map(|r| Ok((RunRecord::try_from(r.run)?, r.total_requests)))
+            .collect::<Result<Vec<_>>>()?;
+        let count_sql = format!("SELECT COUNT(*) FROM runs {filter}");
+        let total: i64 = with_pool!(self, |pool| sqlx::query_scalar(&count_sql)
+            .bind(&pattern)
+            .bind(status)
+            .fetch_one(pool)
+            .await)?;
+        Ok((runs, total))
+    }
+}

@@ -1,0 +1,338 @@
+//! The `samples` table: one row per process per tick. Written by a run's
+//! [`SampleWriter`] on a connection of its own; read whole (CSV), by window
+//! (zoomed charts), by bucket (chart overviews) or by latest tick (live view).
+
+use std::collections::HashMap;
+
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::{parse_text, with_pool, Pool, Result, Store, StoreError};
+use crate::figures::ScenarioFigures;
+use crate::model::Sample;
+
+/// Reads the rows of `$sql` (bound to `$id`) from `$pool` and sends them
+/// through `$tx` in batches; the same code for either backend's pool.
+macro_rules! send_rows {
+    ($pool:expr, $sql:expr, $id:expr, $tx:expr) => {{
+        let mut conn = match $pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = $tx.send(Err(e.into())).await;
+                return;
+            }
+        };
+        let mut rows = sqlx::query_as::<_, SampleDbRow>(&$sql)
+            .bind($id)
+            .fetch(&mut *conn);
+        let mut batch = Vec::with_capacity(ROW_BATCH);
+        while let Some(row) = rows.next().await {
+            match row
+                .map_err(StoreError::from)
+                .and_then(SampleDbRow::into_sample)
+            {
+                Ok(item) => batch.push(item),
+                Err(e) => {
+                    let _ = $tx.send(Err(e)).await;
+                    return;
+                }
+            }
+            if batch.len() == ROW_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(ROW_BATCH));
+                if $tx.send(Ok(full)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = $tx.send(Ok(batch)).await;
+        }
+    }};
+}
+
+/// Rows travel from the reading task in batches of this many.
+const ROW_BATCH: usize = 1024;
+
+/// Whose samples to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SampleSource {
+    /// Every scenario of a run, in order.
+    Run(i64),
+    Scenario(i64),
+}
+
+/// A sample with its scenario, as a CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRow {
+    pub scenario: String,
+    pub concurrency: i64,
+    pub sample: Sample,
+}
+
+#[derive(sqlx::FromRow)]
+struct SampleDbRow {
+    scenario_id: i64,
+    process: String,
+    pid: i64,
+    at_ms: i64,
+    elapsed_ms: i64,
+    cpu: f64,
+    mem: i64,
+    requests: Option<i64>,
+    requests_in_interval: Option<i64>,
+}
+
+impl SampleDbRow {
+    fn into_sample(self) -> Result<(i64, Sample)> {
+        Ok((
+            self.scenario_id,
+            Sample {
+                process: parse_text(&self.process)?,
+                pid: self.pid,
+                at_ms: self.at_ms,
+                elapsed_ms: self.elapsed_ms,
+                cpu: self.cpu,
+                mem: self.mem,
+                requests: self.requests,
+                requests_in_interval: self.requests_in_interval,
+            },
+        ))
+    }
+}
+
+const SAMPLE_COLUMNS: &str = "s.scenario_id, s.process, s.pid, s.at_ms, s.elapsed_ms, s.cpu, \
+     s.mem, s.requests, s.requests_in_interval";
+
+fn source_query(source: SampleSource) -> (String, i64) {
+    match source {
+        SampleSource::Run(id) => (
+            format!(
+                "SELECT {SAMPLE_COLUMNS} FROM samples s JOIN scenarios sc ON sc.id = s.scenario_id \
+                 WHERE sc.run_id = $1 ORDER BY sc.position, s.elapsed_ms, s.process"
+            ),
+            id,
+        ),
+        SampleSource::Scenario(id) => (
+            format!(
+                "SELECT {SAMPLE_COLUMNS} FROM samples s WHERE s.scenario_id = $1 \
+                 ORDER BY s.elapsed_ms, s.process"
+            ),
+            id,
+        ),
+    }
+}
+
+fn samples(rows: Vec<SampleDbRow>) -> Result<Vec<Sample>> {
+    rows.into_iter()
+        .map(|r| r.into_sample().map(|(_, s)| s))
+        .collect()
+}
+
+impl Store {
+    /// Streams samples (with their scenario's id) without loading them all.
+    pub fn sample_stream(&self, source: SampleSource) -> BoxStream<'static, Result<(i64, Sample)>> {
+        let (sql, id) = source_query(source);
+        let pool = self.pool.clone();
+        // The reading task owns its pool handle and query text, so the stream
+        // can outlive the borrow of the store (a download streams on).
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<(i64, Sample)>>>(4);
+        tokio::spawn(async move {
+            match pool {
+                Pool::Sqlite(pool) => send_rows!(pool, sql, id, tx),
+                Pool::Postgres(pool) => send_rows!(pool, sql, id, tx),
+            }
+        });
+        tokio_stream_from(rx)
+            .map_ok(|batch| futures_util::stream::iter(batch.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
+
+    /// Streams a run's samples (all scenarios, in order) with their scenario's name.
+    pub fn run_samples(&self, run_id: i64) -> BoxStream<'_, Result<SampleRow>> {
+        self.named_sample_rows(SampleSource::Run(run_id))
+    }
+
+    /// Streams one scenario's samples with its name.
+    pub fn scenario_sample_rows(&self, scenario_id: i64) -> BoxStream<'_, Result<SampleRow>> {
+        self.named_sample_rows(SampleSource::Scenario(scenario_id))
+    }
+
+    fn named_sample_rows(&self, source: SampleSource) -> BoxStream<'_, Result<SampleRow>> {
+        futures_util::stream::once(async move {
+            let names = self.scenario_names(source).await?;
+            Ok::<_, StoreError>(self.sample_stream(source).and_then(move |(id, sample)| {
+                let name = names.get(&id).cloned();
+                async move {
+                    let (scenario, concurrency) = name.ok_or_else(|| {
+                        StoreError::Invalid(format!("sample of unknown scenario {id}"))
+                    })?;
+                    Ok(SampleRow {
+                        scenario,
+                        concurrency,
+                        sample,
+                    })
+                }
+            }))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// Name and concurrency of the scenarios a source covers, by id.
+    pub async fn scenario_names(
+        &self,
+        source: SampleSource,
+    ) -> Result<HashMap<i64, (String, i64)>> {
+        let scenarios = match source {
+            SampleSource::Run(id) => self.scenarios(id).await?,
+            SampleSource::Scenario(id) => self.scenario(id).await?.into_iter().collect(),
+        };
+        Ok(scenarios
+            .into_iter()
+            .map(|s| (s.id, (s.name, s.concurrency)))
+            .collect())
+    }
+
+    /// All samples of a scenario, in time order.
+    pub async fn scenario_samples(&self, scenario_id: i64) -> Result<Vec<Sample>> {
+        self.scenario_samples_between(scenario_id, i64::MIN, i64::MAX)
+            .await
+    }
+
+    /// A scenario's samples with `from_ms <= elapsed <= to_ms`, in time order.
+    pub async fn scenario_samples_between(
+        &self,
+        scenario_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Sample>> {
+        let sql = format!(
+            "SELECT {SAMPLE_COLUMNS} FROM samples s WHERE s.scenario_id = $1 \
+             AND s.elapsed_ms >= $2 AND s.elapsed_ms <= $3 ORDER BY s.elapsed_ms, s.process"
+        );
+        let rows: Vec<SampleDbRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(scenario_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(pool)
+            .await)?;
+        samples(rows)
+    }
+
+    /// The samples of the latest tick of a scenario.
+    pub async fn latest_samples(&self, scenario_id: i64) -> Result<Vec<Sample>> {
+        let sql = format!(
+            "SELECT {SAMPLE_COLUMNS} FROM samples s WHERE s.scenario_id = $1 AND s.elapsed_ms = \
+             (SELECT MAX(elapsed_ms) FROM samples WHERE scenario_id = $1) ORDER BY s.process"
+        );
+        let rows: Vec<SampleDbRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(scenario_id)
+            .fetch_all(pool)
+            .await)?;
+        samples(rows)
+    }
+
+    /// A scenario's samples between `from_ms` and `to_ms` (elapsed), reduced
+    /// to one sample per process per `bucket_ms`: the peak of each value in
+    /// the bucket, at the bucket's start.
+    pub async fn scenario_samples_bucketed(
+        &self,
+        scenario_id: i64,
+        from_ms: i64,
+        to_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<Sample>> {
+        let rows: Vec<SampleDbRow> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT scenario_id, process, MAX(pid) AS pid, MIN(at_ms) AS at_ms, \
+             (elapsed_ms / $2) * $2 AS elapsed_ms, MAX(cpu) AS cpu, MAX(mem) AS mem, \
+             MAX(requests) AS requests, MAX(requests_in_interval) AS requests_in_interval \
+             FROM samples WHERE scenario_id = $1 AND elapsed_ms >= $3 AND elapsed_ms <= $4 \
+             GROUP BY scenario_id, process, (elapsed_ms / $2) ORDER BY elapsed_ms, process",
+        )
+        .bind(scenario_id)
+        .bind(bucket_ms.max(1))
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(pool)
+        .await)?;
+        samples(rows)
+    }
+
+    pub async fn sample_count(&self, run_id: i64) -> Result<i64> {
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM samples s JOIN scenarios sc ON sc.id = s.scenario_id \
+             WHERE sc.run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(pool)
+        .await)?;
+        Ok(n)
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> BoxStream<'static, T> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+/// One tick's samples of a scenario, with the scenario's figures so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleBatch {
+    pub scenario_id: i64,
+    pub samples: Vec<Sample>,
+    pub figures: ScenarioFigures,
+}
+
+/// Writes a run's samples on a connection of its own: the samples and the
+/// scenario's figures so far together, in one transaction.
+#[derive(Debug, Clone)]
+pub struct SampleWriter {
+    pool: Pool,
+}
+
+impl SampleWriter {
+    pub(super) fn new(pool: Pool) -> Self {
+        SampleWriter { pool }
+    }
+
+    /// Stores the batches (in order) in one transaction: all or none.
+    pub async fn write(&self, batches: &[SampleBatch]) -> Result<()> {
+        let mut figures = Vec::with_capacity(batches.len());
+        for batch in batches {
+            figures.push(serde_json::to_string(&batch.figures)?);
+        }
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (batch, figures_json) in batches.iter().zip(&figures) {
+                for s in &batch.samples {
+                    sqlx::query(
+                        "INSERT INTO samples (scenario_id, process, pid, at_ms, elapsed_ms, cpu, \
+                         mem, requests, requests_in_interval) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    )
+                    .bind(batch.scenario_id)
+                    .bind(s.process.as_str())
+                    .bind(s.pid)
+                    .bind(s.at_ms)
+                    .bind(s.elapsed_ms)
+                    .bind(s.cpu)
+                    .bind(s.mem)
+                    .bind(s.requests)
+                    .bind(s.requests_in_interval)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query("UPDATE scenarios SET figures = $1, total_requests = $2 WHERE id = $3")
+                    .bind(figures_json)
+                    .bind(batch.figures.total_requests)
+                    .bind(batch.scenario_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

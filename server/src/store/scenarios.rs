@@ -1,0 +1,182 @@
+//! The `scenarios` table: one row per concurrency of a run, with its status
+//! and its figures (kept up to date while it runs, final once it ended).
+
+use super::{parse_text, with_pool, Result, Store, StoreError};
+use crate::figures::ScenarioFigures;
+use crate::model::{scenario_name, RunParams, ScenarioStatus};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScenarioRecord {
+    pub id: i64,
+    pub run_id: i64,
+    pub position: i64,
+    pub name: String,
+    pub concurrency: i64,
+    pub duration_ms: i64,
+    pub spawn_rate: i64,
+    pub interval_ms: i64,
+    pub status: ScenarioStatus,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub error: Option<String>,
+    pub error_log: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ScenarioRow {
+    id: i64,
+    run_id: i64,
+    position: i64,
+    name: String,
+    concurrency: i64,
+    duration_ms: i64,
+    spawn_rate: i64,
+    interval_ms: i64,
+    status: String,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+    error: Option<String>,
+    error_log: Option<String>,
+}
+
+impl TryFrom<ScenarioRow> for ScenarioRecord {
+    type Error = StoreError;
+    fn try_from(row: ScenarioRow) -> Result<Self> {
+        Ok(ScenarioRecord {
+            id: row.id,
+            run_id: row.run_id,
+            position: row.position,
+            name: row.name,
+            concurrency: row.concurrency,
+            duration_ms: row.duration_ms,
+            spawn_rate: row.spawn_rate,
+            interval_ms: row.interval_ms,
+            status: parse_text(&row.status)?,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+            error: row.error,
+            error_log: row.error_log,
+        })
+    }
+}
+
+const SCENARIO_COLUMNS: &str = "id, run_id, position, name, concurrency, duration_ms, \
+     spawn_rate, interval_ms, status, started_at, ended_at, error, error_log";
+
+impl Store {
+    pub async fn create_scenario(
+        &self,
+        run_id: i64,
+        position: i64,
+        concurrency: u32,
+        params: &RunParams,
+    ) -> Result<i64> {
+        let id: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+            "INSERT INTO scenarios (run_id, position, name, concurrency, duration_ms, \
+             spawn_rate, interval_ms, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING id",
+        )
+        .bind(run_id)
+        .bind(position)
+        .bind(scenario_name(concurrency))
+        .bind(i64::from(concurrency))
+        .bind(params.duration_ms as i64)
+        .bind(i64::from(params.spawn_rate))
+        .bind(params.interval_ms as i64)
+        .bind(ScenarioStatus::Waiting.as_str())
+        .fetch_one(pool)
+        .await)?;
+        Ok(id)
+    }
+
+    pub async fn start_scenario(&self, scenario_id: i64, started_at: i64) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE scenarios SET status = $1, started_at = $2 WHERE id = $3"
+        )
+        .bind(ScenarioStatus::Running.as_str())
+        .bind(started_at)
+        .bind(scenario_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Records how a scenario ended, with its final figures, so that pages
+    /// of long runs need not read every sample again.
+    pub async fn finish_scenario(
+        &self,
+        scenario_id: i64,
+        status: ScenarioStatus,
+        error: Option<&str>,
+        error_log: Option<&str>,
+        figures: &ScenarioFigures,
+    ) -> Result<()> {
+        let figures_json = serde_json::to_string(figures)?;
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE scenarios SET status = $1, ended_at = $2, error = $3, error_log = $4, \
+             total_requests = $5, figures = $6 WHERE id = $7",
+        )
+        .bind(status.as_str())
+        .bind(super::now_ms())
+        .bind(error)
+        .bind(error_log)
+        .bind(figures.total_requests)
+        .bind(&figures_json)
+        .bind(scenario_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// The scenario's figures as last stored: live while it runs, final
+    /// once it ended; `None` before its first sample.
+    pub async fn stored_figures(&self, scenario_id: i64) -> Result<Option<ScenarioFigures>> {
+        let json: Option<Option<String>> = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT figures FROM scenarios WHERE id = $1"
+        )
+        .bind(scenario_id)
+        .fetch_optional(pool)
+        .await)?;
+        match json.flatten() {
+            Some(json) => Ok(Some(serde_json::from_str(&json)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn scenario(&self, scenario_id: i64) -> Result<Option<ScenarioRecord>> {
+        let sql = format!("SELECT {SCENARIO_COLUMNS} FROM scenarios WHERE id = $1");
+        let row: Option<ScenarioRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(scenario_id)
+            .fetch_optional(pool)
+            .await)?;
+        row.map(ScenarioRecord::try_from).transpose()
+    }
+
+    pub async fn scenarios(&self, run_id: i64) -> Result<Vec<ScenarioRecord>> {
+        let sql =
+            format!("SELECT {SCENARIO_COLUMNS} FROM scenarios WHERE run_id = $1 ORDER BY position");
+        let rows: Vec<ScenarioRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(run_id)
+            .fetch_all(pool)
+            .await)?;
+        rows.into_iter().map(ScenarioRecord::try_from).collect()
+    }
+
+    /// Marks every scenario of a run that never ended with `status`.
+    pub async fn close_open_scenarios(&self, run_id: i64, status: ScenarioStatus) -> Result<()> {
+        with_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE scenarios SET status = $1, ended_at = $2 WHERE run_id = $3 AND ended_at IS NULL",
+        )
+        .bind(status.as_str())
+        .bind(super::now_ms())
+        .bind(run_id)
+        .execute(pool)
+        .await
+        .map(drop)
+        })?;
+        Ok(())
+    }
+}

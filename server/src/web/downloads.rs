@@ -1,0 +1,186 @@
+//! Downloads: CSVs streamed from the database, `chart.html`, and logs.
+//!
+//! A CSV streams through a small channel, so memory stays flat whatever the
+//! run's size. At most [`crate::lab::MAX_DOWNLOADS`] stream at once; one
+//! whose client stops reading for [`IDLE_LIMIT`], or that takes longer than
+//! [`TIME_LIMIT`], is ended, so slow clients cannot hold the database.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use app::api::LabError;
+
+use super::errors::ErrorResponse;
+use super::WebState;
+use crate::lab::lab_error;
+use crate::model::ProcessKind;
+use crate::reports::{chart, csv};
+use crate::run::is_inside;
+use crate::store::SampleSource;
+
+/// A client that takes no data for this long loses its download.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
+/// No download streams for longer than this.
+pub const TIME_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+fn attachment(content_type: &str, filename: &str) -> [(header::HeaderName, String); 2] {
+    [
+        (header::CONTENT_TYPE, content_type.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        ),
+    ]
+}
+
+/// Streams the CSV of `source`.
+fn csv_response(state: WebState, source: SampleSource, filename: String) -> Response {
+    let Some(permit) = state.lab.download_permit() else {
+        return ErrorResponse(LabError::Busy(format!(
+            "{} downloads are streaming already: try again in a moment",
+            crate::lab::MAX_DOWNLOADS
+        )))
+        .into_response();
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let store = state.lab.store().clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let started = Instant::now();
+        let mut chunks = csv::chunks(&store, source);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = chunk.is_err();
+            if started.elapsed() > TIME_LIMIT {
+                tracing::warn!("a CSV download passed {} s: ended", TIME_LIMIT.as_secs());
+                return;
+            }
+            if tx.send_timeout(chunk, IDLE_LIMIT).await.is_err() || failed {
+                // The client went away or stopped reading: the rows it did
+                // not take stay in the database.
+                return;
+            }
+        }
+    });
+    // poll_recv keeps answering "ended" after the end (compression polls again).
+    let mut rx = rx;
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    (
+        attachment("text/csv; charset=utf-8", &filename),
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+pub async fn run_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+    match state.lab.store().run(id).await {
+        Ok(Some(_)) => csv_response(
+            state,
+            SampleSource::Run(id),
+            format!("run-{id}-samples.csv"),
+        ),
+        Ok(None) => ErrorResponse(LabError::NotFound(format!("no run {id}"))).into_response(),
+        Err(e) => ErrorResponse(lab_error(e)).into_response(),
+    }
+}
+
+pub async fn scenario_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+    match state.lab.store().scenario(id).await {
+        Ok(Some(s)) => csv_response(
+            state,
+            SampleSource::Scenario(id),
+            format!("run-{}-{}.csv", s.run_id, s.name),
+        ),
+        Ok(None) => ErrorResponse(LabError::NotFound(format!("no scenario {id}"))).into_response(),
+        Err(e) => ErrorResponse(lab_error(e)).into_response(),
+    }
+}
+
+pub async fn run_chart(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+    let answer = async {
+        if state
+            .lab
+            .store()
+            .run(id)
+            .await
+            .map_err(lab_error)?
+            .is_none()
+        {
+            return Err(LabError::NotFound(format!("no run {id}")));
+        }
+        let html = chart::render(state.lab.store(), id, None)
+            .await
+            .map_err(|e| LabError::Internal(e.to_string()))?;
+        Ok((
+            attachment("text/html; charset=utf-8", &format!("run-{id}-chart.html")),
+            html,
+        ))
+    };
+    match answer.await {
+        Ok(ok) => ok.into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+pub async fn scenario_log(
+    State(state): State<WebState>,
+    Path((id, process)): Path<(i64, String)>,
+) -> Response {
+    match log_file(&state, id, &process).await {
+        Ok((file, kind)) => (
+            attachment(
+                "text/plain; charset=utf-8",
+                &format!("scenario-{id}-{kind}.log"),
+            ),
+            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        )
+            .into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+/// The log of `process` in scenario `id`, if the lab wrote it (and its
+/// recorded path lies inside the lab's output folder).
+async fn log_file(
+    state: &WebState,
+    id: i64,
+    process: &str,
+) -> Result<(tokio::fs::File, ProcessKind), LabError> {
+    let kind: ProcessKind = process.parse().map_err(|_| {
+        let known: Vec<&str> = ProcessKind::ALL.iter().map(|k| k.as_str()).collect();
+        LabError::NotFound(format!(
+            "no process `{process}`: the processes are {}",
+            known.join(", ")
+        ))
+    })?;
+    let store = state.lab.store();
+    if store.scenario(id).await.map_err(lab_error)?.is_none() {
+        return Err(LabError::NotFound(format!("no scenario {id}")));
+    }
+    let record = store
+        .processes(id)
+        .await
+        .map_err(lab_error)?
+        .into_iter()
+        .find(|p| p.name == kind.as_str())
+        .ok_or_else(|| LabError::NotFound(format!("scenario {id} has no {kind} log")))?;
+    let path = std::path::Path::new(&record.log_path);
+    if !is_inside(&state.lab.setup().output_root, path) {
+        tracing::warn!(
+            "scenario {id}: the {kind} log's recorded path {} is outside the output folder",
+            path.display()
+        );
+        return Err(LabError::Forbidden(format!(
+            "the {kind} log of scenario {id} is not in this lab's output folder"
+        )));
+    }
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| LabError::NotFound(format!("the {kind} log of scenario {id} is gone: {e}")))?;
+    Ok((file, kind))
+}

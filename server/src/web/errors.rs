@@ -1,0 +1,58 @@
+//! One error type, one way to answer: a [`LabError`] becomes a response with
+//! the status of its kind, whether a plain route or a server function said it.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use app::api::LabError;
+
+/// The header server functions put on their error answers.
+const SERVER_FN_ERROR: &str = "serverfnerror";
+/// Server-function error bodies are small JSON; anything bigger is left alone.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// A [`LabError`] as a plain-text answer with the status of its kind.
+pub struct ErrorResponse(pub LabError);
+
+impl From<LabError> for ErrorResponse {
+    fn from(e: LabError) -> Self {
+        ErrorResponse(e)
+    }
+}
+
+impl IntoResponse for ErrorResponse {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", self.0),
+        )
+            .into_response()
+    }
+}
+
+/// Server functions answer every error with status 500; this gives the
+/// answer the status of the error's kind (404, 400, 503, …), so that HTTP
+/// clients and monitoring see what the page sees.
+pub async fn server_fn_status(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR
+        || !response.headers().contains_key(SERVER_FN_ERROR)
+    {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "unreadable error").into_response();
+    };
+    if let Ok(error) = serde_json::from_slice::<LabError>(&bytes) {
+        parts.status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}

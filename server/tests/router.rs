@@ -1,0 +1,549 @@
+//! The lab's HTTP router, in process (`tower::ServiceExt::oneshot`) against
+//! a temporary SQLite store: health, downloads, pages, server functions,
+//! and bad input on each. Fast: no mite, no network.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use mite_perf::figures::scenario_figures;
+use mite_perf::lab::{Lab, MAX_QUEUED};
+use mite_perf::mite_env::MiteEnv;
+use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
+use mite_perf::reports::csv;
+use mite_perf::run::{LabSetup, RunLimits, RunPolicy};
+use mite_perf::store::{NewProcess, SampleBatch, SampleRow, Store};
+
+struct Fixture {
+    dir: PathBuf,
+    lab: Arc<Lab>,
+    app: Router,
+    /// A finished run with one scenario of 30 ticks.
+    run_id: i64,
+    scenario_id: i64,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn site_root() -> PathBuf {
+    // The site cargo-leptos built (scripts/test builds it before the tests).
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site")
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let dir = common::temp_dir(&format!("router-{name}"));
+    let output = dir.join("output");
+    std::fs::create_dir_all(&output).expect("output folder");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let setup = LabSetup {
+        output_root: output.clone(),
+        mite: MiteEnv {
+            venv: dir.join("no-venv"),
+            mite_version: "2.11.0".into(),
+            python_version: "3.11.7".into(),
+        },
+        self_exe: PathBuf::from(common::BIN),
+        limits: RunLimits::default(),
+        policy: RunPolicy::default(),
+    };
+
+    // A finished run, as a real one leaves it.
+    let params = RunParams {
+        label: "seeded".into(),
+        concurrencies: vec![10],
+        ..RunParams::default()
+    };
+    let run_id = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    let run_dir = output.join("2026-11-26/10-00");
+    std::fs::create_dir_all(run_dir.join("scenario10")).expect("run folder");
+    store
+        .start_run(
+            run_id,
+            &Default::default(),
+            &run_dir.display().to_string(),
+            1,
+        )
+        .await
+        .expect("start");
+    let scenario_id = store
+        .create_scenario(run_id, 0, 10, &params)
+        .await
+        .expect("scenario");
+    let log = run_dir.join("scenario10/runner.log");
+    std::fs::write(&log, "runner says hello\n").expect("log");
+    let p = store
+        .record_process(
+            scenario_id,
+            NewProcess {
+                kind: ProcessKind::Runner,
+                pid: 1,
+                start_ticks: 1,
+                command: "mite runner",
+                log_path: &log.display().to_string(),
+            },
+        )
+        .await
+        .expect("process");
+    store.end_process(p, "exit 0").await.expect("end");
+    let writer = store.sample_writer().await.expect("writer");
+    let mut all = Vec::new();
+    for tick in 1..=30i64 {
+        let samples = vec![
+            Sample {
+                process: ProcessKind::Http,
+                pid: 2,
+                at_ms: 1_700_000_000_000 + tick * 1000,
+                elapsed_ms: tick * 1000,
+                cpu: 8.25,
+                mem: 3 << 20,
+                requests: Some(tick * 500),
+                requests_in_interval: Some(500),
+            },
+            Sample {
+                process: ProcessKind::Runner,
+                pid: 1,
+                at_ms: 1_700_000_000_000 + tick * 1000,
+                elapsed_ms: tick * 1000,
+                cpu: 99.5,
+                mem: 50 << 20,
+                requests: None,
+                requests_in_interval: None,
+            },
+        ];
+        all.extend(samples.clone());
+        writer
+            .write(&[SampleBatch {
+                scenario_id,
+                samples,
+                figures: scenario_figures(&all, 1000),
+            }])
+            .await
+            .expect("samples");
+    }
+    store
+        .finish_scenario(
+            scenario_id,
+            ScenarioStatus::Done,
+            None,
+            None,
+            &scenario_figures(&all, 1000),
+        )
+        .await
+        .expect("finish scenario");
+    store
+        .finish_run(run_id, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+
+    let lab = Lab::new(store, setup);
+    let app = mite_perf::web::router(lab.clone(), site_root(), ([127, 0, 0, 1], 3000).into());
+    Fixture {
+        dir,
+        lab,
+        app,
+        run_id,
+        scenario_id,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+async fn send(app: &Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.expect("an answer");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+async fn get(app: &Router, path: &str) -> Answer {
+    send(
+        app,
+        Request::get(path).body(Body::empty()).expect("a request"),
+    )
+    .await
+}
+
+/// Calls a server function as the pages do.
+async fn call(app: &Router, name: &str, form: &str) -> Answer {
+    send(
+        app,
+        Request::post(format!("/api/{name}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(form.to_string()))
+            .expect("a request"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn health_answers_with_the_database_and_the_worker() {
+    let f = fixture("health").await;
+    let answer = get(&f.app, "/healthz").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let health = answer.json();
+    assert_eq!(health["database"], "ok");
+    assert_eq!(health["worker"], "ok");
+    assert_eq!(health["run_in_progress"], Value::Null);
+
+    // The database gone: 503, and it says why.
+    f.lab.store().close().await;
+    let answer = get(&f.app, "/healthz").await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(answer.body.contains("closed"), "{}", answer.body);
+}
+
+#[tokio::test]
+async fn csv_downloads_match_the_database() {
+    let f = fixture("csv").await;
+    let rows: Vec<SampleRow> =
+        futures_util::TryStreamExt::try_collect(f.lab.store().run_samples(f.run_id))
+            .await
+            .expect("rows");
+    assert_eq!(rows.len(), 60);
+    let expected: String = std::iter::once(csv::HEADER.to_string())
+        .chain(rows.iter().map(csv::line))
+        .collect();
+    let answer = get(&f.app, &format!("/runs/{}/samples.csv", f.run_id)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.headers[header::CONTENT_DISPOSITION],
+        format!("attachment; filename=\"run-{}-samples.csv\"", f.run_id)
+    );
+    assert_eq!(answer.body, expected);
+    let answer = get(&f.app, &format!("/scenarios/{}/samples.csv", f.scenario_id)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body, expected);
+    let chart = get(&f.app, &format!("/runs/{}/chart.html", f.run_id)).await;
+    assert_eq!(chart.status, StatusCode::OK);
+    assert!(chart.body.contains("status done") && chart.body.contains("echarts.init"));
+}
+
+#[tokio::test]
+async fn unknown_things_are_404_and_bad_ids_400() {
+    let f = fixture("404").await;
+    for path in [
+        "/runs/999/samples.csv",
+        "/runs/999/chart.html",
+        "/scenarios/999/samples.csv",
+        "/scenarios/999/logs/runner",
+    ] {
+        let answer = get(&f.app, path).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains("999"), "{path}: {}", answer.body);
+    }
+    let answer = get(
+        &f.app,
+        &format!("/scenarios/{}/logs/mystery", f.scenario_id),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert!(
+        answer.body.contains("no process `mystery`") && answer.body.contains("runner"),
+        "{}",
+        answer.body
+    );
+    let answer = get(
+        &f.app,
+        &format!("/scenarios/{}/logs/duplicator", f.scenario_id),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    for path in [
+        "/runs/abc/samples.csv",
+        "/runs/100000000000000000000/samples.csv",
+        "/scenarios/-/logs/runner",
+    ] {
+        let answer = get(&f.app, path).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn logs_are_served_only_from_the_output_folder() {
+    let f = fixture("logs").await;
+    let answer = get(&f.app, &format!("/scenarios/{}/logs/runner", f.scenario_id)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, "runner says hello\n");
+
+    // A log path written into the database by someone else is not opened.
+    let outside = f.dir.join("secret.txt");
+    std::fs::write(&outside, "not for the browser").expect("write");
+    let store = f.lab.store();
+    let p = store
+        .record_process(
+            f.scenario_id,
+            NewProcess {
+                kind: ProcessKind::Collector,
+                pid: 3,
+                start_ticks: 3,
+                command: "mite collector",
+                log_path: &outside.display().to_string(),
+            },
+        )
+        .await
+        .expect("process");
+    store.end_process(p, "exit 0").await.expect("end");
+    let answer = get(
+        &f.app,
+        &format!("/scenarios/{}/logs/collector", f.scenario_id),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(!answer.body.contains("not for the browser"));
+}
+
+#[tokio::test]
+async fn server_functions_answer_with_the_status_of_their_error() {
+    let f = fixture("server-fns").await;
+    let run = call(&f.app, "get_run", &format!("run_id={}", f.run_id)).await;
+    assert_eq!(run.status, StatusCode::OK);
+    assert_eq!(
+        run.json()["scenarios"][0]["figures"]["total_requests"],
+        15_000
+    );
+    let none = call(&f.app, "get_run", "run_id=424242").await;
+    assert_eq!((none.status, none.json()), (StatusCode::OK, Value::Null));
+
+    let charts = call(
+        &f.app,
+        "get_charts",
+        &format!("scenario_id={}", f.scenario_id),
+    )
+    .await;
+    assert_eq!(charts.status, StatusCode::OK);
+    assert_eq!(charts.json().as_array().map(Vec::len), Some(3));
+    let missing = call(&f.app, "get_charts", "scenario_id=424242").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    assert!(missing.json()["NotFound"]
+        .as_str()
+        .is_some_and(|m| m.contains("424242")));
+    let backwards = call(
+        &f.app,
+        "get_charts",
+        &format!(
+            "scenario_id={}&window[0]=9000&window[1]=1000",
+            f.scenario_id
+        ),
+    )
+    .await;
+    assert_eq!(
+        backwards.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        backwards.body
+    );
+    assert_eq!(backwards.json()["Invalid"]["field"], "window");
+    let overflowing = call(
+        &f.app,
+        "get_charts",
+        &format!(
+            "scenario_id={}&window[0]=0&window[1]=9223372036854775807",
+            f.scenario_id
+        ),
+    )
+    .await;
+    assert_eq!(overflowing.status, StatusCode::OK, "{}", overflowing.body);
+    let unreadable = call(&f.app, "get_run", "run_id=twelve").await;
+    assert_eq!(
+        unreadable.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unreadable.body
+    );
+    let page = call(&f.app, "list_runs", "page=4294967295&label=").await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST, "{}", page.body);
+
+    // The database gone: the pages are told "unavailable", with 503.
+    f.lab.store().close().await;
+    let down = call(&f.app, "get_run", &format!("run_id={}", f.run_id)).await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        down.body
+    );
+    assert!(down.json()["Unavailable"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn run_pages_answer_404_for_no_such_run_and_503_when_the_database_is_down() {
+    let f = fixture("pages").await;
+    let page = get(&f.app, &format!("/runs/{}", f.run_id)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("seeded"),
+        "the run's label is on its page"
+    );
+    let missing = get(&f.app, "/runs/424242").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("No such run"));
+    let not_a_number = get(&f.app, "/runs/abc").await;
+    assert_eq!(not_a_number.status, StatusCode::NOT_FOUND);
+    f.lab.store().close().await;
+    let down = get(&f.app, &format!("/runs/{}", f.run_id)).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        down.body.contains("database is unavailable"),
+        "{}",
+        down.body
+    );
+}
+
+#[tokio::test]
+async fn launches_are_validated_bounded_and_work_without_javascript() {
+    let f = fixture("launch").await;
+    let form = |scenarios: &str, duration: &str| {
+        format!(
+            "form[scenarios]={scenarios}&form[duration]={duration}&form[spawn_rate]=1000000&form[interval]=1s&form[label]=x"
+        )
+    };
+    let huge = call(&f.app, "launch_run", &form("1", "100000000000000000000")).await;
+    assert_eq!(huge.status, StatusCode::OK, "{}", huge.body);
+    assert_eq!(huge.json()["Invalid"][0]["field"], "duration");
+    let many: Vec<String> = (1..=1000).map(|n| n.to_string()).collect();
+    let too_many = call(&f.app, "launch_run", &form(&many.join("%2C"), "5s")).await;
+    assert_eq!(too_many.json()["Invalid"][0]["field"], "scenarios");
+    assert!(too_many.body.contains("too many"), "{}", too_many.body);
+    assert_eq!(f.lab.store().queued_count().await.expect("count"), 0);
+
+    // A 10 MB body is refused before it is read; one sent without its
+    // length is cut off at the bound.
+    let big = send(
+        &f.app,
+        Request::post("/api/launch_run")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::CONTENT_LENGTH, 10 * 1024 * 1024)
+            .body(Body::from(vec![b'a'; 10 * 1024 * 1024]))
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let unannounced = send(
+        &f.app,
+        Request::post("/api/launch_run")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(vec![b'a'; 10 * 1024 * 1024]))
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(
+        unannounced.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        unannounced.body
+    );
+    assert!(
+        unannounced.body.contains("length limit"),
+        "{}",
+        unannounced.body
+    );
+
+    // Without JavaScript the form posts its fields and lands on the run's page.
+    let plain = send(
+        &f.app,
+        Request::post("/api/launch_run")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "text/html")
+            .header(header::REFERER, "http://127.0.0.1:3000/")
+            .body(Body::from(
+                "form[chosen][0]=1&form[chosen][2]=100&form[scenarios]=&form[duration]=5s\
+                 &form[spawn_rate]=1000000&form[interval]=1s&form[label]=no+js&form[launched_by]=",
+            ))
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(plain.status, StatusCode::FOUND, "{}", plain.body);
+    let queued = f.lab.store().queued_runs().await.expect("queue");
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].params.concurrencies, [1, 100]);
+    assert_eq!(
+        plain.headers[header::LOCATION],
+        format!("/runs/{}", queued[0].id)
+    );
+
+    // The queue is bounded: past it, a launch is told to wait (429).
+    for _ in 1..MAX_QUEUED {
+        f.lab
+            .store()
+            .create_run(&RunParams::default(), RunStatus::Queued)
+            .await
+            .expect("queue");
+    }
+    let full = call(&f.app, "launch_run", &form("1", "5s")).await;
+    assert_eq!(full.status, StatusCode::TOO_MANY_REQUESTS, "{}", full.body);
+    assert!(full.json()["Busy"]
+        .as_str()
+        .is_some_and(|m| m.contains("full")));
+}
+
+#[tokio::test]
+async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
+    let f = fixture("policy").await;
+    let params = RunParams {
+        target: mite_perf::model::TargetSpec::Command("rm -rf /".into()),
+        ..RunParams::default()
+    };
+    let refused = f.lab.launch(params).await.expect_err("refused");
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused.to_string().contains("--allow-target-cmd"),
+        "{refused}"
+    );
+    let params = RunParams {
+        scenario: mite_perf::model::ScenarioSpec::Custom {
+            spec: "evil:scenario".into(),
+            dir: f.dir.clone(),
+        },
+        ..RunParams::default()
+    };
+    let refused = f.lab.launch(params).await.expect_err("refused");
+    assert!(refused.to_string().contains("--scenario-dir"), "{refused}");
+}

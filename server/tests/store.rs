@@ -1,0 +1,279 @@
+//! The store, one suite run against both backends: SQLite in a temporary
+//! folder and a PostgreSQL server the test starts on a loopback port.
+
+mod common;
+
+use futures_util::{StreamExt, TryStreamExt};
+
+use common::{temp_dir, Postgres};
+use mite_perf::figures::scenario_figures;
+use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
+use mite_perf::reports::csv;
+use mite_perf::store::{
+    Backend, NewProcess, RunEnvironment, SampleBatch, SampleRow, SampleSource, Store,
+};
+
+fn sample(process: ProcessKind, second: i64, cpu: f64, requests: Option<(i64, i64)>) -> Sample {
+    Sample {
+        process,
+        pid: 42,
+        at_ms: 1_700_000_000_000 + 1_000 * second,
+        elapsed_ms: 1_000 * second,
+        cpu,
+        mem: (1 << 20) + second,
+        requests: requests.map(|r| r.0),
+        requests_in_interval: requests.map(|r| r.1),
+    }
+}
+
+/// Every store operation the lab uses, on `store`.
+async fn suite(store: Store) {
+    // Runs: the queue, oldest first.
+    let params = RunParams {
+        label: "Suite Run".into(),
+        launched_by: "ana".into(),
+        concurrencies: vec![1, 10],
+        ..RunParams::default()
+    };
+    let first = store
+        .create_run(&params, RunStatus::Queued)
+        .await
+        .expect("queue");
+    let second = store
+        .create_run(&params, RunStatus::Queued)
+        .await
+        .expect("queue");
+    assert_eq!(store.queued_count().await.expect("count"), 2);
+    assert_eq!(store.queue_position(second).await.expect("pos"), Some(2));
+    let claimed = store
+        .claim_next_queued()
+        .await
+        .expect("claim")
+        .expect("a queued run");
+    assert_eq!(claimed.id, first);
+    assert_eq!(claimed.status, RunStatus::Running);
+    assert_eq!(claimed.params, params);
+    assert_eq!(store.queue_position(first).await.expect("pos"), None);
+    assert_eq!(store.queue_position(second).await.expect("pos"), Some(1));
+    assert!(store.delete_queued(second).await.expect("delete"));
+    assert!(!store.delete_queued(first).await.expect("not queued"));
+    assert!(store.claim_next_queued().await.expect("claim").is_none());
+    assert!(store.run(second).await.expect("query").is_none());
+
+    let env = RunEnvironment {
+        mite_version: "2.11.0".into(),
+        python_version: "3.11.7".into(),
+        host: "lab-host".into(),
+        cores: 2,
+    };
+    store
+        .start_run(first, &env, "/tmp/out", 4242)
+        .await
+        .expect("start");
+    let running = store.running_runs().await.expect("running");
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0].environment, env);
+    assert_eq!(running[0].lab_pid, Some(4242));
+    assert_eq!(running[0].output_dir.as_deref(), Some("/tmp/out"));
+
+    // Scenarios and processes.
+    let sc1 = store
+        .create_scenario(first, 0, 1, &params)
+        .await
+        .expect("scenario");
+    let sc10 = store
+        .create_scenario(first, 1, 10, &params)
+        .await
+        .expect("scenario");
+    store.start_scenario(sc1, 1_000).await.expect("start");
+    let p = store
+        .record_process(
+            sc1,
+            NewProcess {
+                kind: ProcessKind::Runner,
+                pid: 4243,
+                start_ticks: 99,
+                command: "mite runner",
+                log_path: "/tmp/out/scenario1/runner.log",
+            },
+        )
+        .await
+        .expect("process");
+    let open = store.open_processes().await.expect("open");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].run_id, first);
+    assert_eq!(open[0].start_ticks, 99);
+    store.end_process(p, "exit 0").await.expect("end");
+    assert!(store.open_processes().await.expect("open").is_empty());
+    assert_eq!(
+        store.processes(sc1).await.expect("processes")[0]
+            .exit_status
+            .as_deref(),
+        Some("exit 0")
+    );
+
+    // Samples, written as the sampler writes them: a tick at a time.
+    let writer = store.sample_writer().await.expect("writer");
+    let mut all = Vec::new();
+    for second in 1..=10 {
+        let tick = vec![
+            sample(ProcessKind::Http, second, 10.0, Some((100 * second, 100))),
+            sample(ProcessKind::Runner, second, 50.0 + second as f64, None),
+        ];
+        all.extend(tick.clone());
+        writer
+            .write(&[SampleBatch {
+                scenario_id: sc1,
+                samples: tick,
+                figures: scenario_figures(&all, 1000),
+            }])
+            .await
+            .expect("write");
+        // The figures so far are readable while it runs.
+        let live = store
+            .stored_figures(sc1)
+            .await
+            .expect("figures")
+            .expect("stored");
+        assert_eq!(live.total_requests, 100 * second);
+    }
+    assert_eq!(store.scenario_samples(sc1).await.expect("read"), all);
+    let window = store
+        .scenario_samples_between(sc1, 3_000, 5_000)
+        .await
+        .expect("window");
+    assert_eq!(window.len(), 6);
+    assert!(window
+        .iter()
+        .all(|s| (3_000..=5_000).contains(&s.elapsed_ms)));
+    let latest = store.latest_samples(sc1).await.expect("latest");
+    assert_eq!(latest.len(), 2);
+    assert!(latest.iter().all(|s| s.elapsed_ms == 10_000));
+    let buckets = store
+        .scenario_samples_bucketed(sc1, 0, 10_000, 5_000)
+        .await
+        .expect("buckets");
+    let http: Vec<&Sample> = buckets
+        .iter()
+        .filter(|s| s.process == ProcessKind::Http)
+        .collect();
+    // Buckets 0 (1–4 s), 5000 (5–9 s) and 10000 (10 s), each with its peak.
+    assert_eq!(
+        http.iter().map(|s| s.elapsed_ms).collect::<Vec<_>>(),
+        [0, 5_000, 10_000]
+    );
+    assert_eq!(
+        http.iter().map(|s| s.requests).collect::<Vec<_>>(),
+        [Some(400), Some(900), Some(1000)]
+    );
+    let runner_peaks: Vec<f64> = buckets
+        .iter()
+        .filter(|s| s.process == ProcessKind::Runner)
+        .map(|s| s.cpu)
+        .collect();
+    assert_eq!(runner_peaks, [54.0, 59.0, 60.0]);
+
+    let figures = scenario_figures(&all, 1000);
+    store
+        .finish_scenario(sc1, ScenarioStatus::Done, None, None, &figures)
+        .await
+        .expect("finish");
+    assert_eq!(
+        store.stored_figures(sc1).await.expect("figures"),
+        Some(figures)
+    );
+    store
+        .close_open_scenarios(first, ScenarioStatus::Skipped)
+        .await
+        .expect("close");
+    let scenarios = store.scenarios(first).await.expect("scenarios");
+    assert_eq!(
+        scenarios.iter().map(|s| s.status).collect::<Vec<_>>(),
+        [ScenarioStatus::Done, ScenarioStatus::Skipped]
+    );
+    assert_eq!(scenarios[1].id, sc10);
+    assert!(store.stored_figures(sc10).await.expect("none").is_none());
+
+    // Whole runs, streamed in order, and as CSV.
+    let rows: Vec<SampleRow> = store.run_samples(first).try_collect().await.expect("rows");
+    assert_eq!(rows.len(), 20);
+    assert!(rows
+        .iter()
+        .all(|r| r.scenario == "scenario1" && r.concurrency == 1));
+    assert_eq!(store.sample_count(first).await.expect("count"), 20);
+    let csv_bytes: Vec<u8> = csv::chunks(&store, SampleSource::Run(first))
+        .map(|c| c.expect("chunk"))
+        .concat()
+        .await;
+    let text = String::from_utf8(csv_bytes).expect("utf-8");
+    let expected: String = std::iter::once(csv::HEADER.to_string())
+        .chain(rows.iter().map(csv::line))
+        .collect();
+    assert_eq!(text, expected);
+    let scenario_rows: Vec<SampleRow> = store
+        .scenario_sample_rows(sc1)
+        .try_collect()
+        .await
+        .expect("rows");
+    assert_eq!(scenario_rows, rows);
+
+    // History: newest first, filtered, with total requests.
+    store
+        .finish_run(first, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+    let other = store
+        .create_run(
+            &RunParams {
+                label: "another".into(),
+                ..RunParams::default()
+            },
+            RunStatus::Queued,
+        )
+        .await
+        .expect("queue");
+    let (runs, total) = store
+        .list_runs("suite", Some(RunStatus::Done), 20, 0)
+        .await
+        .expect("list");
+    assert_eq!(total, 1);
+    assert_eq!(runs[0].0.id, first);
+    assert_eq!(runs[0].1, 1000, "total requests of the run");
+    let (runs, total) = store.list_runs("", None, 1, 0).await.expect("list");
+    assert_eq!((runs[0].0.id, total), (other, 2));
+    let (runs, _) = store.list_runs("", None, 1, 1).await.expect("page 2");
+    assert_eq!(runs[0].0.id, first);
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    let dir = temp_dir("store-sqlite");
+    // sqlx's URL forms, with a query: the file name stays as given.
+    let url = format!("sqlite://{}/lab.db?mode=rwc", dir.display());
+    let store = Store::connect(&url).await.expect("open sqlite");
+    assert_eq!(store.backend(), Backend::Sqlite);
+    suite(store).await;
+    assert!(dir.join("lab.db").is_file(), "the file is lab.db");
+    let again = Store::connect(&format!("sqlite:{}/lab.db", dir.display()))
+        .await
+        .expect("the other URL form");
+    assert_eq!(again.sample_count(1).await.expect("count"), 20);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_suite_on_postgres() {
+    let pg = Postgres::start();
+    let store = Store::connect(&pg.url())
+        .await
+        .expect("connect and migrate");
+    assert_eq!(store.backend(), Backend::Postgres);
+    // The schema applies once: a second connect finds it current.
+    Store::connect(&pg.url())
+        .await
+        .expect("connect again")
+        .ping()
+        .await
+        .expect("ping");
+    suite(store).await;
+}
