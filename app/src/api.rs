@@ -99,6 +99,38 @@ pub struct ChartSpec {
     pub option_json: String,
 }
 
+/// A scenario's charts, with what a live page needs to keep them current.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioCharts {
+    pub charts: Vec<ChartSpec>,
+    /// The width of the charts' buckets (the sampling interval at full resolution).
+    pub bucket_ms: i64,
+    /// The elapsed time of the latest sample drawn (-1 before the first).
+    pub last_ms: i64,
+}
+
+/// A series' points, `[elapsed seconds, value]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoints {
+    pub name: String,
+    pub points: Vec<[f64; 2]>,
+}
+
+/// New points for one chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartSeries {
+    pub dom_id: String,
+    pub series: Vec<SeriesPoints>,
+}
+
+/// New points for a scenario's charts: they replace any points at or after
+/// their first one and extend the series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChartPoints {
+    pub charts: Vec<ChartSeries>,
+    pub last_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PortHolder {
     Lab { pid: u32, command: String },
@@ -234,7 +266,13 @@ pub trait LabApi: Send + Sync {
         &self,
         scenario_id: i64,
         window: Option<(i64, i64)>,
-    ) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>>;
+    ) -> BoxFuture<'_, Result<ScenarioCharts, LabError>>;
+    fn chart_points(
+        &self,
+        scenario_id: i64,
+        bucket_ms: i64,
+        after_ms: i64,
+    ) -> BoxFuture<'_, Result<ChartPoints, LabError>>;
     fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>>;
     fn cleanup(&self) -> BoxFuture<'_, Result<String, LabError>>;
 }
@@ -299,8 +337,19 @@ pub async fn get_run(run_id: i64) -> Result<Option<RunView>, LabError> {
 pub async fn get_charts(
     scenario_id: i64,
     window: Option<(i64, i64)>,
-) -> Result<Vec<ChartSpec>, LabError> {
+) -> Result<ScenarioCharts, LabError> {
     lab()?.charts(scenario_id, window).await
+}
+
+/// The points of a live scenario's charts since `after_ms` (elapsed), in
+/// buckets of `bucket_ms`: the same cost at minute 1 and at hour 24.
+#[server(endpoint = "get_chart_points")]
+pub async fn get_chart_points(
+    scenario_id: i64,
+    bucket_ms: i64,
+    after_ms: i64,
+) -> Result<ChartPoints, LabError> {
+    lab()?.chart_points(scenario_id, bucket_ms, after_ms).await
 }
 
 #[server(endpoint = "get_ports")]

@@ -43,6 +43,27 @@ export function on_zoom(id, callback) {
   });
 }
 
+export function append_points(id, json) {
+  const el = document.getElementById(id);
+  const chart = el && window.echarts && window.echarts.getInstanceByDom(el);
+  if (!chart) return false;
+  const option = chart.getOption();
+  const names = (option.series || []).map(s => s.name);
+  const data = (option.series || []).map(s => s.data || []);
+  for (const update of JSON.parse(json)) {
+    if (update.points.length === 0) continue;
+    let i = names.indexOf(update.name);
+    if (i < 0) { names.push(update.name); data.push([]); i = names.length - 1; }
+    // The newest bucket may have grown since: the update replaces it.
+    const first = update.points[0][0];
+    data[i] = data[i].filter(p => p[0] < first).concat(update.points);
+  }
+  // Only the series change: the zoom and the legend's choices stay.
+  chart.setOption({ series: names.map((name, i) => ({ name, type: "line", showSymbol: false, data: data[i] })) });
+  el._overview = data;
+  return true;
+}
+
 export function splice_window(id, json, from, to) {
   const el = document.getElementById(id);
   const chart = el && window.echarts && window.echarts.getInstanceByDom(el);
@@ -61,6 +82,7 @@ export function splice_window(id, json, from, to) {
         pub fn render_chart(id: &str, json: &str, group: &str) -> bool;
         pub fn on_zoom(id: &str, callback: &Closure<dyn Fn(f64, f64)>);
         pub fn splice_window(id: &str, json: &str, from: f64, to: f64);
+        pub fn append_points(id: &str, json: &str) -> bool;
     }
 }
 
@@ -77,6 +99,21 @@ pub fn render(dom_id: &str, option_json: &str, group: &str) {
     }
 }
 
+/// Appends new points to the chart in the element `dom_id`, keeping its
+/// zoom and legend choices. Does nothing on the server.
+pub fn append(dom_id: &str, series: &[crate::api::SeriesPoints]) {
+    #[cfg(feature = "hydrate")]
+    {
+        if let Ok(json) = serde_json::to_string(series) {
+            glue::append_points(dom_id, &json);
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (dom_id, series);
+    }
+}
+
 /// After the user zooms the chart `dom_id`, fetches scenario `scenario_id`'s
 /// samples in the visible window at full resolution and splices them into
 /// the scenario's charts. Does nothing on the server.
@@ -87,8 +124,8 @@ pub fn follow_zoom(dom_id: &str, scenario_id: i64) {
         let callback = Closure::<dyn Fn(f64, f64)>::new(move |from: f64, to: f64| {
             leptos::task::spawn_local(async move {
                 let window = Some(((from * 1000.0) as i64, (to * 1000.0).ceil() as i64));
-                if let Ok(specs) = crate::api::get_charts(scenario_id, window).await {
-                    for spec in specs {
+                if let Ok(found) = crate::api::get_charts(scenario_id, window).await {
+                    for spec in found.charts {
                         glue::splice_window(&spec.dom_id, &spec.option_json, from, to);
                     }
                 }

@@ -234,6 +234,15 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
             Duration::from_secs(30),
         )
         .await;
+    // Zoom in and hide a series: new points keep arriving, the choices stay.
+    let points_before = browser
+        .eval(
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.chart'));
+               c.dispatchAction({type: 'dataZoom', startValue: 1, endValue: 3});
+               c.dispatchAction({type: 'legendUnSelect', name: 'runner'});
+               return c.getOption().series.find(s => s.name === 'http').data.length;"#,
+        )
+        .await;
     let first_total = browser
         .eval("return document.querySelector('[data-figure=total-requests]')?.innerText || ''")
         .await;
@@ -242,6 +251,21 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
         .eval("return document.querySelector('[data-figure=total-requests]')?.innerText || ''")
         .await;
     assert_ne!(first_total, later_total, "the live figures did not move");
+    let kept = browser
+        .eval(
+            r#"const o = echarts.getInstanceByDom(document.querySelector('.chart')).getOption();
+               return {start: o.dataZoom[0].startValue, end: o.dataZoom[0].endValue,
+                       runner: o.legend[0].selected.runner,
+                       points: o.series.find(s => s.name === 'http').data.length};"#,
+        )
+        .await;
+    assert!(
+        kept["points"].as_i64() > points_before.as_i64(),
+        "no new points: {kept} (before: {points_before})"
+    );
+    assert_eq!(kept["start"], 1, "the zoom was reset: {kept}");
+    assert_eq!(kept["end"], 3, "the zoom was reset: {kept}");
+    assert_eq!(kept["runner"], false, "the hidden series came back: {kept}");
 
     // The run finishes by itself; the page says so without a reload.
     browser

@@ -3,8 +3,7 @@
 //! the real ports 9898/14301/14302/14303. The tests share those ports, so they
 //! take turns.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
@@ -13,119 +12,17 @@ use nix::unistd::Pid;
 
 use mite_perf::model::{ProcessKind, RunStatus, ScenarioStatus};
 use mite_perf::ports;
-use mite_perf::store::{SampleRow, Store};
+use mite_perf::store::SampleRow;
 
 // The tests share the lab's fixed ports, so they take turns.
 mod common;
 
-use common::{assert_no_child_left, assert_ports_free, run_dir};
+use common::{
+    assert_no_child_left, assert_ports_free, run_dir, text, wait_for_samples, wait_output,
+    CliLab as Lab,
+};
 
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-const BIN: &str = env!("CARGO_BIN_EXE_mite-perf");
-
-struct Lab {
-    dir: PathBuf,
-}
-
-impl Lab {
-    fn new(name: &str) -> Self {
-        Lab {
-            dir: common::temp_dir(&format!("e2e-{name}")),
-        }
-    }
-
-    fn db_url(&self) -> String {
-        format!("sqlite://{}/lab.db", self.dir.display())
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(&self.dir)
-            .env("MITE_PERF_DATABASE_URL", self.db_url())
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn spawn_run(&self, args: &[&str]) -> Child {
-        let mut all = vec!["run", "--output-dir", "output"];
-        all.extend_from_slice(args);
-        self.command(&all)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mite-perf run")
-    }
-
-    fn cleanup(&self) -> Output {
-        self.command(&["cleanup"])
-            .output()
-            .expect("run mite-perf cleanup")
-    }
-
-    async fn store(&self) -> Store {
-        Store::connect(&self.db_url())
-            .await
-            .expect("open the lab's database")
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn wait_output(child: Child, timeout: Duration) -> Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(result) => result.expect("wait for mite-perf"),
-        Err(_) => {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            panic!("mite-perf did not end within {timeout:?}");
-        }
-    }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// Polls the store until the run's first scenario has stored at least `ticks`
-/// samples of the target.
-async fn wait_for_samples(lab: &Lab, ticks: usize, timeout: Duration) -> Store {
-    let store = lab.store().await;
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(scenario)) = store.scenarios(1).await.map(|s| s.into_iter().next()) {
-            let samples = store
-                .scenario_samples(scenario.id)
-                .await
-                .unwrap_or_default();
-            let target = samples
-                .iter()
-                .filter(|s| s.process == ProcessKind::Http)
-                .count();
-            if target >= ticks {
-                return store;
-            }
-        }
-        assert!(Instant::now() < deadline, "no samples within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_short_run_stores_samples_that_match_the_csv() {

@@ -359,7 +359,36 @@ async fn server_functions_answer_with_the_status_of_their_error() {
     )
     .await;
     assert_eq!(charts.status, StatusCode::OK);
-    assert_eq!(charts.json().as_array().map(Vec::len), Some(3));
+    assert_eq!(charts.json()["charts"].as_array().map(Vec::len), Some(3));
+    assert_eq!(charts.json()["last_ms"], 30_000);
+    // A live page asks for what came after its latest point.
+    let points = call(
+        &f.app,
+        "get_chart_points",
+        &format!(
+            "scenario_id={}&bucket_ms=1000&after_ms=28000",
+            f.scenario_id
+        ),
+    )
+    .await;
+    assert_eq!(points.status, StatusCode::OK, "{}", points.body);
+    let cpu = &points.json()["charts"][0]["series"];
+    let runner = cpu
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "runner"))
+        .expect("the runner's series");
+    assert_eq!(
+        runner["points"],
+        serde_json::json!([[28.0, 99.5], [29.0, 99.5], [30.0, 99.5]])
+    );
+    assert_eq!(points.json()["last_ms"], 30_000);
+    let bad_bucket = call(
+        &f.app,
+        "get_chart_points",
+        &format!("scenario_id={}&bucket_ms=0&after_ms=0", f.scenario_id),
+    )
+    .await;
+    assert_eq!(bad_bucket.status, StatusCode::BAD_REQUEST);
     let missing = call(&f.app, "get_charts", "scenario_id=424242").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
     assert!(missing.json()["NotFound"]

@@ -107,7 +107,8 @@ pub fn LaunchPage() -> impl IntoView {
                                 .map(|(i, (n, on))| {
                                     view! {
                                         <label class="check">
-                                            <input type="checkbox" name=format!("form[chosen][{i}]") value=n.to_string() data-scenario=n.to_string() bind:checked=on/>
+                                            <input type="checkbox" name=format!("form[chosen][{i}]") value=n.to_string() data-scenario=n.to_string()
+                                                checked=on.get_untracked() on:change=move |ev| on.set(event_target_checked(&ev))/>
                                             {n.to_string()}
                                         </label>
                                     }
@@ -115,31 +116,31 @@ pub fn LaunchPage() -> impl IntoView {
                                 .collect_view()}
                         </div>
                         <label>"Custom concurrencies"
-                            <input type="text" name="form[scenarios]" placeholder="e.g. 50, 500" bind:value=custom/>
+                            <input type="text" name="form[scenarios]" placeholder="e.g. 50, 500" value=custom.get_untracked() on:input=move |ev| custom.set(event_target_value(&ev))/>
                         </label>
                         {error_for("scenarios")}
                     </fieldset>
                     <div class="grid2">
                         <label>"Duration per scenario"
-                            <input type="text" name="form[duration]" bind:value=duration/>
+                            <input type="text" name="form[duration]" value=duration.get_untracked() on:input=move |ev| duration.set(event_target_value(&ev))/>
                             <span class="hint">"60s, 2m, 1h"</span>
                             {error_for("duration")}
                         </label>
                         <label>"Spawn rate (journeys/s)"
-                            <input type="text" name="form[spawn_rate]" bind:value=spawn_rate/>
+                            <input type="text" name="form[spawn_rate]" value=spawn_rate.get_untracked() on:input=move |ev| spawn_rate.set(event_target_value(&ev))/>
                             {error_for("spawn_rate")}
                         </label>
                         <label>"Sampling interval"
-                            <input type="text" name="form[interval]" bind:value=interval/>
+                            <input type="text" name="form[interval]" value=interval.get_untracked() on:input=move |ev| interval.set(event_target_value(&ev))/>
                             <span class="hint">"100ms at the least"</span>
                             {error_for("interval")}
                         </label>
                         <label>"Label"
-                            <input type="text" name="form[label]" placeholder="e.g. mite main @ abc123" bind:value=label/>
+                            <input type="text" name="form[label]" placeholder="e.g. mite main @ abc123" value=label.get_untracked() on:input=move |ev| label.set(event_target_value(&ev))/>
                             {error_for("label")}
                         </label>
                         <label>"Your name"
-                            <input type="text" name="form[launched_by]" placeholder="shown in the queue" bind:value=launched_by/>
+                            <input type="text" name="form[launched_by]" placeholder="shown in the queue" value=launched_by.get_untracked() on:input=move |ev| launched_by.set(event_target_value(&ev))/>
                             {error_for("launched_by")}
                         </label>
                     </div>

@@ -1,11 +1,15 @@
-//! One run: live while it runs (status, charts and figures refresh every
+//! One run: live while it runs (status, figures and charts refresh every
 //! 2 s), then its detail: charts, summaries, parameters and downloads.
+//!
+//! The page is built once per run; live updates change its text in place
+//! and append new points to its charts, so a zoom or a hidden series stays
+//! as the user left it.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use super::{answer_status, poll, StatusBadge};
-use crate::api::{get_charts, get_run, CancelRun, RunView, ScenarioView};
+use crate::api::{get_chart_points, get_charts, get_run, CancelRun, RunView, ScenarioView};
 use crate::charts;
 use crate::format;
 use crate::model::{RunStatus, ScenarioStatus};
@@ -16,35 +20,25 @@ pub fn chart_dom_id(scenario_id: i64, index: usize) -> String {
     format!("chart-{scenario_id}-{index}")
 }
 
+/// How often a live run's page asks for news.
+const LIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[component]
 pub fn RunPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
     let cancel = ServerAction::<CancelRun>::new();
-    let refresh = RwSignal::new(0u64);
     // Blocking: the server waits for the run before answering, so that "no
     // such run" is a 404 and "the database is down" a 503.
     let run = Resource::new_blocking(
-        move || (id(), refresh.get(), cancel.version().get()),
-        |(id, _, _)| async move {
+        move || (id(), cancel.version().get()),
+        |(id, _)| async move {
             match id {
                 Some(id) => get_run(id).await,
                 None => Ok(None),
             }
         },
     );
-    let live = move || {
-        run.get_untracked()
-            .and_then(|r| r.ok().flatten())
-            .map(|r| matches!(r.status, RunStatus::Queued | RunStatus::Running))
-            .unwrap_or(false)
-    };
-    poll(std::time::Duration::from_secs(2), move || {
-        if live() {
-            refresh.update(|n| *n += 1);
-        }
-    });
-
     view! {
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || run.get().map(|r| match r {
@@ -56,40 +50,74 @@ pub fn RunPage() -> impl IntoView {
                     answer_status(404);
                     view! { <p class="empty">"No such run. " <a href="/runs">"See all runs"</a></p> }.into_any()
                 }
-                Ok(Some(run)) => view! { <RunHeader run=run.clone() cancel=cancel/> <RunBody run=run refresh=refresh/> }.into_any(),
+                Ok(Some(run)) => view! { <LiveRun initial=run cancel=cancel/> }.into_any(),
             })}
         </Transition>
     }
 }
 
+/// A run's page, kept current while the run is queued or running.
 #[component]
-fn RunHeader(run: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
-    let id = run.id;
-    let cancellable = matches!(run.status, RunStatus::Queued | RunStatus::Running);
+fn LiveRun(initial: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
+    let run_id = initial.id;
+    let latest = RwSignal::new(initial);
+    let asking = StoredValue::new(false);
+    poll(LIVE_EVERY, move || {
+        let live =
+            latest.with_untracked(|r| matches!(r.status, RunStatus::Queued | RunStatus::Running));
+        if live && !asking.get_value() {
+            asking.set_value(true);
+            leptos::task::spawn_local(async move {
+                if let Ok(Some(view)) = get_run(run_id).await {
+                    latest.set(view);
+                }
+                asking.set_value(false);
+            });
+        }
+    });
+    let scenario_ids =
+        Memo::new(move |_| latest.with(|r| r.scenarios.iter().map(|s| s.id).collect::<Vec<_>>()));
+    view! {
+        <RunHeader run=latest cancel=cancel/>
+        {move || scenario_ids.with(Vec::is_empty).then(|| view! { <p class="empty">"No scenarios yet."</p> })}
+        <For each=move || scenario_ids.get() key=|id| *id let:scenario_id>
+            <ScenarioCard scenario=Memo::new(move |_| {
+                latest.with(|r| r.scenarios.iter().find(|s| s.id == scenario_id).cloned())
+            }) scenario_id=scenario_id/>
+        </For>
+    }
+}
+
+#[component]
+fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl IntoView {
+    let r = run.get_untracked();
+    let id = r.id;
+    let status = move || run.with(|r| r.status);
+    let cancellable = move || matches!(status(), RunStatus::Queued | RunStatus::Running);
     view! {
         <section class="card run-header">
             <div class="title-row">
-                <h1>{format!("Run #{}", run.id)} {(!run.label.is_empty()).then(|| view! { <span class="label">{run.label.clone()}</span> })}</h1>
-                <StatusBadge status=run.status.to_string()/>
-                {cancellable.then(|| view! {
+                <h1>{format!("Run #{}", r.id)} {(!r.label.is_empty()).then(|| view! { <span class="label">{r.label.clone()}</span> })}</h1>
+                {move || view! { <StatusBadge status=status().to_string()/> }}
+                {move || cancellable().then(|| view! {
                     <button class="danger" on:click=move |_| { cancel.dispatch(CancelRun { run_id: id }); } disabled=move || cancel.pending().get()>
-                        {if run.status == RunStatus::Queued { "Remove from queue" } else { "Cancel run" }}
+                        {if status() == RunStatus::Queued { "Remove from queue" } else { "Cancel run" }}
                     </button>
                 })}
             </div>
-            {run.queue_position.map(|p| view! { <p class="hint">{format!("Waiting: #{p} in line. It starts by itself when the runs before it end.")}</p> })}
-            {run.error.clone().map(|e| view! { <p class="error">{e}</p> })}
+            {move || run.with(|r| r.queue_position).map(|p| view! { <p class="hint">{format!("Waiting: #{p} in line. It starts by itself when the runs before it end.")}</p> })}
+            {move || run.with(|r| r.error.clone()).map(|e| view! { <p class="error">{e}</p> })}
             <dl class="facts">
-                <dt>"Scenarios"</dt><dd>{run.params.concurrencies.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")}</dd>
-                <dt>"Duration"</dt><dd>{format::span(run.params.duration_ms as i64)} " each"</dd>
-                <dt>"Sampling"</dt><dd>{format!("every {} ms", run.params.interval_ms)}</dd>
-                <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", format::count(i64::from(run.params.spawn_rate)))}</dd>
-                <dt>"Queued"</dt><dd>{format::utc(run.created_at)}{(!run.params.launched_by.is_empty()).then(|| format!(" by {}", run.params.launched_by))}</dd>
-                <dt>"Started"</dt><dd>{run.started_at.map(format::utc).unwrap_or_else(|| "not yet".into())}</dd>
-                <dt>"Ended"</dt><dd>{run.ended_at.map(format::utc).unwrap_or_else(|| "–".into())}</dd>
-                <dt>"mite"</dt><dd>{run.mite_version.clone()}</dd>
-                <dt>"Python"</dt><dd>{run.python_version.clone()}</dd>
-                <dt>"Host"</dt><dd>{format!("{} ({} cores)", run.host, run.cores)}</dd>
+                <dt>"Scenarios"</dt><dd>{r.params.concurrencies.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")}</dd>
+                <dt>"Duration"</dt><dd>{format::span(r.params.duration_ms as i64)} " each"</dd>
+                <dt>"Sampling"</dt><dd>{format!("every {} ms", r.params.interval_ms)}</dd>
+                <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", format::count(i64::from(r.params.spawn_rate)))}</dd>
+                <dt>"Queued"</dt><dd>{format::utc(r.created_at)}{(!r.params.launched_by.is_empty()).then(|| format!(" by {}", r.params.launched_by))}</dd>
+                <dt>"Started"</dt><dd>{move || run.with(|r| r.started_at).map(format::utc).unwrap_or_else(|| "not yet".into())}</dd>
+                <dt>"Ended"</dt><dd>{move || run.with(|r| r.ended_at).map(format::utc).unwrap_or_else(|| "–".into())}</dd>
+                <dt>"mite"</dt><dd>{move || run.with(|r| r.mite_version.clone())}</dd>
+                <dt>"Python"</dt><dd>{move || run.with(|r| r.python_version.clone())}</dd>
+                <dt>"Host"</dt><dd>{move || run.with(|r| format!("{} ({} cores)", r.host, r.cores))}</dd>
             </dl>
             <div class="downloads">
                 <strong>"Downloads: "</strong>
@@ -100,102 +128,150 @@ fn RunHeader(run: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
     }
 }
 
-#[component]
-fn RunBody(run: RunView, refresh: RwSignal<u64>) -> impl IntoView {
-    if run.scenarios.is_empty() {
-        return view! { <p class="empty">"No scenarios yet."</p> }.into_any();
-    }
-    run.scenarios
-        .into_iter()
-        .map(|s| view! { <ScenarioCard scenario=s refresh=refresh/> })
-        .collect_view()
-        .into_any()
-}
-
-#[component]
-fn ScenarioCard(scenario: ScenarioView, refresh: RwSignal<u64>) -> impl IntoView {
-    let sid = scenario.id;
-    let remaining = (scenario.duration_ms - scenario.elapsed_ms).max(0);
-    let status_text = match scenario.status {
+fn status_text(s: &ScenarioView) -> String {
+    let remaining = (s.duration_ms - s.elapsed_ms).max(0);
+    match s.status {
         ScenarioStatus::Running if remaining > 0 => {
             format!("running, {} left", format::span(remaining))
         }
         ScenarioStatus::Running => "running, mite is finishing".to_string(),
         other => other.to_string(),
+    }
+}
+
+#[component]
+fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl IntoView {
+    let s = scenario.get_untracked();
+    let name = s.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+    let concurrency = s.as_ref().map(|s| s.concurrency).unwrap_or_default();
+    let status = Memo::new(move |_| {
+        scenario.with(|s| {
+            s.as_ref()
+                .map(|s| s.status)
+                .unwrap_or(ScenarioStatus::Waiting)
+        })
+    });
+    let field = move |f: fn(&ScenarioView) -> String| {
+        move || scenario.with(|s| s.as_ref().map(f).unwrap_or_default())
     };
-    let f = scenario.figures.clone();
-    let has_samples = !f.processes.is_empty();
+    let has_samples =
+        move || scenario.with(|s| s.as_ref().is_some_and(|s| !s.figures.processes.is_empty()));
+    let charted = Memo::new(move |_| {
+        !matches!(
+            status.get(),
+            ScenarioStatus::Waiting | ScenarioStatus::Skipped
+        )
+    });
     view! {
-        <section class="card scenario" data-scenario=scenario.name.clone() data-status=scenario.status.to_string()>
+        <section class="card scenario" data-scenario=name.clone() data-status=move || status.get().to_string()>
             <div class="title-row">
-                <h2>{scenario.name.clone()} <small>{format!(" {} concurrent journeys", scenario.concurrency)}</small></h2>
-                <StatusBadge status=scenario.status.to_string()/>
-                <span class="muted status-text">{status_text}</span>
+                <h2>{name.clone()} <small>{format!(" {concurrency} concurrent journeys")}</small></h2>
+                {move || view! { <StatusBadge status=status.get().to_string()/> }}
+                <span class="muted status-text">{field(status_text)}</span>
             </div>
-            {scenario.error.clone().map(|e| view! { <p class="error">{e}</p> })}
-            {scenario.error_log.clone().filter(|l| !l.is_empty()).map(|l| view! { <details open><summary>"Log of the failing process"</summary><pre class="log">{l}</pre></details> })}
-            {has_samples.then(|| view! {
+            {move || scenario.with(|s| s.as_ref().and_then(|s| s.error.clone())).map(|e| view! { <p class="error">{e}</p> })}
+            {move || scenario.with(|s| s.as_ref().and_then(|s| s.error_log.clone())).filter(|l| !l.is_empty()).map(|l| view! { <details open><summary>"Log of the failing process"</summary><pre class="log">{l}</pre></details> })}
+            <Show when=has_samples>
                 <div class="figures">
-                    <div class="figure"><span class="big" data-figure="total-requests">{format::count(f.total_requests)}</span><span>"requests"</span></div>
-                    <div class="figure"><span class="big">{format!("{:.0}", f.mean_requests_per_second)}</span><span>"mean req/s"</span></div>
-                    <div class="figure"><span class="big">{format!("{:.0}", f.peak_requests_per_second)}</span><span>"peak req/s"</span></div>
-                    <div class="figure"><span class="big">{f.requests_per_runner_cpu_second.map(|r| format!("{r:.0}")).unwrap_or_else(|| "–".into())}</span><span>"requests per runner CPU-second"</span></div>
+                    <div class="figure"><span class="big" data-figure="total-requests">{field(|s| format::count(s.figures.total_requests))}</span><span>"requests"</span></div>
+                    <div class="figure"><span class="big">{field(|s| format!("{:.0}", s.figures.mean_requests_per_second))}</span><span>"mean req/s"</span></div>
+                    <div class="figure"><span class="big">{field(|s| format!("{:.0}", s.figures.peak_requests_per_second))}</span><span>"peak req/s"</span></div>
+                    <div class="figure"><span class="big">{field(|s| s.figures.requests_per_runner_cpu_second.map(|r| format!("{r:.0}")).unwrap_or_else(|| "–".into()))}</span><span>"requests per runner CPU-second"</span></div>
                 </div>
-                <table class="procs">
-                    <thead><tr><th>"Process"</th><th class="num">"now CPU"</th><th class="num">"now RSS"</th><th class="num">"mean CPU"</th><th class="num">"peak CPU"</th><th class="num">"peak RSS"</th></tr></thead>
-                    <tbody>
-                        {f.processes.iter().map(|p| {
-                            let now = scenario.latest.iter().find(|l| l.process == p.process).cloned();
-                            view! {
-                                <tr>
-                                    <td>{p.process.to_string()}</td>
-                                    <td class="num">{now.as_ref().map(|n| format::percent(n.cpu)).unwrap_or_else(|| "–".into())}</td>
-                                    <td class="num">{now.as_ref().map(|n| format::mib(n.mem)).unwrap_or_else(|| "–".into())}</td>
-                                    <td class="num">{format::percent(p.mean_cpu)}</td>
-                                    <td class="num">{format::percent(p.peak_cpu)}</td>
-                                    <td class="num">{format::mib(p.peak_rss)}</td>
-                                </tr>
-                            }
-                        }).collect_view()}
-                    </tbody>
-                </table>
-            })}
-            {match scenario.status {
-                ScenarioStatus::Waiting => view! { <p class="empty">"Waiting for its turn."</p> }.into_any(),
-                ScenarioStatus::Skipped => view! { <p class="empty">"Not run: the run ended before it."</p> }.into_any(),
-                _ => view! { <ScenarioCharts scenario_id=sid refresh=refresh/> }.into_any(),
+                <ProcessTable scenario=scenario/>
+            </Show>
+            {move || match status.get() {
+                ScenarioStatus::Waiting => Some(view! { <p class="empty">"Waiting for its turn."</p> }.into_any()),
+                ScenarioStatus::Skipped => Some(view! { <p class="empty">"Not run: the run ended before it."</p> }.into_any()),
+                _ => None,
             }}
+            <Show when=move || charted.get()>
+                <ScenarioCharts scenario_id=scenario_id status=status/>
+            </Show>
             <div class="downloads">
                 <strong>"Downloads: "</strong>
-                <a href=format!("/scenarios/{sid}/samples.csv") download>{format!("{}.csv", scenario.name)}</a>
-                {scenario.logs.iter().map(|p| view! {
-                    <a href=format!("/scenarios/{sid}/logs/{p}") download>{format!("{p}.log")}</a>
+                <a href=format!("/scenarios/{scenario_id}/samples.csv") download>{format!("{name}.csv")}</a>
+                {move || scenario.with(|s| s.as_ref().map(|s| s.logs.clone()).unwrap_or_default()).into_iter().map(|p| view! {
+                    <a href=format!("/scenarios/{scenario_id}/logs/{p}") download>{format!("{p}.log")}</a>
                 }).collect_view()}
             </div>
         </section>
     }
 }
 
-/// The scenario's charts. The chart elements stay in place across live
-/// updates, so zoom and legend choices survive them.
 #[component]
-fn ScenarioCharts(scenario_id: i64, refresh: RwSignal<u64>) -> impl IntoView {
-    let data = Resource::new(
-        move || refresh.get(),
-        move |_| get_charts(scenario_id, None),
-    );
-    Effect::new(move |_| {
-        if let Some(Ok(specs)) = data.get() {
-            request_animation_frame(move || {
-                for spec in &specs {
-                    charts::render(&spec.dom_id, &spec.option_json, &spec.group);
-                }
-                // A scenario's charts zoom together: following the first is enough.
-                if let Some(first) = specs.first() {
-                    charts::follow_zoom(&first.dom_id, scenario_id);
-                }
-            });
+fn ProcessTable(scenario: Memo<Option<ScenarioView>>) -> impl IntoView {
+    view! {
+        <table class="procs">
+            <thead><tr><th>"Process"</th><th class="num">"now CPU"</th><th class="num">"now RSS"</th><th class="num">"mean CPU"</th><th class="num">"peak CPU"</th><th class="num">"peak RSS"</th></tr></thead>
+            <tbody>
+                {move || scenario.get().map(|s| s.figures.processes.iter().map(|p| {
+                    let now = s.latest.iter().find(|l| l.process == p.process).cloned();
+                    view! {
+                        <tr>
+                            <td>{p.process.to_string()}</td>
+                            <td class="num">{now.as_ref().map(|n| format::percent(n.cpu)).unwrap_or_else(|| "–".into())}</td>
+                            <td class="num">{now.as_ref().map(|n| format::mib(n.mem)).unwrap_or_else(|| "–".into())}</td>
+                            <td class="num">{format::percent(p.mean_cpu)}</td>
+                            <td class="num">{format::percent(p.peak_cpu)}</td>
+                            <td class="num">{format::mib(p.peak_rss)}</td>
+                        </tr>
+                    }
+                }).collect_view())}
+            </tbody>
+        </table>
+    }
+}
+
+/// The scenario's charts. Their elements are made once: while the scenario
+/// runs, new points are appended (a zoom and hidden series stay); once it
+/// ends, the charts are drawn again from its kept overview.
+#[component]
+fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoView {
+    // Bucket and latest point drawn: what the next update asks from.
+    let drawn = StoredValue::new(None::<(i64, i64)>);
+    let asking = StoredValue::new(false);
+    let draw_all = move || {
+        leptos::task::spawn_local(async move {
+            if let Ok(found) = get_charts(scenario_id, None).await {
+                drawn.set_value(Some((found.bucket_ms, found.last_ms)));
+                request_animation_frame(move || {
+                    for spec in &found.charts {
+                        charts::render(&spec.dom_id, &spec.option_json, &spec.group);
+                    }
+                    // A scenario's charts zoom together: following the first is enough.
+                    if let Some(first) = found.charts.first() {
+                        charts::follow_zoom(&first.dom_id, scenario_id);
+                    }
+                });
+            }
+        });
+    };
+    // Drawn whole at first, and again when the scenario ends.
+    Effect::new(move |was_running: Option<bool>| {
+        let running = status.get() == ScenarioStatus::Running;
+        if was_running.is_none() || (was_running == Some(true) && !running) {
+            draw_all();
         }
+        running
+    });
+    poll(LIVE_EVERY, move || {
+        if status.get_untracked() != ScenarioStatus::Running || asking.get_value() {
+            return;
+        }
+        let Some((bucket, last)) = drawn.get_value() else {
+            return;
+        };
+        asking.set_value(true);
+        leptos::task::spawn_local(async move {
+            if let Ok(points) = get_chart_points(scenario_id, bucket, last.max(0)).await {
+                drawn.set_value(Some((bucket, points.last_ms.max(last))));
+                for chart in &points.charts {
+                    charts::append(&chart.dom_id, &chart.series);
+                }
+            }
+            asking.set_value(false);
+        });
     });
     view! {
         <div class="charts">

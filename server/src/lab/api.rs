@@ -1,7 +1,8 @@
 //! The lab as the server functions see it ([`LabApi`]).
 
 use app::api::{
-    BoxFuture, ChartSpec, LabApi, LabError, LaunchOutcome, PortView, QueueEntry, RunList, RunView,
+    BoxFuture, ChartPoints, LabApi, LabError, LaunchOutcome, PortView, QueueEntry, RunList,
+    RunView, ScenarioCharts,
 };
 use futures_util::FutureExt;
 
@@ -43,8 +44,17 @@ impl LabApi for Lab {
         &self,
         scenario_id: i64,
         window: Option<(i64, i64)>,
-    ) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>> {
-        self.chart_specs(scenario_id, window).boxed()
+    ) -> BoxFuture<'_, Result<ScenarioCharts, LabError>> {
+        self.scenario_charts(scenario_id, window).boxed()
+    }
+
+    fn chart_points(
+        &self,
+        scenario_id: i64,
+        bucket_ms: i64,
+        after_ms: i64,
+    ) -> BoxFuture<'_, Result<ChartPoints, LabError>> {
+        Lab::chart_points(self, scenario_id, bucket_ms, after_ms).boxed()
     }
 
     fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>> {

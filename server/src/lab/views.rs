@@ -2,22 +2,27 @@
 //! scenario's charts, the ports.
 
 use app::api::{
-    ChartSpec, LabError, PortHolder, PortView, ProcessNow, QueueEntry, RunList, RunListItem,
-    RunView, ScenarioView,
+    ChartPoints, LabError, PortHolder, PortView, ProcessNow, QueueEntry, RunList, RunListItem,
+    RunView, ScenarioCharts, ScenarioView,
 };
-use app::pages::run::{chart_dom_id, CHARTS_PER_SCENARIO};
 
 use super::{lab_error, Lab};
 use crate::figures::scenario_figures;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::ports;
-use crate::reports::chart::{metric_chart, Metric};
-use crate::store::RunRecord;
+use crate::reports::{chart, ReportError};
+use crate::store::{RunRecord, ScenarioRecord};
+
+/// A report error as the pages see it.
+fn report_error(e: ReportError) -> LabError {
+    match e {
+        ReportError::Store(e) => lab_error(e),
+        other => LabError::Internal(other.to_string()),
+    }
+}
 
 /// Runs per page of the history.
 pub const PAGE_SIZE: i64 = 20;
-/// Points per series in a chart overview (peaks are kept).
-pub const CHART_POINTS: i64 = 600;
 /// The largest history page number asked for that is answered.
 const MAX_PAGE: u32 = 1_000_000;
 
@@ -177,51 +182,53 @@ impl Lab {
         }))
     }
 
-    /// A scenario's charts, downsampled to about [`CHART_POINTS`] points per
-    /// series (keeping peaks), over `window` (elapsed ms) or the whole scenario.
-    pub async fn chart_specs(
+    /// A scenario's charts over `window` (elapsed ms) or, without one, its
+    /// overview: kept from when it ended, so a finished scenario's page
+    /// never reads its samples again.
+    pub async fn scenario_charts(
         &self,
         scenario_id: i64,
         window: Option<(i64, i64)>,
-    ) -> Result<Vec<ChartSpec>, LabError> {
+    ) -> Result<ScenarioCharts, LabError> {
         let window = window.map(check_window).transpose()?;
-        let Some(scenario) = self.store.scenario(scenario_id).await.map_err(lab_error)? else {
-            return Err(LabError::NotFound(format!("no scenario {scenario_id}")));
-        };
-        let whole = (
-            0,
-            scenario
-                .duration_ms
-                .saturating_mul(2)
-                .saturating_add(120_000),
-        );
-        let (from, to) = window.unwrap_or(whole);
-        let span = to.saturating_sub(from).max(1);
-        let bucket = (span / CHART_POINTS).max(scenario.interval_ms);
-        let samples = if bucket <= scenario.interval_ms {
-            self.store
-                .scenario_samples_between(scenario_id, from, to)
+        let scenario = self.scenario_record(scenario_id).await?;
+        if window.is_none() {
+            if let Some(kept) = self
+                .store
+                .stored_overview(scenario_id)
                 .await
-        } else {
-            self.store
-                .scenario_samples_bucketed(scenario_id, from, to, bucket)
-                .await
+                .map_err(lab_error)?
+            {
+                return Ok(kept);
+            }
         }
-        .map_err(lab_error)?;
-        let interval = scenario.interval_ms;
-        Metric::ALL
-            .iter()
-            .take(CHARTS_PER_SCENARIO)
-            .enumerate()
-            .map(|(i, metric)| {
-                Ok(ChartSpec {
-                    dom_id: chart_dom_id(scenario_id, i),
-                    group: format!("scenario-{scenario_id}"),
-                    option_json: serde_json::to_string(&metric_chart(*metric, &samples, interval))
-                        .map_err(|e| LabError::Internal(e.to_string()))?,
-                })
-            })
-            .collect()
+        chart::scenario_charts(&self.store, &scenario, window)
+            .await
+            .map_err(report_error)
+    }
+
+    /// A live scenario's new chart points since `after_ms`.
+    pub async fn chart_points(
+        &self,
+        scenario_id: i64,
+        bucket_ms: i64,
+        after_ms: i64,
+    ) -> Result<ChartPoints, LabError> {
+        if bucket_ms <= 0 {
+            return Err(LabError::invalid("bucket_ms", "must be above 0"));
+        }
+        let scenario = self.scenario_record(scenario_id).await?;
+        chart::chart_points(&self.store, &scenario, bucket_ms, after_ms)
+            .await
+            .map_err(report_error)
+    }
+
+    async fn scenario_record(&self, scenario_id: i64) -> Result<ScenarioRecord, LabError> {
+        self.store
+            .scenario(scenario_id)
+            .await
+            .map_err(lab_error)?
+            .ok_or_else(|| LabError::NotFound(format!("no scenario {scenario_id}")))
     }
 
     pub async fn port_views(&self) -> Result<Vec<PortView>, LabError> {

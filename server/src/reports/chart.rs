@@ -9,6 +9,9 @@ use charming::element::{AxisType, Tooltip, Trigger};
 use charming::series::Line;
 use charming::Chart;
 
+use app::api::{ChartPoints, ChartSeries, ChartSpec, ScenarioCharts, SeriesPoints};
+use app::pages::run::{chart_dom_id, CHARTS_PER_SCENARIO};
+
 use super::ReportError;
 use crate::model::Sample;
 use crate::model::{format_duration, ProcessKind, RunStatus};
@@ -50,11 +53,52 @@ fn base_chart(title: &str, y_name: &str) -> Chart {
         .data_zoom(DataZoom::new().type_(DataZoomType::Slider).bottom(30))
 }
 
+/// One metric's series for one scenario's samples: a name and its
+/// `[elapsed seconds, value]` points each.
+pub fn metric_series(metric: Metric, samples: &[Sample], interval_ms: i64) -> Vec<SeriesPoints> {
+    let x = |s: &Sample| s.elapsed_ms as f64 / 1000.0;
+    match metric {
+        Metric::Cpu | Metric::Memory => ProcessKind::ALL
+            .iter()
+            .filter_map(|kind| {
+                let points: Vec<[f64; 2]> = samples
+                    .iter()
+                    .filter(|s| s.process == *kind)
+                    .map(|s| {
+                        let y = if metric == Metric::Cpu {
+                            (s.cpu * 10.0).round() / 10.0
+                        } else {
+                            (s.mem as f64 / MIB * 10.0).round() / 10.0
+                        };
+                        [x(s), y]
+                    })
+                    .collect();
+                (!points.is_empty()).then(|| SeriesPoints {
+                    name: kind.as_str().to_string(),
+                    points,
+                })
+            })
+            .collect(),
+        Metric::Throughput => {
+            let per_second = 1000.0 / interval_ms.max(1) as f64;
+            let points = samples
+                .iter()
+                .filter(|s| s.process == ProcessKind::Http)
+                .filter_map(|s| {
+                    let n = s.requests_in_interval?;
+                    Some([x(s), (n as f64 * per_second).round()])
+                })
+                .collect();
+            vec![SeriesPoints {
+                name: "http (target)".to_string(),
+                points,
+            }]
+        }
+    }
+}
+
 /// One metric's chart for one scenario's samples.
 pub fn metric_chart(metric: Metric, samples: &[Sample], interval_ms: i64) -> Chart {
-    let x = |s: &Sample| s.elapsed_ms as f64 / 1000.0;
-    let line =
-        |name: &str, points: Vec<Vec<f64>>| Line::new().name(name).show_symbol(false).data(points);
     let mut chart = base_chart(
         metric.title(),
         match metric {
@@ -63,40 +107,113 @@ pub fn metric_chart(metric: Metric, samples: &[Sample], interval_ms: i64) -> Cha
             Metric::Throughput => "req/s",
         },
     );
-    match metric {
-        Metric::Cpu | Metric::Memory => {
-            for kind in ProcessKind::ALL {
-                let points: Vec<Vec<f64>> = samples
-                    .iter()
-                    .filter(|s| s.process == kind)
-                    .map(|s| {
-                        let y = if metric == Metric::Cpu {
-                            (s.cpu * 10.0).round() / 10.0
-                        } else {
-                            (s.mem as f64 / MIB * 10.0).round() / 10.0
-                        };
-                        vec![x(s), y]
-                    })
-                    .collect();
-                if !points.is_empty() {
-                    chart = chart.series(line(kind.as_str(), points));
-                }
-            }
-        }
-        Metric::Throughput => {
-            let per_second = 1000.0 / interval_ms.max(1) as f64;
-            let points: Vec<Vec<f64>> = samples
-                .iter()
-                .filter(|s| s.process == ProcessKind::Http)
-                .filter_map(|s| {
-                    let n = s.requests_in_interval?;
-                    Some(vec![x(s), (n as f64 * per_second).round()])
-                })
-                .collect();
-            chart = chart.series(line("http (target)", points));
-        }
+    for series in metric_series(metric, samples, interval_ms) {
+        let points: Vec<Vec<f64>> = series.points.iter().map(|p| p.to_vec()).collect();
+        chart = chart.series(
+            Line::new()
+                .name(series.name.as_str())
+                .show_symbol(false)
+                .data(points),
+        );
     }
     chart
+}
+
+/// Points per series in a chart overview (peaks are kept).
+pub const CHART_POINTS: i64 = 600;
+
+/// The bucket of a scenario's overview: about [`CHART_POINTS`] points over
+/// the span a scenario of its duration takes, never finer than its sampling.
+pub fn overview_bucket(scenario: &ScenarioRecord) -> i64 {
+    let span = scenario
+        .duration_ms
+        .saturating_mul(2)
+        .saturating_add(120_000);
+    (span / CHART_POINTS).max(scenario.interval_ms).max(1)
+}
+
+/// A scenario's charts over `window` (elapsed ms; full resolution when it is
+/// narrow enough) or, without one, the whole scenario at the overview's
+/// resolution (peaks kept).
+pub async fn scenario_charts(
+    store: &Store,
+    scenario: &ScenarioRecord,
+    window: Option<(i64, i64)>,
+) -> Result<ScenarioCharts, ReportError> {
+    let (from, to, bucket) = match window {
+        Some((from, to)) => {
+            let span = to.saturating_sub(from).max(1);
+            (from, to, (span / CHART_POINTS).max(scenario.interval_ms))
+        }
+        None => (0, i64::MAX, overview_bucket(scenario)),
+    };
+    let samples = if bucket <= scenario.interval_ms {
+        store
+            .scenario_samples_between(scenario.id, from, to)
+            .await?
+    } else {
+        store
+            .scenario_samples_bucketed(scenario.id, from, to, bucket)
+            .await?
+    };
+    let charts = Metric::ALL
+        .iter()
+        .take(CHARTS_PER_SCENARIO)
+        .enumerate()
+        .map(|(i, metric)| {
+            Ok(ChartSpec {
+                dom_id: chart_dom_id(scenario.id, i),
+                group: format!("scenario-{}", scenario.id),
+                option_json: serde_json::to_string(&metric_chart(
+                    *metric,
+                    &samples,
+                    scenario.interval_ms,
+                ))?,
+            })
+        })
+        .collect::<Result<Vec<_>, ReportError>>()?;
+    Ok(ScenarioCharts {
+        charts,
+        bucket_ms: bucket,
+        last_ms: samples.iter().map(|s| s.elapsed_ms).max().unwrap_or(-1),
+    })
+}
+
+/// The points of a scenario's charts from the bucket holding `after_ms` on,
+/// bucketed by `bucket_ms`: what a live page appends to its charts.
+pub async fn chart_points(
+    store: &Store,
+    scenario: &ScenarioRecord,
+    bucket_ms: i64,
+    after_ms: i64,
+) -> Result<ChartPoints, ReportError> {
+    let bucket = bucket_ms.max(scenario.interval_ms).max(1);
+    let from = after_ms.max(0) / bucket * bucket;
+    let samples = if bucket <= scenario.interval_ms {
+        store
+            .scenario_samples_between(scenario.id, from, i64::MAX)
+            .await?
+    } else {
+        store
+            .scenario_samples_bucketed(scenario.id, from, i64::MAX, bucket)
+            .await?
+    };
+    Ok(ChartPoints {
+        charts: Metric::ALL
+            .iter()
+            .take(CHARTS_PER_SCENARIO)
+            .enumerate()
+            .map(|(i, metric)| ChartSeries {
+                dom_id: chart_dom_id(scenario.id, i),
+                series: metric_series(*metric, &samples, scenario.interval_ms),
+            })
+            .collect(),
+        last_ms: samples
+            .iter()
+            .map(|s| s.elapsed_ms)
+            .max()
+            .unwrap_or(after_ms),
+    })
 }
 
 fn escape_html(text: &str) -> String {

@@ -255,6 +255,17 @@ pub async fn execute_run(
             )
         })
         .await?;
+        // Its page's charts, ready for every later visit.
+        if let Ok(Some(record)) = store.scenario(scenario_id).await {
+            match reports::chart::scenario_charts(store, &record, None).await {
+                Ok(overview) => {
+                    if let Err(e) = store.save_overview(scenario_id, &overview).await {
+                        tracing::warn!("cannot keep scenario {scenario_id}'s overview: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!("cannot draw scenario {scenario_id}'s overview: {e}"),
+            }
+        }
         observer.event(RunEvent::ScenarioEnded {
             position,
             status: result.status,

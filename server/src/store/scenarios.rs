@@ -2,6 +2,8 @@
 //! and its figures (kept up to date while it runs, final once it ended).
 
 use super::{parse_text, with_pool, Result, Store, StoreError};
+use app::api::ScenarioCharts;
+
 use crate::figures::ScenarioFigures;
 use crate::model::{scenario_name, RunParams, ScenarioStatus};
 
@@ -135,6 +137,34 @@ impl Store {
     pub async fn stored_figures(&self, scenario_id: i64) -> Result<Option<ScenarioFigures>> {
         let json: Option<Option<String>> = with_pool!(self, |pool| sqlx::query_scalar(
             "SELECT figures FROM scenarios WHERE id = $1"
+        )
+        .bind(scenario_id)
+        .fetch_optional(pool)
+        .await)?;
+        match json.flatten() {
+            Some(json) => Ok(Some(serde_json::from_str(&json)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps a finished scenario's chart overview.
+    pub async fn save_overview(&self, scenario_id: i64, overview: &ScenarioCharts) -> Result<()> {
+        let json = serde_json::to_string(overview)?;
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE scenarios SET overview = $1 WHERE id = $2"
+        )
+        .bind(&json)
+        .bind(scenario_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// A finished scenario's chart overview, if it was kept.
+    pub async fn stored_overview(&self, scenario_id: i64) -> Result<Option<ScenarioCharts>> {
+        let json: Option<Option<String>> = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT overview FROM scenarios WHERE id = $1"
         )
         .bind(scenario_id)
         .fetch_optional(pool)

@@ -5,7 +5,11 @@
 //! whose client stops reading for [`IDLE_LIMIT`], or that takes longer than
 //! [`TIME_LIMIT`], is ended, so slow clients cannot hold the database.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::error::SendTimeoutError;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -48,28 +52,58 @@ fn csv_response(state: WebState, source: SampleSource, filename: String) -> Resp
         .into_response();
     };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    // Set when the download is ended early: the body then ends in an error,
+    // so the client sees a cut-off answer, never a short CSV that looks whole.
+    let cut = Arc::new(AtomicBool::new(false));
     let store = state.lab.store().clone();
+    let cut_by_producer = cut.clone();
+    let name = filename.clone();
     tokio::spawn(async move {
         let _permit = permit;
         let started = Instant::now();
         let mut chunks = csv::chunks(&store, source);
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
             let failed = chunk.is_err();
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
             if started.elapsed() > TIME_LIMIT {
-                tracing::warn!("a CSV download passed {} s: ended", TIME_LIMIT.as_secs());
+                tracing::warn!(
+                    "{name}: the download passed {} s and was ended",
+                    TIME_LIMIT.as_secs()
+                );
+                cut_by_producer.store(true, Ordering::SeqCst);
                 return;
             }
-            if tx.send_timeout(chunk, IDLE_LIMIT).await.is_err() || failed {
-                // The client went away or stopped reading: the rows it did
-                // not take stay in the database.
-                return;
+            match tx.send_timeout(chunk, IDLE_LIMIT).await {
+                Ok(()) if !failed => {}
+                Ok(()) => return,
+                Err(SendTimeoutError::Timeout(_)) => {
+                    tracing::warn!(
+                        "{name}: the client took no data for {} s; the download was ended",
+                        IDLE_LIMIT.as_secs()
+                    );
+                    cut_by_producer.store(true, Ordering::SeqCst);
+                    return;
+                }
+                // The client went away.
+                Err(SendTimeoutError::Closed(_)) => return,
             }
         }
     });
-    // poll_recv keeps answering "ended" after the end (compression polls again).
     let mut rx = rx;
-    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut ended = false;
+    // poll_recv keeps answering "ended" after the end (compression polls again).
+    let body = futures_util::stream::poll_fn(move |cx| {
+        if ended {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(None) if cut.load(Ordering::SeqCst) => {
+                ended = true;
+                std::task::Poll::Ready(Some(Err(std::io::Error::other("download ended early"))))
+            }
+            other => other,
+        }
+    });
     (
         attachment("text/csv; charset=utf-8", &filename),
         Body::from_stream(body),

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -257,6 +257,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// With more Chromium arguments.
+    pub async fn start_with(extra_args: &[&str]) -> Browser {
         let port = free_port();
         // Its own process group, so Drop ends chromedriver and the browser it started.
         let driver = Command::new("chromedriver")
@@ -267,16 +272,25 @@ impl Browser {
             .spawn()
             .expect("start chromedriver (apt-get install chromium-driver; scripts/setup does)");
         let profile = temp_dir("chromium-profile");
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1400,1000",
+        ]
+        .iter()
+        .chain(extra_args)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.display()));
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync",
-                         "--window-size=1400,1000",
-                         format!("--user-data-dir={}", profile.display())]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         });
         let caps = match caps {
             Value::Object(map) => map,
@@ -557,4 +571,124 @@ pub fn run_dir(dir: &Path) -> PathBuf {
         .find(|e| e.path().is_dir())
         .expect("a run folder")
         .path()
+}
+
+/// A lab used from the command line (`mite-perf run`, `cleanup`) in a
+/// folder of its own, with an SQLite database there.
+pub struct CliLab {
+    pub dir: PathBuf,
+    pub db_url: String,
+}
+
+impl CliLab {
+    pub fn new(name: &str) -> Self {
+        let dir = temp_dir(&format!("cli-{name}"));
+        let db_url = format!("sqlite://{}/lab.db", dir.display());
+        CliLab { dir, db_url }
+    }
+
+    /// The same, on another database.
+    pub fn with_database(name: &str, db_url: String) -> Self {
+        CliLab {
+            dir: temp_dir(&format!("cli-{name}")),
+            db_url,
+        }
+    }
+
+    pub fn db_url(&self) -> String {
+        self.db_url.clone()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(&self.dir)
+            .env("MITE_PERF_DATABASE_URL", &self.db_url)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn spawn_run(&self, args: &[&str]) -> Child {
+        let mut all = vec!["run", "--output-dir", "output"];
+        all.extend_from_slice(args);
+        self.command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mite-perf run")
+    }
+
+    pub fn cleanup(&self) -> Output {
+        self.command(&["cleanup"])
+            .output()
+            .expect("run mite-perf cleanup")
+    }
+
+    pub async fn store(&self) -> mite_perf::store::Store {
+        mite_perf::store::Store::connect(&self.db_url)
+            .await
+            .expect("open the lab's database")
+    }
+}
+
+impl Drop for CliLab {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Waits for a child's output, killing it after `timeout`.
+pub fn wait_output(child: Child, timeout: Duration) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(result) => result.expect("wait for mite-perf"),
+        Err(_) => {
+            signal(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("mite-perf did not end within {timeout:?}");
+        }
+    }
+}
+
+/// A finished command's status and output, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Polls the store until run 1's first scenario has stored at least
+/// `ticks` samples of the target.
+pub async fn wait_for_samples(
+    lab: &CliLab,
+    ticks: usize,
+    timeout: Duration,
+) -> mite_perf::store::Store {
+    let store = lab.store().await;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(scenario)) = store.scenarios(1).await.map(|s| s.into_iter().next()) {
+            let samples = store
+                .scenario_samples(scenario.id)
+                .await
+                .unwrap_or_default();
+            let target = samples
+                .iter()
+                .filter(|s| s.process == mite_perf::model::ProcessKind::Http)
+                .count();
+            if target >= ticks {
+                return store;
+            }
+        }
+        assert!(Instant::now() < deadline, "no samples within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

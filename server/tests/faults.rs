@@ -1,0 +1,1119 @@
+//! The fault suite (FAULTS.md lists each fault with its test): for every way
+//! a run can end or break, the same stop path runs, no child is left, the
+//! ports are freed, the samples measured so far are kept, the run is never
+//! left `running`, and the queue goes on.
+//!
+//! Most tests run real mite on the real ports (END-TO-END, they take turns);
+//! the worker's panic is brought about in process with an executor that
+//! panics, and the parsers get property tests.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use sqlx::{Connection, Executor};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use common::{
+    assert_no_child_left, assert_ports_free, launch_form, text, wait_for_samples, wait_output,
+    wait_status, CliLab, Postgres, ServeOptions, Server, BIN,
+};
+use mite_perf::model::{
+    parse_concurrencies, parse_duration, ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus,
+    TargetSpec,
+};
+use mite_perf::os_process;
+use mite_perf::store::{NewProcess, RunRecord, SampleBatch, Store};
+
+// The tests share the lab's fixed ports, so they take turns.
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The target's samples of a scenario never skip a tick: the gaps between
+/// consecutive samples stay under `max_gap_ms`.
+fn assert_no_gap(samples: &[Sample], max_gap_ms: i64) {
+    let times: Vec<i64> = samples
+        .iter()
+        .filter(|s| s.process == ProcessKind::Http)
+        .map(|s| s.elapsed_ms)
+        .collect();
+    assert!(times.len() > 3, "too few samples: {times:?}");
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] <= max_gap_ms,
+            "a gap of {} ms in {times:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+/// The run's final state: never `running`, and how its scenarios ended.
+async fn final_run(store: &Store, run_id: i64) -> RunRecord {
+    let run = store.run(run_id).await.expect("query").expect("the run");
+    assert!(
+        !matches!(run.status, RunStatus::Running | RunStatus::Queued),
+        "run {run_id} is left {}",
+        run.status
+    );
+    run
+}
+
+// 1. `serve` SIGKILLed mid-run, then started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_mid_run_is_cleaned_up_by_the_next_serve_and_the_queue_goes_on() {
+    let _ports = PORTS.lock().await;
+    let mut server = Server::start("killed-serve").await;
+    let dir = server.dir.clone();
+    let store = Store::connect(&server.db_url()).await.expect("store");
+    let first = server
+        .call("launch_run", &launch_form("10", "60s", "killed"))
+        .await["Queued"]["run_id"]
+        .as_i64()
+        .expect("queued");
+    let second = server
+        .call("launch_run", &launch_form("1", "3s", "next"))
+        .await["Queued"]["run_id"]
+        .as_i64()
+        .expect("queued");
+    // Wait for samples of the first run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let scenarios = store.scenarios(first).await.expect("scenarios");
+        if let Some(s) = scenarios.first() {
+            if store.scenario_samples(s.id).await.expect("samples").len() >= 10 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no samples: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.kill();
+    let open = store.open_processes().await.expect("open");
+    assert_eq!(open.len(), 5, "the children outlive a SIGKILLed lab");
+    assert!(open.iter().all(|p| os_process::pid_alive(p.pid as u32)));
+    let measured = store.sample_count(first).await.expect("count");
+
+    // The next serve stops them, closes the run and takes the queue on.
+    let server = Server::start_with(
+        "killed-serve",
+        ServeOptions {
+            dir: Some(dir),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let run = final_run(&store, first).await;
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert!(store.sample_count(first).await.expect("count") >= measured);
+    assert_no_child_left(&store, first).await;
+    let next = wait_status(
+        &server,
+        second,
+        &["done", "failed"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(next["status"], "done", "{next}");
+    assert!(
+        server.log().contains("marked interrupted"),
+        "{}",
+        server.log()
+    );
+    assert_ports_free();
+}
+
+// 2. The database row for a child cannot be written after it was spawned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_cannot_be_recorded_is_stopped() {
+    let _ports = PORTS.lock().await;
+    let lab = CliLab::new("unrecorded");
+    let store = lab.store().await;
+    if let mite_perf::store::Backend::Sqlite = store.backend() {
+        let pool = sqlx::SqlitePool::connect(&lab.db_url())
+            .await
+            .expect("pool");
+        pool.execute(
+            "CREATE TRIGGER no_duplicator BEFORE INSERT ON processes \
+             WHEN NEW.name = 'duplicator' BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+        )
+        .await
+        .expect("the trigger");
+    }
+    let output = wait_output(
+        lab.spawn_run(&["--scenarios", "1", "--duration", "5s"]),
+        Duration::from_secs(90),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert_eq!(scenario.status, ScenarioStatus::Failed);
+    let error = scenario.error.unwrap_or_default();
+    assert!(
+        error.contains("cannot record the duplicator") && error.contains("it was stopped"),
+        "{error}"
+    );
+    // The unrecorded duplicator (its pid is in the message) is gone.
+    let pid: u32 = error
+        .split("(pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {error}"));
+    assert!(
+        !os_process::pid_alive(pid),
+        "the duplicator (pid {pid}) lives on"
+    );
+    assert_eq!(final_run(&store, 1).await.status, RunStatus::Failed);
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+// 3a. SQLite held locked by another writer for 10 s mid-scenario.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_wait_while_sqlite_is_locked_and_none_is_lost() {
+    let _ports = PORTS.lock().await;
+    let lab = CliLab::new("sqlite-locked");
+    let child = lab.spawn_run(&["--scenarios", "1", "--duration", "20s"]);
+    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    // Another writer takes the database for 10 s.
+    let mut locker = sqlx::SqliteConnection::connect(&lab.db_url())
+        .await
+        .expect("connect");
+    locker.execute("BEGIN EXCLUSIVE").await.expect("lock");
+    let locked_at = Instant::now();
+    let before = store.sample_count(1).await.expect("readers still read");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        store.sample_count(1).await.expect("count"),
+        before,
+        "nothing was written while locked"
+    );
+    locker.execute("COMMIT").await.expect("unlock");
+    assert!(locked_at.elapsed() >= Duration::from_secs(10));
+    let output = wait_output(child, Duration::from_secs(120));
+    assert!(output.status.success(), "{}", text(&output));
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert_eq!(scenario.status, ScenarioStatus::Done);
+    assert_no_gap(
+        &store.scenario_samples(scenario.id).await.expect("samples"),
+        1_600,
+    );
+    assert_eq!(final_run(&store, 1).await.status, RunStatus::Done);
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+// 3b. PostgreSQL stopped for 10 s mid-scenario, then started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_wait_while_postgres_is_down_and_none_is_lost() {
+    let _ports = PORTS.lock().await;
+    let pg = Postgres::start();
+    let lab = CliLab::with_database("pg-down", pg.url());
+    let child = lab.spawn_run(&["--scenarios", "1", "--duration", "20s"]);
+    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    pg.server_stop();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    pg.server_start();
+    let output = wait_output(child, Duration::from_secs(120));
+    assert!(output.status.success(), "{}", text(&output));
+    let store = Store::connect(&lab.db_url()).await.unwrap_or(store);
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert_eq!(scenario.status, ScenarioStatus::Done);
+    assert_no_gap(
+        &store.scenario_samples(scenario.id).await.expect("samples"),
+        1_600,
+    );
+    assert_eq!(final_run(&store, 1).await.status, RunStatus::Done);
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+// 3c. Past the bound of samples kept in memory, the scenario fails cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_bound_of_unsaved_samples_the_scenario_fails_and_keeps_what_was_stored() {
+    let _ports = PORTS.lock().await;
+    let lab = CliLab::new("unsaved-bound");
+    let child = lab.spawn_run(&[
+        "--scenarios",
+        "1,10",
+        "--duration",
+        "30s",
+        "--max-unsaved-samples",
+        "20",
+    ]);
+    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let mut locker = sqlx::SqliteConnection::connect(&lab.db_url())
+        .await
+        .expect("connect");
+    locker.execute("BEGIN EXCLUSIVE").await.expect("lock");
+    let stored = store.sample_count(1).await.expect("count");
+    // 20 samples are 4 ticks of 5 processes: the bound is passed in seconds.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    locker.execute("COMMIT").await.expect("unlock");
+    let output = wait_output(child, Duration::from_secs(120));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let scenarios = store.scenarios(1).await.expect("scenarios");
+    assert_eq!(scenarios[0].status, ScenarioStatus::Failed);
+    let error = scenarios[0].error.clone().unwrap_or_default();
+    assert!(
+        error.contains("wait to be stored") && error.contains("20"),
+        "{error}"
+    );
+    // The second scenario ran: the database was back by then.
+    assert_eq!(scenarios[1].status, ScenarioStatus::Done, "{scenarios:?}");
+    assert!(store.sample_count(1).await.expect("count") >= stored);
+    assert_eq!(final_run(&store, 1).await.status, RunStatus::Failed);
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+/// Asks for `path`, then reads one byte a second until the server ends the
+/// answer or the task is dropped; answers the status line.
+async fn slow_download(
+    addr: std::net::SocketAddr,
+    path: String,
+    status: tokio::sync::oneshot::Sender<String>,
+) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("ask");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => head.push(byte[0]),
+        }
+    }
+    let _ = status.send(String::from_utf8_lossy(&head).trim().to_string());
+    while let Ok(1..) = stream.read(&mut byte).await {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Starts `n` slow downloads; answers their status lines and their tasks.
+async fn slow_downloads(
+    addr: std::net::SocketAddr,
+    path: &str,
+    n: usize,
+) -> (Vec<String>, Vec<tokio::task::JoinHandle<()>>) {
+    let mut lines = Vec::new();
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tasks.push(tokio::spawn(slow_download(addr, path.to_string(), tx)));
+        lines.push(
+            tokio::time::timeout(Duration::from_secs(30), rx)
+                .await
+                .expect("a status line in time")
+                .expect("a status line"),
+        );
+    }
+    (lines, tasks)
+}
+
+/// Stores a finished run of `ticks` ticks of five processes (a big CSV).
+async fn seed_finished_run(store: &Store, ticks: i64) -> i64 {
+    let params = RunParams {
+        label: "seeded".into(),
+        concurrencies: vec![10],
+        ..RunParams::default()
+    };
+    let run = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    let scenario = store
+        .create_scenario(run, 0, 10, &params)
+        .await
+        .expect("scenario");
+    let writer = store.sample_writer().await.expect("writer");
+    let mut figures = mite_perf::figures::RunningFigures::default();
+    for chunk in (1..=ticks).collect::<Vec<_>>().chunks(500) {
+        let mut samples = Vec::new();
+        for &t in chunk {
+            for (i, kind) in ProcessKind::ALL.iter().enumerate() {
+                samples.push(Sample {
+                    process: *kind,
+                    pid: 100 + i as i64,
+                    at_ms: 1_700_000_000_000 + t * 1000,
+                    elapsed_ms: t * 1000,
+                    cpu: 12.5,
+                    mem: 1 << 25,
+                    requests: (*kind == ProcessKind::Http).then_some(t * 100),
+                    requests_in_interval: (*kind == ProcessKind::Http).then_some(100),
+                });
+            }
+        }
+        for s in &samples {
+            figures.add(s);
+        }
+        writer
+            .write(&[SampleBatch {
+                scenario_id: scenario,
+                samples,
+                figures: figures.figures(1000),
+            }])
+            .await
+            .expect("write");
+    }
+    store
+        .finish_scenario(
+            scenario,
+            ScenarioStatus::Done,
+            None,
+            None,
+            &figures.figures(1000),
+        )
+        .await
+        .expect("finish");
+    store
+        .finish_run(run, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+    run
+}
+
+// 4. Slow CSV downloads during a run do not stall sampling; downloads are
+//    capped and time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_downloads_neither_stall_sampling_nor_hold_the_database() {
+    let _ports = PORTS.lock().await;
+    let dir = common::temp_dir("slow-downloads");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    let store = Store::connect(&db_url).await.expect("store");
+    // About 30 MB of CSV: far more than the socket buffers hold.
+    let big = seed_finished_run(&store, 80_000).await;
+    let server = Server::start_with(
+        "slow-downloads",
+        ServeOptions {
+            dir: Some(dir),
+            db_url: Some(db_url),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let live = server
+        .call("launch_run", &launch_form("1", "60s", "sampled"))
+        .await["Queued"]["run_id"]
+        .as_i64()
+        .expect("queued");
+    wait_status(&server, live, &["running"], Duration::from_secs(30)).await;
+    let (lines, downloads) =
+        slow_downloads(server.addr, &format!("/runs/{big}/samples.csv"), 4).await;
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" 200 ")).count(),
+        2,
+        "two stream at once: {lines:?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" 429 ")).count(),
+        2,
+        "the others are told to wait: {lines:?}"
+    );
+    // While they crawl, the pages answer.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let asked = Instant::now();
+    let view = server.call("get_run", &format!("run_id={live}")).await;
+    assert_eq!(view["status"], "running");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "a page took {:?}",
+        asked.elapsed()
+    );
+    // The crawling downloads are ended once they take no data for 30 s.
+    let deadline = Instant::now() + Duration::from_secs(75);
+    while server.log().matches("took no data for 30 s").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow downloads were not ended: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for download in downloads {
+        download.abort();
+    }
+    let run = wait_status(&server, live, &["done", "failed"], Duration::from_secs(90)).await;
+    assert_eq!(run["status"], "done", "{run}");
+    let scenario = store.scenarios(live).await.expect("scenarios").remove(0);
+    assert_no_gap(
+        &store.scenario_samples(scenario.id).await.expect("samples"),
+        1_600,
+    );
+    assert_no_child_left(&store, live).await;
+    assert_ports_free();
+}
+
+// 5. The output folder's disk is full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_run_cleanly_and_leaves_no_truncated_csv() {
+    let _ports = PORTS.lock().await;
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test mounts a small tmpfs: run it as root"
+    );
+    let lab = CliLab::new("disk-full");
+    let mount = lab.dir.join("small");
+    std::fs::create_dir_all(&mount).expect("mount point");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mount a 40 MiB tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let output_dir = mount.join("output");
+    let output = wait_output(
+        lab.command(&[
+            "run",
+            "--scenarios",
+            "100",
+            "--duration",
+            "20s",
+            "--output-dir",
+            &output_dir.display().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run"),
+        Duration::from_secs(120),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    let store = lab.store().await;
+    let run = final_run(&store, 1).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains("No space left on device"),
+        "the run says why: {error}\n{all}"
+    );
+    // mite's collector fills 40 MiB in a few seconds at this load: what was
+    // measured until then is kept.
+    let kept = store.sample_count(1).await.expect("count");
+    assert!(kept > 10, "samples kept: {kept}; {error}");
+    // Either no samples.csv, or a whole one: never a truncated file.
+    let run_dir = common::run_dir(&mount);
+    assert!(!run_dir.join("samples.csv.partial").exists());
+    if let Ok(csv) = std::fs::read_to_string(run_dir.join("samples.csv")) {
+        assert_eq!(
+            csv.lines().count() as i64 - 1,
+            store.sample_count(1).await.expect("count")
+        );
+    }
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+/// A scenario whose volume model never stops: its controller never ends.
+fn forever_module(dir: &Path) -> PathBuf {
+    let module = dir.join("scenarios");
+    std::fs::create_dir_all(&module).expect("folder");
+    std::fs::write(
+        module.join("forever.py"),
+        "from mite_http import mite_http\n\n\
+         @mite_http\nasync def journey(ctx):\n    async with ctx.transaction('test'):\n        \
+         await ctx.http.get('http://127.0.0.1:9898/')\n\n\
+         def scenario():\n    return [('forever:journey', None, lambda start, end: 1)]\n",
+    )
+    .expect("module");
+    module
+}
+
+// 6a. A child that never gets ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_never_gets_ready_fails_the_scenario_at_its_deadline() {
+    let _ports = PORTS.lock().await;
+    let lab = CliLab::new("never-ready");
+    let started = Instant::now();
+    let output = wait_output(
+        lab.spawn_run(&[
+            "--scenarios",
+            "1",
+            "--duration",
+            "5s",
+            "--target-cmd",
+            "sleep 600",
+            "--ready-timeout",
+            "3s",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let store = lab.store().await;
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    let error = scenario.error.unwrap_or_default();
+    assert!(
+        error.contains("timed out after 3 s waiting for the target to listen on 9898"),
+        "{error}"
+    );
+    assert_eq!(final_run(&store, 1).await.status, RunStatus::Failed);
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+// 6b. A controller that never ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_never_ends_fails_the_scenario_at_its_deadline() {
+    let _ports = PORTS.lock().await;
+    let lab = CliLab::new("endless");
+    let module = forever_module(&lab.dir);
+    let output = wait_output(
+        lab.spawn_run(&[
+            "--scenarios",
+            "1",
+            "--duration",
+            "2s",
+            "--controller-grace",
+            "3s",
+            "--scenario",
+            "forever:scenario",
+            "--scenario-dir",
+            &module.display().to_string(),
+        ]),
+        Duration::from_secs(90),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let store = lab.store().await;
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert_eq!(scenario.status, ScenarioStatus::Failed);
+    let error = scenario.error.unwrap_or_default();
+    assert!(
+        error.contains("the controller did not end within 3 s after the scenario's 2 s"),
+        "{error}"
+    );
+    assert!(store.sample_count(1).await.expect("count") > 0);
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+// 7. A group leader exits while a grandchild it started lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grandchildren_of_an_ended_group_leader_are_stopped() {
+    let _ports = PORTS.lock().await;
+    let lab = CliLab::new("grandchild");
+    // The target command starts the server and a sleeper in its group, and
+    // exits after 6 s while both live on.
+    let target =
+        format!("sh -c '{BIN} target --port 9898 --report-every 1s & sleep 600 & sleep 6'");
+    let child = lab.spawn_run(&[
+        "--scenarios",
+        "1",
+        "--duration",
+        "30s",
+        "--target-cmd",
+        &target,
+    ]);
+    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let http = store
+        .open_processes()
+        .await
+        .expect("open")
+        .into_iter()
+        .find(|p| p.name == "http")
+        .expect("the target");
+    let members = os_process::group_members(http.pid as u32);
+    assert!(
+        members.len() >= 3,
+        "leader, server and sleeper: {members:?}"
+    );
+    let output = wait_output(child, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert!(
+        scenario
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("http exit 0"),
+        "{scenario:?}"
+    );
+    for pid in members {
+        assert!(
+            !os_process::pid_alive(pid),
+            "pid {pid} of the target's group lives on"
+        );
+    }
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free();
+}
+
+/// Starts a real process group the way a run does (recorded in the store),
+/// then panics: the fault the worker must survive.
+struct PanickingRuns {
+    calls: std::sync::atomic::AtomicUsize,
+    log: PathBuf,
+}
+
+impl mite_perf::lab::RunExecutor for PanickingRuns {
+    fn execute<'a>(
+        &'a self,
+        store: &'a Store,
+        run: &'a RunRecord,
+        _setup: &'a mite_perf::run::LabSetup,
+        _cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<mite_perf::run::RunOutcome, mite_perf::run::RunError>> {
+        async move {
+            let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            store
+                .start_run(
+                    run.id,
+                    &Default::default(),
+                    "/nonexistent",
+                    std::process::id(),
+                )
+                .await?;
+            if call > 0 {
+                // Later runs end normally.
+                store.finish_run(run.id, RunStatus::Done, None).await?;
+                return Ok(mite_perf::run::RunOutcome {
+                    run_id: run.id,
+                    status: RunStatus::Done,
+                    output_dir: None,
+                    error: None,
+                });
+            }
+            let scenario = store.create_scenario(run.id, 0, 1, &run.params).await?;
+            let (child, _, _) = mite_perf::supervisor::spawn(&mite_perf::supervisor::ChildSpec {
+                kind: ProcessKind::Runner,
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), "sleep 600 & sleep 600".into()],
+                cwd: std::env::temp_dir(),
+                env: vec![],
+                log_path: self.log.clone(),
+                pipe_stdin: false,
+                pipe_stdout: false,
+            })
+            .expect("spawn");
+            store
+                .record_process(
+                    scenario,
+                    NewProcess {
+                        kind: child.kind,
+                        pid: child.pid,
+                        start_ticks: child.start_ticks,
+                        command: &child.command,
+                        log_path: &self.log.display().to_string(),
+                    },
+                )
+                .await?;
+            std::mem::forget(child);
+            panic!("an injected fault");
+        }
+        .boxed()
+    }
+}
+
+// 8. A panic in the run worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the_queue_goes_on() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let dir = common::temp_dir("worker-panic");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let setup = mite_perf::run::LabSetup {
+        output_root: dir.join("output"),
+        mite: mite_perf::mite_env::MiteEnv {
+            venv: dir.join("venv"),
+            mite_version: "2.11.0".into(),
+            python_version: "3.11.7".into(),
+        },
+        self_exe: BIN.into(),
+        limits: Default::default(),
+        policy: Default::default(),
+    };
+    let lab = mite_perf::lab::Lab::new(store.clone(), setup);
+    let app = mite_perf::web::router(lab.clone(), dir.join("site"), ([127, 0, 0, 1], 3000).into());
+    let health = |app: axum::Router| async move {
+        let response = app
+            .oneshot(
+                Request::get("/healthz")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answer");
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let executor = Arc::new(PanickingRuns {
+        calls: Default::default(),
+        log: dir.join("child.log"),
+    });
+    let first = store
+        .create_run(&RunParams::default(), RunStatus::Queued)
+        .await
+        .expect("queue");
+    let worker = lab.start_worker_with(executor.clone());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = health(app.clone()).await;
+        if status == 503 {
+            assert!(
+                body.contains("panicked while executing run") && body.contains("an injected fault"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "healthz never said: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = final_run(&store, first).await;
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.unwrap_or_default().contains("an injected fault"));
+    // The process group the panicking run had started is stopped.
+    let scenario = store.scenarios(first).await.expect("scenarios").remove(0);
+    let process = store
+        .processes(scenario.id)
+        .await
+        .expect("processes")
+        .remove(0);
+    assert!(process.exit_status.is_some(), "{process:?}");
+    assert!(os_process::group_members(process.pid as u32).is_empty());
+
+    // The worker takes the next run, and health recovers after it.
+    let second = store
+        .create_run(&RunParams::default(), RunStatus::Queued)
+        .await
+        .expect("queue");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while store.run(second).await.expect("q").map(|r| r.status) != Some(RunStatus::Done) {
+        assert!(Instant::now() < deadline, "the second run was not taken");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while health(app.clone()).await.0 != 200 {
+        assert!(Instant::now() < deadline, "health did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lab.shut_down();
+    let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// 9. Bad input: the parsers and validators never panic, whatever they get.
+mod bad_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn durations_parse_or_say_why(text in ".{0,40}") {
+            let _ = parse_duration(&text);
+        }
+
+        #[test]
+        fn huge_durations_are_errors(n in 1u64..u64::MAX, unit in prop::sample::select(vec!["", "s", "m", "h", "ms"])) {
+            let text = format!("{n}000000000000{unit}");
+            match parse_duration(&text) {
+                Ok(d) => prop_assert!(d.as_secs_f64() > 0.0),
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
+        }
+
+        #[test]
+        fn concurrency_lists_parse_or_say_why(text in "[0-9, x-]{0,60}") {
+            let _ = parse_concurrencies(&text);
+        }
+
+        #[test]
+        fn launch_forms_validate_without_panicking(
+            scenarios in ".{0,30}", duration in ".{0,12}", interval in ".{0,12}",
+            spawn_rate in ".{0,12}", label in ".{0,300}",
+        ) {
+            let form = app::api::LaunchForm {
+                scenarios, duration, interval, spawn_rate, label,
+                ..app::api::LaunchForm::default()
+            };
+            if let Ok(params) = form.to_params() {
+                prop_assert!(params.validate().is_empty());
+            }
+        }
+
+        #[test]
+        fn chart_windows_are_checked_without_panicking(from in any::<i64>(), to in any::<i64>()) {
+            match mite_perf::lab::views::check_window((from, to)) {
+                Ok((f, t)) => prop_assert!(0 <= f && f <= t),
+                Err(e) => prop_assert_eq!(e.status(), 400),
+            }
+        }
+    }
+}
+
+// 10. What comes out of the database is checked again before it is run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
+    let _ports = PORTS.lock().await;
+    let dir = common::temp_dir("db-command");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    let store = Store::connect(&db_url).await.expect("store");
+    let marker = dir.join("ran");
+    // Written into the queue behind the lab's back.
+    let params = RunParams {
+        concurrencies: vec![1],
+        duration_ms: 2000,
+        target: TargetSpec::Command(format!("touch {}", marker.display())),
+        ..RunParams::default()
+    };
+    let run = store
+        .create_run(&params, RunStatus::Queued)
+        .await
+        .expect("queue");
+    let server = Server::start_with(
+        "db-command",
+        ServeOptions {
+            dir: Some(dir.clone()),
+            db_url: Some(db_url),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let refused = wait_status(&server, run, &["failed", "done"], Duration::from_secs(30)).await;
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("--allow-target-cmd")),
+        "{refused}"
+    );
+    assert!(!marker.exists(), "the command ran");
+    assert!(store.open_processes().await.expect("open").is_empty());
+
+    // A run whose folder (as stored) lies outside the output folder: cleanup
+    // closes it but writes nothing there.
+    let outside = common::temp_dir("outside");
+    let stray = store
+        .create_run(&RunParams::default(), RunStatus::Running)
+        .await
+        .expect("run");
+    store
+        .start_run(
+            stray,
+            &Default::default(),
+            &outside.display().to_string(),
+            u32::MAX - 1,
+        )
+        .await
+        .expect("start");
+    drop(server);
+    let cleanup = Command::new(BIN)
+        .args(["cleanup", "--output-dir"])
+        .arg(dir.join("output"))
+        .env(
+            "MITE_PERF_DATABASE_URL",
+            format!("sqlite://{}/lab.db", dir.display()),
+        )
+        .output()
+        .expect("cleanup");
+    let said = text(&cleanup);
+    assert!(said.contains("outside the output folder"), "{said}");
+    assert!(!outside.join("samples.csv").exists());
+    assert_eq!(
+        final_run(&store, stray).await.status,
+        RunStatus::Interrupted
+    );
+    let _ = std::fs::remove_dir_all(outside);
+}
+
+// 11. SIGTERM to `serve` while a long download is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_serve_stops_the_run_within_seconds_whatever_downloads_are_open() {
+    let _ports = PORTS.lock().await;
+    let dir = common::temp_dir("sigterm-download");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    let store = Store::connect(&db_url).await.expect("store");
+    let big = seed_finished_run(&store, 80_000).await;
+    let mut server = Server::start_with(
+        "sigterm-download",
+        ServeOptions {
+            dir: Some(dir),
+            db_url: Some(db_url),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let live = server
+        .call("launch_run", &launch_form("10", "60s", "stopped"))
+        .await["Queued"]["run_id"]
+        .as_i64()
+        .expect("queued");
+    wait_status(&server, live, &["running"], Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (lines, _downloads) =
+        slow_downloads(server.addr, &format!("/runs/{big}/samples.csv"), 1).await;
+    assert!(lines[0].contains(" 200 "), "{lines:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = mite_perf::store::now_ms();
+    let asked_at = Instant::now();
+    common::signal(server.pid(), nix::sys::signal::Signal::SIGTERM);
+    let status = server.wait(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        asked_at.elapsed() < Duration::from_secs(10),
+        "serve took {:?} to end",
+        asked_at.elapsed()
+    );
+    let run = final_run(&store, live).await;
+    assert_eq!(run.status, RunStatus::Interrupted);
+    let stopped_after = run.ended_at.unwrap_or(i64::MAX) - asked;
+    assert!(
+        stopped_after < 5_000,
+        "the run took {stopped_after} ms to stop"
+    );
+    assert_no_child_left(&store, live).await;
+    assert_ports_free();
+}
+
+// 12. The database URL's password never appears in output or logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_password_is_never_printed() {
+    let pg = Postgres::start();
+    // The test server trusts every connection, so any password works.
+    let with_password = format!("postgres://lab:s3cret-pw@127.0.0.1:{}/postgres", pg.port);
+    let mut server = Server::start_with(
+        "password",
+        ServeOptions {
+            db_url: Some(with_password.clone()),
+            ..ServeOptions::default()
+        },
+    )
+    .await;
+    let log = server.log();
+    assert!(log.contains("lab:***@"), "{log}");
+    server.stop();
+    assert!(!log.contains("s3cret-pw"), "{log}");
+    let unreachable = format!(
+        "postgres://lab:s3cret-pw@127.0.0.1:{}/postgres",
+        common::free_port()
+    );
+    for args in [
+        vec!["cleanup", "--database-url", unreachable.as_str()],
+        vec![
+            "run",
+            "--scenarios",
+            "1",
+            "--database-url",
+            unreachable.as_str(),
+        ],
+        vec!["cleanup", "--database-url", "mysql://root:s3cret-pw@db/lab"],
+    ] {
+        let out = Command::new(BIN).args(&args).output().expect("run");
+        let all = text(&out);
+        assert!(!out.status.success(), "{all}");
+        assert!(all.contains("***"), "the URL is named, redacted: {all}");
+        assert!(!all.contains("s3cret-pw"), "{all}");
+    }
+}
+
+// 13. Database URLs in sqlx's documented forms work.
+#[test]
+fn sqlite_urls_with_a_query_keep_their_file_name() {
+    let dir = common::temp_dir("url-forms");
+    for url in ["sqlite://output/lab.db?mode=rwc", "sqlite:other/lab.db"] {
+        let out = Command::new(BIN)
+            .args(["cleanup", "--database-url", url])
+            .current_dir(&dir)
+            .output()
+            .expect("cleanup");
+        assert!(
+            out.status.success() || out.status.code() == Some(1),
+            "{}",
+            text(&out)
+        );
+        assert!(!text(&out).contains("error"), "{}", text(&out));
+    }
+    assert!(dir.join("output/lab.db").is_file());
+    assert!(dir.join("other/lab.db").is_file());
+    assert!(!dir.join("output/lab.db?mode=rwc").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// 14. The launch form works before hydration: without JavaScript it posts
+//     to the server function and lands on the run's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launch_form_works_without_javascript() {
+    let _ports = PORTS.lock().await;
+    let server = Server::start("no-js").await;
+    let browser = common::Browser::start_with(&["--blink-settings=scriptEnabled=false"]).await;
+    browser.goto(&server.url("/")).await;
+    let form = browser
+        .client
+        .form(fantoccini::Locator::Css("form.launch-form"))
+        .await
+        .expect("the form");
+    for n in [10, 100, 1000] {
+        browser
+            .client
+            .find(fantoccini::Locator::Css(&format!(
+                "input[data-scenario=\"{n}\"]"
+            )))
+            .await
+            .expect("a checkbox")
+            .click()
+            .await
+            .expect("uncheck");
+    }
+    // Typed as a person types (setting values by script needs JavaScript).
+    for (name, value) in [("form[duration]", "3s"), ("form[label]", "no javascript")] {
+        let field = browser
+            .client
+            .find(fantoccini::Locator::Css(&format!("input[name=\"{name}\"]")))
+            .await
+            .expect("a field");
+        field.clear().await.expect("clear");
+        field.send_keys(value).await.expect("type");
+    }
+    form.submit().await.expect("submit");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run_id: i64 = loop {
+        let url = browser.client.current_url().await.expect("the url");
+        if let Some(id) = url
+            .path()
+            .strip_prefix("/runs/")
+            .and_then(|id| id.parse().ok())
+        {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "not on a run page: {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Without scripts the page never hydrated: the form's own post did it.
+    let source = browser.client.source().await.expect("the page");
+    assert!(!source.contains("data-hydrated"), "scripts ran");
+    let run = wait_status(
+        &server,
+        run_id,
+        &["done", "failed"],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(run["status"], "done", "{run}");
+    assert_eq!(run["label"], "no javascript");
+    assert_eq!(run["params"]["concurrencies"], serde_json::json!([1]));
+}
