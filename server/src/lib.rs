@@ -3,7 +3,7 @@
 //! every sample, and reports them as CSV and interactive charts.
 //!
 //! - [`run`] executes a run (scenario after scenario), using
-//!   [`supervisor`] (process groups, two-stage stop), [`sampler`] (sysinfo),
+//!   [`supervisor`] (process groups, two-stage stop), [`sampler`] (CPU and memory from `/proc`),
 //!   [`target`] (the HTTP server under load), [`ports`] (who holds a port)
 //!   and [`os_process`] (facts about processes);
 //! - [`store`] keeps runs and samples (SQLite or PostgreSQL);

@@ -359,7 +359,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })?;
     let wall = started.elapsed().as_secs_f64();
 
-    print_summary(&store, run_id).await?;
+    let measured_cpu_seconds = print_summary(&store, run_id).await?;
     println!(
         "\nrun {run_id}: {}{}",
         outcome.status,
@@ -374,8 +374,18 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("chart:   {}", dir.join("chart.html").display());
     }
     if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
+        // Its share of the CPU of what it measured holds across machines
+        // better than a share of one core.
+        let share = if measured_cpu_seconds > 0.0 {
+            format!(
+                " ({:.2} % of the CPU time of the processes it measured)",
+                cpu_seconds / measured_cpu_seconds * 100.0
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "lab overhead: {:.2} % of one core over {:.0} s, peak RSS {}",
+            "lab overhead: {:.2} % of one core over {:.0} s{share}, peak RSS {}",
             cpu_seconds / wall.max(0.001) * 100.0,
             wall,
             format_mib(peak_rss as i64)
@@ -390,7 +400,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
+/// Prints each scenario's figures; returns the CPU seconds the measured
+/// processes used in all.
+async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<f64> {
+    let mut measured_cpu_seconds = 0.0;
     println!(
         "\n{:<14} {:>10} {:>10} {:>10}  {:<11} {:>9} {:>9} {:>11}",
         "scenario",
@@ -424,6 +437,11 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
         if figures.processes.is_empty() {
             println!("{}", head(true));
         }
+        measured_cpu_seconds += figures
+            .processes
+            .iter()
+            .map(|p| p.mean_cpu / 100.0 * figures.measured_seconds)
+            .sum::<f64>();
         for p in &figures.processes {
             println!(
                 "{}  {:<11} {:>7.1} % {:>7.1} % {:>11}",
@@ -436,7 +454,7 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<()> {
             first = false;
         }
     }
-    Ok(())
+    Ok(measured_cpu_seconds)
 }
 
 async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {

@@ -123,16 +123,17 @@ impl RequestCounter {
     pub fn new(stdout: ChildStdout, ask: Option<ChildStdin>, log: std::fs::File) -> Self {
         let (tx, rx) = watch::channel(None);
         tokio::spawn(async move {
-            let mut log = tokio::fs::File::from_std(log);
+            // A short line a tick: written straight to the file (it lands in
+            // the page cache) rather than through a blocking-pool hop.
+            let mut log = std::io::LineWriter::new(log);
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                let _ = log.write_all(line.as_bytes()).await;
-                let _ = log.write_all(b"\n").await;
+                let _ = writeln!(log, "{line}");
                 if let Some(n) = parse_report_line(&line) {
                     tx.send_replace(Some(n));
                 }
             }
-            let _ = log.flush().await;
+            let _ = log.flush();
         });
         RequestCounter { ask, latest: rx }
     }

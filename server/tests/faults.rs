@@ -357,7 +357,7 @@ async fn seed_finished_run(store: &Store, ticks: i64) -> i64 {
             .write(&[SampleBatch {
                 scenario_id: scenario,
                 samples,
-                figures: figures.figures(1000),
+                figures: Some(figures.figures(1000)),
             }])
             .await
             .expect("write");

@@ -132,7 +132,7 @@ async fn fixture(name: &str) -> Fixture {
             .write(&[SampleBatch {
                 scenario_id,
                 samples,
-                figures: scenario_figures(&all, 1000),
+                figures: Some(scenario_figures(&all, 1000)),
             }])
             .await
             .expect("samples");

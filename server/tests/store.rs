@@ -125,7 +125,7 @@ async fn suite(store: Store) {
             .write(&[SampleBatch {
                 scenario_id: sc1,
                 samples: tick,
-                figures: scenario_figures(&all, 1000),
+                figures: Some(scenario_figures(&all, 1000)),
             }])
             .await
             .expect("write");

@@ -17,9 +17,6 @@ use crate::store::{SampleRow, SampleSource, Store, StoreError};
 pub const HEADER: &str =
     "elapsed,process,cpu,mem,scenario,requests,requests_in_interval,timestamp,pid,concurrency\n";
 
-/// CSV chunks are cut at about this size.
-const CHUNK: usize = 64 * 1024;
-
 /// Milliseconds as seconds with three decimals (`2.500`), exactly.
 fn push_millis(out: &mut Vec<u8>, ms: i64) {
     let mut digits = itoa::Buffer::new();
@@ -37,6 +34,27 @@ fn push_millis(out: &mut Vec<u8>, ms: i64) {
     ]);
 }
 
+/// A number with two decimals, exactly as `format!("{:.2}")` writes it:
+/// integer arithmetic where the rounding is plain, the formatter itself
+/// where the value sits too near a half to tell.
+fn push_hundredths(out: &mut Vec<u8>, x: f64) {
+    let scaled = x * 100.0;
+    let frac = scaled - scaled.floor();
+    if !(x.is_finite() && x.abs() < 1e12) || (frac - 0.5).abs() < 1e-6 {
+        let _ = write!(out, "{x:.2}");
+        return;
+    }
+    let hundredths = scaled.round() as i64;
+    // `-0.004` is written `-0.00`, as the formatter writes it.
+    if x.is_sign_negative() {
+        out.push(b'-');
+    }
+    let n = hundredths.unsigned_abs();
+    out.extend_from_slice(itoa::Buffer::new().format(n / 100).as_bytes());
+    let frac = n % 100;
+    out.extend_from_slice(&[b'.', b'0' + (frac / 10) as u8, b'0' + (frac % 10) as u8]);
+}
+
 fn push_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
@@ -51,8 +69,7 @@ pub fn push_line(out: &mut Vec<u8>, scenario: &str, concurrency: i64, s: &Sample
     out.push(b',');
     out.extend_from_slice(s.process.as_str().as_bytes());
     out.push(b',');
-    // Two decimals, rounded as Rust's formatting rounds.
-    let _ = write!(out, "{:.2}", s.cpu);
+    push_hundredths(out, s.cpu);
     out.push(b',');
     push_int(out, s.mem);
     out.push(b',');
@@ -81,8 +98,8 @@ pub fn line(row: &SampleRow) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The CSV of `source` (header first) as chunks of about 64 KiB, streamed
-/// from the database: memory stays flat whatever the run's size.
+/// The CSV of `source` (header first) as chunks, one per batch the store
+/// reads, streamed from the database: memory stays flat whatever the run's size.
 pub fn chunks(
     store: &Store,
     source: SampleSource,
@@ -90,38 +107,20 @@ pub fn chunks(
     let store = store.clone();
     futures_util::stream::once(async move {
         let names: HashMap<i64, (String, i64)> = store.scenario_names(source).await?;
-        let rows = store.sample_stream(source);
-        let mut chunk = Vec::with_capacity(CHUNK + 256);
-        chunk.extend_from_slice(HEADER.as_bytes());
-        Ok::<_, StoreError>(futures_util::stream::unfold(
-            (rows, chunk, names, false),
-            |(mut rows, mut chunk, names, done)| async move {
-                if done {
-                    return None;
-                }
-                loop {
-                    match rows.next().await {
-                        Some(Ok((id, sample))) => {
-                            let (name, concurrency) = names
-                                .get(&id)
-                                .map(|(n, c)| (n.as_str(), *c))
-                                .unwrap_or(("?", 0));
-                            push_line(&mut chunk, name, concurrency, &sample);
-                            if chunk.len() >= CHUNK {
-                                let full =
-                                    std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 256));
-                                return Some((Ok(full), (rows, chunk, names, false)));
-                            }
-                        }
-                        Some(Err(e)) => return Some((Err(e), (rows, chunk, names, true))),
-                        None => {
-                            let last = std::mem::take(&mut chunk);
-                            return Some((Ok(last), (rows, chunk, names, true)));
-                        }
-                    }
-                }
-            },
-        ))
+        let header = futures_util::stream::once(async { Ok(HEADER.as_bytes().to_vec()) });
+        let lines = store.sample_batches(source).map(move |batch| {
+            let batch = batch?;
+            let mut chunk = Vec::with_capacity(batch.len() * 80);
+            for (id, sample) in &batch {
+                let (name, concurrency) = names
+                    .get(id)
+                    .map(|(n, c)| (n.as_str(), *c))
+                    .unwrap_or(("?", 0));
+                push_line(&mut chunk, name, concurrency, sample);
+            }
+            Ok(chunk)
+        });
+        Ok::<_, StoreError>(header.chain(lines))
     })
     .flat_map(|made| match made {
         Ok(stream) => stream.boxed(),
@@ -189,6 +188,56 @@ mod tests {
             "2.500,http,12.35,1048576,scenario10,9000,3000,1700000000.250,7,10\n"
         );
         assert!(HEADER.starts_with("elapsed,process,cpu,mem,scenario,requests,"));
+    }
+
+    #[test]
+    fn hundredths_are_written_as_the_formatter_writes_them() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.005,
+            0.015,
+            0.125,
+            0.375,
+            1.005,
+            12.345,
+            99.995,
+            100.0,
+            -7.25349,
+            104.04999999,
+            1e12,
+            1e-9,
+            -0.004,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        // And a spread of ordinary CPU readings.
+        let mut x = 0.0f64;
+        while x < 400.0 {
+            values.push(x);
+            x += 0.0137;
+        }
+        for v in values {
+            let mut out = Vec::new();
+            push_hundredths(&mut out, v);
+            assert_eq!(String::from_utf8_lossy(&out), format!("{v:.2}"), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hundredths_match_the_formatter_for_any_number(v in proptest::num::f64::ANY) {
+            let mut out = Vec::new();
+            push_hundredths(&mut out, v);
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&out), format!("{v:.2}"));
+        }
+
+        #[test]
+        fn millis_match_the_formatter(ms in -1_000_000_000_000_000i64..1_000_000_000_000_000) {
+            let mut out = Vec::new();
+            push_millis(&mut out, ms);
+            proptest::prop_assert_eq!(String::from_utf8_lossy(&out), format!("{:.3}", ms as f64 / 1000.0));
+        }
     }
 
     #[test]

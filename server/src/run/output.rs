@@ -76,9 +76,7 @@ pub fn environment(mite: &MiteEnv) -> RunEnvironment {
     RunEnvironment {
         mite_version: mite.mite_version.clone(),
         python_version: mite.python_version.clone(),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
+        host: sysinfo::System::host_name().unwrap_or_default(),
         cores: std::thread::available_parallelism()
             .map(|n| n.get() as i64)
             .unwrap_or(1),

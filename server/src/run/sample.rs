@@ -115,6 +115,7 @@ pub async fn sample(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let deadline = start + ctx.duration + ctx.controller_grace;
     let interval_ms = ctx.interval.as_millis() as i64;
+    let figures_every = (1000 / interval_ms.max(1)).max(1) as u64;
     let mut ticks: u64 = 0;
     loop {
         tokio::select! {
@@ -132,11 +133,14 @@ pub async fn sample(
         for s in &samples {
             figures.add(s);
         }
+        // The live figures go with the samples about once a second (the
+        // final ones are stored when the scenario ends).
+        let with_figures = ticks == 1 || ticks.is_multiple_of(figures_every);
         ctx.sink
             .push(SampleBatch {
                 scenario_id: ctx.scenario_id,
                 samples,
-                figures: figures.figures(interval_ms),
+                figures: with_figures.then(|| figures.figures(interval_ms)),
             })
             .map_err(|overflow| Failure::new(overflow.to_string()))?;
         ctx.observer.event(RunEvent::Tick {

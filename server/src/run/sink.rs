@@ -17,6 +17,9 @@ use crate::store::{SampleBatch, SampleWriter};
 const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// Batches written together when catching up.
 const BATCHES_PER_WRITE: usize = 64;
+/// Samples wait at most this long to be written together: one transaction
+/// a second at most, whatever the sampling interval.
+const GATHER_FOR: Duration = Duration::from_secs(1);
 
 /// Samples waiting to be stored: more than the bound allows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +38,10 @@ pub struct Overflow {
 struct Backlog {
     batches: VecDeque<SampleBatch>,
     samples: usize,
+    /// When the oldest batch waiting arrived.
+    oldest: Option<Instant>,
+    /// Write what waits now (a flush asked for it).
+    now: bool,
     /// Since when writes fail, and the latest error.
     outage: Option<(Instant, String)>,
 }
@@ -101,7 +108,14 @@ impl SampleSink {
         }
         backlog.samples = waiting;
         backlog.batches.push_back(batch);
+        let first = backlog.oldest.is_none();
+        backlog.oldest.get_or_insert_with(Instant::now);
         drop(backlog);
+        if !first {
+            // The writer already waits to gather this one in.
+            self.shared.waiting.send_replace(waiting);
+            return Ok(());
+        }
         self.shared.waiting.send_replace(waiting);
         self.shared.wake.notify_one();
         Ok(())
@@ -115,9 +129,12 @@ impl SampleSink {
     /// Waits until every queued sample is stored, up to `timeout`; says how
     /// many could not be stored and why.
     pub async fn flush(&self, timeout: Duration) -> Result<(), String> {
+        self.shared.lock().now = true;
+        self.shared.wake.notify_one();
         let mut waiting = self.shared.waiting.subscribe();
         let drained = tokio::time::timeout(timeout, waiting.wait_for(|n| *n == 0)).await;
         if matches!(drained, Ok(Ok(_))) {
+            self.shared.lock().now = false;
             return Ok(());
         }
         let backlog = self.shared.lock();
@@ -143,6 +160,25 @@ impl SampleSink {
 
 async fn write_loop(writer: SampleWriter, shared: Arc<Shared>, stop: CancellationToken) {
     loop {
+        // Gather a second's worth of ticks into one transaction, unless a
+        // flush or the end asks for them now.
+        let gather_until = {
+            let backlog = shared.lock();
+            backlog
+                .oldest
+                .filter(|_| !backlog.now && !stop.is_cancelled())
+                .map(|oldest| oldest + GATHER_FOR)
+        };
+        if let Some(until) = gather_until {
+            if until > Instant::now() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                    _ = shared.wake.notified() => {}
+                    _ = stop.cancelled() => {}
+                }
+                continue;
+            }
+        }
         let batches: Vec<SampleBatch> = shared
             .lock()
             .batches
@@ -167,6 +203,10 @@ async fn write_loop(writer: SampleWriter, shared: Arc<Shared>, stop: Cancellatio
                     let written: usize = batches.iter().map(|b| b.samples.len()).sum();
                     backlog.batches.drain(..batches.len());
                     backlog.samples = backlog.samples.saturating_sub(written);
+                    if backlog.batches.is_empty() {
+                        backlog.oldest = None;
+                        backlog.now = false;
+                    }
                     if let Some((since, _)) = backlog.outage.take() {
                         tracing::warn!(
                             "the database is back after {:.1} s; stored the samples that waited",

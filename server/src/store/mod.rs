@@ -6,6 +6,7 @@
 //! Queries go to the concrete driver of the backend (no `Any` driver): the
 //! same SQL serves both, written once and run through [`with_pool!`].
 
+mod bulk;
 mod processes;
 mod runs;
 mod samples;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use bulk::SampleRows;
 pub use processes::NewProcess;
 pub use processes::ProcessRecord;
 pub use runs::{RunEnvironment, RunRecord};
@@ -49,6 +51,8 @@ pub enum StoreError {
     Invalid(String),
     #[error("cannot write: {0}")]
     Write(#[source] std::io::Error),
+    #[error("cannot read the samples: {0}")]
+    Read(#[from] rusqlite::Error),
 }
 
 impl StoreError {
@@ -57,6 +61,14 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         let sql = match self {
             StoreError::Connect(_) => return true,
+            StoreError::Read(rusqlite::Error::SqliteFailure(e, _)) => {
+                return matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+            }
             StoreError::Query(e) => e,
             _ => return false,
         };

@@ -11,48 +11,6 @@ use super::{parse_text, with_pool, Pool, Result, Store, StoreError};
 use crate::figures::ScenarioFigures;
 use crate::model::Sample;
 
-/// Reads the rows of `$sql` (bound to `$id`) from `$pool` and sends them
-/// through `$tx` in batches; the same code for either backend's pool.
-macro_rules! send_rows {
-    ($pool:expr, $sql:expr, $id:expr, $tx:expr) => {{
-        let mut conn = match $pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                let _ = $tx.send(Err(e.into())).await;
-                return;
-            }
-        };
-        let mut rows = sqlx::query_as::<_, SampleDbRow>(&$sql)
-            .bind($id)
-            .fetch(&mut *conn);
-        let mut batch = Vec::with_capacity(ROW_BATCH);
-        while let Some(row) = rows.next().await {
-            match row
-                .map_err(StoreError::from)
-                .and_then(SampleDbRow::into_sample)
-            {
-                Ok(item) => batch.push(item),
-                Err(e) => {
-                    let _ = $tx.send(Err(e)).await;
-                    return;
-                }
-            }
-            if batch.len() == ROW_BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(ROW_BATCH));
-                if $tx.send(Ok(full)).await.is_err() {
-                    return;
-                }
-            }
-        }
-        if !batch.is_empty() {
-            let _ = $tx.send(Ok(batch)).await;
-        }
-    }};
-}
-
-/// Rows travel from the reading task in batches of this many.
-const ROW_BATCH: usize = 1024;
-
 /// Whose samples to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleSource {
@@ -103,19 +61,20 @@ impl SampleDbRow {
 const SAMPLE_COLUMNS: &str = "s.scenario_id, s.process, s.pid, s.at_ms, s.elapsed_ms, s.cpu, \
      s.mem, s.requests, s.requests_in_interval";
 
-fn source_query(source: SampleSource) -> (String, i64) {
+/// The query of a source's samples, in order (`$1` is the id).
+pub(super) fn source_query(source: SampleSource) -> (String, i64) {
     match source {
         SampleSource::Run(id) => (
             format!(
                 "SELECT {SAMPLE_COLUMNS} FROM samples s JOIN scenarios sc ON sc.id = s.scenario_id \
-                 WHERE sc.run_id = $1 ORDER BY sc.position, s.elapsed_ms, s.process"
+                 WHERE sc.run_id = $1 ORDER BY sc.position, s.elapsed_ms, s.process, s.pid"
             ),
             id,
         ),
         SampleSource::Scenario(id) => (
             format!(
                 "SELECT {SAMPLE_COLUMNS} FROM samples s WHERE s.scenario_id = $1 \
-                 ORDER BY s.elapsed_ms, s.process"
+                 ORDER BY s.elapsed_ms, s.process, s.pid"
             ),
             id,
         ),
@@ -131,18 +90,7 @@ fn samples(rows: Vec<SampleDbRow>) -> Result<Vec<Sample>> {
 impl Store {
     /// Streams samples (with their scenario's id) without loading them all.
     pub fn sample_stream(&self, source: SampleSource) -> BoxStream<'static, Result<(i64, Sample)>> {
-        let (sql, id) = source_query(source);
-        let pool = self.pool.clone();
-        // The reading task owns its pool handle and query text, so the stream
-        // can outlive the borrow of the store (a download streams on).
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<(i64, Sample)>>>(4);
-        tokio::spawn(async move {
-            match pool {
-                Pool::Sqlite(pool) => send_rows!(pool, sql, id, tx),
-                Pool::Postgres(pool) => send_rows!(pool, sql, id, tx),
-            }
-        });
-        tokio_stream_from(rx)
+        self.sample_batches(source)
             .map_ok(|batch| futures_util::stream::iter(batch.into_iter().map(Ok)))
             .try_flatten()
             .boxed()
@@ -209,7 +157,7 @@ impl Store {
     ) -> Result<Vec<Sample>> {
         let sql = format!(
             "SELECT {SAMPLE_COLUMNS} FROM samples s WHERE s.scenario_id = $1 \
-             AND s.elapsed_ms >= $2 AND s.elapsed_ms <= $3 ORDER BY s.elapsed_ms, s.process"
+             AND s.elapsed_ms >= $2 AND s.elapsed_ms <= $3 ORDER BY s.elapsed_ms, s.process, s.pid"
         );
         let rows: Vec<SampleDbRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(scenario_id)
@@ -224,7 +172,7 @@ impl Store {
     pub async fn latest_samples(&self, scenario_id: i64) -> Result<Vec<Sample>> {
         let sql = format!(
             "SELECT {SAMPLE_COLUMNS} FROM samples s WHERE s.scenario_id = $1 AND s.elapsed_ms = \
-             (SELECT MAX(elapsed_ms) FROM samples WHERE scenario_id = $1) ORDER BY s.process"
+             (SELECT MAX(elapsed_ms) FROM samples WHERE scenario_id = $1) ORDER BY s.process, s.pid"
         );
         let rows: Vec<SampleDbRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(scenario_id)
@@ -271,19 +219,18 @@ impl Store {
     }
 }
 
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> BoxStream<'static, T> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
-}
-
-/// One tick's samples of a scenario, with the scenario's figures so far.
+/// One tick's samples of a scenario, with the scenario's figures so far
+/// when they are to be stored too.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleBatch {
     pub scenario_id: i64,
     pub samples: Vec<Sample>,
-    pub figures: ScenarioFigures,
+    pub figures: Option<ScenarioFigures>,
 }
+
+/// Rows per INSERT statement (9 values each, well under SQLite's and
+/// PostgreSQL's limits on bound values).
+const ROWS_PER_INSERT: usize = 500;
 
 /// Writes a run's samples on a connection of its own: the samples and the
 /// scenario's figures so far together, in one transaction.
@@ -298,36 +245,67 @@ impl SampleWriter {
     }
 
     /// Stores the batches (in order) in one transaction: all or none.
+    /// Writing a batch again stores nothing twice.
     pub async fn write(&self, batches: &[SampleBatch]) -> Result<()> {
-        let mut figures = Vec::with_capacity(batches.len());
+        let rows: Vec<(i64, &Sample)> = batches
+            .iter()
+            .flat_map(|b| b.samples.iter().map(move |s| (b.scenario_id, s)))
+            .collect();
+        // The figures so far of each scenario written: the latest batch's.
+        let mut figures: Vec<(i64, &ScenarioFigures)> = Vec::new();
         for batch in batches {
-            figures.push(serde_json::to_string(&batch.figures)?);
+            if let Some(f) = &batch.figures {
+                figures.retain(|(id, _)| *id != batch.scenario_id);
+                figures.push((batch.scenario_id, f));
+            }
         }
+        let figures: Vec<(i64, i64, String)> = figures
+            .into_iter()
+            .map(|(id, f)| Ok((id, f.total_requests, serde_json::to_string(f)?)))
+            .collect::<Result<_>>()?;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for (batch, figures_json) in batches.iter().zip(&figures) {
-                for s in &batch.samples {
-                    sqlx::query(
-                        "INSERT INTO samples (scenario_id, process, pid, at_ms, elapsed_ms, cpu, \
-                         mem, requests, requests_in_interval) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                    )
-                    .bind(batch.scenario_id)
-                    .bind(s.process.as_str())
-                    .bind(s.pid)
-                    .bind(s.at_ms)
-                    .bind(s.elapsed_ms)
-                    .bind(s.cpu)
-                    .bind(s.mem)
-                    .bind(s.requests)
-                    .bind(s.requests_in_interval)
-                    .execute(&mut *tx)
-                    .await?;
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut sql = String::from(
+                    "INSERT INTO samples (scenario_id, process, pid, at_ms, elapsed_ms, cpu, mem, \
+                     requests, requests_in_interval) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    let b = i * 9;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for j in 1..=9 {
+                        if j > 1 {
+                            sql.push_str(", ");
+                        }
+                        sql.push('$');
+                        sql.push_str(itoa::Buffer::new().format(b + j));
+                    }
+                    sql.push(')');
                 }
+                sql.push_str(" ON CONFLICT DO NOTHING");
+                let mut query = sqlx::query(&sql);
+                for (scenario_id, s) in chunk {
+                    query = query
+                        .bind(*scenario_id)
+                        .bind(s.process.as_str())
+                        .bind(s.pid)
+                        .bind(s.at_ms)
+                        .bind(s.elapsed_ms)
+                        .bind(s.cpu)
+                        .bind(s.mem)
+                        .bind(s.requests)
+                        .bind(s.requests_in_interval);
+                }
+                query.execute(&mut *tx).await?;
+            }
+            for (scenario_id, total, json) in &figures {
                 sqlx::query("UPDATE scenarios SET figures = $1, total_requests = $2 WHERE id = $3")
-                    .bind(figures_json)
-                    .bind(batch.figures.total_requests)
-                    .bind(batch.scenario_id)
+                    .bind(json)
+                    .bind(*total)
+                    .bind(*scenario_id)
                     .execute(&mut *tx)
                     .await?;
             }
