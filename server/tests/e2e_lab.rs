@@ -235,6 +235,14 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
         )
         .await;
     // Zoom in and hide a series: new points keep arriving, the choices stay.
+    browser
+        .wait_for(
+            "the first chart's target series",
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.chart'));
+               return !!c && (c.getOption().series || []).some(s => s.name === 'http' && s.data.length >= 2);"#,
+            Duration::from_secs(30),
+        )
+        .await;
     let points_before = browser
         .eval(
             r#"const c = echarts.getInstanceByDom(document.querySelector('.chart'));
