@@ -14,6 +14,7 @@
 pub use app::{figures, model};
 
 pub mod cleanup;
+pub mod compare;
 pub mod lab;
 pub mod mite_env;
 pub mod os_process;
