@@ -5,9 +5,12 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::builds::MiteBuild;
+use crate::compare::ComparisonReport;
 pub use crate::error::LabError;
 use crate::figures::ScenarioFigures;
 use crate::model::{FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus};
+use crate::provenance::Provenance;
 
 /// A run in the history list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +73,9 @@ pub struct ScenarioView {
     pub latest: Vec<ProcessNow>,
     /// Processes whose log can be downloaded.
     pub logs: Vec<String>,
+    /// Which of the run's builds it measured, and which repeat (from 0).
+    pub build_index: i64,
+    pub repeat_index: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +95,10 @@ pub struct RunView {
     pub error: Option<String>,
     pub queue_position: Option<usize>,
     pub scenarios: Vec<ScenarioView>,
+    /// What it measured (builds, machine, target, scenario source).
+    pub provenance: Option<Provenance>,
+    /// The baseline run of its label, if the label has one.
+    pub baseline_run: Option<i64>,
 }
 
 /// One chart: a DOM id and an ECharts option built on the server with charming.
@@ -160,6 +170,10 @@ pub struct LaunchForm {
     pub interval: String,
     pub label: String,
     pub launched_by: String,
+    /// mite builds, comma separated: `pinned`, versions (`2.10.0`).
+    pub mite: String,
+    /// Times each scenario runs with each build.
+    pub repeat: String,
 }
 
 impl Default for LaunchForm {
@@ -172,6 +186,8 @@ impl Default for LaunchForm {
             interval: "1s".into(),
             label: String::new(),
             launched_by: String::new(),
+            mite: "pinned".into(),
+            repeat: "1".into(),
         }
     }
 }
@@ -219,10 +235,27 @@ impl LaunchForm {
             );
             0
         });
+        let mite = MiteBuild::parse_list(&self.mite).unwrap_or_else(|e| {
+            field("mite", e);
+            vec![]
+        });
+        let repeats = self.repeat.trim().parse::<u32>().unwrap_or_else(|_| {
+            field(
+                "repeat",
+                format!("`{}` is not a whole number", self.repeat.trim()),
+            );
+            0
+        });
         if !errors.is_empty() {
             return Err(errors);
         }
         let params = RunParams {
+            mite: if mite == [MiteBuild::Pinned] {
+                vec![]
+            } else {
+                mite
+            },
+            repeats,
             label: self.label.trim().to_string(),
             launched_by: self.launched_by.trim().to_string(),
             concurrencies,
@@ -275,6 +308,17 @@ pub trait LabApi: Send + Sync {
     ) -> BoxFuture<'_, Result<ChartPoints, LabError>>;
     fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>>;
     fn cleanup(&self) -> BoxFuture<'_, Result<String, LabError>>;
+    /// The mite builds this lab host has installed.
+    fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>>;
+    /// `sides` as `12,15` or `12:1,12:2`; `threshold` as `5%`.
+    fn compare(
+        &self,
+        sides: String,
+        threshold: Option<String>,
+    ) -> BoxFuture<'_, Result<ComparisonReport, LabError>>;
+    /// The sides' charts overlaid, per concurrency.
+    fn compare_charts(&self, sides: String) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>>;
+    fn mark_baseline(&self, run_id: i64) -> BoxFuture<'_, Result<String, LabError>>;
 }
 
 #[cfg(feature = "ssr")]
@@ -363,6 +407,35 @@ pub async fn cleanup_ports() -> Result<String, LabError> {
     lab()?.cleanup().await
 }
 
+/// The mite builds the lab host already has (`pinned`, then versions).
+#[server(endpoint = "get_builds")]
+pub async fn get_builds() -> Result<Vec<String>, LabError> {
+    lab()?.builds().await
+}
+
+/// Two runs (or two builds of one run) compared: `runs` is `12,15` (base
+/// first) or `12:1,12:2`.
+#[server(endpoint = "compare_runs")]
+pub async fn compare_runs(
+    runs: String,
+    threshold: Option<String>,
+) -> Result<ComparisonReport, LabError> {
+    lab()?.compare(runs, threshold).await
+}
+
+/// The compared runs' charts on one elapsed-time axis (requests/s, runner
+/// CPU, RSS per process), per concurrency.
+#[server(endpoint = "get_compare_charts")]
+pub async fn get_compare_charts(runs: String) -> Result<Vec<ChartSpec>, LabError> {
+    lab()?.compare_charts(runs).await
+}
+
+/// Makes a run the baseline of its label; returns the label.
+#[server(endpoint = "mark_baseline")]
+pub async fn mark_baseline(run_id: i64) -> Result<String, LabError> {
+    lab()?.mark_baseline(run_id).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,10 +450,28 @@ mod tests {
             interval: "1s".into(),
             label: String::new(),
             launched_by: String::new(),
+            mite: "2.10.0,latest".into(),
+            repeat: "three".into(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["scenarios", "duration", "spawn_rate"]);
+        assert_eq!(
+            fields,
+            ["scenarios", "duration", "spawn_rate", "mite", "repeat"]
+        );
+        let builds = LaunchForm {
+            mite: "pinned, 2.10.0".into(),
+            repeat: "3".into(),
+            ..LaunchForm::default()
+        }
+        .to_params()
+        .expect("valid");
+        assert_eq!(builds.builds().len(), 2);
+        assert_eq!(builds.repeats, 3);
+        assert_eq!(
+            LaunchForm::default().to_params().map(|p| p.mite),
+            Ok(vec![])
+        );
         let form = LaunchForm {
             interval: "10ms".into(),
             ..LaunchForm::default()

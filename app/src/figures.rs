@@ -10,6 +10,9 @@ pub struct ProcessFigures {
     pub mean_cpu: f64,
     pub peak_cpu: f64,
     pub peak_rss: i64,
+    /// Mean RSS over the samples (absent in figures stored before it was kept).
+    #[serde(default)]
+    pub mean_rss: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +26,63 @@ pub struct ScenarioFigures {
     pub requests_per_runner_cpu_second: Option<f64>,
     /// In [`ProcessKind::ALL`] order, for the processes that were sampled.
     pub processes: Vec<ProcessFigures>,
+    /// The same figures over the scenario's steady window (set when it
+    /// ended; absent for scenarios too short to have one, and for figures
+    /// stored before it was kept).
+    #[serde(default)]
+    pub steady: Option<SteadyFigures>,
+}
+
+/// Throughput over a scenario's steady window: from the end of the first
+/// interval in which the target served requests to the start of the last
+/// one. Mite's start-up (imports, runners connecting) and wind-down are
+/// left out, so repeats of the same build agree far better than over the
+/// whole scenario, and comparisons rest on these figures.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SteadyFigures {
+    pub seconds: f64,
+    pub requests_per_second: f64,
+    /// Requests served per second of the runner's CPU time in the window.
+    pub requests_per_runner_cpu_second: Option<f64>,
+}
+
+/// The steady window's figures of a scenario's samples (any order).
+pub fn steady_figures(samples: &[Sample]) -> Option<SteadyFigures> {
+    let mut http: Vec<(i64, i64)> = samples
+        .iter()
+        .filter(|s| s.process == ProcessKind::Http)
+        .filter_map(|s| Some((s.elapsed_ms, s.requests?)))
+        .collect();
+    http.sort_unstable();
+    let first = http.iter().position(|&(_, r)| r > 0)?;
+    // The last interval that served requests ends at `last`; it may be
+    // partial, so the window ends where it began.
+    let last = (1..http.len()).rev().find(|&i| http[i].1 > http[i - 1].1)?;
+    let end = last - 1;
+    if end <= first {
+        return None;
+    }
+    let (t0, r0) = http[first];
+    let (t1, r1) = http[end];
+    let seconds = (t1 - t0) as f64 / 1000.0;
+    let requests = (r1 - r0) as f64;
+    let mut runner: Vec<(i64, f64)> = samples
+        .iter()
+        .filter(|s| s.process == ProcessKind::Runner)
+        .map(|s| (s.elapsed_ms, s.cpu))
+        .collect();
+    runner.sort_by_key(|&(t, _)| t);
+    // Each reading is the CPU share over the interval that ends at it.
+    let cpu_seconds: f64 = runner
+        .windows(2)
+        .filter(|w| w[1].0 > t0 && w[1].0 <= t1)
+        .map(|w| w[1].1 / 100.0 * (w[1].0 - w[0].0) as f64 / 1000.0)
+        .sum();
+    Some(SteadyFigures {
+        seconds,
+        requests_per_second: requests / seconds,
+        requests_per_runner_cpu_second: (cpu_seconds > 0.0).then(|| requests / cpu_seconds),
+    })
 }
 
 /// Figures for one scenario's samples (in time order), sampled every `interval_ms`.
@@ -41,6 +101,8 @@ struct ProcessTotals {
     cpu_sum: f64,
     peak_cpu: f64,
     peak_rss: i64,
+    #[serde(default)]
+    rss_sum: f64,
 }
 
 /// A scenario's figures kept as samples arrive, so they cost the same to
@@ -81,6 +143,7 @@ impl RunningFigures {
             totals.cpu_sum += s.cpu;
             totals.peak_cpu = totals.peak_cpu.max(s.cpu);
             totals.peak_rss = totals.peak_rss.max(s.mem);
+            totals.rss_sum += s.mem as f64;
         }
     }
 
@@ -109,9 +172,11 @@ impl RunningFigures {
                         mean_cpu: t.cpu_sum / t.samples as f64,
                         peak_cpu: t.peak_cpu,
                         peak_rss: t.peak_rss,
+                        mean_rss: Some((t.rss_sum / t.samples as f64).round() as i64),
                     })
                 })
                 .collect(),
+            steady: None,
         }
     }
 }
@@ -157,6 +222,36 @@ mod tests {
         assert_eq!(f.processes[0].mean_cpu, 15.0);
         assert_eq!(f.processes[1].peak_cpu, 100.0);
         assert_eq!(f.processes[1].peak_rss, 300);
+        assert_eq!(f.processes[1].mean_rss, Some(250));
+    }
+
+    #[test]
+    fn the_steady_window_leaves_out_start_up_and_wind_down() {
+        // Ticks of 1 s: nothing served for 2 s (imports), a partial first
+        // interval (300), full ones of 1000, a partial last one (400), then
+        // idle while mite ends. The runner burns 100 % while importing.
+        let served = [0, 0, 300, 1000, 1000, 1000, 1000, 400, 0, 0];
+        let mut total = 0;
+        let mut samples = Vec::new();
+        for (i, n) in served.iter().enumerate() {
+            let t = (i as i64 + 1) * 1000;
+            total += n;
+            samples.push(sample(ProcessKind::Http, t, 5.0, 10, Some((total, *n))));
+            let cpu = if i < 2 { 100.0 } else { 50.0 };
+            samples.push(sample(ProcessKind::Runner, t, cpu, 10, None));
+        }
+        let steady = steady_figures(&samples).expect("a steady window");
+        // From t=3 s (300 served) to t=7 s (the start of the last interval).
+        assert_eq!(steady.seconds, 4.0);
+        assert_eq!(steady.requests_per_second, 1000.0);
+        // 4 intervals at 50 % of a core: 2 CPU-seconds for 4000 requests.
+        assert_eq!(steady.requests_per_runner_cpu_second, Some(2000.0));
+        // Over the whole scenario the start-up drags both down.
+        let whole = scenario_figures(&samples, 1000);
+        assert!(whole.mean_requests_per_second < 500.0);
+        // Too short to have a window.
+        assert_eq!(steady_figures(&samples[..6]), None);
+        assert_eq!(steady_figures(&[]), None);
     }
 
     #[test]

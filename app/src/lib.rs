@@ -2,16 +2,22 @@
 //!
 //! - [`model`]: what a run asks for and the states it goes through;
 //! - [`figures`]: per-scenario summaries computed from samples;
+//! - [`builds`]: which mite builds a run measures, in which order;
+//! - [`provenance`]: what a run measured (builds, machine, target, scenario);
+//! - [`compare`]: figures over repeats and their verdicts;
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
 //! - [`pages`]: the Leptos pages (launch, runs, run detail, ports).
 
 pub mod api;
+pub mod builds;
 pub mod charts;
+pub mod compare;
 pub mod error;
 pub mod figures;
 pub mod format;
 pub mod model;
 pub mod pages;
+pub mod provenance;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Stylesheet, Title};
@@ -50,6 +56,7 @@ pub fn App() -> impl IntoView {
                 <nav>
                     <A href="/">"Launch"</A>
                     <A href="/runs">"Runs"</A>
+                    <A href="/compare">"Compare"</A>
                     <A href="/ports">"Ports"</A>
                 </nav>
             </header>
@@ -59,6 +66,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs") view=pages::runs::RunsPage/>
                     <Route path=path!("/runs/:id") view=pages::run::RunPage/>
                     <Route path=path!("/ports") view=pages::ports::PortsPage/>
+                    <Route path=path!("/compare") view=pages::compare::ComparePage/>
                 </Routes>
             </main>
         </Router>

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::builds::{self, MiteBuild, Slot};
+
 /// The smallest sampling interval the lab accepts.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The most scenarios one run may have.
 pub const MAX_SCENARIOS: usize = 50;
+/// The most scenarios one run may have counting builds and repeats.
+pub const MAX_RUN_SCENARIOS: usize = 400;
 /// The largest concurrency the lab accepts for one scenario.
 pub const MAX_CONCURRENCY: u32 = 100_000;
 /// The longest scenario the lab accepts.
@@ -54,6 +58,16 @@ pub struct RunParams {
     pub scenario: ScenarioSpec,
     /// Collector data kept per scenario, in MiB (oldest files go first). 0 keeps none.
     pub collector_keep_mib: u64,
+    /// The mite builds measured, taking turns; none means the pinned one.
+    #[serde(default)]
+    pub mite: Vec<MiteBuild>,
+    /// How many times each scenario runs with each build.
+    #[serde(default = "one")]
+    pub repeats: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl Default for RunParams {
@@ -68,6 +82,8 @@ impl Default for RunParams {
             target: TargetSpec::Builtin,
             scenario: ScenarioSpec::Builtin,
             collector_keep_mib: 100,
+            mite: vec![],
+            repeats: 1,
         }
     }
 }
@@ -92,6 +108,20 @@ impl RunParams {
 
     pub fn interval(&self) -> Duration {
         Duration::from_millis(self.interval_ms)
+    }
+
+    /// The builds measured (the pinned one when none is named).
+    pub fn builds(&self) -> Vec<MiteBuild> {
+        if self.mite.is_empty() {
+            vec![MiteBuild::Pinned]
+        } else {
+            self.mite.clone()
+        }
+    }
+
+    /// Every scenario of the run, in the order they run.
+    pub fn slots(&self) -> Vec<Slot> {
+        builds::plan(&self.concurrencies, self.builds().len(), self.repeats)
     }
 
     /// Every problem with these parameters; empty when they can run.
@@ -141,6 +171,19 @@ impl RunParams {
                 format!(
                     "{} is out of range: use 100 ms to 60 s",
                     format_duration(self.interval())
+                ),
+            );
+        }
+        for (field, message) in builds::validate(&self.mite, self.repeats) {
+            err(field, message);
+        }
+        let total = self.concurrencies.len() * self.builds().len() * self.repeats as usize;
+        if total > MAX_RUN_SCENARIOS {
+            err(
+                "repeat",
+                format!(
+                    "{total} scenarios (concurrencies × builds × repeats) is too many for one \
+                     run: use at most {MAX_RUN_SCENARIOS}"
                 ),
             );
         }

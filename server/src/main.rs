@@ -11,14 +11,17 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use app::builds::MiteBuild;
 use app::format::mib as format_mib;
 use mite_perf::cleanup;
+use mite_perf::compare::{self, format::Format, sides::SideSpec};
+use mite_perf::mite_env::builds::BuildCache;
 use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
     format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
 use mite_perf::run::{execute_run, LabSetup, RunLimits, RunPolicy};
-use mite_perf::store::{redact_url, Store};
+use mite_perf::store::{redact_url, Store, StoreError};
 
 /// Measures how the mite load-testing framework performs.
 ///
@@ -46,6 +49,16 @@ enum Command {
     /// Serve the browser lab: launch runs, watch them live, browse history,
     /// charts and CSV downloads. Runs queue and take turns.
     Serve(ServeArgs),
+    /// Compare two runs (or two builds of one run) figure by figure, with a
+    /// verdict per figure: better, worse, no significant change or inconclusive.
+    ///
+    /// Exits 0 when no figure got significantly worse, 1 when one did (or,
+    /// with --strict, when one is inconclusive), 2 for bad usage or when
+    /// there is nothing to compare.
+    Compare(CompareArgs),
+    /// Mark a run as the baseline of its label: `run --compare-to baseline`
+    /// and the pages of that label's runs compare against it.
+    Baseline(BaselineArgs),
     /// Serve the built-in target: answers GET / and counts requests.
     ///
     /// Prints `TIMESTAMP: served N requests` for every line read on stdin, and
@@ -89,6 +102,46 @@ impl LimitArgs {
             max_unsaved_samples: self.max_unsaved_samples,
         }
     }
+}
+
+/// How a comparison judges.
+#[derive(Args, Debug)]
+struct VerdictArgs {
+    /// The smallest change of a median that counts (5%, 2.5%, 0.05).
+    #[arg(long, default_value = "5%", value_parser = compare::parse_threshold)]
+    threshold: f64,
+    /// Fail on inconclusive figures too (a change past the threshold the
+    /// repeats cannot confirm).
+    #[arg(long)]
+    strict: bool,
+    /// How to print the comparison.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The run compared against: its number (12), one build of it (12:2)
+    /// or `baseline` (the baseline of NEW's label).
+    base: SideSpec,
+    /// The run judged: its number, or one build of it (15:1).
+    new: SideSpec,
+    #[command(flatten)]
+    verdict: VerdictArgs,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args, Debug)]
+struct BaselineArgs {
+    /// The run that becomes its label's baseline (it must have finished).
+    #[arg(required_unless_present = "clear")]
+    run: Option<i64>,
+    /// Remove this label's baseline instead.
+    #[arg(long, conflicts_with = "run")]
+    clear: Option<String>,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Args, Debug)]
@@ -146,9 +199,30 @@ struct RunArgs {
     /// the oldest files go first). 0 keeps none.
     #[arg(long, default_value_t = 100)]
     collector_keep_mib: u64,
-    /// The Python venv with mite in it.
+    /// The Python venv with mite in it (the pinned build).
     #[arg(long, env = mite_env::VENV_ENV)]
     mite_venv: Option<PathBuf>,
+    /// Where the venvs of mite builds other than the pinned one are kept
+    /// (default: ~/.local/share/mite-perf/builds).
+    #[arg(long, env = mite_env::builds::BUILDS_DIR_ENV)]
+    builds_dir: Option<PathBuf>,
+    /// The mite builds to measure, comma-separated, taking turns within
+    /// each scenario: a PyPI version (2.10.0), a checkout (../mite), a wheel
+    /// (./dist/mite-2.12.0-py3-none-any.whl) or `pinned` (the default).
+    /// Each gets its own venv, made once and kept.
+    #[arg(long, value_delimiter = ',', value_parser = MiteBuild::parse)]
+    mite: Vec<MiteBuild>,
+    /// How many times each scenario runs with each build (3 or more for a
+    /// verdict that can say "worse").
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Once the run is done, compare it with `baseline` (its label's
+    /// baseline) or a run number, print the comparison and exit 1 when a
+    /// figure got significantly worse.
+    #[arg(long)]
+    compare_to: Option<SideSpec>,
+    #[command(flatten)]
+    verdict: VerdictArgs,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -169,6 +243,10 @@ struct ServeArgs {
     /// The Python venv with mite in it.
     #[arg(long, env = mite_env::VENV_ENV)]
     mite_venv: Option<PathBuf>,
+    /// Where the venvs of mite builds other than the pinned one are kept
+    /// (default: ~/.local/share/mite-perf/builds).
+    #[arg(long, env = mite_env::builds::BUILDS_DIR_ENV)]
+    builds_dir: Option<PathBuf>,
     /// Let queued runs name a shell command as their target (runs come from
     /// the database, which a shared lab does not fully trust).
     #[arg(long)]
@@ -177,6 +255,10 @@ struct ServeArgs {
     /// this one (may be given several times).
     #[arg(long = "scenario-dir")]
     scenario_dirs: Vec<PathBuf>,
+    /// Let queued runs install mite from a checkout or a wheel on this host
+    /// (the browser can ask for PyPI versions without it).
+    #[arg(long)]
+    allow_local_builds: bool,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -209,6 +291,8 @@ fn main() -> ExitCode {
         Command::Run(args) => with_runtime(run(args)),
         Command::Cleanup(args) => with_runtime(cleanup(args)),
         Command::Serve(args) => with_runtime(serve(args)),
+        Command::Compare(args) => with_runtime(compare_command(args)),
+        Command::Baseline(args) => with_runtime(baseline(args)),
     };
     result.unwrap_or_else(|err| {
         eprintln!("error: {err:#}");
@@ -248,6 +332,7 @@ async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
 async fn open_lab(
     db: &DbArgs,
     venv: Option<&PathBuf>,
+    builds_dir: Option<&PathBuf>,
     output_dir: &std::path::Path,
     limits: RunLimits,
     policy: RunPolicy,
@@ -257,7 +342,7 @@ async fn open_lab(
     let store = connect(db).await?;
     let setup = LabSetup {
         output_root: output_dir.to_path_buf(),
-        mite,
+        builds: BuildCache::new(mite, builds_dir.cloned()),
         self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
         limits,
         policy,
@@ -285,6 +370,8 @@ fn params_from(args: &RunArgs) -> RunParams {
             _ => ScenarioSpec::Builtin,
         },
         collector_keep_mib: args.collector_keep_mib,
+        mite: args.mite.clone(),
+        repeats: args.repeat,
     }
 }
 
@@ -327,9 +414,22 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::from(EXIT_USAGE));
     }
+    if args.compare_to.is_some() && params.builds().len() > 1 {
+        eprintln!(
+            "error: --compare-to compares one build: this run measures {} (compare its builds \
+             with `mite-perf compare RUN:1 RUN:2` once it is done)",
+            params.builds().len()
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    if args.compare_to == Some(SideSpec::Baseline) && params.label.trim().is_empty() {
+        eprintln!("error: --compare-to baseline needs a --label: a baseline is a label's");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let (store, setup) = open_lab(
         &args.db,
         args.mite_venv.as_ref(),
+        args.builds_dir.as_ref(),
         &args.output_dir,
         args.limits.limits(),
         RunPolicy::command_line(),
@@ -344,8 +444,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         params.concurrencies,
         format_duration(params.duration()),
         format_duration(params.interval()),
-        setup.mite.mite_version,
-        setup.mite.python_version
+        setup.builds.pinned.mite_version,
+        setup.builds.pinned.python_version
     );
     let progress = progress::CliProgress::new();
     let started = std::time::Instant::now();
@@ -392,7 +492,17 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let code = match (outcome.status, *stopped_by.borrow()) {
-        (RunStatus::Done, _) => ExitCode::SUCCESS,
+        (RunStatus::Done, _) => match args.compare_to {
+            Some(base) => {
+                let new = SideSpec::Run {
+                    run_id,
+                    build: None,
+                };
+                println!();
+                print_comparison(&store, base, new, &args.verdict).await
+            }
+            None => ExitCode::SUCCESS,
+        },
         (_, Some(StopSignal::Interrupt)) => ExitCode::from(130),
         (_, Some(StopSignal::Terminate)) => ExitCode::from(143),
         _ => ExitCode::from(EXIT_FAILED),
@@ -457,6 +567,68 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<f64> {
     Ok(measured_cpu_seconds)
 }
 
+/// Prints the comparison of `new` against `base`; the exit code a CI job
+/// reads: 0 nothing worse, 1 worse (or inconclusive with --strict), 2
+/// nothing to compare.
+async fn print_comparison(
+    store: &Store,
+    base: SideSpec,
+    new: SideSpec,
+    verdict: &VerdictArgs,
+) -> ExitCode {
+    match compare::compare_runs(store, base, new, verdict.threshold).await {
+        Ok(report) => {
+            print!("{}", compare::format::render(&report, verdict.format));
+            if compare::report::fails(&report, verdict.strict) {
+                ExitCode::from(EXIT_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: cannot compare {new} against {base}: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+async fn compare_command(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let store = match connect(&args.db).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    Ok(print_comparison(&store, args.base, args.new, &args.verdict).await)
+}
+
+async fn baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
+    let store = connect(&args.db).await?;
+    if let Some(label) = &args.clear {
+        if store.clear_baseline(label).await? {
+            println!("`{label}` has no baseline now");
+        } else {
+            println!("`{label}` had no baseline");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(run_id) = args.run else {
+        return Ok(ExitCode::from(EXIT_USAGE));
+    };
+    match store.mark_baseline(run_id).await {
+        Ok(label) => {
+            println!("run {run_id} is the baseline of `{label}`");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(StoreError::Invalid(message)) => {
+            eprintln!("error: {message}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
     let report = cleanup::cleanup(&store, &args.output_dir).await?;
@@ -475,10 +647,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         allow_target_cmd: args.allow_target_cmd,
         scenario_roots: args.scenario_dirs.clone(),
         any_scenario_dir: false,
+        allow_local_builds: args.allow_local_builds,
     };
     let (store, setup) = open_lab(
         &args.db,
         args.mite_venv.as_ref(),
+        args.builds_dir.as_ref(),
         &args.output_dir,
         args.limits.limits(),
         policy,

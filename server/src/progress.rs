@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use mite_perf::model::{format_duration, scenario_name};
+use mite_perf::model::format_duration;
 use mite_perf::run::{RunEvent, RunObserver};
 
 /// How often a plain (non-terminal) progress line is printed.
@@ -52,12 +52,14 @@ impl RunObserver for CliProgress {
             return;
         };
         match event {
+            RunEvent::Preparing { message } => eprintln!("{message}"),
             RunEvent::ScenarioStarted {
+                name,
                 concurrency,
                 duration,
                 ..
             } => {
-                state.name = scenario_name(concurrency);
+                state.name = name;
                 state.duration = duration;
                 state.last_line = None;
                 match &self.multi {

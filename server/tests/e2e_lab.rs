@@ -362,3 +362,219 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     drop(browser);
     assert!(server.stop().success());
 }
+
+/// Stores a finished run of `repeats` scenarios of 10 journeys, each
+/// serving `rps` requests a second for 10 s, with its provenance.
+async fn seed_compared_run(store: &Store, label: &str, rps: i64, repeats: u32) -> i64 {
+    use mite_perf::figures::RunningFigures;
+    use mite_perf::model::{RunParams, RunStatus, Sample, ScenarioStatus};
+    use mite_perf::store::SampleBatch;
+    let params = RunParams {
+        label: label.into(),
+        concurrencies: vec![10],
+        repeats,
+        ..RunParams::default()
+    };
+    let run = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    let provenance = app::provenance::Provenance {
+        host: "lab-host".into(),
+        builds: vec![app::provenance::BuildProvenance {
+            asked: "pinned".into(),
+            mite_version: "2.11.0".into(),
+            python_version: "3.11.7".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    store
+        .save_provenance(run, &provenance)
+        .await
+        .expect("provenance");
+    let writer = store.sample_writer().await.expect("writer");
+    for (position, slot) in params.slots().into_iter().enumerate() {
+        let scenario = store
+            .create_scenario(run, position as i64, slot, &params)
+            .await
+            .expect("scenario");
+        let mut figures = RunningFigures::default();
+        let mut samples = Vec::new();
+        // A little spread between repeats, as on a real machine.
+        let rps = rps + i64::from(slot.repeat) * rps / 100;
+        for t in 1..=10i64 {
+            for (i, kind) in ProcessKind::ALL.iter().enumerate() {
+                let http = *kind == ProcessKind::Http;
+                samples.push(Sample {
+                    process: *kind,
+                    pid: 100 + i as i64,
+                    at_ms: 1_700_000_000_000 + t * 1000,
+                    elapsed_ms: t * 1000,
+                    cpu: if *kind == ProcessKind::Runner {
+                        90.0
+                    } else {
+                        10.0
+                    },
+                    mem: 40 << 20,
+                    requests: http.then_some(t * rps),
+                    requests_in_interval: http.then_some(rps),
+                });
+            }
+        }
+        for s in &samples {
+            figures.add(s);
+        }
+        let figures = figures.figures(1000);
+        writer
+            .write(&[SampleBatch {
+                scenario_id: scenario,
+                samples,
+                figures: Some(figures.clone()),
+            }])
+            .await
+            .expect("samples");
+        store
+            .finish_scenario(scenario, ScenarioStatus::Done, None, None, &figures)
+            .await
+            .expect("finish scenario");
+    }
+    store
+        .finish_run(run, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+    run
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_browser_compares_two_runs_from_the_history() {
+    let dir = common::temp_dir("browser-compare");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    let store = Store::connect(&db_url).await.expect("store");
+    let base = seed_compared_run(&store, "branch", 1000, 3).await;
+    let new = seed_compared_run(&store, "branch", 700, 3).await;
+    let server = Server::start_with(
+        "browser-compare",
+        common::ServeOptions {
+            db_url: Some(db_url),
+            dir: Some(dir),
+            ..Default::default()
+        },
+    )
+    .await;
+    let browser = Browser::start().await;
+
+    // Tick both runs in the history and compare them.
+    browser.goto(&server.url("/runs")).await;
+    browser.wait_hydrated().await;
+    browser
+        .eval(&format!(
+            r#"
+            for (const id of [{new}, {base}]) document.querySelector(`input[data-compare="${{id}}"]`).click();
+            document.querySelector("button.compare-selected").click();
+            return true;
+            "#
+        ))
+        .await;
+    browser
+        .wait_for(
+            "the verdict table",
+            r#"const cell = document.querySelector('tr[data-figure="requests_per_second"] td.verdict');
+               return !!cell && cell.innerText.startsWith('worse')"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    let url = browser
+        .eval("return location.pathname + location.search")
+        .await;
+    assert_eq!(
+        url.as_str(),
+        Some(format!("/compare?runs={new}&runs={base}").as_str()),
+        "the history's form opens the comparison"
+    );
+    let title = browser
+        .eval("return document.querySelector('.compare-title').innerText")
+        .await;
+    assert!(
+        title
+            .as_str()
+            .is_some_and(|t| t.starts_with(&format!("run {new}"))
+                && t.contains(&format!("against run {base}"))),
+        "{title}"
+    );
+    let per_cpu = browser
+        .eval(r#"return document.querySelector('tr[data-figure="requests_per_runner_cpu_second"] td.verdict').innerText"#)
+        .await;
+    assert!(
+        per_cpu.as_str().is_some_and(|v| v.starts_with("worse")),
+        "{per_cpu}"
+    );
+    let memory = browser
+        .eval(r#"return document.querySelector('tr[data-figure="peak_rss_runner"] td.verdict').innerText"#)
+        .await;
+    assert_eq!(memory.as_str(), Some("no significant change"));
+
+    // The overlaid charts: each side's requests/s on one axis.
+    browser
+        .wait_for(
+            "the overlaid charts",
+            r#"const els = document.querySelectorAll('.overlay-charts .chart[data-rendered="1"]');
+               if (els.length !== 3) return false;
+               const series = echarts.getInstanceByDom(els[0]).getOption().series;
+               return series.length === 2 && series.every(s => s.data.length >= 10);"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    let names = browser
+        .eval(
+            r#"return echarts.getInstanceByDom(document.getElementById('compare-10-0'))
+                 .getOption().series.map(s => s.name).join(' | ')"#,
+        )
+        .await;
+    assert!(
+        names
+            .as_str()
+            .is_some_and(|n| n.starts_with("base (run") && n.contains(" | new (run")),
+        "{names}"
+    );
+
+    if let Ok(path) = std::env::var("MITE_PERF_SCREENSHOT_DIR") {
+        browser
+            .screenshot(&std::path::Path::new(&path).join("compare.png"))
+            .await;
+    }
+    // Marked as the baseline, the first run is compared with on the
+    // second's page without a click.
+    store.mark_baseline(base).await.expect("baseline");
+    browser.goto(&server.url(&format!("/runs/{new}"))).await;
+    browser
+        .wait_for(
+            "against baseline",
+            r#"const box = document.querySelector('.against-baseline');
+               return !!box && box.innerText.includes('worse')"#,
+            Duration::from_secs(30),
+        )
+        .await;
+
+    if let Ok(path) = std::env::var("MITE_PERF_SCREENSHOT_DIR") {
+        browser
+            .screenshot(&std::path::Path::new(&path).join("run-against-baseline.png"))
+            .await;
+    }
+    // The CSV of the comparison.
+    let (status, csv) = server
+        .get(&format!("/compare.csv?runs={base},{new}"))
+        .await
+        .expect("csv");
+    assert_eq!(status, 200);
+    assert!(
+        csv.starts_with("run,build,concurrency,figure,median,"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!("\n{new},1,10,requests_per_second,707,")),
+        "{csv}"
+    );
+    let (status, _) = server.get("/compare.csv?runs=1").await.expect("csv");
+    assert_eq!(status, 400);
+}

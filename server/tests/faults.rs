@@ -329,7 +329,7 @@ async fn seed_finished_run(store: &Store, ticks: i64) -> i64 {
         .await
         .expect("run");
     let scenario = store
-        .create_scenario(run, 0, 10, &params)
+        .create_scenario(run, 0, app::builds::Slot::once(10), &params)
         .await
         .expect("scenario");
     let writer = store.sample_writer().await.expect("writer");
@@ -687,7 +687,9 @@ impl mite_perf::lab::RunExecutor for PanickingRuns {
                     error: None,
                 });
             }
-            let scenario = store.create_scenario(run.id, 0, 1, &run.params).await?;
+            let scenario = store
+                .create_scenario(run.id, 0, app::builds::Slot::once(1), &run.params)
+                .await?;
             let (child, _, _) = mite_perf::supervisor::spawn(&mite_perf::supervisor::ChildSpec {
                 kind: ProcessKind::Runner,
                 program: "/bin/sh".into(),
@@ -732,11 +734,14 @@ async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the
         .expect("store");
     let setup = mite_perf::run::LabSetup {
         output_root: dir.join("output"),
-        mite: mite_perf::mite_env::MiteEnv {
-            venv: dir.join("venv"),
-            mite_version: "2.11.0".into(),
-            python_version: "3.11.7".into(),
-        },
+        builds: mite_perf::mite_env::builds::BuildCache::new(
+            mite_perf::mite_env::MiteEnv {
+                venv: dir.join("venv"),
+                mite_version: "2.11.0".into(),
+                python_version: "3.11.7".into(),
+            },
+            None,
+        ),
         self_exe: BIN.into(),
         limits: Default::default(),
         policy: Default::default(),

@@ -51,11 +51,14 @@ async fn fixture(name: &str) -> Fixture {
         .expect("store");
     let setup = LabSetup {
         output_root: output.clone(),
-        mite: MiteEnv {
-            venv: dir.join("no-venv"),
-            mite_version: "2.11.0".into(),
-            python_version: "3.11.7".into(),
-        },
+        builds: mite_perf::mite_env::builds::BuildCache::new(
+            MiteEnv {
+                venv: dir.join("no-venv"),
+                mite_version: "2.11.0".into(),
+                python_version: "3.11.7".into(),
+            },
+            None,
+        ),
         self_exe: PathBuf::from(common::BIN),
         limits: RunLimits::default(),
         policy: RunPolicy::default(),
@@ -83,7 +86,7 @@ async fn fixture(name: &str) -> Fixture {
         .await
         .expect("start");
     let scenario_id = store
-        .create_scenario(run_id, 0, 10, &params)
+        .create_scenario(run_id, 0, app::builds::Slot::once(10), &params)
         .await
         .expect("scenario");
     let log = run_dir.join("scenario10/runner.log");
@@ -575,4 +578,105 @@ async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
     };
     let refused = f.lab.launch(params).await.expect_err("refused");
     assert!(refused.to_string().contains("--scenario-dir"), "{refused}");
+}
+
+#[tokio::test]
+async fn local_mite_builds_from_the_browser_are_refused_unless_allowed() {
+    let f = fixture("local-builds").await;
+    for mite in ["../mite", "./dist/mite-2.12.0-py3-none-any.whl"] {
+        let answer = call(
+            &f.app,
+            "launch_run",
+            &format!("form[mite]={}&form[scenarios]=1", common::enc(mite)),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+        assert!(
+            answer.body.contains("--allow-local-builds"),
+            "{}",
+            answer.body
+        );
+    }
+    // A version (or two) is fine, and so is a bad one refused by name.
+    let answer = call(
+        &f.app,
+        "launch_run",
+        "form[mite]=2.10.0%2Cpinned&form[repeat]=3",
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(
+        answer.json()["Queued"]["run_id"].is_i64(),
+        "{}",
+        answer.body
+    );
+    let answer = call(&f.app, "launch_run", "form[mite]=latest&form[repeat]=three").await;
+    let fields: Vec<String> = answer.json()["Invalid"]
+        .as_array()
+        .expect("field errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(fields, ["mite", "repeat"], "{}", answer.body);
+    let builds = call(&f.app, "get_builds", "").await;
+    assert_eq!(builds.json()[0], "pinned", "{}", builds.body);
+}
+
+#[tokio::test]
+async fn comparisons_answer_bad_input_400_and_missing_runs_404() {
+    let f = fixture("compare").await;
+    let id = f.run_id;
+    // The seeded run against itself: every figure unchanged.
+    let same = get(&f.app, &format!("/compare.csv?runs={id},{id}")).await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+    assert!(
+        same.body.contains(",no significant change\n"),
+        "{}",
+        same.body
+    );
+    assert!(!same.body.contains("worse"), "{}", same.body);
+    let answer = call(&f.app, "compare_runs", &format!("runs={id}%2C{id}")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.json()["base"]["run_id"], id);
+    for (query, status) in [
+        (format!("runs={id},999"), StatusCode::NOT_FOUND),
+        ("runs=1".to_string(), StatusCode::BAD_REQUEST),
+        ("runs=x,y".to_string(), StatusCode::BAD_REQUEST),
+        (format!("runs={id}:2,{id}"), StatusCode::BAD_REQUEST),
+        (
+            format!("runs={id},{id}&threshold=500%25"),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let answer = get(&f.app, &format!("/compare.csv?{query}")).await;
+        assert_eq!(answer.status, status, "{query}: {}", answer.body);
+    }
+    // A run's figures per build and concurrency.
+    let figures = get(&f.app, &format!("/runs/{id}/figures.csv")).await;
+    assert_eq!(figures.status, StatusCode::OK, "{}", figures.body);
+    assert!(
+        figures
+            .body
+            .starts_with("run,build,mite,concurrency,figure,median,"),
+        "{}",
+        figures.body
+    );
+    assert!(
+        figures
+            .body
+            .contains(&format!("\n{id},1,,10,requests_per_second,500,500,500,500,500,1,false")),
+        "{}",
+        figures.body
+    );
+    assert_eq!(
+        get(&f.app, "/runs/999/figures.csv").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // A baseline is a label's: the seeded run has one.
+    let marked = call(&f.app, "mark_baseline", &format!("run_id={id}")).await;
+    assert_eq!(marked.json(), "seeded", "{}", marked.body);
+    let view = call(&f.app, "get_run", &format!("run_id={id}")).await;
+    assert_eq!(view.json()["baseline_run"], id);
+    let refused = call(&f.app, "mark_baseline", "run_id=999").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
 }

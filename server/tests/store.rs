@@ -78,11 +78,11 @@ async fn suite(store: Store) {
 
     // Scenarios and processes.
     let sc1 = store
-        .create_scenario(first, 0, 1, &params)
+        .create_scenario(first, 0, app::builds::Slot::once(1), &params)
         .await
         .expect("scenario");
     let sc10 = store
-        .create_scenario(first, 1, 10, &params)
+        .create_scenario(first, 1, app::builds::Slot::once(10), &params)
         .await
         .expect("scenario");
     store.start_scenario(sc1, 1_000).await.expect("start");
@@ -243,6 +243,99 @@ async fn suite(store: Store) {
     assert_eq!((runs[0].0.id, total), (other, 2));
     let (runs, _) = store.list_runs("", None, 1, 1).await.expect("page 2");
     assert_eq!(runs[0].0.id, first);
+
+    builds_provenance_and_baselines(&store, first, other).await;
+}
+
+/// A run's provenance, its scenarios' builds and repeats, and baselines.
+async fn builds_provenance_and_baselines(store: &Store, done: i64, queued: i64) {
+    use app::builds::{MiteBuild, Slot};
+    use app::provenance::{BuildProvenance, Provenance};
+
+    assert_eq!(
+        store
+            .run(done)
+            .await
+            .expect("run")
+            .expect("stored")
+            .provenance,
+        None
+    );
+    let provenance = Provenance {
+        lab_version: "0.1.0".into(),
+        host: "lab-host".into(),
+        cores: 2,
+        builds: vec![BuildProvenance {
+            asked: "../mite".into(),
+            mite_version: "2.12.0.dev0".into(),
+            git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            git_dirty: Some(true),
+            ..BuildProvenance::default()
+        }],
+        repeats: 3,
+        ..Provenance::default()
+    };
+    store
+        .save_provenance(done, &provenance)
+        .await
+        .expect("save");
+    let run = store.run(done).await.expect("run").expect("stored");
+    assert_eq!(run.provenance, Some(provenance));
+
+    // A matrix run: each scenario knows its build and repeat.
+    let params = RunParams {
+        label: "matrix".into(),
+        concurrencies: vec![10],
+        mite: vec![MiteBuild::Version("2.10.0".into()), MiteBuild::Pinned],
+        repeats: 2,
+        ..RunParams::default()
+    };
+    let matrix = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    for (position, slot) in params.slots().into_iter().enumerate() {
+        store
+            .create_scenario(matrix, position as i64, slot, &params)
+            .await
+            .expect("scenario");
+    }
+    let scenarios = store.scenarios(matrix).await.expect("scenarios");
+    let seen: Vec<(String, i64, i64)> = scenarios
+        .iter()
+        .map(|s| (s.name.clone(), s.build_index, s.repeat_index))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("scenario10-b1-r1".to_string(), 0, 0),
+            ("scenario10-b2-r1".to_string(), 1, 0),
+            ("scenario10-b2-r2".to_string(), 1, 1),
+            ("scenario10-b1-r2".to_string(), 0, 1),
+        ]
+    );
+    assert_eq!(Slot::once(10).name(1, 1), "scenario10");
+
+    // Baselines: a finished run of one build with a label.
+    let label = store.mark_baseline(done).await.expect("baseline");
+    assert_eq!(store.baseline_of(&label).await.expect("query"), Some(done));
+    for (refused, why) in [
+        (queued, "only a run whose scenarios all finished"),
+        (matrix, ""),
+    ] {
+        let err = store.mark_baseline(refused).await.expect_err("refused");
+        assert!(err.to_string().contains(why), "{err}");
+    }
+    store
+        .finish_run(matrix, RunStatus::Done, None)
+        .await
+        .expect("finish");
+    let err = store.mark_baseline(matrix).await.expect_err("two builds");
+    assert!(err.to_string().contains("measured 2 mite builds"), "{err}");
+    assert!(store.mark_baseline(999_999).await.is_err());
+    assert!(store.clear_baseline(&label).await.expect("clear"));
+    assert_eq!(store.baseline_of(&label).await.expect("query"), None);
+    assert!(!store.clear_baseline(&label).await.expect("clear again"));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use super::{poll, StatusBadge};
-use crate::api::{get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun};
+use crate::api::{get_builds, get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun};
 use crate::format;
 use crate::model::FieldError;
 
@@ -24,6 +24,9 @@ pub fn LaunchPage() -> impl IntoView {
     let interval = RwSignal::new("1s".to_string());
     let label = RwSignal::new(String::new());
     let launched_by = RwSignal::new(String::new());
+    let mite = RwSignal::new("pinned".to_string());
+    let repeat = RwSignal::new("1".to_string());
+    let builds = Resource::new(|| (), |_| get_builds());
 
     let launch = ServerAction::<LaunchRun>::new();
     let remove = ServerAction::<RemoveQueuedRun>::new();
@@ -85,6 +88,8 @@ pub fn LaunchPage() -> impl IntoView {
                 interval: interval.get_untracked(),
                 label: label.get_untracked(),
                 launched_by: launched_by.get_untracked(),
+                mite: mite.get_untracked(),
+                repeat: repeat.get_untracked(),
             },
         });
     };
@@ -138,6 +143,24 @@ pub fn LaunchPage() -> impl IntoView {
                         <label>"Label"
                             <input type="text" name="form[label]" placeholder="e.g. mite main @ abc123" value=label.get_untracked() on:input=move |ev| label.set(event_target_value(&ev))/>
                             {error_for("label")}
+                        </label>
+                        <label>"mite builds"
+                            <input type="text" name="form[mite]" list="mite-builds" value=mite.get_untracked() on:input=move |ev| mite.set(event_target_value(&ev))/>
+                            <datalist id="mite-builds">
+                                <Transition fallback=|| ()>
+                                    {move || builds.get().and_then(Result::ok).unwrap_or_default().into_iter().map(|b| { let text = b.clone(); view! { <option value=b>{text}</option> } }).collect_view()}
+                                </Transition>
+                            </datalist>
+                            <span class="hint available-builds">{move || {
+                                let have = builds.get().and_then(Result::ok).unwrap_or_default();
+                                format!("comma separated, taking turns; this host has {}; any other PyPI version (2.10.0) is fetched first", have.join(", "))
+                            }}</span>
+                            {error_for("mite")}
+                        </label>
+                        <label>"Repeats"
+                            <input type="text" name="form[repeat]" value=repeat.get_untracked() on:input=move |ev| repeat.set(event_target_value(&ev))/>
+                            <span class="hint">"each scenario, per build: 3 or more for a verdict"</span>
+                            {error_for("repeat")}
                         </label>
                         <label>"Your name"
                             <input type="text" name="form[launched_by]" placeholder="shown in the queue" value=launched_by.get_untracked() on:input=move |ev| launched_by.set(event_target_value(&ev))/>

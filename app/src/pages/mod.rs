@@ -1,5 +1,6 @@
 //! The lab's pages.
 
+pub mod compare;
 pub mod launch;
 pub mod ports;
 pub mod run;

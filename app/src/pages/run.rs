@@ -8,11 +8,16 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use super::compare::ComparisonTable;
 use super::{answer_status, poll, StatusBadge};
-use crate::api::{get_chart_points, get_charts, get_run, CancelRun, RunView, ScenarioView};
+use crate::api::{
+    compare_runs, get_chart_points, get_charts, get_run, CancelRun, MarkBaseline, RunView,
+    ScenarioView,
+};
 use crate::charts;
 use crate::format;
 use crate::model::{RunStatus, ScenarioStatus};
+use crate::provenance::Provenance;
 
 /// How many charts a scenario has (CPU, memory, throughput), and their DOM ids.
 pub const CHARTS_PER_SCENARIO: usize = 3;
@@ -119,12 +124,125 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <dt>"Python"</dt><dd>{move || run.with(|r| r.python_version.clone())}</dd>
                 <dt>"Host"</dt><dd>{move || run.with(|r| format!("{} ({} cores)", r.host, r.cores))}</dd>
             </dl>
+            {r.provenance.clone().map(|p| view! { <ProvenanceFacts provenance=p/> })}
+            <Baseline run=run/>
             <div class="downloads">
                 <strong>"Downloads: "</strong>
                 <a href=format!("/runs/{id}/samples.csv") download>"samples.csv"</a>
                 <a href=format!("/runs/{id}/chart.html") download>"chart.html"</a>
+                <a href=format!("/runs/{id}/figures.csv") download>"figures.csv"</a>
             </div>
         </section>
+    }
+}
+
+/// What the run measured: its builds, the machine, the target, the scenario.
+#[component]
+fn ProvenanceFacts(provenance: Provenance) -> impl IntoView {
+    let p = provenance;
+    let scenario = match &p.scenario.dir {
+        Some(dir) => format!(
+            "{} from {} (sha256 {})",
+            p.scenario.name,
+            dir,
+            short(&p.scenario.sha256)
+        ),
+        None => format!("{} (sha256 {})", p.scenario.name, short(&p.scenario.sha256)),
+    };
+    view! {
+        <details class="provenance" open={p.builds.len() > 1}>
+            <summary>"What ran"</summary>
+            <table class="builds">
+                <thead><tr><th>"Build"</th><th>"Asked for"</th><th>"mite"</th><th>"Python"</th><th>"venv"</th></tr></thead>
+                <tbody>
+                    {p.builds.iter().enumerate().map(|(i, b)| view! {
+                        <tr data-build=(i + 1).to_string()>
+                            <td>{format!("b{}", i + 1)}</td>
+                            <td>{b.asked.clone()}</td>
+                            <td class="build-name">{b.describe()}</td>
+                            <td>{b.python_version.clone()}</td>
+                            <td class="muted">{b.venv.clone()}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <dl class="facts">
+                <dt>"Scenario"</dt><dd class="scenario-source">{scenario}</dd>
+                <dt>"Target"</dt><dd>{p.target.clone()}</dd>
+                <dt>"Repeats"</dt><dd>{p.repeats.to_string()}</dd>
+                <dt>"CPU"</dt><dd>{format!("{} ({} cores)", p.cpu_model, p.cores)}</dd>
+                <dt>"Kernel"</dt><dd>{p.kernel.clone()}</dd>
+                <dt>"Lab"</dt><dd>{format!("mite-perf {}", p.lab_version)}</dd>
+            </dl>
+        </details>
+    }
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// Against its label's baseline, without a click; or the means to make
+/// this run the baseline; or links comparing its builds.
+#[component]
+fn Baseline(run: RwSignal<RunView>) -> impl IntoView {
+    let mark = ServerAction::<MarkBaseline>::new();
+    let r = run.get_untracked();
+    let id = r.id;
+    let builds = r.params.builds().len();
+    let done = move || run.with(|r| r.status == RunStatus::Done);
+    let baseline = move || {
+        let marked = matches!(mark.value().get(), Some(Ok(_)));
+        if marked {
+            Some(id)
+        } else {
+            run.with(|r| r.baseline_run)
+        }
+    };
+    let against = Resource::new(
+        move || (done(), baseline()),
+        move |(done, baseline)| async move {
+            match baseline {
+                Some(b) if done && b != id => {
+                    compare_runs(format!("{b},{id}"), None).await.map(Some)
+                }
+                _ => Ok(None),
+            }
+        },
+    );
+    let can_mark =
+        move || done() && builds == 1 && !r.label.trim().is_empty() && baseline() != Some(id);
+    view! {
+        <div class="baseline">
+            {move || (baseline() == Some(id)).then(|| view! { <p class="baseline-mark">"This run is the baseline of its label."</p> })}
+            {move || can_mark().then(|| view! {
+                <button class="small mark-baseline" on:click=move |_| { mark.dispatch(MarkBaseline { run_id: id }); }>"Make this the baseline of its label"</button>
+            })}
+            {move || match mark.value().get() {
+                Some(Err(e)) => Some(view! { <p class="error">{e.to_string()}</p> }),
+                _ => None,
+            }}
+            {(builds > 1).then(|| view! {
+                <p class="compare-builds">"Compare its builds: "
+                    {(2..=builds).map(|b| view! { <a href=format!("/compare?runs={id}:1,{id}:{b}")>{format!("b{b} against b1")}</a>" " }).collect_view()}
+                </p>
+            })}
+            <Transition fallback=|| ()>
+                {move || against.get().map(|a| match a {
+                    Ok(Some(report)) => {
+                        let base = report.base.run_id;
+                        view! {
+                            <div class="against-baseline">
+                                <h3>"Against baseline " <a href=format!("/compare?runs={base},{id}")>{format!("run {base}")}</a></h3>
+                                <ComparisonTable report=report changed_only=true/>
+                            </div>
+                        }.into_any()
+                    }
+                    Ok(None) => ().into_any(),
+                    Err(e) => view! { <p class="warning">{format!("Cannot compare with the baseline: {e}")}</p> }.into_any(),
+                })}
+            </Transition>
+        </div>
     }
 }
 

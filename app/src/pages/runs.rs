@@ -60,14 +60,18 @@ pub fn RunsPage() -> impl IntoView {
                         <p class="empty">"No runs yet: " <a href="/">"launch one"</a> "."</p>
                     }.into_any(),
                     Ok(p) => view! {
+                        // Two runs ticked and "Compare" opens /compare?runs=A&runs=B,
+                        // with or without JavaScript.
+                        <form method="get" action="/compare" class="compare-pick">
                         <table class="runs">
                             <thead><tr>
-                                <th>"Run"</th><th>"Label"</th><th>"Started"</th><th>"Duration"</th>
+                                <th>"Compare"</th><th>"Run"</th><th>"Label"</th><th>"Started"</th><th>"Duration"</th>
                                 <th>"Scenarios"</th><th>"Status"</th><th>"mite"</th><th class="num">"Requests"</th>
                             </tr></thead>
                             <tbody>
                                 {p.items.into_iter().map(|run| view! {
                                     <tr>
+                                        <td><input type="checkbox" name="runs" value=run.id.to_string() data-compare=run.id.to_string()/></td>
                                         <td><a href=format!("/runs/{}", run.id)>{format!("#{}", run.id)}</a></td>
                                         <td>{run.label.clone()}</td>
                                         <td>{run.started_at.map(format::utc).unwrap_or_else(|| "not yet".into())}</td>
@@ -84,6 +88,8 @@ pub fn RunsPage() -> impl IntoView {
                                 }).collect_view()}
                             </tbody>
                         </table>
+                        <button type="submit" class="compare-selected">"Compare the two ticked runs"</button>
+                        </form>
                         <nav class="pager">
                             {(p.page > 1).then(|| view! { <a href=link(p.page - 1)>"← newer"</a> })}
                             <span>{format!("page {} of {} ({} runs)", p.page, p.pages.max(1), p.total)}</span>

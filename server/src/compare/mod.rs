@@ -1,5 +1,79 @@
 //! Comparing runs: did a mite change make it slower or hungrier?
 //!
-//! - [`stats`]: a figure over repeats, compared, as a verdict (pure).
+//! - [`sides`]: what each side of a comparison measured (from the store);
+//! - [`stats`]: a figure over repeats, compared, as a verdict (pure);
+//! - [`matrix`]: a run's figures per build and concurrency, and its CSV;
+//! - [`report`]: two sides compared figure by figure, and the CI gate (pure);
+//! - [`charts`]: the sides' charts overlaid on one time axis;
+//! - [`format`]: the comparison as text, markdown, JSON and CSV (pure).
 
+pub mod charts;
+pub mod format;
+pub mod matrix;
+pub mod report;
+pub mod sides;
 pub mod stats;
+
+use app::compare::ComparisonReport;
+use sides::{load_side, SideError, SideSpec};
+
+use crate::store::Store;
+
+/// Compares side `new` against side `base`; `baseline` on either side is
+/// the baseline of the other side's label.
+pub async fn compare_runs(
+    store: &Store,
+    base: SideSpec,
+    new: SideSpec,
+    threshold: f64,
+) -> Result<ComparisonReport, SideError> {
+    let (base_data, new_data) = load_sides(store, base, new).await?;
+    Ok(report::build_report(&base_data, &new_data, threshold))
+}
+
+/// Both sides' data; `baseline` on either side is the baseline of the
+/// other side's label.
+pub async fn load_sides(
+    store: &Store,
+    base: SideSpec,
+    new: SideSpec,
+) -> Result<(sides::SideData, sides::SideData), SideError> {
+    let run_of = |spec: SideSpec| match spec {
+        SideSpec::Run { run_id, .. } => Some(run_id),
+        SideSpec::Baseline => None,
+    };
+    let base_data = load_side(store, base, run_of(new)).await?;
+    let new_data = load_side(store, new, run_of(base)).await?;
+    Ok((base_data, new_data))
+}
+
+/// Reads a threshold: `5%` or a fraction such as `0.05`.
+pub fn parse_threshold(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a threshold (try 5% or 0.05)"))?;
+    if !(value > 0.0 && value < 1.0) {
+        return Err(format!(
+            "`{text}` is out of range: use more than 0 % and less than 100 % (5% or 0.05)"
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_read_as_percent_or_fraction() {
+        assert_eq!(parse_threshold("5%"), Ok(0.05));
+        assert_eq!(parse_threshold(" 2.5 % "), Ok(0.025));
+        assert_eq!(parse_threshold("0.1"), Ok(0.1));
+        for bad in ["5", "0%", "100%", "-1%", "five", ""] {
+            assert!(parse_threshold(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -13,43 +13,7 @@
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-/// Which way a figure gets better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Better {
-    /// Requests per second, requests per CPU-second.
-    Higher,
-    /// Memory, CPU per request.
-    Lower,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Verdict {
-    Better,
-    Worse,
-    /// The medians moved less than the threshold.
-    NoSignificantChange,
-    /// The medians moved past the threshold, but the repeats disagree too
-    /// much (or are too few) for the test to confirm it.
-    Inconclusive,
-}
-
-/// One figure of two runs, compared.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Comparison {
-    pub base_median: f64,
-    pub new_median: f64,
-    /// `new_median / base_median - 1`.
-    pub change: f64,
-    /// The ratio new/base of the geometric means, and its confidence
-    /// interval (two-sided, `1 - alpha`), when both sides have 2 repeats or more.
-    pub ratio: f64,
-    pub ratio_interval: Option<(f64, f64)>,
-    /// One-sided p-value of the move in the direction the medians moved.
-    pub p_value: Option<f64>,
-    pub verdict: Verdict,
-    /// A side has a single repeat: no test was possible.
-    pub single_repeat: bool,
-}
+pub use app::compare::{Better, Comparison, Verdict};
 
 /// The median of `values` (which must not be empty).
 pub fn median(values: &[f64]) -> f64 {

@@ -1,14 +1,19 @@
 //! The lab as the server functions see it ([`LabApi`]).
 
 use app::api::{
-    BoxFuture, ChartPoints, LabApi, LabError, LaunchOutcome, PortView, QueueEntry, RunList,
-    RunView, ScenarioCharts,
+    BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome, PortView, QueueEntry,
+    RunList, RunView, ScenarioCharts,
 };
 use futures_util::FutureExt;
 
 use super::{lab_error, Lab};
 use crate::cleanup;
+use crate::compare::charts::overlay_charts;
+use crate::compare::sides::{SideError, SideSpec};
+use crate::compare::{compare_runs, load_sides, parse_threshold};
 use crate::model::{RunParams, RunStatus};
+use crate::store::StoreError;
+use app::compare::{ComparisonReport, DEFAULT_THRESHOLD};
 
 impl LabApi for Lab {
     fn launch(&self, params: RunParams) -> BoxFuture<'_, Result<LaunchOutcome, LabError>> {
@@ -61,6 +66,62 @@ impl LabApi for Lab {
         self.port_views().boxed()
     }
 
+    fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>> {
+        async move {
+            Ok(self
+                .setup
+                .builds
+                .available()
+                .iter()
+                .map(ToString::to_string)
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn compare(
+        &self,
+        sides: String,
+        threshold: Option<String>,
+    ) -> BoxFuture<'_, Result<ComparisonReport, LabError>> {
+        async move {
+            let (base, new) = parse_sides(&sides)?;
+            let threshold = match threshold.as_deref().map(str::trim) {
+                None | Some("") => DEFAULT_THRESHOLD,
+                Some(text) => {
+                    parse_threshold(text).map_err(|e| LabError::invalid("threshold", e))?
+                }
+            };
+            compare_runs(&self.store, base, new, threshold)
+                .await
+                .map_err(side_error)
+        }
+        .boxed()
+    }
+
+    fn compare_charts(&self, sides: String) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>> {
+        async move {
+            let (base, new) = parse_sides(&sides)?;
+            let (base, new) = load_sides(&self.store, base, new)
+                .await
+                .map_err(side_error)?;
+            overlay_charts(&self.store, &base, &new)
+                .await
+                .map_err(lab_error)
+        }
+        .boxed()
+    }
+
+    fn mark_baseline(&self, run_id: i64) -> BoxFuture<'_, Result<String, LabError>> {
+        async move {
+            match self.store.mark_baseline(run_id).await {
+                Err(StoreError::Invalid(message)) => Err(LabError::invalid("run", message)),
+                other => other.map_err(lab_error),
+            }
+        }
+        .boxed()
+    }
+
     fn cleanup(&self) -> BoxFuture<'_, Result<String, LabError>> {
         async move {
             if self.current_run().is_some() {
@@ -74,5 +135,34 @@ impl LabApi for Lab {
             Ok(report.lines().join("\n"))
         }
         .boxed()
+    }
+}
+
+/// A side that cannot be compared, as the pages should answer it.
+fn side_error(e: SideError) -> LabError {
+    match e {
+        SideError::Store(e) => lab_error(e),
+        SideError::NoRun(_) => LabError::NotFound(e.to_string()),
+        other => LabError::invalid("runs", other.to_string()),
+    }
+}
+
+/// `12,15` or `12:1,12:2`: base, then new.
+fn parse_sides(sides: &str) -> Result<(SideSpec, SideSpec), LabError> {
+    let specs = sides
+        .split(',')
+        .map(|s| s.parse::<SideSpec>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LabError::invalid("runs", e))?;
+    match specs[..] {
+        [base, new] => Ok((base, new)),
+        _ => Err(LabError::invalid(
+            "runs",
+            format!(
+                "choose two runs to compare (`12,15`, or two builds of one run: `12:1,12:2`), \
+                 not {}",
+                specs.len()
+            ),
+        )),
     }
 }

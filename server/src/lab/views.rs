@@ -156,6 +156,8 @@ impl Lab {
                     })
                     .collect(),
                 logs,
+                build_index: s.build_index,
+                repeat_index: s.repeat_index,
             });
         }
         let queue_position = if run.status == RunStatus::Queued {
@@ -163,7 +165,14 @@ impl Lab {
         } else {
             None
         };
+        let baseline_run = if run.label.trim().is_empty() {
+            None
+        } else {
+            store.baseline_of(&run.label).await.map_err(lab_error)?
+        };
         Ok(Some(RunView {
+            provenance: run.provenance,
+            baseline_run,
             id: run.id,
             label: run.label,
             status: run.status,

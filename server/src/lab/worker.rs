@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::Lab;
 use crate::cleanup;
 use crate::model::{RunStatus, ScenarioStatus};
-use crate::run::{execute_run, LabSetup, NoObserver, RunError, RunOutcome};
+use crate::run::{execute_run, LabSetup, RunError, RunEvent, RunObserver, RunOutcome};
 use crate::store::{persistently, RunRecord, Store, STOP_PATH_PATIENCE};
 
 /// How often the worker looks at the queue when nobody wakes it.
@@ -41,7 +41,25 @@ impl RunExecutor for RealRuns {
         setup: &'a LabSetup,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<RunOutcome, RunError>> {
-        execute_run(store, run.id, &run.params, setup, cancel, &NoObserver).boxed()
+        async move {
+            let observer = LogPreparing { run_id: run.id };
+            execute_run(store, run.id, &run.params, setup, cancel, &observer).await
+        }
+        .boxed()
+    }
+}
+
+/// Logs what a run does before its first scenario (installing a build);
+/// the rest reaches the pages through the database.
+struct LogPreparing {
+    run_id: i64,
+}
+
+impl RunObserver for LogPreparing {
+    fn event(&self, event: RunEvent) {
+        if let RunEvent::Preparing { message } = event {
+            tracing::info!("run {}: {message}", self.run_id);
+        }
     }
 }
 

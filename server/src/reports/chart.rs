@@ -97,16 +97,21 @@ pub fn metric_series(metric: Metric, samples: &[Sample], interval_ms: i64) -> Ve
     }
 }
 
-/// One metric's chart for one scenario's samples.
-pub fn metric_chart(metric: Metric, samples: &[Sample], interval_ms: i64) -> Chart {
-    let mut chart = base_chart(
-        metric.title(),
+/// An empty chart of `metric`, titled `title`.
+pub fn metric_axes(metric: Metric, title: &str) -> Chart {
+    base_chart(
+        title,
         match metric {
             Metric::Cpu => "%",
             Metric::Memory => "MiB",
             Metric::Throughput => "req/s",
         },
-    );
+    )
+}
+
+/// One metric's chart for one scenario's samples.
+pub fn metric_chart(metric: Metric, samples: &[Sample], interval_ms: i64) -> Chart {
+    let mut chart = metric_axes(metric, metric.title());
     for series in metric_series(metric, samples, interval_ms) {
         let points: Vec<Vec<f64>> = series.points.iter().map(|p| p.to_vec()).collect();
         chart = chart.series(

@@ -25,8 +25,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use app::builds::Slot;
+use app::provenance::RunJson;
+
+use crate::mite_env::builds::BuildCache;
 use crate::mite_env::MiteEnv;
-use crate::model::{scenario_name, RunParams, RunStatus, ScenarioSpec, ScenarioStatus, TargetSpec};
+use crate::model::{RunParams, RunStatus, ScenarioSpec, ScenarioStatus, TargetSpec};
 use crate::reports;
 use crate::store::{persistently, Store, StoreError, STOP_PATH_PATIENCE};
 use scenario::ScenarioRun;
@@ -75,6 +79,8 @@ pub struct RunPolicy {
     pub scenario_roots: Vec<PathBuf>,
     /// Any scenario folder will do (the command line's own choice).
     pub any_scenario_dir: bool,
+    /// Runs may install mite from a checkout or a wheel on this host.
+    pub allow_local_builds: bool,
 }
 
 impl RunPolicy {
@@ -84,6 +90,7 @@ impl RunPolicy {
             allow_target_cmd: true,
             scenario_roots: vec![],
             any_scenario_dir: true,
+            allow_local_builds: true,
         }
     }
 
@@ -94,6 +101,14 @@ impl RunPolicy {
                 return Some(format!(
                     "this run asks for the target command `{cmd}`, and this lab was not started \
                      with --allow-target-cmd"
+                ));
+            }
+        }
+        if let Some(local) = params.mite.iter().find(|b| b.is_local()) {
+            if !self.allow_local_builds {
+                return Some(format!(
+                    "this run asks for mite from {local}, and this lab was not started with \
+                     --allow-local-builds: ask for a version instead"
                 ));
             }
         }
@@ -124,7 +139,8 @@ impl RunPolicy {
 pub struct LabSetup {
     /// Runs go in `output_root/YYYY-MM-DD/HH-MM/`.
     pub output_root: PathBuf,
-    pub mite: MiteEnv,
+    /// The pinned mite, and the venvs of every other build.
+    pub builds: BuildCache,
     /// The `mite-perf` binary, which serves the built-in target.
     pub self_exe: PathBuf,
     pub limits: RunLimits,
@@ -134,8 +150,12 @@ pub struct LabSetup {
 /// Progress, for a progress bar or a live page.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
+    /// Before the first scenario: what the lab is doing (installing a build).
+    Preparing { message: String },
     ScenarioStarted {
         position: usize,
+        /// `scenario10`, or `scenario10-b2-r3` in a run of builds and repeats.
+        name: String,
         concurrency: u32,
         duration: Duration,
     },
@@ -176,7 +196,10 @@ pub struct RunOutcome {
 struct Prepared {
     output_dir: PathBuf,
     module_dir: PathBuf,
-    scenario_ids: Vec<i64>,
+    /// Each build's venv, in the run's build order.
+    envs: Vec<MiteEnv>,
+    /// Each scenario's slot and row.
+    scenarios: Vec<(Slot, i64)>,
     sink: SampleSink,
 }
 
@@ -195,21 +218,28 @@ pub async fn execute_run(
     cancel: &CancellationToken,
     observer: &dyn RunObserver,
 ) -> Result<RunOutcome, RunError> {
-    let prepared = match prepare(store, run_id, params, setup).await {
+    let prepared = match prepare(store, run_id, params, setup, cancel, observer).await {
         Ok(prepared) => prepared,
         Err((message, output_dir)) => {
             tracing::warn!("run {run_id} cannot start: {message}");
+            // Stopped while it prepared (installing a build): interrupted,
+            // as a run stopped later is.
+            let status = if cancel.is_cancelled() {
+                RunStatus::Interrupted
+            } else {
+                RunStatus::Failed
+            };
             close_run(
                 store,
                 run_id,
-                RunStatus::Failed,
+                status,
                 Some(&message),
                 ScenarioStatus::Skipped,
             )
             .await?;
             return Ok(RunOutcome {
                 run_id,
-                status: RunStatus::Failed,
+                status,
                 output_dir,
                 error: Some(message),
             });
@@ -217,17 +247,16 @@ pub async fn execute_run(
     };
 
     let mut tally = RunTally::default();
-    for (position, (&concurrency, &scenario_id)) in params
-        .concurrencies
-        .iter()
-        .zip(&prepared.scenario_ids)
-        .enumerate()
-    {
+    let (builds, repeats) = (params.builds().len(), params.repeats);
+    for (position, &(slot, scenario_id)) in prepared.scenarios.iter().enumerate() {
         if cancel.is_cancelled() {
             break;
         }
+        let name = slot.name(builds, repeats);
+        let concurrency = slot.concurrency;
         observer.event(RunEvent::ScenarioStarted {
             position,
+            name: name.clone(),
             concurrency,
             duration: params.duration(),
         });
@@ -238,12 +267,18 @@ pub async fn execute_run(
             scenario_id,
             position,
             concurrency,
-            dir: prepared.output_dir.join(scenario_name(concurrency)),
+            mite: &prepared.envs[slot.build],
+            dir: prepared.output_dir.join(&name),
             module_dir: &prepared.module_dir,
             observer,
             sink: &prepared.sink,
         };
-        let result = scenario.execute(cancel).await;
+        let mut result = scenario.execute(cancel).await;
+        // Its steady window, from every sample it stored.
+        match store.scenario_samples(scenario_id).await {
+            Ok(samples) => result.figures.steady = crate::figures::steady_figures(&samples),
+            Err(e) => tracing::warn!("cannot read scenario {scenario_id}'s samples: {e}"),
+        }
         let failure = result.failure.as_ref();
         persistently(STOP_PATH_PATIENCE, || {
             store.finish_scenario(
@@ -271,7 +306,7 @@ pub async fn execute_run(
             status: result.status,
             error: failure.map(|f| f.message.clone()),
         });
-        if tally.record(concurrency, result.status, failure) == Next::Stop {
+        if tally.record(&name, result.status, failure) == Next::Stop {
             break;
         }
     }
@@ -323,14 +358,17 @@ async fn close_run(
     .await
 }
 
-/// Checks the run may go, makes its folder, records its start and its
-/// scenarios, and opens its sample writer. The error says why not, with
-/// the folder if it was made.
+/// Checks the run may go, makes its folder, installs its mite builds,
+/// records its start, provenance and scenarios, and opens its sample
+/// writer. The error says why not, with the folder if it was made; no
+/// process of the run has started by then.
 async fn prepare(
     store: &Store,
     run_id: i64,
     params: &RunParams,
     setup: &LabSetup,
+    cancel: &CancellationToken,
+    observer: &dyn RunObserver,
 ) -> Result<Prepared, (String, Option<PathBuf>)> {
     if let Some(refusal) = setup.policy.refusal(params) {
         return Err((refusal, None));
@@ -342,7 +380,25 @@ async fn prepare(
     }
     let output_dir = create_output_dir(&setup.output_root).map_err(|e| (e.to_string(), None))?;
     let in_dir = |message: String| (message, Some(output_dir.clone()));
-    let env = output::environment(&setup.mite);
+    let say = |message: &str| {
+        observer.event(RunEvent::Preparing {
+            message: message.to_string(),
+        });
+    };
+    let mut installed = Vec::new();
+    for build in params.builds() {
+        // A stop while installing ends the installer (the future owns it,
+        // killed when dropped); the half-made venv is made again next time.
+        let result = tokio::select! {
+            result = setup.builds.install(&build, &say) => result,
+            () = cancel.cancelled() => {
+                return Err(in_dir(format!("stopped while installing mite {build}")));
+            }
+        };
+        installed.push(result.map_err(|e| in_dir(e.to_string()))?);
+    }
+    let envs: Vec<MiteEnv> = installed.iter().map(|b| b.env.clone()).collect();
+    let env = output::environment(&envs[0]);
     store
         .start_run(
             run_id,
@@ -354,13 +410,30 @@ async fn prepare(
         .map_err(|e| in_dir(format!("cannot record the run's start: {e}")))?;
     let module_dir =
         output::scenario_module_dir(params, &output_dir).map_err(|e| in_dir(e.to_string()))?;
-    let mut scenario_ids = Vec::new();
-    for (position, concurrency) in params.concurrencies.iter().enumerate() {
+    let provenance = output::provenance(
+        params,
+        installed.into_iter().map(|b| b.provenance).collect(),
+        &module_dir,
+    );
+    store
+        .save_provenance(run_id, &provenance)
+        .await
+        .map_err(|e| in_dir(format!("cannot record the run's provenance: {e}")))?;
+    let run_json = RunJson {
+        run_id,
+        label: params.label.clone(),
+        concurrencies: params.concurrencies.clone(),
+        builds_asked: params.builds(),
+        provenance,
+    };
+    output::write_run_json(&output_dir, &run_json).map_err(|e| in_dir(e.to_string()))?;
+    let mut scenarios = Vec::new();
+    for (position, slot) in params.slots().into_iter().enumerate() {
         let id = store
-            .create_scenario(run_id, position as i64, *concurrency, params)
+            .create_scenario(run_id, position as i64, slot, params)
             .await
             .map_err(|e| in_dir(format!("cannot record the scenarios: {e}")))?;
-        scenario_ids.push(id);
+        scenarios.push((slot, id));
     }
     let writer = store
         .sample_writer()
@@ -368,7 +441,8 @@ async fn prepare(
         .map_err(|e| in_dir(format!("cannot open the sample writer: {e}")))?;
     Ok(Prepared {
         module_dir,
-        scenario_ids,
+        envs,
+        scenarios,
         sink: SampleSink::start(writer, setup.limits.max_unsaved_samples),
         output_dir,
     })

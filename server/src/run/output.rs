@@ -3,8 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use app::provenance::{BuildProvenance, Provenance, RunJson, ScenarioSource};
+
+use crate::mite_env::source::{sha256_file, sha256_text};
 use crate::mite_env::MiteEnv;
-use crate::model::{RunParams, ScenarioSpec};
+use crate::model::{RunParams, ScenarioSpec, TargetSpec};
 use crate::store::RunEnvironment;
 
 /// The scenario module shipped with the lab.
@@ -71,16 +74,88 @@ pub fn scenario_module_dir(params: &RunParams, output_dir: &Path) -> Result<Path
     }
 }
 
-/// The machine and software this run measures.
+/// The machine and software this run measures (its first build's mite).
 pub fn environment(mite: &MiteEnv) -> RunEnvironment {
     RunEnvironment {
         mite_version: mite.mite_version.clone(),
         python_version: mite.python_version.clone(),
         host: sysinfo::System::host_name().unwrap_or_default(),
-        cores: std::thread::available_parallelism()
-            .map(|n| n.get() as i64)
-            .unwrap_or(1),
+        cores: cores(),
     }
+}
+
+fn cores() -> i64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1)
+}
+
+/// Everything the run measures: its builds as installed, this machine, the
+/// target and the scenario's source.
+pub fn provenance(
+    params: &RunParams,
+    builds: Vec<BuildProvenance>,
+    module_dir: &Path,
+) -> Provenance {
+    use procfs::Current as _;
+    let cpu_model = procfs::CpuInfo::current()
+        .ok()
+        .and_then(|info| info.model_name(0).map(str::to_string))
+        .unwrap_or_default();
+    Provenance {
+        lab_version: env!("CARGO_PKG_VERSION").to_string(),
+        host: sysinfo::System::host_name().unwrap_or_default(),
+        cores: cores(),
+        cpu_model,
+        kernel: sysinfo::System::kernel_version().unwrap_or_default(),
+        builds,
+        target: match &params.target {
+            TargetSpec::Builtin => "built-in".to_string(),
+            TargetSpec::Command(cmd) => cmd.clone(),
+        },
+        scenario: scenario_source(params, module_dir),
+        spawn_rate: params.spawn_rate,
+        interval_ms: params.interval_ms,
+        duration_ms: params.duration_ms,
+        repeats: params.repeats,
+    }
+}
+
+/// The scenario's name, folder and the SHA-256 of its module's file (empty
+/// when the module is not a plain file in its folder).
+fn scenario_source(params: &RunParams, module_dir: &Path) -> ScenarioSource {
+    match &params.scenario {
+        ScenarioSpec::Builtin => ScenarioSource {
+            name: "built-in".to_string(),
+            dir: None,
+            sha256: sha256_text(SCENARIO_MODULE),
+        },
+        ScenarioSpec::Custom { spec, .. } => {
+            let module = spec.split_once(':').map_or(spec.as_str(), |(m, _)| m);
+            let relative = module.replace('.', "/");
+            let sha256 = [
+                module_dir.join(format!("{relative}.py")),
+                module_dir.join(relative).join("__init__.py"),
+            ]
+            .iter()
+            .find_map(|file| sha256_file(file).ok())
+            .unwrap_or_default();
+            ScenarioSource {
+                name: spec.clone(),
+                dir: Some(module_dir.display().to_string()),
+                sha256,
+            }
+        }
+    }
+}
+
+/// Writes `run.json` (the run's provenance) into its folder.
+pub fn write_run_json(dir: &Path, run: &RunJson) -> Result<(), OutputError> {
+    let file = dir.join("run.json");
+    let text = serde_json::to_string_pretty(run)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .map_err(at(&file))?;
+    std::fs::write(&file, text + "\n").map_err(at(&file))
 }
 
 #[cfg(test)]
@@ -96,6 +171,10 @@ mod tests {
         assert!(first.is_absolute() && first.is_dir() && second.is_dir());
         let builtin = scenario_module_dir(&RunParams::default(), &first).expect("module");
         assert!(builtin.join("mite_perf_scenario.py").is_file());
+        let provenance = provenance(&RunParams::default(), vec![], &builtin);
+        assert_eq!(provenance.scenario.sha256, sha256_text(SCENARIO_MODULE));
+        assert!(provenance.cores >= 1 && !provenance.kernel.is_empty());
+        assert_eq!(provenance.target, "built-in");
         let _ = std::fs::remove_dir_all(root);
     }
 }

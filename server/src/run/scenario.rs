@@ -12,6 +12,7 @@ use super::teardown;
 use super::verdict::{scenario_verdict, Ending, Failure};
 use super::{LabSetup, RunObserver};
 use crate::figures::{RunningFigures, ScenarioFigures};
+use crate::mite_env::MiteEnv;
 use crate::model::{ProcessKind, RunParams, ScenarioStatus};
 use crate::store::{now_ms, Store};
 use crate::target::RequestCounter;
@@ -27,6 +28,8 @@ pub struct ScenarioRun<'a> {
     pub scenario_id: i64,
     pub position: usize,
     pub concurrency: u32,
+    /// The mite build this scenario measures.
+    pub mite: &'a MiteEnv,
     /// The scenario's folder: logs and collector data.
     pub dir: PathBuf,
     pub module_dir: &'a Path,
@@ -111,8 +114,8 @@ impl ScenarioRun<'_> {
             concurrency: self.concurrency,
             dir: &self.dir,
             module_dir: self.module_dir,
-            mite: self.setup.mite.mite(),
-            path_var: self.setup.mite.path_var(),
+            mite: self.mite.mite(),
+            path_var: self.mite.path_var(),
             self_exe: &self.setup.self_exe,
         };
         let plan = scenario_plan(&inputs);

@@ -3,7 +3,7 @@
 
 use std::process::ExitStatus;
 
-use crate::model::{scenario_name, ProcessKind, RunStatus, ScenarioStatus};
+use crate::model::{ProcessKind, RunStatus, ScenarioStatus};
 use crate::supervisor::describe_exit;
 
 /// Why a scenario did not finish normally.
@@ -128,7 +128,7 @@ impl RunTally {
     /// Adds one scenario's verdict; says whether the run goes on.
     pub fn record(
         &mut self,
-        concurrency: u32,
+        scenario: &str,
         status: ScenarioStatus,
         failure: Option<&Failure>,
     ) -> Next {
@@ -143,7 +143,7 @@ impl RunTally {
                 }
                 let message = failure.map(|f| f.message.as_str()).unwrap_or("failed");
                 self.error
-                    .get_or_insert_with(|| format!("{}: {message}", scenario_name(concurrency)));
+                    .get_or_insert_with(|| format!("{scenario}: {message}"));
                 if failure.is_some_and(|f| f.ends_run) {
                     Next::Stop
                 } else {
@@ -169,6 +169,7 @@ impl RunTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::scenario_name;
     use std::os::unix::process::ExitStatusExt;
 
     fn exit_status(code: i32) -> ExitStatus {
@@ -234,17 +235,24 @@ mod tests {
     #[test]
     fn the_run_status_folds_its_scenarios() {
         let mut tally = RunTally::default();
-        assert_eq!(tally.record(1, ScenarioStatus::Done, None), Next::Continue);
+        assert_eq!(
+            tally.record(&scenario_name(1), ScenarioStatus::Done, None),
+            Next::Continue
+        );
         assert_eq!(
             tally.record(
-                10,
+                &scenario_name(10),
                 ScenarioStatus::Failed,
                 Some(&Failure::new("runner died"))
             ),
             Next::Continue
         );
         assert_eq!(
-            tally.record(100, ScenarioStatus::Failed, Some(&Failure::new("second"))),
+            tally.record(
+                &scenario_name(100),
+                ScenarioStatus::Failed,
+                Some(&Failure::new("second"))
+            ),
             Next::Continue
         );
         assert_eq!(
@@ -254,14 +262,14 @@ mod tests {
         // A busy port ends the run; an interruption too, and wins over failure.
         assert_eq!(
             tally.record(
-                1000,
+                &scenario_name(1000),
                 ScenarioStatus::Failed,
                 Some(&Failure::ending_run("port busy"))
             ),
             Next::Stop
         );
         assert_eq!(
-            tally.record(5, ScenarioStatus::Interrupted, None),
+            tally.record(&scenario_name(5), ScenarioStatus::Interrupted, None),
             Next::Stop
         );
         assert_eq!(tally.finish(false).0, RunStatus::Interrupted);

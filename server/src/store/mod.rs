@@ -6,6 +6,7 @@
 //! Queries go to the concrete driver of the backend (no `Any` driver): the
 //! same SQL serves both, written once and run through [`with_pool!`].
 
+mod baselines;
 mod bulk;
 mod processes;
 mod runs;

@@ -3,6 +3,7 @@
 
 use super::{parse_text, with_pool, Result, Store, StoreError};
 use crate::model::{RunParams, RunStatus};
+use app::provenance::Provenance;
 
 /// The machine and software a run measured.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +27,9 @@ pub struct RunRecord {
     pub environment: RunEnvironment,
     pub lab_pid: Option<i64>,
     pub error: Option<String>,
+    /// What it measured, in full (absent for runs older than provenance,
+    /// and until the run has started).
+    pub provenance: Option<Provenance>,
 }
 
 /// A `runs` row as stored.
@@ -45,6 +49,7 @@ struct RunRow {
     cores: Option<i64>,
     lab_pid: Option<i64>,
     error: Option<String>,
+    provenance: Option<String>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -67,6 +72,11 @@ impl TryFrom<RunRow> for RunRecord {
             },
             lab_pid: row.lab_pid,
             error: row.error,
+            provenance: row
+                .provenance
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()?,
         })
     }
 }
@@ -80,7 +90,7 @@ struct RunListRow {
 }
 
 const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, \
-     output_dir, mite_version, python_version, host, cores, lab_pid, error";
+     output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance";
 
 fn records(rows: Vec<RunRow>) -> Result<Vec<RunRecord>> {
     rows.into_iter().map(RunRecord::try_from).collect()
@@ -121,6 +131,20 @@ impl Store {
         .bind(&env.host)
         .bind(env.cores)
         .bind(i64::from(lab_pid))
+        .bind(run_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Keeps what the run measures (once its builds are installed).
+    pub async fn save_provenance(&self, run_id: i64, provenance: &Provenance) -> Result<()> {
+        let json = serde_json::to_string(provenance)?;
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE runs SET provenance = $1 WHERE id = $2"
+        )
+        .bind(&json)
         .bind(run_id)
         .execute(pool)
         .await

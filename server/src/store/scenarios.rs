@@ -5,7 +5,8 @@ use super::{parse_text, with_pool, Result, Store, StoreError};
 use app::api::ScenarioCharts;
 
 use crate::figures::ScenarioFigures;
-use crate::model::{scenario_name, RunParams, ScenarioStatus};
+use crate::model::{RunParams, ScenarioStatus};
+use app::builds::Slot;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScenarioRecord {
@@ -22,6 +23,9 @@ pub struct ScenarioRecord {
     pub ended_at: Option<i64>,
     pub error: Option<String>,
     pub error_log: Option<String>,
+    /// Which of the run's builds it measured, and which repeat it was (from 0).
+    pub build_index: i64,
+    pub repeat_index: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -39,6 +43,8 @@ struct ScenarioRow {
     ended_at: Option<i64>,
     error: Option<String>,
     error_log: Option<String>,
+    build_index: i64,
+    repeat_index: i64,
 }
 
 impl TryFrom<ScenarioRow> for ScenarioRecord {
@@ -58,34 +64,40 @@ impl TryFrom<ScenarioRow> for ScenarioRecord {
             ended_at: row.ended_at,
             error: row.error,
             error_log: row.error_log,
+            build_index: row.build_index,
+            repeat_index: row.repeat_index,
         })
     }
 }
 
 const SCENARIO_COLUMNS: &str = "id, run_id, position, name, concurrency, duration_ms, \
-     spawn_rate, interval_ms, status, started_at, ended_at, error, error_log";
+     spawn_rate, interval_ms, status, started_at, ended_at, error, error_log, build_index, \
+     repeat_index";
 
 impl Store {
     pub async fn create_scenario(
         &self,
         run_id: i64,
         position: i64,
-        concurrency: u32,
+        slot: Slot,
         params: &RunParams,
     ) -> Result<i64> {
+        let name = slot.name(params.builds().len(), params.repeats);
         let id: i64 = with_pool!(self, |pool| sqlx::query_scalar(
             "INSERT INTO scenarios (run_id, position, name, concurrency, duration_ms, \
-             spawn_rate, interval_ms, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             RETURNING id",
+             spawn_rate, interval_ms, status, build_index, repeat_index) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(run_id)
         .bind(position)
-        .bind(scenario_name(concurrency))
-        .bind(i64::from(concurrency))
+        .bind(&name)
+        .bind(i64::from(slot.concurrency))
         .bind(params.duration_ms as i64)
         .bind(i64::from(params.spawn_rate))
         .bind(params.interval_ms as i64)
         .bind(ScenarioStatus::Waiting.as_str())
+        .bind(slot.build as i64)
+        .bind(i64::from(slot.repeat))
         .fetch_one(pool)
         .await)?;
         Ok(id)

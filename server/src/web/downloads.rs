@@ -218,3 +218,48 @@ async fn log_file(
         .map_err(|e| LabError::NotFound(format!("the {kind} log of scenario {id} is gone: {e}")))?;
     Ok((file, kind))
 }
+
+/// `?runs=12,15&threshold=5%` for [`comparison_csv`].
+#[derive(Debug, serde::Deserialize)]
+pub struct CompareQuery {
+    runs: String,
+    threshold: Option<String>,
+}
+
+/// A comparison as CSV: one row per side × concurrency × figure.
+pub async fn comparison_csv(
+    State(state): State<WebState>,
+    axum::extract::Query(query): axum::extract::Query<CompareQuery>,
+) -> Response {
+    use app::api::LabApi;
+    let filename = format!("compare-{}.csv", query.runs.replace([',', ':'], "-"));
+    match state.lab.compare(query.runs, query.threshold).await {
+        Ok(report) => (
+            attachment("text/csv; charset=utf-8", &filename),
+            crate::compare::format::render(&report, crate::compare::format::Format::Csv),
+        )
+            .into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+/// A run's figures per build and concurrency over its repeats, as CSV.
+pub async fn run_figures_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+    let answer = async {
+        let store = state.lab.store();
+        if store.run(id).await.map_err(lab_error)?.is_none() {
+            return Err(LabError::NotFound(format!("no run {id}")));
+        }
+        let rows = crate::compare::matrix::run_matrix(store, id)
+            .await
+            .map_err(lab_error)?;
+        Ok((
+            attachment("text/csv; charset=utf-8", &format!("run-{id}-figures.csv")),
+            crate::compare::matrix::matrix_csv(id, &rows),
+        ))
+    };
+    match answer.await {
+        Ok(ok) => ok.into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}

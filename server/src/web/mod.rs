@@ -76,6 +76,8 @@ pub fn router(lab: Arc<Lab>, site_root: PathBuf, addr: SocketAddr) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/runs/{id}/samples.csv", get(downloads::run_csv))
+        .route("/compare.csv", get(downloads::comparison_csv))
+        .route("/runs/{id}/figures.csv", get(downloads::run_figures_csv))
         .route("/runs/{id}/chart.html", get(downloads::run_chart))
         .route("/scenarios/{id}/samples.csv", get(downloads::scenario_csv))
         .route(

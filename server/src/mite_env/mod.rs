@@ -1,4 +1,10 @@
 //! Where mite is installed (a Python venv) and what versions it has.
+//!
+//! - [`builds`]: one venv per mite build (PyPI version, checkout, wheel), kept;
+//! - [`source`]: a local build's commit, dirty flag, fingerprint and hashes.
+
+pub mod builds;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,14 +32,18 @@ pub struct MiteEnv {
     pub python_version: String,
 }
 
-/// The venv the set-up script creates.
-pub fn default_venv() -> PathBuf {
-    let data = std::env::var_os("XDG_DATA_HOME")
+/// The lab's data folder (venvs, tools): `$XDG_DATA_HOME/mite-perf`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    data.join("mite-perf")
-        .join(format!("venv-mite-{MITE_VERSION}"))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("mite-perf")
+}
+
+/// The venv the set-up script creates.
+pub fn default_venv() -> PathBuf {
+    data_dir().join(format!("venv-mite-{MITE_VERSION}"))
 }
 
 impl MiteEnv {

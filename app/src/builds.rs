@@ -1,0 +1,273 @@
+//! Which mite a run measures, and the order a run's scenarios take when it
+//! measures several builds, each several times.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The most mite builds one run may compare.
+pub const MAX_BUILDS: usize = 8;
+/// The most repeats of each scenario.
+pub const MAX_REPEATS: u32 = 20;
+
+/// A mite build, as a run asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum MiteBuild {
+    /// The version the lab was set up with (or its `--mite-venv`).
+    Pinned,
+    /// A release from PyPI, such as `2.10.0`.
+    Version(String),
+    /// A local checkout of mite's source (installed from that folder).
+    Checkout(PathBuf),
+    /// A built wheel file.
+    Wheel(PathBuf),
+}
+
+impl MiteBuild {
+    /// Reads `--mite` text: `pinned`, a version (`2.10.0`), a folder
+    /// (`../mite`) or a wheel (`./dist/mite-2.12.0-py3-none-any.whl`).
+    /// Anything with a `/` or starting with `.` or `~` is a path.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() || text == "pinned" || text == "default" {
+            return Ok(MiteBuild::Pinned);
+        }
+        if text.contains('/') || text.starts_with('.') || text.starts_with('~') {
+            let path = PathBuf::from(text);
+            return Ok(if text.ends_with(".whl") {
+                MiteBuild::Wheel(path)
+            } else {
+                MiteBuild::Checkout(path)
+            });
+        }
+        if is_version(text) {
+            return Ok(MiteBuild::Version(text.to_string()));
+        }
+        Err(format!(
+            "`{text}` is not a mite build: give a version (2.10.0), a checkout folder \
+             (../mite), a wheel (./dist/mite-2.12.0-py3-none-any.whl) or `pinned`"
+        ))
+    }
+
+    /// Reads a comma-separated list (`2.10.0,2.11.0`); duplicates are refused.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
+        let builds = text
+            .split(',')
+            .map(MiteBuild::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(twice) = first_duplicate(&builds) {
+            return Err(format!("{twice} is named twice"));
+        }
+        Ok(builds)
+    }
+
+    /// Whether the build comes from a path on the lab's host.
+    pub fn is_local(&self) -> bool {
+        matches!(self, MiteBuild::Checkout(_) | MiteBuild::Wheel(_))
+    }
+}
+
+impl fmt::Display for MiteBuild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MiteBuild::Pinned => f.write_str("pinned"),
+            MiteBuild::Version(v) => f.write_str(v),
+            MiteBuild::Checkout(p) | MiteBuild::Wheel(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+fn first_duplicate(builds: &[MiteBuild]) -> Option<&MiteBuild> {
+    builds
+        .iter()
+        .enumerate()
+        .find(|(i, b)| builds[..*i].contains(b))
+        .map(|(_, b)| b)
+}
+
+/// A PEP 440-ish release: digits first, then digits, dots and the letters
+/// of `a`, `b`, `rc`, `post`, `dev`.
+fn is_version(text: &str) -> bool {
+    text.len() <= 40
+        && text.starts_with(|c: char| c.is_ascii_digit())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || "abrcpostdev".contains(c))
+}
+
+/// Every problem with a run's builds and repeats, as (field, message).
+pub fn validate(builds: &[MiteBuild], repeats: u32) -> Vec<(&'static str, String)> {
+    let mut errors = Vec::new();
+    if builds.len() > MAX_BUILDS {
+        errors.push((
+            "mite",
+            format!(
+                "{} builds is too many for one run: use at most {MAX_BUILDS}",
+                builds.len()
+            ),
+        ));
+    }
+    if let Some(twice) = first_duplicate(builds) {
+        errors.push(("mite", format!("{twice} is named twice")));
+    }
+    if let Some(bad) = builds.iter().find_map(|b| match b {
+        MiteBuild::Version(v) if !is_version(v) => Some(v),
+        _ => None,
+    }) {
+        errors.push(("mite", format!("`{bad}` is not a version")));
+    }
+    if repeats == 0 || repeats > MAX_REPEATS {
+        errors.push((
+            "repeat",
+            format!("{repeats} repeats is out of range: use 1 to {MAX_REPEATS}"),
+        ));
+    }
+    errors
+}
+
+/// One scenario of a run: a concurrency, measured with one build, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    pub concurrency: u32,
+    /// Index into the run's builds.
+    pub build: usize,
+    /// 0 for the first time this concurrency runs with this build.
+    pub repeat: u32,
+}
+
+impl Slot {
+    /// The one scenario of `concurrency` in a run of one build, once.
+    pub fn once(concurrency: u32) -> Slot {
+        Slot {
+            concurrency,
+            build: 0,
+            repeat: 0,
+        }
+    }
+
+    /// The scenario's name (and its folder): `scenario10` as in mite's own
+    /// script, with `-b2` when the run has several builds and `-r3` when
+    /// it repeats (numbered from 1).
+    pub fn name(&self, builds: usize, repeats: u32) -> String {
+        let mut name = crate::model::scenario_name(self.concurrency);
+        if builds > 1 {
+            name.push_str(&format!("-b{}", self.build + 1));
+        }
+        if repeats > 1 {
+            name.push_str(&format!("-r{}", self.repeat + 1));
+        }
+        name
+    }
+}
+
+/// The order of a run's scenarios: concurrency after concurrency, and
+/// within one, the builds take turns in a balanced order (A B, B A, A B …):
+/// whatever drifts on the machine meanwhile, and whatever favours the first
+/// or the second of a pair, hits each build alike.
+pub fn plan(concurrencies: &[u32], builds: usize, repeats: u32) -> Vec<Slot> {
+    let builds = builds.max(1);
+    let mut slots = Vec::with_capacity(concurrencies.len() * builds * repeats as usize);
+    for &concurrency in concurrencies {
+        for repeat in 0..repeats {
+            for turn in 0..builds {
+                let build = if repeat % 2 == 0 {
+                    turn
+                } else {
+                    builds - 1 - turn
+                };
+                slots.push(Slot {
+                    concurrency,
+                    build,
+                    repeat,
+                });
+            }
+        }
+    }
+    slots
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_parse_as_versions_paths_and_wheels() {
+        assert_eq!(MiteBuild::parse("pinned"), Ok(MiteBuild::Pinned));
+        assert_eq!(
+            MiteBuild::parse(" 2.10.0 "),
+            Ok(MiteBuild::Version("2.10.0".into()))
+        );
+        assert_eq!(
+            MiteBuild::parse("2.12.0rc1"),
+            Ok(MiteBuild::Version("2.12.0rc1".into()))
+        );
+        assert_eq!(
+            MiteBuild::parse("../mite"),
+            Ok(MiteBuild::Checkout("../mite".into()))
+        );
+        assert_eq!(
+            MiteBuild::parse("./dist/mite-2.12.0-py3-none-any.whl"),
+            Ok(MiteBuild::Wheel(
+                "./dist/mite-2.12.0-py3-none-any.whl".into()
+            ))
+        );
+        for bad in ["latest", "2.10.0;rm", "mite==2.10.0", "v2", "2.10 .0"] {
+            let err = MiteBuild::parse(bad).expect_err(bad);
+            assert!(err.contains("is not a mite build"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_list_refuses_a_build_named_twice() {
+        assert_eq!(
+            MiteBuild::parse_list("2.10.0,2.11.0"),
+            Ok(vec![
+                MiteBuild::Version("2.10.0".into()),
+                MiteBuild::Version("2.11.0".into())
+            ])
+        );
+        let err = MiteBuild::parse_list("2.10.0, 2.10.0").expect_err("twice");
+        assert_eq!(err, "2.10.0 is named twice");
+    }
+
+    #[test]
+    fn validation_names_builds_and_repeats() {
+        assert!(validate(&[MiteBuild::Pinned], 3).is_empty());
+        let fields: Vec<_> = validate(&[MiteBuild::Version("x; y".into()), MiteBuild::Pinned], 0)
+            .into_iter()
+            .map(|(field, _)| field)
+            .collect();
+        assert_eq!(fields, ["mite", "repeat"]);
+        let many: Vec<_> = (0..9)
+            .map(|i| MiteBuild::Version(format!("2.{i}.0")))
+            .collect();
+        assert_eq!(validate(&many, 1).len(), 1);
+    }
+
+    #[test]
+    fn builds_take_turns_within_each_concurrency() {
+        let order: Vec<String> = plan(&[1, 10], 2, 2)
+            .iter()
+            .map(|slot| slot.name(2, 2))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "scenario1-b1-r1",
+                "scenario1-b2-r1",
+                "scenario1-b2-r2",
+                "scenario1-b1-r2",
+                "scenario10-b1-r1",
+                "scenario10-b2-r1",
+                "scenario10-b2-r2",
+                "scenario10-b1-r2",
+            ]
+        );
+        // One build, once: the names mite's own script uses.
+        let plain: Vec<String> = plan(&[1, 10], 1, 1).iter().map(|s| s.name(1, 1)).collect();
+        assert_eq!(plain, ["scenario1", "scenario10"]);
+        assert_eq!(plan(&[5], 0, 3).len(), 3);
+    }
+}

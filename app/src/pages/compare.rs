@@ -1,0 +1,240 @@
+//! Two runs (or two builds of one run) compared: every figure side by side
+//! with its change and verdict (`/compare?runs=12,15`).
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use super::answer_status;
+use crate::api::{compare_runs, get_compare_charts, ChartSpec};
+use crate::charts;
+use crate::compare::{Comparison, ComparisonReport, Figure, FigureRow, Spread, Verdict};
+
+/// `runs` from the query: `runs=12,15`, or the history's checkboxes
+/// (`runs=15&runs=12`, oldest taken as the base).
+fn sides_from_query(values: Vec<String>) -> String {
+    let mut parts: Vec<String> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if values.len() > 1 && parts.iter().all(|p| p.parse::<i64>().is_ok()) {
+        parts.sort_by_key(|p| p.parse::<i64>().unwrap_or(0));
+    }
+    parts.join(",")
+}
+
+#[component]
+pub fn ComparePage() -> impl IntoView {
+    let query = use_query_map();
+    let sides = move || sides_from_query(query.read().get_all("runs").unwrap_or_default());
+    let threshold = move || query.read().get("threshold");
+    let report = Resource::new(
+        move || (sides(), threshold()),
+        |(sides, threshold)| async move {
+            if sides.is_empty() {
+                Ok(None)
+            } else {
+                compare_runs(sides, threshold).await.map(Some)
+            }
+        },
+    );
+    view! {
+        <section class="card">
+            <h1>"Compare"</h1>
+            <Transition fallback=|| view! { <p>"Comparing…"</p> }>
+                {move || report.get().map(|r| match r {
+                    Err(e) => {
+                        answer_status(e.status());
+                        view! { <p class="error compare-error">{e.to_string()}</p> }.into_any()
+                    }
+                    Ok(None) => view! {
+                        <p class="empty">"Tick two runs in " <a href="/runs">"the history"</a>
+                            " and compare them, or open a run of several builds and compare its builds."</p>
+                    }.into_any(),
+                    Ok(Some(report)) => {
+                        let csv = format!("/compare.csv?runs={}", sides());
+                        view! {
+                            <ComparisonTable report=report.clone() changed_only=false/>
+                            <p><a class="download" href=csv>"Download as CSV"</a></p>
+                            <OverlayCharts sides=sides()/>
+                        }.into_any()
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// The compared runs' charts, overlaid, drawn once fetched.
+#[component]
+fn OverlayCharts(sides: String) -> impl IntoView {
+    let specs = RwSignal::new(Vec::<ChartSpec>::new());
+    Effect::new(move |_| {
+        let sides = sides.clone();
+        leptos::task::spawn_local(async move {
+            if let Ok(found) = get_compare_charts(sides).await {
+                specs.set(found);
+                request_animation_frame(move || {
+                    for spec in specs.get_untracked() {
+                        charts::render(&spec.dom_id, &spec.option_json, &spec.group);
+                    }
+                });
+            }
+        });
+    });
+    view! {
+        <div class="charts overlay-charts">
+            {move || specs.get().into_iter().map(|spec| view! { <div class="chart" id=spec.dom_id></div> }).collect_view()}
+        </div>
+    }
+}
+
+fn value(figure: Figure, v: f64) -> String {
+    match figure {
+        Figure::RequestsPerSecond | Figure::RequestsPerRunnerCpuSecond => {
+            crate::format::count(v.round() as i64)
+        }
+        Figure::MibPerJourney => format!("{v:.3}"),
+        _ => format!("{v:.1}"),
+    }
+}
+
+fn spread_text(figure: Figure, s: &Option<Spread>) -> String {
+    match s {
+        None => "–".into(),
+        Some(s) if s.repeats == 1 => value(figure, s.median),
+        Some(s) => format!(
+            "{} (IQR {}–{}, {}–{})",
+            value(figure, s.median),
+            value(figure, s.q1),
+            value(figure, s.q3),
+            value(figure, s.min),
+            value(figure, s.max)
+        ),
+    }
+}
+
+fn verdict_text(c: &Comparison) -> String {
+    let mut text = c.verdict.as_str().to_string();
+    if c.verdict == Verdict::Inconclusive {
+        match c.ratio_interval {
+            Some((low, high)) => text.push_str(&format!(
+                " (ratio {:.0} % CI {low:.3}–{high:.3})",
+                crate::compare::CONFIDENCE_PERCENT
+            )),
+            None => text.push_str(" (one repeat: no test)"),
+        }
+    }
+    text
+}
+
+/// The comparison's title, warnings, summary and table. `changed_only`
+/// shows only the figures that moved (for a run's page).
+#[component]
+pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl IntoView {
+    let title = |s: &crate::compare::Side| {
+        let label = if s.label.is_empty() {
+            String::new()
+        } else {
+            format!(" · {}", s.label)
+        };
+        let build = if s.build > 0 {
+            format!(" build {}", s.build + 1)
+        } else {
+            String::new()
+        };
+        (
+            format!("/runs/{}", s.run_id),
+            format!("run {}{build}", s.run_id),
+            format!(" (mite {}{label})", s.build_name),
+        )
+    };
+    let (base_href, base_name, base_more) = title(&report.base);
+    let (new_href, new_name, new_more) = title(&report.new);
+    let summary = format!(
+        "{} worse · {} better · {} inconclusive · {} no significant change (threshold {:.0} %)",
+        report.count(Verdict::Worse),
+        report.count(Verdict::Better),
+        report.count(Verdict::Inconclusive),
+        report.count(Verdict::NoSignificantChange),
+        report.threshold * 100.0
+    );
+    let mut notes = report.warnings.clone();
+    if report.rests_on_single_repeats() {
+        notes.push(
+            "some scenarios ran once on a side: no test was possible (launch with 3 repeats or more)"
+                .into(),
+        );
+    }
+    if !report.unmatched.is_empty() {
+        let list: Vec<String> = report.unmatched.iter().map(u32::to_string).collect();
+        notes.push(format!(
+            "concurrency {} finished on one side only: not compared",
+            list.join(", ")
+        ));
+    }
+    let rows: Vec<FigureRow> = report
+        .rows
+        .iter()
+        .filter(|r| {
+            !changed_only
+                || r.comparison
+                    .as_ref()
+                    .is_some_and(|c| c.verdict != Verdict::NoSignificantChange)
+        })
+        .cloned()
+        .collect();
+    view! {
+        <div class="comparison">
+            <p class="compare-title">
+                <a href=new_href>{new_name}</a>{new_more}" against "
+                <a href=base_href>{base_name}</a>{base_more}
+            </p>
+            <p class="compare-summary"><strong>{summary}</strong></p>
+            {notes.into_iter().map(|n| view! { <p class="warning">{n}</p> }).collect_view()}
+            {if rows.is_empty() {
+                view! { <p class="empty">"No figure moved past the threshold."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="compare-table">
+                        <thead><tr>
+                            <th class="num">"Concurrency"</th><th>"Figure"</th>
+                            <th class="num">"Base: median (spread)"</th><th class="num">"New: median (spread)"</th>
+                            <th class="num">"Change"</th><th>"Verdict"</th>
+                        </tr></thead>
+                        <tbody>
+                            {rows.into_iter().map(|row| {
+                                let verdict = row.comparison.as_ref().map(|c| c.verdict.as_str().replace(' ', "-")).unwrap_or_default();
+                                view! {
+                                    <tr class=format!("verdict-{verdict}") data-figure=row.figure.key() data-concurrency=row.concurrency.to_string()>
+                                        <td class="num">{row.concurrency.to_string()}</td>
+                                        <td>{format!("{} ({})", row.figure.name(), row.figure.unit())}</td>
+                                        <td class="num">{spread_text(row.figure, &row.base_spread)}</td>
+                                        <td class="num">{spread_text(row.figure, &row.new_spread)}</td>
+                                        <td class="num">{row.comparison.as_ref().map(|c| format!("{:+.1} %", c.change * 100.0)).unwrap_or_else(|| "–".into())}</td>
+                                        <td class="verdict">{row.comparison.as_ref().map(verdict_text).unwrap_or_else(|| "not measured on both sides".into())}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_checkboxes_compare_oldest_against_newest() {
+        assert_eq!(sides_from_query(vec!["15".into(), "12".into()]), "12,15");
+        assert_eq!(sides_from_query(vec!["12,15".into()]), "12,15");
+        // Named builds keep the order given.
+        assert_eq!(sides_from_query(vec!["12:2,12:1".into()]), "12:2,12:1");
+        assert_eq!(sides_from_query(vec![]), "");
+    }
+}

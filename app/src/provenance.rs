@@ -1,0 +1,188 @@
+//! What a run measured, precisely enough to tell whether two runs can be
+//! compared: the mite builds, the machine, the target and the scenario.
+//! Stored with the run and written as `run.json` beside `samples.csv`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::builds::MiteBuild;
+
+/// One mite build as the lab found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildProvenance {
+    /// As the run asked for it (`2.10.0`, `../mite`, `pinned`).
+    pub asked: String,
+    /// mite's version as installed (`importlib.metadata`).
+    pub mite_version: String,
+    pub python_version: String,
+    /// A checkout's commit and whether it had uncommitted changes.
+    pub git_commit: Option<String>,
+    pub git_dirty: Option<bool>,
+    /// A wheel's SHA-256.
+    pub wheel_sha256: Option<String>,
+    /// The venv it ran from.
+    pub venv: String,
+}
+
+impl BuildProvenance {
+    /// `2.11.0`, `2.12.0.dev0 @ 1a2b3c4d (dirty)`, `2.12.0 (wheel 0a1b2c3d)`.
+    pub fn describe(&self) -> String {
+        let mut text = self.mite_version.clone();
+        if let Some(commit) = &self.git_commit {
+            text.push_str(&format!(" @ {}", short(commit)));
+            if self.git_dirty == Some(true) {
+                text.push_str(" (dirty)");
+            }
+        }
+        if let Some(sha) = &self.wheel_sha256 {
+            text.push_str(&format!(" (wheel {})", short(sha)));
+        }
+        text
+    }
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..10).unwrap_or(hash)
+}
+
+/// The scenario module a run used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioSource {
+    /// `built-in` or the user's `module:function`.
+    pub name: String,
+    /// The folder it was imported from (a user's scenario only).
+    pub dir: Option<String>,
+    /// SHA-256 of the module's source file.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The lab's own version.
+    pub lab_version: String,
+    pub host: String,
+    pub cores: i64,
+    pub cpu_model: String,
+    pub kernel: String,
+    /// In the run's build order (scenario `-b2` used `builds[1]`).
+    pub builds: Vec<BuildProvenance>,
+    /// `built-in` or the target command.
+    pub target: String,
+    pub scenario: ScenarioSource,
+    pub spawn_rate: u32,
+    pub interval_ms: u64,
+    pub duration_ms: u64,
+    pub repeats: u32,
+}
+
+/// A run's provenance with its identity, as written to `run.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunJson {
+    pub run_id: i64,
+    pub label: String,
+    pub concurrencies: Vec<u32>,
+    pub builds_asked: Vec<MiteBuild>,
+    #[serde(flatten)]
+    pub provenance: Provenance,
+}
+
+/// Where two runs' provenance differs in ways that make their comparison
+/// suspect, each as a sentence.
+pub fn differences(base: &Provenance, new: &Provenance) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut differ = |what: &str, a: &str, b: &str| {
+        if a != b {
+            warnings.push(format!("the runs differ in {what}: {a} against {b}"));
+        }
+    };
+    differ("host", &base.host, &new.host);
+    differ("CPU", &base.cpu_model, &new.cpu_model);
+    differ("cores", &base.cores.to_string(), &new.cores.to_string());
+    let python = |p: &Provenance| {
+        let mut versions: Vec<&str> = p.builds.iter().map(|b| b.python_version.as_str()).collect();
+        versions.dedup();
+        versions.join(", ")
+    };
+    differ("Python", &python(base), &python(new));
+    differ("target", &base.target, &new.target);
+    differ("scenario", &base.scenario.name, &new.scenario.name);
+    differ(
+        "scenario source",
+        short(&base.scenario.sha256),
+        short(&new.scenario.sha256),
+    );
+    differ(
+        "spawn rate",
+        &base.spawn_rate.to_string(),
+        &new.spawn_rate.to_string(),
+    );
+    differ(
+        "sampling interval",
+        &format!("{} ms", base.interval_ms),
+        &format!("{} ms", new.interval_ms),
+    );
+    differ(
+        "scenario duration",
+        &format!("{} ms", base.duration_ms),
+        &format!("{} ms", new.duration_ms),
+    );
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provenance() -> Provenance {
+        Provenance {
+            lab_version: "0.1.0".into(),
+            host: "lab1".into(),
+            cores: 2,
+            cpu_model: "EPYC".into(),
+            kernel: "6.1".into(),
+            builds: vec![BuildProvenance {
+                asked: "pinned".into(),
+                mite_version: "2.11.0".into(),
+                python_version: "3.11.2".into(),
+                ..BuildProvenance::default()
+            }],
+            target: "built-in".into(),
+            scenario: ScenarioSource {
+                name: "built-in".into(),
+                dir: None,
+                sha256: "ab".repeat(32),
+            },
+            spawn_rate: 1_000_000,
+            interval_ms: 1000,
+            duration_ms: 10_000,
+            repeats: 3,
+        }
+    }
+
+    #[test]
+    fn the_same_setting_raises_no_warning_and_each_difference_one() {
+        let base = provenance();
+        assert_eq!(differences(&base, &base.clone()), Vec::<String>::new());
+        let mut new = provenance();
+        new.host = "lab2".into();
+        new.builds[0].python_version = "3.12.1".into();
+        // The build itself differing is what a comparison is for.
+        new.builds[0].mite_version = "2.10.0".into();
+        let warnings = differences(&base, &new);
+        assert_eq!(
+            warnings,
+            [
+                "the runs differ in host: lab1 against lab2",
+                "the runs differ in Python: 3.11.2 against 3.12.1"
+            ]
+        );
+    }
+
+    #[test]
+    fn builds_describe_their_origin() {
+        let mut build = provenance().builds[0].clone();
+        assert_eq!(build.describe(), "2.11.0");
+        build.git_commit = Some("0123456789abcdef".into());
+        build.git_dirty = Some(true);
+        assert_eq!(build.describe(), "2.11.0 @ 0123456789 (dirty)");
+    }
+}

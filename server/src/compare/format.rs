@@ -1,0 +1,356 @@
+//! A comparison as text (a terminal), markdown (a pull-request comment),
+//! JSON (a program) and CSV (a spreadsheet).
+
+use std::fmt::Write as _;
+
+use app::compare::{Comparison, ComparisonReport, Figure, FigureRow, Spread, Verdict};
+
+/// The formats `mite-perf compare --format` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+    Csv,
+}
+
+pub fn render(report: &ComparisonReport, format: Format) -> String {
+    match format {
+        Format::Text => text(report),
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        Format::Markdown => markdown(report),
+        Format::Csv => csv(report),
+    }
+}
+
+/// A figure's value for people: `11,650`, `40.1`, `0.392`.
+pub fn value(figure: Figure, v: f64) -> String {
+    match figure {
+        Figure::RequestsPerSecond | Figure::RequestsPerRunnerCpuSecond => {
+            app::format::count(v.round() as i64)
+        }
+        Figure::MibPerJourney => format!("{v:.3}"),
+        Figure::PeakRss(_) | Figure::MeanRss(_) => format!("{v:.1}"),
+    }
+}
+
+fn spread(figure: Figure, s: &Option<Spread>) -> String {
+    match s {
+        None => "–".to_string(),
+        Some(s) if s.repeats == 1 => value(figure, s.median),
+        Some(s) => format!(
+            "{} ({}–{})",
+            value(figure, s.median),
+            value(figure, s.min),
+            value(figure, s.max)
+        ),
+    }
+}
+
+fn change(c: &Option<Comparison>) -> String {
+    match c {
+        Some(c) => format!("{:+.1} %", c.change * 100.0),
+        None => "–".to_string(),
+    }
+}
+
+/// `worse (p 0.001; ratio 0.70, 99 % CI 0.68–0.72)`.
+fn verdict(c: &Option<Comparison>) -> String {
+    let Some(c) = c else {
+        return "not measured on both sides".to_string();
+    };
+    let mut text = c.verdict.as_str().to_string();
+    let mut details = Vec::new();
+    if let Some(p) = c.p_value {
+        details.push(if p < 0.001 {
+            "p < 0.001".to_string()
+        } else {
+            format!("p {p:.3}")
+        });
+    }
+    if matches!(
+        c.verdict,
+        Verdict::Inconclusive | Verdict::Worse | Verdict::Better
+    ) {
+        match c.ratio_interval {
+            Some((low, high)) => details.push(format!(
+                "ratio {:.3}, {:.0} % CI {low:.3}–{high:.3}",
+                c.ratio,
+                app::compare::CONFIDENCE_PERCENT
+            )),
+            None => details.push("one repeat: no test".to_string()),
+        }
+    }
+    if !details.is_empty() {
+        let _ = write!(text, " ({})", details.join("; "));
+    }
+    text
+}
+
+fn title(report: &ComparisonReport) -> String {
+    let side = |s: &app::compare::Side| {
+        let build = if s.build > 0 {
+            format!(" build {}", s.build + 1)
+        } else {
+            String::new()
+        };
+        let label = if s.label.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", s.label)
+        };
+        format!("run {}{build} ({label}mite {})", s.run_id, s.build_name)
+    };
+    format!("{} against {}", side(&report.new), side(&report.base))
+}
+
+fn summary(report: &ComparisonReport) -> String {
+    format!(
+        "{} worse, {} better, {} inconclusive, {} no significant change (threshold {:.0} %)",
+        report.count(Verdict::Worse),
+        report.count(Verdict::Better),
+        report.count(Verdict::Inconclusive),
+        report.count(Verdict::NoSignificantChange),
+        report.threshold * 100.0
+    )
+}
+
+fn notes(report: &ComparisonReport) -> Vec<String> {
+    let mut notes = report.warnings.clone();
+    if report.rests_on_single_repeats() {
+        notes.push(
+            "some scenarios ran once on a side: no test was possible, a change past the \
+             threshold is inconclusive (use --repeat 3 or more)"
+                .to_string(),
+        );
+    }
+    if !report.unmatched.is_empty() {
+        let list: Vec<String> = report.unmatched.iter().map(u32::to_string).collect();
+        notes.push(format!(
+            "concurrency {} finished on one side only: not compared",
+            list.join(", ")
+        ));
+    }
+    notes
+}
+
+fn text(report: &ComparisonReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", title(report));
+    for note in notes(report) {
+        let _ = writeln!(out, "warning: {note}");
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<12} {:<28} {:>26} {:>26} {:>9}  verdict",
+        "concurrency", "figure", "base median (min–max)", "new median (min–max)", "change"
+    );
+    for row in &report.rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<28} {:>26} {:>26} {:>9}  {}",
+            row.concurrency,
+            format!("{} [{}]", row.figure.name(), row.figure.unit()),
+            spread(row.figure, &row.base_spread),
+            spread(row.figure, &row.new_spread),
+            change(&row.comparison),
+            verdict(&row.comparison)
+        );
+    }
+    let _ = writeln!(out, "\n{}", summary(report));
+    out
+}
+
+fn markdown(report: &ComparisonReport) -> String {
+    let mut out = String::new();
+    let worst = if report.count(Verdict::Worse) > 0 {
+        "🔴"
+    } else if report.count(Verdict::Inconclusive) > 0 {
+        "🟡"
+    } else {
+        "🟢"
+    };
+    let _ = writeln!(out, "### {worst} mite perf: {}\n", title(report));
+    let _ = writeln!(out, "**{}**\n", summary(report));
+    for note in notes(report) {
+        let _ = writeln!(out, "> ⚠️ {note}");
+    }
+    let _ = writeln!(
+        out,
+        "\n| concurrency | figure | base | new | change | verdict |\n|---:|---|---:|---:|---:|---|"
+    );
+    // Changes first: the rows a reviewer needs, then the rest folded.
+    let (changed, steady): (Vec<&FigureRow>, Vec<&FigureRow>) = report.rows.iter().partition(|r| {
+        r.comparison
+            .as_ref()
+            .is_none_or(|c| c.verdict != Verdict::NoSignificantChange)
+    });
+    let line = |row: &FigureRow| {
+        let verdict_text = verdict(&row.comparison);
+        let verdict_text = match row.comparison.as_ref().map(|c| c.verdict) {
+            Some(Verdict::Worse) => format!("**{verdict_text}**"),
+            _ => verdict_text,
+        };
+        format!(
+            "| {} | {} ({}) | {} | {} | {} | {} |\n",
+            row.concurrency,
+            row.figure.name(),
+            row.figure.unit(),
+            spread(row.figure, &row.base_spread),
+            spread(row.figure, &row.new_spread),
+            change(&row.comparison),
+            verdict_text
+        )
+    };
+    for row in &changed {
+        out.push_str(&line(row));
+    }
+    if !steady.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} figures with no significant change</summary>\n\n\
+             | concurrency | figure | base | new | change | verdict |\n|---:|---|---:|---:|---:|---|",
+            steady.len()
+        );
+        for row in &steady {
+            out.push_str(&line(row));
+        }
+        out.push_str("\n</details>\n");
+    }
+    out
+}
+
+/// One row per side × concurrency × figure, then the verdicts.
+fn csv(report: &ComparisonReport) -> String {
+    let mut out = String::from(
+        "run,build,concurrency,figure,median,q1,q3,min,max,repeats,change,p_value,verdict\n",
+    );
+    for row in &report.rows {
+        for (side, spread, is_new) in [
+            (&report.base, &row.base_spread, false),
+            (&report.new, &row.new_spread, true),
+        ] {
+            let Some(s) = spread else { continue };
+            let (change, p, verdict) = match (&row.comparison, is_new) {
+                (Some(c), true) => (
+                    format!("{:.6}", c.change),
+                    c.p_value.map(|p| format!("{p:.6}")).unwrap_or_default(),
+                    c.verdict.as_str().to_string(),
+                ),
+                _ => (String::new(), String::new(), String::new()),
+            };
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{},{},{},{},{change},{p},{verdict}",
+                side.run_id,
+                side.build + 1,
+                row.concurrency,
+                row.figure.key(),
+                s.median,
+                s.q1,
+                s.q3,
+                s.min,
+                s.max,
+                s.repeats
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use app::compare::{Side, Spread};
+
+    use super::*;
+
+    fn report(verdict: Verdict) -> ComparisonReport {
+        let side = |run_id| Side {
+            run_id,
+            build: 0,
+            label: "main".into(),
+            build_name: "2.11.0".into(),
+        };
+        ComparisonReport {
+            base: side(1),
+            new: side(2),
+            threshold: 0.05,
+            rows: vec![FigureRow {
+                concurrency: 10,
+                figure: Figure::RequestsPerSecond,
+                base: vec![11_600.0, 11_700.0, 11_650.0],
+                new: vec![8_100.0, 8_200.0, 8_150.0],
+                base_spread: Spread::of(&[11_600.0, 11_700.0, 11_650.0]),
+                new_spread: Spread::of(&[8_100.0, 8_200.0, 8_150.0]),
+                comparison: Some(Comparison {
+                    base_median: 11_650.0,
+                    new_median: 8_150.0,
+                    change: 8_150.0 / 11_650.0 - 1.0,
+                    ratio: 0.7,
+                    ratio_interval: Some((0.68, 0.72)),
+                    p_value: Some(0.0004),
+                    verdict,
+                    single_repeat: false,
+                }),
+            }],
+            warnings: vec!["the runs differ in host: a against b".into()],
+            unmatched: vec![100],
+        }
+    }
+
+    #[test]
+    fn text_names_sides_figures_and_the_verdict() {
+        let out = render(&report(Verdict::Worse), Format::Text);
+        assert!(
+            out.starts_with("run 2 (main, mite 2.11.0) against run 1 (main, mite 2.11.0)\n"),
+            "{out}"
+        );
+        assert!(out.contains("warning: the runs differ in host"), "{out}");
+        assert!(
+            out.contains("concurrency 100 finished on one side only"),
+            "{out}"
+        );
+        assert!(out.contains("11,650 (11,600–11,700)"), "{out}");
+        assert!(
+            out.contains("-30.0 %  worse (p < 0.001; ratio 0.700, 99 % CI 0.680–0.720)"),
+            "{out}"
+        );
+        assert!(out.contains(
+            "1 worse, 0 better, 0 inconclusive, 0 no significant change (threshold 5 %)"
+        ));
+    }
+
+    #[test]
+    fn markdown_puts_changes_first_and_folds_the_rest() {
+        let out = render(&report(Verdict::Worse), Format::Markdown);
+        assert!(out.starts_with("### 🔴 mite perf: run 2"), "{out}");
+        assert!(out.contains("| 10 | requests/s (req/s) | 11,650 (11,600–11,700) | 8,150 (8,100–8,200) | -30.0 % | **worse"), "{out}");
+        assert!(!out.contains("<details>"));
+        let steady = render(&report(Verdict::NoSignificantChange), Format::Markdown);
+        assert!(steady.starts_with("### 🟢"), "{steady}");
+        assert!(
+            steady.contains("<details><summary>1 figures with no significant change"),
+            "{steady}"
+        );
+    }
+
+    #[test]
+    fn json_and_csv_carry_every_number() {
+        let report = report(Verdict::Worse);
+        let json: ComparisonReport =
+            serde_json::from_str(&render(&report, Format::Json)).expect("json reads back");
+        assert_eq!(json, report);
+        let csv = render(&report, Format::Csv);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert_eq!(
+            lines[1],
+            "1,1,10,requests_per_second,11650,11625,11675,11600,11700,3,,,"
+        );
+        assert!(
+            lines[2].starts_with("2,1,10,requests_per_second,8150,"),
+            "{csv}"
+        );
+        assert!(lines[2].ends_with(",-0.300429,0.000400,worse"), "{csv}");
+    }
+}

@@ -1,0 +1,270 @@
+//! Two sides compared figure by figure, and what a CI job makes of it.
+
+use std::collections::BTreeSet;
+
+use app::compare::{ComparisonReport, Figure, FigureRow, Spread, Verdict, ALPHA};
+use app::provenance::differences;
+
+use super::sides::SideData;
+use super::stats::compare;
+
+/// Compares `new` against `base` with `threshold` (0.05 for 5 %): a row
+/// per concurrency both measured and per figure either side has.
+pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> ComparisonReport {
+    let mut rows = Vec::new();
+    let concurrencies: BTreeSet<u32> = base
+        .figures
+        .keys()
+        .chain(new.figures.keys())
+        .copied()
+        .collect();
+    let mut unmatched = Vec::new();
+    for concurrency in concurrencies {
+        let (Some(base_figures), Some(new_figures)) = (
+            base.figures.get(&concurrency),
+            new.figures.get(&concurrency),
+        ) else {
+            unmatched.push(concurrency);
+            continue;
+        };
+        for figure in Figure::all() {
+            let values = |all: &[app::figures::ScenarioFigures]| -> Vec<f64> {
+                all.iter()
+                    .filter_map(|f| figure.value(f, concurrency))
+                    .collect()
+            };
+            let (base_values, new_values) = (values(base_figures), values(new_figures));
+            if base_values.is_empty() && new_values.is_empty() {
+                continue;
+            }
+            let comparison =
+                compare(&base_values, &new_values, figure.better(), threshold, ALPHA).ok();
+            rows.push(FigureRow {
+                concurrency,
+                figure,
+                base_spread: Spread::of(&base_values),
+                new_spread: Spread::of(&new_values),
+                base: base_values,
+                new: new_values,
+                comparison,
+            });
+        }
+    }
+    let mut warnings = match (&base.provenance, &new.provenance) {
+        (Some(b), Some(n)) => differences(b, n),
+        _ => vec!["a run predates provenance: whether both ran alike is unknown".to_string()],
+    };
+    for (side, data) in [("base", base), ("new", new)] {
+        let unstable: Vec<String> = rows
+            .iter()
+            .filter(|r| r.figure == Figure::RequestsPerSecond)
+            .filter(|r| {
+                let spread = if side == "base" {
+                    &r.base_spread
+                } else {
+                    &r.new_spread
+                };
+                spread.is_some_and(|s| s.unstable())
+            })
+            .map(|r| r.concurrency.to_string())
+            .collect();
+        if !unstable.is_empty() {
+            warnings.push(format!(
+                "{}'s repeats disagree by more than {:.0} % on requests/s at concurrency {}: \
+                 unstable",
+                data.side.title(data.builds_in_run),
+                app::compare::UNSTABLE_SPREAD * 100.0,
+                unstable.join(", ")
+            ));
+        }
+    }
+    ComparisonReport {
+        base: base.side.clone(),
+        new: new.side.clone(),
+        threshold,
+        rows,
+        warnings,
+        unmatched,
+    }
+}
+
+/// Whether a CI job should fail on `report`: a figure significantly worse,
+/// or with `strict`, one inconclusive too.
+pub fn fails(report: &ComparisonReport, strict: bool) -> bool {
+    report.count(Verdict::Worse) > 0 || (strict && report.count(Verdict::Inconclusive) > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use app::compare::Side;
+    use app::figures::{ProcessFigures, ScenarioFigures};
+    use app::model::ProcessKind;
+
+    use super::*;
+
+    fn figures(rps: f64, runner_cpu_share: f64, runner_mib: f64) -> ScenarioFigures {
+        ScenarioFigures {
+            total_requests: (rps * 10.0) as i64,
+            measured_seconds: 10.0,
+            mean_requests_per_second: rps,
+            peak_requests_per_second: rps * 1.1,
+            requests_per_runner_cpu_second: Some(rps / runner_cpu_share),
+            processes: vec![ProcessFigures {
+                process: ProcessKind::Runner,
+                mean_cpu: runner_cpu_share * 100.0,
+                peak_cpu: 100.0,
+                peak_rss: (runner_mib * 1024.0 * 1024.0) as i64,
+                mean_rss: Some((runner_mib * 0.9 * 1024.0 * 1024.0) as i64),
+            }],
+            steady: None,
+        }
+    }
+
+    fn side(run_id: i64, by_concurrency: Vec<(u32, Vec<ScenarioFigures>)>) -> SideData {
+        SideData {
+            side: Side {
+                run_id,
+                build: 0,
+                label: "branch".into(),
+                build_name: "2.11.0".into(),
+            },
+            builds_in_run: 1,
+            provenance: None,
+            figures: by_concurrency.into_iter().collect::<BTreeMap<_, _>>(),
+            scenario_ids: BTreeMap::new(),
+        }
+    }
+
+    fn verdict_of(report: &ComparisonReport, figure: Figure) -> Option<Verdict> {
+        report
+            .rows
+            .iter()
+            .find(|r| r.figure == figure)
+            .and_then(|r| r.comparison.as_ref())
+            .map(|c| c.verdict)
+    }
+
+    #[test]
+    fn a_slower_build_is_worse_and_fails_the_gate() {
+        let base = side(
+            1,
+            vec![(
+                10,
+                vec![
+                    figures(11_600.0, 0.98, 40.0),
+                    figures(11_700.0, 0.99, 40.1),
+                    figures(11_650.0, 0.98, 40.0),
+                ],
+            )],
+        );
+        let new = side(
+            2,
+            vec![(
+                10,
+                vec![
+                    figures(8_100.0, 0.99, 40.0),
+                    figures(8_200.0, 0.98, 40.2),
+                    figures(8_150.0, 0.99, 40.1),
+                ],
+            )],
+        );
+        let report = build_report(&base, &new, 0.05);
+        assert_eq!(
+            verdict_of(&report, Figure::RequestsPerSecond),
+            Some(Verdict::Worse)
+        );
+        assert_eq!(
+            verdict_of(&report, Figure::RequestsPerRunnerCpuSecond),
+            Some(Verdict::Worse)
+        );
+        assert_eq!(
+            verdict_of(&report, Figure::PeakRss(ProcessKind::Runner)),
+            Some(Verdict::NoSignificantChange)
+        );
+        // Processes neither side measured have no rows.
+        assert!(report
+            .rows
+            .iter()
+            .all(|r| r.figure != Figure::PeakRss(ProcessKind::Controller)));
+        assert!(fails(&report, false));
+        assert!(!report.rests_on_single_repeats());
+        // The other way round, it is better and passes.
+        let reverse = build_report(&new, &base, 0.05);
+        assert_eq!(
+            verdict_of(&reverse, Figure::RequestsPerSecond),
+            Some(Verdict::Better)
+        );
+        assert!(!fails(&reverse, true));
+    }
+
+    #[test]
+    fn inconclusive_fails_only_when_strict_and_unmatched_scenarios_are_named() {
+        let base = side(
+            1,
+            vec![
+                (1, vec![figures(1000.0, 0.5, 40.0)]),
+                (10, vec![figures(5000.0, 0.9, 40.0)]),
+            ],
+        );
+        let new = side(
+            2,
+            vec![
+                (1, vec![figures(800.0, 0.5, 40.0)]),
+                (100, vec![figures(9000.0, 1.0, 40.0)]),
+            ],
+        );
+        let report = build_report(&base, &new, 0.05);
+        assert_eq!(report.unmatched, vec![10, 100]);
+        assert_eq!(
+            verdict_of(&report, Figure::RequestsPerSecond),
+            Some(Verdict::Inconclusive)
+        );
+        assert!(report.rests_on_single_repeats());
+        assert!(!fails(&report, false));
+        assert!(fails(&report, true));
+        assert!(report
+            .warnings
+            .iter()
+            .any(|w| w.contains("predates provenance")));
+    }
+
+    #[test]
+    fn repeats_that_disagree_are_called_unstable() {
+        let base = side(
+            1,
+            vec![(
+                10,
+                vec![
+                    figures(1000.0, 0.5, 40.0),
+                    figures(1400.0, 0.5, 40.0),
+                    figures(1200.0, 0.5, 40.0),
+                ],
+            )],
+        );
+        let new = side(
+            2,
+            vec![(
+                10,
+                vec![
+                    figures(1200.0, 0.5, 40.0),
+                    figures(1210.0, 0.5, 40.0),
+                    figures(1190.0, 0.5, 40.0),
+                ],
+            )],
+        );
+        let report = build_report(&base, &new, 0.05);
+        let unstable: Vec<&String> = report
+            .warnings
+            .iter()
+            .filter(|w| w.contains("unstable"))
+            .collect();
+        assert_eq!(unstable.len(), 1, "{:?}", report.warnings);
+        assert!(
+            unstable[0].starts_with("run 1's repeats"),
+            "{}",
+            unstable[0]
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The two sides of a comparison: a run (or one build of a run that
+//! measured several), with each concurrency's figures over its repeats.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use app::compare::Side;
+use app::figures::ScenarioFigures;
+use app::provenance::Provenance;
+
+use crate::model::ScenarioStatus;
+use crate::store::{Store, StoreError};
+
+/// A side as named on the command line or in a link: `12`, `12:2` (build 2
+/// of run 12) or `baseline` (the baseline of the other side's label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SideSpec {
+    Run { run_id: i64, build: Option<usize> },
+    Baseline,
+}
+
+impl FromStr for SideSpec {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "baseline" {
+            return Ok(SideSpec::Baseline);
+        }
+        let bad = || {
+            format!(
+                "`{text}` is not a run: give its number (12), a build of it (12:2) or `baseline`"
+            )
+        };
+        let (run, build) = match text.split_once(':') {
+            Some((run, build)) => (run, Some(build)),
+            None => (text, None),
+        };
+        let run_id: i64 = run.parse().map_err(|_| bad())?;
+        let build = match build {
+            Some(b) => match b.parse::<usize>() {
+                Ok(n) if n >= 1 => Some(n - 1),
+                _ => return Err(bad()),
+            },
+            None => None,
+        };
+        if run_id < 1 {
+            return Err(bad());
+        }
+        Ok(SideSpec::Run { run_id, build })
+    }
+}
+
+impl fmt::Display for SideSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SideSpec::Baseline => f.write_str("baseline"),
+            SideSpec::Run {
+                run_id,
+                build: None,
+            } => write!(f, "{run_id}"),
+            SideSpec::Run {
+                run_id,
+                build: Some(b),
+            } => write!(f, "{run_id}:{}", b + 1),
+        }
+    }
+}
+
+/// A side with what was measured.
+#[derive(Debug, Clone)]
+pub struct SideData {
+    pub side: Side,
+    /// How many builds its run measured.
+    pub builds_in_run: usize,
+    pub provenance: Option<Provenance>,
+    /// Each concurrency's finished scenarios' figures, one per repeat.
+    pub figures: BTreeMap<u32, Vec<ScenarioFigures>>,
+    /// Those scenarios' ids, in the same order.
+    pub scenario_ids: BTreeMap<u32, Vec<i64>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SideError {
+    #[error("there is no run {0}")]
+    NoRun(i64),
+    #[error("run {run_id} measured {builds} build(s): there is no build {wanted}")]
+    NoBuild {
+        run_id: i64,
+        builds: usize,
+        wanted: usize,
+    },
+    #[error(
+        "run {run_id} measured {builds} builds: name one (`{run_id}:1` … `{run_id}:{builds}`)"
+    )]
+    WhichBuild { run_id: i64, builds: usize },
+    #[error("run {0} has no finished scenario to compare")]
+    NothingFinished(i64),
+    #[error("the label `{0}` has no baseline: mark one with `mite-perf baseline RUN`")]
+    NoBaseline(String),
+    #[error("run {0} has no label, so it has no baseline")]
+    NoLabel(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads side `spec`; `baseline` is the baseline of `label_run`'s label.
+pub async fn load_side(
+    store: &Store,
+    spec: SideSpec,
+    label_run: Option<i64>,
+) -> Result<SideData, SideError> {
+    let (run_id, build) = match spec {
+        SideSpec::Run { run_id, build } => (run_id, build),
+        SideSpec::Baseline => {
+            let other = label_run.ok_or(SideError::NoBaseline(String::new()))?;
+            let run = store.run(other).await?.ok_or(SideError::NoRun(other))?;
+            if run.label.trim().is_empty() {
+                return Err(SideError::NoLabel(other));
+            }
+            let id = store
+                .baseline_of(&run.label)
+                .await?
+                .ok_or_else(|| SideError::NoBaseline(run.label.clone()))?;
+            (id, None)
+        }
+    };
+    let run = store.run(run_id).await?.ok_or(SideError::NoRun(run_id))?;
+    let builds_in_run = run.params.builds().len();
+    let build = match build {
+        Some(b) if b >= builds_in_run => {
+            return Err(SideError::NoBuild {
+                run_id,
+                builds: builds_in_run,
+                wanted: b + 1,
+            })
+        }
+        Some(b) => b,
+        None if builds_in_run > 1 => {
+            return Err(SideError::WhichBuild {
+                run_id,
+                builds: builds_in_run,
+            })
+        }
+        None => 0,
+    };
+    let mut figures: BTreeMap<u32, Vec<ScenarioFigures>> = BTreeMap::new();
+    let mut scenario_ids: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for scenario in store.scenarios(run_id).await? {
+        if scenario.status != ScenarioStatus::Done || scenario.build_index != build as i64 {
+            continue;
+        }
+        if let Some(f) = store.stored_figures(scenario.id).await? {
+            figures
+                .entry(scenario.concurrency as u32)
+                .or_default()
+                .push(f);
+            scenario_ids
+                .entry(scenario.concurrency as u32)
+                .or_default()
+                .push(scenario.id);
+        }
+    }
+    if figures.is_empty() {
+        return Err(SideError::NothingFinished(run_id));
+    }
+    let build_name = run
+        .provenance
+        .as_ref()
+        .and_then(|p| p.builds.get(build))
+        .map(|b| b.describe())
+        .unwrap_or_else(|| run.environment.mite_version.clone());
+    Ok(SideData {
+        side: Side {
+            run_id,
+            build,
+            label: run.label.clone(),
+            build_name,
+        },
+        builds_in_run,
+        provenance: run.provenance,
+        figures,
+        scenario_ids,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sides_parse_as_runs_builds_and_baseline() {
+        assert_eq!(
+            "12".parse(),
+            Ok(SideSpec::Run {
+                run_id: 12,
+                build: None
+            })
+        );
+        assert_eq!(
+            "12:2".parse(),
+            Ok(SideSpec::Run {
+                run_id: 12,
+                build: Some(1)
+            })
+        );
+        assert_eq!("baseline".parse(), Ok(SideSpec::Baseline));
+        for bad in ["", "x", "12:0", "0", "-3", "12:b", "12:1:1"] {
+            let err = bad.parse::<SideSpec>().expect_err(bad);
+            assert!(err.contains("is not a run"), "{bad}: {err}");
+        }
+        assert_eq!(
+            SideSpec::Run {
+                run_id: 4,
+                build: Some(2)
+            }
+            .to_string(),
+            "4:3"
+        );
+    }
+}

@@ -1,0 +1,405 @@
+//! One venv per mite build, made once and kept: a PyPI version, a local
+//! checkout (made again when its files change) or a wheel. Made with `uv`
+//! where scripts/setup installed it (seconds), plain `venv` + `pip`
+//! otherwise. Whatever cannot be had is said before any process starts.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use app::builds::MiteBuild;
+use app::provenance::BuildProvenance;
+use tokio::process::Command;
+
+use super::source::{checkout_state, sha256_file, sha256_text};
+use super::{data_dir, MiteEnv, MiteEnvError};
+
+/// The environment variable naming the builds folder, as `--builds-dir` does.
+pub const BUILDS_DIR_ENV: &str = "MITE_PERF_BUILDS_DIR";
+
+/// Written in a venv once it is complete: what was installed there.
+const MARKER: &str = "mite-perf-build.json";
+/// Lines of an installer's output kept in an error.
+const ERROR_LINES: usize = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot install mite {build}: {detail}")]
+    Install { build: String, detail: String },
+    #[error("{path} is not a mite checkout (no pyproject.toml or setup.py in it)")]
+    NotACheckout { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Env(#[from] MiteEnvError),
+    #[error("mite {build} installed, but it says it is version {found}")]
+    WrongVersion { build: String, found: String },
+}
+
+/// A build ready to run, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    pub env: MiteEnv,
+    pub provenance: BuildProvenance,
+}
+
+/// The builds this lab host has made, and the means to make more.
+#[derive(Debug, Clone)]
+pub struct BuildCache {
+    /// One venv per build inside.
+    pub root: PathBuf,
+    /// The pinned build (scripts/setup's venv, or `--mite-venv`).
+    pub pinned: MiteEnv,
+    /// `uv`, when installed.
+    pub uv: Option<PathBuf>,
+    /// The Python venvs are made with.
+    pub python: PathBuf,
+}
+
+/// What the marker records.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Marker {
+    asked: String,
+    fingerprint: String,
+}
+
+impl BuildCache {
+    /// The cache in `root` (by default `builds` in the lab's data folder),
+    /// with scripts/setup's uv.
+    pub fn new(pinned: MiteEnv, root: Option<PathBuf>) -> Self {
+        let data = data_dir();
+        let uv = data.join("tools/bin/uv");
+        BuildCache {
+            // Absolute: mite's processes run in their scenario's folder.
+            root: root
+                .map(|r| std::path::absolute(&r).unwrap_or(r))
+                .unwrap_or_else(|| data.join("builds")),
+            pinned,
+            uv: uv.is_file().then_some(uv),
+            python: PathBuf::from("python3"),
+        }
+    }
+
+    /// The versions this host already has (pinned first), for the launch form.
+    pub fn available(&self) -> Vec<MiteBuild> {
+        let mut builds = vec![MiteBuild::Pinned];
+        let mut versions: Vec<String> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let version = name.strip_prefix("pypi-")?.to_string();
+                entry.path().join(MARKER).is_file().then_some(version)
+            })
+            .filter(|v| *v != self.pinned.mite_version)
+            .collect();
+        versions.sort();
+        builds.extend(versions.into_iter().map(MiteBuild::Version));
+        builds
+    }
+
+    /// Makes `build` ready (installing it if it is not yet, or if a
+    /// checkout changed). `say` hears what is going on.
+    pub async fn install(
+        &self,
+        build: &MiteBuild,
+        say: &(dyn Fn(&str) + Sync),
+    ) -> Result<Installed, BuildError> {
+        match build {
+            MiteBuild::Pinned => Ok(self.pinned_build("pinned")),
+            MiteBuild::Version(version) if *version == self.pinned.mite_version => {
+                Ok(self.pinned_build(version))
+            }
+            MiteBuild::Version(version) => {
+                let venv = self.root.join(format!("pypi-{version}"));
+                let env = self
+                    .ensure(&venv, build, version, &format!("mite=={version}"), say)
+                    .await?;
+                if env.mite_version != *version {
+                    return Err(BuildError::WrongVersion {
+                        build: build.to_string(),
+                        found: env.mite_version,
+                    });
+                }
+                Ok(Installed {
+                    provenance: self.provenance(build, &env),
+                    env,
+                })
+            }
+            MiteBuild::Wheel(path) => {
+                let path = absolute(path)?;
+                let sha = sha256_file(&path).map_err(|source| BuildError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let venv = self.root.join(format!("wheel-{}", &sha[..16]));
+                let env = self
+                    .ensure(&venv, build, &sha, &path.display().to_string(), say)
+                    .await?;
+                let mut provenance = self.provenance(build, &env);
+                provenance.wheel_sha256 = Some(sha);
+                Ok(Installed { env, provenance })
+            }
+            MiteBuild::Checkout(path) => {
+                let path = absolute(path)?;
+                if !path.join("pyproject.toml").is_file() && !path.join("setup.py").is_file() {
+                    return Err(BuildError::NotACheckout { path });
+                }
+                let state = checkout_state(&path).map_err(|source| BuildError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let key = sha256_text(&path.display().to_string());
+                let venv = self.root.join(format!("checkout-{}", &key[..16]));
+                let env = self
+                    .ensure(
+                        &venv,
+                        build,
+                        &state.fingerprint,
+                        &path.display().to_string(),
+                        say,
+                    )
+                    .await?;
+                let mut provenance = self.provenance(build, &env);
+                provenance.git_commit = state.git_commit;
+                provenance.git_dirty = state.git_dirty;
+                Ok(Installed { env, provenance })
+            }
+        }
+    }
+
+    fn pinned_build(&self, asked: &str) -> Installed {
+        Installed {
+            env: self.pinned.clone(),
+            provenance: BuildProvenance {
+                asked: asked.to_string(),
+                mite_version: self.pinned.mite_version.clone(),
+                python_version: self.pinned.python_version.clone(),
+                venv: self.pinned.venv.display().to_string(),
+                ..BuildProvenance::default()
+            },
+        }
+    }
+
+    fn provenance(&self, build: &MiteBuild, env: &MiteEnv) -> BuildProvenance {
+        BuildProvenance {
+            asked: build.to_string(),
+            mite_version: env.mite_version.clone(),
+            python_version: env.python_version.clone(),
+            venv: env.venv.display().to_string(),
+            ..BuildProvenance::default()
+        }
+    }
+
+    /// The venv at `venv` with `requirement` installed, as recorded by
+    /// `fingerprint`: reused when its marker says so, made (again) otherwise.
+    /// One lab process at a time makes a given venv.
+    async fn ensure(
+        &self,
+        venv: &Path,
+        build: &MiteBuild,
+        fingerprint: &str,
+        requirement: &str,
+        say: &(dyn Fn(&str) + Sync),
+    ) -> Result<MiteEnv, BuildError> {
+        let failed = |detail: String| BuildError::Install {
+            build: build.to_string(),
+            detail,
+        };
+        std::fs::create_dir_all(&self.root)
+            .map_err(|e| failed(format!("cannot create {}: {e}", self.root.display())))?;
+        let _lock = lock(&self.root, venv).await.map_err(failed)?;
+        let marker_path = venv.join(MARKER);
+        let marker: Option<Marker> = std::fs::read_to_string(&marker_path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        if let Some(marker) = &marker {
+            if marker.fingerprint == fingerprint {
+                if let Ok(env) = MiteEnv::locate(venv) {
+                    return Ok(env);
+                }
+            }
+        }
+        let fresh = marker.is_none();
+        let started = std::time::Instant::now();
+        if fresh {
+            say(&format!(
+                "installing mite {build} into {} with {} (about 30 s with uv, a minute with pip)…",
+                venv.display(),
+                if self.uv.is_some() { "uv" } else { "pip" }
+            ));
+            if venv.exists() {
+                // Half made by an installer that did not finish.
+                std::fs::remove_dir_all(venv)
+                    .map_err(|e| failed(format!("cannot remove {}: {e}", venv.display())))?;
+            }
+            self.make_venv(venv).await.map_err(failed)?;
+        } else {
+            say(&format!(
+                "mite {build} changed since it was installed: reinstalling…"
+            ));
+            let _ = std::fs::remove_file(&marker_path);
+        }
+        self.pip_install(venv, requirement, !fresh)
+            .await
+            .map_err(failed)?;
+        let env = MiteEnv::locate(venv)?;
+        let marker = Marker {
+            asked: build.to_string(),
+            fingerprint: fingerprint.to_string(),
+        };
+        let text = serde_json::to_string(&marker).map_err(|e| failed(e.to_string()))?;
+        std::fs::write(&marker_path, text)
+            .map_err(|e| failed(format!("cannot write {}: {e}", marker_path.display())))?;
+        say(&format!(
+            "mite {} ready in {:.0} s",
+            env.mite_version,
+            started.elapsed().as_secs_f64()
+        ));
+        Ok(env)
+    }
+
+    async fn make_venv(&self, venv: &Path) -> Result<(), String> {
+        let mut command = match &self.uv {
+            Some(uv) => {
+                let mut c = Command::new(uv);
+                c.arg("venv")
+                    .arg("--quiet")
+                    .arg("--python")
+                    .arg(&self.python);
+                c
+            }
+            None => {
+                let mut c = Command::new(&self.python);
+                c.args(["-m", "venv"]);
+                c
+            }
+        };
+        command.arg(venv);
+        run_quietly(command).await
+    }
+
+    async fn pip_install(&self, venv: &Path, requirement: &str, again: bool) -> Result<(), String> {
+        let python = venv.join("bin/python");
+        match &self.uv {
+            Some(uv) => {
+                let mut c = Command::new(uv);
+                c.args(["pip", "install", "--quiet", "--python"])
+                    .arg(&python);
+                if again {
+                    c.args(["--reinstall-package", "mite"]);
+                }
+                c.arg(requirement);
+                run_quietly(c).await
+            }
+            None => {
+                let pip = |extra: &[&str]| {
+                    let mut c = Command::new(&python);
+                    c.args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                    ])
+                    .args(extra)
+                    .arg(requirement);
+                    c
+                };
+                if again {
+                    run_quietly(pip(&["--force-reinstall", "--no-deps"])).await?;
+                }
+                run_quietly(pip(&[])).await
+            }
+        }
+    }
+}
+
+/// `path` made absolute (against the current folder), checked to exist.
+fn absolute(path: &Path) -> Result<PathBuf, BuildError> {
+    path.canonicalize().map_err(|source| BuildError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Stops an installer's whole process group (it starts compilers and build
+/// backends) when the install is abandoned before it ended.
+struct InstallerGroup(Option<nix::unistd::Pid>);
+
+impl Drop for InstallerGroup {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            // The leader is not reaped yet (its wait was abandoned), so the
+            // group is still the one the lab started.
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Runs an installer in a process group of its own; its error is the last
+/// lines of what it printed. Dropped before it ends, the group is killed.
+async fn run_quietly(mut command: Command) -> Result<(), String> {
+    command
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let mut group = InstallerGroup(
+        child
+            .id()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .map(nix::unistd::Pid::from_raw),
+    );
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("cannot wait for {program}: {e}"))?;
+    // Ended (and reaped): nothing of it is left to stop.
+    group.0 = None;
+    if output.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(ERROR_LINES)..].join("\n");
+    Err(if tail.is_empty() {
+        format!("{program} failed ({})", output.status)
+    } else {
+        tail
+    })
+}
+
+/// An exclusive lock on `venv`'s lock file in `root`, held until dropped.
+async fn lock(root: &Path, venv: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+    let name = venv
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let path = root.join(format!(".{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    tokio::task::spawn_blocking(move || {
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| format!("cannot lock {}: {e}", path.display()))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}

@@ -1,0 +1,226 @@
+//! mite builds made by the lab with the real uv (scripts/setup's) and pip:
+//! a local checkout installed, reused while unchanged, reinstalled once its
+//! files change; builds that cannot be had refused with the reason. A tiny
+//! package named `mite` stands in for mite's source so that each install
+//! takes seconds; the end-to-end tests (e2e_compare) install real mite.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use app::builds::MiteBuild;
+use mite_perf::mite_env::builds::{BuildCache, BuildError};
+use mite_perf::mite_env::{self, MiteEnv};
+
+mod common;
+
+/// A checkout of a package called mite, at `version`, with a `mite` command.
+fn fake_checkout(dir: &Path, version: &str) {
+    std::fs::create_dir_all(dir.join("mite")).expect("mkdir");
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        format!(
+            "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
+             [project]\nname = \"mite\"\nversion = \"{version}\"\n\n[project.scripts]\nmite = \"mite:main\"\n"
+        ),
+    )
+    .expect("pyproject");
+    std::fs::write(
+        dir.join("mite/__init__.py"),
+        "def main():\n    print('fake mite')\n",
+    )
+    .expect("module");
+}
+
+fn cache(dir: &Path, uv: bool) -> BuildCache {
+    let pinned = MiteEnv::locate(&mite_env::default_venv()).expect("scripts/setup's mite venv");
+    let mut cache = BuildCache::new(pinned, Some(dir.join("builds")));
+    assert!(cache.uv.is_some(), "scripts/setup installs uv");
+    if !uv {
+        cache.uv = None;
+    }
+    cache
+}
+
+async fn install(
+    cache: &BuildCache,
+    build: &MiteBuild,
+) -> (Result<mite_env::builds::Installed, BuildError>, Vec<String>) {
+    let said = Mutex::new(Vec::new());
+    let say = |m: &str| said.lock().expect("lock").push(m.to_string());
+    let result = cache.install(build, &say).await;
+    (result, said.into_inner().expect("lock"))
+}
+
+async fn checkout_is_installed_reused_and_reinstalled(uv: bool) {
+    let dir = common::temp_dir(if uv { "builds-uv" } else { "builds-pip" });
+    let checkout: PathBuf = dir.join("mite-src");
+    fake_checkout(&checkout, "0.0.1");
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&checkout)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "fake mite"]);
+    let cache = cache(&dir, uv);
+    let build = MiteBuild::Checkout(checkout.clone());
+
+    let (first, said) = install(&cache, &build).await;
+    let first = first.expect("installs");
+    assert_eq!(first.env.mite_version, "0.0.1");
+    assert!(
+        first.env.venv.starts_with(dir.join("builds")),
+        "{:?}",
+        first.env.venv
+    );
+    assert!(said[0].starts_with("installing mite"), "{said:?}");
+    assert_eq!(first.provenance.git_dirty, Some(false));
+    assert_eq!(
+        first.provenance.git_commit.as_ref().map(String::len),
+        Some(40)
+    );
+
+    // Unchanged: reused, nothing said.
+    let (again, said) = install(&cache, &build).await;
+    assert_eq!(again.expect("reused").env.venv, first.env.venv);
+    assert!(said.is_empty(), "{said:?}");
+
+    // Changed (uncommitted): reinstalled, and the build says it is dirty.
+    fake_checkout(&checkout, "0.0.2");
+    let (changed, said) = install(&cache, &build).await;
+    let changed = changed.expect("reinstalls");
+    assert_eq!(changed.env.mite_version, "0.0.2");
+    assert_eq!(changed.env.venv, first.env.venv);
+    assert_eq!(changed.provenance.git_dirty, Some(true));
+    assert!(
+        said[0].contains("changed since it was installed"),
+        "{said:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_checkout_is_installed_with_uv_kept_and_reinstalled_when_it_changes() {
+    checkout_is_installed_reused_and_reinstalled(true).await;
+}
+
+#[tokio::test]
+async fn without_uv_pip_does_the_same() {
+    checkout_is_installed_reused_and_reinstalled(false).await;
+}
+
+#[tokio::test]
+async fn builds_that_cannot_be_had_are_refused_with_the_reason() {
+    let dir = common::temp_dir("builds-refused");
+    let cache = cache(&dir, true);
+    std::fs::create_dir_all(dir.join("empty")).expect("mkdir");
+    let cases = [
+        (
+            MiteBuild::Checkout(dir.join("empty")),
+            "is not a mite checkout",
+        ),
+        (MiteBuild::Checkout(dir.join("missing")), "cannot read"),
+        (
+            MiteBuild::Wheel(dir.join("mite-9.9.9-py3-none-any.whl")),
+            "cannot read",
+        ),
+        // A version PyPI does not have: uv's own words say why.
+        (
+            MiteBuild::Version("0.0.0.1".into()),
+            "cannot install mite 0.0.0.1",
+        ),
+    ];
+    for (build, expected) in cases {
+        let (result, _) = install(&cache, &build).await;
+        let err = result.expect_err("refused").to_string();
+        assert!(err.contains(expected), "{build}: {err}");
+    }
+    // The pinned version is the pinned venv, not a new one.
+    let (pinned, said) = install(
+        &cache,
+        &MiteBuild::Version(cache.pinned.mite_version.clone()),
+    )
+    .await;
+    assert_eq!(pinned.expect("pinned").env.venv, cache.pinned.venv);
+    assert!(said.is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A fault: Ctrl+C while a build installs. The installer's whole process
+/// group (here a build backend that would sleep a minute) is stopped, the
+/// run ends `interrupted` before any of mite's processes started, and the
+/// half-made venv is made again by the next run that asks for the build.
+#[tokio::test]
+async fn a_stop_while_installing_ends_the_installer_and_interrupts_the_run() {
+    use std::time::{Duration, Instant};
+    let lab = common::CliLab::new("stop-installing");
+    let checkout = lab.dir.join("sleepy-src");
+    let started = lab.dir.join("backend-started");
+    std::fs::create_dir_all(checkout.join("mite")).expect("mkdir");
+    std::fs::write(checkout.join("mite/__init__.py"), "").expect("module");
+    std::fs::write(
+        checkout.join("setup.py"),
+        format!(
+            "import os, time\nopen({:?}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n\
+             from setuptools import setup\nsetup(name='mite', version='0.0.1', packages=['mite'])\n",
+            started.display().to_string()
+        ),
+    )
+    .expect("setup.py");
+    let child = lab.spawn_run(&[
+        "--mite",
+        "./sleepy-src",
+        "--scenarios",
+        "1",
+        "--duration",
+        "1s",
+        "--builds-dir",
+        "builds",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let backend: i32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&started)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the build backend never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    common::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    let output = common::wait_output(child, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(130), "{}", common::text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("run 1: interrupted (stopped while installing mite ./sleepy-src)"),
+        "{}",
+        common::text(&output)
+    );
+    // The backend (a grandchild of the lab, through uv) is gone.
+    let gone = Instant::now() + Duration::from_secs(10);
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(backend), None).is_ok() {
+        assert!(
+            Instant::now() < gone,
+            "the build backend {backend} was left running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("query").expect("run 1");
+    assert_eq!(run.status, mite_perf::model::RunStatus::Interrupted);
+    // It stopped before its scenarios were even recorded: nothing of
+    // mite's ever started.
+    assert_eq!(store.scenarios(1).await.expect("scenarios").len(), 0);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("stopped while installing mite ./sleepy-src")
+    );
+}

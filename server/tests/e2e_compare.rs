@@ -1,0 +1,221 @@
+//! END-TO-END (about five minutes): comparing mite builds with real mite.
+//! A local checkout of mite made by the test from the installed mite, with
+//! a deliberate delay on its request path (a busy wait of 100 µs in
+//! mite_http's response callback, in the runner), is called worse on
+//! requests/s and requests per runner CPU-second, and `mite-perf run
+//! --compare-to baseline` exits 1; the same build against itself, taking
+//! turns (A B, B A, A B) in one run, is no significant change and `mite-perf compare` exits
+//! 0, in each of two tries. The tests use the lab's fixed ports, so they
+//! take turns.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+mod common;
+
+use common::{run_dir, text, wait_output, CliLab as Lab};
+
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A git checkout of the installed mite at `dir`, committed, then slowed
+/// down (an uncommitted change).
+fn slow_checkout(dir: &Path) -> PathBuf {
+    let venv = mite_perf::mite_env::default_venv();
+    let checkout = dir.join("mite-slow");
+    let made = Command::new(venv.join("bin/python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/mite_checkout.py"
+        ))
+        .arg(&checkout)
+        .arg("2.11.0+slow")
+        .output()
+        .expect("run the checkout maker");
+    assert!(made.status.success(), "{}", text(&made));
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(&checkout)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "mite as installed"]);
+    let http = checkout.join("mite_http/__init__.py");
+    let source = std::fs::read_to_string(&http).expect("mite_http source");
+    let hook = "        def response_callback(r):\n";
+    assert!(
+        source.contains(hook),
+        "mite_http changed: no response_callback to slow down"
+    );
+    let slowed = source.replacen(hook, &format!("{hook}            _spin()\n"), 1)
+        + "\n\nimport time as _time\n\n\ndef _spin():\n    end = _time.perf_counter() + 0.0001\n    \
+           while _time.perf_counter() < end:\n        pass\n";
+    std::fs::write(&http, slowed).expect("slow mite_http down");
+    checkout
+}
+
+fn compare(lab: &Lab, base: &str, new: &str) -> (i32, Value) {
+    let output = lab
+        .command(&["compare", base, new, "--format", "json"])
+        .output()
+        .expect("run mite-perf compare");
+    let code = output.status.code().unwrap_or(-1);
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("compare printed no JSON ({e}): {}", text(&output)));
+    (code, report)
+}
+
+/// The verdict of `figure` at `concurrency` in a JSON report.
+fn verdict(report: &Value, figure: &str, concurrency: u64) -> String {
+    report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["figure"]["figure"] == figure && r["concurrency"] == concurrency)
+        .and_then(|r| r["comparison"]["verdict"].as_str())
+        .unwrap_or_else(|| panic!("no verdict on {figure}: {report}"))
+        .to_string()
+}
+
+fn run(lab: &Lab, args: &[&str]) -> std::process::Output {
+    let mut all = vec![
+        "--scenarios",
+        "10",
+        "--duration",
+        "4s",
+        "--repeat",
+        "3",
+        "--builds-dir",
+        "builds",
+    ];
+    all.extend_from_slice(args);
+    wait_output(lab.spawn_run(&all), Duration::from_secs(600))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("compare");
+    let checkout = slow_checkout(&lab.dir);
+
+    // The baseline: the pinned mite, three times.
+    let base = run(&lab, &["--label", "branch"]);
+    assert!(base.status.success(), "{}", text(&base));
+    let marked = lab.command(&["baseline", "1"]).output().expect("baseline");
+    assert!(marked.status.success(), "{}", text(&marked));
+
+    // The slowed checkout, judged against it in the same command.
+    let slow = run(
+        &lab,
+        &[
+            "--label",
+            "branch",
+            "--mite",
+            "./mite-slow",
+            "--compare-to",
+            "baseline",
+            "--format",
+            "markdown",
+        ],
+    );
+    assert_eq!(slow.status.code(), Some(1), "{}", text(&slow));
+    let stdout = String::from_utf8_lossy(&slow.stdout);
+    assert!(
+        stdout.contains("### 🔴 mite perf: run 2"),
+        "{}",
+        text(&slow)
+    );
+    assert!(
+        stdout.contains("| 10 | requests/s (req/s) |"),
+        "{}",
+        text(&slow)
+    );
+    let stderr = String::from_utf8_lossy(&slow.stderr);
+    assert!(stderr.contains("installing mite"), "{}", text(&slow));
+    let (code, report) = compare(&lab, "1", "2");
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(verdict(&report, "requests_per_second", 10), "worse");
+    assert_eq!(
+        verdict(&report, "requests_per_runner_cpu_second", 10),
+        "worse"
+    );
+
+    // What ran is on record: the checkout's commit, and that it was changed.
+    let store = lab.store().await;
+    let provenance = store
+        .run(2)
+        .await
+        .expect("query")
+        .expect("run 2")
+        .provenance
+        .expect("provenance");
+    let build = &provenance.builds[0];
+    assert_eq!(build.mite_version, "2.11.0+slow");
+    assert_eq!(build.git_dirty, Some(true));
+    assert_eq!(build.git_commit.as_ref().map(String::len), Some(40));
+    assert_eq!(build.asked, "./mite-slow");
+    let run_dirs: Vec<PathBuf> = std::fs::read_dir(run_dir(&lab.dir).parent().expect("day"))
+        .expect("day folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    let json: Vec<Value> = run_dirs
+        .iter()
+        .map(|d| {
+            serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).expect("run.json"))
+                .expect("JSON")
+        })
+        .collect();
+    assert!(
+        json.iter()
+            .any(|j| j["run_id"] == 2 && j["builds"][0]["git_dirty"] == true),
+        "{json:?}"
+    );
+    drop(checkout);
+
+    // The same mite against itself, taking turns (A B, B A, A B) in one run: two tries.
+    for (try_number, run_id) in [(1, 3), (2, 4)] {
+        let same = run(&lab, &["--label", "same", "--mite", "pinned,2.11.0"]);
+        assert!(same.status.success(), "try {try_number}: {}", text(&same));
+        let scenarios = store.scenarios(run_id).await.expect("scenarios");
+        let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "scenario10-b1-r1",
+                "scenario10-b2-r1",
+                "scenario10-b2-r2",
+                "scenario10-b1-r2",
+                "scenario10-b1-r3",
+                "scenario10-b2-r3"
+            ]
+        );
+        let (code, report) = compare(&lab, &format!("{run_id}:1"), &format!("{run_id}:2"));
+        assert_eq!(code, 0, "try {try_number}: {report}");
+        for figure in ["requests_per_second", "requests_per_runner_cpu_second"] {
+            let v = verdict(&report, figure, 10);
+            assert!(
+                v != "worse" && v != "better",
+                "try {try_number}: {figure} {v}: {report}"
+            );
+        }
+    }
+    // A run of two builds needs the build named.
+    let (code, _) = (
+        lab.command(&["compare", "1", "3"])
+            .output()
+            .expect("compare")
+            .status
+            .code(),
+        (),
+    );
+    assert_eq!(code, Some(2));
+}
