@@ -1,6 +1,6 @@
 //! END-TO-END (about five minutes): comparing mite builds with real mite.
 //! A local checkout of mite made by the test from the installed mite, with
-//! a deliberate delay on its request path (a busy wait of 100 µs in
+//! a deliberate delay on its request path (a busy wait of 1 ms in
 //! mite_http's response callback, in the runner), is called worse on
 //! requests/s and requests per runner CPU-second, and `mite-perf run
 //! --compare-to baseline` exits 1; the same build against itself, taking
@@ -57,7 +57,7 @@ fn slow_checkout(dir: &Path) -> PathBuf {
         "mite_http changed: no response_callback to slow down"
     );
     let slowed = source.replacen(hook, &format!("{hook}            _spin()\n"), 1)
-        + "\n\nimport time as _time\n\n\ndef _spin():\n    end = _time.perf_counter() + 0.0001\n    \
+        + "\n\nimport time as _time\n\n\ndef _spin():\n    end = _time.perf_counter() + 0.001\n    \
            while _time.perf_counter() < end:\n        pass\n";
     std::fs::write(&http, slowed).expect("slow mite_http down");
     checkout
@@ -143,10 +143,17 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
     assert!(stderr.contains("installing mite"), "{}", text(&slow));
     let (code, report) = compare(&lab, "1", "2");
     assert_eq!(code, 1, "{report}");
-    assert_eq!(verdict(&report, "requests_per_second", 10), "worse");
+    // The runner spends 1 ms more per request: several times slower, far
+    // past the noise of a busy 2-core machine (BENCHMARKS.md).
+    assert_eq!(
+        verdict(&report, "requests_per_second", 10),
+        "worse",
+        "{report}"
+    );
     assert_eq!(
         verdict(&report, "requests_per_runner_cpu_second", 10),
-        "worse"
+        "worse",
+        "{report}"
     );
 
     // What ran is on record: the checkout's commit, and that it was changed.

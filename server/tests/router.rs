@@ -662,9 +662,9 @@ async fn comparisons_answer_bad_input_400_and_missing_runs_404() {
         figures.body
     );
     assert!(
-        figures
-            .body
-            .contains(&format!("\n{id},1,,10,requests_per_second,500,500,500,500,500,1,false")),
+        figures.body.contains(&format!(
+            "\n{id},1,,10,requests_per_second,500,500,500,500,500,1,false"
+        )),
         "{}",
         figures.body
     );
