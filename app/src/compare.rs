@@ -138,6 +138,17 @@ impl Figure {
         }
     }
 
+    /// A value of this figure for people: `11,650`, `40.1`, `0.392`.
+    pub fn format(&self, v: f64) -> String {
+        match self {
+            Figure::RequestsPerSecond | Figure::RequestsPerRunnerCpuSecond => {
+                crate::format::count(v.round() as i64)
+            }
+            Figure::MibPerJourney => format!("{v:.3}"),
+            Figure::PeakRss(_) | Figure::MeanRss(_) => format!("{v:.1}"),
+        }
+    }
+
     /// This figure of a finished scenario of `concurrency` journeys, if it
     /// was measured (memory in MiB).
     pub fn value(&self, figures: &ScenarioFigures, concurrency: u32) -> Option<f64> {

@@ -55,20 +55,9 @@ async fn checkout_is_installed_reused_and_reinstalled(uv: bool) {
     let dir = common::temp_dir(if uv { "builds-uv" } else { "builds-pip" });
     let checkout: PathBuf = dir.join("mite-src");
     fake_checkout(&checkout, "0.0.1");
-    let git = |args: &[&str]| {
-        let ok = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&checkout)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "fake mite"]);
+    common::git(&checkout, &["init", "-q"]);
+    common::git(&checkout, &["add", "."]);
+    common::git(&checkout, &["commit", "-q", "-m", "fake mite"]);
     let cache = cache(&dir, uv);
     let build = MiteBuild::Checkout(checkout.clone());
 

@@ -35,20 +35,9 @@ fn slow_checkout(dir: &Path) -> PathBuf {
         .output()
         .expect("run the checkout maker");
     assert!(made.status.success(), "{}", text(&made));
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .arg("-C")
-            .arg(&checkout)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(args)
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "mite as installed"]);
+    common::git(&checkout, &["init", "-q"]);
+    common::git(&checkout, &["add", "."]);
+    common::git(&checkout, &["commit", "-q", "-m", "mite as installed"]);
     let http = checkout.join("mite_http/__init__.py");
     let source = std::fs::read_to_string(&http).expect("mite_http source");
     let hook = "        def response_callback(r):\n";

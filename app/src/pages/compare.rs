@@ -90,27 +90,17 @@ fn OverlayCharts(sides: String) -> impl IntoView {
     }
 }
 
-fn value(figure: Figure, v: f64) -> String {
-    match figure {
-        Figure::RequestsPerSecond | Figure::RequestsPerRunnerCpuSecond => {
-            crate::format::count(v.round() as i64)
-        }
-        Figure::MibPerJourney => format!("{v:.3}"),
-        _ => format!("{v:.1}"),
-    }
-}
-
 fn spread_text(figure: Figure, s: &Option<Spread>) -> String {
     match s {
         None => "–".into(),
-        Some(s) if s.repeats == 1 => value(figure, s.median),
+        Some(s) if s.repeats == 1 => figure.format(s.median),
         Some(s) => format!(
             "{} (IQR {}–{}, {}–{})",
-            value(figure, s.median),
-            value(figure, s.q1),
-            value(figure, s.q3),
-            value(figure, s.min),
-            value(figure, s.max)
+            figure.format(s.median),
+            figure.format(s.q1),
+            figure.format(s.q3),
+            figure.format(s.min),
+            figure.format(s.max)
         ),
     }
 }

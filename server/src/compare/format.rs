@@ -23,26 +23,15 @@ pub fn render(report: &ComparisonReport, format: Format) -> String {
     }
 }
 
-/// A figure's value for people: `11,650`, `40.1`, `0.392`.
-pub fn value(figure: Figure, v: f64) -> String {
-    match figure {
-        Figure::RequestsPerSecond | Figure::RequestsPerRunnerCpuSecond => {
-            app::format::count(v.round() as i64)
-        }
-        Figure::MibPerJourney => format!("{v:.3}"),
-        Figure::PeakRss(_) | Figure::MeanRss(_) => format!("{v:.1}"),
-    }
-}
-
 fn spread(figure: Figure, s: &Option<Spread>) -> String {
     match s {
         None => "–".to_string(),
-        Some(s) if s.repeats == 1 => value(figure, s.median),
+        Some(s) if s.repeats == 1 => figure.format(s.median),
         Some(s) => format!(
             "{} ({}–{})",
-            value(figure, s.median),
-            value(figure, s.min),
-            value(figure, s.max)
+            figure.format(s.median),
+            figure.format(s.min),
+            figure.format(s.max)
         ),
     }
 }

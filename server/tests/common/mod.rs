@@ -692,3 +692,16 @@ pub async fn wait_for_samples(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Runs `git ARGS` in `dir` as a throwaway identity; panics if it fails.
+pub fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .status()
+        .expect("git runs")
+        .success();
+    assert!(ok, "git {args:?} in {}", dir.display());
+}
