@@ -134,9 +134,6 @@ impl Lab {
                     panic_text(payload.as_ref())
                 );
                 tracing::error!("{why}");
-                if let Ok(mut health) = self.health.lock() {
-                    health.panic = Some(why.clone());
-                }
                 // Its children were left running when the panic unwound.
                 match cleanup::stop_run_processes(&self.store, run.id).await {
                     Ok(stopped) => {
@@ -147,6 +144,11 @@ impl Lab {
                     Err(e) => tracing::error!("cannot stop run {}'s processes: {e}", run.id),
                 }
                 self.fail_run(run.id, &why).await;
+                // Health says so once the stop path has run, so whoever reads
+                // it finds the run already ended and its processes stopped.
+                if let Ok(mut health) = self.health.lock() {
+                    health.panic = Some(why);
+                }
             }
         }
         if let Ok(mut current) = self.current.lock() {
