@@ -9,6 +9,7 @@ use crate::builds::MiteBuild;
 use crate::compare::ComparisonReport;
 pub use crate::error::LabError;
 use crate::figures::ScenarioFigures;
+use crate::matrix::RunMatrix;
 use crate::model::{FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus};
 use crate::provenance::Provenance;
 
@@ -99,6 +100,8 @@ pub struct RunView {
     pub provenance: Option<Provenance>,
     /// The baseline run of its label, if the label has one.
     pub baseline_run: Option<i64>,
+    /// What it does before its first scenario (installing a mite build).
+    pub stage: Option<String>,
 }
 
 /// One chart: a DOM id and an ECharts option built on the server with charming.
@@ -319,6 +322,8 @@ pub trait LabApi: Send + Sync {
     /// The sides' charts overlaid, per concurrency.
     fn compare_charts(&self, sides: String) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>>;
     fn mark_baseline(&self, run_id: i64) -> BoxFuture<'_, Result<String, LabError>>;
+    /// The run's figures per build and concurrency, with their charts.
+    fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>>;
 }
 
 #[cfg(feature = "ssr")]
@@ -428,6 +433,13 @@ pub async fn compare_runs(
 #[server(endpoint = "get_compare_charts")]
 pub async fn get_compare_charts(runs: String) -> Result<Vec<ChartSpec>, LabError> {
     lab()?.compare_charts(runs).await
+}
+
+/// A run's figures per mite build and concurrency over its repeats, and
+/// their charts: the version matrix.
+#[server(endpoint = "get_matrix")]
+pub async fn get_matrix(run_id: i64) -> Result<RunMatrix, LabError> {
+    lab()?.matrix(run_id).await
 }
 
 /// Makes a run the baseline of its label; returns the label.

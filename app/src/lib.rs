@@ -5,6 +5,7 @@
 //! - [`builds`]: which mite builds a run measures, in which order;
 //! - [`provenance`]: what a run measured (builds, machine, target, scenario);
 //! - [`compare`]: figures over repeats and their verdicts;
+//! - [`matrix`]: a run's figures per build and concurrency (the version matrix);
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
 //! - [`pages`]: the Leptos pages (launch, runs, run detail, ports).
 
@@ -15,6 +16,7 @@ pub mod compare;
 pub mod error;
 pub mod figures;
 pub mod format;
+pub mod matrix;
 pub mod model;
 pub mod pages;
 pub mod provenance;

@@ -1,5 +1,31 @@
 //! `mite-perf`: the lab's command line.
 
+/// Writes a line to stderr (progress, errors) without ever panicking: a
+/// closed stream (a pipe to `head` that ended, a terminal that was closed)
+/// must not cut a run short before its stop path has run.
+macro_rules! to_stderr {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes a line to stdout (results) without ever panicking (see [`to_stderr`]).
+macro_rules! to_stdout {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod progress;
 
 use std::net::SocketAddr;
@@ -295,7 +321,7 @@ fn main() -> ExitCode {
         Command::Baseline(args) => with_runtime(baseline(args)),
     };
     result.unwrap_or_else(|err| {
-        eprintln!("error: {err:#}");
+        to_stderr!("error: {err:#}");
         ExitCode::from(EXIT_FAILED)
     })
 }
@@ -380,6 +406,7 @@ fn params_from(args: &RunArgs) -> RunParams {
 enum StopSignal {
     Interrupt,
     Terminate,
+    Hangup,
 }
 
 fn watch_signals(
@@ -388,15 +415,18 @@ fn watch_signals(
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    // The terminal was closed (or the ssh session ended): stop as for SIGTERM.
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let (tx, rx) = tokio::sync::watch::channel(None);
     tokio::spawn(async move {
         loop {
             let which = tokio::select! {
                 _ = int.recv() => StopSignal::Interrupt,
                 _ = term.recv() => StopSignal::Terminate,
+                _ = hup.recv() => StopSignal::Hangup,
             };
             if tx.borrow().is_none() {
-                eprintln!("\nstopping: every child gets a polite signal, then SIGKILL after 1 s…");
+                to_stderr!("\nstopping: every child gets a polite signal, then SIGKILL after 1 s…");
                 tx.send_replace(Some(which));
             }
             cancel.cancel();
@@ -410,12 +440,12 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let errors = params.validate();
     if !errors.is_empty() {
         for e in &errors {
-            eprintln!("error: --{}: {}", e.field.replace('_', "-"), e.message);
+            to_stderr!("error: --{}: {}", e.field.replace('_', "-"), e.message);
         }
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     if args.compare_to.is_some() && params.builds().len() > 1 {
-        eprintln!(
+        to_stderr!(
             "error: --compare-to compares one build: this run measures {} (compare its builds \
              with `mite-perf compare RUN:1 RUN:2` once it is done)",
             params.builds().len()
@@ -423,7 +453,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     if args.compare_to == Some(SideSpec::Baseline) && params.label.trim().is_empty() {
-        eprintln!("error: --compare-to baseline needs a --label: a baseline is a label's");
+        to_stderr!("error: --compare-to baseline needs a --label: a baseline is a label's");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let (store, setup) = open_lab(
@@ -439,13 +469,34 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stopped_by = watch_signals(cancel.clone())?;
 
     let run_id = store.create_run(&params, RunStatus::Running).await?;
-    eprintln!(
-        "run {run_id}: scenarios {:?}, {} each, sampling every {}, mite {} (Python {})",
+    // The pinned build by its version; others as asked for (installed next).
+    let builds: Vec<String> = params
+        .builds()
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let name = match b {
+                MiteBuild::Pinned => setup.builds.pinned.mite_version.clone(),
+                other => other.to_string(),
+            };
+            if params.builds().len() > 1 {
+                format!("b{} {name}", i + 1)
+            } else {
+                name
+            }
+        })
+        .collect();
+    let repeats = if params.repeats > 1 {
+        format!(", {} times each", params.repeats)
+    } else {
+        String::new()
+    };
+    to_stderr!(
+        "run {run_id}: scenarios {:?}, {} each{repeats}, sampling every {}, mite {}",
         params.concurrencies,
         format_duration(params.duration()),
         format_duration(params.interval()),
-        setup.builds.pinned.mite_version,
-        setup.builds.pinned.python_version
+        builds.join(", ")
     );
     let progress = progress::CliProgress::new();
     let started = std::time::Instant::now();
@@ -460,7 +511,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let wall = started.elapsed().as_secs_f64();
 
     let measured_cpu_seconds = print_summary(&store, run_id).await?;
-    println!(
+    to_stdout!(
         "\nrun {run_id}: {}{}",
         outcome.status,
         outcome
@@ -470,8 +521,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default()
     );
     if let Some(dir) = &outcome.output_dir {
-        println!("samples: {}", dir.join("samples.csv").display());
-        println!("chart:   {}", dir.join("chart.html").display());
+        to_stdout!("samples: {}", dir.join("samples.csv").display());
+        to_stdout!("chart:   {}", dir.join("chart.html").display());
     }
     if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
         // Its share of the CPU of what it measured holds across machines
@@ -484,7 +535,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             String::new()
         };
-        println!(
+        to_stdout!(
             "lab overhead: {:.2} % of one core over {:.0} s{share}, peak RSS {}",
             cpu_seconds / wall.max(0.001) * 100.0,
             wall,
@@ -498,13 +549,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     run_id,
                     build: None,
                 };
-                println!();
+                to_stdout!();
                 print_comparison(&store, base, new, &args.verdict).await
             }
             None => ExitCode::SUCCESS,
         },
         (_, Some(StopSignal::Interrupt)) => ExitCode::from(130),
         (_, Some(StopSignal::Terminate)) => ExitCode::from(143),
+        (_, Some(StopSignal::Hangup)) => ExitCode::from(129),
         _ => ExitCode::from(EXIT_FAILED),
     };
     Ok(code)
@@ -514,7 +566,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// processes used in all.
 async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<f64> {
     let mut measured_cpu_seconds = 0.0;
-    println!(
+    to_stdout!(
         "\n{:<14} {:>10} {:>10} {:>10}  {:<11} {:>9} {:>9} {:>11}",
         "scenario",
         "status",
@@ -545,7 +597,7 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<f64> {
             }
         };
         if figures.processes.is_empty() {
-            println!("{}", head(true));
+            to_stdout!("{}", head(true));
         }
         measured_cpu_seconds += figures
             .processes
@@ -553,7 +605,7 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<f64> {
             .map(|p| p.mean_cpu / 100.0 * figures.measured_seconds)
             .sum::<f64>();
         for p in &figures.processes {
-            println!(
+            to_stdout!(
                 "{}  {:<11} {:>7.1} % {:>7.1} % {:>11}",
                 head(first),
                 p.process.as_str(),
@@ -578,7 +630,14 @@ async fn print_comparison(
 ) -> ExitCode {
     match compare::compare_runs(store, base, new, verdict.threshold).await {
         Ok(report) => {
-            print!("{}", compare::format::render(&report, verdict.format));
+            {
+                use std::io::Write as _;
+                let _ = write!(
+                    std::io::stdout(),
+                    "{}",
+                    compare::format::render(&report, verdict.format)
+                );
+            }
             if compare::report::fails(&report, verdict.strict) {
                 ExitCode::from(EXIT_FAILED)
             } else {
@@ -586,7 +645,7 @@ async fn print_comparison(
             }
         }
         Err(e) => {
-            eprintln!("error: cannot compare {new} against {base}: {e}");
+            to_stderr!("error: cannot compare {new} against {base}: {e}");
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -596,7 +655,7 @@ async fn compare_command(args: CompareArgs) -> anyhow::Result<ExitCode> {
     let store = match connect(&args.db).await {
         Ok(store) => store,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            to_stderr!("error: {e:#}");
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
@@ -607,9 +666,9 @@ async fn baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
     if let Some(label) = &args.clear {
         if store.clear_baseline(label).await? {
-            println!("`{label}` has no baseline now");
+            to_stdout!("`{label}` has no baseline now");
         } else {
-            println!("`{label}` had no baseline");
+            to_stdout!("`{label}` had no baseline");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -618,11 +677,11 @@ async fn baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
     };
     match store.mark_baseline(run_id).await {
         Ok(label) => {
-            println!("run {run_id} is the baseline of `{label}`");
+            to_stdout!("run {run_id} is the baseline of `{label}`");
             Ok(ExitCode::SUCCESS)
         }
         Err(StoreError::Invalid(message)) => {
-            eprintln!("error: {message}");
+            to_stderr!("error: {message}");
             Ok(ExitCode::from(EXIT_USAGE))
         }
         Err(e) => Err(e.into()),
@@ -633,7 +692,7 @@ async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
     let report = cleanup::cleanup(&store, &args.output_dir).await?;
     for line in report.lines() {
-        println!("{line}");
+        to_stdout!("{line}");
     }
     Ok(if report.ports_free() {
         ExitCode::SUCCESS

@@ -52,7 +52,7 @@ impl RunObserver for CliProgress {
             return;
         };
         match event {
-            RunEvent::Preparing { message } => eprintln!("{message}"),
+            RunEvent::Preparing { message } => to_stderr!("{message}"),
             RunEvent::ScenarioStarted {
                 name,
                 concurrency,
@@ -74,7 +74,7 @@ impl RunObserver for CliProgress {
                         bar.set_message("starting target and mite…");
                         state.bar = Some(bar);
                     }
-                    None => eprintln!("{}: starting ({} journeys)", state.name, concurrency),
+                    None => to_stderr!("{}: starting ({} journeys)", state.name, concurrency),
                 }
             }
             RunEvent::Tick {
@@ -104,7 +104,7 @@ impl RunObserver for CliProgress {
                     }
                     None => {
                         if state.last_line.is_none_or(|t| t.elapsed() >= PLAIN_EVERY) {
-                            eprintln!("{}: {msg}", state.name);
+                            to_stderr!("{}: {msg}", state.name);
                             state.last_line = Some(Instant::now());
                         }
                     }
@@ -117,7 +117,7 @@ impl RunObserver for CliProgress {
                 );
                 match state.bar.take() {
                     Some(bar) => bar.finish_with_message(line),
-                    None => eprintln!(
+                    None => to_stderr!(
                         "{}: {line} (ran {})",
                         state.name,
                         format_duration(state.duration)

@@ -5,8 +5,9 @@
 //! requests/s and requests per runner CPU-second, and `mite-perf run
 //! --compare-to baseline` exits 1; the same build against itself, taking
 //! turns (A B, B A, A B) in one run, is no significant change and `mite-perf compare` exits
-//! 0, in each of two tries. The tests use the lab's fixed ports, so they
-//! take turns.
+//! 0, in each of two tries. A matrix of two PyPI versions runs end to end,
+//! interleaved, and its venvs are made once and reused. The tests use the
+//! lab's fixed ports, so they take turns.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -214,4 +215,119 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
         (),
     );
     assert_eq!(code, Some(2));
+}
+
+/// When a build's venv was last made: its marker file's modification time.
+fn made_at(builds: &Path, name: &str) -> std::time::SystemTime {
+    std::fs::metadata(builds.join(name).join("mite-perf-build.json"))
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("no marker in {name}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_matrix_of_two_pypi_versions_runs_interleaved_and_reuses_their_venvs() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("matrix");
+    let builds = lab.dir.join("builds");
+    let args = |scenarios: &'static str, mite: &'static str| {
+        vec![
+            "--scenarios",
+            scenarios,
+            "--duration",
+            "3s",
+            "--repeat",
+            "2",
+            "--mite",
+            mite,
+            "--builds-dir",
+            "builds",
+        ]
+    };
+    let first = wait_output(
+        lab.spawn_run(&args("1,10", "2.9.2,2.10.0")),
+        Duration::from_secs(600),
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    let said = String::from_utf8_lossy(&first.stderr);
+    for version in ["2.9.2", "2.10.0"] {
+        assert_eq!(
+            said.matches(&format!("installing mite {version} ")).count(),
+            1,
+            "{}",
+            text(&first)
+        );
+    }
+    let made = (
+        made_at(&builds, "pypi-2.9.2"),
+        made_at(&builds, "pypi-2.10.0"),
+    );
+
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("query").expect("run 1");
+    let versions: Vec<String> = run
+        .provenance
+        .expect("provenance")
+        .builds
+        .iter()
+        .map(|b| b.mite_version.clone())
+        .collect();
+    assert_eq!(versions, ["2.9.2", "2.10.0"]);
+    let names: Vec<String> = store
+        .scenarios(1)
+        .await
+        .expect("scenarios")
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "scenario1-b1-r1",
+            "scenario1-b2-r1",
+            "scenario1-b2-r2",
+            "scenario1-b1-r2",
+            "scenario10-b1-r1",
+            "scenario10-b2-r1",
+            "scenario10-b2-r2",
+            "scenario10-b1-r2",
+        ]
+    );
+    // The matrix: each version at each concurrency, over its two repeats.
+    let matrix = mite_perf::compare::matrix::run_matrix(&store, 1)
+        .await
+        .expect("matrix")
+        .expect("run 1");
+    assert_eq!(matrix.builds, ["2.9.2", "2.10.0"]);
+    for build in [1, 2] {
+        for concurrency in [1, 10] {
+            let spread = matrix
+                .cell(build, concurrency, app::compare::Figure::RequestsPerSecond)
+                .unwrap_or_else(|| panic!("no requests/s of b{build} at {concurrency}"));
+            assert_eq!(spread.repeats, 2);
+            assert!(
+                spread.median > 10.0,
+                "b{build} at {concurrency}: {spread:?}"
+            );
+        }
+    }
+    assert!(matrix.charts.len() >= 4, "{:?}", matrix.charts);
+
+    // Again, in the other order: both venvs are reused as they are.
+    let second = wait_output(
+        lab.spawn_run(&args("1", "2.10.0,2.9.2")),
+        Duration::from_secs(300),
+    );
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        !String::from_utf8_lossy(&second.stderr).contains("installing"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(
+        (
+            made_at(&builds, "pypi-2.9.2"),
+            made_at(&builds, "pypi-2.10.0")
+        ),
+        made
+    );
 }

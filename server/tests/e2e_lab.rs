@@ -556,6 +556,19 @@ async fn e2e_browser_compares_two_runs_from_the_history() {
         )
         .await;
 
+    // Its repeats as a matrix: the table, and its charts drawn.
+    browser
+        .wait_for(
+            "the version matrix",
+            r#"const cell = document.querySelector('.matrix-table tr[data-figure="requests_per_second"][data-concurrency="10"] td[data-build="1"]');
+               const charts = document.querySelectorAll('.matrix-charts .chart[data-rendered="1"]');
+               if (!cell || !cell.innerText.startsWith('707 (IQR') || charts.length !== 5) return false;
+               const series = echarts.getInstanceByDom(charts[0]).getOption().series;
+               return series.length === 1 && series[0].data[0][0] === 10 && series[0].data[0][1] === 707;"#,
+            Duration::from_secs(30),
+        )
+        .await;
+
     if let Ok(path) = std::env::var("MITE_PERF_SCREENSHOT_DIR") {
         browser
             .screenshot(&std::path::Path::new(&path).join("run-against-baseline.png"))

@@ -169,6 +169,42 @@ async fn e2e_sigterm_stops_every_child_and_keeps_the_samples() {
     stop_with(Signal::SIGTERM, 143).await;
 }
 
+/// The terminal `mite-perf run` writes to goes away (closed, or the ssh
+/// session ended): its output streams break, then SIGHUP comes. Writing to
+/// the broken streams must not end the lab before its stop path has run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_closed_terminal_stops_every_child_and_keeps_the_samples() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("hangup");
+    let mut child = lab.spawn_run(&["--scenarios", "10,100", "--duration", "60s"]);
+    let lab_pid = child.id();
+    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    // Nobody reads its output any more; it prints progress into the void.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the lab ended when its output broke"
+    );
+    kill(Pid::from_raw(lab_pid as i32), Signal::SIGHUP).expect("signal the lab");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the lab did not stop on SIGHUP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(129));
+    let run = store.run(1).await.expect("query").expect("run");
+    assert_eq!(run.status, RunStatus::Interrupted);
+    let csv = std::fs::read_to_string(run_dir(&lab.dir).join("samples.csv")).expect("samples.csv");
+    assert!(csv.lines().count() > 5, "{csv}");
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
     let _ports = PORTS.lock().await;

@@ -680,3 +680,115 @@ async fn comparisons_answer_bad_input_400_and_missing_runs_404() {
     let refused = call(&f.app, "mark_baseline", "run_id=999").await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
 }
+
+/// A run of two builds, each scenario twice, as a finished one is stored:
+/// build 2 serves `ratio` times build 1's requests.
+async fn two_build_run(store: &Store, ratio: f64) -> i64 {
+    let params = RunParams {
+        label: "matrix".into(),
+        concurrencies: vec![1, 10],
+        mite: app::builds::MiteBuild::parse_list("2.10.0,pinned").expect("builds"),
+        repeats: 2,
+        ..RunParams::default()
+    };
+    let run_id = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    store
+        .start_run(run_id, &Default::default(), "/nonexistent", 1)
+        .await
+        .expect("start");
+    for (i, slot) in params.slots().into_iter().enumerate() {
+        let scenario = store
+            .create_scenario(run_id, i as i64, slot, &params)
+            .await
+            .expect("scenario");
+        let base = 100.0 * f64::from(slot.concurrency) + f64::from(slot.repeat);
+        let rps = if slot.build == 1 { base * ratio } else { base };
+        let figures = app::figures::ScenarioFigures {
+            total_requests: (rps * 10.0) as i64,
+            measured_seconds: 10.0,
+            mean_requests_per_second: rps,
+            peak_requests_per_second: rps,
+            requests_per_runner_cpu_second: None,
+            processes: vec![],
+            steady: None,
+        };
+        store
+            .finish_scenario(scenario, ScenarioStatus::Done, None, None, &figures)
+            .await
+            .expect("finish scenario");
+    }
+    store
+        .finish_run(run_id, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+    run_id
+}
+
+#[tokio::test]
+async fn a_run_of_several_builds_shows_its_version_matrix_and_a_preparing_run_its_stage() {
+    let f = fixture("matrix").await;
+    let store = f.lab.store().clone();
+    let id = two_build_run(&store, 0.8).await;
+
+    let page = get(&f.app, &format!("/runs/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Figures per build"), "{}", page.body);
+    assert!(
+        page.body.contains("b1 2.10.0") && page.body.contains("b2 pinned"),
+        "{}",
+        page.body
+    );
+    // Build 2 at 10 journeys: 800.5 req/s against 1,000.5: 20 % fewer.
+    let row = page
+        .body
+        .split("data-figure=\"requests_per_second\" data-concurrency=\"10\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no requests/s row at 10 journeys: {}", page.body));
+    assert!(
+        row.contains("1,001 (IQR 1,000–1,001, 1,000–1,001)"),
+        "{row}"
+    );
+    assert!(row.contains("-20.0 %"), "{row}");
+
+    let matrix = call(&f.app, "get_matrix", &format!("run_id={id}")).await;
+    assert_eq!(matrix.status, StatusCode::OK, "{}", matrix.body);
+    let m = matrix.json();
+    assert_eq!(m["builds"], serde_json::json!(["2.10.0", "pinned"]));
+    // requests/s per build and concurrency, each over 2 repeats.
+    assert_eq!(m["rows"].as_array().map(Vec::len), Some(4), "{m}");
+    assert_eq!(m["rows"][0]["spread"]["repeats"], 2);
+    assert_eq!(m["charts"][0]["dom_id"], "matrix-0");
+    let csv = get(&f.app, &format!("/runs/{id}/figures.csv")).await;
+    assert!(
+        csv.body
+            .contains(&format!("\n{id},2,pinned,10,requests_per_second,800.4")),
+        "{}",
+        csv.body
+    );
+    let missing = call(&f.app, "get_matrix", "run_id=999").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+
+    // A run installing its build says so on its page.
+    let preparing = store
+        .create_run(&RunParams::default(), RunStatus::Running)
+        .await
+        .expect("run");
+    store
+        .set_run_stage(preparing, "installing mite 2.9.2 with uv…")
+        .await
+        .expect("stage");
+    let page = get(&f.app, &format!("/runs/{preparing}")).await;
+    assert!(
+        page.body
+            .contains("Preparing: installing mite 2.9.2 with uv…"),
+        "{}",
+        page.body
+    );
+    // A run of one build, once, has no matrix.
+    let single = get(&f.app, &format!("/runs/{}", f.run_id)).await;
+    assert!(!single.body.contains("Figures per build"));
+}

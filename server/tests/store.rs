@@ -60,6 +60,15 @@ async fn suite(store: Store) {
     assert!(store.claim_next_queued().await.expect("claim").is_none());
     assert!(store.run(second).await.expect("query").is_none());
 
+    // A claimed run says what it does until it starts; not after.
+    assert_eq!(claimed.stage, None);
+    store
+        .set_run_stage(first, "installing mite 2.10.0 …")
+        .await
+        .expect("stage");
+    let preparing = store.run(first).await.expect("query").expect("the run");
+    assert_eq!(preparing.stage.as_deref(), Some("installing mite 2.10.0 …"));
+
     let env = RunEnvironment {
         mite_version: "2.11.0".into(),
         python_version: "3.11.7".into(),
@@ -75,6 +84,13 @@ async fn suite(store: Store) {
     assert_eq!(running[0].environment, env);
     assert_eq!(running[0].lab_pid, Some(4242));
     assert_eq!(running[0].output_dir.as_deref(), Some("/tmp/out"));
+    assert_eq!(running[0].stage, None, "starting clears the stage");
+    store
+        .set_run_stage(first, "mite 2.10.0 ready in 3 s")
+        .await
+        .expect("stage");
+    let started = store.run(first).await.expect("query").expect("the run");
+    assert_eq!(started.stage, None, "a started run takes no stage");
 
     // Scenarios and processes.
     let sc1 = store

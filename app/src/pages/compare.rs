@@ -90,7 +90,7 @@ fn OverlayCharts(sides: String) -> impl IntoView {
     }
 }
 
-fn spread_text(figure: Figure, s: &Option<Spread>) -> String {
+pub(super) fn spread_text(figure: Figure, s: &Option<Spread>) -> String {
     match s {
         None => "–".into(),
         Some(s) if s.repeats == 1 => figure.format(s.median),

@@ -2,6 +2,7 @@
 
 pub mod compare;
 pub mod launch;
+pub mod matrix;
 pub mod ports;
 pub mod run;
 pub mod runs;

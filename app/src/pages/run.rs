@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use super::compare::ComparisonTable;
+use super::matrix::{has_matrix, BuildMatrix};
 use super::{answer_status, poll, StatusBadge};
 use crate::api::{
     compare_runs, get_chart_points, get_charts, get_run, CancelRun, MarkBaseline, RunView,
@@ -82,8 +83,10 @@ fn LiveRun(initial: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
     });
     let scenario_ids =
         Memo::new(move |_| latest.with(|r| r.scenarios.iter().map(|s| s.id).collect::<Vec<_>>()));
+    let matrix = latest.with_untracked(has_matrix);
     view! {
         <RunHeader run=latest cancel=cancel/>
+        {matrix.then(|| view! { <BuildMatrix run=latest/> })}
         {move || scenario_ids.with(Vec::is_empty).then(|| view! { <p class="empty">"No scenarios yet."</p> })}
         <For each=move || scenario_ids.get() key=|id| *id let:scenario_id>
             <ScenarioCard scenario=Memo::new(move |_| {
@@ -111,6 +114,7 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 })}
             </div>
             {move || run.with(|r| r.queue_position).map(|p| view! { <p class="hint">{format!("Waiting: #{p} in line. It starts by itself when the runs before it end.")}</p> })}
+            {move || run.with(|r| r.stage.clone()).map(|s| view! { <p class="stage hint">{format!("Preparing: {s}")}</p> })}
             {move || run.with(|r| r.error.clone()).map(|e| view! { <p class="error">{e}</p> })}
             <dl class="facts">
                 <dt>"Scenarios"</dt><dd>{r.params.concurrencies.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")}</dd>

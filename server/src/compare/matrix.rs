@@ -1,31 +1,27 @@
 //! A run's figures per build and concurrency over its repeats (median,
-//! quartiles, range): the table behind a version matrix, and its CSV (one
-//! row per build × concurrency × figure).
+//! quartiles, range): the version matrix its page shows as a table and as
+//! charts, and its CSV (one row per build × concurrency × figure).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use app::api::ChartSpec;
 use app::compare::{Figure, Spread};
 use app::figures::ScenarioFigures;
+use app::matrix::{MatrixRow, RunMatrix};
+use charming::component::{Axis, Legend, Title};
+use charming::element::{AxisType, Tooltip, Trigger};
+use charming::series::Line;
+use charming::Chart;
 
 use crate::model::ScenarioStatus;
 use crate::store::{Store, StoreError};
 
-/// One figure of one build at one concurrency, over its repeats.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MatrixRow {
-    /// From 1, as scenario names (`-b2`) count.
-    pub build: usize,
-    pub build_name: String,
-    pub concurrency: u32,
-    pub figure: Figure,
-    pub spread: Spread,
-}
-
-/// Every finished scenario's figures of run `run_id`, grouped.
-pub async fn run_matrix(store: &Store, run_id: i64) -> Result<Vec<MatrixRow>, StoreError> {
+/// Run `run_id`'s matrix from every finished scenario; `None` when there is
+/// no such run.
+pub async fn run_matrix(store: &Store, run_id: i64) -> Result<Option<RunMatrix>, StoreError> {
     let Some(run) = store.run(run_id).await? else {
-        return Ok(vec![]);
+        return Ok(None);
     };
     let mut groups: BTreeMap<(i64, u32), Vec<ScenarioFigures>> = BTreeMap::new();
     for scenario in store.scenarios(run_id).await? {
@@ -39,14 +35,27 @@ pub async fn run_matrix(store: &Store, run_id: i64) -> Result<Vec<MatrixRow>, St
                 .push(figures);
         }
     }
-    let name = |build: i64| {
-        run.provenance
-            .as_ref()
-            .and_then(|p| p.builds.get(build as usize))
-            .map(|b| b.describe())
-            .unwrap_or_else(|| run.environment.mite_version.clone())
+    // Runs older than provenance name their builds as asked for, or by
+    // the one mite version they recorded.
+    let asked = run.params.builds();
+    let builds: Vec<String> = match &run.provenance {
+        Some(p) if !p.builds.is_empty() => p.builds.iter().map(|b| b.describe()).collect(),
+        _ if asked.len() == 1 => vec![run.environment.mite_version.clone()],
+        _ => asked.iter().map(ToString::to_string).collect(),
     };
-    Ok(matrix_rows(&groups, name))
+    let name = |build: i64| {
+        builds
+            .get(build as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("build {}", build + 1))
+    };
+    let rows = matrix_rows(&groups, name);
+    let charts = matrix_charts(&builds, &rows)?;
+    Ok(Some(RunMatrix {
+        builds,
+        rows,
+        charts,
+    }))
 }
 
 /// The rows of grouped figures (pure).
@@ -73,6 +82,92 @@ pub fn matrix_rows(
         }
     }
     rows
+}
+
+/// The DOM id of matrix chart `index`.
+pub fn matrix_dom_id(index: usize) -> String {
+    format!("matrix-{index}")
+}
+
+/// The matrix's charts (pure): per figure, its median against the number
+/// of concurrent journeys (a log axis), one line per build; the memory
+/// figures of mite's processes share a chart per kind (peak, mean).
+pub fn matrix_charts(
+    builds: &[String],
+    rows: &[MatrixRow],
+) -> Result<Vec<ChartSpec>, serde_json::Error> {
+    let memory = |peak: bool| {
+        move |f: &Figure| {
+            if peak {
+                matches!(f, Figure::PeakRss(_))
+            } else {
+                matches!(f, Figure::MeanRss(_))
+            }
+        }
+    };
+    type Pick = Box<dyn Fn(&Figure) -> bool>;
+    let panels: Vec<(String, &str, Pick)> = vec![
+        (
+            Figure::RequestsPerSecond.name(),
+            Figure::RequestsPerSecond.unit(),
+            Box::new(|f: &Figure| *f == Figure::RequestsPerSecond),
+        ),
+        (
+            Figure::RequestsPerRunnerCpuSecond.name(),
+            Figure::RequestsPerRunnerCpuSecond.unit(),
+            Box::new(|f: &Figure| *f == Figure::RequestsPerRunnerCpuSecond),
+        ),
+        (
+            Figure::MibPerJourney.name(),
+            Figure::MibPerJourney.unit(),
+            Box::new(|f: &Figure| *f == Figure::MibPerJourney),
+        ),
+        ("peak RSS".into(), "MiB", Box::new(memory(true))),
+        ("mean RSS".into(), "MiB", Box::new(memory(false))),
+    ];
+    let mut specs = Vec::new();
+    for (title, unit, pick) in panels {
+        let mut chart = Chart::new()
+            .title(Title::new().text(format!("{title}, median over repeats")))
+            .tooltip(Tooltip::new().trigger(Trigger::Axis))
+            .legend(Legend::new().top("bottom"))
+            .x_axis(
+                Axis::new()
+                    .type_(AxisType::Log)
+                    .log_base(10.0)
+                    .name("concurrent journeys"),
+            )
+            .y_axis(Axis::new().type_(AxisType::Value).name(unit));
+        let mut any = false;
+        for figure in Figure::all().into_iter().filter(|f| pick(f)) {
+            for (b, build_name) in builds.iter().enumerate() {
+                let points: Vec<Vec<f64>> = rows
+                    .iter()
+                    .filter(|r| r.build == b + 1 && r.figure == figure)
+                    .map(|r| vec![f64::from(r.concurrency), r.spread.median])
+                    .collect();
+                if points.is_empty() {
+                    continue;
+                }
+                any = true;
+                let name = match figure {
+                    Figure::PeakRss(p) | Figure::MeanRss(p) => {
+                        format!("b{} {build_name}: {p}", b + 1)
+                    }
+                    _ => format!("b{} {build_name}", b + 1),
+                };
+                chart = chart.series(Line::new().name(name).data(points));
+            }
+        }
+        if any {
+            specs.push(ChartSpec {
+                dom_id: matrix_dom_id(specs.len()),
+                group: "matrix".into(),
+                option_json: serde_json::to_string(&chart)?,
+            });
+        }
+    }
+    Ok(specs)
 }
 
 /// The rows as CSV.
@@ -136,5 +231,41 @@ mod tests {
             Some("7,1,2.0.0,10,requests_per_second,100,95,105,90,110,3,true")
         );
         assert_eq!(csv.lines().count(), 3);
+    }
+
+    #[test]
+    fn charts_draw_each_builds_medians_against_concurrency() {
+        let mut groups = BTreeMap::new();
+        let mut hungry = figures(100.0);
+        hungry.processes = vec![app::figures::ProcessFigures {
+            process: crate::model::ProcessKind::Runner,
+            mean_cpu: 50.0,
+            peak_cpu: 90.0,
+            peak_rss: 40 << 20,
+            mean_rss: Some(30 << 20),
+        }];
+        groups.insert((0, 1), vec![hungry.clone()]);
+        groups.insert((0, 10), vec![figures(300.0)]);
+        groups.insert((1, 10), vec![figures(250.0)]);
+        let builds = vec!["2.10.0".to_string(), "2.11.0".to_string()];
+        let rows = matrix_rows(&groups, |b| builds[b as usize].clone());
+        let charts = matrix_charts(&builds, &rows).expect("charts");
+        // requests/s; MiB per journey, peak and mean RSS (build 1 at 1 journey).
+        let ids: Vec<&str> = charts.iter().map(|c| c.dom_id.as_str()).collect();
+        assert_eq!(ids, ["matrix-0", "matrix-1", "matrix-2", "matrix-3"]);
+        let rps: serde_json::Value = serde_json::from_str(&charts[0].option_json).expect("json");
+        assert_eq!(rps["xAxis"]["type"], "log", "{rps}");
+        let series = rps["series"].as_array().expect("series");
+        assert_eq!(series.len(), 2, "{rps}");
+        assert_eq!(series[0]["name"], "b1 2.10.0");
+        assert_eq!(
+            series[0]["data"],
+            serde_json::json!([[1.0, 100.0], [10.0, 300.0]])
+        );
+        assert_eq!(series[1]["name"], "b2 2.11.0");
+        assert_eq!(series[1]["data"], serde_json::json!([[10.0, 250.0]]));
+        let peak: serde_json::Value = serde_json::from_str(&charts[2].option_json).expect("json");
+        assert_eq!(peak["series"][0]["name"], "b1 2.10.0: runner", "{peak}");
+        assert_eq!(peak["series"][0]["data"], serde_json::json!([[1.0, 40.0]]));
     }
 }

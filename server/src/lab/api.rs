@@ -9,11 +9,13 @@ use futures_util::FutureExt;
 use super::{lab_error, Lab};
 use crate::cleanup;
 use crate::compare::charts::overlay_charts;
+use crate::compare::matrix::run_matrix;
 use crate::compare::sides::{SideError, SideSpec};
 use crate::compare::{compare_runs, load_sides, parse_threshold};
 use crate::model::{RunParams, RunStatus};
 use crate::store::StoreError;
 use app::compare::{ComparisonReport, DEFAULT_THRESHOLD};
+use app::matrix::RunMatrix;
 
 impl LabApi for Lab {
     fn launch(&self, params: RunParams) -> BoxFuture<'_, Result<LaunchOutcome, LabError>> {
@@ -118,6 +120,16 @@ impl LabApi for Lab {
                 Err(StoreError::Invalid(message)) => Err(LabError::invalid("run", message)),
                 other => other.map_err(lab_error),
             }
+        }
+        .boxed()
+    }
+
+    fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>> {
+        async move {
+            run_matrix(&self.store, run_id)
+                .await
+                .map_err(lab_error)?
+                .ok_or_else(|| LabError::NotFound(format!("no run {run_id}")))
         }
         .boxed()
     }

@@ -173,6 +173,7 @@ impl Lab {
         Ok(Some(RunView {
             provenance: run.provenance,
             baseline_run,
+            stage: run.stage,
             id: run.id,
             label: run.label,
             status: run.status,

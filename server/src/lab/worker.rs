@@ -42,23 +42,44 @@ impl RunExecutor for RealRuns {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<RunOutcome, RunError>> {
         async move {
-            let observer = LogPreparing { run_id: run.id };
-            execute_run(store, run.id, &run.params, setup, cancel, &observer).await
+            let (observer, stages) = StageObserver::new(store.clone(), run.id);
+            let outcome = execute_run(store, run.id, &run.params, setup, cancel, &observer).await;
+            // Every stage said is written before the run is reported ended.
+            drop(observer);
+            let _ = stages.await;
+            outcome
         }
         .boxed()
     }
 }
 
-/// Logs what a run does before its first scenario (installing a build);
-/// the rest reaches the pages through the database.
-struct LogPreparing {
+/// Logs what a run does before its first scenario (installing a build) and
+/// stores it as the run's stage, for its page; the rest reaches the pages
+/// through the database already. Writes in order, off the run's path.
+struct StageObserver {
     run_id: i64,
+    stages: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
-impl RunObserver for LogPreparing {
+impl StageObserver {
+    fn new(store: Store, run_id: i64) -> (Self, tokio::task::JoinHandle<()>) {
+        let (stages, mut said) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let writer = tokio::spawn(async move {
+            while let Some(stage) = said.recv().await {
+                if let Err(e) = store.set_run_stage(run_id, &stage).await {
+                    tracing::warn!("run {run_id}: cannot store its stage: {e}");
+                }
+            }
+        });
+        (StageObserver { run_id, stages }, writer)
+    }
+}
+
+impl RunObserver for StageObserver {
     fn event(&self, event: RunEvent) {
         if let RunEvent::Preparing { message } = event {
             tracing::info!("run {}: {message}", self.run_id);
+            let _ = self.stages.send(message);
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct RunRecord {
     /// What it measured, in full (absent for runs older than provenance,
     /// and until the run has started).
     pub provenance: Option<Provenance>,
+    /// What it does before its first scenario (installing a mite build).
+    pub stage: Option<String>,
 }
 
 /// A `runs` row as stored.
@@ -50,6 +52,7 @@ struct RunRow {
     lab_pid: Option<i64>,
     error: Option<String>,
     provenance: Option<String>,
+    stage: Option<String>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -77,6 +80,7 @@ impl TryFrom<RunRow> for RunRecord {
                 .as_deref()
                 .map(serde_json::from_str)
                 .transpose()?,
+            stage: row.stage,
         })
     }
 }
@@ -90,7 +94,7 @@ struct RunListRow {
 }
 
 const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, \
-     output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance";
+     output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance, stage";
 
 fn records(rows: Vec<RunRow>) -> Result<Vec<RunRecord>> {
     rows.into_iter().map(RunRecord::try_from).collect()
@@ -121,7 +125,7 @@ impl Store {
     ) -> Result<()> {
         with_pool!(self, |pool| sqlx::query(
             "UPDATE runs SET status = $1, started_at = $2, output_dir = $3, mite_version = $4, \
-             python_version = $5, host = $6, cores = $7, lab_pid = $8 WHERE id = $9",
+             python_version = $5, host = $6, cores = $7, lab_pid = $8, stage = NULL WHERE id = $9",
         )
         .bind(RunStatus::Running.as_str())
         .bind(super::now_ms())
@@ -159,12 +163,27 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         with_pool!(self, |pool| sqlx::query(
-            "UPDATE runs SET status = $1, ended_at = $2, error = $3 WHERE id = $4"
+            "UPDATE runs SET status = $1, ended_at = $2, error = $3, stage = NULL WHERE id = $4"
         )
         .bind(status.as_str())
         .bind(super::now_ms())
         .bind(error)
         .bind(run_id)
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Says what a run that has not started its scenarios does (installing
+    /// a mite build); cleared when it starts or ends, and not set after.
+    pub async fn set_run_stage(&self, run_id: i64, stage: &str) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE runs SET stage = $1 WHERE id = $2 AND status = $3 AND started_at IS NULL"
+        )
+        .bind(stage)
+        .bind(run_id)
+        .bind(RunStatus::Running.as_str())
         .execute(pool)
         .await
         .map(drop))?;

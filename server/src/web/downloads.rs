@@ -247,15 +247,13 @@ pub async fn comparison_csv(
 pub async fn run_figures_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
     let answer = async {
         let store = state.lab.store();
-        if store.run(id).await.map_err(lab_error)?.is_none() {
-            return Err(LabError::NotFound(format!("no run {id}")));
-        }
-        let rows = crate::compare::matrix::run_matrix(store, id)
+        let matrix = crate::compare::matrix::run_matrix(store, id)
             .await
-            .map_err(lab_error)?;
+            .map_err(lab_error)?
+            .ok_or_else(|| LabError::NotFound(format!("no run {id}")))?;
         Ok((
             attachment("text/csv; charset=utf-8", &format!("run-{id}-figures.csv")),
-            crate::compare::matrix::matrix_csv(id, &rows),
+            crate::compare::matrix::matrix_csv(id, &matrix.rows),
         ))
     };
     match answer.await {
