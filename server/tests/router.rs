@@ -792,3 +792,70 @@ async fn a_run_of_several_builds_shows_its_version_matrix_and_a_preparing_run_it
     let single = get(&f.app, &format!("/runs/{}", f.run_id)).await;
     assert!(!single.body.contains("Figures per build"));
 }
+
+#[tokio::test]
+async fn cross_site_requests_are_refused_and_change_nothing() {
+    let f = fixture("origin").await;
+    let launch = |headers: &[(&str, &str)]| {
+        let mut request = Request::post("/api/launch_run")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::HOST, "127.0.0.1:3000");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .body(Body::from(
+                "form[scenarios]=1&form[duration]=1s&form[interval]=1s&form[spawn_rate]=1000&form[label]=x",
+            ))
+            .expect("a request")
+    };
+    let queued = || async { f.lab.store().queued_count().await.expect("count") };
+    // A form on another page (another port of 127.0.0.1 is another origin).
+    for headers in [
+        vec![("origin", "http://127.0.0.1:8080")],
+        vec![("sec-fetch-site", "same-site"), ("origin", "http://127.0.0.1:8080")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("origin", "null")],
+    ] {
+        let answer = send(&f.app, launch(&headers)).await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{headers:?}: {}", answer.body);
+        assert!(answer.body.contains("only from its own pages"), "{}", answer.body);
+    }
+    let cleanup = send(
+        &f.app,
+        Request::post("/api/cleanup_ports")
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(cleanup.status, StatusCode::FORBIDDEN);
+    assert_eq!(queued().await, 0, "a refused launch queued a run");
+    // The lab's own page, and a client that is no browser, may launch.
+    let own = send(
+        &f.app,
+        launch(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("sec-fetch-site", "same-origin"),
+        ]),
+    )
+    .await;
+    assert!(own.status.is_success() || own.status.is_redirection(), "{}", own.body);
+    let script = send(&f.app, launch(&[])).await;
+    assert!(
+        script.status.is_success() || script.status.is_redirection(),
+        "{}",
+        script.body
+    );
+    assert_eq!(queued().await, 2);
+    // Reading stays open to links from anywhere.
+    let csv = send(
+        &f.app,
+        Request::get(format!("/runs/{}/samples.csv", f.run_id))
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+}

@@ -1,12 +1,14 @@
 //! `mite-perf serve`: the browser lab over HTTP. Leptos renders the pages
 //! (server functions reach the [`Lab`] through context); plain routes serve
 //! health ([`health`]) and downloads ([`downloads`]); every error answer
-//! carries the status of its kind ([`errors`]). Compression and cache
-//! headers on everything, a bound on request bodies.
+//! carries the status of its kind ([`errors`]); requests that may change
+//! something come from the lab's own pages or from no browser ([`origin`]).
+//! Compression and cache headers on everything, a bound on request bodies.
 
 pub mod downloads;
 pub mod errors;
 pub mod health;
+pub mod origin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,6 +92,7 @@ pub fn router(lab: Arc<Lab>, site_root: PathBuf, addr: SocketAddr) -> Router {
         })
         .merge(files)
         .layer(axum::middleware::from_fn(errors::server_fn_status))
+        .layer(axum::middleware::from_fn(origin::same_origin_only))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(CompressionLayer::new())
         .with_state(state)
