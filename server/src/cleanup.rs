@@ -1,8 +1,13 @@
 //! `mite-perf cleanup` (and the Ports page's button, and `serve` at start):
 //! after a crash, stop what the lab started and report who holds the lab's
 //! ports. Processes the lab did not start are named, never signalled.
+//!
+//! Several lab hosts may share the database: this host decides whether one
+//! of its own runs is alive from its `/proc`, and another host's only from
+//! that run's lease; it never signals another host's processes (their pids
+//! mean nothing here) nor writes into another host's run folder.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::model::{ProcessKind, RunStatus, ScenarioStatus};
@@ -10,7 +15,8 @@ use crate::os_process;
 use crate::ports::{self, PortReport};
 use crate::reports;
 use crate::run::is_inside;
-use crate::store::{ProcessRecord, Store, StoreError};
+use crate::run::lease::LabHost;
+use crate::store::{now_ms, ProcessRecord, Store, StoreError};
 use crate::supervisor::{self, RecordedOutcome, STOP_GRACE};
 
 /// What `cleanup` did.
@@ -21,6 +27,11 @@ pub struct CleanupReport {
     pub abandoned_runs: Vec<i64>,
     /// Runs still being run by a live lab (left alone), with its pid.
     pub live_runs: Vec<(i64, i64)>,
+    /// Runs another lab host executes and holds a lease on (left alone).
+    pub remote_live_runs: Vec<(i64, String)>,
+    /// Runs of another lab host whose lease ran out, now marked interrupted
+    /// (their processes and files, on that host, are left to it).
+    pub remote_abandoned_runs: Vec<(i64, String)>,
     /// Runs whose folder is outside the output root: their files were not rewritten.
     pub outside_output: Vec<(i64, String)>,
     pub ports: Vec<PortReport>,
@@ -42,6 +53,11 @@ impl CleanupReport {
                 "run {run} is in progress in a live lab (pid {pid}): its processes are left alone"
             ));
         }
+        for (run, host) in &self.remote_live_runs {
+            lines.push(format!(
+                "run {run} is in progress on lab host {host}, whose lease on it holds: left alone"
+            ));
+        }
         if self.processes.is_empty() {
             lines.push("no processes of the lab were left open".to_string());
         }
@@ -54,6 +70,12 @@ impl CleanupReport {
         for run in &self.abandoned_runs {
             lines.push(format!(
                 "run {run}: marked interrupted; its samples.csv and chart.html were rewritten"
+            ));
+        }
+        for (run, host) in &self.remote_abandoned_runs {
+            lines.push(format!(
+                "run {run}: lab host {host} stopped renewing its lease: marked interrupted; \
+                 its processes and files there are left to that host's cleanup"
             ));
         }
         for (run, dir) in &self.outside_output {
@@ -131,40 +153,80 @@ pub async fn stop_run_processes(
     Ok(stopped)
 }
 
-/// Stops what dead labs left running, closes their runs, and reports the
-/// ports. Run folders are rewritten only inside `output_root`.
-pub async fn cleanup(store: &Store, output_root: &Path) -> Result<CleanupReport, StoreError> {
+/// Stops what dead labs of this host left running, closes their runs and
+/// those of other hosts whose lease ran out, and reports the ports. Run
+/// folders are rewritten only inside `output_root`, for this host's runs.
+pub async fn cleanup(
+    store: &Store,
+    output_root: &Path,
+    host: &LabHost,
+) -> Result<CleanupReport, StoreError> {
     let mut report = CleanupReport::default();
-    let live: Vec<(i64, i64)> = store
-        .running_runs()
-        .await?
-        .into_iter()
-        .filter_map(|run| {
-            let pid = run.lab_pid?;
-            (pid != i64::from(std::process::id()) && is_live_lab(pid)).then_some((run.id, pid))
-        })
-        .collect();
+    let now = now_ms();
+    let mut dead = Vec::new();
+    for run in store.running_runs().await? {
+        if host.owns(run.lab_host.as_deref()) {
+            match run.lab_pid {
+                Some(pid) if pid != i64::from(std::process::id()) && is_live_lab(pid) => {
+                    report.live_runs.push((run.id, pid));
+                }
+                _ => dead.push(run),
+            }
+        } else if run.lease_expires_at.is_some_and(|end| end > now) {
+            report
+                .remote_live_runs
+                .push((run.id, run.lab_host.clone().unwrap_or_default()));
+        } else {
+            dead.push(run);
+        }
+    }
+    // Only this host's processes, of runs no live lab executes.
+    let mut ours: HashMap<i64, bool> = HashMap::new();
     for process in store.open_processes().await? {
-        if live.iter().any(|(run, _)| *run == process.run_id) {
+        if report
+            .live_runs
+            .iter()
+            .any(|(run, _)| *run == process.run_id)
+        {
+            continue;
+        }
+        let mine = match ours.get(&process.run_id) {
+            Some(mine) => *mine,
+            None => {
+                let run = store.run(process.run_id).await?;
+                let mine = host.owns(run.as_ref().and_then(|r| r.lab_host.as_deref()));
+                ours.insert(process.run_id, mine);
+                mine
+            }
+        };
+        if !mine {
             continue;
         }
         let outcome = stop_recorded(store, &process, &mut report.lab_pids).await?;
         report.processes.push((process, outcome));
     }
-    for run in store.running_runs().await? {
-        if live.iter().any(|(id, _)| *id == run.id) {
-            continue;
-        }
+    for run in dead {
+        let remote = (!host.owns(run.lab_host.as_deref())).then(|| run.lab_host.clone());
+        let why = match &remote {
+            Some(other) => format!(
+                "its lab host {} stopped renewing its lease (found by cleanup on {})",
+                other.as_deref().unwrap_or("?"),
+                host.id
+            ),
+            None => "the lab ended without finishing this run (found by cleanup)".to_string(),
+        };
         store
             .close_open_scenarios(run.id, ScenarioStatus::Interrupted)
             .await?;
         store
-            .finish_run(
-                run.id,
-                RunStatus::Interrupted,
-                Some("the lab ended without finishing this run (found by cleanup)"),
-            )
+            .finish_run(run.id, RunStatus::Interrupted, Some(&why))
             .await?;
+        if let Some(other) = remote {
+            report
+                .remote_abandoned_runs
+                .push((run.id, other.unwrap_or_default()));
+            continue;
+        }
         if let Some(dir) = &run.output_dir {
             let dir = Path::new(dir);
             if is_inside(output_root, dir) {
@@ -180,7 +242,6 @@ pub async fn cleanup(store: &Store, output_root: &Path) -> Result<CleanupReport,
         }
         report.abandoned_runs.push(run.id);
     }
-    report.live_runs = live;
     report.ports = ports::lab_port_reports();
     Ok(report)
 }

@@ -46,6 +46,7 @@ use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
     format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
+use mite_perf::run::lease::LabHost;
 use mite_perf::run::{execute_run, LabSetup, RunLimits, RunPolicy};
 use mite_perf::store::{redact_url, Store, StoreError};
 
@@ -372,6 +373,7 @@ async fn open_lab(
         self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
         limits,
         policy,
+        host: LabHost::this(),
     };
     Ok((store, setup))
 }
@@ -690,7 +692,7 @@ async fn baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
 
 async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
-    let report = cleanup::cleanup(&store, &args.output_dir).await?;
+    let report = cleanup::cleanup(&store, &args.output_dir, &LabHost::this()).await?;
     for line in report.lines() {
         to_stdout!("{line}");
     }
@@ -718,7 +720,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     // A lab that died left its runs marked running: close them first.
-    let leftovers = cleanup::cleanup(&store, &setup.output_root).await?;
+    let leftovers = cleanup::cleanup(&store, &setup.output_root, &setup.host).await?;
     for line in leftovers.lines() {
         tracing::info!("cleanup: {line}");
     }

@@ -745,6 +745,7 @@ async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the
         self_exe: BIN.into(),
         limits: Default::default(),
         policy: Default::default(),
+        host: mite_perf::run::lease::LabHost::this(),
     };
     let lab = mite_perf::lab::Lab::new(store.clone(), setup);
     let app = mite_perf::web::router(lab.clone(), dir.join("site"), ([127, 0, 0, 1], 3000).into());
@@ -819,6 +820,216 @@ async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the
     }
     lab.shut_down();
     let _ = tokio::time::timeout(Duration::from_secs(10), worker).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Holds a claimed run until it is cancelled, with a real process group
+/// recorded as its runner, renewing its lease as `execute_run` does: a run
+/// as another host sees it. Says which run and pid it holds.
+struct HeldRuns {
+    log: PathBuf,
+    held: tokio::sync::mpsc::UnboundedSender<(i64, u32)>,
+}
+
+impl mite_perf::lab::RunExecutor for HeldRuns {
+    fn execute<'a>(
+        &'a self,
+        store: &'a Store,
+        run: &'a RunRecord,
+        setup: &'a mite_perf::run::LabSetup,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<mite_perf::run::RunOutcome, mite_perf::run::RunError>> {
+        async move {
+            let _lease = mite_perf::run::lease::keep_lease(
+                store.clone(),
+                run.id,
+                setup.host.clone(),
+                cancel.clone(),
+            );
+            store
+                .start_run(
+                    run.id,
+                    &Default::default(),
+                    "/nonexistent",
+                    std::process::id(),
+                )
+                .await?;
+            let scenario = store
+                .create_scenario(run.id, 0, app::builds::Slot::once(1), &run.params)
+                .await?;
+            let (child, _, _) = mite_perf::supervisor::spawn(&mite_perf::supervisor::ChildSpec {
+                kind: ProcessKind::Runner,
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), "sleep 600".into()],
+                cwd: std::env::temp_dir(),
+                env: vec![],
+                log_path: self.log.clone(),
+                pipe_stdin: false,
+                pipe_stdout: false,
+            })
+            .expect("spawn");
+            store
+                .record_process(
+                    scenario,
+                    NewProcess {
+                        kind: child.kind,
+                        pid: child.pid,
+                        start_ticks: child.start_ticks,
+                        command: &child.command,
+                        log_path: &self.log.display().to_string(),
+                    },
+                )
+                .await?;
+            let _ = self.held.send((run.id, child.pid));
+            std::mem::forget(child);
+            cancel.cancelled().await;
+            mite_perf::cleanup::stop_run_processes(store, run.id).await?;
+            store
+                .close_open_scenarios(run.id, ScenarioStatus::Interrupted)
+                .await?;
+            store
+                .finish_run(run.id, RunStatus::Interrupted, Some("cancelled"))
+                .await?;
+            Ok(mite_perf::run::RunOutcome {
+                run_id: run.id,
+                status: RunStatus::Interrupted,
+                output_dir: None,
+                error: None,
+            })
+        }
+        .boxed()
+    }
+}
+
+/// The next run [`HeldRuns`] holds, and its child's pid.
+async fn held_run(holding: &mut tokio::sync::mpsc::UnboundedReceiver<(i64, u32)>) -> (i64, u32) {
+    tokio::time::timeout(Duration::from_secs(30), holding.recv())
+        .await
+        .expect("host a took the run")
+        .expect("a run")
+}
+
+// 19. Two lab hosts on one PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_lab_hosts_on_one_database_leave_each_others_runs_and_processes_alone() {
+    use mite_perf::cleanup::cleanup;
+    use mite_perf::run::lease::LabHost;
+
+    let pg = Postgres::start();
+    let dir = common::temp_dir("two-hosts");
+    let lease = Duration::from_secs(3);
+    let lab = |name: &str| {
+        let url = pg.url();
+        let dir = dir.clone();
+        let name = name.to_string();
+        async move {
+            let store = Store::connect(&url).await.expect("store");
+            let setup = mite_perf::run::LabSetup {
+                output_root: dir.join(&name),
+                builds: mite_perf::mite_env::builds::BuildCache::new(
+                    mite_perf::mite_env::MiteEnv {
+                        venv: dir.join("venv"),
+                        mite_version: "2.11.0".into(),
+                        python_version: "3.11.7".into(),
+                    },
+                    None,
+                ),
+                self_exe: BIN.into(),
+                limits: Default::default(),
+                policy: Default::default(),
+                host: LabHost {
+                    id: format!("lab-{name}"),
+                    lease,
+                },
+            };
+            (store.clone(), mite_perf::lab::Lab::new(store, setup))
+        }
+    };
+    let (store_a, lab_a) = lab("a").await;
+    let (store_b, lab_b) = lab("b").await;
+    let (host_a, host_b) = (lab_a.setup().host.clone(), lab_b.setup().host.clone());
+    let (held, mut holding) = tokio::sync::mpsc::unbounded_channel();
+    let worker_a = lab_a.start_worker_with(Arc::new(HeldRuns {
+        log: dir.join("child.log"),
+        held,
+    }));
+
+    // Queued through host b, taken by host a.
+    let first = store_b
+        .create_run(&RunParams::default(), RunStatus::Queued)
+        .await
+        .expect("queue");
+    let (run, pid) = held_run(&mut holding).await;
+    assert_eq!(run, first);
+    // Longer than the lease: host a renews it meanwhile. Host b's cleanup
+    // (at its start, or its Ports button) leaves the run and its process
+    // alone, although the pid is alive on this machine too.
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let report = cleanup(&store_b, &dir.join("b"), &host_b)
+        .await
+        .expect("cleanup");
+    assert_eq!(report.remote_live_runs, vec![(first, host_a.id.clone())]);
+    assert!(report.processes.is_empty(), "{:?}", report.processes);
+    assert!(os_process::pid_alive(pid));
+    let run = store_b.run(first).await.expect("query").expect("run");
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.lab_host.as_deref(), Some("lab-a"));
+
+    // A cancel asked on host b stops it on host a within seconds.
+    assert!(lab_b.cancel(first).await.expect("cancel"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store_b.run(first).await.expect("q").map(|r| r.status) == Some(RunStatus::Running) {
+        assert!(Instant::now() < deadline, "host a did not stop the run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        final_run(&store_b, first).await.status,
+        RunStatus::Interrupted
+    );
+    assert!(os_process::group_members(pid).is_empty());
+    assert!(holding.try_recv().is_err(), "host a took another run");
+
+    // Host a's lab dies mid-run (its worker ends without its stop path).
+    let second = store_b
+        .create_run(&RunParams::default(), RunStatus::Queued)
+        .await
+        .expect("queue");
+    let (run, pid) = held_run(&mut holding).await;
+    assert_eq!(run, second);
+    worker_a.abort();
+    let _ = worker_a.await;
+    // Until its lease runs out, host b leaves it alone; then marks it
+    // interrupted, and still never signals its process (on host a).
+    let report = cleanup(&store_b, &dir.join("b"), &host_b)
+        .await
+        .expect("cleanup");
+    assert_eq!(report.remote_live_runs, vec![(second, host_a.id.clone())]);
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let report = cleanup(&store_b, &dir.join("b"), &host_b)
+        .await
+        .expect("cleanup");
+    assert_eq!(
+        report.remote_abandoned_runs,
+        vec![(second, host_a.id.clone())]
+    );
+    assert!(report.processes.is_empty(), "{:?}", report.processes);
+    assert!(os_process::pid_alive(pid));
+    let run = final_run(&store_b, second).await;
+    assert_eq!(run.status, RunStatus::Interrupted);
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("lab-a stopped renewing its lease")),
+        "{:?}",
+        run.error
+    );
+    // Host a's lab starts again: its cleanup stops what it left.
+    let report = cleanup(&store_a, &dir.join("a"), &host_a)
+        .await
+        .expect("cleanup");
+    assert_eq!(report.processes.len(), 1, "{:?}", report.processes);
+    assert_eq!(report.processes[0].0.pid, i64::from(pid));
+    assert!(os_process::group_members(pid).is_empty());
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -62,6 +62,7 @@ async fn fixture(name: &str) -> Fixture {
         self_exe: PathBuf::from(common::BIN),
         limits: RunLimits::default(),
         policy: RunPolicy::default(),
+        host: mite_perf::run::lease::LabHost::this(),
     };
 
     // A finished run, as a real one leaves it.
@@ -813,13 +814,25 @@ async fn cross_site_requests_are_refused_and_change_nothing() {
     // A form on another page (another port of 127.0.0.1 is another origin).
     for headers in [
         vec![("origin", "http://127.0.0.1:8080")],
-        vec![("sec-fetch-site", "same-site"), ("origin", "http://127.0.0.1:8080")],
+        vec![
+            ("sec-fetch-site", "same-site"),
+            ("origin", "http://127.0.0.1:8080"),
+        ],
         vec![("sec-fetch-site", "cross-site")],
         vec![("origin", "null")],
     ] {
         let answer = send(&f.app, launch(&headers)).await;
-        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{headers:?}: {}", answer.body);
-        assert!(answer.body.contains("only from its own pages"), "{}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{headers:?}: {}",
+            answer.body
+        );
+        assert!(
+            answer.body.contains("only from its own pages"),
+            "{}",
+            answer.body
+        );
     }
     let cleanup = send(
         &f.app,
@@ -840,7 +853,11 @@ async fn cross_site_requests_are_refused_and_change_nothing() {
         ]),
     )
     .await;
-    assert!(own.status.is_success() || own.status.is_redirection(), "{}", own.body);
+    assert!(
+        own.status.is_success() || own.status.is_redirection(),
+        "{}",
+        own.body
+    );
     let script = send(&f.app, launch(&[])).await;
     assert!(
         script.status.is_success() || script.status.is_redirection(),

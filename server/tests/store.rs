@@ -9,6 +9,7 @@ use common::{temp_dir, Postgres};
 use mite_perf::figures::scenario_figures;
 use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
 use mite_perf::reports::csv;
+use mite_perf::run::lease::LabHost;
 use mite_perf::store::{
     Backend, NewProcess, RunEnvironment, SampleBatch, SampleRow, SampleSource, Store,
 };
@@ -45,8 +46,16 @@ async fn suite(store: Store) {
         .expect("queue");
     assert_eq!(store.queued_count().await.expect("count"), 2);
     assert_eq!(store.queue_position(second).await.expect("pos"), Some(2));
+    let host = LabHost {
+        id: "lab-a (boot 0000aaaa)".into(),
+        lease: std::time::Duration::from_secs(60),
+    };
+    let other = LabHost {
+        id: "lab-b (boot 0000bbbb)".into(),
+        ..host.clone()
+    };
     let claimed = store
-        .claim_next_queued()
+        .claim_next_queued(&host, 4242)
         .await
         .expect("claim")
         .expect("a queued run");
@@ -57,7 +66,41 @@ async fn suite(store: Store) {
     assert_eq!(store.queue_position(second).await.expect("pos"), Some(1));
     assert!(store.delete_queued(second).await.expect("delete"));
     assert!(!store.delete_queued(first).await.expect("not queued"));
-    assert!(store.claim_next_queued().await.expect("claim").is_none());
+    assert!(store
+        .claim_next_queued(&other, 1)
+        .await
+        .expect("claim")
+        .is_none());
+    // The claim names its host, with a lease; a cancel asked anywhere
+    // reaches the host when it renews; another host renews nothing.
+    assert_eq!(claimed.lab_host.as_deref(), Some(host.id.as_str()));
+    assert_eq!(claimed.lab_pid, Some(4242));
+    let now = mite_perf::store::now_ms();
+    assert!(claimed
+        .lease_expires_at
+        .is_some_and(|end| end > now + 50_000 && end <= now + 60_000));
+    assert!(!store.renew_lease(first, &host).await.expect("renew"));
+    assert!(
+        store.renew_lease(first, &other).await.expect("renew"),
+        "not other's run"
+    );
+    assert!(!store
+        .request_cancel(second)
+        .await
+        .expect("cancel a deleted run"));
+    assert!(store.request_cancel(first).await.expect("cancel"));
+    assert!(
+        store.renew_lease(first, &host).await.expect("renew"),
+        "a cancel was asked"
+    );
+    assert!(
+        store
+            .run(first)
+            .await
+            .expect("query")
+            .expect("run")
+            .cancel_requested
+    );
     assert!(store.run(second).await.expect("query").is_none());
 
     // A claimed run says what it does until it starts; not after.
@@ -352,6 +395,60 @@ async fn builds_provenance_and_baselines(store: &Store, done: i64, queued: i64) 
     assert!(store.clear_baseline(&label).await.expect("clear"));
     assert_eq!(store.baseline_of(&label).await.expect("query"), None);
     assert!(!store.clear_baseline(&label).await.expect("clear again"));
+    hosts_never_take_the_same_run(store).await;
+}
+
+/// Two hosts taking runs from one queue at the same time: every run is
+/// taken once, by one of them.
+async fn hosts_never_take_the_same_run(store: &Store) {
+    let params = RunParams::default();
+    let mut queued = Vec::new();
+    for _ in 0..20 {
+        queued.push(
+            store
+                .create_run(&params, RunStatus::Queued)
+                .await
+                .expect("queue"),
+        );
+    }
+    let take = |name: &str| {
+        let store = store.clone();
+        let host = LabHost {
+            id: name.to_string(),
+            lease: std::time::Duration::from_secs(60),
+        };
+        tokio::spawn(async move {
+            let mut taken = Vec::new();
+            let mut tries = 0;
+            // A claim may find nothing while the other host holds the write
+            // lock (SQLite) or the row (PostgreSQL): the queue is empty only
+            // when both find nothing.
+            while tries < 3 {
+                match store.claim_next_queued(&host, 1).await {
+                    Ok(Some(run)) => {
+                        assert_eq!(run.lab_host.as_deref(), Some(host.id.as_str()));
+                        taken.push(run.id);
+                        tries = 0;
+                    }
+                    Ok(None) => tries += 1,
+                    Err(e) => panic!("claim: {e}"),
+                }
+            }
+            taken
+        })
+    };
+    let (a, b) = (take("host a"), take("host b"));
+    let (a, b) = (a.await.expect("host a"), b.await.expect("host b"));
+    let mut all: Vec<i64> = a.iter().chain(&b).copied().collect();
+    all.sort_unstable();
+    let taken = all.len();
+    all.dedup();
+    assert_eq!(all.len(), taken, "a run taken twice: a: {a:?}, b: {b:?}");
+    assert!(
+        queued.iter().all(|id| all.contains(id)),
+        "a: {a:?}, b: {b:?}"
+    );
+    assert_eq!(store.queued_count().await.expect("count"), 0);
 }
 
 #[tokio::test]

@@ -141,7 +141,7 @@ impl LabApi for Lab {
                     "a run is in progress: cancel it first".to_string(),
                 ));
             }
-            let report = cleanup::cleanup(&self.store, &self.setup.output_root)
+            let report = cleanup::cleanup(&self.store, &self.setup.output_root, &self.setup.host)
                 .await
                 .map_err(lab_error)?;
             Ok(report.lines().join("\n"))

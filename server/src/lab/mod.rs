@@ -131,7 +131,10 @@ impl Lab {
                 token.cancel();
                 Ok(true)
             }
-            None => self.store.delete_queued(run_id).await,
+            // Queued: removed; running on another host (sharing this
+            // database): asked, and that host stops it within seconds.
+            None => Ok(self.store.delete_queued(run_id).await?
+                || self.store.request_cancel(run_id).await?),
         }
     }
 }

@@ -107,7 +107,11 @@ impl Lab {
         let lab = self.clone();
         tokio::spawn(async move {
             while !lab.shutdown.is_cancelled() {
-                let next = match lab.store.claim_next_queued().await {
+                let next = match lab
+                    .store
+                    .claim_next_queued(&lab.setup.host, std::process::id())
+                    .await
+                {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!("cannot read the queue: {e}");

@@ -9,9 +9,11 @@
 //! - [`teardown`]: stops every child, records their ends, checks the ports;
 //! - [`verdict`]: a scenario's and a run's status (pure);
 //! - [`scenario`]: one scenario, phase after phase;
-//! - [`output`]: the run's folder and what goes in it.
+//! - [`output`]: the run's folder and what goes in it;
+//! - [`lease`]: which lab host executes a run, and its lease on it.
 
 pub mod launch;
+pub mod lease;
 pub mod output;
 pub mod plan;
 pub mod sample;
@@ -145,6 +147,8 @@ pub struct LabSetup {
     pub self_exe: PathBuf,
     pub limits: RunLimits,
     pub policy: RunPolicy,
+    /// This lab host, named on the runs it executes.
+    pub host: lease::LabHost,
 }
 
 /// Progress, for a progress bar or a live page.
@@ -218,6 +222,12 @@ pub async fn execute_run(
     cancel: &CancellationToken,
     observer: &dyn RunObserver,
 ) -> Result<RunOutcome, RunError> {
+    // This host executes it: a lease renewed until it ends, through which a
+    // cancel asked on another host reaches it.
+    store
+        .lease_run(run_id, &setup.host, std::process::id())
+        .await?;
+    let _lease = lease::keep_lease(store.clone(), run_id, setup.host.clone(), cancel.clone());
     let prepared = match prepare(store, run_id, params, setup, cancel, observer).await {
         Ok(prepared) => prepared,
         Err((message, output_dir)) => {

@@ -1,8 +1,9 @@
 //! The `runs` table: what each run asked for, where it stands, and the queue
 //! (runs waiting with status `queued`, oldest first).
 
-use super::{parse_text, with_pool, Result, Store, StoreError};
+use super::{parse_text, with_pool, Pool, Result, Store, StoreError};
 use crate::model::{RunParams, RunStatus};
+use crate::run::lease::LabHost;
 use app::provenance::Provenance;
 
 /// The machine and software a run measured.
@@ -32,6 +33,12 @@ pub struct RunRecord {
     pub provenance: Option<Provenance>,
     /// What it does before its first scenario (installing a mite build).
     pub stage: Option<String>,
+    /// The lab host executing it ([`crate::run::lease::LabHost`]), and
+    /// until when its lease holds (ms since the epoch).
+    pub lab_host: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    /// Someone asked to cancel it (on any host).
+    pub cancel_requested: bool,
 }
 
 /// A `runs` row as stored.
@@ -53,6 +60,9 @@ struct RunRow {
     error: Option<String>,
     provenance: Option<String>,
     stage: Option<String>,
+    lab_host: Option<String>,
+    lease_expires_at: Option<i64>,
+    cancel_requested: bool,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -81,6 +91,9 @@ impl TryFrom<RunRow> for RunRecord {
                 .map(serde_json::from_str)
                 .transpose()?,
             stage: row.stage,
+            lab_host: row.lab_host,
+            lease_expires_at: row.lease_expires_at,
+            cancel_requested: row.cancel_requested,
         })
     }
 }
@@ -94,7 +107,8 @@ struct RunListRow {
 }
 
 const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, \
-     output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance, stage";
+     output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance, stage, lab_host, lease_expires_at, \
+     cancel_requested";
 
 fn records(rows: Vec<RunRow>) -> Result<Vec<RunRecord>> {
     rows.into_iter().map(RunRecord::try_from).collect()
@@ -242,21 +256,101 @@ impl Store {
         Ok(position.map(|p| p as usize))
     }
 
-    /// Takes the oldest queued run off the queue (marking it running).
-    pub async fn claim_next_queued(&self) -> Result<Option<RunRecord>> {
-        let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
-            "UPDATE runs SET status = $1 WHERE id = \
-             (SELECT id FROM runs WHERE status = $2 ORDER BY id LIMIT 1) AND status = $2 \
-             RETURNING id",
-        )
-        .bind(RunStatus::Running.as_str())
-        .bind(RunStatus::Queued.as_str())
-        .fetch_optional(pool)
-        .await)?;
+    /// Takes the oldest queued run off the queue for `host` (marking it
+    /// running, with `lab_pid` and a lease). Hosts sharing a database never
+    /// take the same run: PostgreSQL skips rows another host is taking,
+    /// SQLite writes one transaction at a time.
+    pub async fn claim_next_queued(
+        &self,
+        host: &LabHost,
+        lab_pid: u32,
+    ) -> Result<Option<RunRecord>> {
+        let lease_end = host.lease_end(super::now_ms());
+        let id: Option<i64> = match &self.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, \
+                     lease_expires_at = $5 WHERE id = \
+                     (SELECT id FROM runs WHERE status = $2 ORDER BY id LIMIT 1 \
+                     FOR UPDATE SKIP LOCKED) RETURNING id",
+                )
+                .bind(RunStatus::Running.as_str())
+                .bind(RunStatus::Queued.as_str())
+                .bind(&host.id)
+                .bind(i64::from(lab_pid))
+                .bind(lease_end)
+                .fetch_optional(pool)
+                .await?
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, \
+                     lease_expires_at = $5 WHERE id = \
+                     (SELECT id FROM runs WHERE status = $2 ORDER BY id LIMIT 1) \
+                     AND status = $2 RETURNING id",
+                )
+                .bind(RunStatus::Running.as_str())
+                .bind(RunStatus::Queued.as_str())
+                .bind(&host.id)
+                .bind(i64::from(lab_pid))
+                .bind(lease_end)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
         match id {
             Some(id) => self.run(id).await,
             None => Ok(None),
         }
+    }
+
+    /// Names `host` (and `lab_pid`) as executing running run `run_id`, with
+    /// a lease: for a run started outside the queue (`mite-perf run`).
+    pub async fn lease_run(&self, run_id: i64, host: &LabHost, lab_pid: u32) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "UPDATE runs SET lab_host = $1, lab_pid = $2, lease_expires_at = $3 \
+             WHERE id = $4 AND status = $5"
+        )
+        .bind(&host.id)
+        .bind(i64::from(lab_pid))
+        .bind(host.lease_end(super::now_ms()))
+        .bind(run_id)
+        .bind(RunStatus::Running.as_str())
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Renews `host`'s lease on running run `run_id`; returns whether the
+    /// run should stop: a cancel was asked, or it is no longer running (or
+    /// no longer `host`'s), as after another host found its lease run out.
+    pub async fn renew_lease(&self, run_id: i64, host: &LabHost) -> Result<bool> {
+        let cancel: Option<bool> = with_pool!(self, |pool| sqlx::query_scalar(
+            "UPDATE runs SET lease_expires_at = $1 \
+             WHERE id = $2 AND status = $3 AND lab_host = $4 RETURNING cancel_requested"
+        )
+        .bind(host.lease_end(super::now_ms()))
+        .bind(run_id)
+        .bind(RunStatus::Running.as_str())
+        .bind(&host.id)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(cancel.unwrap_or(true))
+    }
+
+    /// Asks whichever host executes running run `run_id` to cancel it;
+    /// returns whether it is running.
+    pub async fn request_cancel(&self, run_id: i64) -> Result<bool> {
+        let done = with_pool!(self, |pool| sqlx::query(
+            "UPDATE runs SET cancel_requested = TRUE WHERE id = $1 AND status = $2"
+        )
+        .bind(run_id)
+        .bind(RunStatus::Running.as_str())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
     }
 
     /// Deletes a run if it is still queued; returns whether it was.

@@ -43,7 +43,11 @@ pub fn cross_origin_refusal(method: &Method, headers: &HeaderMap) -> Option<Stri
     } else {
         Some(format!(
             "a request from {origin} to {}: this lab takes changes only from its own pages",
-            if host.is_empty() { "an unnamed host" } else { host }
+            if host.is_empty() {
+                "an unnamed host"
+            } else {
+                host
+            }
         ))
     }
 }
@@ -107,9 +111,15 @@ mod tests {
     #[test]
     fn without_sec_fetch_site_the_origin_must_be_the_host_asked() {
         let post = Method::POST;
-        let same = headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")]);
+        let same = headers(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000"),
+        ]);
         assert_eq!(cross_origin_refusal(&post, &same), None);
-        let tls = headers(&[("origin", "https://Lab.Example.com"), ("host", "lab.example.com")]);
+        let tls = headers(&[
+            ("origin", "https://Lab.Example.com"),
+            ("host", "lab.example.com"),
+        ]);
         assert_eq!(cross_origin_refusal(&post, &tls), None);
         for (origin, host) in [
             ("http://127.0.0.1:8080", "127.0.0.1:3000"),
