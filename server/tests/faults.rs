@@ -652,6 +652,47 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
     assert_ports_free();
 }
 
+/// Starts `script` in a process group of its own as run `run`'s runner, in
+/// a scenario of its own, recorded as a run records its children; returns
+/// its pid. The handle is forgotten: the group lives on as a run's would
+/// when its executor is gone.
+async fn start_recorded_group(
+    store: &Store,
+    run: &RunRecord,
+    log: &Path,
+    script: &str,
+) -> Result<u32, mite_perf::run::RunError> {
+    let scenario = store
+        .create_scenario(run.id, 0, app::builds::Slot::once(1), &run.params)
+        .await?;
+    let (child, _, _) = mite_perf::supervisor::spawn(&mite_perf::supervisor::ChildSpec {
+        kind: ProcessKind::Runner,
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+        cwd: std::env::temp_dir(),
+        env: vec![],
+        log_path: log.to_path_buf(),
+        pipe_stdin: false,
+        pipe_stdout: false,
+    })
+    .expect("spawn");
+    store
+        .record_process(
+            scenario,
+            NewProcess {
+                kind: child.kind,
+                pid: child.pid,
+                start_ticks: child.start_ticks,
+                command: &child.command,
+                log_path: &log.display().to_string(),
+            },
+        )
+        .await?;
+    let pid = child.pid;
+    std::mem::forget(child);
+    Ok(pid)
+}
+
 /// Starts a real process group the way a run does (recorded in the store),
 /// then panics: the fault the worker must survive.
 struct PanickingRuns {
@@ -687,33 +728,7 @@ impl mite_perf::lab::RunExecutor for PanickingRuns {
                     error: None,
                 });
             }
-            let scenario = store
-                .create_scenario(run.id, 0, app::builds::Slot::once(1), &run.params)
-                .await?;
-            let (child, _, _) = mite_perf::supervisor::spawn(&mite_perf::supervisor::ChildSpec {
-                kind: ProcessKind::Runner,
-                program: "/bin/sh".into(),
-                args: vec!["-c".into(), "sleep 600 & sleep 600".into()],
-                cwd: std::env::temp_dir(),
-                env: vec![],
-                log_path: self.log.clone(),
-                pipe_stdin: false,
-                pipe_stdout: false,
-            })
-            .expect("spawn");
-            store
-                .record_process(
-                    scenario,
-                    NewProcess {
-                        kind: child.kind,
-                        pid: child.pid,
-                        start_ticks: child.start_ticks,
-                        command: &child.command,
-                        log_path: &self.log.display().to_string(),
-                    },
-                )
-                .await?;
-            std::mem::forget(child);
+            start_recorded_group(store, run, &self.log, "sleep 600 & sleep 600").await?;
             panic!("an injected fault");
         }
         .boxed()
@@ -854,34 +869,8 @@ impl mite_perf::lab::RunExecutor for HeldRuns {
                     std::process::id(),
                 )
                 .await?;
-            let scenario = store
-                .create_scenario(run.id, 0, app::builds::Slot::once(1), &run.params)
-                .await?;
-            let (child, _, _) = mite_perf::supervisor::spawn(&mite_perf::supervisor::ChildSpec {
-                kind: ProcessKind::Runner,
-                program: "/bin/sh".into(),
-                args: vec!["-c".into(), "sleep 600".into()],
-                cwd: std::env::temp_dir(),
-                env: vec![],
-                log_path: self.log.clone(),
-                pipe_stdin: false,
-                pipe_stdout: false,
-            })
-            .expect("spawn");
-            store
-                .record_process(
-                    scenario,
-                    NewProcess {
-                        kind: child.kind,
-                        pid: child.pid,
-                        start_ticks: child.start_ticks,
-                        command: &child.command,
-                        log_path: &self.log.display().to_string(),
-                    },
-                )
-                .await?;
-            let _ = self.held.send((run.id, child.pid));
-            std::mem::forget(child);
+            let pid = start_recorded_group(store, run, &self.log, "sleep 600").await?;
+            let _ = self.held.send((run.id, pid));
             cancel.cancelled().await;
             mite_perf::cleanup::stop_run_processes(store, run.id).await?;
             store

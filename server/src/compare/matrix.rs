@@ -96,37 +96,32 @@ pub fn matrix_charts(
     builds: &[String],
     rows: &[MatrixRow],
 ) -> Result<Vec<ChartSpec>, serde_json::Error> {
-    let memory = |peak: bool| {
-        move |f: &Figure| {
-            if peak {
-                matches!(f, Figure::PeakRss(_))
-            } else {
-                matches!(f, Figure::MeanRss(_))
-            }
-        }
-    };
-    type Pick = Box<dyn Fn(&Figure) -> bool>;
-    let panels: Vec<(String, &str, Pick)> = vec![
-        (
-            Figure::RequestsPerSecond.name(),
-            Figure::RequestsPerSecond.unit(),
-            Box::new(|f: &Figure| *f == Figure::RequestsPerSecond),
-        ),
-        (
-            Figure::RequestsPerRunnerCpuSecond.name(),
-            Figure::RequestsPerRunnerCpuSecond.unit(),
-            Box::new(|f: &Figure| *f == Figure::RequestsPerRunnerCpuSecond),
-        ),
-        (
-            Figure::MibPerJourney.name(),
-            Figure::MibPerJourney.unit(),
-            Box::new(|f: &Figure| *f == Figure::MibPerJourney),
-        ),
-        ("peak RSS".into(), "MiB", Box::new(memory(true))),
-        ("mean RSS".into(), "MiB", Box::new(memory(false))),
-    ];
+    // Each figure of its own, then the memory figures of mite's processes
+    // together, a chart per kind.
+    let mut panels: Vec<(String, &str, Vec<Figure>)> = [
+        Figure::RequestsPerSecond,
+        Figure::RequestsPerRunnerCpuSecond,
+        Figure::MibPerJourney,
+    ]
+    .into_iter()
+    .map(|f| (f.name(), f.unit(), vec![f]))
+    .collect();
+    let all = Figure::all();
+    for (title, kind) in [("peak RSS", true), ("mean RSS", false)] {
+        let figures = all
+            .iter()
+            .filter(|f| {
+                matches!(
+                    (f, kind),
+                    (Figure::PeakRss(_), true) | (Figure::MeanRss(_), false)
+                )
+            })
+            .copied()
+            .collect();
+        panels.push((title.to_string(), "MiB", figures));
+    }
     let mut specs = Vec::new();
-    for (title, unit, pick) in panels {
+    for (title, unit, figures) in panels {
         let mut chart = Chart::new()
             .title(Title::new().text(format!("{title}, median over repeats")))
             .tooltip(Tooltip::new().trigger(Trigger::Axis))
@@ -139,7 +134,7 @@ pub fn matrix_charts(
             )
             .y_axis(Axis::new().type_(AxisType::Value).name(unit));
         let mut any = false;
-        for figure in Figure::all().into_iter().filter(|f| pick(f)) {
+        for figure in figures {
             for (b, build_name) in builds.iter().enumerate() {
                 let points: Vec<Vec<f64>> = rows
                     .iter()

@@ -1,7 +1,7 @@
 //! The `runs` table: what each run asked for, where it stands, and the queue
 //! (runs waiting with status `queued`, oldest first).
 
-use super::{parse_text, with_pool, Pool, Result, Store, StoreError};
+use super::{parse_text, with_pool, Result, Store, StoreError};
 use crate::model::{RunParams, RunStatus};
 use crate::run::lease::LabHost;
 use app::provenance::Provenance;
@@ -265,39 +265,24 @@ impl Store {
         host: &LabHost,
         lab_pid: u32,
     ) -> Result<Option<RunRecord>> {
-        let lease_end = host.lease_end(super::now_ms());
-        let id: Option<i64> = match &self.pool {
-            Pool::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, \
-                     lease_expires_at = $5 WHERE id = \
-                     (SELECT id FROM runs WHERE status = $2 ORDER BY id LIMIT 1 \
-                     FOR UPDATE SKIP LOCKED) RETURNING id",
-                )
-                .bind(RunStatus::Running.as_str())
-                .bind(RunStatus::Queued.as_str())
-                .bind(&host.id)
-                .bind(i64::from(lab_pid))
-                .bind(lease_end)
-                .fetch_optional(pool)
-                .await?
-            }
-            Pool::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, \
-                     lease_expires_at = $5 WHERE id = \
-                     (SELECT id FROM runs WHERE status = $2 ORDER BY id LIMIT 1) \
-                     AND status = $2 RETURNING id",
-                )
-                .bind(RunStatus::Running.as_str())
-                .bind(RunStatus::Queued.as_str())
-                .bind(&host.id)
-                .bind(i64::from(lab_pid))
-                .bind(lease_end)
-                .fetch_optional(pool)
-                .await?
-            }
+        // PostgreSQL skips a row another host's claim holds; SQLite's
+        // writers take turns, so the subquery's row is still queued.
+        let pick = match self.backend() {
+            super::Backend::Postgres => "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)",
+            super::Backend::Sqlite => "ORDER BY id LIMIT 1) AND status = $2",
         };
+        let sql = format!(
+            "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, lease_expires_at = $5 \
+             WHERE id = (SELECT id FROM runs WHERE status = $2 {pick} RETURNING id"
+        );
+        let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(RunStatus::Running.as_str())
+            .bind(RunStatus::Queued.as_str())
+            .bind(&host.id)
+            .bind(i64::from(lab_pid))
+            .bind(host.lease_end(super::now_ms()))
+            .fetch_optional(pool)
+            .await)?;
         match id {
             Some(id) => self.run(id).await,
             None => Ok(None),
