@@ -5,6 +5,9 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "ssr")]
+use crate::access::Action;
+use crate::access::Caller;
 use crate::builds::MiteBuild;
 use crate::compare::ComparisonReport;
 pub use crate::error::LabError;
@@ -46,6 +49,8 @@ pub struct QueueEntry {
     pub launched_by: String,
     pub created_at: i64,
     pub concurrencies: Vec<u32>,
+    /// Whether the caller may remove (or cancel) it.
+    pub can_cancel: bool,
 }
 
 /// The latest reading of one process.
@@ -102,6 +107,21 @@ pub struct RunView {
     pub baseline_run: Option<i64>,
     /// What it does before its first scenario (installing a mite build).
     pub stage: Option<String>,
+    /// Who cancelled it.
+    pub cancelled_by: Option<String>,
+    /// Whether the caller may cancel it (set per caller by [`get_run`]).
+    pub can_cancel: bool,
+}
+
+/// One entry of the activity log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub source: String,
 }
 
 /// One chart: a DOM id and an ECharts option built on the server with charming.
@@ -172,7 +192,6 @@ pub struct LaunchForm {
     pub spawn_rate: String,
     pub interval: String,
     pub label: String,
-    pub launched_by: String,
     /// mite builds, comma separated: `pinned`, versions (`2.10.0`).
     pub mite: String,
     /// Times each scenario runs with each build.
@@ -188,7 +207,6 @@ impl Default for LaunchForm {
             spawn_rate: "1000000".into(),
             interval: "1s".into(),
             label: String::new(),
-            launched_by: String::new(),
             mite: "pinned".into(),
             repeat: "1".into(),
         }
@@ -260,7 +278,6 @@ impl LaunchForm {
             },
             repeats,
             label: self.label.trim().to_string(),
-            launched_by: self.launched_by.trim().to_string(),
             concurrencies,
             duration_ms: duration.as_millis() as u64,
             spawn_rate,
@@ -287,10 +304,25 @@ pub enum LaunchOutcome {
 /// it as context (`Arc<dyn LabApi>`).
 #[cfg(feature = "ssr")]
 pub trait LabApi: Send + Sync {
-    fn launch(&self, params: RunParams) -> BoxFuture<'_, Result<LaunchOutcome, LabError>>;
+    /// Queues a run launched by `caller` (their name is recorded on it).
+    fn launch<'a>(
+        &'a self,
+        caller: &'a Caller,
+        params: RunParams,
+    ) -> BoxFuture<'a, Result<LaunchOutcome, LabError>>;
     fn queue(&self) -> BoxFuture<'_, Result<Vec<QueueEntry>, LabError>>;
-    fn remove_queued(&self, run_id: i64) -> BoxFuture<'_, Result<bool, LabError>>;
-    fn cancel(&self, run_id: i64) -> BoxFuture<'_, Result<bool, LabError>>;
+    /// Removes a queued run, if the caller may ([`Caller::may_cancel`]).
+    fn remove_queued<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+    ) -> BoxFuture<'a, Result<bool, LabError>>;
+    /// Cancels a run, if the caller may ([`Caller::may_cancel`]).
+    fn cancel<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+    ) -> BoxFuture<'a, Result<bool, LabError>>;
     fn runs(
         &self,
         page: u32,
@@ -310,7 +342,7 @@ pub trait LabApi: Send + Sync {
         after_ms: i64,
     ) -> BoxFuture<'_, Result<ChartPoints, LabError>>;
     fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>>;
-    fn cleanup(&self) -> BoxFuture<'_, Result<String, LabError>>;
+    fn cleanup<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<String, LabError>>;
     /// The mite builds this lab host has installed.
     fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>>;
     /// `sides` as `12,15` or `12:1,12:2`; `threshold` as `5%`.
@@ -321,7 +353,13 @@ pub trait LabApi: Send + Sync {
     ) -> BoxFuture<'_, Result<ComparisonReport, LabError>>;
     /// The sides' charts overlaid, per concurrency.
     fn compare_charts(&self, sides: String) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>>;
-    fn mark_baseline(&self, run_id: i64) -> BoxFuture<'_, Result<String, LabError>>;
+    fn mark_baseline<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+    ) -> BoxFuture<'a, Result<String, LabError>>;
+    /// The activity log, newest first, before entry `before`.
+    fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>>;
     /// The run's figures per build and concurrency, with their charts.
     fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>>;
 }
@@ -335,13 +373,35 @@ fn lab() -> Result<std::sync::Arc<dyn LabApi>, LabError> {
         .ok_or_else(|| LabError::Unavailable("the lab is not available".into()))
 }
 
+/// The caller of this request, as the server's access layer found it.
+#[cfg(feature = "ssr")]
+fn caller() -> Option<Caller> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>().cloned())
+}
+
+/// The caller, if they may do `action`: 401 for nobody, 403 for a role too low.
+#[cfg(feature = "ssr")]
+fn allowed(action: Action) -> Result<Caller, LabError> {
+    let caller = caller().ok_or_else(|| LabError::Unauthenticated("sign in first".into()))?;
+    caller.require(action)?;
+    Ok(caller)
+}
+
+/// Who is calling: `None` when nobody is signed in.
+#[server(endpoint = "who_am_i")]
+pub async fn who_am_i() -> Result<Option<Caller>, LabError> {
+    Ok(caller())
+}
+
 /// Validates (again, on the server) and queues a run. A form posted
 /// without JavaScript is sent on to the run's page.
 #[server(endpoint = "launch_run")]
 pub async fn launch_run(form: LaunchForm) -> Result<LaunchOutcome, LabError> {
+    let caller = allowed(Action::Launch)?;
     let outcome = match form.to_params() {
         Err(errors) => LaunchOutcome::Invalid(errors),
-        Ok(params) => lab()?.launch(params).await?,
+        Ok(params) => lab()?.launch(&caller, params).await?,
     };
     if let LaunchOutcome::Queued { run_id, .. } = &outcome {
         leptos_axum::redirect(&format!("/runs/{run_id}"));
@@ -351,18 +411,25 @@ pub async fn launch_run(form: LaunchForm) -> Result<LaunchOutcome, LabError> {
 
 #[server(endpoint = "get_queue")]
 pub async fn get_queue() -> Result<Vec<QueueEntry>, LabError> {
-    lab()?.queue().await
+    let caller = allowed(Action::Read)?;
+    let mut queue = lab()?.queue().await?;
+    for entry in &mut queue {
+        entry.can_cancel = caller.may_cancel(&entry.launched_by);
+    }
+    Ok(queue)
 }
 
 #[server(endpoint = "remove_queued_run")]
 pub async fn remove_queued_run(run_id: i64) -> Result<bool, LabError> {
-    lab()?.remove_queued(run_id).await
+    let caller = allowed(Action::Launch)?;
+    lab()?.remove_queued(&caller, run_id).await
 }
 
 /// Stops a running run (two-stage stop, as Ctrl+C) or removes a queued one.
 #[server(endpoint = "cancel_run")]
 pub async fn cancel_run(run_id: i64) -> Result<bool, LabError> {
-    lab()?.cancel(run_id).await
+    let caller = allowed(Action::Launch)?;
+    lab()?.cancel(&caller, run_id).await
 }
 
 #[server(endpoint = "list_runs")]
@@ -371,13 +438,19 @@ pub async fn list_runs(
     label: String,
     status: Option<RunStatus>,
 ) -> Result<RunList, LabError> {
+    allowed(Action::Read)?;
     lab()?.runs(page, label, status).await
 }
 
 /// A run's view; `None` when there is no such run.
 #[server(endpoint = "get_run")]
 pub async fn get_run(run_id: i64) -> Result<Option<RunView>, LabError> {
-    lab()?.run_view(run_id).await
+    let caller = allowed(Action::Read)?;
+    let mut view = lab()?.run_view(run_id).await?;
+    if let Some(view) = &mut view {
+        view.can_cancel = caller.may_cancel(&view.params.launched_by);
+    }
+    Ok(view)
 }
 
 /// A scenario's charts: downsampled (keeping peaks) for the whole scenario,
@@ -387,6 +460,7 @@ pub async fn get_charts(
     scenario_id: i64,
     window: Option<(i64, i64)>,
 ) -> Result<ScenarioCharts, LabError> {
+    allowed(Action::Read)?;
     lab()?.charts(scenario_id, window).await
 }
 
@@ -398,23 +472,27 @@ pub async fn get_chart_points(
     bucket_ms: i64,
     after_ms: i64,
 ) -> Result<ChartPoints, LabError> {
+    allowed(Action::Read)?;
     lab()?.chart_points(scenario_id, bucket_ms, after_ms).await
 }
 
 #[server(endpoint = "get_ports")]
 pub async fn get_ports() -> Result<Vec<PortView>, LabError> {
+    allowed(Action::Read)?;
     lab()?.ports().await
 }
 
 /// Stops leftovers the lab itself started; returns a report in words.
 #[server(endpoint = "cleanup_ports")]
 pub async fn cleanup_ports() -> Result<String, LabError> {
-    lab()?.cleanup().await
+    let caller = allowed(Action::Cleanup)?;
+    lab()?.cleanup(&caller).await
 }
 
 /// The mite builds the lab host already has (`pinned`, then versions).
 #[server(endpoint = "get_builds")]
 pub async fn get_builds() -> Result<Vec<String>, LabError> {
+    allowed(Action::Read)?;
     lab()?.builds().await
 }
 
@@ -425,6 +503,7 @@ pub async fn compare_runs(
     runs: String,
     threshold: Option<String>,
 ) -> Result<ComparisonReport, LabError> {
+    allowed(Action::Read)?;
     lab()?.compare(runs, threshold).await
 }
 
@@ -432,6 +511,7 @@ pub async fn compare_runs(
 /// CPU, RSS per process), per concurrency.
 #[server(endpoint = "get_compare_charts")]
 pub async fn get_compare_charts(runs: String) -> Result<Vec<ChartSpec>, LabError> {
+    allowed(Action::Read)?;
     lab()?.compare_charts(runs).await
 }
 
@@ -439,13 +519,22 @@ pub async fn get_compare_charts(runs: String) -> Result<Vec<ChartSpec>, LabError
 /// their charts: the version matrix.
 #[server(endpoint = "get_matrix")]
 pub async fn get_matrix(run_id: i64) -> Result<RunMatrix, LabError> {
+    allowed(Action::Read)?;
     lab()?.matrix(run_id).await
 }
 
 /// Makes a run the baseline of its label; returns the label.
 #[server(endpoint = "mark_baseline")]
 pub async fn mark_baseline(run_id: i64) -> Result<String, LabError> {
-    lab()?.mark_baseline(run_id).await
+    let caller = allowed(Action::MarkBaseline)?;
+    lab()?.mark_baseline(&caller, run_id).await
+}
+
+/// The activity log (admins only), newest first: 100 entries before `before`.
+#[server(endpoint = "get_activity")]
+pub async fn get_activity(before: Option<i64>) -> Result<Vec<ActivityEntry>, LabError> {
+    allowed(Action::Administer)?;
+    lab()?.activity(before).await
 }
 
 #[cfg(test)]
@@ -461,7 +550,6 @@ mod tests {
             spawn_rate: "fast".into(),
             interval: "1s".into(),
             label: String::new(),
-            launched_by: String::new(),
             mite: "2.10.0,latest".into(),
             repeat: "three".into(),
         };

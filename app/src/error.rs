@@ -19,6 +19,9 @@ pub enum LabError {
     /// trying again later may work.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller is not known: sign in (or send a token) first.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -48,6 +51,7 @@ impl LabError {
             LabError::NotFound(_) => 404,
             LabError::Invalid { .. } => 400,
             LabError::Unavailable(_) => 503,
+            LabError::Unauthenticated(_) => 401,
             LabError::Forbidden(_) => 403,
             LabError::Busy(_) => 429,
             LabError::Internal(_) => 500,
@@ -86,9 +90,10 @@ mod tests {
             LabError::Unavailable("the database is unavailable".into()),
             LabError::Forbidden("viewers cannot launch".into()),
             LabError::Busy("the queue is full".into()),
+            LabError::Unauthenticated("sign in first".into()),
         ];
         let statuses: Vec<u16> = errors.iter().map(LabError::status).collect();
-        assert_eq!(statuses, [404, 400, 503, 403, 429]);
+        assert_eq!(statuses, [404, 400, 503, 403, 429, 401]);
         for error in errors {
             assert_eq!(LabError::de(error.ser()), error);
         }

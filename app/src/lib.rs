@@ -6,9 +6,12 @@
 //! - [`provenance`]: what a run measured (builds, machine, target, scenario);
 //! - [`compare`]: figures over repeats and their verdicts;
 //! - [`matrix`]: a run's figures per build and concurrency (the version matrix);
+//! - [`access`]: roles, and what each may do;
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
-//! - [`pages`]: the Leptos pages (launch, runs, run detail, ports).
+//! - [`pages`]: the Leptos pages (launch, runs, run detail, compare, ports,
+//!   sign-in, activity).
 
+pub mod access;
 pub mod api;
 pub mod builds;
 pub mod charts;
@@ -49,6 +52,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    pages::signin::provide_me();
     view! {
         <Stylesheet id="leptos" href="/pkg/mite-perf.css"/>
         <Title text="mite perf lab"/>
@@ -60,7 +64,11 @@ pub fn App() -> impl IntoView {
                     <A href="/runs">"Runs"</A>
                     <A href="/compare">"Compare"</A>
                     <A href="/ports">"Ports"</A>
+                    <pages::signin::IfMay action=access::Action::Administer>
+                        <A href="/activity">"Activity"</A>
+                    </pages::signin::IfMay>
                 </nav>
+                <div class="corner"><pages::signin::CallerBadge/></div>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
@@ -69,6 +77,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/runs/:id") view=pages::run::RunPage/>
                     <Route path=path!("/ports") view=pages::ports::PortsPage/>
                     <Route path=path!("/compare") view=pages::compare::ComparePage/>
+                    <Route path=path!("/signin") view=pages::signin::SignInPage/>
+                    <Route path=path!("/activity") view=pages::activity::ActivityPage/>
                 </Routes>
             </main>
         </Router>

@@ -9,10 +9,12 @@
 //! - [`store`] keeps runs and samples (SQLite or PostgreSQL);
 //! - [`reports`] writes `samples.csv` and `chart.html`;
 //! - [`cleanup`] stops what a crashed lab left behind;
-//! - [`lab`] queues runs for the browser and [`web`] serves it.
+//! - [`lab`] queues runs for the browser and [`web`] serves it, to the
+//!   callers [`access`] lets in.
 
 pub use app::{figures, model};
 
+pub mod access;
 pub mod cleanup;
 pub mod compare;
 pub mod lab;

@@ -26,6 +26,7 @@ macro_rules! to_stdout {
     }};
 }
 
+mod accounts_cli;
 mod progress;
 
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 use app::builds::MiteBuild;
 use app::format::mib as format_mib;
+use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
 use mite_perf::cleanup;
 use mite_perf::compare::{self, format::Format, sides::SideSpec};
 use mite_perf::mite_env::builds::BuildCache;
@@ -86,6 +88,12 @@ enum Command {
     /// Mark a run as the baseline of its label: `run --compare-to baseline`
     /// and the pages of that label's runs compare against it.
     Baseline(BaselineArgs),
+    /// Manage the accounts of a shared lab (sign-in with a password).
+    #[command(subcommand)]
+    User(accounts_cli::UserCommand),
+    /// Manage API tokens (for CI jobs and scripts).
+    #[command(subcommand)]
+    Token(accounts_cli::TokenCommand),
     /// Serve the built-in target: answers GET / and counts requests.
     ///
     /// Prints `TIMESTAMP: served N requests` for every line read on stdin, and
@@ -94,7 +102,7 @@ enum Command {
 }
 
 #[derive(Args, Debug)]
-struct DbArgs {
+pub(crate) struct DbArgs {
     /// Database to store runs in: sqlite://PATH or postgres://USER@HOST/DB.
     #[arg(
         long,
@@ -287,9 +295,60 @@ struct ServeArgs {
     #[arg(long)]
     allow_local_builds: bool,
     #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     db: DbArgs,
+}
+
+/// Who may use a served lab.
+///
+/// On a loopback address a lab without accounts needs no sign-in. Anywhere
+/// else it starts only once it has an admin (`mite-perf user add NAME
+/// --role admin`) or a single-sign-on proxy is named.
+#[derive(Args, Debug)]
+struct AccessArgs {
+    /// A header a single-sign-on proxy (oauth2-proxy, nginx auth_request)
+    /// names the user in, e.g. X-Forwarded-User.
+    #[arg(long, requires = "trusted_proxy")]
+    trusted_user_header: Option<axum::http::HeaderName>,
+    /// The proxy's address: the header counts only on requests from it
+    /// (may be given several times).
+    #[arg(long, requires = "trusted_user_header")]
+    trusted_proxy: Vec<std::net::IpAddr>,
+    /// The role of a user the proxy names for the first time (an admin can
+    /// change it with `mite-perf user role`).
+    #[arg(long, default_value = "viewer", value_parser = |s: &str| s.parse::<app::access::Role>())]
+    proxy_default_role: app::access::Role,
+    /// The lab is reached over HTTPS (through a TLS proxy): session cookies
+    /// are then sent over HTTPS only.
+    #[arg(long)]
+    behind_https: bool,
+    /// Let anyone who reaches the lab do anything, without signing in, even
+    /// off loopback.
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+impl AccessArgs {
+    fn policy(&self) -> AccessPolicy {
+        AccessPolicy {
+            open: if self.insecure_no_auth {
+                Openness::Always
+            } else if self.trusted_user_header.is_some() {
+                Openness::Never
+            } else {
+                Openness::WhileNoAccounts
+            },
+            proxy: self.trusted_user_header.clone().map(|header| TrustedProxy {
+                header,
+                addresses: self.trusted_proxy.clone(),
+                default_role: self.proxy_default_role,
+            }),
+            secure_cookies: self.behind_https,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -305,7 +364,7 @@ struct TargetArgs {
 
 /// Exit codes: 0 all scenarios done, 1 a failure, 2 bad input, 130/143 stopped by a signal.
 const EXIT_FAILED: u8 = 1;
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -320,6 +379,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => with_runtime(serve(args)),
         Command::Compare(args) => with_runtime(compare_command(args)),
         Command::Baseline(args) => with_runtime(baseline(args)),
+        Command::User(command) => with_runtime(accounts_cli::user(command)),
+        Command::Token(command) => with_runtime(accounts_cli::token(command)),
     };
     result.unwrap_or_else(|err| {
         to_stderr!("error: {err:#}");
@@ -349,7 +410,7 @@ fn with_runtime(
         .block_on(fut)
 }
 
-async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
+pub(crate) async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
     Store::connect(&db.database_url)
         .await
         .with_context(|| format!("database {}", redact_url(&db.database_url)))
@@ -719,6 +780,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         policy,
     )
     .await?;
+    let access = args.access.policy();
+    let admins = store
+        .admin_count()
+        .await
+        .context("cannot read the accounts")?;
+    if let Some(refusal) = access.refusal(args.addr, admins) {
+        to_stderr!("error: {refusal}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     // A lab that died left its runs marked running: close them first.
     let leftovers = cleanup::cleanup(&store, &setup.output_root, &setup.host).await?;
     for line in leftovers.lines() {
@@ -730,7 +800,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .site_root
         .clone()
         .unwrap_or_else(mite_perf::web::default_site_root);
-    let app = mite_perf::web::router(lab.clone(), site_root.clone(), args.addr);
+    let expiry = expire_sessions(&lab).await?;
+    let app = mite_perf::web::router(
+        lab.clone(),
+        mite_perf::web::WebConfig {
+            site_root: site_root.clone(),
+            addr: args.addr,
+            access,
+        },
+    )
+    .await
+    .context("cannot open the sign-in sessions")?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -744,9 +824,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let _signals = watch_signals(cancel.clone())?;
     let stop = cancel.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
     });
     cancel.cancelled().await;
     // Ctrl+C or SIGTERM: the run in progress stops in two stages at once,
@@ -767,7 +850,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Err(_) => tracing::info!("ended the answers still open"),
         _ => {}
     }
+    expiry.abort();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes expired sign-in sessions now and then, for as long as the lab serves.
+async fn expire_sessions(lab: &mite_perf::lab::Lab) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tower_sessions::session_store::ExpiredDeletion;
+    let sessions = lab
+        .store()
+        .sessions()
+        .await
+        .context("cannot open the sign-in sessions")?;
+    Ok(tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = sessions.delete_expired().await {
+                tracing::warn!("cannot delete expired sessions: {e}");
+            }
+        }
+    }))
 }
 
 /// How long `serve` waits for the run in progress to stop when asked to end.

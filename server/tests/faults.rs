@@ -30,6 +30,7 @@ use mite_perf::model::{
 };
 use mite_perf::os_process;
 use mite_perf::store::{NewProcess, RunRecord, SampleBatch, Store};
+use mite_perf::web::WebConfig;
 
 // The tests share the lab's fixed ports, so they take turns.
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -763,7 +764,9 @@ async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the
         host: mite_perf::run::lease::LabHost::this(),
     };
     let lab = mite_perf::lab::Lab::new(store.clone(), setup);
-    let app = mite_perf::web::router(lab.clone(), dir.join("site"), ([127, 0, 0, 1], 3000).into());
+    let app = mite_perf::web::router(lab.clone(), WebConfig::local(dir.join("site")))
+        .await
+        .expect("router");
     let health = |app: axum::Router| async move {
         let response = app
             .oneshot(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -14,13 +14,11 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use mite_perf::figures::scenario_figures;
 use mite_perf::lab::{Lab, MAX_QUEUED};
-use mite_perf::mite_env::MiteEnv;
-use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
+use mite_perf::model::{ProcessKind, RunParams, RunStatus, ScenarioStatus};
 use mite_perf::reports::csv;
-use mite_perf::run::{LabSetup, RunLimits, RunPolicy};
-use mite_perf::store::{NewProcess, SampleBatch, SampleRow, Store};
+use mite_perf::store::{NewProcess, SampleRow, Store};
+use mite_perf::web::WebConfig;
 
 struct Fixture {
     dir: PathBuf,
@@ -37,11 +35,6 @@ impl Drop for Fixture {
     }
 }
 
-fn site_root() -> PathBuf {
-    // The site cargo-leptos built (scripts/test builds it before the tests).
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site")
-}
-
 async fn fixture(name: &str) -> Fixture {
     let dir = common::temp_dir(&format!("router-{name}"));
     let output = dir.join("output");
@@ -49,121 +42,28 @@ async fn fixture(name: &str) -> Fixture {
     let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
         .await
         .expect("store");
-    let setup = LabSetup {
-        output_root: output.clone(),
-        builds: mite_perf::mite_env::builds::BuildCache::new(
-            MiteEnv {
-                venv: dir.join("no-venv"),
-                mite_version: "2.11.0".into(),
-                python_version: "3.11.7".into(),
-            },
-            None,
-        ),
-        self_exe: PathBuf::from(common::BIN),
-        limits: RunLimits::default(),
-        policy: RunPolicy::default(),
-        host: mite_perf::run::lease::LabHost::this(),
-    };
-
-    // A finished run, as a real one leaves it.
-    let params = RunParams {
-        label: "seeded".into(),
-        concurrencies: vec![10],
-        ..RunParams::default()
-    };
-    let run_id = store
-        .create_run(&params, RunStatus::Running)
-        .await
-        .expect("run");
-    let run_dir = output.join("2026-11-26/10-00");
-    std::fs::create_dir_all(run_dir.join("scenario10")).expect("run folder");
-    store
-        .start_run(
-            run_id,
-            &Default::default(),
-            &run_dir.display().to_string(),
-            1,
-        )
-        .await
-        .expect("start");
-    let scenario_id = store
-        .create_scenario(run_id, 0, app::builds::Slot::once(10), &params)
-        .await
-        .expect("scenario");
-    let log = run_dir.join("scenario10/runner.log");
-    std::fs::write(&log, "runner says hello\n").expect("log");
-    let p = store
-        .record_process(
-            scenario_id,
-            NewProcess {
-                kind: ProcessKind::Runner,
-                pid: 1,
-                start_ticks: 1,
-                command: "mite runner",
-                log_path: &log.display().to_string(),
-            },
-        )
-        .await
-        .expect("process");
-    store.end_process(p, "exit 0").await.expect("end");
-    let writer = store.sample_writer().await.expect("writer");
-    let mut all = Vec::new();
-    for tick in 1..=30i64 {
-        let samples = vec![
-            Sample {
-                process: ProcessKind::Http,
-                pid: 2,
-                at_ms: 1_700_000_000_000 + tick * 1000,
-                elapsed_ms: tick * 1000,
-                cpu: 8.25,
-                mem: 3 << 20,
-                requests: Some(tick * 500),
-                requests_in_interval: Some(500),
-            },
-            Sample {
-                process: ProcessKind::Runner,
-                pid: 1,
-                at_ms: 1_700_000_000_000 + tick * 1000,
-                elapsed_ms: tick * 1000,
-                cpu: 99.5,
-                mem: 50 << 20,
-                requests: None,
-                requests_in_interval: None,
-            },
-        ];
-        all.extend(samples.clone());
-        writer
-            .write(&[SampleBatch {
-                scenario_id,
-                samples,
-                figures: Some(scenario_figures(&all, 1000)),
-            }])
-            .await
-            .expect("samples");
-    }
-    store
-        .finish_scenario(
-            scenario_id,
-            ScenarioStatus::Done,
-            None,
-            None,
-            &scenario_figures(&all, 1000),
-        )
-        .await
-        .expect("finish scenario");
-    store
-        .finish_run(run_id, RunStatus::Done, None)
-        .await
-        .expect("finish run");
-
+    let setup = common::seed::lab_setup(&dir, &output);
+    let (run_id, scenario_id) = common::seed::finished_run(&store, &output).await;
     let lab = Lab::new(store, setup);
-    let app = mite_perf::web::router(lab.clone(), site_root(), ([127, 0, 0, 1], 3000).into());
+    let app = mite_perf::web::router(lab.clone(), WebConfig::local(common::seed::site_root()))
+        .await
+        .expect("router");
     Fixture {
         dir,
         lab,
         app,
         run_id,
         scenario_id,
+    }
+}
+
+/// The caller of a lab without accounts.
+fn local_caller() -> app::access::Caller {
+    app::access::Caller {
+        name: "tester".into(),
+        role: app::access::Role::Admin,
+        identity: app::access::Identity::Local,
+        from: "127.0.0.1".into(),
     }
 }
 
@@ -528,7 +428,7 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
             .header(header::REFERER, "http://127.0.0.1:3000/")
             .body(Body::from(
                 "form[chosen][0]=1&form[chosen][2]=100&form[scenarios]=&form[duration]=5s\
-                 &form[spawn_rate]=1000000&form[interval]=1s&form[label]=no+js&form[launched_by]=",
+                 &form[spawn_rate]=1000000&form[interval]=1s&form[label]=no+js",
             ))
             .expect("a request"),
     )
@@ -564,7 +464,11 @@ async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
         target: mite_perf::model::TargetSpec::Command("rm -rf /".into()),
         ..RunParams::default()
     };
-    let refused = f.lab.launch(params).await.expect_err("refused");
+    let refused = f
+        .lab
+        .launch(&local_caller(), params)
+        .await
+        .expect_err("refused");
     assert_eq!(refused.status(), 403);
     assert!(
         refused.to_string().contains("--allow-target-cmd"),
@@ -577,7 +481,11 @@ async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
         },
         ..RunParams::default()
     };
-    let refused = f.lab.launch(params).await.expect_err("refused");
+    let refused = f
+        .lab
+        .launch(&local_caller(), params)
+        .await
+        .expect_err("refused");
     assert!(refused.to_string().contains("--scenario-dir"), "{refused}");
 }
 

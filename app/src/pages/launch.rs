@@ -23,7 +23,6 @@ pub fn LaunchPage() -> impl IntoView {
     let spawn_rate = RwSignal::new("1000000".to_string());
     let interval = RwSignal::new("1s".to_string());
     let label = RwSignal::new(String::new());
-    let launched_by = RwSignal::new(String::new());
     let mite = RwSignal::new("pinned".to_string());
     let repeat = RwSignal::new("1".to_string());
     let builds = Resource::new(|| (), |_| get_builds());
@@ -87,7 +86,6 @@ pub fn LaunchPage() -> impl IntoView {
                 spawn_rate: spawn_rate.get_untracked(),
                 interval: interval.get_untracked(),
                 label: label.get_untracked(),
-                launched_by: launched_by.get_untracked(),
                 mite: mite.get_untracked(),
                 repeat: repeat.get_untracked(),
             },
@@ -162,10 +160,6 @@ pub fn LaunchPage() -> impl IntoView {
                             <span class="hint">"each scenario, per build: 3 or more for a verdict"</span>
                             {error_for("repeat")}
                         </label>
-                        <label>"Your name"
-                            <input type="text" name="form[launched_by]" placeholder="shown in the queue" value=launched_by.get_untracked() on:input=move |ev| launched_by.set(event_target_value(&ev))/>
-                            {error_for("launched_by")}
-                        </label>
                     </div>
                     {error_for("form")}
                     <button type="submit" class="primary" disabled=move || launch.pending().get()>"Launch"</button>
@@ -193,7 +187,7 @@ pub fn LaunchPage() -> impl IntoView {
                                                 if e.launched_by.is_empty() { "someone" } else { e.launched_by.as_str() },
                                                 format::utc(e.created_at)
                                             )}</span>
-                                            {(!e.running).then(|| view! {
+                                            {(!e.running && e.can_cancel).then(|| view! {
                                                 <button class="small" on:click=move |_| { remove.dispatch(RemoveQueuedRun { run_id: id }); }>"Remove"</button>
                                             })}
                                         </li>

@@ -1,11 +1,13 @@
 //! The lab's pages.
 
+pub mod activity;
 pub mod compare;
 pub mod launch;
 pub mod matrix;
 pub mod ports;
 pub mod run;
 pub mod runs;
+pub mod signin;
 
 use leptos::prelude::*;
 use std::time::Duration;

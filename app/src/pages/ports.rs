@@ -3,6 +3,8 @@
 use leptos::prelude::*;
 
 use super::poll;
+use super::signin::IfMay;
+use crate::access::Action;
 use crate::api::{get_ports, CleanupPorts, PortHolder};
 
 #[component]
@@ -44,9 +46,11 @@ pub fn PortsPage() -> impl IntoView {
                     }.into_any(),
                 })}
             </Transition>
-            <button class="primary" on:click=move |_| { cleanup.dispatch(CleanupPorts {}); } disabled=move || cleanup.pending().get()>
-                "Clean up the lab's leftovers"
-            </button>
+            <IfMay action=Action::Cleanup>
+                <button class="primary" on:click=move |_| { cleanup.dispatch(CleanupPorts {}); } disabled=move || cleanup.pending().get()>
+                    "Clean up the lab's leftovers"
+                </button>
+            </IfMay>
             {move || cleanup.value().get().map(|r| match r {
                 Ok(report) => view! { <pre class="report">{report}</pre> }.into_any(),
                 Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),

@@ -101,7 +101,9 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
     let r = run.get_untracked();
     let id = r.id;
     let status = move || run.with(|r| r.status);
-    let cancellable = move || matches!(status(), RunStatus::Queued | RunStatus::Running);
+    let cancellable = move || {
+        matches!(status(), RunStatus::Queued | RunStatus::Running) && run.with(|r| r.can_cancel)
+    };
     view! {
         <section class="card run-header">
             <div class="title-row">
@@ -121,9 +123,9 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <dt>"Duration"</dt><dd>{format::span(r.params.duration_ms as i64)} " each"</dd>
                 <dt>"Sampling"</dt><dd>{format!("every {} ms", r.params.interval_ms)}</dd>
                 <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", format::count(i64::from(r.params.spawn_rate)))}</dd>
-                <dt>"Queued"</dt><dd>{format::utc(r.created_at)}{(!r.params.launched_by.is_empty()).then(|| format!(" by {}", r.params.launched_by))}</dd>
+                <dt>"Queued"</dt><dd>{format::utc(r.created_at)}{(!r.params.launched_by.is_empty()).then(|| view! { " by " <span class="launched-by">{r.params.launched_by.clone()}</span> })}</dd>
                 <dt>"Started"</dt><dd>{move || run.with(|r| r.started_at).map(format::utc).unwrap_or_else(|| "not yet".into())}</dd>
-                <dt>"Ended"</dt><dd>{move || run.with(|r| r.ended_at).map(format::utc).unwrap_or_else(|| "–".into())}</dd>
+                <dt>"Ended"</dt><dd>{move || run.with(|r| r.ended_at).map(format::utc).unwrap_or_else(|| "–".into())}{move || run.with(|r| r.cancelled_by.clone()).map(|who| view! { <span class="cancelled-by">{format!(" (cancelled by {who})")}</span> })}</dd>
                 <dt>"mite"</dt><dd>{move || run.with(|r| r.mite_version.clone())}</dd>
                 <dt>"Python"</dt><dd>{move || run.with(|r| r.python_version.clone())}</dd>
                 <dt>"Host"</dt><dd>{move || run.with(|r| format!("{} ({} cores)", r.host, r.cores))}</dd>

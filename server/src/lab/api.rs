@@ -1,8 +1,9 @@
 //! The lab as the server functions see it ([`LabApi`]).
 
+use app::access::Caller;
 use app::api::{
-    BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome, PortView, QueueEntry,
-    RunList, RunView, ScenarioCharts,
+    ActivityEntry, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome, PortView,
+    QueueEntry, RunList, RunView, ScenarioCharts,
 };
 use futures_util::FutureExt;
 
@@ -17,21 +18,36 @@ use crate::store::StoreError;
 use app::compare::{ComparisonReport, DEFAULT_THRESHOLD};
 use app::matrix::RunMatrix;
 
+/// Entries of the activity log per page.
+const ACTIVITY_PAGE: i64 = 100;
+
 impl LabApi for Lab {
-    fn launch(&self, params: RunParams) -> BoxFuture<'_, Result<LaunchOutcome, LabError>> {
-        Lab::launch(self, params).boxed()
+    fn launch<'a>(
+        &'a self,
+        caller: &'a Caller,
+        params: RunParams,
+    ) -> BoxFuture<'a, Result<LaunchOutcome, LabError>> {
+        Lab::launch(self, caller, params).boxed()
     }
 
     fn queue(&self) -> BoxFuture<'_, Result<Vec<QueueEntry>, LabError>> {
         self.queue_entries().boxed()
     }
 
-    fn remove_queued(&self, run_id: i64) -> BoxFuture<'_, Result<bool, LabError>> {
-        async move { self.store.delete_queued(run_id).await.map_err(lab_error) }.boxed()
+    fn remove_queued<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+    ) -> BoxFuture<'a, Result<bool, LabError>> {
+        Lab::remove_queued(self, caller, run_id).boxed()
     }
 
-    fn cancel(&self, run_id: i64) -> BoxFuture<'_, Result<bool, LabError>> {
-        async move { Lab::cancel(self, run_id).await.map_err(lab_error) }.boxed()
+    fn cancel<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+    ) -> BoxFuture<'a, Result<bool, LabError>> {
+        self.cancel_as(caller, run_id).boxed()
     }
 
     fn runs(
@@ -114,12 +130,41 @@ impl LabApi for Lab {
         .boxed()
     }
 
-    fn mark_baseline(&self, run_id: i64) -> BoxFuture<'_, Result<String, LabError>> {
+    fn mark_baseline<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+    ) -> BoxFuture<'a, Result<String, LabError>> {
         async move {
-            match self.store.mark_baseline(run_id).await {
+            let label = match self.store.mark_baseline(run_id).await {
                 Err(StoreError::Invalid(message)) => Err(LabError::invalid("run", message)),
                 other => other.map_err(lab_error),
-            }
+            }?;
+            self.note(caller, "mark baseline", &format!("run {run_id} of {label}"))
+                .await;
+            Ok(label)
+        }
+        .boxed()
+    }
+
+    fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>> {
+        async move {
+            let entries = self
+                .store
+                .activity(before, ACTIVITY_PAGE)
+                .await
+                .map_err(lab_error)?;
+            Ok(entries
+                .into_iter()
+                .map(|a| ActivityEntry {
+                    id: a.id,
+                    at: a.at,
+                    actor: a.actor,
+                    action: a.action,
+                    subject: a.subject,
+                    source: a.source,
+                })
+                .collect())
         }
         .boxed()
     }
@@ -134,7 +179,7 @@ impl LabApi for Lab {
         .boxed()
     }
 
-    fn cleanup(&self) -> BoxFuture<'_, Result<String, LabError>> {
+    fn cleanup<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<String, LabError>> {
         async move {
             if self.current_run().is_some() {
                 return Err(LabError::Busy(
@@ -144,6 +189,7 @@ impl LabApi for Lab {
             let report = cleanup::cleanup(&self.store, &self.setup.output_root, &self.setup.host)
                 .await
                 .map_err(lab_error)?;
+            self.note(caller, "cleanup", &self.setup.host.id).await;
             Ok(report.lines().join("\n"))
         }
         .boxed()

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use app::access::Caller;
 use app::api::{LabError, LaunchOutcome};
 
 use crate::model::{RunParams, RunStatus};
@@ -90,8 +91,13 @@ impl Lab {
         self.shutdown.is_cancelled()
     }
 
-    /// Validates and queues a run.
-    pub async fn launch(&self, params: RunParams) -> Result<LaunchOutcome, LabError> {
+    /// Validates and queues a run, launched by `caller`.
+    pub async fn launch(
+        &self,
+        caller: &Caller,
+        mut params: RunParams,
+    ) -> Result<LaunchOutcome, LabError> {
+        params.launched_by = caller.name.clone();
         let errors = params.validate();
         if !errors.is_empty() {
             return Ok(LaunchOutcome::Invalid(errors));
@@ -116,7 +122,64 @@ impl Lab {
             .map_err(lab_error)?
             .unwrap_or(0);
         self.wake.notify_one();
+        self.note(caller, "launch", &format!("run {run_id}")).await;
         Ok(LaunchOutcome::Queued { run_id, position })
+    }
+
+    /// Writes what `caller` did to the activity log. The deed is done
+    /// already: a log that cannot be written is said in the lab's log, and
+    /// does not undo it.
+    pub async fn note(&self, caller: &Caller, action: &str, subject: &str) {
+        if let Err(e) = self
+            .store
+            .record_activity(&caller.name, action, subject, &caller.from)
+            .await
+        {
+            tracing::warn!(
+                "cannot log that {} did {action} {subject}: {e}",
+                caller.name
+            );
+        }
+    }
+
+    /// The run `run_id`, if `caller` may cancel it.
+    async fn cancellable(&self, caller: &Caller, run_id: i64) -> Result<RunStatus, LabError> {
+        let run = self
+            .store
+            .run(run_id)
+            .await
+            .map_err(lab_error)?
+            .ok_or_else(|| LabError::NotFound(format!("no run {run_id}")))?;
+        caller.require_cancel(&run.params.launched_by)?;
+        Ok(run.status)
+    }
+
+    /// Removes a queued run, if `caller` may; returns whether it was queued.
+    pub async fn remove_queued(&self, caller: &Caller, run_id: i64) -> Result<bool, LabError> {
+        self.cancellable(caller, run_id).await?;
+        let removed = self.store.delete_queued(run_id).await.map_err(lab_error)?;
+        if removed {
+            self.note(caller, "remove", &format!("run {run_id}")).await;
+        }
+        Ok(removed)
+    }
+
+    /// Cancels a run if `caller` may (admins any, runners their own):
+    /// removed from the queue, or stopped in two stages.
+    pub async fn cancel_as(&self, caller: &Caller, run_id: i64) -> Result<bool, LabError> {
+        let status = self.cancellable(caller, run_id).await?;
+        if status == RunStatus::Queued {
+            return self.remove_queued(caller, run_id).await;
+        }
+        self.store
+            .set_cancelled_by(run_id, &caller.name)
+            .await
+            .map_err(lab_error)?;
+        let cancelled = self.cancel(run_id).await.map_err(lab_error)?;
+        if cancelled {
+            self.note(caller, "cancel", &format!("run {run_id}")).await;
+        }
+        Ok(cancelled)
     }
 
     /// Cancels the run in progress (if it is `run_id`) or removes it from the queue.

@@ -35,6 +35,7 @@ fn queue_entry(run: &RunRecord, position: usize, running: bool) -> QueueEntry {
         launched_by: run.params.launched_by.clone(),
         created_at: run.created_at,
         concurrencies: run.params.concurrencies.clone(),
+        can_cancel: false,
     }
 }
 
@@ -174,6 +175,8 @@ impl Lab {
             provenance: run.provenance,
             baseline_run,
             stage: run.stage,
+            cancelled_by: run.cancelled_by,
+            can_cancel: false,
             id: run.id,
             label: run.label,
             status: run.status,

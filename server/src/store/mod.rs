@@ -6,12 +6,16 @@
 //! Queries go to the concrete driver of the backend (no `Any` driver): the
 //! same SQL serves both, written once and run through [`with_pool!`].
 
+mod activity;
 mod baselines;
 mod bulk;
 mod processes;
 mod runs;
 mod samples;
 mod scenarios;
+mod sessions;
+mod tokens;
+mod users;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,12 +26,16 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use activity::ActivityRecord;
 pub use bulk::SampleRows;
 pub use processes::NewProcess;
 pub use processes::ProcessRecord;
 pub use runs::{RunEnvironment, RunRecord};
 pub use samples::{SampleBatch, SampleRow, SampleSource, SampleWriter};
 pub use scenarios::ScenarioRecord;
+pub use sessions::Sessions;
+pub use tokens::TokenRecord;
+pub use users::UserRecord;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -54,6 +62,9 @@ pub enum StoreError {
     Write(#[source] std::io::Error),
     #[error("cannot read the samples: {0}")]
     Read(#[from] rusqlite::Error),
+    /// A name (of a user, a token) is already taken.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl StoreError {
@@ -297,6 +308,15 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// A unique-constraint violation as [`StoreError::Conflict`] with `message`;
+/// any other error as it is.
+pub(crate) fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Query(e),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct RunRecord {
     pub lease_expires_at: Option<i64>,
     /// Someone asked to cancel it (on any host).
     pub cancel_requested: bool,
+    /// Who cancelled it.
+    pub cancelled_by: Option<String>,
 }
 
 /// A `runs` row as stored.
@@ -63,6 +65,7 @@ struct RunRow {
     lab_host: Option<String>,
     lease_expires_at: Option<i64>,
     cancel_requested: bool,
+    cancelled_by: Option<String>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -94,6 +97,7 @@ impl TryFrom<RunRow> for RunRecord {
             lab_host: row.lab_host,
             lease_expires_at: row.lease_expires_at,
             cancel_requested: row.cancel_requested,
+            cancelled_by: row.cancelled_by,
         })
     }
 }
@@ -108,7 +112,7 @@ struct RunListRow {
 
 const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, \
      output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance, stage, lab_host, lease_expires_at, \
-     cancel_requested";
+     cancel_requested, cancelled_by";
 
 fn records(rows: Vec<RunRow>) -> Result<Vec<RunRecord>> {
     rows.into_iter().map(RunRecord::try_from).collect()
@@ -331,6 +335,21 @@ impl Store {
             "UPDATE runs SET cancel_requested = TRUE WHERE id = $1 AND status = $2"
         )
         .bind(run_id)
+        .bind(RunStatus::Running.as_str())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done > 0)
+    }
+
+    /// Notes who cancelled a queued or running run; returns whether it is one.
+    pub async fn set_cancelled_by(&self, run_id: i64, who: &str) -> Result<bool> {
+        let done = with_pool!(self, |pool| sqlx::query(
+            "UPDATE runs SET cancelled_by = $2 WHERE id = $1 AND status IN ($3, $4)"
+        )
+        .bind(run_id)
+        .bind(who)
+        .bind(RunStatus::Queued.as_str())
         .bind(RunStatus::Running.as_str())
         .execute(pool)
         .await

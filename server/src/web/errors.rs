@@ -36,6 +36,26 @@ impl IntoResponse for ErrorResponse {
     }
 }
 
+/// A [`LabError`] answered before a request reached its handler (by the
+/// access layer): as a server function's error (JSON, with the header the
+/// pages read) on `/api/…`, else as plain text.
+pub fn early_error(path: &str, error: LabError) -> Response {
+    if !path.starts_with("/api/") {
+        return ErrorResponse(error).into_response();
+    }
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string(&error).unwrap_or_else(|_| "\"unreadable error\"".into()),
+    )
+        .into_response();
+    if let Ok(path) = axum::http::HeaderValue::from_str(path) {
+        response.headers_mut().insert(SERVER_FN_ERROR, path);
+    }
+    response
+}
+
 /// Server functions answer every error with status 500; this gives the
 /// answer the status of the error's kind (404, 400, 503, …), so that HTTP
 /// clients and monitoring see what the page sees.

@@ -1,41 +1,77 @@
 //! `mite-perf serve`: the browser lab over HTTP. Leptos renders the pages
 //! (server functions reach the [`Lab`] through context); plain routes serve
-//! health ([`health`]) and downloads ([`downloads`]); every error answer
-//! carries the status of its kind ([`errors`]); requests that may change
-//! something come from the lab's own pages or from no browser ([`origin`]).
-//! Compression and cache headers on everything, a bound on request bodies.
+//! health ([`health`]), downloads ([`downloads`]) and signing in and out
+//! ([`signin`]); every request has its caller found first
+//! ([`crate::access`]); every error answer carries the status of its kind
+//! ([`errors`]); requests that may change something come from the lab's own
+//! pages or from no browser ([`origin`]). Compression and cache headers on
+//! everything, a bound on request bodies.
 
 pub mod downloads;
 pub mod errors;
 pub mod health;
 pub mod origin;
+pub mod signin;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use axum_login::AuthManagerLayerBuilder;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use app::api::LabApi;
 use app::{shell, App};
 
+use crate::access::accounts::Accounts;
+use crate::access::{identify, Access, AccessPolicy};
 use crate::lab::Lab;
 use crate::reports::chart;
+use crate::store::StoreError;
 
 /// The largest request body the lab reads (a launch form is a few hundred bytes).
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// How long a signed-in browser stays signed in without using the lab.
+pub const SESSION_IDLE_LIMIT: time::Duration = time::Duration::days(14);
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "mite_perf_session";
+
 #[derive(Clone)]
 pub struct WebState {
     pub lab: Arc<Lab>,
+    pub access: Arc<Access>,
     leptos: LeptosOptions,
+}
+
+/// Where the site is and who may in.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The site cargo-leptos built.
+    pub site_root: PathBuf,
+    /// The address the lab listens on.
+    pub addr: SocketAddr,
+    pub access: AccessPolicy,
+}
+
+impl WebConfig {
+    /// A lab on 127.0.0.1:3000 without accounts.
+    pub fn local(site_root: PathBuf) -> Self {
+        WebConfig {
+            site_root,
+            addr: ([127, 0, 0, 1], 3000).into(),
+            access: AccessPolicy::local(),
+        }
+    }
 }
 
 impl axum::extract::FromRef<WebState> for LeptosOptions {
@@ -53,18 +89,36 @@ pub fn default_site_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/site"))
 }
 
-/// The lab's HTTP application.
-pub fn router(lab: Arc<Lab>, site_root: PathBuf, addr: SocketAddr) -> Router {
+/// The lab's HTTP application. Serve it with the peer's address
+/// (`into_make_service_with_connect_info::<SocketAddr>()`): a proxy's
+/// header counts only from the proxy's own addresses.
+pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreError> {
     let leptos = LeptosOptions::builder()
         .output_name("mite-perf")
-        .site_root(site_root.display().to_string())
+        .site_root(config.site_root.display().to_string())
         .site_pkg_dir("pkg")
-        .site_addr(addr)
+        .site_addr(config.addr)
         .build();
     let routes = generate_route_list(App);
     let api: Arc<dyn LabApi> = lab.clone();
+    let store = lab.store().clone();
+    let sessions = SessionManagerLayer::new(store.sessions().await?)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.access.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE_LIMIT));
+    let accounts = AuthManagerLayerBuilder::new(
+        Accounts {
+            store: store.clone(),
+        },
+        sessions,
+    )
+    .build();
+    let access = Arc::new(Access::new(config.access, store));
     let state = WebState {
         lab,
+        access: access.clone(),
         leptos: leptos.clone(),
     };
     let cache = SetResponseHeaderLayer::if_not_present(
@@ -75,8 +129,9 @@ pub fn router(lab: Arc<Lab>, site_root: PathBuf, addr: SocketAddr) -> Router {
         .route("/assets/echarts.min.js", get(echarts))
         .fallback(leptos_axum::file_and_error_handler::<WebState, _>(shell))
         .layer(cache);
-    Router::new()
-        .route("/healthz", get(health::healthz))
+    let app = Router::new()
+        .route("/signin", post(signin::sign_in))
+        .route("/signout", post(signin::sign_out))
         .route("/runs/{id}/samples.csv", get(downloads::run_csv))
         .route("/compare.csv", get(downloads::comparison_csv))
         .route("/runs/{id}/figures.csv", get(downloads::run_figures_csv))
@@ -90,12 +145,19 @@ pub fn router(lab: Arc<Lab>, site_root: PathBuf, addr: SocketAddr) -> Router {
             let leptos = leptos.clone();
             move || shell(leptos.clone())
         })
+        .layer(axum::middleware::from_fn_with_state(access, identify))
+        .layer(accounts);
+    // Health and the site's files answer without sessions or callers: a
+    // health check must not depend on them, and the sign-in page needs
+    // its script and styles.
+    Ok(app
+        .route("/healthz", get(health::healthz))
         .merge(files)
         .layer(axum::middleware::from_fn(errors::server_fn_status))
         .layer(axum::middleware::from_fn(origin::same_origin_only))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(CompressionLayer::new())
-        .with_state(state)
+        .with_state(state))
 }
 
 async fn echarts() -> impl axum::response::IntoResponse {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod seed;
+
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

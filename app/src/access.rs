@@ -1,0 +1,250 @@
+//! Who may do what. Every request is someone's: a [`Caller`] with a
+//! [`Role`]. Viewers read and download; runners also launch, and cancel or
+//! remove their own runs; admins also cancel anyone's, clean up and manage
+//! accounts. The server decides the caller of each request; the pages use the
+//! same rules only to hide what the caller could not do anyway.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LabError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Viewer,
+    Runner,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Runner, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Runner => "runner",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("`{s}` is not a role: use viewer, runner or admin"))
+    }
+}
+
+/// How the lab knows who a caller is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Identity {
+    /// Signed in with a name and password (a session cookie).
+    Account,
+    /// Named by the team's single-sign-on proxy (a trusted header).
+    Proxy,
+    /// An API token (`Authorization: Bearer`).
+    Token,
+    /// A lab without accounts (on loopback, or `--insecure-no-auth`): the
+    /// person who started it, with every right.
+    Local,
+}
+
+/// Someone making a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// What runs record as their launcher: a user's name, or `token:NAME`.
+    pub name: String,
+    pub role: Role,
+    pub identity: Identity,
+    /// Where the request came from (an address), for the activity log.
+    pub from: String,
+}
+
+/// What a request does, as far as rights go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Action {
+    /// See pages, runs, charts, ports and builds; download CSVs, logs, charts.
+    Read,
+    /// Queue a run.
+    Launch,
+    /// Make a run the baseline of its label.
+    MarkBaseline,
+    /// Cancel or remove a run someone else launched (one's own: [`Role::Runner`]).
+    CancelAnyones,
+    /// Stop the leftovers of a crashed lab.
+    Cleanup,
+    /// See the activity log; manage accounts and tokens.
+    Administer,
+}
+
+impl Action {
+    /// The least role that may do it.
+    pub fn least_role(self) -> Role {
+        match self {
+            Action::Read => Role::Viewer,
+            Action::Launch | Action::MarkBaseline => Role::Runner,
+            Action::CancelAnyones | Action::Cleanup | Action::Administer => Role::Admin,
+        }
+    }
+
+    fn in_words(self) -> &'static str {
+        match self {
+            Action::Read => "see the lab",
+            Action::Launch => "launch runs",
+            Action::MarkBaseline => "mark baselines",
+            Action::CancelAnyones => "cancel other people's runs",
+            Action::Cleanup => "clean up the lab host",
+            Action::Administer => "manage the lab",
+        }
+    }
+}
+
+impl Caller {
+    pub fn may(&self, action: Action) -> bool {
+        self.role >= action.least_role()
+    }
+
+    /// `Ok` when the caller may do it, else why not ([`LabError::Forbidden`]).
+    pub fn require(&self, action: Action) -> Result<(), LabError> {
+        if self.may(action) {
+            Ok(())
+        } else {
+            Err(LabError::Forbidden(format!(
+                "{} is a {}: only a {} or above may {}",
+                self.name,
+                self.role,
+                action.least_role(),
+                action.in_words()
+            )))
+        }
+    }
+
+    /// Whether the caller may cancel (or remove from the queue) a run that
+    /// `launched_by` launched: admins any run, runners their own.
+    pub fn may_cancel(&self, launched_by: &str) -> bool {
+        self.may(Action::CancelAnyones) || (self.may(Action::Launch) && self.name == launched_by)
+    }
+
+    pub fn require_cancel(&self, launched_by: &str) -> Result<(), LabError> {
+        if self.may_cancel(launched_by) {
+            Ok(())
+        } else if self.may(Action::Launch) {
+            Err(LabError::Forbidden(format!(
+                "this run is {}'s: only they or an admin may cancel it",
+                if launched_by.is_empty() {
+                    "someone else"
+                } else {
+                    launched_by
+                }
+            )))
+        } else {
+            self.require(Action::Launch)
+        }
+    }
+}
+
+/// Whether `name` may name a user or a token: 1 to 64 letters, digits and
+/// `.`, `_`, `-`, `@` (a proxy's names are often e-mail addresses).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a name is 1 to 64 characters".into());
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+    {
+        Some(c) => Err(format!(
+            "`{c}` cannot be in a name: use letters, digits, `.`, `_`, `-` and `@`"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Where to go after signing in: `next` when it is a path of this lab
+/// (`/runs/7`), else the front page. Never another site (`//evil`, `https:`).
+pub fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    if local {
+        next
+    } else {
+        "/"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(name: &str, role: Role) -> Caller {
+        Caller {
+            name: name.into(),
+            role,
+            identity: Identity::Account,
+            from: "10.0.0.9".into(),
+        }
+    }
+
+    #[test]
+    fn roles_grow_rights_and_runners_cancel_only_their_own() {
+        let viewer = caller("vi", Role::Viewer);
+        let runner = caller("ru", Role::Runner);
+        let admin = caller("ad", Role::Admin);
+        assert!(viewer.may(Action::Read));
+        assert!(!viewer.may(Action::Launch));
+        assert!(runner.may(Action::Launch) && !runner.may(Action::Cleanup));
+        assert!(admin.may(Action::Cleanup) && admin.may(Action::Administer));
+
+        assert!(runner.may_cancel("ru"));
+        assert!(!runner.may_cancel("ad"));
+        assert!(!runner.may_cancel(""));
+        assert!(admin.may_cancel("ru"));
+        // A viewer cannot cancel even a run recorded under their name.
+        assert!(!viewer.may_cancel("vi"));
+
+        let refused = runner.require_cancel("ad").expect_err("not theirs");
+        assert_eq!(refused.status(), 403);
+        assert!(refused.to_string().contains("ad's"), "{refused}");
+        let refused = viewer.require(Action::Launch).expect_err("viewer");
+        assert_eq!(
+            refused.to_string(),
+            "vi is a viewer: only a runner or above may launch runs"
+        );
+    }
+
+    #[test]
+    fn roles_and_names_are_checked() {
+        assert_eq!("Admin".parse::<Role>(), Ok(Role::Admin));
+        assert!("root".parse::<Role>().is_err());
+        assert!(check_name("ana.lopez@example.com").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("token:ci").is_err());
+        assert!(check_name("a b").is_err());
+        assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn sign_in_only_sends_back_into_the_lab() {
+        assert_eq!(safe_next("/runs/7/samples.csv"), "/runs/7/samples.csv");
+        assert_eq!(safe_next("/compare?runs=1,2"), "/compare?runs=1,2");
+        for outside in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "",
+            "runs",
+        ] {
+            assert_eq!(safe_next(outside), "/", "{outside}");
+        }
+    }
+}

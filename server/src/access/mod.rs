@@ -1,0 +1,382 @@
+//! Who is calling, and whether the lab may be reached at all.
+//!
+//! Every request gets a [`Caller`] (or none) from, in this order: an API
+//! token (`Authorization: Bearer`), the single-sign-on proxy's header (only
+//! from the proxy's own addresses), a sign-in session, or, on a lab without
+//! accounts, the local user with every right. A request without a caller
+//! reaches only the sign-in page, health and the site's files: a browser
+//! opening a page or a download is sent to sign in and then back to it;
+//! anything else is answered 401. What each role may do is decided by the
+//! server functions and routes themselves ([`app::access`]).
+
+pub mod accounts;
+pub mod throttle;
+pub mod tokens;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderName, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_login::AuthSession;
+
+use app::access::{check_name, Caller, Identity, Role};
+use app::api::LabError;
+
+use crate::lab::lab_error;
+use crate::store::Store;
+use crate::web::errors::{early_error, ErrorResponse};
+use accounts::Accounts;
+use throttle::SignInThrottle;
+
+/// When the lab lets everyone in as the local user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Openness {
+    /// Never: every request needs an account, a token or the proxy.
+    Never,
+    /// Until the first account is added (a lab on loopback).
+    WhileNoAccounts,
+    /// Always (`--insecure-no-auth`).
+    Always,
+}
+
+/// A single-sign-on proxy in front of the lab, which names the user in a
+/// header (oauth2-proxy, an nginx `auth_request`).
+#[derive(Debug, Clone)]
+pub struct TrustedProxy {
+    pub header: HeaderName,
+    /// The proxy's own addresses: the header counts only on requests from them.
+    pub addresses: Vec<IpAddr>,
+    /// The role of a user the proxy names for the first time.
+    pub default_role: Role,
+}
+
+/// How the lab decides who may in.
+#[derive(Debug, Clone)]
+pub struct AccessPolicy {
+    pub open: Openness,
+    pub proxy: Option<TrustedProxy>,
+    /// Session cookies only over HTTPS (the lab is behind a TLS proxy).
+    pub secure_cookies: bool,
+}
+
+impl AccessPolicy {
+    /// A lab on loopback without accounts: open until one is added.
+    pub fn local() -> Self {
+        AccessPolicy {
+            open: Openness::WhileNoAccounts,
+            proxy: None,
+            secure_cookies: false,
+        }
+    }
+
+    /// Why `serve` must not start with this policy on `addr`, or `None`:
+    /// off loopback a lab needs an admin or a proxy, unless told it is open.
+    pub fn refusal(&self, addr: SocketAddr, admins: i64) -> Option<String> {
+        let guarded = self.open == Openness::Always || self.proxy.is_some() || admins > 0;
+        (!addr.ip().is_loopback() && !guarded).then(|| {
+            format!(
+                "{addr} is reachable from other machines and the lab has no admin: add one with \
+                 `mite-perf user add NAME --role admin` (same --database-url), or name a \
+                 single-sign-on proxy with --trusted-user-header and --trusted-proxy, or pass \
+                 --insecure-no-auth to let anyone who reaches it do anything"
+            )
+        })
+    }
+}
+
+/// What the caller middleware needs.
+#[derive(Debug)]
+pub struct Access {
+    pub policy: AccessPolicy,
+    pub store: Store,
+    pub throttle: SignInThrottle,
+    /// Who a lab without accounts is: the user the lab runs as.
+    local_name: String,
+}
+
+impl Access {
+    pub fn new(policy: AccessPolicy, store: Store) -> Self {
+        let local_name = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .filter(|n| check_name(n).is_ok())
+            .unwrap_or_else(|| "local".into());
+        Access {
+            policy,
+            store,
+            throttle: SignInThrottle::default(),
+            local_name,
+        }
+    }
+
+    /// The caller of a request, `None` for nobody; an error when the
+    /// request names a caller that is not valid (a wrong token) or the
+    /// database cannot say.
+    async fn caller(
+        &self,
+        parts: &Parts,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<Caller>, LabError> {
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            return self
+                .token_caller(value.to_str().unwrap_or(""), self.source(parts))
+                .await
+                .map(Some);
+        }
+        if let Some(proxy) = &self.policy.proxy {
+            if let Some(name) = parts.headers.get(&proxy.header) {
+                if peer.is_some_and(|ip| proxy.addresses.contains(&ip)) {
+                    let name = name.to_str().unwrap_or("").trim();
+                    check_name(name).map_err(|why| {
+                        LabError::invalid(proxy.header.as_str(), format!("the proxy's user: {why}"))
+                    })?;
+                    let user = self
+                        .store
+                        .proxy_user(name, proxy.default_role)
+                        .await
+                        .map_err(lab_error)?;
+                    return Ok(Some(Caller {
+                        name: user.name,
+                        role: user.role,
+                        identity: Identity::Proxy,
+                        from: self.source(parts),
+                    }));
+                }
+                tracing::warn!(
+                    "ignored {} from {}: not a trusted proxy",
+                    proxy.header,
+                    peer.map_or("an unknown address".into(), |ip| ip.to_string())
+                );
+            }
+        }
+        if let Some(user) = parts
+            .extensions
+            .get::<AuthSession<Accounts>>()
+            .and_then(|s| s.user.as_ref())
+        {
+            return Ok(Some(Caller {
+                name: user.name.clone(),
+                role: user.role,
+                identity: Identity::Account,
+                from: self.source(parts),
+            }));
+        }
+        let open = match self.policy.open {
+            Openness::Always => true,
+            Openness::Never => false,
+            Openness::WhileNoAccounts => !self.store.has_users().await.map_err(lab_error)?,
+        };
+        Ok(open.then(|| Caller {
+            name: self.local_name.clone(),
+            role: Role::Admin,
+            identity: Identity::Local,
+            from: self.source(parts),
+        }))
+    }
+
+    async fn token_caller(&self, authorization: &str, from: String) -> Result<Caller, LabError> {
+        let unauthorized = || {
+            LabError::Unauthenticated(
+                "this token is not valid (revoked, or mistyped): ask an admin for one made with \
+                 `mite-perf token create`"
+                    .into(),
+            )
+        };
+        let token = authorization
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| LabError::Unauthenticated("use `Authorization: Bearer TOKEN`".into()))?;
+        let record = self
+            .store
+            .use_token(&tokens::token_hash(token))
+            .await
+            .map_err(lab_error)?
+            .ok_or_else(unauthorized)?;
+        Ok(Caller {
+            name: format!("token:{}", record.name),
+            role: record.role,
+            identity: Identity::Token,
+            from,
+        })
+    }
+
+    /// Where a request comes from, for the activity log: the peer's
+    /// address, or the client a trusted proxy forwarded for.
+    pub fn source(&self, parts: &Parts) -> String {
+        let peer = peer_ip(parts);
+        let forwarded = self
+            .policy
+            .proxy
+            .as_ref()
+            .filter(|p| peer.is_some_and(|ip| p.addresses.contains(&ip)))
+            .and_then(|_| parts.headers.get("x-forwarded-for"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_string());
+        forwarded
+            .or_else(|| peer.map(|ip| ip.to_string()))
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Paths anyone may open: signing in, health and the site's files.
+pub fn is_public(path: &str) -> bool {
+    matches!(
+        path,
+        "/signin" | "/healthz" | "/favicon.ico" | "/api/who_am_i"
+    ) || path.starts_with("/pkg/")
+        || path.starts_with("/assets/")
+}
+
+/// The middleware: finds the caller (an extension of the request) and sends
+/// those without one to sign in.
+pub async fn identify(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let peer = peer_ip(&parts);
+    match access.caller(&parts, peer).await {
+        Ok(Some(caller)) => {
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Ok(None) if is_public(parts.uri.path()) => next.run(Request::from_parts(parts, body)).await,
+        Ok(None) => sign_in_first(&parts),
+        Err(e) => early_error(parts.uri.path(), e),
+    }
+}
+
+/// A browser opening a page or a file is sent to sign in, and from there
+/// back to it; anything else (a server function, a script) gets 401.
+fn sign_in_first(parts: &Parts) -> Response {
+    let navigating = parts.method == Method::GET
+        && (parts
+            .headers
+            .get("sec-fetch-mode")
+            .is_some_and(|m| m == "navigate")
+            || parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("text/html")));
+    if navigating {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        let query = next_query(&next);
+        Redirect::to(&format!("/signin?{query}")).into_response()
+    } else {
+        let mut response = early_error(
+            parts.uri.path(),
+            LabError::Unauthenticated(
+                "sign in first (or send `Authorization: Bearer TOKEN`)".into(),
+            ),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        debug_assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        response
+    }
+}
+
+/// `next=…` with the path percent-encoded.
+pub fn next_query(next: &str) -> String {
+    let mut encoded = String::from("next=");
+    for byte in next.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}
+
+/// The caller of a plain route (downloads): 401 without one.
+pub struct Signed(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Signed {
+    type Rejection = ErrorResponse;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .map(Signed)
+            .ok_or_else(|| ErrorResponse(LabError::Unauthenticated("sign in first".into())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_labs_start_without_a_guard() {
+        let local = AccessPolicy::local();
+        let loopback: SocketAddr = ([127, 0, 0, 1], 3000).into();
+        let public: SocketAddr = ([0, 0, 0, 0], 3000).into();
+        assert_eq!(local.refusal(loopback, 0), None);
+        let refused = local.refusal(public, 0).expect("refused");
+        assert!(
+            refused.contains("mite-perf user add NAME --role admin"),
+            "{refused}"
+        );
+        assert!(refused.contains("--insecure-no-auth"), "{refused}");
+        assert_eq!(local.refusal(public, 1), None);
+        let open = AccessPolicy {
+            open: Openness::Always,
+            ..AccessPolicy::local()
+        };
+        assert_eq!(open.refusal(public, 0), None);
+        let proxied = AccessPolicy {
+            proxy: Some(TrustedProxy {
+                header: HeaderName::from_static("x-forwarded-user"),
+                addresses: vec![[10, 0, 0, 2].into()],
+                default_role: Role::Viewer,
+            }),
+            ..AccessPolicy::local()
+        };
+        assert_eq!(proxied.refusal(public, 0), None);
+    }
+
+    #[test]
+    fn public_paths_are_few() {
+        for path in [
+            "/signin",
+            "/healthz",
+            "/pkg/mite-perf.wasm",
+            "/assets/echarts.min.js",
+        ] {
+            assert!(is_public(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/runs/1",
+            "/runs/1/samples.csv",
+            "/api/launch_run",
+            "/signin/x",
+        ] {
+            assert!(!is_public(path), "{path}");
+        }
+        assert_eq!(
+            next_query("/runs/7/samples.csv?x=1&y=2"),
+            "next=/runs/7/samples.csv%3Fx%3D1%26y%3D2"
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! `mite-perf user …` and `mite-perf token …`: accounts and API tokens of a
+//! shared lab, on the same database `serve` uses. Every change is written
+//! to the activity log as the command line's.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+use app::access::{check_name, Role};
+use app::format::utc;
+use mite_perf::access::accounts::hash_password;
+use mite_perf::access::tokens::{new_token, token_hash};
+use mite_perf::store::{Store, StoreError};
+
+use crate::{connect, DbArgs, EXIT_USAGE};
+
+/// The shortest password accepted.
+const MIN_PASSWORD: usize = 8;
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user who signs in with a password (read from the terminal, or
+    /// the first line of --password-file).
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List users and their roles.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Set a user's password (their open sessions end).
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Set a user's role: viewer, runner or admin.
+    Role {
+        name: String,
+        #[arg(value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove a user (their runs keep their name).
+    Remove {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make an API token for a CI job or a script and print it, once. Send
+    /// it as `Authorization: Bearer TOKEN`.
+    Create {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List tokens (never the tokens themselves), their roles and last use.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a token: requests bearing it are refused from now on.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of this file instead of the terminal.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    text.parse()
+}
+
+/// Who the activity log says made a change from the command line.
+fn actor() -> String {
+    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "unknown".to_string(), |u| u.name);
+    format!("{user} (command line)")
+}
+
+async fn log(store: &Store, action: &str, subject: &str) -> anyhow::Result<()> {
+    store
+        .record_activity(&actor(), action, subject, "command line")
+        .await
+        .context("cannot write the activity log")
+}
+
+/// A usage error: said in one sentence, exit 2.
+fn usage(message: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    to_stderr!("error: {message}");
+    Ok(ExitCode::from(EXIT_USAGE))
+}
+
+fn read_password(args: &PasswordArgs, name: &str) -> anyhow::Result<String> {
+    let password = match &args.password_file {
+        Some(path) => first_line(path)?,
+        None if std::io::stdin().is_terminal() => {
+            let first = rpassword::prompt_password(format!("password for {name}: "))
+                .context("cannot read the password from the terminal")?;
+            let again = rpassword::prompt_password("the same again: ")
+                .context("cannot read the password from the terminal")?;
+            if first != again {
+                bail!("the two passwords differ: nothing changed");
+            }
+            first
+        }
+        None => bail!("no terminal to read the password from: give --password-file FILE"),
+    };
+    if password.chars().count() < MIN_PASSWORD {
+        bail!("a password has {MIN_PASSWORD} characters at the least");
+    }
+    Ok(password)
+}
+
+fn first_line(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the password file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+/// Whether taking `name`'s admin role away would leave the lab with none.
+async fn last_admin(store: &Store, name: &str) -> anyhow::Result<bool> {
+    let is_admin = store
+        .user_by_name(name)
+        .await?
+        .is_some_and(|u| u.role == Role::Admin);
+    Ok(is_admin && store.admin_count().await? == 1)
+}
+
+pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            password,
+            db,
+        } => {
+            if let Err(why) = check_name(&name) {
+                return usage(format!("{name}: {why}"));
+            }
+            let store = connect(&db).await?;
+            if store.user_by_name(&name).await?.is_some() {
+                return usage(format!("there is already a user named {name}"));
+            }
+            let hash = hash_password(read_password(&password, &name)?).await?;
+            match store.create_user(&name, role, Some(&hash)).await {
+                Err(StoreError::Conflict(message)) => return usage(message),
+                other => other?,
+            };
+            log(&store, "user add", &format!("{name} as {role}")).await?;
+            to_stdout!("added {name} ({role})");
+        }
+        UserCommand::List { db } => {
+            let store = connect(&db).await?;
+            let users = store.users().await?;
+            if users.is_empty() {
+                to_stdout!("no users: on loopback the lab needs no sign-in");
+            }
+            for user in users {
+                to_stdout!(
+                    "{:<24} {:<7} {:<9} since {}",
+                    user.name,
+                    user.role.as_str(),
+                    if user.password_hash.is_some() {
+                        "password"
+                    } else {
+                        "proxy"
+                    },
+                    utc(user.created_at)
+                );
+            }
+        }
+        UserCommand::Passwd { name, password, db } => {
+            let store = connect(&db).await?;
+            if store.user_by_name(&name).await?.is_none() {
+                return usage(format!("there is no user named {name}"));
+            }
+            let hash = hash_password(read_password(&password, &name)?).await?;
+            if !store.set_password(&name, &hash).await? {
+                return usage(format!("there is no user named {name}"));
+            }
+            log(&store, "user passwd", &name).await?;
+            to_stdout!("set {name}'s password; their open sessions have ended");
+        }
+        UserCommand::Role { name, role, db } => {
+            let store = connect(&db).await?;
+            if role != Role::Admin && last_admin(&store, &name).await? {
+                return usage(format!(
+                    "{name} is the lab's last admin: make another user admin first"
+                ));
+            }
+            if !store.set_role(&name, role).await? {
+                return usage(format!("there is no user named {name}"));
+            }
+            log(&store, "user role", &format!("{name} as {role}")).await?;
+            to_stdout!("{name} is now a {role}");
+        }
+        UserCommand::Remove { name, db } => {
+            let store = connect(&db).await?;
+            if last_admin(&store, &name).await? && store.users().await?.len() > 1 {
+                return usage(format!(
+                    "{name} is the lab's last admin: make another user admin first"
+                ));
+            }
+            if !store.remove_user(&name).await? {
+                return usage(format!("there is no user named {name}"));
+            }
+            log(&store, "user remove", &name).await?;
+            to_stdout!("removed {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        TokenCommand::Create { name, role, db } => {
+            if let Err(why) = check_name(&name) {
+                return usage(format!("{name}: {why}"));
+            }
+            let store = connect(&db).await?;
+            let token = new_token()?;
+            match store.create_token(&name, role, &token_hash(&token)).await {
+                Err(StoreError::Conflict(message)) => return usage(message),
+                other => other?,
+            };
+            log(&store, "token create", &format!("{name} as {role}")).await?;
+            to_stderr!("token {name} ({role}); it is shown this once, keep it secret:");
+            to_stdout!("{token}");
+        }
+        TokenCommand::List { db } => {
+            let store = connect(&db).await?;
+            let tokens = store.tokens().await?;
+            if tokens.is_empty() {
+                to_stdout!("no tokens");
+            }
+            for token in tokens {
+                to_stdout!(
+                    "{:<24} {:<7} made {}  last used {}",
+                    token.name,
+                    token.role.as_str(),
+                    utc(token.created_at),
+                    token.last_used_at.map_or_else(|| "never".into(), utc)
+                );
+            }
+        }
+        TokenCommand::Revoke { name, db } => {
+            let store = connect(&db).await?;
+            if !store.revoke_token(&name).await? {
+                return usage(format!("there is no token named {name}"));
+            }
+            log(&store, "token revoke", &name).await?;
+            to_stdout!("revoked {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,1040 @@
+//! Who may do what on a shared lab: accounts and roles, sessions, API
+//! tokens, the single-sign-on proxy and the activity log, in process
+//! (`tower::ServiceExt::oneshot`) against a temporary SQLite store; and the
+//! `user` and `token` commands and `serve`'s refusal to start unguarded,
+//! through the binary. No mite runs.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderName, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use app::access::Role;
+use mite_perf::access::accounts::hash_password;
+use mite_perf::access::tokens::{new_token, token_hash};
+use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
+use mite_perf::lab::Lab;
+use mite_perf::model::{RunParams, RunStatus};
+use mite_perf::store::Store;
+use mite_perf::web::{WebConfig, SESSION_COOKIE};
+
+struct Fixture {
+    dir: PathBuf,
+    store: Store,
+    lab: Arc<Lab>,
+    app: Router,
+    /// Two finished runs (so that comparisons have two sides).
+    run_id: i64,
+    other_run_id: i64,
+    scenario_id: i64,
+    /// API tokens by name (`ci`: runner, `dash`: viewer).
+    tokens: Vec<(String, String)>,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The password of each seeded user is their name and `-password`.
+fn password(name: &str) -> String {
+    format!("{name}-password")
+}
+
+async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
+    let dir = common::temp_dir(&format!("access-{name}"));
+    let output = dir.join("output");
+    std::fs::create_dir_all(&output).expect("output folder");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let (run_id, scenario_id) = common::seed::finished_run(&store, &output).await;
+    let (other_run_id, _) = common::seed::finished_run(&store, &output).await;
+    for (user, role) in [
+        ("vi", Role::Viewer),
+        ("ru", Role::Runner),
+        ("ad", Role::Admin),
+    ] {
+        let hash = hash_password(password(user)).await.expect("hash");
+        store
+            .create_user(user, role, Some(&hash))
+            .await
+            .expect("user");
+    }
+    let mut tokens = Vec::new();
+    for (token_name, role) in [("ci", Role::Runner), ("dash", Role::Viewer)] {
+        let token = new_token().expect("token");
+        store
+            .create_token(token_name, role, &token_hash(&token))
+            .await
+            .expect("token");
+        tokens.push((token_name.to_string(), token));
+    }
+    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let app = router(&lab, policy).await;
+    Fixture {
+        dir,
+        store,
+        lab,
+        app,
+        run_id,
+        other_run_id,
+        scenario_id,
+        tokens,
+    }
+}
+
+async fn router(lab: &Arc<Lab>, access: AccessPolicy) -> Router {
+    mite_perf::web::router(
+        lab.clone(),
+        WebConfig {
+            site_root: common::seed::site_root(),
+            addr: ([10, 0, 0, 1], 3000).into(),
+            access,
+        },
+    )
+    .await
+    .expect("router")
+}
+
+/// A shared lab's policy: accounts required.
+fn shared() -> AccessPolicy {
+    AccessPolicy {
+        open: Openness::Never,
+        ..AccessPolicy::local()
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+async fn send(app: &Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.expect("an answer");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes();
+    Answer {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Signs in through the form; the session cookie (`name=value`).
+async fn sign_in(app: &Router, name: &str, password: &str) -> String {
+    let answer = post_sign_in(app, name, password, "/").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    assert_eq!(answer.location(), "/", "{name} signed in");
+    session_cookie(&answer).unwrap_or_else(|| panic!("no session cookie for {name}"))
+}
+
+async fn post_sign_in(app: &Router, name: &str, password: &str, next: &str) -> Answer {
+    send(
+        app,
+        Request::post("/signin")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(format!(
+                "name={}&password={}&next={}",
+                common::enc(name),
+                common::enc(password),
+                common::enc(next)
+            )))
+            .expect("a request"),
+    )
+    .await
+}
+
+fn session_cookie(answer: &Answer) -> Option<String> {
+    answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(SESSION_COOKIE))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+/// Who makes a request in the matrix.
+#[derive(Clone)]
+enum Who {
+    Anonymous,
+    Session {
+        label: &'static str,
+        role: Role,
+        name: String,
+        cookie: String,
+    },
+    Token {
+        label: &'static str,
+        role: Role,
+        name: String,
+        token: String,
+    },
+}
+
+impl Who {
+    fn label(&self) -> &'static str {
+        match self {
+            Who::Anonymous => "anonymous",
+            Who::Session { label, .. } | Who::Token { label, .. } => label,
+        }
+    }
+
+    fn role(&self) -> Option<Role> {
+        match self {
+            Who::Anonymous => None,
+            Who::Session { role, .. } | Who::Token { role, .. } => Some(*role),
+        }
+    }
+
+    /// What runs record as their launcher.
+    fn name(&self) -> String {
+        match self {
+            Who::Anonymous => String::new(),
+            Who::Session { name, .. } => name.clone(),
+            Who::Token { name, .. } => format!("token:{name}"),
+        }
+    }
+
+    fn sign(&self, request: axum::http::request::Builder) -> axum::http::request::Builder {
+        match self {
+            Who::Anonymous => request,
+            Who::Session { cookie, .. } => request.header(header::COOKIE, cookie),
+            Who::Token { token, .. } => {
+                request.header(header::AUTHORIZATION, format!("Bearer {token}"))
+            }
+        }
+    }
+}
+
+/// What the matrix asks for.
+#[derive(Clone, Copy)]
+enum Ask {
+    /// A server function with these arguments.
+    Call(&'static str, &'static str),
+    /// A download (no browser: anonymous gets 401).
+    Download(&'static str),
+    /// A page, opened by a browser (anonymous is sent to sign in: 303).
+    Page(&'static str),
+    /// Cancels (or removes) a run the caller launched.
+    OwnRun(&'static str),
+    /// Cancels (or removes) a run someone else launched.
+    OthersRun(&'static str),
+}
+
+/// `{run}`, `{other}`, `{scenario}` filled in.
+fn fill(text: &str, f: &Fixture) -> String {
+    text.replace("{run}", &f.run_id.to_string())
+        .replace("{other}", &f.other_run_id.to_string())
+        .replace("{scenario}", &f.scenario_id.to_string())
+}
+
+async fn queued_run(f: &Fixture, launched_by: &str) -> i64 {
+    let params = RunParams {
+        concurrencies: vec![1],
+        launched_by: launched_by.into(),
+        ..RunParams::default()
+    };
+    f.store
+        .create_run(&params, RunStatus::Queued)
+        .await
+        .expect("queued run")
+}
+
+async fn ask(f: &Fixture, who: &Who, what: Ask) -> StatusCode {
+    let call = |name: &str, args: String| {
+        who.sign(Request::post(format!("/api/{name}")))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(args))
+            .expect("a request")
+    };
+    let request = match what {
+        Ask::Call(name, args) => call(name, fill(args, f)),
+        Ask::Download(path) => who
+            .sign(Request::get(fill(path, f)))
+            .body(Body::empty())
+            .expect("a request"),
+        Ask::Page(path) => who
+            .sign(Request::get(fill(path, f)))
+            .header(header::ACCEPT, "text/html")
+            .header("sec-fetch-mode", "navigate")
+            .body(Body::empty())
+            .expect("a request"),
+        Ask::OwnRun(name) => {
+            let run = queued_run(f, &who.name()).await;
+            call(name, format!("run_id={run}"))
+        }
+        Ask::OthersRun(name) => {
+            let run = queued_run(f, "someone-else").await;
+            call(name, format!("run_id={run}"))
+        }
+    };
+    send(&f.app, request).await.status
+}
+
+#[tokio::test]
+async fn every_server_function_and_download_answers_what_each_role_allows() {
+    let f = fixture("matrix", shared()).await;
+    let mut callers = vec![Who::Anonymous];
+    for (label, name, role) in [
+        ("viewer", "vi", Role::Viewer),
+        ("runner", "ru", Role::Runner),
+        ("admin", "ad", Role::Admin),
+    ] {
+        callers.push(Who::Session {
+            label,
+            role,
+            name: name.into(),
+            cookie: sign_in(&f.app, name, &password(name)).await,
+        });
+    }
+    for ((name, token), (label, role)) in f.tokens.iter().zip([
+        ("token runner", Role::Runner),
+        ("token viewer", Role::Viewer),
+    ]) {
+        callers.push(Who::Token {
+            label,
+            role,
+            name: name.clone(),
+            token: token.clone(),
+        });
+    }
+    let launch = "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=matrix";
+    let checks: Vec<(Ask, Role)> = vec![
+        (Ask::Call("get_queue", ""), Role::Viewer),
+        (Ask::Call("list_runs", "page=1&label="), Role::Viewer),
+        (Ask::Call("get_run", "run_id={run}"), Role::Viewer),
+        (
+            Ask::Call("get_charts", "scenario_id={scenario}"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Call(
+                "get_chart_points",
+                "scenario_id={scenario}&bucket_ms=1000&after_ms=-1",
+            ),
+            Role::Viewer,
+        ),
+        (Ask::Call("get_ports", ""), Role::Viewer),
+        (Ask::Call("get_builds", ""), Role::Viewer),
+        (
+            Ask::Call("compare_runs", "runs={run},{other}"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Call("get_compare_charts", "runs={run},{other}"),
+            Role::Viewer,
+        ),
+        (Ask::Call("get_matrix", "run_id={run}"), Role::Viewer),
+        (Ask::Download("/runs/{run}/samples.csv"), Role::Viewer),
+        (Ask::Download("/runs/{run}/figures.csv"), Role::Viewer),
+        (Ask::Download("/runs/{run}/chart.html"), Role::Viewer),
+        (
+            Ask::Download("/scenarios/{scenario}/samples.csv"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/scenarios/{scenario}/logs/runner"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/compare.csv?runs={run},{other}"),
+            Role::Viewer,
+        ),
+        (Ask::Page("/"), Role::Viewer),
+        (Ask::Page("/runs"), Role::Viewer),
+        (Ask::Page("/runs/{run}"), Role::Viewer),
+        (Ask::Page("/compare?runs={run},{other}"), Role::Viewer),
+        (Ask::Page("/ports"), Role::Viewer),
+        (Ask::Page("/activity"), Role::Admin),
+        (Ask::Call("launch_run", launch), Role::Runner),
+        (Ask::Call("mark_baseline", "run_id={run}"), Role::Runner),
+        (Ask::OwnRun("cancel_run"), Role::Runner),
+        (Ask::OwnRun("remove_queued_run"), Role::Runner),
+        (Ask::OthersRun("cancel_run"), Role::Admin),
+        (Ask::OthersRun("remove_queued_run"), Role::Admin),
+        (Ask::Call("cleanup_ports", ""), Role::Admin),
+        (Ask::Call("get_activity", ""), Role::Admin),
+    ];
+    let mut table = format!("{:<48}", "request \\ caller");
+    for who in &callers {
+        let _ = write!(table, "{:>14}", who.label());
+    }
+    table.push('\n');
+    let mut wrong = Vec::new();
+    for (what, least) in &checks {
+        let name = match what {
+            Ask::Call(name, _) => format!("{name}()"),
+            Ask::Download(path) => format!("GET {path}"),
+            Ask::Page(path) => format!("page {path}"),
+            Ask::OwnRun(name) => format!("{name}(own run)"),
+            Ask::OthersRun(name) => format!("{name}(another's run)"),
+        };
+        let _ = write!(table, "{name:<48}");
+        for who in &callers {
+            let expected = match who.role() {
+                None if matches!(what, Ask::Page(_)) => StatusCode::SEE_OTHER,
+                None => StatusCode::UNAUTHORIZED,
+                Some(role) if role >= *least => StatusCode::OK,
+                Some(_) => StatusCode::FORBIDDEN,
+            };
+            let got = ask(&f, who, *what).await;
+            let _ = write!(table, "{:>14}", got.as_u16());
+            if got != expected {
+                wrong.push(format!(
+                    "{name} by {}: {got}, expected {expected}",
+                    who.label()
+                ));
+            }
+        }
+        table.push('\n');
+    }
+    println!("the permission matrix checked:\n{table}");
+    assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
+    assert_eq!(checks.len(), 30);
+    assert_eq!(callers.len(), 6);
+}
+
+#[tokio::test]
+async fn sessions_live_in_the_database_with_safe_cookies_and_no_password_in_clear() {
+    let f = fixture("cookies", shared()).await;
+    let answer = post_sign_in(&f.app, "ru", &password("ru"), "/runs").await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location(), "/runs");
+    let set_cookie = answer
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_string();
+    assert!(set_cookie.starts_with(SESSION_COOKIE), "{set_cookie}");
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(flag), "{flag} missing: {set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
+    // Behind HTTPS the cookie goes over HTTPS only.
+    let https = router(
+        &f.lab,
+        AccessPolicy {
+            secure_cookies: true,
+            ..shared()
+        },
+    )
+    .await;
+    let answer = post_sign_in(&https, "ru", &password("ru"), "/").await;
+    let set_cookie = answer
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+
+    // The session is a row of the database: another web front on the same
+    // database (a restarted lab) knows the browser.
+    let cookie = session_cookie(&answer).expect("cookie");
+    let other_front = router(&f.lab, shared()).await;
+    let me = send(
+        &other_front,
+        Request::post("/api/who_am_i")
+            .header(header::COOKIE, &cookie)
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let me: serde_json::Value = serde_json::from_str(&me.body).expect("json");
+    assert_eq!(me["name"], "ru");
+    assert_eq!(me["role"], "Runner");
+    assert_eq!(me["identity"], "Account");
+
+    // Passwords are argon2 hashes, never the password.
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}/lab.db", f.dir.display()))
+        .await
+        .expect("the database");
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT name, password_hash FROM users")
+            .fetch_all(&pool)
+            .await
+            .expect("users");
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(&pool)
+        .await
+        .expect("sessions");
+    assert!(sessions >= 2, "{sessions} sessions stored");
+    assert_eq!(rows.len(), 3);
+    for (name, hash) in rows {
+        let hash = hash.expect("a hash");
+        assert!(hash.starts_with("$argon2"), "{name}: {hash}");
+        assert!(
+            !hash.contains(&password(&name)),
+            "{name}'s password in clear"
+        );
+    }
+    // A wrong password opens no session.
+    let wrong = post_sign_in(&f.app, "ru", "not-the-password", "/runs").await;
+    assert_eq!(wrong.status, StatusCode::SEE_OTHER);
+    assert_eq!(wrong.location(), "/signin?failed=1&next=/runs");
+    assert_eq!(session_cookie(&wrong), None);
+}
+
+#[tokio::test]
+async fn repeated_failed_sign_ins_are_slowed_with_429() {
+    let f = fixture("throttle", shared()).await;
+    for attempt in 0..5 {
+        let answer = post_sign_in(&f.app, "ad", "guess", "/").await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "attempt {attempt}");
+        assert!(answer.location().starts_with("/signin?failed=1"));
+    }
+    // Now even the right password waits.
+    let slowed = post_sign_in(&f.app, "ad", &password("ad"), "/").await;
+    assert_eq!(
+        slowed.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        slowed.body
+    );
+    assert!(
+        slowed.body.contains("try again in 10 minutes"),
+        "{}",
+        slowed.body
+    );
+    let retry: u64 = slowed
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((590..=600).contains(&retry), "{retry}");
+    assert_eq!(session_cookie(&slowed), None);
+    // Another user is not slowed by these.
+    sign_in(&f.app, "ru", &password("ru")).await;
+    let log = f.store.activity(None, 100).await.expect("activity");
+    let failures = log
+        .iter()
+        .filter(|a| a.action == "sign-in failed" && a.actor == "ad");
+    assert_eq!(failures.count(), 5);
+    assert!(log.iter().any(|a| a.action == "sign-in" && a.actor == "ru"));
+}
+
+#[tokio::test]
+async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() {
+    let f = fixture("links", shared()).await;
+    let link = format!("/runs/{}/samples.csv", f.run_id);
+    let opened = send(
+        &f.app,
+        Request::get(&link)
+            .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER);
+    let to = opened.location().to_string();
+    assert_eq!(to, format!("/signin?next=/runs/{}/samples.csv", f.run_id));
+    // The sign-in page carries the link on.
+    let page = send(
+        &f.app,
+        Request::get(&to)
+            .header(header::ACCEPT, "text/html")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"action="/signin""#), "{}", page.body);
+    let signed = post_sign_in(&f.app, "vi", &password("vi"), &link).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed.location(), link);
+    let cookie = session_cookie(&signed).expect("cookie");
+    let file = send(
+        &f.app,
+        Request::get(&link)
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert!(
+        file.body.starts_with(mite_perf::reports::csv::HEADER),
+        "{}",
+        &file.body[..80.min(file.body.len())]
+    );
+    assert_eq!(
+        file.body.lines().count(),
+        61,
+        "header + 30 ticks of 2 processes"
+    );
+    // Never sent on to another site.
+    for outside in ["//evil.example/x", "https://evil.example/"] {
+        let answer = post_sign_in(&f.app, "vi", &password("vi"), outside).await;
+        assert_eq!(answer.location(), "/", "{outside}");
+    }
+    // Signing out ends the session.
+    let out = send(
+        &f.app,
+        Request::post("/signout")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = send(
+        &f.app,
+        Request::get(&link)
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn tokens_and_proxy_names_count_only_when_valid() {
+    let proxy: std::net::IpAddr = [10, 0, 0, 2].into();
+    let policy = AccessPolicy {
+        proxy: Some(TrustedProxy {
+            header: HeaderName::from_static("x-forwarded-user"),
+            addresses: vec![proxy],
+            default_role: Role::Viewer,
+        }),
+        ..shared()
+    };
+    let f = fixture("proxy", policy).await;
+    let queue_as = |auth: Option<String>, user: Option<&str>, from: std::net::IpAddr| {
+        let mut request = Request::post("/api/get_queue")
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        if let Some(user) = user {
+            request = request.header("x-forwarded-user", user);
+        }
+        let mut request = request.body(Body::empty()).expect("a request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(from, 40000)));
+        request
+    };
+    let (_, ci) = &f.tokens[0];
+    let ok = send(&f.app, queue_as(Some(format!("Bearer {ci}")), None, proxy)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let mistyped = format!("Bearer {}0", &ci[..ci.len() - 1]);
+    let bad = send(&f.app, queue_as(Some(mistyped), None, proxy)).await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.body.contains("not valid"), "{}", bad.body);
+    let basic = send(&f.app, queue_as(Some("Basic YWQ6eA==".into()), None, proxy)).await;
+    assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
+    assert!(f.store.revoke_token("ci").await.expect("revoke"));
+    let revoked = send(&f.app, queue_as(Some(format!("Bearer {ci}")), None, proxy)).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+
+    // The proxy's header, from the proxy: a user, added as a viewer.
+    let stranger: std::net::IpAddr = [10, 0, 0, 66].into();
+    let named = send(&f.app, queue_as(None, Some("mo@example.com"), proxy)).await;
+    assert_eq!(named.status, StatusCode::OK, "{}", named.body);
+    let user = f
+        .store
+        .user_by_name("mo@example.com")
+        .await
+        .expect("user")
+        .expect("added");
+    assert_eq!((user.role, user.password_hash), (Role::Viewer, None));
+    // The same header from anyone else is ignored: nobody.
+    let forged = send(&f.app, queue_as(None, Some("ad"), stranger)).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    // A name the lab cannot take is refused, not guessed at.
+    let odd = send(&f.app, queue_as(None, Some("a b"), proxy)).await;
+    assert_eq!(odd.status, StatusCode::BAD_REQUEST, "{}", odd.body);
+    // A proxy user cannot sign in with a password (they have none).
+    let no_password = post_sign_in(&f.app, "mo@example.com", "", "/").await;
+    assert_eq!(no_password.location(), "/signin?failed=1&next=/");
+
+    // An admin makes them a runner: they launch, under their own name.
+    assert!(f
+        .store
+        .set_role("mo@example.com", Role::Runner)
+        .await
+        .expect("role"));
+    let mut launch = Request::post("/api/launch_run")
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-forwarded-user", "mo@example.com")
+        .header("x-forwarded-for", "192.0.2.7")
+        .body(Body::from(
+            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=sso&form[launched_by]=someone-else",
+        ))
+        .expect("a request");
+    launch
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(proxy, 40000)));
+    let launched = send(&f.app, launch).await;
+    assert_eq!(launched.status, StatusCode::OK, "{}", launched.body);
+    let run_id = serde_json::from_str::<serde_json::Value>(&launched.body).expect("json")["Queued"]
+        ["run_id"]
+        .as_i64()
+        .expect("queued");
+    let run = f.store.run(run_id).await.expect("run").expect("stored");
+    assert_eq!(
+        run.params.launched_by, "mo@example.com",
+        "never the typed name"
+    );
+    let log = f.store.activity(None, 10).await.expect("activity");
+    let entry = log.iter().find(|a| a.action == "launch").expect("logged");
+    assert_eq!(
+        (
+            entry.actor.as_str(),
+            entry.subject.as_str(),
+            entry.source.as_str()
+        ),
+        (
+            "mo@example.com",
+            format!("run {run_id}").as_str(),
+            "192.0.2.7"
+        ),
+        "who, what and from where (the client the proxy forwarded for)"
+    );
+}
+
+#[tokio::test]
+async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
+    let dir = common::temp_dir("access-open");
+    let output = dir.join("output");
+    std::fs::create_dir_all(&output).expect("output");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let app = router(&lab, AccessPolicy::local()).await;
+    let who = send(
+        &app,
+        Request::post("/api/who_am_i")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    let me: serde_json::Value = serde_json::from_str(&who.body).expect("json");
+    assert_eq!(me["identity"], "Local", "{me}");
+    assert_eq!(me["role"], "Admin", "{me}");
+    let queue = || {
+        Request::post("/api/get_queue")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .expect("a request")
+    };
+    assert_eq!(send(&app, queue()).await.status, StatusCode::OK);
+    let hash = hash_password(password("ad")).await.expect("hash");
+    store
+        .create_user("ad", Role::Admin, Some(&hash))
+        .await
+        .expect("user");
+    assert_eq!(send(&app, queue()).await.status, StatusCode::UNAUTHORIZED);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_sessions() {
+    let f = fixture("who", shared()).await;
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let ad = sign_in(&f.app, "ad", &password("ad")).await;
+    let call = |cookie: &str, name: &str, args: String| {
+        Request::post(format!("/api/{name}"))
+            .header(header::COOKIE, cookie)
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(args))
+            .expect("a request")
+    };
+    // A run of ru's, running (on this host: no worker runs here).
+    let params = RunParams {
+        concurrencies: vec![1],
+        launched_by: "ru".into(),
+        ..RunParams::default()
+    };
+    let run_id = f
+        .store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    let seen_by_ru = send(&f.app, call(&ru, "get_run", format!("run_id={run_id}"))).await;
+    let view: serde_json::Value = serde_json::from_str(&seen_by_ru.body).expect("json");
+    assert_eq!(view["params"]["launched_by"], "ru");
+    assert_eq!(view["can_cancel"], true, "ru's own run");
+    let page = send(
+        &f.app,
+        Request::get(format!("/runs/{run_id}"))
+            .header(header::COOKIE, &ad)
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert!(
+        page.body.contains(r#"<span class="launched-by">ru</span>"#),
+        "launcher on the page"
+    );
+    assert!(page.body.contains("Cancel run"), "an admin may cancel it");
+    let cancelled = send(&f.app, call(&ad, "cancel_run", format!("run_id={run_id}"))).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    let run = f.store.run(run_id).await.expect("run").expect("stored");
+    assert_eq!(run.cancelled_by.as_deref(), Some("ad"));
+    assert!(
+        run.cancel_requested,
+        "the executing host is asked to stop it"
+    );
+    let seen = send(&f.app, call(&ru, "get_run", format!("run_id={run_id}"))).await;
+    let view: serde_json::Value = serde_json::from_str(&seen.body).expect("json");
+    assert_eq!(view["cancelled_by"], "ad");
+    let log = f.store.activity(None, 10).await.expect("activity");
+    assert!(
+        log.iter().any(|a| a.actor == "ad"
+            && a.action == "cancel"
+            && a.subject == format!("run {run_id}")),
+        "{log:?}"
+    );
+
+    // A new password (as `mite-perf user passwd` sets it) ends ru's sessions.
+    let hash = hash_password("a-new-password".into()).await.expect("hash");
+    assert!(f.store.set_password("ru", &hash).await.expect("passwd"));
+    let after = send(&f.app, call(&ru, "get_queue", String::new())).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    // A removed user is signed out at once.
+    assert!(f.store.remove_user("ad").await.expect("remove"));
+    let gone = send(&f.app, call(&ad, "get_queue", String::new())).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguarded_address() {
+    let dir = common::temp_dir("access-cli");
+    let db = format!("sqlite://{}/lab.db", dir.display());
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "correct horse battery\n").expect("password file");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .env("MITE_PERF_DATABASE_URL", &db)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("mite-perf")
+    };
+    let text = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let secret_arg = secret.display().to_string();
+
+    // Off loopback, without an admin: refused, with what to do.
+    let port = common::free_port().to_string();
+    let serve_args = [
+        "serve",
+        "--addr",
+        &format!("0.0.0.0:{port}"),
+        "--output-dir",
+    ];
+    let output_dir = dir.join("output").display().to_string();
+    let refused = cli(&[&serve_args[..], &[output_dir.as_str()]].concat());
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("mite-perf user add NAME --role admin"),
+        "{}",
+        text(&refused)
+    );
+
+    let added = cli(&[
+        "user",
+        "add",
+        "ana",
+        "--role",
+        "admin",
+        "--password-file",
+        &secret_arg,
+    ]);
+    assert!(added.status.success(), "{}", text(&added));
+    let again = cli(&[
+        "user",
+        "add",
+        "ana",
+        "--role",
+        "viewer",
+        "--password-file",
+        &secret_arg,
+    ]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again).contains("already a user named ana"),
+        "{}",
+        text(&again)
+    );
+    let no_terminal = cli(&["user", "add", "bo", "--role", "runner"]);
+    assert_eq!(no_terminal.status.code(), Some(1));
+    assert!(
+        text(&no_terminal).contains("--password-file"),
+        "{}",
+        text(&no_terminal)
+    );
+    let bad_role = cli(&[
+        "user",
+        "add",
+        "bo",
+        "--role",
+        "root",
+        "--password-file",
+        &secret_arg,
+    ]);
+    assert_eq!(bad_role.status.code(), Some(2), "{}", text(&bad_role));
+    assert!(cli(&[
+        "user",
+        "add",
+        "bo",
+        "--role",
+        "runner",
+        "--password-file",
+        &secret_arg
+    ])
+    .status
+    .success());
+    let last_admin = cli(&["user", "role", "ana", "viewer"]);
+    assert_eq!(last_admin.status.code(), Some(2));
+    assert!(
+        text(&last_admin).contains("last admin"),
+        "{}",
+        text(&last_admin)
+    );
+    assert!(cli(&["user", "role", "bo", "admin"]).status.success());
+    let list = cli(&["user", "list"]);
+    let listed = text(&list);
+    assert!(listed.contains("ana") && listed.contains("bo"), "{listed}");
+    assert!(!listed.contains("correct horse"), "{listed}");
+    assert!(
+        cli(&["user", "passwd", "bo", "--password-file", &secret_arg])
+            .status
+            .success()
+    );
+    assert!(cli(&["user", "remove", "bo"]).status.success());
+    assert_eq!(cli(&["user", "remove", "bo"]).status.code(), Some(2));
+
+    let made = cli(&["token", "create", "nightly", "--role", "runner"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    assert!(
+        mite_perf::access::tokens::looks_like_token(&token),
+        "{token}"
+    );
+    let tokens = text(&cli(&["token", "list"]));
+    assert!(
+        tokens.contains("nightly") && !tokens.contains(&token),
+        "{tokens}"
+    );
+
+    // The token works on a lab serving that database.
+    let store = Store::connect(&db).await.expect("store");
+    let output = dir.join("output");
+    std::fs::create_dir_all(&output).expect("output");
+    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let app = router(&lab, shared()).await;
+    let queue = Request::post("/api/get_queue")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .expect("a request");
+    assert_eq!(send(&app, queue).await.status, StatusCode::OK);
+    assert!(cli(&["token", "revoke", "nightly"]).status.success());
+    let queue = Request::post("/api/get_queue")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .expect("a request");
+    assert_eq!(send(&app, queue).await.status, StatusCode::UNAUTHORIZED);
+    let actions: Vec<String> = store
+        .activity(None, 100)
+        .await
+        .expect("activity")
+        .into_iter()
+        .rev()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user add",
+            "user add",
+            "user role",
+            "user passwd",
+            "user remove",
+            "token create",
+            "token revoke"
+        ]
+    );
+
+    // With an admin, the same address is served.
+    let mut serve = std::process::Command::new(common::BIN)
+        .args(serve_args)
+        .arg(&output_dir)
+        .env("MITE_PERF_DATABASE_URL", &db)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let client = common::http_client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let health = loop {
+        if let Ok(answer) = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
+            break answer.status().as_u16();
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not answer");
+        assert!(matches!(serve.try_wait(), Ok(None)), "serve ended");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(health, 200);
+    let anonymous = client
+        .post(format!("http://127.0.0.1:{port}/api/get_queue"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    common::signal(serve.id(), nix::sys::signal::Signal::SIGTERM);
+    assert!(serve.wait().expect("exit").success());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,129 @@
+//! A lab as a finished run leaves it, for the in-process router tests.
+
+use std::path::{Path, PathBuf};
+
+use mite_perf::figures::scenario_figures;
+use mite_perf::mite_env::MiteEnv;
+use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
+use mite_perf::run::{LabSetup, RunLimits, RunPolicy};
+use mite_perf::store::{NewProcess, SampleBatch, Store};
+
+/// What a lab host needs, with no mite installed (nothing here runs mite).
+pub fn lab_setup(dir: &Path, output: &Path) -> LabSetup {
+    LabSetup {
+        output_root: output.to_path_buf(),
+        builds: mite_perf::mite_env::builds::BuildCache::new(
+            MiteEnv {
+                venv: dir.join("no-venv"),
+                mite_version: "2.11.0".into(),
+                python_version: "3.11.7".into(),
+            },
+            None,
+        ),
+        self_exe: PathBuf::from(super::BIN),
+        limits: RunLimits::default(),
+        policy: RunPolicy::default(),
+        host: mite_perf::run::lease::LabHost::this(),
+    }
+}
+
+/// A finished run labelled `seeded`: one scenario of 10 journeys, 30 ticks
+/// of samples (target and runner), a runner log. Its run and scenario ids.
+pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
+    // A finished run, as a real one leaves it.
+    let params = RunParams {
+        label: "seeded".into(),
+        concurrencies: vec![10],
+        ..RunParams::default()
+    };
+    let run_id = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    let run_dir = output.join("2026-11-26/10-00");
+    std::fs::create_dir_all(run_dir.join("scenario10")).expect("run folder");
+    store
+        .start_run(
+            run_id,
+            &Default::default(),
+            &run_dir.display().to_string(),
+            1,
+        )
+        .await
+        .expect("start");
+    let scenario_id = store
+        .create_scenario(run_id, 0, app::builds::Slot::once(10), &params)
+        .await
+        .expect("scenario");
+    let log = run_dir.join("scenario10/runner.log");
+    std::fs::write(&log, "runner says hello\n").expect("log");
+    let p = store
+        .record_process(
+            scenario_id,
+            NewProcess {
+                kind: ProcessKind::Runner,
+                pid: 1,
+                start_ticks: 1,
+                command: "mite runner",
+                log_path: &log.display().to_string(),
+            },
+        )
+        .await
+        .expect("process");
+    store.end_process(p, "exit 0").await.expect("end");
+    let writer = store.sample_writer().await.expect("writer");
+    let mut all = Vec::new();
+    for tick in 1..=30i64 {
+        let samples = vec![
+            Sample {
+                process: ProcessKind::Http,
+                pid: 2,
+                at_ms: 1_700_000_000_000 + tick * 1000,
+                elapsed_ms: tick * 1000,
+                cpu: 8.25,
+                mem: 3 << 20,
+                requests: Some(tick * 500),
+                requests_in_interval: Some(500),
+            },
+            Sample {
+                process: ProcessKind::Runner,
+                pid: 1,
+                at_ms: 1_700_000_000_000 + tick * 1000,
+                elapsed_ms: tick * 1000,
+                cpu: 99.5,
+                mem: 50 << 20,
+                requests: None,
+                requests_in_interval: None,
+            },
+        ];
+        all.extend(samples.clone());
+        writer
+            .write(&[SampleBatch {
+                scenario_id,
+                samples,
+                figures: Some(scenario_figures(&all, 1000)),
+            }])
+            .await
+            .expect("samples");
+    }
+    store
+        .finish_scenario(
+            scenario_id,
+            ScenarioStatus::Done,
+            None,
+            None,
+            &scenario_figures(&all, 1000),
+        )
+        .await
+        .expect("finish scenario");
+    store
+        .finish_run(run_id, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+    (run_id, scenario_id)
+}
+
+/// The site cargo-leptos built (scripts/test builds it before the tests).
+pub fn site_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site")
+}
