@@ -572,6 +572,11 @@ async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() 
     .await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(r#"action="/signin""#), "{}", page.body);
+    assert!(
+        page.body.contains(&format!(r#"name="next" value="{link}""#)),
+        "the link rides along even before the page's script runs: {}",
+        page.body
+    );
     let signed = post_sign_in(&f.app, "vi", &password("vi"), &link).await;
     assert_eq!(signed.status, StatusCode::SEE_OTHER);
     assert_eq!(signed.location(), link);

@@ -591,3 +591,250 @@ async fn e2e_browser_compares_two_runs_from_the_history() {
     let (status, _) = server.get("/compare.csv?runs=1").await.expect("csv");
     assert_eq!(status, 400);
 }
+
+/// Adds a user to the lab's database with `mite-perf user add`.
+fn add_user(db_url: &str, dir: &std::path::Path, name: &str, role: &str) {
+    let secret = dir.join(format!("{name}.password"));
+    std::fs::write(&secret, format!("{name}-password\n")).expect("password file");
+    let out = std::process::Command::new(common::BIN)
+        .args(["user", "add", name, "--role", role, "--password-file"])
+        .arg(&secret)
+        .env("MITE_PERF_DATABASE_URL", db_url)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("mite-perf user add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&secret);
+}
+
+/// Signs in on the sign-in page the browser is on.
+async fn sign_in_on_page(browser: &Browser, name: &str) {
+    browser
+        .wait_for(
+            "the sign-in form",
+            "return !!document.querySelector('form.signin-form')",
+            Duration::from_secs(20),
+        )
+        .await;
+    browser
+        .eval(&format!(
+            r#"document.querySelector('input[name=name]').value = '{name}';
+               document.querySelector('input[name=password]').value = '{name}-password';
+               document.querySelector('form.signin-form button[type=submit]').click();
+               return true;"#
+        ))
+        .await;
+}
+
+async fn status_of(store: &Store, id: i64) -> mite_perf::model::RunStatus {
+    store.run(id).await.expect("run").expect("stored").status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_browser_a_shared_lab_names_launchers_and_lets_only_them_or_an_admin_cancel() {
+    let _ports = PORTS.lock().await;
+    let dir = common::temp_dir("shared-lab");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    for (name, role) in [("ana", "runner"), ("bo", "runner"), ("ad", "admin")] {
+        add_user(&db_url, &dir, name, role);
+    }
+    let server = Server::start_with(
+        "shared-lab",
+        common::ServeOptions {
+            dir: Some(dir.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let store = Store::connect(&server.db_url()).await.expect("store");
+
+    // Ana opens the lab: sent to sign in, then back to the launch page.
+    let ana = Browser::start().await;
+    ana.goto(&server.url("/")).await;
+    ana.wait_for(
+        "the sign-in page",
+        "return location.pathname === '/signin'",
+        Duration::from_secs(20),
+    )
+    .await;
+    sign_in_on_page(&ana, "ana").await;
+    ana.wait_for(
+        "the launch page, signed in",
+        "return location.pathname === '/' && document.querySelector('.caller-name')?.innerText === 'ana'",
+        Duration::from_secs(20),
+    )
+    .await;
+    ana.wait_hydrated().await;
+    ana.eval(
+        r#"
+        const set = (name, value) => {
+          const el = document.querySelector(`input[name="form[${name}]"]`);
+          el.value = value; el.dispatchEvent(new Event('input', {bubbles: true}));
+        };
+        for (const n of [10, 100, 1000]) {
+          const box = document.querySelector(`input[data-scenario="${n}"]`);
+          if (box.checked) box.click();
+        }
+        set('duration', '120s');
+        set('label', 'shared');
+        document.querySelector('form.launch-form button[type=submit]').click();
+        return true;"#,
+    )
+    .await;
+    ana.wait_for(
+        "the run page",
+        "return location.pathname.startsWith('/runs/')",
+        Duration::from_secs(20),
+    )
+    .await;
+    let path = ana.eval("return location.pathname").await;
+    let run_id: i64 = path
+        .as_str()
+        .and_then(|p| p.trim_start_matches("/runs/").parse().ok())
+        .unwrap_or_else(|| panic!("not a run page: {path}"));
+    let run = store.run(run_id).await.expect("run").expect("stored");
+    assert_eq!(run.params.launched_by, "ana");
+    ana.wait_for(
+        "ana's Cancel button on her running run",
+        "return !!document.querySelector('section.scenario[data-status=running]') && [...document.querySelectorAll('button.danger')].some(b => b.innerText.includes('Cancel run'))",
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // Bo, a runner too, opens a link to it: her name, and no Cancel for him.
+    let bo_downloads = dir.join("bo-downloads");
+    std::fs::create_dir_all(&bo_downloads).expect("downloads folder");
+    let bo = Browser::start_downloading_to(&bo_downloads).await;
+    bo.goto(&server.url(&format!("/runs/{run_id}"))).await;
+    sign_in_on_page(&bo, "bo").await;
+    bo.wait_for(
+        "the run's page, with its launcher",
+        &format!(
+            "return location.pathname === '/runs/{run_id}' && document.querySelector('.launched-by')?.innerText === 'ana'"
+        ),
+        Duration::from_secs(20),
+    )
+    .await;
+    bo.wait_hydrated().await;
+    bo.wait_for(
+        "the live run",
+        "return !!document.querySelector('section.scenario[data-status=running]')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let buttons = bo
+        .eval("return [...document.querySelectorAll('button.danger')].map(b => b.innerText)")
+        .await;
+    assert_eq!(
+        buttons,
+        serde_json::json!([]),
+        "bo sees no Cancel on ana's run"
+    );
+    assert_eq!(
+        status_of(&store, run_id).await,
+        mite_perf::model::RunStatus::Running
+    );
+
+    // Bo signs out; the admin signs in on the same browser and cancels it.
+    bo.eval("document.querySelector('form.signout button').click(); return true;")
+        .await;
+    bo.wait_for(
+        "the sign-in page after signing out",
+        "return location.pathname === '/signin'",
+        Duration::from_secs(20),
+    )
+    .await;
+    bo.goto(&server.url(&format!("/runs/{run_id}"))).await;
+    sign_in_on_page(&bo, "ad").await;
+    bo.wait_for(
+        "the admin's Cancel button",
+        "return document.querySelector('.caller-name')?.innerText === 'ad' && [...document.querySelectorAll('button.danger')].some(b => b.innerText.includes('Cancel run'))",
+        Duration::from_secs(30),
+    )
+    .await;
+    bo.wait_hydrated().await;
+    bo.eval("[...document.querySelectorAll('button.danger')].find(b => b.innerText.includes('Cancel run')).click(); return true;")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while status_of(&store, run_id).await == mite_perf::model::RunStatus::Running {
+        assert!(
+            Instant::now() < deadline,
+            "the run was not cancelled: {}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        status_of(&store, run_id).await,
+        mite_perf::model::RunStatus::Interrupted
+    );
+    bo.wait_for(
+        "who cancelled it, on the page",
+        "return (document.querySelector('.cancelled-by')?.innerText || '').includes('cancelled by ad')",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_no_child_left(&store, run_id).await;
+    assert_ports_free();
+
+    // Signed out, the CSV link leads through sign-in to the file.
+    bo.eval("document.querySelector('form.signout button').click(); return true;")
+        .await;
+    bo.wait_for(
+        "signed out",
+        "return location.pathname === '/signin'",
+        Duration::from_secs(20),
+    )
+    .await;
+    bo.goto(&server.url(&format!("/runs/{run_id}/samples.csv")))
+        .await;
+    bo.wait_for(
+        "the sign-in page for the CSV",
+        &format!(
+            "return location.pathname === '/signin' && new URLSearchParams(location.search).get('next') === '/runs/{run_id}/samples.csv'"
+        ),
+        Duration::from_secs(20),
+    )
+    .await;
+    sign_in_on_page(&bo, "bo").await;
+    let file = bo_downloads.join(format!("run-{run_id}-samples.csv"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !file.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no download in {}: {:?}",
+            bo_downloads.display(),
+            std::fs::read_dir(&bo_downloads).map(|d| d.count())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rows: Vec<SampleRow> = store.run_samples(run_id).try_collect().await.expect("rows");
+    assert!(!rows.is_empty(), "the cancelled run kept its samples");
+    let csv = std::fs::read_to_string(&file).expect("the file");
+    assert_eq!(
+        csv.lines().count(),
+        rows.len() + 1,
+        "every sample, and the header"
+    );
+    let activity: Vec<(String, String)> = store
+        .activity(None, 100)
+        .await
+        .expect("activity")
+        .into_iter()
+        .map(|a| (a.actor, a.action))
+        .collect();
+    for expected in [("ana", "launch"), ("ad", "cancel"), ("bo", "sign-out")] {
+        assert!(
+            activity
+                .iter()
+                .any(|(who, what)| (who.as_str(), what.as_str()) == expected),
+            "{expected:?} not in {activity:?}"
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -94,7 +94,7 @@ pub fn SignInPage() -> impl IntoView {
                 <label>"Password"
                     <input type="password" name="password" autocomplete="current-password" required/>
                 </label>
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <button type="submit" class="primary">"Sign in"</button>
             </form>
             <p class="hint">"An admin adds accounts with " <code>"mite-perf user add NAME --role runner"</code> "."</p>

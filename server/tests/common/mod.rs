@@ -264,6 +264,15 @@ impl Browser {
 
     /// With more Chromium arguments.
     pub async fn start_with(extra_args: &[&str]) -> Browser {
+        Browser::start_configured(extra_args, None).await
+    }
+
+    /// Saving downloads into `folder`, without asking.
+    pub async fn start_downloading_to(folder: &Path) -> Browser {
+        Browser::start_configured(&[], Some(folder)).await
+    }
+
+    async fn start_configured(extra_args: &[&str], downloads: Option<&Path>) -> Browser {
         let port = free_port();
         // Its own process group, so Drop ends chromedriver and the browser it started.
         let driver = Command::new("chromedriver")
@@ -290,10 +299,14 @@ impl Browser {
         .map(|a| a.to_string())
         .collect();
         args.push(format!("--user-data-dir={}", profile.display()));
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
-        });
+        let mut options = json!({ "binary": "/usr/bin/chromium", "args": args });
+        if let Some(folder) = downloads {
+            options["prefs"] = json!({
+                "download.default_directory": folder.display().to_string(),
+                "download.prompt_for_download": false,
+            });
+        }
+        let caps = json!({ "browserName": "chrome", "goog:chromeOptions": options });
         let caps = match caps {
             Value::Object(map) => map,
             _ => unreachable!("an object literal"),
