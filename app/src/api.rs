@@ -109,8 +109,40 @@ pub struct RunView {
     pub stage: Option<String>,
     /// Who cancelled it.
     pub cancelled_by: Option<String>,
+    /// The lab agent executing (or that executed) it.
+    pub agent: Option<String>,
     /// Whether the caller may cancel it (set per caller by [`get_run`]).
     pub can_cancel: bool,
+}
+
+/// Where a lab agent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentState {
+    /// Alive, waiting for a run.
+    Idle,
+    /// Alive, executing a run.
+    Running,
+    /// No heartbeat for longer than a lease: dead, or cut off from the database.
+    Silent,
+    /// Ended cleanly.
+    Stopped,
+}
+
+/// A lab agent, as the Agents page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentView {
+    pub name: String,
+    pub hostname: String,
+    pub state: AgentState,
+    /// Milliseconds since its last heartbeat.
+    pub heartbeat_age_ms: i64,
+    pub current_run: Option<i64>,
+    pub cores: i64,
+    pub cpu_model: String,
+    pub builds: Vec<String>,
+    /// `TARGET,CONTROLLER,MESSAGE,COLLECTOR`.
+    pub ports: String,
+    pub started_at: i64,
 }
 
 /// One entry of the activity log.
@@ -196,6 +228,8 @@ pub struct LaunchForm {
     pub mite: String,
     /// Times each scenario runs with each build.
     pub repeat: String,
+    /// The agent that must execute it; empty: any.
+    pub agent: String,
 }
 
 impl Default for LaunchForm {
@@ -209,6 +243,7 @@ impl Default for LaunchForm {
             label: String::new(),
             mite: "pinned".into(),
             repeat: "1".into(),
+            agent: String::new(),
         }
     }
 }
@@ -277,6 +312,7 @@ impl LaunchForm {
                 mite
             },
             repeats,
+            agent: Some(self.agent.trim().to_string()).filter(|a| !a.is_empty()),
             label: self.label.trim().to_string(),
             concurrencies,
             duration_ms: duration.as_millis() as u64,
@@ -358,6 +394,8 @@ pub trait LabApi: Send + Sync {
         caller: &'a Caller,
         run_id: i64,
     ) -> BoxFuture<'a, Result<String, LabError>>;
+    /// The lab agents sharing the database.
+    fn agents(&self) -> BoxFuture<'_, Result<Vec<AgentView>, LabError>>;
     /// The activity log, newest first, before entry `before`.
     fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>>;
     /// The run's figures per build and concurrency, with their charts.
@@ -375,7 +413,7 @@ fn lab() -> Result<std::sync::Arc<dyn LabApi>, LabError> {
 
 /// The caller of this request, as the server's access layer found it.
 #[cfg(feature = "ssr")]
-fn caller() -> Option<Caller> {
+pub(crate) fn current_caller() -> Option<Caller> {
     use_context::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Caller>().cloned())
 }
@@ -383,7 +421,8 @@ fn caller() -> Option<Caller> {
 /// The caller, if they may do `action`: 401 for nobody, 403 for a role too low.
 #[cfg(feature = "ssr")]
 fn allowed(action: Action) -> Result<Caller, LabError> {
-    let caller = caller().ok_or_else(|| LabError::Unauthenticated("sign in first".into()))?;
+    let caller =
+        current_caller().ok_or_else(|| LabError::Unauthenticated("sign in first".into()))?;
     caller.require(action)?;
     Ok(caller)
 }
@@ -391,7 +430,7 @@ fn allowed(action: Action) -> Result<Caller, LabError> {
 /// Who is calling: `None` when nobody is signed in.
 #[server(endpoint = "who_am_i")]
 pub async fn who_am_i() -> Result<Option<Caller>, LabError> {
-    Ok(caller())
+    Ok(current_caller())
 }
 
 /// Validates (again, on the server) and queues a run. A form posted
@@ -530,6 +569,13 @@ pub async fn mark_baseline(run_id: i64) -> Result<String, LabError> {
     lab()?.mark_baseline(&caller, run_id).await
 }
 
+/// The lab agents: their machines, ports, builds, heartbeat and run.
+#[server(endpoint = "get_agents")]
+pub async fn get_agents() -> Result<Vec<AgentView>, LabError> {
+    allowed(Action::Read)?;
+    lab()?.agents().await
+}
+
 /// The activity log (admins only), newest first: 100 entries before `before`.
 #[server(endpoint = "get_activity")]
 pub async fn get_activity(before: Option<i64>) -> Result<Vec<ActivityEntry>, LabError> {
@@ -552,6 +598,7 @@ mod tests {
             label: String::new(),
             mite: "2.10.0,latest".into(),
             repeat: "three".into(),
+            agent: String::new(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();

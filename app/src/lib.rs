@@ -9,7 +9,7 @@
 //! - [`access`]: roles, and what each may do;
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
 //! - [`pages`]: the Leptos pages (launch, runs, run detail, compare, ports,
-//!   sign-in, activity).
+//!   agents, sign-in, activity).
 
 pub mod access;
 pub mod api;
@@ -64,6 +64,7 @@ pub fn App() -> impl IntoView {
                     <A href="/runs">"Runs"</A>
                     <A href="/compare">"Compare"</A>
                     <A href="/ports">"Ports"</A>
+                    <A href="/agents">"Agents"</A>
                     <pages::signin::IfMay action=access::Action::Administer>
                         <A href="/activity">"Activity"</A>
                     </pages::signin::IfMay>
@@ -79,6 +80,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/compare") view=pages::compare::ComparePage/>
                     <Route path=path!("/signin") view=pages::signin::SignInPage/>
                     <Route path=path!("/activity") view=pages::activity::ActivityPage/>
+                    <Route path=path!("/agents") view=pages::agents::AgentsPage/>
                 </Routes>
             </main>
         </Router>

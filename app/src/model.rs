@@ -46,9 +46,13 @@ pub enum ScenarioSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunParams {
     pub label: String,
-    /// Who asked for the run (a name typed in the browser, `$USER` on the CLI).
+    /// Who asked for the run (the caller's name in the browser, `$USER` on the CLI).
     #[serde(default)]
     pub launched_by: String,
+    /// The lab agent that must execute it (comparisons want one machine);
+    /// `None`: whichever is free first.
+    #[serde(default)]
+    pub agent: Option<String>,
     /// One scenario per concurrency, in this order.
     pub concurrencies: Vec<u32>,
     pub duration_ms: u64,
@@ -75,6 +79,7 @@ impl Default for RunParams {
         RunParams {
             label: String::new(),
             launched_by: String::new(),
+            agent: None,
             concurrencies: vec![1, 10, 100, 1000],
             duration_ms: 60_000,
             spawn_rate: 1_000_000,
@@ -135,6 +140,9 @@ impl RunParams {
         };
         if self.concurrencies.is_empty() {
             err("scenarios", "choose at least one concurrency".into());
+        }
+        if let Some(Err(why)) = self.agent.as_deref().map(crate::access::check_name) {
+            err("agent", why);
         }
         if self.concurrencies.len() > MAX_SCENARIOS {
             err(

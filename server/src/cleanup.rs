@@ -153,6 +153,53 @@ pub async fn stop_run_processes(
     Ok(stopped)
 }
 
+/// Marks another agent's running run interrupted, its lease having run
+/// out: its processes and files, on that agent's machine, are left to that
+/// agent. Returns the agent's id.
+async fn close_remote_run(
+    store: &Store,
+    host: &LabHost,
+    run: &crate::store::RunRecord,
+) -> Result<String, StoreError> {
+    let other = run.lab_host.clone().unwrap_or_default();
+    let why = format!(
+        "its lab agent {other} stopped renewing its lease (no heartbeat for {} s; found by {})",
+        host.lease.as_secs(),
+        host.name
+    );
+    store
+        .close_open_scenarios(run.id, ScenarioStatus::Interrupted)
+        .await?;
+    store
+        .finish_run(run.id, RunStatus::Interrupted, Some(&why))
+        .await?;
+    Ok(other)
+}
+
+/// Marks the running runs of other agents whose lease ran out interrupted
+/// (an agent that died, or lost the database); never signals anything.
+/// Every agent does this every few seconds. Returns the runs and agents.
+pub async fn interrupt_abandoned_runs(
+    store: &Store,
+    host: &LabHost,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let now = now_ms();
+    let mut closed = Vec::new();
+    for run in store.running_runs().await? {
+        let abandoned = !host.owns(run.lab_host.as_deref())
+            && run.lease_expires_at.is_some_and(|end| end <= now);
+        if abandoned {
+            let other = close_remote_run(store, host, &run).await?;
+            tracing::warn!(
+                "run {}: agent {other} stopped renewing its lease: marked interrupted",
+                run.id
+            );
+            closed.push((run.id, other));
+        }
+    }
+    Ok(closed)
+}
+
 /// Stops what dead labs of this host left running, closes their runs and
 /// those of other hosts whose lease ran out, and reports the ports. Run
 /// folders are rewritten only inside `output_root`, for this host's runs.
@@ -206,27 +253,18 @@ pub async fn cleanup(
         report.processes.push((process, outcome));
     }
     for run in dead {
-        let remote = (!host.owns(run.lab_host.as_deref())).then(|| run.lab_host.clone());
-        let why = match &remote {
-            Some(other) => format!(
-                "its lab host {} stopped renewing its lease (found by cleanup on {})",
-                other.as_deref().unwrap_or("?"),
-                host.id
-            ),
-            None => "the lab ended without finishing this run (found by cleanup)".to_string(),
-        };
+        if !host.owns(run.lab_host.as_deref()) {
+            let other = close_remote_run(store, host, &run).await?;
+            report.remote_abandoned_runs.push((run.id, other));
+            continue;
+        }
+        let why = "the lab ended without finishing this run (found by cleanup)";
         store
             .close_open_scenarios(run.id, ScenarioStatus::Interrupted)
             .await?;
         store
-            .finish_run(run.id, RunStatus::Interrupted, Some(&why))
+            .finish_run(run.id, RunStatus::Interrupted, Some(why))
             .await?;
-        if let Some(other) = remote {
-            report
-                .remote_abandoned_runs
-                .push((run.id, other.unwrap_or_default()));
-            continue;
-        }
         if let Some(dir) = &run.output_dir {
             let dir = Path::new(dir);
             if is_inside(output_root, dir) {
@@ -242,6 +280,6 @@ pub async fn cleanup(
         }
         report.abandoned_runs.push(run.id);
     }
-    report.ports = ports::lab_port_reports();
+    report.ports = ports::lab_port_reports(&host.ports);
     Ok(report)
 }

@@ -12,6 +12,9 @@
 //! - [`lab`] queues runs for the browser and [`web`] serves it, to the
 //!   callers [`access`] lets in.
 
+// The pages' view types (Leptos keeps them whole in debug builds) are deep.
+#![recursion_limit = "256"]
+
 pub use app::{figures, model};
 
 pub mod access;

@@ -48,6 +48,7 @@ use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
     format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
+use mite_perf::ports::LabPorts;
 use mite_perf::run::lease::LabHost;
 use mite_perf::run::{execute_run, LabSetup, RunLimits, RunPolicy};
 use mite_perf::store::{redact_url, Store, StoreError};
@@ -76,8 +77,12 @@ enum Command {
     /// processes) are stopped; a port held by anything else is named, not killed.
     Cleanup(CleanupArgs),
     /// Serve the browser lab: launch runs, watch them live, browse history,
-    /// charts and CSV downloads. Runs queue and take turns.
+    /// charts and CSV downloads. Runs queue and take turns. It is also a lab
+    /// agent (it executes runs) unless --no-agent.
     Serve(ServeArgs),
+    /// Be a lab agent only: execute the queued runs of a shared database
+    /// (next to `serve --no-agent` web fronts), without serving pages.
+    Agent(LabArgs),
     /// Compare two runs (or two builds of one run) figure by figure, with a
     /// verdict per figure: better, worse, no significant change or inconclusive.
     ///
@@ -186,6 +191,8 @@ struct CleanupArgs {
     #[arg(long, default_value = "output")]
     output_dir: PathBuf,
     #[command(flatten)]
+    agent: AgentArgs,
+    #[command(flatten)]
     db: DbArgs,
 }
 
@@ -259,6 +266,8 @@ struct RunArgs {
     #[command(flatten)]
     verdict: VerdictArgs,
     #[command(flatten)]
+    agent: AgentArgs,
+    #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     db: DbArgs,
@@ -269,12 +278,25 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
-    /// Where runs' folders go (YYYY-MM-DD/HH-MM inside).
-    #[arg(long, default_value = "output")]
-    output_dir: PathBuf,
     /// The site cargo-leptos built (default: target/site next to the binary).
     #[arg(long)]
     site_root: Option<PathBuf>,
+    /// Only the web front: runs are executed by agents (`mite-perf agent`)
+    /// sharing the database.
+    #[arg(long)]
+    no_agent: bool,
+    #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
+    lab: LabArgs,
+}
+
+/// What executes runs: its folders, mite builds, trust and ports.
+#[derive(Args, Debug)]
+struct LabArgs {
+    /// Where runs' folders go (YYYY-MM-DD/HH-MM inside).
+    #[arg(long, default_value = "output")]
+    output_dir: PathBuf,
     /// The Python venv with mite in it.
     #[arg(long, env = mite_env::VENV_ENV)]
     mite_venv: Option<PathBuf>,
@@ -295,11 +317,58 @@ struct ServeArgs {
     #[arg(long)]
     allow_local_builds: bool,
     #[command(flatten)]
-    access: AccessArgs,
+    agent: AgentArgs,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     db: DbArgs,
+}
+
+/// Which agent this is, and its ports.
+#[derive(Args, Debug)]
+struct AgentArgs {
+    /// The agent's name, shown on its runs and the Agents page (default: the
+    /// host's name). Two agents on one machine need two names.
+    #[arg(long)]
+    agent_name: Option<String>,
+    /// The four ports a run uses: TARGET,CONTROLLER,MESSAGE,COLLECTOR. Two
+    /// agents on one machine need two sets.
+    #[arg(long, default_value = "9898,14301,14302,14303", value_parser = |s: &str| s.parse::<LabPorts>())]
+    ports: LabPorts,
+}
+
+impl AgentArgs {
+    fn host(&self) -> anyhow::Result<LabHost> {
+        if let Some(name) = &self.agent_name {
+            app::access::check_name(name)
+                .map_err(|why| anyhow::anyhow!("--agent-name {name}: {why}"))?;
+        }
+        Ok(LabHost::named(self.agent_name.clone(), self.ports))
+    }
+}
+
+impl LabArgs {
+    fn policy(&self) -> RunPolicy {
+        RunPolicy {
+            allow_target_cmd: self.allow_target_cmd,
+            scenario_roots: self.scenario_dirs.clone(),
+            any_scenario_dir: false,
+            allow_local_builds: self.allow_local_builds,
+        }
+    }
+
+    async fn open(&self) -> anyhow::Result<(Store, LabSetup)> {
+        open_lab(
+            &self.db,
+            self.mite_venv.as_ref(),
+            self.builds_dir.as_ref(),
+            &self.output_dir,
+            self.limits.limits(),
+            self.policy(),
+            self.agent.host()?,
+        )
+        .await
+    }
 }
 
 /// Who may use a served lab.
@@ -336,7 +405,7 @@ impl AccessArgs {
         AccessPolicy {
             open: if self.insecure_no_auth {
                 Openness::Always
-            } else if self.trusted_user_header.is_some() {
+            } else if self.trusted_user_header.is_some() || self.behind_https {
                 Openness::Never
             } else {
                 Openness::WhileNoAccounts
@@ -377,6 +446,7 @@ fn main() -> ExitCode {
         Command::Run(args) => with_runtime(run(args)),
         Command::Cleanup(args) => with_runtime(cleanup(args)),
         Command::Serve(args) => with_runtime(serve(args)),
+        Command::Agent(args) => with_runtime(agent(args)),
         Command::Compare(args) => with_runtime(compare_command(args)),
         Command::Baseline(args) => with_runtime(baseline(args)),
         Command::User(command) => with_runtime(accounts_cli::user(command)),
@@ -424,6 +494,7 @@ async fn open_lab(
     output_dir: &std::path::Path,
     limits: RunLimits,
     policy: RunPolicy,
+    host: LabHost,
 ) -> anyhow::Result<(Store, LabSetup)> {
     let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);
     let mite = MiteEnv::locate(&venv)?;
@@ -434,7 +505,7 @@ async fn open_lab(
         self_exe: std::env::current_exe().context("cannot find the mite-perf binary")?,
         limits,
         policy,
-        host: LabHost::this(),
+        host,
     };
     Ok((store, setup))
 }
@@ -443,6 +514,7 @@ fn params_from(args: &RunArgs) -> RunParams {
     RunParams {
         label: args.label.clone(),
         launched_by: std::env::var("USER").unwrap_or_default(),
+        agent: None,
         concurrencies: args.scenarios.clone(),
         duration_ms: args.duration.as_millis() as u64,
         spawn_rate: args.spawn_rate,
@@ -526,6 +598,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &args.output_dir,
         args.limits.limits(),
         RunPolicy::command_line(),
+        args.agent.host()?,
     )
     .await?;
     let cancel = CancellationToken::new();
@@ -753,7 +826,7 @@ async fn baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
 
 async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
-    let report = cleanup::cleanup(&store, &args.output_dir, &LabHost::this()).await?;
+    let report = cleanup::cleanup(&store, &args.output_dir, &args.agent.host()?).await?;
     for line in report.lines() {
         to_stdout!("{line}");
     }
@@ -765,21 +838,7 @@ async fn cleanup(args: CleanupArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let policy = RunPolicy {
-        allow_target_cmd: args.allow_target_cmd,
-        scenario_roots: args.scenario_dirs.clone(),
-        any_scenario_dir: false,
-        allow_local_builds: args.allow_local_builds,
-    };
-    let (store, setup) = open_lab(
-        &args.db,
-        args.mite_venv.as_ref(),
-        args.builds_dir.as_ref(),
-        &args.output_dir,
-        args.limits.limits(),
-        policy,
-    )
-    .await?;
+    let (store, setup) = args.lab.open().await?;
     let access = args.access.policy();
     let admins = store
         .admin_count()
@@ -789,13 +848,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         to_stderr!("error: {refusal}");
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    // A lab that died left its runs marked running: close them first.
-    let leftovers = cleanup::cleanup(&store, &setup.output_root, &setup.host).await?;
-    for line in leftovers.lines() {
-        tracing::info!("cleanup: {line}");
-    }
     let lab = mite_perf::lab::Lab::new(store, setup);
-    let worker = lab.start_worker();
+    let worker = if args.no_agent {
+        None
+    } else {
+        match start_agent(&lab).await? {
+            Ok(worker) => Some(worker),
+            Err(code) => return Ok(code),
+        }
+    };
     let site_root = args
         .site_root
         .clone()
@@ -815,10 +876,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(
-        "mite perf lab: http://{} (database {}, site {})",
+        "mite perf lab: http://{} (database {}, site {}{})",
         args.addr,
-        redact_url(&args.db.database_url),
-        site_root.display()
+        redact_url(&args.lab.db.database_url),
+        site_root.display(),
+        if args.no_agent { ", no agent" } else { "" }
     );
     let cancel = CancellationToken::new();
     let _signals = watch_signals(cancel.clone())?;
@@ -836,6 +898,48 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // whatever downloads are still open; then the server gets a moment to
     // finish its answers.
     lab.shut_down();
+    if let Some(worker) = worker {
+        stop_agent(worker).await;
+    }
+    match tokio::time::timeout(SHUTDOWN_ANSWERS_LIMIT, server).await {
+        Ok(Ok(Err(e))) => tracing::error!("the web server failed: {e}"),
+        Err(_) => tracing::info!("ended the answers still open"),
+        _ => {}
+    }
+    expiry.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Closes what this agent's dead predecessor left (its runs marked
+/// running, its processes), then registers the agent and starts its worker.
+/// `Err(exit code)` when another live agent holds its name.
+async fn start_agent(
+    lab: &std::sync::Arc<mite_perf::lab::Lab>,
+) -> anyhow::Result<Result<tokio::task::JoinHandle<()>, ExitCode>> {
+    let setup = lab.setup();
+    let leftovers = cleanup::cleanup(lab.store(), &setup.output_root, &setup.host).await?;
+    for line in leftovers.lines() {
+        tracing::info!("cleanup: {line}");
+    }
+    match lab.start_agent().await {
+        Ok(worker) => {
+            tracing::info!(
+                "agent {} executes runs (ports {})",
+                setup.host.name,
+                setup.host.ports
+            );
+            Ok(Ok(worker))
+        }
+        Err(mite_perf::lab::agent::AgentError::Store(e)) => Err(e.into()),
+        Err(taken) => {
+            to_stderr!("error: {taken}");
+            Ok(Err(ExitCode::from(EXIT_USAGE)))
+        }
+    }
+}
+
+/// Waits for the agent's run to stop (it was told to).
+async fn stop_agent(worker: tokio::task::JoinHandle<()>) {
     if tokio::time::timeout(SHUTDOWN_RUN_LIMIT, worker)
         .await
         .is_err()
@@ -845,12 +949,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             SHUTDOWN_RUN_LIMIT.as_secs()
         );
     }
-    match tokio::time::timeout(SHUTDOWN_ANSWERS_LIMIT, server).await {
-        Ok(Ok(Err(e))) => tracing::error!("the web server failed: {e}"),
-        Err(_) => tracing::info!("ended the answers still open"),
-        _ => {}
-    }
-    expiry.abort();
+}
+
+/// `mite-perf agent`: executes the queue's runs until Ctrl+C or SIGTERM.
+async fn agent(args: LabArgs) -> anyhow::Result<ExitCode> {
+    let (store, setup) = args.open().await?;
+    tracing::info!("database {}", redact_url(&args.db.database_url));
+    let lab = mite_perf::lab::Lab::new(store, setup);
+    let worker = match start_agent(&lab).await? {
+        Ok(worker) => worker,
+        Err(code) => return Ok(code),
+    };
+    let cancel = CancellationToken::new();
+    let _signals = watch_signals(cancel.clone())?;
+    cancel.cancelled().await;
+    lab.shut_down();
+    stop_agent(worker).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,17 +12,86 @@ use procfs::net::{TcpNetEntry, TcpState};
 
 use crate::os_process::command_of;
 
-/// The ports a run uses, with what each one is for.
-pub const LAB_PORTS: [(u16, &str); 4] = [
-    (TARGET_PORT, "target HTTP server"),
-    (CONTROLLER_PORT, "mite controller"),
-    (MESSAGE_PORT, "mite message socket (duplicator in)"),
-    (COLLECTOR_PORT, "mite collector socket (duplicator out)"),
-];
-pub const TARGET_PORT: u16 = 9898;
-pub const CONTROLLER_PORT: u16 = 14301;
-pub const MESSAGE_PORT: u16 = 14302;
-pub const COLLECTOR_PORT: u16 = 14303;
+/// The four ports a run uses: the target's and mite's three sockets. Each
+/// lab agent has its own set (`--ports`), so two agents can share a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LabPorts {
+    pub target: u16,
+    pub controller: u16,
+    /// The duplicator's input: runners and the controller send here.
+    pub message: u16,
+    /// The duplicator's output: the collector reads here.
+    pub collector: u16,
+}
+
+impl Default for LabPorts {
+    /// The ports of mite's own performance tests.
+    fn default() -> Self {
+        LabPorts {
+            target: 9898,
+            controller: 14301,
+            message: 14302,
+            collector: 14303,
+        }
+    }
+}
+
+impl LabPorts {
+    /// Each port with what it is for.
+    pub fn purposes(&self) -> [(u16, &'static str); 4] {
+        [
+            (self.target, "target HTTP server"),
+            (self.controller, "mite controller"),
+            (self.message, "mite message socket (duplicator in)"),
+            (self.collector, "mite collector socket (duplicator out)"),
+        ]
+    }
+}
+
+impl fmt::Display for LabPorts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{},{},{},{}",
+            self.target, self.controller, self.message, self.collector
+        )
+    }
+}
+
+impl std::str::FromStr for LabPorts {
+    type Err = String;
+
+    /// `TARGET,CONTROLLER,MESSAGE,COLLECTOR`, four different ports.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let ports: Vec<u16> = text
+            .split(',')
+            .map(|p| {
+                p.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("`{}` is not a port (1 to 65535)", p.trim()))
+            })
+            .collect::<Result<_, _>>()?;
+        let [target, controller, message, collector] = ports[..] else {
+            return Err(format!(
+                "give four ports, TARGET,CONTROLLER,MESSAGE,COLLECTOR (default {}), not {}",
+                LabPorts::default(),
+                ports.len()
+            ));
+        };
+        let distinct: HashSet<u16> = ports.iter().copied().collect();
+        if distinct.len() < 4 {
+            return Err(format!("the four ports must differ: {text}"));
+        }
+        Ok(LabPorts {
+            target,
+            controller,
+            message,
+            collector,
+        })
+    }
+}
 
 /// A process that holds a socket.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -140,9 +209,10 @@ pub struct PortReport {
     pub holders: Vec<Holder>,
 }
 
-/// The state of every port the lab uses.
-pub fn lab_port_reports() -> Vec<PortReport> {
-    LAB_PORTS
+/// The state of every port of a set.
+pub fn lab_port_reports(ports: &LabPorts) -> Vec<PortReport> {
+    ports
+        .purposes()
         .iter()
         .map(|(port, purpose)| PortReport {
             port: *port,
@@ -156,6 +226,18 @@ pub fn lab_port_reports() -> Vec<PortReport> {
 mod tests {
     use super::*;
     use std::net::TcpListener;
+
+    #[test]
+    fn port_sets_are_four_different_ports() {
+        assert_eq!("9898,14301,14302,14303".parse(), Ok(LabPorts::default()));
+        let other: LabPorts = " 19898, 24301,24302 ,24303".parse().expect("valid");
+        assert_eq!((other.target, other.collector), (19898, 24303));
+        assert_eq!(other.to_string(), "19898,24301,24302,24303");
+        assert!("9898,14301,14302".parse::<LabPorts>().is_err());
+        assert!("9898,14301,14302,9898".parse::<LabPorts>().is_err());
+        assert!("9898,0,14302,14303".parse::<LabPorts>().is_err());
+        assert!("9898,x,14302,14303".parse::<LabPorts>().is_err());
+    }
 
     #[test]
     fn finds_this_process_listening_and_connected() {

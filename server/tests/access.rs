@@ -27,6 +27,11 @@ use mite_perf::model::{RunParams, RunStatus};
 use mite_perf::store::Store;
 use mite_perf::web::{WebConfig, SESSION_COOKIE};
 
+/// The tests of this file take turns, as those of `router.rs` do: pages
+/// rendered on one test's runtime while another's works in the same
+/// process hang now and then (a served lab has one runtime).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Fixture {
     dir: PathBuf,
     store: Store,
@@ -303,6 +308,7 @@ async fn ask(f: &Fixture, who: &Who, what: Ask) -> StatusCode {
 
 #[tokio::test]
 async fn every_server_function_and_download_answers_what_each_role_allows() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("matrix", shared()).await;
     let mut callers = vec![Who::Anonymous];
     for (label, name, role) in [
@@ -355,6 +361,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
             Role::Viewer,
         ),
         (Ask::Call("get_matrix", "run_id={run}"), Role::Viewer),
+        (Ask::Call("get_agents", ""), Role::Viewer),
         (Ask::Download("/runs/{run}/samples.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/figures.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/chart.html"), Role::Viewer),
@@ -375,6 +382,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Page("/runs/{run}"), Role::Viewer),
         (Ask::Page("/compare?runs={run},{other}"), Role::Viewer),
         (Ask::Page("/ports"), Role::Viewer),
+        (Ask::Page("/agents"), Role::Viewer),
         (Ask::Page("/activity"), Role::Admin),
         (Ask::Call("launch_run", launch), Role::Runner),
         (Ask::Call("mark_baseline", "run_id={run}"), Role::Runner),
@@ -407,7 +415,9 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
                 Some(role) if role >= *least => StatusCode::OK,
                 Some(_) => StatusCode::FORBIDDEN,
             };
-            let got = ask(&f, who, *what).await;
+            let got = tokio::time::timeout(std::time::Duration::from_secs(20), ask(&f, who, *what))
+                .await
+                .unwrap_or_else(|_| panic!("{name} by {} did not answer within 20 s", who.label()));
             let _ = write!(table, "{:>14}", got.as_u16());
             if got != expected {
                 wrong.push(format!(
@@ -420,12 +430,13 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
     }
     println!("the permission matrix checked:\n{table}");
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
-    assert_eq!(checks.len(), 30);
+    assert_eq!(checks.len(), 32);
     assert_eq!(callers.len(), 6);
 }
 
 #[tokio::test]
 async fn sessions_live_in_the_database_with_safe_cookies_and_no_password_in_clear() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("cookies", shared()).await;
     let answer = post_sign_in(&f.app, "ru", &password("ru"), "/runs").await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
@@ -509,6 +520,7 @@ async fn sessions_live_in_the_database_with_safe_cookies_and_no_password_in_clea
 
 #[tokio::test]
 async fn repeated_failed_sign_ins_are_slowed_with_429() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("throttle", shared()).await;
     for attempt in 0..5 {
         let answer = post_sign_in(&f.app, "ad", "guess", "/").await;
@@ -548,6 +560,7 @@ async fn repeated_failed_sign_ins_are_slowed_with_429() {
 
 #[tokio::test]
 async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("links", shared()).await;
     let link = format!("/runs/{}/samples.csv", f.run_id);
     let opened = send(
@@ -573,7 +586,8 @@ async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() 
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(r#"action="/signin""#), "{}", page.body);
     assert!(
-        page.body.contains(&format!(r#"name="next" value="{link}""#)),
+        page.body
+            .contains(&format!(r#"name="next" value="{link}""#)),
         "the link rides along even before the page's script runs: {}",
         page.body
     );
@@ -628,6 +642,7 @@ async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() 
 
 #[tokio::test]
 async fn tokens_and_proxy_names_count_only_when_valid() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let proxy: std::net::IpAddr = [10, 0, 0, 2].into();
     let policy = AccessPolicy {
         proxy: Some(TrustedProxy {
@@ -736,6 +751,7 @@ async fn tokens_and_proxy_names_count_only_when_valid() {
 
 #[tokio::test]
 async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = common::temp_dir("access-open");
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output");
@@ -773,6 +789,7 @@ async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
 
 #[tokio::test]
 async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_sessions() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("who", shared()).await;
     let ru = sign_in(&f.app, "ru", &password("ru")).await;
     let ad = sign_in(&f.app, "ad", &password("ad")).await;
@@ -844,6 +861,7 @@ async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_s
 
 #[tokio::test]
 async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguarded_address() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = common::temp_dir("access-cli");
     let db = format!("sqlite://{}/lab.db", dir.display());
     let secret = dir.join("secret");

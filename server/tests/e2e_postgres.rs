@@ -55,7 +55,305 @@ async fn e2e_cli_run_stores_in_postgres() {
     let _ = std::fs::remove_dir_all(&dir);
     // Give the lab's stop path a moment to be visible in the ports table.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for port in mite_perf::ports::lab_port_reports() {
+    for port in mite_perf::ports::lab_port_reports(&mite_perf::ports::LabPorts::default()) {
         assert!(port.holders.is_empty(), "port {} held", port.port);
     }
+}
+
+/// `mite-perf agent` named `name` on `ports`, logging to `dir/NAME.log`.
+/// Niced (with its mite): two agents' full-speed runs would otherwise take
+/// both of a small test machine's cores from the database and the web
+/// front, which on a real lab live on other machines.
+fn spawn_agent(name: &str, ports: &str, dir: &Path, db_url: &str) -> Agent {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}.log")))
+        .expect("log file");
+    Command::new(BIN)
+        .args([
+            "agent",
+            "--agent-name",
+            name,
+            "--ports",
+            ports,
+            "--output-dir",
+        ])
+        .arg(dir.join(name))
+        .args(["--database-url", db_url])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .map(Agent)
+        .expect("start mite-perf agent")
+}
+
+/// A running `mite-perf agent`; a test that fails midway still stops it
+/// (and so its run) with SIGTERM.
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            common::signal(self.0.id(), nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(40);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn agent_log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
+}
+
+/// Waits until `check` holds for the JSON `server` answers to `call`.
+async fn wait_for(
+    server: &common::Server,
+    call: (&str, &str),
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let answer = server.call(call.0, call.1).await;
+        if check(&answer) {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Whether every process recorded for the run is still the live process
+/// the lab started.
+async fn run_processes_alive(store: &Store, run_id: i64) -> bool {
+    let mut any = false;
+    for scenario in store.scenarios(run_id).await.expect("scenarios") {
+        for p in store.processes(scenario.id).await.expect("processes") {
+            let pid = p.pid as u32;
+            let same = mite_perf::os_process::pid_alive(pid)
+                && mite_perf::os_process::start_ticks(pid) == Some(p.start_ticks as u64);
+            if !same {
+                return false;
+            }
+            any = true;
+        }
+    }
+    any
+}
+
+fn held(ports: &str) -> Vec<u16> {
+    let ports: mite_perf::ports::LabPorts = ports.parse().expect("ports");
+    mite_perf::ports::lab_port_reports(&ports)
+        .into_iter()
+        .filter(|r| !r.holders.is_empty())
+        .map(|r| r.port)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_the_other_alone() {
+    const PORTS_A: &str = "19898,24301,24302,24303";
+    const PORTS_B: &str = "29898,34301,34302,34303";
+    let pg = Postgres::start();
+    let db_url = pg.fresh_database("agents").await;
+    let dir = common::temp_dir("agents");
+    let front = common::Server::start_with(
+        "agents-front",
+        common::ServeOptions {
+            db_url: Some(db_url.clone()),
+            args: vec!["--no-agent".into()],
+            dir: None,
+        },
+    )
+    .await;
+    let mut agent_a = spawn_agent("lab-a", PORTS_A, &dir, &db_url);
+    let mut agent_b = spawn_agent("lab-b", PORTS_B, &dir, &db_url);
+    wait_for(
+        &front,
+        ("get_agents", ""),
+        "two idle agents",
+        Duration::from_secs(60),
+        |a| {
+            a.as_array()
+                .is_some_and(|a| a.len() == 2 && a.iter().all(|a| a["state"] == "Idle"))
+        },
+    )
+    .await;
+    // A second agent may not take a live agent's name.
+    let twin = Command::new(BIN)
+        .args([
+            "agent",
+            "--agent-name",
+            "lab-b",
+            "--ports",
+            "39898,44301,44302,44303",
+        ])
+        .args(["--output-dir", &dir.join("twin").display().to_string()])
+        .args(["--database-url", &db_url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("a second lab-b");
+    assert_eq!(twin.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&twin.stderr).contains("already runs"),
+        "{}",
+        String::from_utf8_lossy(&twin.stderr)
+    );
+
+    // One run asked of each agent: both run at once, each on its agent's ports.
+    let launch = |agent: &str| {
+        format!(
+            "{}&form[agent]={agent}",
+            common::launch_form("1", "180s", agent)
+        )
+    };
+    let unknown = front.call("launch_run", &launch("lab-z")).await;
+    assert_eq!(unknown["Invalid"][0]["field"], "agent", "{unknown}");
+    let run_a = front.call("launch_run", &launch("lab-a")).await["Queued"]["run_id"]
+        .as_i64()
+        .expect("queued");
+    let run_b = front.call("launch_run", &launch("lab-b")).await["Queued"]["run_id"]
+        .as_i64()
+        .expect("queued");
+    let running = |id: i64| {
+        move |r: &serde_json::Value| {
+            r["status"] == "running"
+                && r["scenarios"][0]["status"] == "running"
+                && r["scenarios"][0]["elapsed_ms"].as_i64().unwrap_or(0) > 0
+                && r["id"] == id
+        }
+    };
+    let a = wait_for(
+        &front,
+        ("get_run", &format!("run_id={run_a}")),
+        "run a running",
+        Duration::from_secs(90),
+        running(run_a),
+    )
+    .await;
+    let b = wait_for(
+        &front,
+        ("get_run", &format!("run_id={run_b}")),
+        "run b running",
+        Duration::from_secs(90),
+        running(run_b),
+    )
+    .await;
+    assert_eq!(
+        (a["agent"].as_str(), b["agent"].as_str()),
+        (Some("lab-a"), Some("lab-b"))
+    );
+    assert_eq!(held(PORTS_A).len(), 4, "run a holds lab-a's ports");
+    assert_eq!(held(PORTS_B).len(), 4, "run b holds lab-b's ports");
+    let store = Store::connect(&db_url).await.expect("store");
+    assert!(run_processes_alive(&store, run_a).await);
+
+    // lab-a dies. lab-b's run goes on; once lab-a is silent for a lease,
+    // lab-b marks lab-a's run interrupted, without touching its processes.
+    agent_a.0.kill().expect("SIGKILL lab-a");
+    let _ = agent_a.0.wait();
+    let killed_at = std::time::Instant::now();
+    let a = wait_for(
+        &front,
+        ("get_run", &format!("run_id={run_a}")),
+        "lab-a's run marked interrupted",
+        Duration::from_secs(90),
+        |r| r["status"] == "interrupted",
+    )
+    .await;
+    let waited = killed_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(20),
+        "marked after {waited:?}: before lab-a's lease ran out"
+    );
+    let why = a["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("lab-a") && why.contains("found by lab-b"),
+        "{why}"
+    );
+    assert!(
+        run_processes_alive(&store, run_a).await,
+        "lab-b signalled lab-a's processes"
+    );
+    let b = front.call("get_run", &format!("run_id={run_b}")).await;
+    assert_eq!(b["status"], "running", "lab-b's run goes on: {b}");
+    let agents = front.call("get_agents", "").await;
+    let state = |name: &str| {
+        agents
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["name"] == name))
+            .map(|a| a["state"].clone())
+    };
+    assert_eq!(state("lab-a"), Some("Silent".into()), "{agents}");
+    assert_eq!(state("lab-b"), Some("Running".into()), "{agents}");
+
+    // lab-a comes back: it stops its own leftovers, and nothing of lab-b's.
+    agent_a = spawn_agent("lab-a", PORTS_A, &dir, &db_url);
+    wait_for(
+        &front,
+        ("get_agents", ""),
+        "lab-a idle again",
+        Duration::from_secs(60),
+        |a| {
+            a.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|a| a["name"] == "lab-a" && a["state"] == "Idle")
+            })
+        },
+    )
+    .await;
+    assert!(
+        !run_processes_alive(&store, run_a).await,
+        "lab-a left its old processes: {}",
+        agent_log(&dir, "lab-a")
+    );
+    common::assert_no_child_left(&store, run_a).await;
+    assert!(
+        held(PORTS_A).is_empty(),
+        "lab-a's ports: {:?}",
+        held(PORTS_A)
+    );
+    assert!(
+        run_processes_alive(&store, run_b).await,
+        "lab-a touched lab-b's run"
+    );
+    assert_eq!(held(PORTS_B).len(), 4);
+
+    // A cancel from the web front reaches lab-b.
+    assert_eq!(
+        front.call("cancel_run", &format!("run_id={run_b}")).await,
+        true
+    );
+    wait_for(
+        &front,
+        ("get_run", &format!("run_id={run_b}")),
+        "lab-b's run cancelled",
+        Duration::from_secs(60),
+        |r| r["status"] == "interrupted",
+    )
+    .await;
+    common::assert_no_child_left(&store, run_b).await;
+    assert!(held(PORTS_B).is_empty());
+    for agent in [&mut agent_a, &mut agent_b] {
+        common::signal(agent.0.id(), nix::sys::signal::Signal::SIGTERM);
+        assert!(agent.0.wait().expect("exit").success());
+    }
+    let agents = front.call("get_agents", "").await;
+    assert!(
+        agents
+            .as_array()
+            .is_some_and(|a| a.iter().all(|a| a["state"] == "Stopped")),
+        "{agents}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

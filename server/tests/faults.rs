@@ -931,7 +931,9 @@ async fn two_lab_hosts_on_one_database_leave_each_others_runs_and_processes_alon
                 policy: Default::default(),
                 host: LabHost {
                     id: format!("lab-{name}"),
+                    name: format!("lab-{name}"),
                     lease,
+                    ports: Default::default(),
                 },
             };
             (store.clone(), mite_perf::lab::Lab::new(store, setup))

@@ -48,10 +48,13 @@ async fn suite(store: Store) {
     assert_eq!(store.queue_position(second).await.expect("pos"), Some(2));
     let host = LabHost {
         id: "lab-a (boot 0000aaaa)".into(),
+        name: "lab-a".into(),
         lease: std::time::Duration::from_secs(60),
+        ports: Default::default(),
     };
     let other = LabHost {
         id: "lab-b (boot 0000bbbb)".into(),
+        name: "lab-b".into(),
         ..host.clone()
     };
     let claimed = store
@@ -396,10 +399,62 @@ async fn builds_provenance_and_baselines(store: &Store, done: i64, queued: i64) 
     assert_eq!(store.baseline_of(&label).await.expect("query"), None);
     assert!(!store.clear_baseline(&label).await.expect("clear again"));
     hosts_never_take_the_same_run(store).await;
+    agents_take_only_runs_for_them_and_late_endings_change_nothing(store).await;
 }
 
 /// Two hosts taking runs from one queue at the same time: every run is
 /// taken once, by one of them.
+async fn agents_take_only_runs_for_them_and_late_endings_change_nothing(store: &Store) {
+    let host = LabHost {
+        id: "lab-a (boot 0000aaaa)".into(),
+        name: "lab-a".into(),
+        lease: std::time::Duration::from_secs(60),
+        ports: Default::default(),
+    };
+    let other = LabHost {
+        id: "lab-b (boot 0000bbbb)".into(),
+        name: "lab-b".into(),
+        ..host.clone()
+    };
+    // Nothing else waits in the queue now.
+    assert_eq!(store.queued_count().await.expect("count"), 0);
+    // A run asked of one agent waits for it: other agents pass it over.
+    let for_b = store
+        .create_run(
+            &RunParams {
+                agent: Some("lab-b".into()),
+                ..RunParams::default()
+            },
+            RunStatus::Queued,
+        )
+        .await
+        .expect("queue for lab-b");
+    assert!(store
+        .claim_next_queued(&host, 1)
+        .await
+        .expect("claim")
+        .is_none());
+    let taken = store
+        .claim_next_queued(&other, 1)
+        .await
+        .expect("claim")
+        .expect("lab-b's run");
+    assert_eq!(taken.id, for_b);
+    // Once another agent has marked it interrupted (its lease ran out), a
+    // late executor cannot write its own ending over that.
+    store
+        .finish_run(for_b, RunStatus::Interrupted, Some("lab-b went silent"))
+        .await
+        .expect("interrupt");
+    store
+        .finish_run(for_b, RunStatus::Done, None)
+        .await
+        .expect("a late finish");
+    let late = store.run(for_b).await.expect("query").expect("run");
+    assert_eq!(late.status, RunStatus::Interrupted);
+    assert_eq!(late.error.as_deref(), Some("lab-b went silent"));
+}
+
 async fn hosts_never_take_the_same_run(store: &Store) {
     let params = RunParams::default();
     let mut queued = Vec::new();
@@ -415,7 +470,9 @@ async fn hosts_never_take_the_same_run(store: &Store) {
         let store = store.clone();
         let host = LabHost {
             id: name.to_string(),
+            name: name.to_string(),
             lease: std::time::Duration::from_secs(60),
+            ports: Default::default(),
         };
         tokio::spawn(async move {
             let mut taken = Vec::new();

@@ -4,7 +4,9 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use super::{poll, StatusBadge};
-use crate::api::{get_builds, get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun};
+use crate::api::{
+    get_agents, get_builds, get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun,
+};
 use crate::format;
 use crate::model::FieldError;
 
@@ -25,6 +27,7 @@ pub fn LaunchPage() -> impl IntoView {
     let label = RwSignal::new(String::new());
     let mite = RwSignal::new("pinned".to_string());
     let repeat = RwSignal::new("1".to_string());
+    let agent = RwSignal::new(String::new());
     let builds = Resource::new(|| (), |_| get_builds());
 
     let launch = ServerAction::<LaunchRun>::new();
@@ -88,6 +91,7 @@ pub fn LaunchPage() -> impl IntoView {
                 label: label.get_untracked(),
                 mite: mite.get_untracked(),
                 repeat: repeat.get_untracked(),
+                agent: agent.get_untracked(),
             },
         });
     };
@@ -160,6 +164,7 @@ pub fn LaunchPage() -> impl IntoView {
                             <span class="hint">"each scenario, per build: 3 or more for a verdict"</span>
                             {error_for("repeat")}
                         </label>
+                        <AgentChoice agent=agent error=error_for("agent").into_any()/>
                     </div>
                     {error_for("form")}
                     <button type="submit" class="primary" disabled=move || launch.pending().get()>"Launch"</button>
@@ -199,5 +204,26 @@ pub fn LaunchPage() -> impl IntoView {
                 </Transition>
             </section>
         </div>
+    }
+}
+
+/// Which agent executes the run: any, or one by name.
+#[component]
+fn AgentChoice(agent: RwSignal<String>, error: AnyView) -> impl IntoView {
+    let agents = Resource::new(|| (), |_| get_agents());
+    view! {
+        <label>"Agent"
+            <select name="form[agent]" on:change=move |ev| agent.set(event_target_value(&ev))>
+                <option value="">"any (the first free)"</option>
+                <Transition fallback=|| ()>
+                    {move || agents.get().and_then(Result::ok).unwrap_or_default().into_iter().map(|a| {
+                        let label = format!("{} ({}, {} cores)", a.name, a.hostname, a.cores);
+                        view! { <option value=a.name>{label}</option> }
+                    }).collect_view()}
+                </Transition>
+            </select>
+            <span class="hint">"runs to compare want one machine"</span>
+            {error}
+        </label>
     }
 }

@@ -1,6 +1,7 @@
 //! The lab's pages.
 
 pub mod activity;
+pub mod agents;
 pub mod compare;
 pub mod launch;
 pub mod matrix;

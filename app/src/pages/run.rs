@@ -129,6 +129,7 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <dt>"mite"</dt><dd>{move || run.with(|r| r.mite_version.clone())}</dd>
                 <dt>"Python"</dt><dd>{move || run.with(|r| r.python_version.clone())}</dd>
                 <dt>"Host"</dt><dd>{move || run.with(|r| format!("{} ({} cores)", r.host, r.cores))}</dd>
+                <dt>"Agent"</dt><dd class="agent">{move || run.with(|r| r.agent.clone().or_else(|| r.params.agent.clone().map(|a| format!("{a} (asked for)"))).unwrap_or_else(|| "any".into()))}</dd>
             </dl>
             {r.provenance.clone().map(|p| view! { <ProvenanceFacts provenance=p/> })}
             <Baseline run=run/>

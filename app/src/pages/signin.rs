@@ -3,70 +3,71 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
+use leptos::server::SharedValue;
+
 use crate::access::{Action, Caller, Identity};
-use crate::api::{who_am_i, LabError};
 
-/// The caller of the page, as the lab sees them (asked once per page load).
-pub type Me = Resource<Result<Option<Caller>, LabError>>;
+/// The caller of the page, as the lab saw them when it rendered the page:
+/// computed on the server and handed to the browser with the page (no
+/// request of its own, nothing to wait for).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Me(pub Option<Caller>);
 
-/// Asks who is calling, for the whole app.
+/// Gives the whole app its caller.
 pub fn provide_me() {
-    let me: Me = Resource::new(|| (), |_| who_am_i());
-    provide_context(me);
+    let caller = SharedValue::new(|| {
+        #[cfg(feature = "ssr")]
+        {
+            crate::api::current_caller()
+        }
+        #[cfg(not(feature = "ssr"))]
+        {
+            None::<Caller>
+        }
+    });
+    provide_context(Me(caller.into_inner()));
 }
 
-fn me() -> Option<Me> {
-    use_context::<Me>()
+fn me() -> Option<Caller> {
+    use_context::<Me>().and_then(|me| me.0)
 }
 
 /// Shows `children` only when the caller may do `action` (the server
 /// checks again: this only hides what would be refused).
 #[component]
-pub fn IfMay(action: Action, children: ChildrenFn) -> impl IntoView {
-    let me = me();
-    let may = move || {
-        me.and_then(|me| me.get())
-            .and_then(Result::ok)
-            .flatten()
-            .is_some_and(|c| c.may(action))
-    };
-    view! {
-        <Transition fallback=|| ()>
-            <Show when=may fallback=|| ()>{children()}</Show>
-        </Transition>
-    }
+pub fn IfMay(action: Action, children: Children) -> impl IntoView {
+    let may = me().is_some_and(|c| c.may(action));
+    may.then(children)
 }
 
 /// The header's corner: who is signed in, with a way out; or a way in.
 #[component]
 pub fn CallerBadge() -> impl IntoView {
-    let me = me();
-    view! {
-        <Transition fallback=|| ()>
-            {move || me.and_then(|me| me.get()).map(|answer| match answer {
-                Ok(Some(caller)) => {
-                    let title = match caller.identity {
-                        Identity::Local => "a lab without accounts: everyone here is its local user".to_string(),
-                        Identity::Proxy => format!("{}, signed in through the team's proxy", caller.role),
-                        Identity::Token => format!("{}, by API token", caller.role),
-                        Identity::Account => caller.role.to_string(),
-                    };
-                    let signs_out = caller.identity == Identity::Account;
-                    view! {
-                        <span class="caller" title=title data-role=caller.role.as_str()>
-                            <span class="caller-name">{caller.name.clone()}</span>
-                            <span class="caller-role">{format!(" · {}", caller.role)}</span>
-                        </span>
-                        {signs_out.then(|| view! {
-                            <form method="post" action="/signout" class="signout">
-                                <button type="submit" class="small">"Sign out"</button>
-                            </form>
-                        })}
-                    }.into_any()
+    match me() {
+        Some(caller) => {
+            let title = match caller.identity {
+                Identity::Local => {
+                    "a lab without accounts: everyone here is its local user".to_string()
                 }
-                _ => view! { <a href="/signin" class="signin-link">"Sign in"</a> }.into_any(),
-            })}
-        </Transition>
+                Identity::Proxy => format!("{}, signed in through the team's proxy", caller.role),
+                Identity::Token => format!("{}, by API token", caller.role),
+                Identity::Account => caller.role.to_string(),
+            };
+            let signs_out = caller.identity == Identity::Account;
+            view! {
+                <span class="caller" title=title data-role=caller.role.as_str()>
+                    <span class="caller-name">{caller.name.clone()}</span>
+                    <span class="caller-role">{format!(" · {}", caller.role)}</span>
+                </span>
+                {signs_out.then(|| view! {
+                    <form method="post" action="/signout" class="signout">
+                        <button type="submit" class="small">"Sign out"</button>
+                    </form>
+                })}
+            }
+            .into_any()
+        }
+        None => view! { <a href="/signin" class="signin-link">"Sign in"</a> }.into_any(),
     }
 }
 

@@ -74,12 +74,20 @@ impl AccessPolicy {
     }
 
     /// Why `serve` must not start with this policy on `addr`, or `None`:
-    /// off loopback a lab needs an admin or a proxy, unless told it is open.
+    /// off loopback (or behind an HTTPS proxy, which makes a loopback
+    /// address public) a lab needs an admin or a proxy's header, unless
+    /// told it is open.
     pub fn refusal(&self, addr: SocketAddr, admins: i64) -> Option<String> {
         let guarded = self.open == Openness::Always || self.proxy.is_some() || admins > 0;
-        (!addr.ip().is_loopback() && !guarded).then(|| {
+        let reachable = !addr.ip().is_loopback() || self.secure_cookies;
+        (reachable && !guarded).then(|| {
+            let whence = if addr.ip().is_loopback() {
+                format!("{addr} is reached through an HTTPS proxy")
+            } else {
+                format!("{addr} is reachable from other machines")
+            };
             format!(
-                "{addr} is reachable from other machines and the lab has no admin: add one with \
+                "{whence} and the lab has no admin: add one with \
                  `mite-perf user add NAME --role admin` (same --database-url), or name a \
                  single-sign-on proxy with --trusted-user-header and --trusted-proxy, or pass \
                  --insecure-no-auth to let anyone who reaches it do anything"
@@ -353,6 +361,14 @@ mod tests {
             ..AccessPolicy::local()
         };
         assert_eq!(proxied.refusal(public, 0), None);
+        // Behind an HTTPS proxy, loopback is public too.
+        let proxied_tls = AccessPolicy {
+            secure_cookies: true,
+            ..AccessPolicy::local()
+        };
+        let refused = proxied_tls.refusal(loopback, 0).expect("refused");
+        assert!(refused.contains("through an HTTPS proxy"), "{refused}");
+        assert_eq!(proxied_tls.refusal(loopback, 1), None);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use app::access::Caller;
 use app::api::{
-    ActivityEntry, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome, PortView,
-    QueueEntry, RunList, RunView, ScenarioCharts,
+    ActivityEntry, AgentView, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome,
+    PortView, QueueEntry, RunList, RunView, ScenarioCharts,
 };
 use futures_util::FutureExt;
 
@@ -145,6 +145,10 @@ impl LabApi for Lab {
             Ok(label)
         }
         .boxed()
+    }
+
+    fn agents(&self) -> BoxFuture<'_, Result<Vec<AgentView>, LabError>> {
+        self.agent_views().boxed()
     }
 
     fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>> {

@@ -3,6 +3,7 @@
 //! pages see of it ([`views`]), and the [`api`] adapter the server
 //! functions call.
 
+pub mod agent;
 pub mod api;
 pub mod views;
 pub mod worker;
@@ -104,6 +105,14 @@ impl Lab {
         }
         if let Some(refusal) = self.setup.policy.refusal(&params) {
             return Err(LabError::Forbidden(refusal));
+        }
+        if let Some(agent) = &params.agent {
+            if self.store.agent(agent).await.map_err(lab_error)?.is_none() {
+                return Ok(LaunchOutcome::Invalid(vec![app::model::FieldError {
+                    field: "agent".into(),
+                    message: format!("there is no agent named {agent}"),
+                }]));
+            }
         }
         if self.store.queued_count().await.map_err(lab_error)? >= MAX_QUEUED {
             return Err(LabError::Busy(format!(

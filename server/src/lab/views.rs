@@ -2,8 +2,8 @@
 //! scenario's charts, the ports.
 
 use app::api::{
-    ChartPoints, LabError, PortHolder, PortView, ProcessNow, QueueEntry, RunList, RunListItem,
-    RunView, ScenarioCharts, ScenarioView,
+    AgentState, AgentView, ChartPoints, LabError, PortHolder, PortView, ProcessNow, QueueEntry,
+    RunList, RunListItem, RunView, ScenarioCharts, ScenarioView,
 };
 
 use super::{lab_error, Lab};
@@ -11,7 +11,8 @@ use crate::figures::scenario_figures;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::ports;
 use crate::reports::{chart, ReportError};
-use crate::store::{RunRecord, ScenarioRecord};
+use crate::run::lease::{LabHost, LEASE};
+use crate::store::{now_ms, AgentRecord, RunRecord, ScenarioRecord};
 
 /// A report error as the pages see it.
 fn report_error(e: ReportError) -> LabError {
@@ -51,7 +52,50 @@ pub fn check_window(window: (i64, i64)) -> Result<(i64, i64), LabError> {
     Ok((from, to))
 }
 
+/// An agent as the Agents page shows it, at `now` (ms).
+pub fn agent_view(agent: AgentRecord, now: i64) -> AgentView {
+    let age = now - agent.heartbeat_at;
+    let state = if agent.stopped_at.is_some() {
+        AgentState::Stopped
+    } else if age > LEASE.as_millis() as i64 {
+        AgentState::Silent
+    } else if agent.current_run.is_some() {
+        AgentState::Running
+    } else {
+        AgentState::Idle
+    };
+    AgentView {
+        name: agent.name,
+        hostname: agent.hostname,
+        state,
+        heartbeat_age_ms: age.max(0),
+        current_run: agent.current_run.filter(|_| state == AgentState::Running),
+        cores: agent.cores,
+        cpu_model: agent.cpu_model,
+        builds: agent
+            .builds
+            .split(',')
+            .filter(|b| !b.is_empty())
+            .map(str::to_string)
+            .collect(),
+        ports: agent.ports,
+        started_at: agent.started_at,
+    }
+}
+
 impl Lab {
+    pub async fn agent_views(&self) -> Result<Vec<AgentView>, LabError> {
+        let now = now_ms();
+        Ok(self
+            .store
+            .agents()
+            .await
+            .map_err(lab_error)?
+            .into_iter()
+            .map(|a| agent_view(a, now))
+            .collect())
+    }
+
     pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, LabError> {
         let mut entries = Vec::new();
         if let Some(id) = self.current_run() {
@@ -176,6 +220,10 @@ impl Lab {
             baseline_run,
             stage: run.stage,
             cancelled_by: run.cancelled_by,
+            agent: run
+                .lab_host
+                .as_deref()
+                .map(|id| LabHost::name_of(id).to_string()),
             can_cancel: false,
             id: run.id,
             label: run.label,
@@ -254,7 +302,7 @@ impl Lab {
             .iter()
             .filter_map(|p| u32::try_from(p.pid).ok())
             .collect();
-        Ok(ports::lab_port_reports()
+        Ok(ports::lab_port_reports(&self.setup.host.ports)
             .into_iter()
             .map(|r| PortView {
                 port: r.port,

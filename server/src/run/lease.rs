@@ -14,34 +14,58 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::ports::LabPorts;
 use crate::store::Store;
 
-/// How long a run's lease holds unless renewed.
-pub const LEASE: Duration = Duration::from_secs(120);
+/// This machine's name.
+pub fn host_name() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|| "unnamed-host".into())
+}
+
+/// How long a run's lease holds unless renewed: an agent silent this long
+/// has its running run marked interrupted by another agent.
+pub const LEASE: Duration = Duration::from_secs(30);
 /// How often the executing host renews it at most (and reads a cancel
 /// asked elsewhere: the longest a remote cancel waits).
 const RENEW_AT_MOST_EVERY: Duration = Duration::from_secs(5);
 
-/// A lab host: its name and boot (two labs on one machine share `/proc`,
-/// so they are one host; a machine that rebooted is another).
+/// A lab agent, the one thing that executes runs: its name (the host's
+/// name unless given), the machine's boot (an agent whose machine rebooted
+/// is another), and its ports. Two agents may share a machine when their
+/// names and ports differ; each touches only its own runs and processes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LabHost {
     /// `name (boot 1a2b3c4d)`.
     pub id: String,
+    /// The agent's name.
+    pub name: String,
     pub lease: Duration,
+    pub ports: LabPorts,
 }
 
 impl LabHost {
-    /// This machine, as it booted.
+    /// The agent on this machine named after it, with the default ports.
     pub fn this() -> LabHost {
-        let name = sysinfo::System::host_name().unwrap_or_else(|| "unnamed host".into());
+        LabHost::named(None, LabPorts::default())
+    }
+
+    /// The agent `name` (the host's name if `None`) on this machine, as it booted.
+    pub fn named(name: Option<String>, ports: LabPorts) -> LabHost {
+        let name = name.unwrap_or_else(host_name);
         let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map(|b| b.trim().chars().take(8).collect::<String>())
             .unwrap_or_default();
         LabHost {
             id: format!("{name} (boot {boot})"),
+            name,
             lease: LEASE,
+            ports,
         }
+    }
+
+    /// The agent's name in an id (`name (boot …)`).
+    pub fn name_of(id: &str) -> &str {
+        id.rsplit_once(" (boot ").map_or(id, |(name, _)| name)
     }
 
     /// Whether a run recorded with `lab_host` is this host's (runs from
@@ -103,7 +127,9 @@ mod tests {
     fn a_host_owns_its_runs_and_those_from_before_hosts() {
         let host = LabHost {
             id: "lab-a (boot 1234abcd)".into(),
+            name: "lab-a".into(),
             lease: Duration::from_secs(8),
+            ports: LabPorts::default(),
         };
         assert!(host.owns(Some("lab-a (boot 1234abcd)")));
         assert!(host.owns(None));
@@ -113,5 +139,7 @@ mod tests {
         assert_eq!(host.renew_every(), Duration::from_secs(2));
         assert_eq!(LabHost::this().renew_every(), RENEW_AT_MOST_EVERY);
         assert!(LabHost::this().id.contains("(boot "));
+        assert_eq!(LabHost::name_of("lab-a (boot 1234abcd)"), "lab-a");
+        assert_eq!(LabHost::name_of("lab-b"), "lab-b");
     }
 }

@@ -5,13 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use crate::model::{ProcessKind, RunParams, ScenarioSpec, TargetSpec};
-use crate::ports::{COLLECTOR_PORT, CONTROLLER_PORT, MESSAGE_PORT, TARGET_PORT};
+use crate::ports::LabPorts;
 use crate::supervisor::ChildSpec;
 
 /// The module shipped with the lab, importable as `mite_perf_scenario`.
 pub const BUILTIN_SCENARIO: &str = "mite_perf_scenario:scenario";
 /// Messages per collector file before it rolls (about 9 MB).
 pub const COLLECTOR_ROLL: u64 = 20_000;
+/// A target command finds the port it must listen on in this variable.
+pub const TARGET_PORT_ENV: &str = "MITE_PERF_TARGET_PORT";
 
 /// How the lab knows a started child is ready for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,8 @@ pub struct PlanInputs<'a> {
     pub path_var: String,
     /// The `mite-perf` binary (the built-in target).
     pub self_exe: &'a Path,
+    /// The agent's ports.
+    pub ports: LabPorts,
 }
 
 impl PlanInputs<'_> {
@@ -61,7 +65,7 @@ impl PlanInputs<'_> {
             ("PYTHONUNBUFFERED".into(), "1".into()),
             (
                 "MITE_CONF_mite_perf_target_url".into(),
-                format!("http://127.0.0.1:{TARGET_PORT}/"),
+                format!("http://127.0.0.1:{}/", self.ports.target),
             ),
             (
                 "MITE_CONF_mite_perf_concurrency".into(),
@@ -103,7 +107,11 @@ impl PlanInputs<'_> {
             TargetSpec::Builtin => ChildSpec {
                 kind: ProcessKind::Http,
                 program: self.self_exe.to_path_buf(),
-                args: vec!["target".into(), "--port".into(), TARGET_PORT.to_string()],
+                args: vec![
+                    "target".into(),
+                    "--port".into(),
+                    self.ports.target.to_string(),
+                ],
                 cwd: self.dir.to_path_buf(),
                 env: vec![],
                 log_path,
@@ -119,6 +127,8 @@ impl PlanInputs<'_> {
                 env: vec![
                     ("PATH".into(), self.path_var.clone()),
                     ("PYTHONUNBUFFERED".into(), "1".into()),
+                    // The port the command must listen on.
+                    (TARGET_PORT_ENV.into(), self.ports.target.to_string()),
                 ],
                 log_path,
                 pipe_stdin: false,
@@ -127,8 +137,8 @@ impl PlanInputs<'_> {
         };
         Stage {
             spec,
-            ready: Readiness::Accepts(TARGET_PORT),
-            waiting_for: format!("the target to listen on {TARGET_PORT}"),
+            ready: Readiness::Accepts(self.ports.target),
+            waiting_for: format!("the target to listen on {}", self.ports.target),
         }
     }
 }
@@ -141,8 +151,14 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
         ScenarioSpec::Builtin => BUILTIN_SCENARIO.to_string(),
         ScenarioSpec::Custom { spec, .. } => spec.clone(),
     };
-    let message_socket = format!("--message-socket=tcp://127.0.0.1:{MESSAGE_PORT}");
-    let controller_socket = format!("--controller-socket=tcp://127.0.0.1:{CONTROLLER_PORT}");
+    let LabPorts {
+        message,
+        controller,
+        collector,
+        ..
+    } = inputs.ports;
+    let message_socket = format!("--message-socket=tcp://127.0.0.1:{message}");
+    let controller_socket = format!("--controller-socket=tcp://127.0.0.1:{controller}");
     vec![
         inputs.target_stage(),
         inputs.mite_stage(
@@ -150,19 +166,19 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
             vec![
                 "duplicator".into(),
                 message_socket.clone(),
-                format!("tcp://127.0.0.1:{COLLECTOR_PORT}"),
+                format!("tcp://127.0.0.1:{collector}"),
             ],
-            Readiness::Listens(vec![MESSAGE_PORT, COLLECTOR_PORT]),
+            Readiness::Listens(vec![message, collector]),
         ),
         inputs.mite_stage(
             ProcessKind::Collector,
             vec![
                 "collector".into(),
-                format!("--collector-socket=tcp://127.0.0.1:{COLLECTOR_PORT}"),
+                format!("--collector-socket=tcp://127.0.0.1:{collector}"),
                 format!("--collector-dir={}", inputs.dir.join("collector").display()),
                 format!("--collector-roll={COLLECTOR_ROLL}"),
             ],
-            Readiness::ConnectedTo(COLLECTOR_PORT),
+            Readiness::ConnectedTo(collector),
         ),
         inputs.mite_stage(
             ProcessKind::Runner,
@@ -171,7 +187,7 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
                 message_socket.clone(),
                 controller_socket.clone(),
             ],
-            Readiness::ConnectedTo(MESSAGE_PORT),
+            Readiness::ConnectedTo(message),
         ),
         inputs.mite_stage(
             ProcessKind::Controller,
@@ -199,6 +215,7 @@ mod tests {
             module_dir: Path::new("/lab/module"),
             mite: "/venv/bin/mite".into(),
             path_var: "/venv/bin:/usr/bin".into(),
+            ports: LabPorts::default(),
             self_exe: Path::new("/lab/mite-perf"),
         }
     }

@@ -56,7 +56,7 @@ impl ScenarioRun<'_> {
             .await;
         teardown::stop_children(self.store, &mut children).await;
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector_keep_mib);
-        let ports_free = teardown::wait_ports_free().await;
+        let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
         // Whatever was measured reaches the database before the verdict.
         let stored = self.sink.flush(FLUSH_TIMEOUT).await;
         let (status, failure) = match (scenario_verdict(sampling, ports_free), stored) {
@@ -90,7 +90,7 @@ impl ScenarioRun<'_> {
     /// The ports must be free: a busy one fails the run with its holder
     /// named, and nothing is killed.
     fn preflight(&self) -> Result<(), Failure> {
-        let busy = teardown::held_ports("is in use by");
+        let busy = teardown::held_ports(&self.setup.host.ports, "is in use by");
         if !busy.is_empty() {
             return Err(Failure::ending_run(format!(
                 "{}; stop it, or run `mite-perf cleanup` if the lab left it behind",
@@ -117,6 +117,7 @@ impl ScenarioRun<'_> {
             mite: self.mite.mite(),
             path_var: self.mite.path_var(),
             self_exe: &self.setup.self_exe,
+            ports: self.setup.host.ports,
         };
         let plan = scenario_plan(&inputs);
         if let Some(ending) = launch::launch(

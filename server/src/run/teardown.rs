@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::launch::Children;
 use crate::ports;
+use crate::ports::LabPorts;
 use crate::reports;
 use crate::store::{persistently, Store, STOP_PATH_PATIENCE};
 use crate::supervisor::{self, Supervised, STOP_GRACE};
@@ -45,10 +46,10 @@ pub fn bound_collector_data(collector_dir: &Path, keep_mib: u64) {
 }
 
 /// Waits until none of the lab's ports has a listener; the error names who holds them.
-pub async fn wait_ports_free() -> Result<(), String> {
+pub async fn wait_ports_free(ports: &LabPorts) -> Result<(), String> {
     let deadline = Instant::now() + PORTS_FREE_TIMEOUT;
     loop {
-        let held = held_ports("is still held by");
+        let held = held_ports(ports, "is still held by");
         if held.is_empty() {
             return Ok(());
         }
@@ -60,8 +61,8 @@ pub async fn wait_ports_free() -> Result<(), String> {
 }
 
 /// `port N (purpose) <verb> pid …` for every lab port with a listener.
-pub fn held_ports(verb: &str) -> Vec<String> {
-    ports::lab_port_reports()
+pub fn held_ports(ports: &LabPorts, verb: &str) -> Vec<String> {
+    ports::lab_port_reports(ports)
         .into_iter()
         .filter(|r| !r.holders.is_empty())
         .map(|r| {

@@ -7,6 +7,7 @@
 //! same SQL serves both, written once and run through [`with_pool!`].
 
 mod activity;
+mod agents;
 mod baselines;
 mod bulk;
 mod processes;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
 };
 
 pub use activity::ActivityRecord;
+pub use agents::AgentRecord;
 pub use bulk::SampleRows;
 pub use processes::NewProcess;
 pub use processes::ProcessRecord;

@@ -122,13 +122,14 @@ impl Store {
     pub async fn create_run(&self, params: &RunParams, status: RunStatus) -> Result<i64> {
         let params_json = serde_json::to_string(params)?;
         let id: i64 = with_pool!(self, |pool| sqlx::query_scalar(
-            "INSERT INTO runs (label, status, created_at, params) VALUES ($1, $2, $3, $4) \
-             RETURNING id",
+            "INSERT INTO runs (label, status, created_at, params, wanted_agent) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(&params.label)
         .bind(status.as_str())
         .bind(super::now_ms())
         .bind(&params_json)
+        .bind(&params.agent)
         .fetch_one(pool)
         .await)?;
         Ok(id)
@@ -180,13 +181,17 @@ impl Store {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<()> {
+        // Only a running run: one another agent has marked interrupted
+        // (its lease ran out) is never overwritten by its late executor.
         with_pool!(self, |pool| sqlx::query(
-            "UPDATE runs SET status = $1, ended_at = $2, error = $3, stage = NULL WHERE id = $4"
+            "UPDATE runs SET status = $1, ended_at = $2, error = $3, stage = NULL \
+             WHERE id = $4 AND status = $5"
         )
         .bind(status.as_str())
         .bind(super::now_ms())
         .bind(error)
         .bind(run_id)
+        .bind(RunStatus::Running.as_str())
         .execute(pool)
         .await
         .map(drop))?;
@@ -260,8 +265,9 @@ impl Store {
         Ok(position.map(|p| p as usize))
     }
 
-    /// Takes the oldest queued run off the queue for `host` (marking it
-    /// running, with `lab_pid` and a lease). Hosts sharing a database never
+    /// Takes the oldest queued run off the queue that `host` may execute
+    /// (any agent's, or one asked of it by name), marking it running, with
+    /// `lab_pid` and a lease. Hosts sharing a database never
     /// take the same run: PostgreSQL skips rows another host is taking,
     /// SQLite writes one transaction at a time.
     pub async fn claim_next_queued(
@@ -277,7 +283,8 @@ impl Store {
         };
         let sql = format!(
             "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, lease_expires_at = $5 \
-             WHERE id = (SELECT id FROM runs WHERE status = $2 {pick} RETURNING id"
+             WHERE id = (SELECT id FROM runs WHERE status = $2 \
+             AND (wanted_agent IS NULL OR wanted_agent = $6) {pick} RETURNING id"
         );
         let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(RunStatus::Running.as_str())
@@ -285,6 +292,7 @@ impl Store {
             .bind(&host.id)
             .bind(i64::from(lab_pid))
             .bind(host.lease_end(super::now_ms()))
+            .bind(&host.name)
             .fetch_optional(pool)
             .await)?;
         match id {

@@ -422,7 +422,7 @@ pub async fn assert_no_child_left(store: &mite_perf::store::Store, run_id: i64) 
 }
 
 pub fn assert_ports_free() {
-    for port in mite_perf::ports::lab_port_reports() {
+    for port in mite_perf::ports::lab_port_reports(&mite_perf::ports::LabPorts::default()) {
         assert!(
             port.holders.is_empty(),
             "port {} is held: {:?}",
