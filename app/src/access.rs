@@ -55,6 +55,8 @@ pub enum Identity {
     /// A lab without accounts (on loopback, or `--insecure-no-auth`): the
     /// person who started it, with every right.
     Local,
+    /// A read-only share link to one run, for someone without an account.
+    Share,
 }
 
 /// Someone making a request.
@@ -66,6 +68,9 @@ pub struct Caller {
     pub identity: Identity,
     /// Where the request came from (an address), for the activity log.
     pub from: String,
+    /// The one run a share link shows; `None`: not limited to a run.
+    #[serde(default)]
+    pub run_scope: Option<i64>,
 }
 
 /// What a request does, as far as rights go.
@@ -73,6 +78,11 @@ pub struct Caller {
 pub enum Action {
     /// See pages, runs, charts, ports and builds; download CSVs, logs, charts.
     Read,
+    /// See one run: its page, charts, figures and downloads (what a share
+    /// link allows).
+    ReadRun(i64),
+    /// Make (or revoke) a read-only share link to a run.
+    Share,
     /// Queue a run.
     Launch,
     /// Make a run the baseline of its label.
@@ -89,8 +99,8 @@ impl Action {
     /// The least role that may do it.
     pub fn least_role(self) -> Role {
         match self {
-            Action::Read => Role::Viewer,
-            Action::Launch | Action::MarkBaseline => Role::Runner,
+            Action::Read | Action::ReadRun(_) => Role::Viewer,
+            Action::Launch | Action::MarkBaseline | Action::Share => Role::Runner,
             Action::CancelAnyones | Action::Cleanup | Action::Administer => Role::Admin,
         }
     }
@@ -98,6 +108,8 @@ impl Action {
     fn in_words(self) -> &'static str {
         match self {
             Action::Read => "see the lab",
+            Action::ReadRun(_) => "see this run",
+            Action::Share => "share runs",
             Action::Launch => "launch runs",
             Action::MarkBaseline => "mark baselines",
             Action::CancelAnyones => "cancel other people's runs",
@@ -109,13 +121,21 @@ impl Action {
 
 impl Caller {
     pub fn may(&self, action: Action) -> bool {
-        self.role >= action.least_role()
+        match self.run_scope {
+            // A share link: its own run, and nothing else.
+            Some(scope) => action == Action::ReadRun(scope),
+            None => self.role >= action.least_role(),
+        }
     }
 
     /// `Ok` when the caller may do it, else why not ([`LabError::Forbidden`]).
     pub fn require(&self, action: Action) -> Result<(), LabError> {
         if self.may(action) {
             Ok(())
+        } else if let Some(scope) = self.run_scope {
+            Err(LabError::Forbidden(format!(
+                "this share link shows run {scope} only: sign in to see more"
+            )))
         } else {
             Err(LabError::Forbidden(format!(
                 "{} is a {}: only a {} or above may {}",
@@ -192,6 +212,7 @@ mod tests {
             role,
             identity: Identity::Account,
             from: "10.0.0.9".into(),
+            run_scope: None,
         }
     }
 
@@ -220,6 +241,24 @@ mod tests {
             refused.to_string(),
             "vi is a viewer: only a runner or above may launch runs"
         );
+    }
+
+    #[test]
+    fn a_share_link_sees_its_run_and_nothing_else() {
+        let shared = Caller {
+            run_scope: Some(7),
+            identity: Identity::Share,
+            ..caller("share link 3", Role::Viewer)
+        };
+        assert!(shared.may(Action::ReadRun(7)));
+        assert!(!shared.may(Action::ReadRun(8)));
+        assert!(!shared.may(Action::Read));
+        assert!(!shared.may_cancel("share link 3"));
+        let refused = shared.require(Action::ReadRun(8)).expect_err("another run");
+        assert!(refused.to_string().contains("run 7 only"), "{refused}");
+        let viewer = caller("vi", Role::Viewer);
+        assert!(viewer.may(Action::ReadRun(8)) && !viewer.may(Action::Share));
+        assert!(caller("ru", Role::Runner).may(Action::Share));
     }
 
     #[test]

@@ -145,6 +145,20 @@ pub struct AgentView {
     pub started_at: i64,
 }
 
+/// A read-only link to a run, for someone without an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShareLinkView {
+    pub id: i64,
+    pub run_id: i64,
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked: bool,
+    /// Only right after it was made: the link's path (`/share/…`). Its
+    /// secret is kept hashed, so it cannot be shown again.
+    pub path: Option<String>,
+}
+
 /// One entry of the activity log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActivityEntry {
@@ -396,6 +410,22 @@ pub trait LabApi: Send + Sync {
     ) -> BoxFuture<'a, Result<String, LabError>>;
     /// The lab agents sharing the database.
     fn agents(&self) -> BoxFuture<'_, Result<Vec<AgentView>, LabError>>;
+    /// The run a scenario belongs to.
+    fn scenario_run(&self, scenario_id: i64) -> BoxFuture<'_, Result<i64, LabError>>;
+    /// Makes a read-only link to a run, open for `days`.
+    fn share<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+        days: u32,
+    ) -> BoxFuture<'a, Result<ShareLinkView, LabError>>;
+    fn share_links(&self, run_id: i64) -> BoxFuture<'_, Result<Vec<ShareLinkView>, LabError>>;
+    /// Revokes a link, if the caller made it or is an admin.
+    fn revoke_share<'a>(
+        &'a self,
+        caller: &'a Caller,
+        link_id: i64,
+    ) -> BoxFuture<'a, Result<bool, LabError>>;
     /// The activity log, newest first, before entry `before`.
     fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>>;
     /// The run's figures per build and concurrency, with their charts.
@@ -424,6 +454,22 @@ fn allowed(action: Action) -> Result<Caller, LabError> {
     let caller =
         current_caller().ok_or_else(|| LabError::Unauthenticated("sign in first".into()))?;
     caller.require(action)?;
+    Ok(caller)
+}
+
+/// The caller, if they may see scenario `scenario_id` (a share link: only
+/// its run's scenarios).
+#[cfg(feature = "ssr")]
+async fn allowed_scenario(scenario_id: i64) -> Result<Caller, LabError> {
+    let caller =
+        current_caller().ok_or_else(|| LabError::Unauthenticated("sign in first".into()))?;
+    match caller.run_scope {
+        Some(_) => {
+            let run = lab()?.scenario_run(scenario_id).await?;
+            caller.require(Action::ReadRun(run))?;
+        }
+        None => caller.require(Action::Read)?,
+    }
     Ok(caller)
 }
 
@@ -484,7 +530,7 @@ pub async fn list_runs(
 /// A run's view; `None` when there is no such run.
 #[server(endpoint = "get_run")]
 pub async fn get_run(run_id: i64) -> Result<Option<RunView>, LabError> {
-    let caller = allowed(Action::Read)?;
+    let caller = allowed(Action::ReadRun(run_id))?;
     let mut view = lab()?.run_view(run_id).await?;
     if let Some(view) = &mut view {
         view.can_cancel = caller.may_cancel(&view.params.launched_by);
@@ -499,7 +545,7 @@ pub async fn get_charts(
     scenario_id: i64,
     window: Option<(i64, i64)>,
 ) -> Result<ScenarioCharts, LabError> {
-    allowed(Action::Read)?;
+    allowed_scenario(scenario_id).await?;
     lab()?.charts(scenario_id, window).await
 }
 
@@ -511,7 +557,7 @@ pub async fn get_chart_points(
     bucket_ms: i64,
     after_ms: i64,
 ) -> Result<ChartPoints, LabError> {
-    allowed(Action::Read)?;
+    allowed_scenario(scenario_id).await?;
     lab()?.chart_points(scenario_id, bucket_ms, after_ms).await
 }
 
@@ -558,7 +604,7 @@ pub async fn get_compare_charts(runs: String) -> Result<Vec<ChartSpec>, LabError
 /// their charts: the version matrix.
 #[server(endpoint = "get_matrix")]
 pub async fn get_matrix(run_id: i64) -> Result<RunMatrix, LabError> {
-    allowed(Action::Read)?;
+    allowed(Action::ReadRun(run_id))?;
     lab()?.matrix(run_id).await
 }
 
@@ -574,6 +620,28 @@ pub async fn mark_baseline(run_id: i64) -> Result<String, LabError> {
 pub async fn get_agents() -> Result<Vec<AgentView>, LabError> {
     allowed(Action::Read)?;
     lab()?.agents().await
+}
+
+/// Makes a read-only link to a run (runners and admins), open for `days`
+/// (1 to 90); its path is in the answer, this once.
+#[server(endpoint = "share_run")]
+pub async fn share_run(run_id: i64, days: u32) -> Result<ShareLinkView, LabError> {
+    let caller = allowed(Action::Share)?;
+    lab()?.share(&caller, run_id, days).await
+}
+
+/// A run's share links, newest first.
+#[server(endpoint = "get_share_links")]
+pub async fn get_share_links(run_id: i64) -> Result<Vec<ShareLinkView>, LabError> {
+    allowed(Action::Share)?;
+    lab()?.share_links(run_id).await
+}
+
+/// Revokes a share link (its maker, or an admin).
+#[server(endpoint = "revoke_share_link")]
+pub async fn revoke_share_link(link_id: i64) -> Result<bool, LabError> {
+    let caller = allowed(Action::Share)?;
+    lab()?.revoke_share(&caller, link_id).await
 }
 
 /// The activity log (admins only), newest first: 100 entries before `before`.

@@ -392,6 +392,8 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::OthersRun("remove_queued_run"), Role::Admin),
         (Ask::Call("cleanup_ports", ""), Role::Admin),
         (Ask::Call("get_activity", ""), Role::Admin),
+        (Ask::Call("share_run", "run_id={run}&days=7"), Role::Runner),
+        (Ask::Call("get_share_links", "run_id={run}"), Role::Runner),
     ];
     let mut table = format!("{:<48}", "request \\ caller");
     for who in &callers {
@@ -430,7 +432,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
     }
     println!("the permission matrix checked:\n{table}");
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
-    assert_eq!(checks.len(), 32);
+    assert_eq!(checks.len(), 34);
     assert_eq!(callers.len(), 6);
 }
 
@@ -1060,4 +1062,228 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
     common::signal(serve.id(), nix::sys::signal::Signal::SIGTERM);
     assert!(serve.wait().expect("exit").success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_share_link_shows_one_run_to_anyone_until_it_is_revoked_or_expires() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("share", shared()).await;
+    let hash = hash_password(password("ru2")).await.expect("hash");
+    f.store
+        .create_user("ru2", Role::Runner, Some(&hash))
+        .await
+        .expect("user");
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let ru2 = sign_in(&f.app, "ru2", &password("ru2")).await;
+    let vi = sign_in(&f.app, "vi", &password("vi")).await;
+    let call = |cookie: &str, name: &str, args: String| {
+        Request::post(format!("/api/{name}"))
+            .header(header::COOKIE, cookie)
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(args))
+            .expect("a request")
+    };
+    let get = |cookie: &str, path: String| {
+        Request::get(path)
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .expect("a request")
+    };
+    let run = f.run_id;
+    let share = |days: &str| format!("run_id={run}&days={days}");
+    let refused = send(&f.app, call(&vi, "share_run", share("7"))).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "viewers do not share"
+    );
+    for days in ["0", "91"] {
+        let bad = send(&f.app, call(&ru, "share_run", share(days))).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{days}: {}", bad.body);
+    }
+    let missing = send(
+        &f.app,
+        call(&ru, "share_run", "run_id=424242&days=7".into()),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let made = send(&f.app, call(&ru, "share_run", share("7"))).await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let made: serde_json::Value = serde_json::from_str(&made.body).expect("json");
+    let path = made["path"].as_str().expect("the link").to_string();
+    let link_id = made["id"].as_i64().expect("id");
+    assert!(path.starts_with("/share/mps_"), "{path}");
+
+    // Anyone opening it lands on the run, holding the link in a cookie.
+    let opened = send(
+        &f.app,
+        Request::get(&path).body(Body::empty()).expect("a request"),
+    )
+    .await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    assert_eq!(opened.location(), format!("/runs/{run}"));
+    let set_cookie = opened
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie")
+        .to_string();
+    for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(flag), "{flag}: {set_cookie}");
+    }
+    let max_age: i64 = set_cookie
+        .split("Max-Age=")
+        .nth(1)
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.parse().ok())
+        .expect("Max-Age");
+    assert!(
+        (604_700..=604_800).contains(&max_age),
+        "kept for the link's 7 days: {max_age}"
+    );
+    let cookie = set_cookie
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+
+    // That run, its charts and downloads; nothing else.
+    let scenario = f.scenario_id;
+    let other = f.other_run_id;
+    let checks = [
+        (
+            call(&cookie, "get_run", format!("run_id={run}")),
+            StatusCode::OK,
+        ),
+        (
+            call(&cookie, "get_charts", format!("scenario_id={scenario}")),
+            StatusCode::OK,
+        ),
+        (
+            call(&cookie, "get_matrix", format!("run_id={run}")),
+            StatusCode::OK,
+        ),
+        (
+            get(&cookie, format!("/runs/{run}/samples.csv")),
+            StatusCode::OK,
+        ),
+        (
+            get(&cookie, format!("/scenarios/{scenario}/samples.csv")),
+            StatusCode::OK,
+        ),
+        (
+            get(&cookie, format!("/scenarios/{scenario}/logs/runner")),
+            StatusCode::OK,
+        ),
+        (get(&cookie, format!("/runs/{run}")), StatusCode::OK),
+        (
+            call(&cookie, "get_run", format!("run_id={other}")),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            get(&cookie, format!("/runs/{other}/samples.csv")),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            get(&cookie, format!("/compare.csv?runs={run},{other}")),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            call(&cookie, "list_runs", "page=1&label=".into()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            call(&cookie, "get_queue", String::new()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            call(&cookie, "share_run", share("7")),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            call(
+                &cookie,
+                "launch_run",
+                "form[scenarios]=1&form[duration]=5s".into(),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            call(&cookie, "cancel_run", format!("run_id={run}")),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (request, expected) in checks {
+        let what = request.uri().to_string();
+        let answer = send(&f.app, request).await;
+        assert_eq!(answer.status, expected, "{what}: {}", answer.body);
+    }
+
+    // Its maker or an admin revokes it; another runner may not.
+    let listed = send(
+        &f.app,
+        call(&ru2, "get_share_links", format!("run_id={run}")),
+    )
+    .await;
+    let listed: serde_json::Value = serde_json::from_str(&listed.body).expect("json");
+    assert_eq!(listed[0]["created_by"], "ru");
+    assert_eq!(
+        listed[0]["path"],
+        serde_json::Value::Null,
+        "the secret is shown once"
+    );
+    let not_theirs = send(
+        &f.app,
+        call(&ru2, "revoke_share_link", format!("link_id={link_id}")),
+    )
+    .await;
+    assert_eq!(not_theirs.status, StatusCode::FORBIDDEN);
+    let revoked = send(
+        &f.app,
+        call(&ru, "revoke_share_link", format!("link_id={link_id}")),
+    )
+    .await;
+    assert_eq!(
+        (revoked.status, revoked.body.as_str()),
+        (StatusCode::OK, "true")
+    );
+    let after = send(&f.app, call(&cookie, "get_run", format!("run_id={run}"))).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    let reopened = send(
+        &f.app,
+        Request::get(&path).body(Body::empty()).expect("a request"),
+    )
+    .await;
+    assert_eq!(reopened.status, StatusCode::NOT_FOUND);
+    assert!(
+        reopened.body.contains("expired, was revoked"),
+        "{}",
+        reopened.body
+    );
+
+    // A link past its expiry opens nothing either.
+    let made = send(&f.app, call(&ru, "share_run", share("1"))).await;
+    let made: serde_json::Value = serde_json::from_str(&made.body).expect("json");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}/lab.db", f.dir.display()))
+        .await
+        .expect("the database");
+    sqlx::query("UPDATE share_links SET expires_at = 1 WHERE id = $1")
+        .bind(made["id"].as_i64().expect("id"))
+        .execute(&pool)
+        .await
+        .expect("expire it");
+    let expired = send(
+        &f.app,
+        Request::get(made["path"].as_str().expect("path"))
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(expired.status, StatusCode::NOT_FOUND);
+    let log = f.store.activity(None, 100).await.expect("activity");
+    assert!(log.iter().any(|a| a.actor == "ru" && a.action == "share"));
+    assert!(log
+        .iter()
+        .any(|a| a.actor == "ru" && a.action == "share revoke"));
 }

@@ -15,8 +15,13 @@ use common::{Postgres, BIN};
 use mite_perf::model::RunStatus;
 use mite_perf::store::{SampleRow, Store};
 
+/// The tests take turns: each runs mite at full speed, and two at once on
+/// a 2-core machine starve the PostgreSQL server they share it with.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cli_run_stores_in_postgres() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let pg = Postgres::start();
     let dir = std::env::temp_dir().join(format!("mite-perf-pg-run-{}", pg.port));
     std::fs::create_dir_all(&dir).expect("folder");
@@ -70,7 +75,8 @@ fn spawn_agent(name: &str, ports: &str, dir: &Path, db_url: &str) -> Agent {
         .append(true)
         .open(dir.join(format!("{name}.log")))
         .expect("log file");
-    Command::new(BIN)
+    Command::new("nice")
+        .args(["-n", "19", BIN])
         .args([
             "agent",
             "--agent-name",
@@ -162,6 +168,7 @@ fn held(ports: &str) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_the_other_alone() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     const PORTS_A: &str = "19898,24301,24302,24303";
     const PORTS_B: &str = "29898,34301,34302,34303";
     let pg = Postgres::start();

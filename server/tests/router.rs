@@ -71,6 +71,7 @@ fn local_caller() -> app::access::Caller {
         role: app::access::Role::Admin,
         identity: app::access::Identity::Local,
         from: "127.0.0.1".into(),
+        run_scope: None,
     }
 }
 

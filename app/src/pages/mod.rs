@@ -8,6 +8,7 @@ pub mod matrix;
 pub mod ports;
 pub mod run;
 pub mod runs;
+pub mod share;
 pub mod signin;
 
 use leptos::prelude::*;

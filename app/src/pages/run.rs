@@ -10,7 +10,10 @@ use leptos_router::hooks::use_params_map;
 
 use super::compare::ComparisonTable;
 use super::matrix::{has_matrix, BuildMatrix};
+use super::share::ShareLinks;
+use super::signin::IfMay;
 use super::{answer_status, poll, StatusBadge};
+use crate::access::Action;
 use crate::api::{
     compare_runs, get_chart_points, get_charts, get_run, CancelRun, MarkBaseline, RunView,
     ScenarioView,
@@ -132,7 +135,12 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <dt>"Agent"</dt><dd class="agent">{move || run.with(|r| r.agent.clone().or_else(|| r.params.agent.clone().map(|a| format!("{a} (asked for)"))).unwrap_or_else(|| "any".into()))}</dd>
             </dl>
             {r.provenance.clone().map(|p| view! { <ProvenanceFacts provenance=p/> })}
-            <Baseline run=run/>
+            <IfMay action=Action::Read>
+                <Baseline run=run/>
+            </IfMay>
+            <IfMay action=Action::Share>
+                <ShareLinks run_id=id/>
+            </IfMay>
             <div class="downloads">
                 <strong>"Downloads: "</strong>
                 <a href=format!("/runs/{id}/samples.csv") download>"samples.csv"</a>

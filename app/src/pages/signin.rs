@@ -51,6 +51,7 @@ pub fn CallerBadge() -> impl IntoView {
                 }
                 Identity::Proxy => format!("{}, signed in through the team's proxy", caller.role),
                 Identity::Token => format!("{}, by API token", caller.role),
+                Identity::Share => "a read-only link to one run".to_string(),
                 Identity::Account => caller.role.to_string(),
             };
             let signs_out = caller.identity == Identity::Account;

@@ -153,6 +153,7 @@ impl Access {
                         role: user.role,
                         identity: Identity::Proxy,
                         from: self.source(parts),
+                        run_scope: None,
                     }));
                 }
                 tracing::warn!(
@@ -172,6 +173,7 @@ impl Access {
                 role: user.role,
                 identity: Identity::Account,
                 from: self.source(parts),
+                run_scope: None,
             }));
         }
         let open = match self.policy.open {
@@ -179,12 +181,38 @@ impl Access {
             Openness::Never => false,
             Openness::WhileNoAccounts => !self.store.has_users().await.map_err(lab_error)?,
         };
-        Ok(open.then(|| Caller {
-            name: self.local_name.clone(),
-            role: Role::Admin,
-            identity: Identity::Local,
-            from: self.source(parts),
-        }))
+        if open {
+            return Ok(Some(Caller {
+                name: self.local_name.clone(),
+                role: Role::Admin,
+                identity: Identity::Local,
+                from: self.source(parts),
+                run_scope: None,
+            }));
+        }
+        self.share_caller(parts).await
+    }
+
+    /// Someone who opened a share link: its run, and nothing else, while
+    /// the link is open (a revoked or expired link is nobody).
+    async fn share_caller(&self, parts: &Parts) -> Result<Option<Caller>, LabError> {
+        let Some(secret) = cookie(parts, SHARE_COOKIE) else {
+            return Ok(None);
+        };
+        let link = self
+            .store
+            .share_link_by_hash(&tokens::token_hash(&secret))
+            .await
+            .map_err(lab_error)?;
+        Ok(link
+            .filter(|l| l.is_valid(crate::store::now_ms()))
+            .map(|l| Caller {
+                name: format!("share link {}", l.id),
+                role: Role::Viewer,
+                identity: Identity::Share,
+                from: self.source(parts),
+                run_scope: Some(l.run_id),
+            }))
     }
 
     async fn token_caller(&self, authorization: &str, from: String) -> Result<Caller, LabError> {
@@ -209,6 +237,7 @@ impl Access {
             role: record.role,
             identity: Identity::Token,
             from,
+            run_scope: None,
         })
     }
 
@@ -238,13 +267,30 @@ fn peer_ip(parts: &Parts) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-/// Paths anyone may open: signing in, health and the site's files.
+/// Paths anyone may open: signing in, share links, health and the site's files.
 pub fn is_public(path: &str) -> bool {
     matches!(
         path,
         "/signin" | "/healthz" | "/favicon.ico" | "/api/who_am_i"
     ) || path.starts_with("/pkg/")
         || path.starts_with("/assets/")
+        || path.starts_with("/share/")
+}
+
+/// The cookie a browser that opened a share link keeps its secret in.
+pub const SHARE_COOKIE: &str = "mite_perf_share";
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
 }
 
 /// The middleware: finds the caller (an extension of the request) and sends

@@ -5,6 +5,8 @@
 use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "mpl_";
+/// What a share link's secret starts with.
+pub const SHARE_PREFIX: &str = "mps_";
 
 #[derive(Debug, thiserror::Error)]
 #[error("the system's random numbers are unavailable: {0}")]
@@ -12,12 +14,17 @@ pub struct NoRandomness(getrandom::Error);
 
 /// A new token.
 pub fn new_token() -> Result<String, NoRandomness> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(NoRandomness)?;
-    Ok(format!("{PREFIX}{}", hex::encode(bytes)))
+    new_secret(PREFIX)
 }
 
-/// What the database keeps of a token.
+/// 32 random bytes in hex after `prefix`.
+pub fn new_secret(prefix: &str) -> Result<String, NoRandomness> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(NoRandomness)?;
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
+}
+
+/// What the database keeps of a token (or a share link's secret).
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }

@@ -3,7 +3,7 @@
 use app::access::Caller;
 use app::api::{
     ActivityEntry, AgentView, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome,
-    PortView, QueueEntry, RunList, RunView, ScenarioCharts,
+    PortView, QueueEntry, RunList, RunView, ScenarioCharts, ShareLinkView,
 };
 use futures_util::FutureExt;
 
@@ -149,6 +149,39 @@ impl LabApi for Lab {
 
     fn agents(&self) -> BoxFuture<'_, Result<Vec<AgentView>, LabError>> {
         self.agent_views().boxed()
+    }
+
+    fn scenario_run(&self, scenario_id: i64) -> BoxFuture<'_, Result<i64, LabError>> {
+        async move {
+            self.store
+                .scenario(scenario_id)
+                .await
+                .map_err(lab_error)?
+                .map(|s| s.run_id)
+                .ok_or_else(|| LabError::NotFound(format!("no scenario {scenario_id}")))
+        }
+        .boxed()
+    }
+
+    fn share<'a>(
+        &'a self,
+        caller: &'a Caller,
+        run_id: i64,
+        days: u32,
+    ) -> BoxFuture<'a, Result<ShareLinkView, LabError>> {
+        Lab::share(self, caller, run_id, days).boxed()
+    }
+
+    fn share_links(&self, run_id: i64) -> BoxFuture<'_, Result<Vec<ShareLinkView>, LabError>> {
+        self.share_link_views(run_id).boxed()
+    }
+
+    fn revoke_share<'a>(
+        &'a self,
+        caller: &'a Caller,
+        link_id: i64,
+    ) -> BoxFuture<'a, Result<bool, LabError>> {
+        Lab::revoke_share(self, caller, link_id).boxed()
     }
 
     fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>> {

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod share;
 pub mod views;
 pub mod worker;
 

@@ -15,6 +15,7 @@ mod runs;
 mod samples;
 mod scenarios;
 mod sessions;
+mod share_links;
 mod tokens;
 mod users;
 
@@ -36,6 +37,7 @@ pub use runs::{RunEnvironment, RunRecord};
 pub use samples::{SampleBatch, SampleRow, SampleSource, SampleWriter};
 pub use scenarios::ScenarioRecord;
 pub use sessions::Sessions;
+pub use share_links::ShareLinkRecord;
 pub use tokens::TokenRecord;
 pub use users::UserRecord;
 

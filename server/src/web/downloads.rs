@@ -17,10 +17,12 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
+use app::access::Action;
 use app::api::LabError;
 
 use super::errors::ErrorResponse;
 use super::WebState;
+use crate::access::Signed;
 use crate::lab::lab_error;
 use crate::model::ProcessKind;
 use crate::reports::{chart, csv};
@@ -111,7 +113,14 @@ fn csv_response(state: WebState, source: SampleSource, filename: String) -> Resp
         .into_response()
 }
 
-pub async fn run_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+pub async fn run_csv(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Err(e) = caller.require(Action::ReadRun(id)) {
+        return ErrorResponse(e).into_response();
+    }
     match state.lab.store().run(id).await {
         Ok(Some(_)) => csv_response(
             state,
@@ -123,20 +132,32 @@ pub async fn run_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Resp
     }
 }
 
-pub async fn scenario_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+pub async fn scenario_csv(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
     match state.lab.store().scenario(id).await {
-        Ok(Some(s)) => csv_response(
-            state,
-            SampleSource::Scenario(id),
-            format!("run-{}-{}.csv", s.run_id, s.name),
-        ),
+        Ok(Some(s)) => match caller.require(Action::ReadRun(s.run_id)) {
+            Err(e) => ErrorResponse(e).into_response(),
+            Ok(()) => csv_response(
+                state,
+                SampleSource::Scenario(id),
+                format!("run-{}-{}.csv", s.run_id, s.name),
+            ),
+        },
         Ok(None) => ErrorResponse(LabError::NotFound(format!("no scenario {id}"))).into_response(),
         Err(e) => ErrorResponse(lab_error(e)).into_response(),
     }
 }
 
-pub async fn run_chart(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+pub async fn run_chart(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
     let answer = async {
+        caller.require(Action::ReadRun(id))?;
         if state
             .lab
             .store()
@@ -163,9 +184,10 @@ pub async fn run_chart(State(state): State<WebState>, Path(id): Path<i64>) -> Re
 
 pub async fn scenario_log(
     State(state): State<WebState>,
+    Signed(caller): Signed,
     Path((id, process)): Path<(i64, String)>,
 ) -> Response {
-    match log_file(&state, id, &process).await {
+    match log_file(&state, &caller, id, &process).await {
         Ok((file, kind)) => (
             attachment(
                 "text/plain; charset=utf-8",
@@ -182,6 +204,7 @@ pub async fn scenario_log(
 /// recorded path lies inside the lab's output folder).
 async fn log_file(
     state: &WebState,
+    caller: &app::access::Caller,
     id: i64,
     process: &str,
 ) -> Result<(tokio::fs::File, ProcessKind), LabError> {
@@ -193,9 +216,12 @@ async fn log_file(
         ))
     })?;
     let store = state.lab.store();
-    if store.scenario(id).await.map_err(lab_error)?.is_none() {
-        return Err(LabError::NotFound(format!("no scenario {id}")));
-    }
+    let scenario = store
+        .scenario(id)
+        .await
+        .map_err(lab_error)?
+        .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
+    caller.require(Action::ReadRun(scenario.run_id))?;
     let record = store
         .processes(id)
         .await
@@ -229,9 +255,13 @@ pub struct CompareQuery {
 /// A comparison as CSV: one row per side × concurrency × figure.
 pub async fn comparison_csv(
     State(state): State<WebState>,
+    Signed(caller): Signed,
     axum::extract::Query(query): axum::extract::Query<CompareQuery>,
 ) -> Response {
     use app::api::LabApi;
+    if let Err(e) = caller.require(Action::Read) {
+        return ErrorResponse(e).into_response();
+    }
     let filename = format!("compare-{}.csv", query.runs.replace([',', ':'], "-"));
     match state.lab.compare(query.runs, query.threshold).await {
         Ok(report) => (
@@ -244,8 +274,13 @@ pub async fn comparison_csv(
 }
 
 /// A run's figures per build and concurrency over its repeats, as CSV.
-pub async fn run_figures_csv(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+pub async fn run_figures_csv(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
     let answer = async {
+        caller.require(Action::ReadRun(id))?;
         let store = state.lab.store();
         let matrix = crate::compare::matrix::run_matrix(store, id)
             .await

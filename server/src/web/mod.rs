@@ -1,7 +1,7 @@
 //! `mite-perf serve`: the browser lab over HTTP. Leptos renders the pages
 //! (server functions reach the [`Lab`] through context); plain routes serve
-//! health ([`health`]), downloads ([`downloads`]) and signing in and out
-//! ([`signin`]); every request has its caller found first
+//! health ([`health`]), downloads ([`downloads`]), signing in and out
+//! ([`signin`]) and share links ([`share`]); every request has its caller found first
 //! ([`crate::access`]); every error answer carries the status of its kind
 //! ([`errors`]); requests that may change something come from the lab's own
 //! pages or from no browser ([`origin`]). Compression and cache headers on
@@ -11,6 +11,7 @@ pub mod downloads;
 pub mod errors;
 pub mod health;
 pub mod origin;
+pub mod share;
 pub mod signin;
 
 use std::net::SocketAddr;
@@ -132,6 +133,7 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
     let app = Router::new()
         .route("/signin", post(signin::sign_in))
         .route("/signout", post(signin::sign_out))
+        .route("/share/{secret}", get(share::open_share_link))
         .route("/runs/{id}/samples.csv", get(downloads::run_csv))
         .route("/compare.csv", get(downloads::comparison_csv))
         .route("/runs/{id}/figures.csv", get(downloads::run_figures_csv))
