@@ -358,8 +358,18 @@ impl LabArgs {
     }
 
     async fn open(&self) -> anyhow::Result<(Store, LabSetup)> {
+        self.open_patiently(Duration::ZERO).await
+    }
+
+    /// Opens the lab, trying the database again while it is unavailable,
+    /// for up to `patience`.
+    async fn open_patiently(&self, patience: Duration) -> anyhow::Result<(Store, LabSetup)> {
+        let url = &self.db.database_url;
+        let store = mite_perf::store::persistently(patience, || Store::connect(url))
+            .await
+            .with_context(|| format!("database {}", redact_url(url)))?;
         open_lab(
-            &self.db,
+            store,
             self.mite_venv.as_ref(),
             self.builds_dir.as_ref(),
             &self.output_dir,
@@ -488,7 +498,7 @@ pub(crate) async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
 
 /// The store and what runs need, from the options `run` and `serve` share.
 async fn open_lab(
-    db: &DbArgs,
+    store: Store,
     venv: Option<&PathBuf>,
     builds_dir: Option<&PathBuf>,
     output_dir: &std::path::Path,
@@ -498,7 +508,6 @@ async fn open_lab(
 ) -> anyhow::Result<(Store, LabSetup)> {
     let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);
     let mite = MiteEnv::locate(&venv)?;
-    let store = connect(db).await?;
     let setup = LabSetup {
         output_root: output_dir.to_path_buf(),
         builds: BuildCache::new(mite, builds_dir.cloned()),
@@ -592,7 +601,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let (store, setup) = open_lab(
-        &args.db,
+        connect(&args.db).await?,
         args.mite_venv.as_ref(),
         args.builds_dir.as_ref(),
         &args.output_dir,
@@ -951,9 +960,13 @@ async fn stop_agent(worker: tokio::task::JoinHandle<()>) {
     }
 }
 
+/// How long `mite-perf agent` waits for its database at start (a service
+/// may start before the database, or while it is busy).
+const AGENT_DATABASE_PATIENCE: Duration = Duration::from_secs(60);
+
 /// `mite-perf agent`: executes the queue's runs until Ctrl+C or SIGTERM.
 async fn agent(args: LabArgs) -> anyhow::Result<ExitCode> {
-    let (store, setup) = args.open().await?;
+    let (store, setup) = args.open_patiently(AGENT_DATABASE_PATIENCE).await?;
     tracing::info!("database {}", redact_url(&args.db.database_url));
     let lab = mite_perf::lab::Lab::new(store, setup);
     let worker = match start_agent(&lab).await? {

@@ -2,9 +2,10 @@
 //!
 //! Every request gets a [`Caller`] (or none) from, in this order: an API
 //! token (`Authorization: Bearer`), the single-sign-on proxy's header (only
-//! from the proxy's own addresses), a sign-in session, or, on a lab without
-//! accounts, the local user with every right. A request without a caller
-//! reaches only the sign-in page, health and the site's files: a browser
+//! from the proxy's own addresses), a sign-in session, on a lab without
+//! accounts the local user with every right, or an open share link (its
+//! run only). A request without a caller reaches only the sign-in page,
+//! share links, health and the site's files: a browser
 //! opening a page or a download is sent to sign in and then back to it;
 //! anything else is answered 401. What each role may do is decided by the
 //! server functions and routes themselves ([`app::access`]).

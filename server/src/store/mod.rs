@@ -77,6 +77,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         let sql = match self {
             StoreError::Connect(_) => return true,
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
             StoreError::Read(rusqlite::Error::SqliteFailure(e, _)) => {
                 return matches!(
                     e.code,
