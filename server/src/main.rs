@@ -364,12 +364,9 @@ impl LabArgs {
     /// Opens the lab, trying the database again while it is unavailable,
     /// for up to `patience`.
     async fn open_patiently(&self, patience: Duration) -> anyhow::Result<(Store, LabSetup)> {
-        let url = &self.db.database_url;
-        let store = mite_perf::store::persistently(patience, || Store::connect(url))
-            .await
-            .with_context(|| format!("database {}", redact_url(url)))?;
         open_lab(
-            store,
+            &self.db,
+            patience,
             self.mite_venv.as_ref(),
             self.builds_dir.as_ref(),
             &self.output_dir,
@@ -496,9 +493,12 @@ pub(crate) async fn connect(db: &DbArgs) -> anyhow::Result<Store> {
         .with_context(|| format!("database {}", redact_url(&db.database_url)))
 }
 
-/// The store and what runs need, from the options `run` and `serve` share.
+/// The store and what runs need, from the options `run` and `serve` share;
+/// the database is tried again while unavailable for up to `patience`.
+#[allow(clippy::too_many_arguments)]
 async fn open_lab(
-    store: Store,
+    db: &DbArgs,
+    patience: Duration,
     venv: Option<&PathBuf>,
     builds_dir: Option<&PathBuf>,
     output_dir: &std::path::Path,
@@ -508,6 +508,11 @@ async fn open_lab(
 ) -> anyhow::Result<(Store, LabSetup)> {
     let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);
     let mite = MiteEnv::locate(&venv)?;
+    // After the venv: a missing mite is said before a database is made.
+    let url = &db.database_url;
+    let store = mite_perf::store::persistently(patience, || Store::connect(url))
+        .await
+        .with_context(|| format!("database {}", redact_url(url)))?;
     let setup = LabSetup {
         output_root: output_dir.to_path_buf(),
         builds: BuildCache::new(mite, builds_dir.cloned()),
@@ -601,7 +606,8 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_USAGE));
     }
     let (store, setup) = open_lab(
-        connect(&args.db).await?,
+        &args.db,
+        Duration::ZERO,
         args.mite_venv.as_ref(),
         args.builds_dir.as_ref(),
         &args.output_dir,
