@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::seed::{send, Answer};
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,8 +17,6 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 use app::access::Role;
 use mite_perf::access::accounts::hash_password;
@@ -120,38 +120,6 @@ fn shared() -> AccessPolicy {
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-}
-
-async fn send(app: &Router, request: Request<Body>) -> Answer {
-    let response = app.clone().oneshot(request).await.expect("an answer");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("the body")
-        .to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
 /// Signs in through the form; the session cookie (`name=value`).
 async fn sign_in(app: &Router, name: &str, password: &str) -> String {
     let answer = post_sign_in(app, name, password, "/").await;
@@ -185,6 +153,16 @@ fn session_cookie(answer: &Answer) -> Option<String> {
         .find(|v| v.starts_with(SESSION_COOKIE))
         .and_then(|v| v.split(';').next())
         .map(str::to_string)
+}
+
+/// A server-function call with the session cookie `cookie`.
+fn call(cookie: &str, name: &str, args: String) -> Request<Body> {
+    Request::post(format!("/api/{name}"))
+        .header(header::COOKIE, cookie)
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(args))
+        .expect("a request")
 }
 
 /// Who makes a request in the matrix.
@@ -795,14 +773,6 @@ async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_s
     let f = fixture("who", shared()).await;
     let ru = sign_in(&f.app, "ru", &password("ru")).await;
     let ad = sign_in(&f.app, "ad", &password("ad")).await;
-    let call = |cookie: &str, name: &str, args: String| {
-        Request::post(format!("/api/{name}"))
-            .header(header::COOKIE, cookie)
-            .header(header::ACCEPT, "application/json")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(args))
-            .expect("a request")
-    };
     // A run of ru's, running (on this host: no worker runs here).
     let params = RunParams {
         concurrencies: vec![1],
@@ -1076,14 +1046,6 @@ async fn a_share_link_shows_one_run_to_anyone_until_it_is_revoked_or_expires() {
     let ru = sign_in(&f.app, "ru", &password("ru")).await;
     let ru2 = sign_in(&f.app, "ru2", &password("ru2")).await;
     let vi = sign_in(&f.app, "vi", &password("vi")).await;
-    let call = |cookie: &str, name: &str, args: String| {
-        Request::post(format!("/api/{name}"))
-            .header(header::COOKIE, cookie)
-            .header(header::ACCEPT, "application/json")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(args))
-            .expect("a request")
-    };
     let get = |cookie: &str, path: String| {
         Request::get(path)
             .header(header::COOKIE, cookie)

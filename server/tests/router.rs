@@ -4,15 +4,15 @@
 
 mod common;
 
+use common::seed::{send, Answer};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use mite_perf::lab::{Lab, MAX_QUEUED};
 use mite_perf::model::{ProcessKind, RunParams, RunStatus, ScenarioStatus};
@@ -72,35 +72,6 @@ fn local_caller() -> app::access::Caller {
         identity: app::access::Identity::Local,
         from: "127.0.0.1".into(),
         run_scope: None,
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-async fn send(app: &Router, request: Request<Body>) -> Answer {
-    let response = app.clone().oneshot(request).await.expect("an answer");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("the body")
-        .to_bytes();
-    Answer {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
 
