@@ -13,7 +13,9 @@ use crate::compare::ComparisonReport;
 pub use crate::error::LabError;
 use crate::figures::ScenarioFigures;
 use crate::matrix::RunMatrix;
-use crate::model::{FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus};
+use crate::model::{
+    ErrorCount, FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus, TransactionTotal,
+};
 use crate::provenance::Provenance;
 
 /// A run in the history list.
@@ -168,6 +170,26 @@ pub struct ActivityEntry {
     pub action: String,
     pub subject: String,
     pub source: String,
+}
+
+/// mite's own account of a scenario, read from its message bus: each
+/// transaction over the scenario, its errors by kind, what the bus carried
+/// and what mite dropped, and charts of latency, errors and concurrency.
+/// Counts are `None` for a scenario the lab did not read the bus of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiteView {
+    pub totals: Vec<TransactionTotal>,
+    pub errors: Vec<ErrorCount>,
+    /// Messages the lab received, and how many it could not read.
+    pub messages: Option<i64>,
+    pub undecodable: Option<i64>,
+    /// Journeys that ended.
+    pub journeys: Option<i64>,
+    /// Messages mite's duplicator dropped before the lab got them (must be 0).
+    pub missed: Option<i64>,
+    /// Messages mite's duplicator dropped before the collector got them.
+    pub collector_dropped: Option<i64>,
+    pub charts: Vec<ChartSpec>,
 }
 
 /// One chart: a DOM id and an ECharts option built on the server with charming.
@@ -391,6 +413,8 @@ pub trait LabApi: Send + Sync {
         bucket_ms: i64,
         after_ms: i64,
     ) -> BoxFuture<'_, Result<ChartPoints, LabError>>;
+    /// mite's own account of a scenario, from its bus.
+    fn mite_view(&self, scenario_id: i64) -> BoxFuture<'_, Result<MiteView, LabError>>;
     fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>>;
     fn cleanup<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<String, LabError>>;
     /// The mite builds this lab host has installed.
@@ -559,6 +583,14 @@ pub async fn get_chart_points(
 ) -> Result<ChartPoints, LabError> {
     allowed_scenario(scenario_id).await?;
     lab()?.chart_points(scenario_id, bucket_ms, after_ms).await
+}
+
+/// mite's own account of a scenario: transactions, errors, latency and
+/// concurrency, read from its message bus.
+#[server(endpoint = "get_mite_view")]
+pub async fn get_mite_view(scenario_id: i64) -> Result<MiteView, LabError> {
+    allowed_scenario(scenario_id).await?;
+    lab()?.mite_view(scenario_id).await
 }
 
 #[server(endpoint = "get_ports")]

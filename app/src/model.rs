@@ -406,6 +406,71 @@ pub struct Sample {
     pub requests_in_interval: Option<i64>,
 }
 
+/// mite's own account of one transaction over one interval of a scenario,
+/// read from its message bus. `transaction` is the name the journey gave it
+/// (mite's `__root__ :: ` prefix left out; requests made outside any named
+/// transaction are under [`NO_TRANSACTION`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionInterval {
+    pub transaction: String,
+    /// The interval's start, since the scenario started.
+    pub elapsed_ms: i64,
+    pub at_ms: i64,
+    /// Responses received (any status).
+    pub requests: i64,
+    /// Responses with a status of 400 or more.
+    pub errors: i64,
+    /// `exception` and `error` messages (a connection refused, a raised error).
+    pub exceptions: i64,
+    /// Transactions that ended.
+    pub transactions: i64,
+    /// Latency of the responses (mite's `total_time`), in milliseconds;
+    /// `None` without a response in the interval.
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// The name of requests made outside any named transaction.
+pub const NO_TRANSACTION: &str = "(journey)";
+
+/// One transaction over a whole scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransactionTotal {
+    pub transaction: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub exceptions: i64,
+    pub transactions: i64,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
+}
+
+/// How often one kind of error happened in one transaction over a scenario:
+/// `HTTP 500`, or an exception's type (`AcurlError`), with one message seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorCount {
+    pub transaction: String,
+    pub kind: String,
+    pub count: i64,
+    pub example: String,
+}
+
+/// The controller's report (about once a second): journeys the volume model
+/// asked for against journeys the runners were running, and runners seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcurrencyPoint {
+    pub elapsed_ms: i64,
+    pub at_ms: i64,
+    pub required: i64,
+    pub actual: i64,
+    pub runners: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
                     scenario_id: scenario,
                     samples: batch,
                     figures: Some(figures.figures(interval_ms)),
+                    bus: None,
                 }])
                 .await?;
         }

@@ -6,8 +6,10 @@
 //!   [`supervisor`] (process groups, two-stage stop), [`sampler`] (CPU and memory from `/proc`),
 //!   [`target`] (the HTTP server under load), [`ports`] (who holds a port)
 //!   and [`os_process`] (facts about processes);
+//! - [`bus`] reads mite's own account (transactions, errors, latency,
+//!   concurrency) from its message bus;
 //! - [`store`] keeps runs and samples (SQLite or PostgreSQL);
-//! - [`reports`] writes `samples.csv` and `chart.html`;
+//! - [`reports`] writes `samples.csv`, `transactions.csv` and `chart.html`;
 //! - [`cleanup`] stops what a crashed lab left behind;
 //! - [`lab`] queues runs for the browser and [`web`] serves it, to the
 //!   callers [`access`] lets in.
@@ -18,6 +20,7 @@
 pub use app::{figures, model};
 
 pub mod access;
+pub mod bus;
 pub mod cleanup;
 pub mod compare;
 pub mod lab;

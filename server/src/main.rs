@@ -331,9 +331,9 @@ struct AgentArgs {
     /// host's name). Two agents on one machine need two names.
     #[arg(long)]
     agent_name: Option<String>,
-    /// The four ports a run uses: TARGET,CONTROLLER,MESSAGE,COLLECTOR. Two
-    /// agents on one machine need two sets.
-    #[arg(long, default_value = "9898,14301,14302,14303", value_parser = |s: &str| s.parse::<LabPorts>())]
+    /// The five ports a run uses: TARGET,CONTROLLER,MESSAGE,COLLECTOR,BUS
+    /// (with four, BUS is COLLECTOR+1). Two agents on one machine need two sets.
+    #[arg(long, default_value = "9898,14301,14302,14303,14304", value_parser = |s: &str| s.parse::<LabPorts>())]
     ports: LabPorts,
 }
 

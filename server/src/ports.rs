@@ -12,8 +12,9 @@ use procfs::net::{TcpNetEntry, TcpState};
 
 use crate::os_process::command_of;
 
-/// The four ports a run uses: the target's and mite's three sockets. Each
-/// lab agent has its own set (`--ports`), so two agents can share a machine.
+/// The five ports a run uses: the target's, mite's three sockets, and the
+/// duplicator's output the lab reads mite's messages from. Each lab agent
+/// has its own set (`--ports`), so two agents can share a machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabPorts {
     pub target: u16,
@@ -22,6 +23,8 @@ pub struct LabPorts {
     pub message: u16,
     /// The duplicator's output: the collector reads here.
     pub collector: u16,
+    /// The duplicator's output of the lab's own: its bus reader reads here.
+    pub bus: u16,
 }
 
 impl Default for LabPorts {
@@ -32,18 +35,20 @@ impl Default for LabPorts {
             controller: 14301,
             message: 14302,
             collector: 14303,
+            bus: 14304,
         }
     }
 }
 
 impl LabPorts {
     /// Each port with what it is for.
-    pub fn purposes(&self) -> [(u16, &'static str); 4] {
+    pub fn purposes(&self) -> [(u16, &'static str); 5] {
         [
             (self.target, "target HTTP server"),
             (self.controller, "mite controller"),
             (self.message, "mite message socket (duplicator in)"),
             (self.collector, "mite collector socket (duplicator out)"),
+            (self.bus, "the lab's bus reader (duplicator out)"),
         ]
     }
 }
@@ -52,8 +57,8 @@ impl fmt::Display for LabPorts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{},{},{},{}",
-            self.target, self.controller, self.message, self.collector
+            "{},{},{},{},{}",
+            self.target, self.controller, self.message, self.collector, self.bus
         )
     }
 }
@@ -61,7 +66,8 @@ impl fmt::Display for LabPorts {
 impl std::str::FromStr for LabPorts {
     type Err = String;
 
-    /// `TARGET,CONTROLLER,MESSAGE,COLLECTOR`, four different ports.
+    /// `TARGET,CONTROLLER,MESSAGE,COLLECTOR,BUS`, five different ports; with
+    /// four, the bus reader's is the collector's plus one.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let ports: Vec<u16> = text
             .split(',')
@@ -73,22 +79,40 @@ impl std::str::FromStr for LabPorts {
                     .ok_or_else(|| format!("`{}` is not a port (1 to 65535)", p.trim()))
             })
             .collect::<Result<_, _>>()?;
-        let [target, controller, message, collector] = ports[..] else {
-            return Err(format!(
-                "give four ports, TARGET,CONTROLLER,MESSAGE,COLLECTOR (default {}), not {}",
-                LabPorts::default(),
-                ports.len()
-            ));
+        let (target, controller, message, collector, bus) = match ports[..] {
+            [t, c, m, col, bus] => (t, c, m, col, bus),
+            [t, c, m, col] => (
+                t,
+                c,
+                m,
+                col,
+                col.checked_add(1).ok_or_else(|| {
+                    format!("no port follows {col} for the bus reader: give five")
+                })?,
+            ),
+            _ => {
+                return Err(format!(
+                    "give five ports, TARGET,CONTROLLER,MESSAGE,COLLECTOR,BUS (default {}), \
+                     or four (the bus reader then takes COLLECTOR+1), not {}",
+                    LabPorts::default(),
+                    ports.len()
+                ))
+            }
         };
-        let distinct: HashSet<u16> = ports.iter().copied().collect();
-        if distinct.len() < 4 {
-            return Err(format!("the four ports must differ: {text}"));
+        let all = [target, controller, message, collector, bus];
+        let distinct: HashSet<u16> = all.iter().copied().collect();
+        if distinct.len() < all.len() {
+            return Err(format!(
+                "the five ports must differ: {}",
+                all.map(|p| p.to_string()).join(",")
+            ));
         }
         Ok(LabPorts {
             target,
             controller,
             message,
             collector,
+            bus,
         })
     }
 }
@@ -228,11 +252,21 @@ mod tests {
     use std::net::TcpListener;
 
     #[test]
-    fn port_sets_are_four_different_ports() {
+    fn port_sets_are_five_different_ports() {
+        assert_eq!(
+            "9898,14301,14302,14303,14304".parse(),
+            Ok(LabPorts::default())
+        );
+        // Four: the bus reader's port follows the collector's.
         assert_eq!("9898,14301,14302,14303".parse(), Ok(LabPorts::default()));
         let other: LabPorts = " 19898, 24301,24302 ,24303".parse().expect("valid");
-        assert_eq!((other.target, other.collector), (19898, 24303));
-        assert_eq!(other.to_string(), "19898,24301,24302,24303");
+        assert_eq!(
+            (other.target, other.collector, other.bus),
+            (19898, 24303, 24304)
+        );
+        assert_eq!(other.to_string(), "19898,24301,24302,24303,24304");
+        assert!("9898,14301,14302,14303,14302".parse::<LabPorts>().is_err());
+        assert!("9898,14301,14302,65535".parse::<LabPorts>().is_err());
         assert!("9898,14301,14302".parse::<LabPorts>().is_err());
         assert!("9898,14301,14302,9898".parse::<LabPorts>().is_err());
         assert!("9898,0,14302,14303".parse::<LabPorts>().is_err());

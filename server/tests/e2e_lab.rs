@@ -431,6 +431,7 @@ async fn seed_compared_run(store: &Store, label: &str, rps: i64, repeats: u32) -
                 scenario_id: scenario,
                 samples,
                 figures: Some(figures.clone()),
+                bus: None,
             }])
             .await
             .expect("samples");

@@ -78,6 +78,17 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
         // Every per-interval count adds up to the cumulative count.
         let sum: i64 = samples.iter().filter_map(|s| s.requests_in_interval).sum();
         assert_eq!(sum, served, "{}", scenario.name);
+        // mite's own count, from its bus, is the target's, exactly.
+        let mite: i64 = store
+            .bus_totals(scenario.id)
+            .await
+            .expect("mite's totals")
+            .iter()
+            .map(|t| t.requests)
+            .sum();
+        assert_eq!(mite, served, "{}: mite's count", scenario.name);
+        let counts = store.bus_counts(scenario.id).await.expect("bus counts");
+        assert_eq!(counts.bus_missed, Some(0), "{}", scenario.name);
     }
 
     // The CSV and the database agree, row by row.

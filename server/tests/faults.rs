@@ -359,6 +359,7 @@ async fn seed_finished_run(store: &Store, ticks: i64) -> i64 {
                 scenario_id: scenario,
                 samples,
                 figures: Some(figures.figures(1000)),
+                bus: None,
             }])
             .await
             .expect("write");

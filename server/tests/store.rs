@@ -6,6 +6,9 @@ mod common;
 use futures_util::{StreamExt, TryStreamExt};
 
 use common::{temp_dir, Postgres};
+use mite_perf::bus::message::BusMessage;
+use mite_perf::bus::tally::BusTally;
+use mite_perf::bus::BusBatch;
 use mite_perf::figures::scenario_figures;
 use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
 use mite_perf::reports::csv;
@@ -25,6 +28,121 @@ fn sample(process: ProcessKind, second: i64, cpu: f64, requests: Option<(i64, i6
         requests: requests.map(|r| r.0),
         requests_in_interval: requests.map(|r| r.1),
     }
+}
+
+/// mite's own account, counted by the lab's tally from messages as mite
+/// sends them and written as the sampler writes it: tick by tick, totals
+/// replaced, intervals added.
+async fn bus_rows_round_trip(store: &Store, scenario_id: i64) {
+    const ORIGIN: i64 = 1_700_000_000_000;
+    let at = |ms: i64| (ORIGIN + ms) as f64 / 1000.0;
+    let mut tally = BusTally::new(ORIGIN);
+    let writer = store.sample_writer().await.expect("writer");
+    let write = |bus: BusBatch| {
+        let writer = writer.clone();
+        async move {
+            writer
+                .write(&[SampleBatch {
+                    scenario_id,
+                    samples: Vec::new(),
+                    figures: None,
+                    bus: Some(bus),
+                }])
+                .await
+                .expect("write mite's rows")
+        }
+    };
+    for second in 0..3i64 {
+        for i in 0..10 {
+            let ms = second * 1000 + i * 50;
+            tally.add(&BusMessage::Response {
+                transaction: "browse",
+                time: at(ms),
+                status: 200,
+                total_time: (1 + i) as f64 / 1000.0,
+            });
+            tally.add(&BusMessage::Response {
+                transaction: "checkout, then pay",
+                time: at(ms + 10),
+                status: if i % 5 == 0 { 503 } else { 200 },
+                total_time: 0.020,
+            });
+        }
+        tally.add(&BusMessage::ControllerReport {
+            time: at(second * 1000 + 900),
+            required: second + 1,
+            actual: second,
+            runners: 1,
+        });
+        write(tally.take_ready(ORIGIN + second * 1000 + 1300)).await;
+    }
+    tally.add(&BusMessage::Error {
+        transaction: "",
+        time: at(3100),
+        kind: "AcurlError",
+        message: "curl failed with code 7",
+    });
+    write(tally.take_all()).await;
+
+    let intervals = store.bus_intervals(scenario_id).await.expect("intervals");
+    assert_eq!(intervals.len(), 3 * 2 + 1, "{intervals:?}");
+    assert_eq!(intervals[0].transaction, "browse");
+    assert_eq!((intervals[0].elapsed_ms, intervals[0].requests), (0, 10));
+    // HDR histograms keep 3 significant figures.
+    let p99 = intervals[0].p99_ms.expect("a p99");
+    assert!((9.99..=10.02).contains(&p99), "{p99}");
+    assert_eq!(intervals[1].errors, 2);
+    let totals = store.bus_totals(scenario_id).await.expect("totals");
+    assert_eq!(totals, tally.totals());
+    assert_eq!(
+        totals
+            .iter()
+            .map(|t| (t.transaction.as_str(), t.requests, t.errors, t.exceptions))
+            .collect::<Vec<_>>(),
+        [
+            ("(journey)", 0, 0, 1),
+            ("browse", 30, 0, 0),
+            ("checkout, then pay", 30, 6, 0)
+        ]
+    );
+    let errors = store.bus_errors(scenario_id).await.expect("errors");
+    assert_eq!(
+        errors
+            .iter()
+            .map(|e| (e.kind.as_str(), e.count))
+            .collect::<Vec<_>>(),
+        [("HTTP 503", 6), ("AcurlError", 1)]
+    );
+    assert_eq!(errors[1].example, "curl failed with code 7");
+    let reports = store.bus_concurrency(scenario_id).await.expect("reports");
+    assert_eq!(
+        reports
+            .iter()
+            .map(|r| (r.elapsed_ms, r.required, r.actual))
+            .collect::<Vec<_>>(),
+        [(900, 1, 0), (1900, 2, 1), (2900, 3, 2)]
+    );
+    store
+        .record_dropped_messages(scenario_id, 0, 12)
+        .await
+        .expect("dropped");
+    let counts = store.bus_counts(scenario_id).await.expect("counts");
+    assert_eq!(
+        (
+            counts.bus_messages,
+            counts.bus_missed,
+            counts.collector_dropped
+        ),
+        (Some(64), Some(0), Some(12))
+    );
+    let csv = mite_perf::reports::transactions::csv(
+        store,
+        &[store.scenario(scenario_id).await.expect("read").expect("the scenario")],
+    )
+    .await
+    .expect("transactions.csv");
+    assert_eq!(csv.lines().count(), 1 + intervals.len());
+    assert!(csv.contains(",\"checkout, then pay\","), "{csv}");
 }
 
 /// Every store operation the lab uses, on `store`.
@@ -188,6 +306,7 @@ async fn suite(store: Store) {
                 scenario_id: sc1,
                 samples: tick,
                 figures: Some(scenario_figures(&all, 1000)),
+                bus: None,
             }])
             .await
             .expect("write");
@@ -234,6 +353,7 @@ async fn suite(store: Store) {
         .map(|s| s.cpu)
         .collect();
     assert_eq!(runner_peaks, [54.0, 59.0, 60.0]);
+    bus_rows_round_trip(&store, sc1).await;
 
     let figures = scenario_figures(&all, 1000);
     store

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod compare;
 pub mod launch;
 pub mod matrix;
+pub mod mite_view;
 pub mod ports;
 pub mod run;
 pub mod runs;

@@ -10,6 +10,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::compare::ComparisonTable;
 use super::matrix::{has_matrix, BuildMatrix};
+use super::mite_view::MiteViewPanel;
 use super::share::ShareLinks;
 use super::signin::IfMay;
 use super::{answer_status, poll, StatusBadge};
@@ -27,6 +28,13 @@ use crate::provenance::Provenance;
 pub const CHARTS_PER_SCENARIO: usize = 3;
 pub fn chart_dom_id(scenario_id: i64, index: usize) -> String {
     format!("chart-{scenario_id}-{index}")
+}
+
+/// How many charts of mite's own view a scenario has (latency, errors,
+/// journeys), and their DOM ids.
+pub const MITE_CHARTS: usize = 3;
+pub fn mite_chart_dom_id(scenario_id: i64, index: usize) -> String {
+    format!("mite-chart-{scenario_id}-{index}")
 }
 
 /// How often a live run's page asks for news.
@@ -146,6 +154,7 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <a href=format!("/runs/{id}/samples.csv") download>"samples.csv"</a>
                 <a href=format!("/runs/{id}/chart.html") download>"chart.html"</a>
                 <a href=format!("/runs/{id}/figures.csv") download>"figures.csv"</a>
+                <a href=format!("/runs/{id}/transactions.csv") download>"transactions.csv"</a>
             </div>
         </section>
     }
@@ -320,10 +329,12 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
             }}
             <Show when=move || charted.get()>
                 <ScenarioCharts scenario_id=scenario_id status=status/>
+                <MiteViewPanel scenario_id=scenario_id status=status/>
             </Show>
             <div class="downloads">
                 <strong>"Downloads: "</strong>
                 <a href=format!("/scenarios/{scenario_id}/samples.csv") download>{format!("{name}.csv")}</a>
+                <a href=format!("/scenarios/{scenario_id}/transactions.csv") download>{format!("{name}-transactions.csv")}</a>
                 {move || scenario.with(|s| s.as_ref().map(|s| s.logs.clone()).unwrap_or_default()).into_iter().map(|p| view! {
                     <a href=format!("/scenarios/{scenario_id}/logs/{p}") download>{format!("{p}.log")}</a>
                 }).collect_view()}

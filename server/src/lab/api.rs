@@ -3,7 +3,7 @@
 use app::access::Caller;
 use app::api::{
     ActivityEntry, AgentView, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome,
-    PortView, QueueEntry, RunList, RunView, ScenarioCharts, ShareLinkView,
+    MiteView, PortView, QueueEntry, RunList, RunView, ScenarioCharts, ShareLinkView,
 };
 use futures_util::FutureExt;
 
@@ -69,6 +69,10 @@ impl LabApi for Lab {
         window: Option<(i64, i64)>,
     ) -> BoxFuture<'_, Result<ScenarioCharts, LabError>> {
         self.scenario_charts(scenario_id, window).boxed()
+    }
+
+    fn mite_view(&self, scenario_id: i64) -> BoxFuture<'_, Result<MiteView, LabError>> {
+        Lab::mite_view(self, scenario_id).boxed()
     }
 
     fn chart_points(

@@ -2,15 +2,15 @@
 //! scenario's charts, the ports.
 
 use app::api::{
-    AgentState, AgentView, ChartPoints, LabError, PortHolder, PortView, ProcessNow, QueueEntry,
-    RunList, RunListItem, RunView, ScenarioCharts, ScenarioView,
+    AgentState, AgentView, ChartPoints, LabError, MiteView, PortHolder, PortView, ProcessNow,
+    QueueEntry, RunList, RunListItem, RunView, ScenarioCharts, ScenarioView,
 };
 
 use super::{lab_error, Lab};
 use crate::figures::scenario_figures;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::ports;
-use crate::reports::{chart, ReportError};
+use crate::reports::{chart, transactions, ReportError};
 use crate::run::lease::{LabHost, LEASE};
 use crate::store::{now_ms, AgentRecord, RunRecord, ScenarioRecord};
 
@@ -280,6 +280,14 @@ impl Lab {
         }
         let scenario = self.scenario_record(scenario_id).await?;
         chart::chart_points(&self.store, &scenario, bucket_ms, after_ms)
+            .await
+            .map_err(report_error)
+    }
+
+    /// mite's own account of a scenario, from its bus.
+    pub async fn mite_view(&self, scenario_id: i64) -> Result<MiteView, LabError> {
+        let scenario = self.scenario_record(scenario_id).await?;
+        transactions::mite_view(&self.store, &scenario)
             .await
             .map_err(report_error)
     }

@@ -42,7 +42,7 @@ impl Metric {
     }
 }
 
-fn base_chart(title: &str, y_name: &str) -> Chart {
+pub(crate) fn base_chart(title: &str, y_name: &str) -> Chart {
     Chart::new()
         .title(Title::new().text(title))
         .tooltip(Tooltip::new().trigger(Trigger::Axis))

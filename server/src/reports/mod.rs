@@ -3,6 +3,7 @@
 
 pub mod chart;
 pub mod csv;
+pub mod transactions;
 
 use std::path::Path;
 
@@ -29,7 +30,7 @@ fn partial_path(path: &Path) -> std::path::PathBuf {
     path.with_file_name(name)
 }
 
-/// Writes `samples.csv` and `chart.html` for a run into `dir`, from the
+/// Writes `samples.csv`, `transactions.csv` and `chart.html` for a run into `dir`, from the
 /// store; `status`, when given, is the run's status to show.
 pub async fn write_run_outputs(
     store: &Store,
@@ -38,6 +39,7 @@ pub async fn write_run_outputs(
     dir: &Path,
 ) -> Result<(), ReportError> {
     csv::write_file(store, run_id, &dir.join("samples.csv")).await?;
+    transactions::write_file(store, run_id, &dir.join("transactions.csv")).await?;
     chart::write_file(store, run_id, status, &dir.join("chart.html")).await?;
     Ok(())
 }

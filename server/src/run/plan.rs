@@ -15,6 +15,10 @@ pub const COLLECTOR_ROLL: u64 = 20_000;
 /// A target command finds the port it must listen on in this variable.
 pub const TARGET_PORT_ENV: &str = "MITE_PERF_TARGET_PORT";
 
+/// The stage after which the lab's bus reader connects: the duplicator's
+/// outputs are bound then, and no runner has sent a message yet.
+pub const BUS_AFTER: ProcessKind = ProcessKind::Duplicator;
+
 /// How the lab knows a started child is ready for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
@@ -145,7 +149,9 @@ impl PlanInputs<'_> {
 
 /// The start-up of one scenario (MITE-NOTES.md): the target first (mite's
 /// journeys need it from their first request), then the duplicator (bound
-/// before anything sends), the collector, the runner, and the controller.
+/// before anything sends, with an output for the collector and one for the
+/// lab's bus reader, which connects right after it: see [`BUS_AFTER`]), the
+/// collector, the runner, and the controller.
 pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
     let scenario = match &inputs.params.scenario {
         ScenarioSpec::Builtin => BUILTIN_SCENARIO.to_string(),
@@ -155,6 +161,7 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
         message,
         controller,
         collector,
+        bus,
         ..
     } = inputs.ports;
     let message_socket = format!("--message-socket=tcp://127.0.0.1:{message}");
@@ -167,8 +174,11 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
                 "duplicator".into(),
                 message_socket.clone(),
                 format!("tcp://127.0.0.1:{collector}"),
+                // The lab's own copy of every message (its bus reader
+                // connects before any runner starts).
+                format!("tcp://127.0.0.1:{bus}"),
             ],
-            Readiness::Listens(vec![message, collector]),
+            Readiness::Listens(vec![message, collector, bus]),
         ),
         inputs.mite_stage(
             ProcessKind::Collector,
@@ -236,7 +246,7 @@ mod tests {
             ready,
             [
                 &Readiness::Accepts(9898),
-                &Readiness::Listens(vec![14302, 14303]),
+                &Readiness::Listens(vec![14302, 14303, 14304]),
                 &Readiness::ConnectedTo(14303),
                 &Readiness::ConnectedTo(14302),
                 &Readiness::Started,

@@ -12,6 +12,7 @@ use super::launch::Children;
 use super::sink::SampleSink;
 use super::verdict::{exit_message, judge_exits, Ending, Failure, TickVerdict};
 use super::{RunEvent, RunObserver, LOG_TAIL_LINES};
+use crate::bus::BusReader;
 use crate::figures::RunningFigures;
 use crate::model::{ProcessKind, Sample};
 use crate::reports;
@@ -90,6 +91,66 @@ pub struct SamplingContext<'a> {
     pub collector_keep_mib: u64,
     pub observer: &'a dyn RunObserver,
     pub sink: &'a SampleSink,
+    /// mite's own account, counted from its bus: stored with the samples.
+    pub bus: &'a BusReader,
+}
+
+/// One tick's measuring, shared by the ticks of the loop and the last one.
+struct Ticker<'a, 'b> {
+    ctx: &'a SamplingContext<'b>,
+    start: Instant,
+    sampler: ProcessSampler,
+    tally: RequestTally,
+    count_wait: Duration,
+    figures_every: u64,
+    ticks: u64,
+}
+
+impl Ticker<'_, '_> {
+    /// Measures every running child and the target's count, and hands the
+    /// samples (with mite's intervals that are complete) to the sink.
+    async fn tick(
+        &mut self,
+        children: &mut Children,
+        counter: &mut RequestCounter,
+        figures: &mut RunningFigures,
+    ) -> Result<(), Failure> {
+        let ctx = self.ctx;
+        self.ticks += 1;
+        let at_ms = now_ms();
+        let elapsed = self.start.elapsed();
+        let served = self.tally.observe(counter.count(self.count_wait).await);
+        let running = children.running();
+        let pids: Vec<u32> = running.iter().map(|(_, pid)| *pid).collect();
+        let readings = self.sampler.measure(&pids);
+        let samples = tick_samples(at_ms, elapsed, &running, &readings, served);
+        for s in &samples {
+            figures.add(s);
+        }
+        let interval_ms = ctx.interval.as_millis() as i64;
+        // The live figures go with the samples about once a second (the
+        // final ones are stored when the scenario ends).
+        let with_figures = self.ticks == 1 || self.ticks.is_multiple_of(self.figures_every);
+        let bus = ctx.bus.take_ready(at_ms);
+        ctx.sink
+            .push(SampleBatch {
+                scenario_id: ctx.scenario_id,
+                samples,
+                figures: with_figures.then(|| figures.figures(interval_ms)),
+                bus: (!bus.is_empty()).then_some(bus),
+            })
+            .map_err(|overflow| Failure::new(overflow.to_string()))?;
+        ctx.observer.event(RunEvent::Tick {
+            position: ctx.position,
+            elapsed,
+            requests_per_second: served.1.unwrap_or(0) as f64 / ctx.interval.as_secs_f64(),
+            requests: served.0.unwrap_or(0),
+        });
+        if self.ticks.is_multiple_of(5) {
+            reports::trim_collector_dir(ctx.collector_dir, ctx.collector_keep_mib, false);
+        }
+        Ok(())
+    }
 }
 
 /// Samples until the controller ends (or the run is cancelled, a child
@@ -103,63 +164,44 @@ pub async fn sample(
     figures: &mut RunningFigures,
 ) -> Result<Ending, Failure> {
     let start = Instant::now();
+    ctx.bus.set_origin(now_ms());
     let mut sampler = ProcessSampler::new();
     sampler.measure(&children.pids());
     let count_wait = (ctx.interval / 2).min(Duration::from_millis(200));
-    let mut tally = RequestTally::new(counter.count(count_wait).await.unwrap_or(0));
+    let tally = RequestTally::new(counter.count(count_wait).await.unwrap_or(0));
+    let interval_ms = ctx.interval.as_millis() as i64;
+    let mut ticker = Ticker {
+        ctx,
+        start,
+        sampler,
+        tally,
+        count_wait,
+        figures_every: (1000 / interval_ms.max(1)).max(1) as u64,
+        ticks: 0,
+    };
 
-    let mut ticker = tokio::time::interval_at(
+    let mut clock = tokio::time::interval_at(
         tokio::time::Instant::from_std(start + ctx.interval),
         ctx.interval,
     );
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let deadline = start + ctx.duration + ctx.controller_grace;
-    let interval_ms = ctx.interval.as_millis() as i64;
-    let figures_every = (1000 / interval_ms.max(1)).max(1) as u64;
-    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
-            _ = ticker.tick() => {}
+            _ = clock.tick() => {}
             _ = cancel.cancelled() => return Ok(Ending::Cancelled),
         }
-        ticks += 1;
-        let at_ms = now_ms();
-        let elapsed = start.elapsed();
-        let served = tally.observe(counter.count(count_wait).await);
-        let running = children.running();
-        let pids: Vec<u32> = running.iter().map(|(_, pid)| *pid).collect();
-        let readings = sampler.measure(&pids);
-        let samples = tick_samples(at_ms, elapsed, &running, &readings, served);
-        for s in &samples {
-            figures.add(s);
-        }
-        // The live figures go with the samples about once a second (the
-        // final ones are stored when the scenario ends).
-        let with_figures = ticks == 1 || ticks.is_multiple_of(figures_every);
-        ctx.sink
-            .push(SampleBatch {
-                scenario_id: ctx.scenario_id,
-                samples,
-                figures: with_figures.then(|| figures.figures(interval_ms)),
-            })
-            .map_err(|overflow| Failure::new(overflow.to_string()))?;
-        ctx.observer.event(RunEvent::Tick {
-            position: ctx.position,
-            elapsed,
-            requests_per_second: served.1.unwrap_or(0) as f64 / ctx.interval.as_secs_f64(),
-            requests: served.0.unwrap_or(0),
-        });
-        if ticks.is_multiple_of(5) {
-            reports::trim_collector_dir(ctx.collector_dir, ctx.collector_keep_mib, false);
-        }
+        ticker.tick(children, counter, figures).await?;
 
         match judge_exits(&children.exits()) {
             TickVerdict::Continue => {}
             TickVerdict::ControllerDone => {
-                // The runner says goodbye after the controller; give it a moment.
+                // The runner says goodbye after the controller; give it a
+                // moment, then count what its last journeys were served.
                 if let Some(runner) = children.get(ProcessKind::Runner) {
                     runner.wait_timeout(Duration::from_secs(15)).await;
                 }
+                ticker.tick(children, counter, figures).await?;
                 return Ok(Ending::Finished);
             }
             TickVerdict::Failed(kind, status) => {

@@ -5,21 +5,30 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::launch::{self, Children};
-use super::plan::{scenario_plan, PlanInputs};
+use super::plan::{scenario_plan, PlanInputs, Stage, BUS_AFTER};
 use super::sample::{self, SamplingContext};
 use super::sink::SampleSink;
 use super::teardown;
 use super::verdict::{scenario_verdict, Ending, Failure};
 use super::{LabSetup, RunObserver};
+use crate::bus::dropped::dropped_for;
+use crate::bus::reader::endpoint as bus_endpoint;
+use crate::bus::BusReader;
 use crate::figures::{RunningFigures, ScenarioFigures};
 use crate::mite_env::MiteEnv;
 use crate::model::{ProcessKind, RunParams, ScenarioStatus};
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, SampleBatch, Store};
 use crate::target::RequestCounter;
 
 /// How long a scenario's queued samples may take to reach the database
 /// once it ended.
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long the bus reader may take to connect to the duplicator's output.
+const BUS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A scenario's last messages have arrived once none came for this long…
+const BUS_QUIET: std::time::Duration = std::time::Duration::from_millis(500);
+/// …or this long passed.
+const BUS_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct ScenarioRun<'a> {
     pub store: &'a Store,
@@ -58,7 +67,15 @@ impl ScenarioRun<'_> {
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector_keep_mib);
         let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
         // Whatever was measured reaches the database before the verdict.
-        let stored = self.sink.flush(FLUSH_TIMEOUT).await;
+        let mut stored = self.sink.flush(FLUSH_TIMEOUT).await;
+        if stored.is_ok() {
+            let (bus_missed, collector_dropped) = self.dropped_messages();
+            stored = self
+                .store
+                .record_dropped_messages(self.scenario_id, bus_missed, collector_dropped)
+                .await
+                .map_err(|e| format!("cannot record the messages mite dropped: {e}"));
+        }
         let (status, failure) = match (scenario_verdict(sampling, ports_free), stored) {
             (verdict, Ok(())) => verdict,
             ((ScenarioStatus::Interrupted, _), Err(_)) => (ScenarioStatus::Interrupted, None),
@@ -119,17 +136,20 @@ impl ScenarioRun<'_> {
             self_exe: &self.setup.self_exe,
             ports: self.setup.host.ports,
         };
-        let plan = scenario_plan(&inputs);
-        if let Some(ending) = launch::launch(
-            plan,
-            self.store,
-            self.scenario_id,
-            self.setup.limits.ready_timeout,
-            cancel,
-            children,
-        )
-        .await?
-        {
+        let mut plan = scenario_plan(&inputs);
+        // The bus reader connects once the duplicator is up, before any runner.
+        let split = plan
+            .iter()
+            .position(|stage| stage.spec.kind == BUS_AFTER)
+            .map_or(plan.len(), |i| i + 1);
+        let after_bus = plan.split_off(split);
+        if let Some(ending) = self.launch(plan, cancel, children).await? {
+            return Ok(ending);
+        }
+        let bus = BusReader::connect(self.setup.host.ports.bus, BUS_CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| Failure::new(e.to_string()))?;
+        if let Some(ending) = self.launch(after_bus, cancel, children).await? {
             return Ok(ending);
         }
         let mut counter = self.request_counter(children)?;
@@ -148,8 +168,52 @@ impl ScenarioRun<'_> {
             collector_keep_mib: self.params.collector_keep_mib,
             observer: self.observer,
             sink: self.sink,
+            bus: &bus,
         };
-        sample::sample(&ctx, children, &mut counter, cancel, figures).await
+        let ending = sample::sample(&ctx, children, &mut counter, cancel, figures).await;
+        // A scenario that ended by itself has its runner's last messages on
+        // the way: wait for them. Otherwise keep what arrived.
+        let quiet = matches!(ending, Ok(Ending::Finished)).then_some(BUS_QUIET);
+        let last = bus.finish(quiet, BUS_DRAIN_LIMIT).await;
+        if !last.is_empty() {
+            self.sink
+                .push(SampleBatch {
+                    scenario_id: self.scenario_id,
+                    samples: Vec::new(),
+                    figures: None,
+                    bus: Some(last),
+                })
+                .map_err(|overflow| Failure::new(overflow.to_string()))?;
+        }
+        ending
+    }
+
+    async fn launch(
+        &self,
+        stages: Vec<Stage>,
+        cancel: &CancellationToken,
+        children: &mut Children,
+    ) -> Result<Option<Ending>, Failure> {
+        launch::launch(
+            stages,
+            self.store,
+            self.scenario_id,
+            self.setup.limits.ready_timeout,
+            cancel,
+            children,
+        )
+        .await
+    }
+
+    /// The messages the duplicator dropped, from its log: those for the
+    /// lab's bus reader (the lab missed them) and for the collector.
+    fn dropped_messages(&self) -> (u64, u64) {
+        let log = self.dir.join(format!("{}.log", ProcessKind::Duplicator));
+        let ports = self.setup.host.ports;
+        (
+            dropped_for(&log, &bus_endpoint(ports.bus)),
+            dropped_for(&log, &bus_endpoint(ports.collector)),
+        )
     }
 
     /// Reads the target's request counts from its stdout (a copy of every

@@ -92,7 +92,7 @@ impl SampleSink {
     /// when the samples waiting would pass the bound.
     pub fn push(&self, batch: SampleBatch) -> Result<(), Overflow> {
         let mut backlog = self.shared.lock();
-        let waiting = backlog.samples + batch.samples.len();
+        let waiting = backlog.samples + batch.rows();
         if waiting > self.limit {
             let (seconds, error) = backlog
                 .outage
@@ -200,7 +200,7 @@ async fn write_loop(writer: SampleWriter, shared: Arc<Shared>, stop: Cancellatio
             Ok(()) => {
                 let waiting = {
                     let mut backlog = shared.lock();
-                    let written: usize = batches.iter().map(|b| b.samples.len()).sum();
+                    let written: usize = batches.iter().map(SampleBatch::rows).sum();
                     backlog.batches.drain(..batches.len());
                     backlog.samples = backlog.samples.saturating_sub(written);
                     if backlog.batches.is_empty() {

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 
+use super::bus::{self, Value};
 use super::{parse_text, with_pool, Pool, Result, Store, StoreError};
+use crate::bus::BusBatch;
 use crate::figures::ScenarioFigures;
 use crate::model::Sample;
 
@@ -226,6 +228,15 @@ pub struct SampleBatch {
     pub scenario_id: i64,
     pub samples: Vec<Sample>,
     pub figures: Option<ScenarioFigures>,
+    /// mite's own account from its bus, when anything is ready.
+    pub bus: Option<BusBatch>,
+}
+
+impl SampleBatch {
+    /// Rows it stores, for the bound on what waits in memory.
+    pub fn rows(&self) -> usize {
+        self.samples.len() + self.bus.as_ref().map_or(0, BusBatch::rows)
+    }
 }
 
 /// Rows per INSERT statement (9 values each, well under SQLite's and
@@ -263,6 +274,11 @@ impl SampleWriter {
             .into_iter()
             .map(|(id, f)| Ok((id, f.total_requests, serde_json::to_string(f)?)))
             .collect::<Result<_>>()?;
+        let bus_batches: Vec<(i64, &BusBatch)> = batches
+            .iter()
+            .filter_map(|b| b.bus.as_ref().map(|bus| (b.scenario_id, bus)))
+            .collect();
+        let bus_statements = bus::statements(&bus_batches);
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             for chunk in rows.chunks(ROWS_PER_INSERT) {
@@ -308,6 +324,17 @@ impl SampleWriter {
                     .bind(*scenario_id)
                     .execute(&mut *tx)
                     .await?;
+            }
+            for (sql, values) in &bus_statements {
+                let mut query = sqlx::query(sql);
+                for value in values {
+                    query = match value {
+                        Value::Int(n) => query.bind(*n),
+                        Value::Real(x) => query.bind(*x),
+                        Value::Text(t) => query.bind(t.as_str()),
+                    };
+                }
+                query.execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });

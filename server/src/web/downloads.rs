@@ -25,7 +25,7 @@ use super::WebState;
 use crate::access::Signed;
 use crate::lab::lab_error;
 use crate::model::ProcessKind;
-use crate::reports::{chart, csv};
+use crate::reports::{chart, csv, transactions};
 use crate::run::is_inside;
 use crate::store::SampleSource;
 
@@ -274,6 +274,65 @@ pub async fn comparison_csv(
 }
 
 /// A run's figures per build and concurrency over its repeats, as CSV.
+/// `transactions.csv` of a run (`/runs/{id}/transactions.csv`): mite's own
+/// account per transaction and second, read from its bus.
+pub async fn run_transactions_csv(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
+    let answer = async {
+        caller.require(Action::ReadRun(id))?;
+        let store = state.lab.store();
+        store
+            .run(id)
+            .await
+            .map_err(lab_error)?
+            .ok_or_else(|| LabError::NotFound(format!("no run {id}")))?;
+        let scenarios = store.scenarios(id).await.map_err(lab_error)?;
+        let csv = transactions::csv(store, &scenarios)
+            .await
+            .map_err(|e| LabError::Internal(e.to_string()))?;
+        Ok((
+            attachment(
+                "text/csv; charset=utf-8",
+                &format!("run-{id}-transactions.csv"),
+            ),
+            csv,
+        ))
+    };
+    match answer.await {
+        Ok(ok) => ok.into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+/// `transactions.csv` of one scenario (`/scenarios/{id}/transactions.csv`).
+pub async fn scenario_transactions_csv(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
+    let answer = async {
+        let store = state.lab.store();
+        let scenario = store
+            .scenario(id)
+            .await
+            .map_err(lab_error)?
+            .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
+        caller.require(Action::ReadRun(scenario.run_id))?;
+        let filename = format!("run-{}-{}-transactions.csv", scenario.run_id, scenario.name);
+        let csv = transactions::csv(store, std::slice::from_ref(&scenario))
+            .await
+            .map_err(|e| LabError::Internal(e.to_string()))?;
+        Ok((attachment("text/csv; charset=utf-8", &filename), csv))
+    };
+    match answer.await {
+        Ok(ok) => ok.into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
 pub async fn run_figures_csv(
     State(state): State<WebState>,
     Signed(caller): Signed,

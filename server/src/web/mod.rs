@@ -137,6 +137,14 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
         .route("/runs/{id}/samples.csv", get(downloads::run_csv))
         .route("/compare.csv", get(downloads::comparison_csv))
         .route("/runs/{id}/figures.csv", get(downloads::run_figures_csv))
+        .route(
+            "/runs/{id}/transactions.csv",
+            get(downloads::run_transactions_csv),
+        )
+        .route(
+            "/scenarios/{id}/transactions.csv",
+            get(downloads::scenario_transactions_csv),
+        )
         .route("/runs/{id}/chart.html", get(downloads::run_chart))
         .route("/scenarios/{id}/samples.csv", get(downloads::scenario_csv))
         .route(

@@ -102,6 +102,7 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
                 scenario_id,
                 samples,
                 figures: Some(scenario_figures(&all, 1000)),
+                bus: None,
             }])
             .await
             .expect("samples");

@@ -1,0 +1,516 @@
+//! Counting mite's messages into intervals and per-scenario totals: requests,
+//! errors by kind and latency histograms per transaction, and the
+//! controller's required against actual concurrency. Pure: the reader feeds
+//! it, the sampler takes what is ready at each tick.
+
+use std::collections::{BTreeMap, HashMap};
+
+use hdrhistogram::Histogram;
+
+use super::message::BusMessage;
+use crate::model::{
+    ConcurrencyPoint, ErrorCount, TransactionInterval, TransactionTotal, NO_TRANSACTION,
+};
+
+/// The width of mite's intervals: a second, whatever the sampling interval.
+pub const BUS_INTERVAL_MS: i64 = 1000;
+/// How long after an interval's end its last messages may still arrive.
+const SETTLE_MS: i64 = 250;
+/// Latencies are kept in microseconds, from 1 µs to 10 minutes (longer ones
+/// count as 10 minutes), to 3 significant figures.
+const HIGHEST_MICROS: u64 = 600_000_000;
+/// The longest message kept as an error's example.
+const EXAMPLE_CHARS: usize = 300;
+
+fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts: a failure here is
+    // a bug in this file, caught by its tests.
+    Histogram::new_with_bounds(1, HIGHEST_MICROS, 3).expect("valid histogram bounds")
+}
+
+fn millis(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+/// Counts of one transaction: over an interval or over the scenario.
+#[derive(Clone)]
+struct Counts {
+    requests: i64,
+    errors: i64,
+    exceptions: i64,
+    transactions: i64,
+    latency: Histogram<u64>,
+}
+
+impl Counts {
+    fn new() -> Self {
+        Counts {
+            requests: 0,
+            errors: 0,
+            exceptions: 0,
+            transactions: 0,
+            latency: histogram(),
+        }
+    }
+
+    fn quantile(&self, q: f64) -> Option<f64> {
+        (!self.latency.is_empty()).then(|| millis(self.latency.value_at_quantile(q)))
+    }
+
+    fn max(&self) -> Option<f64> {
+        (!self.latency.is_empty()).then(|| millis(self.latency.max()))
+    }
+}
+
+/// What the tally has counted beyond the rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BusCounts {
+    /// Frames received.
+    pub messages: u64,
+    /// Frames that were not a message the lab could read.
+    pub undecodable: u64,
+    /// Journeys that ended (mite's root transaction).
+    pub journeys: u64,
+}
+
+/// Rows ready to be stored: whole intervals, new controller reports, and
+/// (when anything changed) the scenario's totals and error kinds so far,
+/// which replace the stored ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BusBatch {
+    pub intervals: Vec<TransactionInterval>,
+    pub concurrency: Vec<ConcurrencyPoint>,
+    pub totals: Vec<TransactionTotal>,
+    pub errors: Vec<ErrorCount>,
+    pub counts: BusCounts,
+}
+
+impl BusBatch {
+    /// Rows, for the sink's bound on what waits in memory.
+    pub fn rows(&self) -> usize {
+        self.intervals.len() + self.concurrency.len() + self.totals.len() + self.errors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows() == 0
+    }
+}
+
+/// A scenario's messages, counted.
+pub struct BusTally {
+    origin_ms: i64,
+    /// Intervals not handed out yet, by index, then by transaction.
+    open: BTreeMap<i64, HashMap<String, Counts>>,
+    /// The first interval not handed out yet: later messages for an earlier
+    /// interval are counted in this one (never lost, never counted twice).
+    next_out: i64,
+    totals: HashMap<String, Counts>,
+    /// By (transaction, kind): count and one message.
+    errors: BTreeMap<(String, String), (i64, String)>,
+    reports: Vec<ConcurrencyPoint>,
+    counts: BusCounts,
+    /// Totals changed since they were last handed out.
+    changed: bool,
+}
+
+impl BusTally {
+    /// Intervals start at `origin_ms` (unix ms); earlier messages count in the first.
+    pub fn new(origin_ms: i64) -> Self {
+        BusTally {
+            origin_ms,
+            open: BTreeMap::new(),
+            next_out: 0,
+            totals: HashMap::new(),
+            errors: BTreeMap::new(),
+            reports: Vec::new(),
+            counts: BusCounts::default(),
+            changed: false,
+        }
+    }
+
+    /// Moves the intervals' origin (the scenario's start, known once its
+    /// children are up). Only before any interval was handed out.
+    pub fn set_origin(&mut self, origin_ms: i64) {
+        if self.next_out == 0 {
+            let messages: Vec<(i64, HashMap<String, Counts>)> =
+                std::mem::take(&mut self.open).into_iter().collect();
+            self.origin_ms = origin_ms;
+            // Whatever arrived before the new origin belongs to its first interval.
+            for (_, by_transaction) in messages {
+                let first = self.open.entry(0).or_default();
+                for (name, counts) in by_transaction {
+                    merge(first.entry(name).or_insert_with(Counts::new), &counts);
+                }
+            }
+        }
+    }
+
+    pub fn counts(&self) -> BusCounts {
+        self.counts
+    }
+
+    fn elapsed_ms(&self, time: f64) -> i64 {
+        ((time * 1000.0) as i64 - self.origin_ms).max(0)
+    }
+
+    fn interval(&mut self, time: f64, transaction: &str) -> (&mut Counts, &mut Counts) {
+        let index = (self.elapsed_ms(time) / BUS_INTERVAL_MS).max(self.next_out);
+        let name = if transaction.is_empty() {
+            NO_TRANSACTION
+        } else {
+            transaction
+        };
+        let interval = self
+            .open
+            .entry(index)
+            .or_default()
+            .entry(name.to_string())
+            .or_insert_with(Counts::new);
+        let total = self
+            .totals
+            .entry(name.to_string())
+            .or_insert_with(Counts::new);
+        self.changed = true;
+        (interval, total)
+    }
+
+    /// Counts a frame that could not be read.
+    pub fn add_undecodable(&mut self) {
+        self.counts.messages += 1;
+        self.counts.undecodable += 1;
+    }
+
+    /// Counts one message.
+    pub fn add(&mut self, message: &BusMessage<'_>) {
+        self.counts.messages += 1;
+        match *message {
+            BusMessage::Response {
+                transaction,
+                time,
+                status,
+                total_time,
+            } => {
+                let micros = (total_time * 1_000_000.0).round().max(1.0) as u64;
+                let failed = status >= 400;
+                let (interval, total) = self.interval(time, transaction);
+                for counts in [interval, total] {
+                    counts.requests += 1;
+                    counts.errors += i64::from(failed);
+                    counts.latency.saturating_record(micros);
+                }
+                if failed {
+                    self.add_error(transaction, &format!("HTTP {status}"), "");
+                }
+            }
+            BusMessage::TransactionEnd {
+                transaction, time, ..
+            } => {
+                if transaction.is_empty() {
+                    self.counts.journeys += 1;
+                } else {
+                    let (interval, total) = self.interval(time, transaction);
+                    interval.transactions += 1;
+                    total.transactions += 1;
+                }
+            }
+            BusMessage::Error {
+                transaction,
+                time,
+                kind,
+                message,
+            } => {
+                let (interval, total) = self.interval(time, transaction);
+                interval.exceptions += 1;
+                total.exceptions += 1;
+                self.add_error(transaction, kind, message);
+            }
+            BusMessage::ControllerReport {
+                time,
+                required,
+                actual,
+                runners,
+            } => {
+                let elapsed_ms = self.elapsed_ms(time);
+                self.reports.push(ConcurrencyPoint {
+                    elapsed_ms,
+                    at_ms: self.origin_ms + elapsed_ms,
+                    required,
+                    actual,
+                    runners,
+                });
+            }
+            BusMessage::Other => {}
+        }
+    }
+
+    fn add_error(&mut self, transaction: &str, kind: &str, message: &str) {
+        let name = if transaction.is_empty() {
+            NO_TRANSACTION
+        } else {
+            transaction
+        };
+        let entry = self
+            .errors
+            .entry((name.to_string(), kind.to_string()))
+            .or_insert_with(|| (0, message.chars().take(EXAMPLE_CHARS).collect()));
+        entry.0 += 1;
+        self.changed = true;
+    }
+
+    /// The intervals that ended at least a moment before `now_ms`, the
+    /// reports since the last call, and the totals if they changed.
+    pub fn take_ready(&mut self, now_ms: i64) -> BusBatch {
+        let done_before = (now_ms - SETTLE_MS - self.origin_ms).div_euclid(BUS_INTERVAL_MS);
+        self.take_until(done_before)
+    }
+
+    /// Everything counted, the interval in progress too: the scenario ended.
+    pub fn take_all(&mut self) -> BusBatch {
+        let last = self.open.keys().next_back().copied().unwrap_or(-1);
+        self.take_until(last + 1)
+    }
+
+    fn take_until(&mut self, end: i64) -> BusBatch {
+        let mut intervals = Vec::new();
+        while let Some(entry) = self.open.first_entry() {
+            if *entry.key() >= end {
+                break;
+            }
+            let (index, by_transaction) = entry.remove_entry();
+            let mut rows: Vec<TransactionInterval> = by_transaction
+                .into_iter()
+                .map(|(transaction, c)| TransactionInterval {
+                    elapsed_ms: index * BUS_INTERVAL_MS,
+                    at_ms: self.origin_ms + index * BUS_INTERVAL_MS,
+                    requests: c.requests,
+                    errors: c.errors,
+                    exceptions: c.exceptions,
+                    transactions: c.transactions,
+                    p50_ms: c.quantile(0.5),
+                    p90_ms: c.quantile(0.9),
+                    p99_ms: c.quantile(0.99),
+                    max_ms: c.max(),
+                    transaction,
+                })
+                .collect();
+            rows.sort_by(|a, b| a.transaction.cmp(&b.transaction));
+            intervals.extend(rows);
+        }
+        self.next_out = self.next_out.max(end);
+        let (totals, errors) = if std::mem::take(&mut self.changed) {
+            (self.totals(), self.error_counts())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        BusBatch {
+            intervals,
+            concurrency: std::mem::take(&mut self.reports),
+            totals,
+            errors,
+            counts: self.counts,
+        }
+    }
+
+    /// Every transaction over the scenario so far, by name.
+    pub fn totals(&self) -> Vec<TransactionTotal> {
+        let mut totals: Vec<TransactionTotal> = self
+            .totals
+            .iter()
+            .map(|(transaction, c)| TransactionTotal {
+                transaction: transaction.clone(),
+                requests: c.requests,
+                errors: c.errors,
+                exceptions: c.exceptions,
+                transactions: c.transactions,
+                p50_ms: c.quantile(0.5),
+                p90_ms: c.quantile(0.9),
+                p99_ms: c.quantile(0.99),
+                max_ms: c.max(),
+                mean_ms: (!c.latency.is_empty()).then(|| c.latency.mean() / 1000.0),
+            })
+            .collect();
+        totals.sort_by(|a, b| a.transaction.cmp(&b.transaction));
+        totals
+    }
+
+    pub fn error_counts(&self) -> Vec<ErrorCount> {
+        self.errors
+            .iter()
+            .map(|((transaction, kind), (count, example))| ErrorCount {
+                transaction: transaction.clone(),
+                kind: kind.clone(),
+                count: *count,
+                example: example.clone(),
+            })
+            .collect()
+    }
+}
+
+fn merge(into: &mut Counts, from: &Counts) {
+    into.requests += from.requests;
+    into.errors += from.errors;
+    into.exceptions += from.exceptions;
+    into.transactions += from.transactions;
+    // Both have the same bounds, so adding cannot fail.
+    let _ = into.latency.add(&from.latency);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: i64 = 1_700_000_000_000;
+
+    fn at(ms: i64) -> f64 {
+        (ORIGIN + ms) as f64 / 1000.0
+    }
+
+    fn response(transaction: &str, ms: i64, status: u16, total_ms: f64) -> BusMessage<'_> {
+        BusMessage::Response {
+            transaction,
+            time: at(ms),
+            status,
+            total_time: total_ms / 1000.0,
+        }
+    }
+
+    #[test]
+    fn responses_count_per_transaction_and_interval_with_percentiles() {
+        let mut tally = BusTally::new(ORIGIN);
+        // 100 responses of 1..=100 ms to "browse" in the first second, every
+        // fourth of 10 to "checkout" failing.
+        for i in 1..=100 {
+            tally.add(&response("browse", i * 5, 200, i as f64));
+        }
+        for i in 0..10 {
+            let status = if i % 4 == 0 { 500 } else { 200 };
+            tally.add(&response("checkout", 500 + i, status, 20.0));
+        }
+        tally.add(&response("browse", 1500, 200, 7.0));
+        // No interval is ready before the first second has settled; the
+        // totals and errors so far are.
+        let early = tally.take_ready(ORIGIN + 1100);
+        assert!(early.intervals.is_empty());
+        assert_eq!(early.totals.len(), 2);
+        let batch = tally.take_ready(ORIGIN + 1300);
+        assert_eq!(batch.intervals.len(), 2);
+        let browse = &batch.intervals[0];
+        assert_eq!(
+            (
+                browse.transaction.as_str(),
+                browse.elapsed_ms,
+                browse.requests
+            ),
+            ("browse", 0, 100)
+        );
+        let p50 = browse.p50_ms.expect("a median");
+        assert!((49.9..=50.1).contains(&p50), "p50 {p50}");
+        let p99 = browse.p99_ms.expect("a p99");
+        assert!((98.9..=99.1).contains(&p99), "p99 {p99}");
+        assert!((99.9..=100.1).contains(&browse.max_ms.expect("a max")));
+        let checkout = &batch.intervals[1];
+        assert_eq!((checkout.requests, checkout.errors), (10, 3));
+        // Nothing new since: the totals are not handed out again.
+        assert!(batch.totals.is_empty());
+        assert_eq!(
+            early.errors,
+            vec![ErrorCount {
+                transaction: "checkout".into(),
+                kind: "HTTP 500".into(),
+                count: 3,
+                example: String::new()
+            }]
+        );
+        let rest = tally.take_all();
+        assert_eq!(rest.intervals.len(), 1);
+        assert_eq!(rest.intervals[0].elapsed_ms, 1000);
+        let totals = tally.totals();
+        let browse_total = &totals[0];
+        assert_eq!((browse_total.requests, browse_total.errors), (101, 0));
+    }
+
+    #[test]
+    fn late_messages_join_the_open_interval_and_are_never_lost() {
+        let mut tally = BusTally::new(ORIGIN);
+        tally.add(&response("a", 100, 200, 1.0));
+        assert_eq!(tally.take_ready(ORIGIN + 1300).intervals.len(), 1);
+        // A message stamped in the first second, arriving after it was handed out.
+        tally.add(&response("a", 900, 200, 1.0));
+        let rest = tally.take_all();
+        assert_eq!(rest.intervals.len(), 1);
+        assert_eq!(rest.intervals[0].elapsed_ms, 1000);
+        assert_eq!(rest.totals[0].requests, 2);
+        // Nothing new: no rows, and the totals are not sent again.
+        assert!(tally.take_all().is_empty());
+    }
+
+    #[test]
+    fn exceptions_journeys_and_reports_are_counted() {
+        let mut tally = BusTally::new(ORIGIN);
+        tally.add(&BusMessage::Error {
+            transaction: "",
+            time: at(10),
+            kind: "AcurlError",
+            message: "curl failed with code 7",
+        });
+        tally.add(&BusMessage::TransactionEnd {
+            transaction: "",
+            time: at(11),
+            had_error: true,
+        });
+        tally.add(&BusMessage::TransactionEnd {
+            transaction: "pay",
+            time: at(12),
+            had_error: false,
+        });
+        tally.add(&BusMessage::ControllerReport {
+            time: at(2000),
+            required: 4,
+            actual: 3,
+            runners: 1,
+        });
+        tally.add_undecodable();
+        let batch = tally.take_all();
+        assert_eq!(
+            batch.counts,
+            BusCounts {
+                messages: 5,
+                undecodable: 1,
+                journeys: 1
+            }
+        );
+        let journey = batch
+            .intervals
+            .iter()
+            .find(|i| i.transaction == NO_TRANSACTION)
+            .expect("the journey's row");
+        assert_eq!((journey.exceptions, journey.requests), (1, 0));
+        assert_eq!(journey.p50_ms, None);
+        assert_eq!(batch.errors[0].kind, "AcurlError");
+        assert_eq!(batch.errors[0].example, "curl failed with code 7");
+        assert_eq!(
+            batch.concurrency,
+            vec![ConcurrencyPoint {
+                elapsed_ms: 2000,
+                at_ms: ORIGIN + 2000,
+                required: 4,
+                actual: 3,
+                runners: 1
+            }]
+        );
+    }
+
+    #[test]
+    fn messages_before_the_origin_count_in_the_first_interval() {
+        let mut tally = BusTally::new(ORIGIN - 5000);
+        tally.add(&response("a", -3000, 200, 1.0));
+        tally.set_origin(ORIGIN);
+        tally.add(&response("a", 200, 200, 1.0));
+        let batch = tally.take_all();
+        assert_eq!(batch.intervals.len(), 1);
+        assert_eq!(
+            (batch.intervals[0].elapsed_ms, batch.intervals[0].requests),
+            (0, 2)
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! END-TO-END (about a minute each): mite's own view of a run, read by the
+//! lab from mite's message bus, checked against what a real target counted.
+//! Real mite (the venv scripts/setup creates), real SQLite, the lab's fixed
+//! ports: the tests take turns.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+mod common;
+
+use common::{text, wait_output, CliLab as Lab};
+
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// What the test target counted for one path, with its own handling times.
+#[derive(Debug, serde::Deserialize)]
+struct TargetCount {
+    count: i64,
+    errors: i64,
+    min_ms: f64,
+    max_ms: f64,
+}
+
+fn copy_fixture(name: &str, into: &Path) {
+    std::fs::copy(Path::new(FIXTURES).join(name), into.join(name)).expect("copy a fixture");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramps() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("bus-two-transactions");
+    let scenarios = lab.dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).expect("scenario folder");
+    copy_fixture("two_transactions.py", &scenarios);
+    copy_fixture("counting_target.py", &scenarios);
+    let counts_file = lab.dir.join("target-counts.json");
+    let target = format!("python counting_target.py {}", counts_file.display());
+    let child = lab.spawn_run(&[
+        "--scenarios",
+        "4",
+        "--duration",
+        "10s",
+        "--scenario",
+        "two_transactions:scenario",
+        "--scenario-dir",
+        &scenarios.display().to_string(),
+        "--target-cmd",
+        &target,
+    ]);
+    let output = wait_output(child, Duration::from_secs(180));
+    assert!(output.status.success(), "{}", text(&output));
+
+    let counted: HashMap<String, TargetCount> =
+        serde_json::from_str(&std::fs::read_to_string(&counts_file).expect("the target's counts"))
+            .expect("the target's counts as JSON");
+    println!("the target counted: {counted:?}");
+    let store = lab.store().await;
+    let scenario = &store.scenarios(1).await.expect("scenarios")[0];
+    let totals = store.bus_totals(scenario.id).await.expect("totals");
+    println!("mite's view: {totals:?}");
+    assert_eq!(
+        totals
+            .iter()
+            .map(|t| t.transaction.as_str())
+            .collect::<Vec<_>>(),
+        ["browse", "checkout"]
+    );
+    for (transaction, path) in [("browse", "/browse"), ("checkout", "/checkout")] {
+        let mite = totals
+            .iter()
+            .find(|t| t.transaction == transaction)
+            .expect("the transaction");
+        let target = &counted[path];
+        assert!(target.count > 100, "{path}: too few requests to judge");
+        // Exact: every response the target gave, mite reported.
+        assert_eq!(mite.requests, target.count, "{transaction}: requests");
+        assert_eq!(mite.errors, target.errors, "{transaction}: errors");
+        assert_eq!(mite.exceptions, 0, "{transaction}: exceptions");
+        assert_eq!(mite.transactions, target.count, "{transaction}: ended");
+        // The client waits at least as long as the server took, and (on
+        // loopback) not much longer than the slowest answer.
+        let p50 = mite.p50_ms.expect("a median");
+        let p99 = mite.p99_ms.expect("a p99");
+        assert!(
+            p50 >= target.min_ms,
+            "{transaction}: p50 {p50} ms below the target's fastest answer {} ms",
+            target.min_ms
+        );
+        assert!(
+            p50 <= target.max_ms + 10.0,
+            "{transaction}: p50 {p50} ms above the target's slowest answer {} ms",
+            target.max_ms
+        );
+        assert!(
+            p99 <= target.max_ms + 50.0,
+            "{transaction}: p99 {p99} ms far above the target's slowest answer {} ms",
+            target.max_ms
+        );
+    }
+    let checkout = &counted["/checkout"];
+    assert_eq!(checkout.errors, checkout.count / 4, "the target's own rule");
+    assert_eq!(counted["/browse"].errors, 0);
+
+    // Errors by kind: the failed checkouts, as HTTP 500.
+    let errors = store.bus_errors(scenario.id).await.expect("errors");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (errors[0].transaction.as_str(), errors[0].kind.as_str()),
+        ("checkout", "HTTP 500")
+    );
+    assert_eq!(errors[0].count, checkout.errors);
+
+    // The intervals add up to the totals, and so does transactions.csv.
+    let intervals = store.bus_intervals(scenario.id).await.expect("intervals");
+    for t in &totals {
+        let sum: i64 = intervals
+            .iter()
+            .filter(|i| i.transaction == t.transaction)
+            .map(|i| i.requests)
+            .sum();
+        assert_eq!(sum, t.requests, "{}: intervals", t.transaction);
+    }
+    let csv = std::fs::read_to_string(common::run_dir(&lab.dir).join("transactions.csv"))
+        .expect("transactions.csv beside samples.csv");
+    let csv_requests: i64 = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(5)
+                .expect("requests")
+                .parse::<i64>()
+                .expect("a count")
+        })
+        .sum();
+    assert_eq!(csv_requests, totals.iter().map(|t| t.requests).sum::<i64>());
+
+    // Required against actual journeys: the ramp 1, 2, 3, 4, followed.
+    let reports = store.bus_concurrency(scenario.id).await.expect("reports");
+    println!("controller reports: {reports:?}");
+    let ramping: Vec<_> = reports.iter().filter(|r| r.required > 0).collect();
+    assert!(ramping.len() >= 6, "{reports:?}");
+    assert!(
+        ramping.windows(2).all(|w| w[0].required <= w[1].required),
+        "required never falls while the model runs: {reports:?}"
+    );
+    for wanted in 1..=4 {
+        assert!(
+            ramping.iter().any(|r| r.required == wanted),
+            "required {wanted} never reported: {reports:?}"
+        );
+    }
+    let followed = ramping
+        .iter()
+        .filter(|r| (r.actual - r.required).abs() <= 1)
+        .count();
+    assert!(
+        followed * 10 >= ramping.len() * 8,
+        "actual strayed from required: {reports:?}"
+    );
+    assert!(ramping.iter().all(|r| r.runners == 1));
+
+    let counts = store.bus_counts(scenario.id).await.expect("counts");
+    assert_eq!(counts.bus_missed, Some(0), "the lab missed messages");
+    assert_eq!(counts.bus_undecodable, Some(0));
+    assert_eq!(counts.bus_journeys, Some(counted["/browse"].count));
+}
