@@ -14,9 +14,11 @@ pub use crate::error::LabError;
 use crate::figures::ScenarioFigures;
 use crate::matrix::RunMatrix;
 use crate::model::{
-    ErrorCount, FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus, TransactionTotal,
+    BusSummary, ErrorCount, FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus,
+    TransactionTotal,
 };
 use crate::provenance::Provenance;
+use crate::validity::ValidityFlag;
 
 /// A run in the history list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +86,9 @@ pub struct ScenarioView {
     /// Which of the run's builds it measured, and which repeat (from 0).
     pub build_index: i64,
     pub repeat_index: i64,
+    /// What makes its figures mean something else (none for a scenario
+    /// that measured what it seems to).
+    pub flags: Vec<ValidityFlag>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,15 +185,7 @@ pub struct ActivityEntry {
 pub struct MiteView {
     pub totals: Vec<TransactionTotal>,
     pub errors: Vec<ErrorCount>,
-    /// Messages the lab received, and how many it could not read.
-    pub messages: Option<i64>,
-    pub undecodable: Option<i64>,
-    /// Journeys that ended.
-    pub journeys: Option<i64>,
-    /// Messages mite's duplicator dropped before the lab got them (must be 0).
-    pub missed: Option<i64>,
-    /// Messages mite's duplicator dropped before the collector got them.
-    pub collector_dropped: Option<i64>,
+    pub summary: BusSummary,
     pub charts: Vec<ChartSpec>,
 }
 
@@ -266,6 +263,8 @@ pub struct LaunchForm {
     pub repeat: String,
     /// The agent that must execute it; empty: any.
     pub agent: String,
+    /// mite runners per scenario; empty: one.
+    pub runners: String,
 }
 
 impl Default for LaunchForm {
@@ -280,6 +279,7 @@ impl Default for LaunchForm {
             mite: "pinned".into(),
             repeat: "1".into(),
             agent: String::new(),
+            runners: "1".into(),
         }
     }
 }
@@ -331,6 +331,13 @@ impl LaunchForm {
             field("mite", e);
             vec![]
         });
+        let runners = match self.runners.trim() {
+            "" => 1,
+            text => text.parse::<u32>().unwrap_or_else(|_| {
+                field("runners", format!("`{text}` is not a whole number"));
+                0
+            }),
+        };
         let repeats = self.repeat.trim().parse::<u32>().unwrap_or_else(|_| {
             field(
                 "repeat",
@@ -348,6 +355,7 @@ impl LaunchForm {
                 mite
             },
             repeats,
+            runners,
             agent: Some(self.agent.trim().to_string()).filter(|a| !a.is_empty()),
             label: self.label.trim().to_string(),
             concurrencies,
@@ -699,13 +707,33 @@ mod tests {
             mite: "2.10.0,latest".into(),
             repeat: "three".into(),
             agent: String::new(),
+            runners: "two".into(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["scenarios", "duration", "spawn_rate", "mite", "repeat"]
+            [
+                "scenarios",
+                "duration",
+                "spawn_rate",
+                "mite",
+                "runners",
+                "repeat"
+            ]
         );
+        let too_many = LaunchForm {
+            runners: "33".into(),
+            ..LaunchForm::default()
+        };
+        let errors = too_many.to_params().expect_err("invalid");
+        assert_eq!(errors[0].field, "runners");
+        assert!(errors[0].message.contains("use 1 to 32"), "{errors:?}");
+        let two = LaunchForm {
+            runners: " 2 ".into(),
+            ..LaunchForm::default()
+        };
+        assert_eq!(two.to_params().map(|p| p.runners), Ok(2));
         let builds = LaunchForm {
             mite: "pinned, 2.10.0".into(),
             repeat: "3".into(),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::figures::ScenarioFigures;
 use crate::model::ProcessKind;
+use crate::validity::ValidityFlag;
 
 /// The default smallest change that counts (5 %).
 pub const DEFAULT_THRESHOLD: f64 = 0.05;
@@ -165,8 +166,11 @@ impl Figure {
                 Some(s) => s.requests_per_runner_cpu_second,
                 None => figures.requests_per_runner_cpu_second,
             },
-            Figure::MibPerJourney => process(ProcessKind::Runner)
-                .map(|p| mib(p.peak_rss) / f64::from(concurrency.max(1))),
+            // Every runner's memory, when there were several.
+            Figure::MibPerJourney => figures
+                .runners_peak_rss
+                .or_else(|| process(ProcessKind::Runner).map(|p| p.peak_rss))
+                .map(|rss| mib(rss) / f64::from(concurrency.max(1))),
             Figure::PeakRss(kind) => process(*kind).map(|p| mib(p.peak_rss)),
             Figure::MeanRss(kind) => process(*kind).and_then(|p| p.mean_rss).map(mib),
         };
@@ -268,6 +272,37 @@ pub struct ComparisonReport {
     pub warnings: Vec<String>,
     /// Concurrencies one side measured and the other did not.
     pub unmatched: Vec<u32>,
+    /// What makes a side's figures at a concurrency mean something else
+    /// (runner CPU-bound, messages dropped, ...), for the sides that have any.
+    #[serde(default)]
+    pub validity: Vec<SideFlags>,
+}
+
+/// The validity flags of one side at one concurrency, over its repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideFlags {
+    /// `run 12` or `run 12 build 2`.
+    pub side: String,
+    pub concurrency: u32,
+    pub flags: Vec<ValidityFlag>,
+}
+
+impl SideFlags {
+    /// One line per flag: `run 12 at 1000 journeys, runner CPU-bound: The runner was …`.
+    pub fn lines(&self) -> Vec<String> {
+        self.flags
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} at {} journeys, {}: {}",
+                    self.side,
+                    self.concurrency,
+                    f.issue.as_str(),
+                    f.sentence
+                )
+            })
+            .collect()
+    }
 }
 
 impl ComparisonReport {
@@ -318,8 +353,12 @@ mod tests {
                 peak_cpu: 50.0,
                 peak_rss: 100 * 1024 * 1024,
                 mean_rss: None,
+                busy_share: None,
             }],
             steady: None,
+            other_cpu: None,
+            runners: None,
+            runners_peak_rss: None,
         };
         assert_eq!(Figure::RequestsPerSecond.value(&figures, 10), Some(100.0));
         assert_eq!(

@@ -13,6 +13,22 @@ pub struct ProcessFigures {
     /// Mean RSS over the samples (absent in figures stored before it was kept).
     #[serde(default)]
     pub mean_rss: Option<i64>,
+    /// The share of its samples in which it wanted [`BUSY_CPU`] or more of a
+    /// core (on one, or waiting for one): near 1, the process was CPU-bound
+    /// (absent in figures stored before it was kept).
+    #[serde(default)]
+    pub busy_share: Option<f64>,
+}
+
+/// A reading at or above this (percent of one core, on a core or waiting
+/// for one) counts as CPU-bound.
+pub const BUSY_CPU: f64 = 95.0;
+
+/// How much of a core a sample's process wanted: its CPU, and the time
+/// its main thread waited for a CPU (on a busy machine a process that
+/// would use a whole core gets less, and waits for the rest).
+pub fn cpu_demand(s: &Sample) -> f64 {
+    s.cpu + s.detail.map_or(0.0, |d| d.cpu_wait)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +47,16 @@ pub struct ScenarioFigures {
     /// stored before it was kept).
     #[serde(default)]
     pub steady: Option<SteadyFigures>,
+    /// The machine's CPU beyond the lab's processes (the lab itself and
+    /// what it measured), mean percent of one core over the scenario.
+    #[serde(default)]
+    pub other_cpu: Option<f64>,
+    /// The most runners sampled at one tick, and the peak of their RSS
+    /// added up at a tick (absent in figures stored before they were kept).
+    #[serde(default)]
+    pub runners: Option<u32>,
+    #[serde(default)]
+    pub runners_peak_rss: Option<i64>,
 }
 
 /// Throughput over a scenario's steady window: from the end of the first
@@ -66,17 +92,18 @@ pub fn steady_figures(samples: &[Sample]) -> Option<SteadyFigures> {
     let (t1, r1) = http[end];
     let seconds = (t1 - t0) as f64 / 1000.0;
     let requests = (r1 - r0) as f64;
-    let mut runner: Vec<(i64, f64)> = samples
+    // Each runner on its own (a scenario may have several).
+    let mut runner: Vec<(i64, i64, f64)> = samples
         .iter()
         .filter(|s| s.process == ProcessKind::Runner)
-        .map(|s| (s.elapsed_ms, s.cpu))
+        .map(|s| (s.pid, s.elapsed_ms, s.cpu))
         .collect();
-    runner.sort_by_key(|&(t, _)| t);
+    runner.sort_by_key(|&(pid, t, _)| (pid, t));
     // Each reading is the CPU share over the interval that ends at it.
     let cpu_seconds: f64 = runner
         .windows(2)
-        .filter(|w| w[1].0 > t0 && w[1].0 <= t1)
-        .map(|w| w[1].1 / 100.0 * (w[1].0 - w[0].0) as f64 / 1000.0)
+        .filter(|w| w[0].0 == w[1].0 && w[1].1 > t0 && w[1].1 <= t1)
+        .map(|w| w[1].2 / 100.0 * (w[1].1 - w[0].1) as f64 / 1000.0)
         .sum();
     Some(SteadyFigures {
         seconds,
@@ -103,6 +130,9 @@ struct ProcessTotals {
     peak_rss: i64,
     #[serde(default)]
     rss_sum: f64,
+    /// Samples at [`BUSY_CPU`] or more.
+    #[serde(default)]
+    busy: u64,
 }
 
 /// A scenario's figures kept as samples arrive, so they cost the same to
@@ -117,6 +147,18 @@ pub struct RunningFigures {
     runner_cpu_sum: f64,
     /// In [`ProcessKind::ALL`] order.
     processes: [Option<ProcessTotals>; 5],
+    /// The machine's other load: sum of readings and how many.
+    #[serde(default)]
+    other_cpu_sum: f64,
+    #[serde(default)]
+    other_cpu_readings: u64,
+    /// The runners at the latest tick: its elapsed time, how many, their RSS.
+    #[serde(default)]
+    runner_tick: (i64, u32, i64),
+    #[serde(default)]
+    runners_max: u32,
+    #[serde(default)]
+    runners_peak_rss: i64,
 }
 
 impl RunningFigures {
@@ -132,6 +174,15 @@ impl RunningFigures {
         }
         if s.process == ProcessKind::Runner {
             self.runner_cpu_sum += s.cpu;
+            let (at, count, rss) = &mut self.runner_tick;
+            if *at == s.elapsed_ms && *count > 0 {
+                *count += 1;
+                *rss += s.mem;
+            } else {
+                self.runner_tick = (s.elapsed_ms, 1, s.mem);
+            }
+            self.runners_max = self.runners_max.max(self.runner_tick.1);
+            self.runners_peak_rss = self.runners_peak_rss.max(self.runner_tick.2);
         }
         let slot = ProcessKind::ALL
             .iter()
@@ -144,7 +195,14 @@ impl RunningFigures {
             totals.peak_cpu = totals.peak_cpu.max(s.cpu);
             totals.peak_rss = totals.peak_rss.max(s.mem);
             totals.rss_sum += s.mem as f64;
+            totals.busy += u64::from(cpu_demand(s) >= BUSY_CPU);
         }
+    }
+
+    /// Adds a reading of the machine's CPU beyond the lab's processes.
+    pub fn add_other_cpu(&mut self, percent_of_one_core: f64) {
+        self.other_cpu_sum += percent_of_one_core.max(0.0);
+        self.other_cpu_readings += 1;
     }
 
     pub fn figures(&self, interval_ms: i64) -> ScenarioFigures {
@@ -173,10 +231,15 @@ impl RunningFigures {
                         peak_cpu: t.peak_cpu,
                         peak_rss: t.peak_rss,
                         mean_rss: Some((t.rss_sum / t.samples as f64).round() as i64),
+                        busy_share: Some(t.busy as f64 / t.samples as f64),
                     })
                 })
                 .collect(),
             steady: None,
+            other_cpu: (self.other_cpu_readings > 0)
+                .then(|| self.other_cpu_sum / self.other_cpu_readings as f64),
+            runners: (self.runners_max > 0).then_some(self.runners_max),
+            runners_peak_rss: (self.runners_max > 0).then_some(self.runners_peak_rss),
         }
     }
 }
@@ -201,6 +264,7 @@ mod tests {
             mem,
             requests: req.map(|r| r.0),
             requests_in_interval: req.map(|r| r.1),
+            detail: None,
         }
     }
 
@@ -223,6 +287,59 @@ mod tests {
         assert_eq!(f.processes[1].peak_cpu, 100.0);
         assert_eq!(f.processes[1].peak_rss, 300);
         assert_eq!(f.processes[1].mean_rss, Some(250));
+        // The runner read 100 % in one of its two samples.
+        assert_eq!(f.processes[1].busy_share, Some(0.5));
+        assert_eq!(f.processes[0].busy_share, Some(0.0));
+        assert_eq!(f.other_cpu, None);
+    }
+
+    #[test]
+    fn two_runners_add_up_their_memory_and_cpu_each_on_its_own() {
+        let runner = |pid, t, cpu, mem| Sample {
+            pid,
+            ..sample(ProcessKind::Runner, t, cpu, mem, None)
+        };
+        let mut samples = Vec::new();
+        let served = [0, 500, 1000, 1000, 1000, 400];
+        let mut total = 0;
+        for (i, n) in served.iter().enumerate() {
+            let t = (i as i64 + 1) * 1000;
+            total += n;
+            samples.push(sample(ProcessKind::Http, t, 5.0, 10, Some((total, *n))));
+            samples.push(runner(7, t, 50.0, 100 + i as i64));
+            samples.push(runner(8, t, 50.0, 200));
+        }
+        let f = scenario_figures(&samples, 1000);
+        assert_eq!(f.runners, Some(2));
+        // 105 + 200 at the last tick: their RSS added up, at one tick.
+        assert_eq!(f.runners_peak_rss, Some(305));
+        // The steady window (t=2 s to t=5 s): 3000 requests over 3 s, with
+        // two runners at half a core each: 3 CPU-seconds.
+        let steady = steady_figures(&samples).expect("a window");
+        assert_eq!(steady.requests_per_second, 1000.0);
+        assert_eq!(steady.requests_per_runner_cpu_second, Some(1000.0));
+    }
+
+    #[test]
+    fn a_process_starved_of_cpu_counts_as_busy_by_its_wait() {
+        use crate::model::ProcessDetail;
+        let with_wait = |cpu, wait| Sample {
+            detail: Some(ProcessDetail {
+                cpu_wait: wait,
+                ..ProcessDetail::default()
+            }),
+            ..sample(ProcessKind::Runner, 1000, cpu, 1, None)
+        };
+        // 86 % on a core and 12 % waiting for one: it wanted 98 %.
+        let samples = [
+            with_wait(86.0, 12.0),
+            with_wait(86.0, 2.0),
+            with_wait(96.0, 0.0),
+        ];
+        assert_eq!(cpu_demand(&samples[0]), 98.0);
+        let f = scenario_figures(&samples, 1000);
+        let share = f.processes[0].busy_share.expect("a share");
+        assert!((share - 2.0 / 3.0).abs() < 1e-9, "{share}");
     }
 
     #[test]

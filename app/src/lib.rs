@@ -5,6 +5,7 @@
 //! - [`builds`]: which mite builds a run measures, in which order;
 //! - [`provenance`]: what a run measured (builds, machine, target, scenario);
 //! - [`compare`]: figures over repeats and their verdicts;
+//! - [`validity`]: whether a scenario measured what it seems to;
 //! - [`matrix`]: a run's figures per build and concurrency (the version matrix);
 //! - [`access`]: roles, and what each may do;
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
@@ -23,6 +24,7 @@ pub mod matrix;
 pub mod model;
 pub mod pages;
 pub mod provenance;
+pub mod validity;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Stylesheet, Title};

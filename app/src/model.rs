@@ -68,7 +68,14 @@ pub struct RunParams {
     /// How many times each scenario runs with each build.
     #[serde(default = "one")]
     pub repeats: u32,
+    /// mite runners started against the one controller, as mite's users go
+    /// past one core; each is sampled on its own.
+    #[serde(default = "one")]
+    pub runners: u32,
 }
+
+/// The most runners one scenario may start.
+pub const MAX_RUNNERS: u32 = 32;
 
 fn one() -> u32 {
     1
@@ -89,6 +96,7 @@ impl Default for RunParams {
             collector_keep_mib: 100,
             mite: vec![],
             repeats: 1,
+            runners: 1,
         }
     }
 }
@@ -192,6 +200,15 @@ impl RunParams {
                 format!(
                     "{total} scenarios (concurrencies × builds × repeats) is too many for one \
                      run: use at most {MAX_RUN_SCENARIOS}"
+                ),
+            );
+        }
+        if self.runners == 0 || self.runners > MAX_RUNNERS {
+            err(
+                "runners",
+                format!(
+                    "{} runners is out of range: use 1 to {MAX_RUNNERS}",
+                    self.runners
                 ),
             );
         }
@@ -404,6 +421,28 @@ pub struct Sample {
     pub mem: i64,
     pub requests: Option<i64>,
     pub requests_in_interval: Option<i64>,
+    /// Threads, files, scheduling and IO (absent in samples taken before
+    /// the lab read them, and where `/proc` would not say).
+    #[serde(default)]
+    pub detail: Option<ProcessDetail>,
+}
+
+/// What `/proc` says of a process beyond CPU and memory, at one tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessDetail {
+    /// Threads and open file descriptors at the tick.
+    pub threads: i64,
+    pub fds: i64,
+    /// Percent of the interval its main thread waited for a CPU (runnable
+    /// but not running): with its CPU, how much of a core it wanted.
+    pub cpu_wait: f64,
+    /// Since the previous tick, its main thread's context switches:
+    /// voluntary (it waited for something) and involuntary (preempted).
+    pub voluntary_switches: i64,
+    pub involuntary_switches: i64,
+    /// Since the previous tick, bytes it made storage read and write.
+    pub read_bytes: i64,
+    pub write_bytes: i64,
 }
 
 /// mite's own account of one transaction over one interval of a scenario,
@@ -430,6 +469,26 @@ pub struct TransactionInterval {
     pub p90_ms: Option<f64>,
     pub p99_ms: Option<f64>,
     pub max_ms: Option<f64>,
+}
+
+/// What mite's bus carried in a scenario, and what mite dropped on the way.
+/// `None` where nothing was recorded (a scenario from before the lab read
+/// mite's bus, or one that never started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusSummary {
+    /// Messages the lab received, and how many it could not read.
+    pub messages: Option<i64>,
+    pub undecodable: Option<i64>,
+    /// Journeys that ended.
+    pub journeys: Option<i64>,
+    /// Messages mite's duplicator dropped before the lab read them (must be 0).
+    pub missed: Option<i64>,
+    /// Messages mite's duplicator dropped before the collector got them.
+    pub collector_dropped: Option<i64>,
+    /// The controller's reports while its volume model ran, and how many of
+    /// them had fewer journeys running than required.
+    pub reports: Option<i64>,
+    pub reports_short: Option<i64>,
 }
 
 /// The name of requests made outside any named transaction.

@@ -60,3 +60,7 @@ ALTER TABLE scenarios ADD COLUMN bus_journeys BIGINT;
 -- reader (messages the lab missed) and for the collector.
 ALTER TABLE scenarios ADD COLUMN bus_missed BIGINT;
 ALTER TABLE scenarios ADD COLUMN collector_dropped BIGINT;
+-- The controller's reports while its volume model ran, and those with
+-- fewer journeys running than required.
+ALTER TABLE scenarios ADD COLUMN bus_reports BIGINT;
+ALTER TABLE scenarios ADD COLUMN bus_reports_short BIGINT;

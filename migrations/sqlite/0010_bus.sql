@@ -60,3 +60,7 @@ ALTER TABLE scenarios ADD COLUMN bus_journeys INTEGER;
 -- reader (messages the lab missed) and for the collector.
 ALTER TABLE scenarios ADD COLUMN bus_missed INTEGER;
 ALTER TABLE scenarios ADD COLUMN collector_dropped INTEGER;
+-- The controller's reports while its volume model ran, and those with
+-- fewer journeys running than required.
+ALTER TABLE scenarios ADD COLUMN bus_reports INTEGER;
+ALTER TABLE scenarios ADD COLUMN bus_reports_short INTEGER;

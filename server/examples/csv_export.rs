@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
 
         let started = Instant::now();
         let mut bytes = 0usize;
-        let mut chunks = csv::chunks(&store, SampleSource::Run(run));
+        let mut chunks = csv::chunks(&store, SampleSource::Run(run), csv::Layout::Samples);
         while let Some(chunk) = chunks.next().await {
             bytes += chunk?.len();
         }

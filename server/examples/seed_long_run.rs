@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
                         mem: 40 * 1024 * 1024 + i as i64 * 1_000_000 + tick * 10,
                         requests: is_target.then_some(total),
                         requests_in_interval: is_target.then_some(served),
+                        detail: None,
                     });
                 }
             }

@@ -258,6 +258,10 @@ struct RunArgs {
     /// verdict that can say "worse").
     #[arg(long, default_value_t = 1)]
     repeat: u32,
+    /// mite runners started against the one controller, as mite's users go
+    /// past one core (1 to 32); each is sampled on its own.
+    #[arg(long, default_value_t = 1)]
+    runners: u32,
     /// Once the run is done, compare it with `baseline` (its label's
     /// baseline) or a run number, print the comparison and exit 1 when a
     /// figure got significantly worse.
@@ -547,6 +551,7 @@ fn params_from(args: &RunArgs) -> RunParams {
         collector_keep_mib: args.collector_keep_mib,
         mite: args.mite.clone(),
         repeats: args.repeat,
+        runners: args.runners,
     }
 }
 
@@ -673,6 +678,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(dir) = &outcome.output_dir {
         to_stdout!("samples: {}", dir.join("samples.csv").display());
+        to_stdout!("mite:    {}", dir.join("transactions.csv").display());
         to_stdout!("chart:   {}", dir.join("chart.html").display());
     }
     if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
@@ -765,6 +771,19 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<f64> {
                 format_mib(p.peak_rss)
             );
             first = false;
+        }
+        let totals = store.bus_totals(scenario.id).await?;
+        if !totals.is_empty() {
+            let requests: i64 = totals.iter().map(|t| t.requests).sum();
+            let failed: i64 = totals.iter().map(|t| t.errors + t.exceptions).sum();
+            to_stdout!(
+                "{:<14} mite counted {requests} requests ({failed} failed) in {} transaction(s)",
+                "",
+                totals.len()
+            );
+        }
+        for flag in app::validity::validity_flags(&figures, &scenario.bus) {
+            to_stdout!("{:<14} ! {}: {}", "", flag.issue.as_str(), flag.sentence);
         }
     }
     Ok(measured_cpu_seconds)

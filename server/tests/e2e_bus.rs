@@ -163,8 +163,160 @@ async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramp
     );
     assert!(ramping.iter().all(|r| r.runners == 1));
 
-    let counts = store.bus_counts(scenario.id).await.expect("counts");
-    assert_eq!(counts.bus_missed, Some(0), "the lab missed messages");
-    assert_eq!(counts.bus_undecodable, Some(0));
-    assert_eq!(counts.bus_journeys, Some(counted["/browse"].count));
+    let counts = store.bus_summary(scenario.id).await.expect("counts");
+    assert_eq!(counts.missed, Some(0), "the lab missed messages");
+    assert_eq!(counts.undecodable, Some(0));
+    assert_eq!(counts.journeys, Some(counted["/browse"].count));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("bus-validity");
+    let child = lab.spawn_run(&["--scenarios", "1,1000", "--duration", "10s"]);
+    let output = wait_output(child, Duration::from_secs(240));
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+
+    let store = lab.store().await;
+    let scenarios = store.scenarios(1).await.expect("scenarios");
+    let flags_of = |i: usize| {
+        let s = &scenarios[i];
+        let store = store.clone();
+        let bus = s.bus;
+        let id = s.id;
+        async move {
+            let figures = store
+                .stored_figures(id)
+                .await
+                .expect("figures")
+                .expect("stored");
+            println!(
+                "scenario {id}: runner busy share {:?}, other load {:?}, bus {bus:?}",
+                figures
+                    .processes
+                    .iter()
+                    .find(|p| p.process == mite_perf::model::ProcessKind::Runner)
+                    .and_then(|p| p.busy_share),
+                figures.other_cpu
+            );
+            app::validity::validity_flags(&figures, &bus)
+                .into_iter()
+                .map(|f| f.issue)
+                .collect::<Vec<_>>()
+        }
+    };
+    use app::validity::Issue;
+    let one = flags_of(0).await;
+    let thousand = flags_of(1).await;
+    assert!(!one.contains(&Issue::RunnerCpuBound), "{one:?}");
+    assert!(thousand.contains(&Issue::RunnerCpuBound), "{thousand:?}");
+    // The summary says so too.
+    assert!(
+        stdout.contains("! runner CPU-bound: The runner was CPU-bound"),
+        "{stdout}"
+    );
+    // And the run page, through the lab's own view of the run.
+    assert_eq!(scenarios[1].bus.missed, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("bus-runners");
+    let child = lab.spawn_run(&["--scenarios", "1,10", "--duration", "6s", "--runners", "2"]);
+    let output = wait_output(child, Duration::from_secs(180));
+    assert!(output.status.success(), "{}", text(&output));
+
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("run").expect("run 1");
+    assert_eq!(run.params.runners, 2);
+    for scenario in store.scenarios(1).await.expect("scenarios") {
+        let processes = store.processes(scenario.id).await.expect("processes");
+        let runners: Vec<_> = processes.iter().filter(|p| p.name == "runner").collect();
+        assert_eq!(runners.len(), 2, "{}: {processes:?}", scenario.name);
+        assert!(runners
+            .iter()
+            .all(|r| r.exit_status.as_deref() == Some("exit 0")));
+        // Each runner sampled on its own, each busy.
+        let samples = store.scenario_samples(scenario.id).await.expect("samples");
+        for runner in &runners {
+            let cpu: f64 = samples
+                .iter()
+                .filter(|s| s.pid == runner.pid)
+                .map(|s| s.cpu)
+                .sum();
+            assert!(cpu > 0.0, "{}: runner {} idle", scenario.name, runner.pid);
+        }
+        let figures = store
+            .stored_figures(scenario.id)
+            .await
+            .expect("figures")
+            .expect("stored");
+        assert_eq!(figures.runners, Some(2), "{}", scenario.name);
+        // The controller saw both.
+        let reports = store.bus_concurrency(scenario.id).await.expect("reports");
+        assert!(
+            reports.iter().any(|r| r.runners == 2),
+            "{}: {reports:?}",
+            scenario.name
+        );
+        // mite's count is still the target's.
+        let mite: i64 = store
+            .bus_totals(scenario.id)
+            .await
+            .expect("totals")
+            .iter()
+            .map(|t| t.requests)
+            .sum();
+        assert_eq!(mite, figures.total_requests, "{}", scenario.name);
+    }
+
+    // The scaling view: its charts, in a real browser.
+    let server = common::Server::start_with(
+        "bus-runners-web",
+        common::ServeOptions {
+            db_url: Some(lab.db_url()),
+            args: vec!["--no-agent".into()],
+            dir: None,
+        },
+    )
+    .await;
+    let browser = common::Browser::start().await;
+    browser.goto(&server.url("/runs/1")).await;
+    browser.wait_hydrated().await;
+    browser
+        .wait_for(
+            "the scaling view's charts",
+            r#"const h = document.querySelector('section.matrix h2');
+               const charts = document.querySelectorAll('.matrix-charts .chart[data-rendered="1"]');
+               return !!h && h.innerText.includes('2 runners') && charts.length >= 3;"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    let series = browser
+        .eval(
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.matrix-charts .chart'));
+               return c.getOption().series.map(s => [s.name, s.data.length]);"#,
+        )
+        .await;
+    println!("scaling chart series: {series}");
+    let series: Vec<(String, usize)> = serde_json::from_value(series).expect("series");
+    assert!(
+        series
+            .iter()
+            .any(|(name, points)| name.contains("× 2 runners") && *points == 2),
+        "{series:?}"
+    );
+    // Each runner has its own line on the CPU chart.
+    let cpu_series = browser
+        .eval(
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart'));
+               return c.getOption().series.map(s => s.name).filter(n => n.startsWith('runner'));"#,
+        )
+        .await;
+    let cpu_series: Vec<String> = serde_json::from_value(cpu_series).expect("names");
+    assert_eq!(cpu_series.len(), 2, "{cpu_series:?}");
+    browser.screenshot(&lab.dir.join("runners.png")).await;
 }

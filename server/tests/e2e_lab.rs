@@ -230,22 +230,42 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     browser
         .wait_for(
             "a drawn chart",
-            "return [...document.querySelectorAll('.chart')].some(c => c.dataset.rendered === '1' && c.querySelector('canvas'))",
+            "return [...document.querySelectorAll('.charts.processes .chart')].some(c => c.dataset.rendered === '1' && c.querySelector('canvas'))",
             Duration::from_secs(30),
         )
+        .await;
+    // mite's own view, live: its latency and error charts draw while the
+    // scenario runs, and its transaction table counts.
+    browser
+        .wait_for(
+            "mite's latency and error charts, live",
+            r#"const view = document.querySelector('section.scenario[data-status=running] .mite-view');
+               if (!view) return false;
+               const drawn = i => {
+                 const el = document.getElementById(`mite-chart-${view.dataset.miteView}-${i}`);
+                 const c = el && el.dataset.rendered === '1' && echarts.getInstanceByDom(el);
+                 return !!c && (c.getOption().series || []).some(s => (s.data || []).length >= 2);
+               };
+               const requests = view.querySelector('tr[data-transaction="test"] [data-field=requests]');
+               return drawn(0) && drawn(1) && !!requests && parseInt(requests.innerText.replace(/,/g, ''), 10) > 0;"#,
+            Duration::from_secs(30),
+        )
+        .await;
+    browser
+        .screenshot(&server.dir.join("mite-view-live.png"))
         .await;
     // Zoom in and hide a series: new points keep arriving, the choices stay.
     browser
         .wait_for(
             "the first chart's target series",
-            r#"const c = echarts.getInstanceByDom(document.querySelector('.chart'));
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart'));
                return !!c && (c.getOption().series || []).some(s => s.name === 'http' && s.data.length >= 2);"#,
             Duration::from_secs(30),
         )
         .await;
     let points_before = browser
         .eval(
-            r#"const c = echarts.getInstanceByDom(document.querySelector('.chart'));
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart'));
                c.dispatchAction({type: 'dataZoom', startValue: 1, endValue: 3});
                c.dispatchAction({type: 'legendUnSelect', name: 'runner'});
                return c.getOption().series.find(s => s.name === 'http').data.length;"#,
@@ -261,7 +281,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     assert_ne!(first_total, later_total, "the live figures did not move");
     let kept = browser
         .eval(
-            r#"const o = echarts.getInstanceByDom(document.querySelector('.chart')).getOption();
+            r#"const o = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart')).getOption();
                return {start: o.dataZoom[0].startValue, end: o.dataZoom[0].endValue,
                        runner: o.legend[0].selected.runner,
                        points: o.series.find(s => s.name === 'http').data.length};"#,
@@ -290,13 +310,13 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     browser
         .wait_for(
             "detail charts",
-            "return [...document.querySelectorAll('.chart')].filter(c => c.dataset.rendered === '1').length === 6",
+            "return [...document.querySelectorAll('.charts.processes .chart')].filter(c => c.dataset.rendered === '1').length === 14",
             Duration::from_secs(30),
         )
         .await;
     let drawn = browser
         .eval(
-            r#"const c = document.querySelector('.chart canvas');
+            r#"const c = document.querySelector('.charts.processes .chart canvas');
                const ctx = c.getContext('2d');
                const d = ctx.getImageData(0, 0, c.width, c.height).data;
                let ink = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++;
@@ -317,7 +337,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     // Zooming in fetches the visible window at full resolution.
     browser
         .eval(
-            r#"const c = echarts.getInstanceByDom(document.querySelector('.chart'));
+            r#"const c = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart'));
                c.dispatchAction({type: 'dataZoom', startValue: 2, endValue: 6});
                return true;"#,
         )
@@ -325,7 +345,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     browser
         .wait_for(
             "the zoomed window at full resolution",
-            "return !!document.querySelector('.chart').dataset.detail",
+            "return !!document.querySelector('.charts.processes .chart').dataset.detail",
             Duration::from_secs(20),
         )
         .await;
@@ -419,6 +439,7 @@ async fn seed_compared_run(store: &Store, label: &str, rps: i64, repeats: u32) -
                     mem: 40 << 20,
                     requests: http.then_some(t * rps),
                     requests_in_interval: http.then_some(rps),
+                    detail: None,
                 });
             }
         }

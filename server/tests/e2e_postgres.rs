@@ -209,8 +209,8 @@ fn held(ports: &str) -> Vec<u16> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_the_other_alone() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    const PORTS_A: &str = "19898,24301,24302,24303";
-    const PORTS_B: &str = "29898,34301,34302,34303";
+    const PORTS_A: &str = "19898,24301,24302,24303,24304";
+    const PORTS_B: &str = "29898,34301,34302,34303,34304";
     let pg = Postgres::start();
     let db_url = pg.fresh_database("agents").await;
     let dir = common::temp_dir("agents");
@@ -300,8 +300,8 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         (a["agent"].as_str(), b["agent"].as_str()),
         (Some("lab-a"), Some("lab-b"))
     );
-    assert_eq!(held(PORTS_A).len(), 4, "run a holds lab-a's ports");
-    assert_eq!(held(PORTS_B).len(), 4, "run b holds lab-b's ports");
+    assert_eq!(held(PORTS_A).len(), 5, "run a holds lab-a's ports");
+    assert_eq!(held(PORTS_B).len(), 5, "run b holds lab-b's ports");
     let store = Store::connect(&db_url).await.expect("store");
     assert!(run_processes_alive(&store, run_a).await);
 
@@ -374,7 +374,7 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         run_processes_alive(&store, run_b).await,
         "lab-a touched lab-b's run"
     );
-    assert_eq!(held(PORTS_B).len(), 4);
+    assert_eq!(held(PORTS_B).len(), 5);
 
     // A cancel from the web front reaches lab-b.
     assert_eq!(

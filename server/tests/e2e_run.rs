@@ -1,6 +1,6 @@
 //! END-TO-END (multi-minute in total): `mite-perf run` and `mite-perf cleanup`
 //! against real mite (the venv scripts/setup creates), a real SQLite file and
-//! the real ports 9898/14301/14302/14303. The tests share those ports, so they
+//! the real ports 9898/14301/14302/14303/14304. The tests share those ports, so they
 //! take turns.
 
 use std::process::{Command, Stdio};
@@ -87,8 +87,8 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
             .map(|t| t.requests)
             .sum();
         assert_eq!(mite, served, "{}: mite's count", scenario.name);
-        let counts = store.bus_counts(scenario.id).await.expect("bus counts");
-        assert_eq!(counts.bus_missed, Some(0), "{}", scenario.name);
+        let counts = store.bus_summary(scenario.id).await.expect("bus counts");
+        assert_eq!(counts.missed, Some(0), "{}", scenario.name);
     }
 
     // The CSV and the database agree, row by row.

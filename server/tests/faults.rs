@@ -348,6 +348,7 @@ async fn seed_finished_run(store: &Store, ticks: i64) -> i64 {
                     mem: 1 << 25,
                     requests: (*kind == ProcessKind::Http).then_some(t * 100),
                     requests_in_interval: (*kind == ProcessKind::Http).then_some(100),
+                    detail: None,
                 });
             }
         }
@@ -609,9 +610,10 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
     let _ports = PORTS.lock().await;
     let lab = CliLab::new("grandchild");
     // The target command starts the server and a sleeper in its group, and
-    // exits after 6 s while both live on.
+    // exits after 12 s while both live on (time enough for two samples
+    // when mite is slow to start on a busy machine).
     let target =
-        format!("sh -c '{BIN} target --port 9898 --report-every 1s & sleep 600 & sleep 6'");
+        format!("sh -c '{BIN} target --port 9898 --report-every 1s & sleep 600 & sleep 12'");
     let child = lab.spawn_run(&[
         "--scenarios",
         "1",

@@ -612,6 +612,9 @@ async fn two_build_run(store: &Store, ratio: f64) -> i64 {
             requests_per_runner_cpu_second: None,
             processes: vec![],
             steady: None,
+            other_cpu: None,
+            runners: None,
+            runners_peak_rss: None,
         };
         store
             .finish_scenario(scenario, ScenarioStatus::Done, None, None, &figures)

@@ -10,7 +10,7 @@ use mite_perf::bus::message::BusMessage;
 use mite_perf::bus::tally::BusTally;
 use mite_perf::bus::BusBatch;
 use mite_perf::figures::scenario_figures;
-use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
+use mite_perf::model::{ProcessDetail, ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
 use mite_perf::reports::csv;
 use mite_perf::run::lease::LabHost;
 use mite_perf::store::{
@@ -27,6 +27,16 @@ fn sample(process: ProcessKind, second: i64, cpu: f64, requests: Option<(i64, i6
         mem: (1 << 20) + second,
         requests: requests.map(|r| r.0),
         requests_in_interval: requests.map(|r| r.1),
+        // The runner's samples carry what /proc says beyond CPU and memory.
+        detail: (process == ProcessKind::Runner).then_some(ProcessDetail {
+            threads: 4 + second,
+            fds: 30,
+            cpu_wait: 2.5,
+            voluntary_switches: 10 * second,
+            involuntary_switches: 300,
+            read_bytes: 0,
+            write_bytes: 4096 * second,
+        }),
     }
 }
 
@@ -126,18 +136,18 @@ async fn bus_rows_round_trip(store: &Store, scenario_id: i64) {
         .record_dropped_messages(scenario_id, 0, 12)
         .await
         .expect("dropped");
-    let counts = store.bus_counts(scenario_id).await.expect("counts");
+    let counts = store.bus_summary(scenario_id).await.expect("counts");
     assert_eq!(
-        (
-            counts.bus_messages,
-            counts.bus_missed,
-            counts.collector_dropped
-        ),
+        (counts.messages, counts.missed, counts.collector_dropped),
         (Some(64), Some(0), Some(12))
     );
     let csv = mite_perf::reports::transactions::csv(
         store,
-        &[store.scenario(scenario_id).await.expect("read").expect("the scenario")],
+        &[store
+            .scenario(scenario_id)
+            .await
+            .expect("read")
+            .expect("the scenario")],
     )
     .await
     .expect("transactions.csv");
@@ -383,7 +393,7 @@ async fn suite(store: Store) {
         .iter()
         .all(|r| r.scenario == "scenario1" && r.concurrency == 1));
     assert_eq!(store.sample_count(first).await.expect("count"), 20);
-    let csv_bytes: Vec<u8> = csv::chunks(&store, SampleSource::Run(first))
+    let csv_bytes: Vec<u8> = csv::chunks(&store, SampleSource::Run(first), csv::Layout::Samples)
         .map(|c| c.expect("chunk"))
         .concat()
         .await;
@@ -398,6 +408,30 @@ async fn suite(store: Store) {
         .await
         .expect("rows");
     assert_eq!(scenario_rows, rows);
+    // The fast whole-run read keeps every column, the detail too.
+    let streamed: Vec<Sample> = rows.iter().map(|r| r.sample.clone()).collect();
+    let mut stored = store.scenario_samples(sc1).await.expect("read");
+    stored.sort_by_key(|s| (s.elapsed_ms, s.process.as_str()));
+    let mut streamed_sorted = streamed.clone();
+    streamed_sorted.sort_by_key(|s| (s.elapsed_ms, s.process.as_str()));
+    assert_eq!(streamed_sorted, stored);
+    let processes: Vec<u8> =
+        csv::chunks(&store, SampleSource::Scenario(sc1), csv::Layout::Processes)
+            .map(|c| c.expect("chunk"))
+            .concat()
+            .await;
+    let processes = String::from_utf8(processes).expect("utf-8");
+    assert!(processes.starts_with(csv::PROCESS_HEADER), "{processes}");
+    assert!(
+        processes.contains(
+            "\nscenario1,1,runner,42,3.000,1700000003.000,53.00,2.50,1048579,7,30,30,300,0,12288\n"
+        ),
+        "{processes}"
+    );
+    assert!(
+        processes.contains("\nscenario1,1,http,42,3.000,1700000003.000,10.00,,1048579,,,,,,\n"),
+        "{processes}"
+    );
 
     // History: newest first, filtered, with total requests.
     store

@@ -164,6 +164,11 @@ pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl Int
             list.join(", ")
         ));
     }
+    let validity: Vec<String> = report
+        .validity
+        .iter()
+        .flat_map(crate::compare::SideFlags::lines)
+        .collect();
     let rows: Vec<FigureRow> = report
         .rows
         .iter()
@@ -183,6 +188,7 @@ pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl Int
             </p>
             <p class="compare-summary"><strong>{summary}</strong></p>
             {notes.into_iter().map(|n| view! { <p class="warning">{n}</p> }).collect_view()}
+            {validity.into_iter().map(|n| view! { <p class="warning validity">{n}</p> }).collect_view()}
             {if rows.is_empty() {
                 view! { <p class="empty">"No figure moved past the threshold."</p> }.into_any()
             } else {

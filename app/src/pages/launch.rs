@@ -27,6 +27,7 @@ pub fn LaunchPage() -> impl IntoView {
     let label = RwSignal::new(String::new());
     let mite = RwSignal::new("pinned".to_string());
     let repeat = RwSignal::new("1".to_string());
+    let runners = RwSignal::new("1".to_string());
     let agent = RwSignal::new(String::new());
     let builds = Resource::new(|| (), |_| get_builds());
 
@@ -92,6 +93,7 @@ pub fn LaunchPage() -> impl IntoView {
                 mite: mite.get_untracked(),
                 repeat: repeat.get_untracked(),
                 agent: agent.get_untracked(),
+                runners: runners.get_untracked(),
             },
         });
     };
@@ -163,6 +165,11 @@ pub fn LaunchPage() -> impl IntoView {
                             <input type="text" name="form[repeat]" value=repeat.get_untracked() on:input=move |ev| repeat.set(event_target_value(&ev))/>
                             <span class="hint">"each scenario, per build: 3 or more for a verdict"</span>
                             {error_for("repeat")}
+                        </label>
+                        <label>"Runners"
+                            <input type="text" name="form[runners]" value=runners.get_untracked() on:input=move |ev| runners.set(event_target_value(&ev))/>
+                            <span class="hint">"mite runners against the one controller, as its users go past one core; each is sampled on its own"</span>
+                            {error_for("runners")}
                         </label>
                         <AgentChoice agent=agent error=error_for("agent").into_any()/>
                     </div>

@@ -10,10 +10,14 @@ use crate::charts;
 use crate::matrix::RunMatrix;
 use crate::model::ScenarioStatus;
 
-/// Whether a run's page shows a matrix: it measured several builds or
-/// repeated its scenarios (otherwise each scenario's card says it all).
+/// Whether a run's page shows a matrix: it measured several builds,
+/// repeated its scenarios, or scaled (several concurrencies or runners);
+/// otherwise its one scenario's card says it all.
 pub fn has_matrix(run: &RunView) -> bool {
-    run.params.builds().len() > 1 || run.params.repeats > 1
+    run.params.builds().len() > 1
+        || run.params.repeats > 1
+        || run.params.concurrencies.len() > 1
+        || run.params.runners > 1
 }
 
 #[component]
@@ -47,10 +51,17 @@ pub fn BuildMatrix(run: RwSignal<RunView>) -> impl IntoView {
             });
         }
     });
-    let heading = if run.with_untracked(|r| r.params.builds().len()) > 1 {
-        "Figures per build"
+    let (builds, repeats, runners) =
+        run.with_untracked(|r| (r.params.builds().len(), r.params.repeats, r.params.runners));
+    let heading = if builds > 1 {
+        "Figures per build".to_string()
+    } else if repeats > 1 {
+        "Figures over repeats".to_string()
     } else {
-        "Figures over repeats"
+        format!(
+            "Scaling: figures against concurrency, {runners} runner{}",
+            if runners == 1 { "" } else { "s" }
+        )
     };
     view! {
         <section class="card matrix">

@@ -68,6 +68,7 @@ pub fn MiteViewPanel(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl Int
         <div class="mite-view" data-mite-view=scenario_id.to_string()>
             <h3>"mite's own view " <small class="muted">"(from its message bus)"</small></h3>
             {move || view_now.with(|v| v.as_ref().map(|v| {
+                let v = &v.summary;
                 let missed = v.missed.unwrap_or(0);
                 view! {
                     <p class="muted bus-counts">
@@ -118,7 +119,7 @@ pub fn MiteViewPanel(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl Int
                     </details>
                 }))}
             </Show>
-            <div class="charts">
+            <div class="charts mite-charts">
                 {(0..MITE_CHARTS).map(|i| view! { <div class="chart" id=mite_chart_dom_id(scenario_id, i)></div> }).collect_view()}
             </div>
         </div>

@@ -24,8 +24,10 @@ use crate::format;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::provenance::Provenance;
 
-/// How many charts a scenario has (CPU, memory, throughput), and their DOM ids.
-pub const CHARTS_PER_SCENARIO: usize = 3;
+/// How many charts of its processes a scenario has (CPU, memory,
+/// throughput, threads, open files, context switches, storage IO), and
+/// their DOM ids.
+pub const CHARTS_PER_SCENARIO: usize = 7;
 pub fn chart_dom_id(scenario_id: i64, index: usize) -> String {
     format!("chart-{scenario_id}-{index}")
 }
@@ -312,6 +314,9 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
                 <span class="muted status-text">{field(status_text)}</span>
             </div>
             {move || scenario.with(|s| s.as_ref().and_then(|s| s.error.clone())).map(|e| view! { <p class="error">{e}</p> })}
+            {move || scenario.with(|s| s.as_ref().map(|s| s.flags.clone()).unwrap_or_default()).into_iter().map(|f| view! {
+                <p class="warning validity" data-issue=f.issue.as_str()><strong>{format!("{}: ", f.issue.as_str())}</strong>{f.sentence}</p>
+            }).collect_view()}
             {move || scenario.with(|s| s.as_ref().and_then(|s| s.error_log.clone())).filter(|l| !l.is_empty()).map(|l| view! { <details open><summary>"Log of the failing process"</summary><pre class="log">{l}</pre></details> })}
             <Show when=has_samples>
                 <div class="figures">
@@ -335,6 +340,7 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
                 <strong>"Downloads: "</strong>
                 <a href=format!("/scenarios/{scenario_id}/samples.csv") download>{format!("{name}.csv")}</a>
                 <a href=format!("/scenarios/{scenario_id}/transactions.csv") download>{format!("{name}-transactions.csv")}</a>
+                <a href=format!("/scenarios/{scenario_id}/processes.csv") download>{format!("{name}-processes.csv")}</a>
                 {move || scenario.with(|s| s.as_ref().map(|s| s.logs.clone()).unwrap_or_default()).into_iter().map(|p| view! {
                     <a href=format!("/scenarios/{scenario_id}/logs/{p}") download>{format!("{p}.log")}</a>
                 }).collect_view()}
@@ -418,7 +424,7 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
         });
     });
     view! {
-        <div class="charts">
+        <div class="charts processes">
             {(0..CHARTS_PER_SCENARIO).map(|i| view! { <div class="chart" id=chart_dom_id(scenario_id, i)></div> }).collect_view()}
         </div>
     }

@@ -71,6 +71,10 @@ pub struct BusCounts {
     pub undecodable: u64,
     /// Journeys that ended (mite's root transaction).
     pub journeys: u64,
+    /// The controller's reports while its volume model ran (required > 0),
+    /// and those with fewer journeys running than required.
+    pub reports: u64,
+    pub reports_short: u64,
 }
 
 /// Rows ready to be stored: whole intervals, new controller reports, and
@@ -231,6 +235,10 @@ impl BusTally {
                 runners,
             } => {
                 let elapsed_ms = self.elapsed_ms(time);
+                if required > 0 {
+                    self.counts.reports += 1;
+                    self.counts.reports_short += u64::from(actual < required);
+                }
                 self.reports.push(ConcurrencyPoint {
                     elapsed_ms,
                     at_ms: self.origin_ms + elapsed_ms,
@@ -476,7 +484,9 @@ mod tests {
             BusCounts {
                 messages: 5,
                 undecodable: 1,
-                journeys: 1
+                journeys: 1,
+                reports: 1,
+                reports_short: 1,
             }
         );
         let journey = batch

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use app::compare::{Comparison, ComparisonReport, Figure, FigureRow, Spread, Verdict};
+use app::compare::{Comparison, ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict};
 
 /// The formats `mite-perf compare --format` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,6 +120,7 @@ fn notes(report: &ComparisonReport) -> Vec<String> {
             list.join(", ")
         ));
     }
+    notes.extend(report.validity.iter().flat_map(SideFlags::lines));
     notes
 }
 
@@ -284,6 +285,14 @@ mod tests {
             }],
             warnings: vec!["the runs differ in host: a against b".into()],
             unmatched: vec![100],
+            validity: vec![SideFlags {
+                side: "run 2".into(),
+                concurrency: 10,
+                flags: vec![app::validity::ValidityFlag {
+                    issue: app::validity::Issue::RunnerCpuBound,
+                    sentence: "The runner was CPU-bound.".into(),
+                }],
+            }],
         }
     }
 
@@ -295,6 +304,12 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("warning: the runs differ in host"), "{out}");
+        assert!(
+            out.contains(
+                "warning: run 2 at 10 journeys, runner CPU-bound: The runner was CPU-bound."
+            ),
+            "{out}"
+        );
         assert!(
             out.contains("concurrency 100 finished on one side only"),
             "{out}"

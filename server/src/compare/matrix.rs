@@ -38,11 +38,17 @@ pub async fn run_matrix(store: &Store, run_id: i64) -> Result<Option<RunMatrix>,
     // Runs older than provenance name their builds as asked for, or by
     // the one mite version they recorded.
     let asked = run.params.builds();
-    let builds: Vec<String> = match &run.provenance {
+    let mut builds: Vec<String> = match &run.provenance {
         Some(p) if !p.builds.is_empty() => p.builds.iter().map(|b| b.describe()).collect(),
         _ if asked.len() == 1 => vec![run.environment.mite_version.clone()],
         _ => asked.iter().map(ToString::to_string).collect(),
     };
+    // How mite scaled out: each build with the runners it ran on.
+    if run.params.runners > 1 {
+        for build in &mut builds {
+            build.push_str(&format!(" × {} runners", run.params.runners));
+        }
+    }
     let name = |build: i64| {
         builds
             .get(build as usize)
@@ -203,6 +209,9 @@ mod tests {
             requests_per_runner_cpu_second: None,
             processes: vec![],
             steady: None,
+            other_cpu: None,
+            runners: None,
+            runners_peak_rss: None,
         }
     }
 
@@ -238,6 +247,7 @@ mod tests {
             peak_cpu: 90.0,
             peak_rss: 40 << 20,
             mean_rss: Some(30 << 20),
+            busy_share: None,
         }];
         groups.insert((0, 1), vec![hungry.clone()]);
         groups.insert((0, 10), vec![figures(300.0)]);

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use app::compare::{ComparisonReport, Figure, FigureRow, Spread, Verdict, ALPHA};
+use app::compare::{ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict, ALPHA};
 use app::provenance::differences;
 
 use super::sides::SideData;
@@ -78,6 +78,19 @@ pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> Comparis
             ));
         }
     }
+    let validity = [base, new]
+        .into_iter()
+        .flat_map(|data| {
+            data.flags
+                .iter()
+                .filter(|(_, flags)| !flags.is_empty())
+                .map(|(concurrency, flags)| SideFlags {
+                    side: data.side.title(data.builds_in_run),
+                    concurrency: *concurrency,
+                    flags: flags.clone(),
+                })
+        })
+        .collect();
     ComparisonReport {
         base: base.side.clone(),
         new: new.side.clone(),
@@ -85,6 +98,7 @@ pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> Comparis
         rows,
         warnings,
         unmatched,
+        validity,
     }
 }
 
@@ -117,8 +131,12 @@ mod tests {
                 peak_cpu: 100.0,
                 peak_rss: (runner_mib * 1024.0 * 1024.0) as i64,
                 mean_rss: Some((runner_mib * 0.9 * 1024.0 * 1024.0) as i64),
+                busy_share: None,
             }],
             steady: None,
+            other_cpu: None,
+            runners: None,
+            runners_peak_rss: None,
         }
     }
 
@@ -134,6 +152,7 @@ mod tests {
             provenance: None,
             figures: by_concurrency.into_iter().collect::<BTreeMap<_, _>>(),
             scenario_ids: BTreeMap::new(),
+            flags: BTreeMap::new(),
         }
     }
 
@@ -228,6 +247,27 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("predates provenance")));
+    }
+
+    #[test]
+    fn a_sides_validity_flags_reach_the_report() {
+        let base = side(1, vec![(10, vec![figures(1000.0, 0.5, 40.0)])]);
+        let mut new = side(2, vec![(10, vec![figures(1000.0, 0.5, 40.0)])]);
+        let flag = app::validity::ValidityFlag {
+            issue: app::validity::Issue::MessagesDropped,
+            sentence: "mite's duplicator dropped 3 messages.".into(),
+        };
+        new.flags.insert(10, vec![flag.clone()]);
+        new.flags.insert(100, vec![]);
+        let report = build_report(&base, &new, 0.05);
+        assert_eq!(
+            report.validity,
+            vec![SideFlags {
+                side: "run 2".into(),
+                concurrency: 10,
+                flags: vec![flag]
+            }]
+        );
     }
 
     #[test]

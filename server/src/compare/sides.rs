@@ -1,6 +1,7 @@
 //! The two sides of a comparison: a run (or one build of a run that
 //! measured several), with each concurrency's figures over its repeats.
 
+use app::validity::{validity_flags, ValidityFlag};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -78,6 +79,8 @@ pub struct SideData {
     pub figures: BTreeMap<u32, Vec<ScenarioFigures>>,
     /// Those scenarios' ids, in the same order.
     pub scenario_ids: BTreeMap<u32, Vec<i64>>,
+    /// Each concurrency's validity flags, one per issue over its repeats.
+    pub flags: BTreeMap<u32, Vec<ValidityFlag>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,11 +149,21 @@ pub async fn load_side(
     };
     let mut figures: BTreeMap<u32, Vec<ScenarioFigures>> = BTreeMap::new();
     let mut scenario_ids: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    let mut flags: BTreeMap<u32, Vec<ValidityFlag>> = BTreeMap::new();
     for scenario in store.scenarios(run_id).await? {
         if scenario.status != ScenarioStatus::Done || scenario.build_index != build as i64 {
             continue;
         }
         if let Some(f) = store.stored_figures(scenario.id).await? {
+            let concurrency_flags = flags.entry(scenario.concurrency as u32).or_default();
+            for flag in validity_flags(&f, &scenario.bus) {
+                if !concurrency_flags
+                    .iter()
+                    .any(|known: &ValidityFlag| known.issue == flag.issue)
+                {
+                    concurrency_flags.push(flag);
+                }
+            }
             figures
                 .entry(scenario.concurrency as u32)
                 .or_default()
@@ -181,6 +194,7 @@ pub async fn load_side(
         provenance: run.provenance,
         figures,
         scenario_ids,
+        flags,
     })
 }
 

@@ -13,6 +13,7 @@ use crate::ports;
 use crate::reports::{chart, transactions, ReportError};
 use crate::run::lease::{LabHost, LEASE};
 use crate::store::{now_ms, AgentRecord, RunRecord, ScenarioRecord};
+use app::validity::validity_flags;
 
 /// A report error as the pages see it.
 fn report_error(e: ReportError) -> LabError {
@@ -191,6 +192,7 @@ impl Lab {
                 elapsed_ms,
                 error: s.error,
                 error_log: s.error_log,
+                flags: validity_flags(&figures, &s.bus),
                 figures,
                 latest: latest
                     .into_iter()

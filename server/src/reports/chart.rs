@@ -28,17 +28,49 @@ pub enum Metric {
     Cpu,
     Memory,
     Throughput,
+    Threads,
+    OpenFiles,
+    ContextSwitches,
+    DiskIo,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 3] = [Metric::Cpu, Metric::Memory, Metric::Throughput];
+    pub const ALL: [Metric; 7] = [
+        Metric::Cpu,
+        Metric::Memory,
+        Metric::Throughput,
+        Metric::Threads,
+        Metric::OpenFiles,
+        Metric::ContextSwitches,
+        Metric::DiskIo,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             Metric::Cpu => "CPU (% of one core)",
             Metric::Memory => "Memory (RSS, MiB)",
             Metric::Throughput => "Requests served per second",
+            Metric::Threads => "Threads",
+            Metric::OpenFiles => "Open file descriptors",
+            Metric::ContextSwitches => "Context switches per second (main thread)",
+            Metric::DiskIo => "Storage read + written (MiB/s)",
         }
+    }
+
+    /// The value a chart of this metric draws for a sample, if it has one.
+    fn detail_value(self, s: &Sample, per_second: f64) -> Option<f64> {
+        let d = s.detail?;
+        Some(match self {
+            Metric::Threads => d.threads as f64,
+            Metric::OpenFiles => d.fds as f64,
+            Metric::ContextSwitches => {
+                ((d.voluntary_switches + d.involuntary_switches) as f64 * per_second).round()
+            }
+            Metric::DiskIo => {
+                ((d.read_bytes + d.write_bytes) as f64 * per_second / MIB * 100.0).round() / 100.0
+            }
+            Metric::Cpu | Metric::Memory | Metric::Throughput => return None,
+        })
     }
 }
 
@@ -53,34 +85,53 @@ pub(crate) fn base_chart(title: &str, y_name: &str) -> Chart {
         .data_zoom(DataZoom::new().type_(DataZoomType::Slider).bottom(30))
 }
 
+/// A series per process, by `value`: named by kind, or by kind and pid for
+/// a kind with several processes (the runners of a scenario with several).
+fn process_series(samples: &[Sample], value: impl Fn(&Sample) -> Option<f64>) -> Vec<SeriesPoints> {
+    let x = |s: &Sample| s.elapsed_ms as f64 / 1000.0;
+    let mut series = Vec::new();
+    for kind in ProcessKind::ALL {
+        let mut pids: Vec<i64> = samples
+            .iter()
+            .filter(|s| s.process == kind)
+            .map(|s| s.pid)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        for pid in &pids {
+            let points: Vec<[f64; 2]> = samples
+                .iter()
+                .filter(|s| s.process == kind && s.pid == *pid)
+                .filter_map(|s| Some([x(s), value(s)?]))
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let name = if pids.len() > 1 {
+                format!("{} {pid}", kind.as_str())
+            } else {
+                kind.as_str().to_string()
+            };
+            series.push(SeriesPoints { name, points });
+        }
+    }
+    series
+}
+
 /// One metric's series for one scenario's samples: a name and its
 /// `[elapsed seconds, value]` points each.
 pub fn metric_series(metric: Metric, samples: &[Sample], interval_ms: i64) -> Vec<SeriesPoints> {
     let x = |s: &Sample| s.elapsed_ms as f64 / 1000.0;
+    let per_second = 1000.0 / interval_ms.max(1) as f64;
     match metric {
-        Metric::Cpu | Metric::Memory => ProcessKind::ALL
-            .iter()
-            .filter_map(|kind| {
-                let points: Vec<[f64; 2]> = samples
-                    .iter()
-                    .filter(|s| s.process == *kind)
-                    .map(|s| {
-                        let y = if metric == Metric::Cpu {
-                            (s.cpu * 10.0).round() / 10.0
-                        } else {
-                            (s.mem as f64 / MIB * 10.0).round() / 10.0
-                        };
-                        [x(s), y]
-                    })
-                    .collect();
-                (!points.is_empty()).then(|| SeriesPoints {
-                    name: kind.as_str().to_string(),
-                    points,
-                })
-            })
-            .collect(),
+        Metric::Cpu => process_series(samples, |s| Some((s.cpu * 10.0).round() / 10.0)),
+        Metric::Memory => process_series(samples, |s| {
+            Some((s.mem as f64 / MIB * 10.0).round() / 10.0)
+        }),
+        Metric::Threads | Metric::OpenFiles | Metric::ContextSwitches | Metric::DiskIo => {
+            process_series(samples, |s| metric.detail_value(s, per_second))
+        }
         Metric::Throughput => {
-            let per_second = 1000.0 / interval_ms.max(1) as f64;
             let points = samples
                 .iter()
                 .filter(|s| s.process == ProcessKind::Http)
@@ -105,6 +156,10 @@ pub fn metric_axes(metric: Metric, title: &str) -> Chart {
             Metric::Cpu => "%",
             Metric::Memory => "MiB",
             Metric::Throughput => "req/s",
+            Metric::Threads => "threads",
+            Metric::OpenFiles => "fds",
+            Metric::ContextSwitches => "switches/s",
+            Metric::DiskIo => "MiB/s",
         },
     )
 }

@@ -1,6 +1,7 @@
 //! `samples.csv`: the original script's columns first
 //! (`elapsed,process,cpu,mem,scenario,requests`), then the lab's own.
-//! One formatter serves the run folder's file and the downloads.
+//! `processes.csv`: every process's threads, files, scheduling and IO.
+//! One formatter each serves the run folder's file and the downloads.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -91,6 +92,76 @@ pub fn push_line(out: &mut Vec<u8>, scenario: &str, concurrency: i64, s: &Sample
     out.push(b'\n');
 }
 
+/// The header of `processes.csv` (with its newline).
+pub const PROCESS_HEADER: &str = "scenario,concurrency,process,pid,elapsed,timestamp,cpu,\
+cpu_wait,mem,threads,fds,voluntary_switches,involuntary_switches,read_bytes,written_bytes\n";
+
+/// Appends one `processes.csv` line: `cpu_wait` is the percent of the
+/// interval the process's main thread waited for a CPU; switches (of its
+/// main thread) and bytes are counted since the previous sample. The
+/// detail's fields are empty for samples taken without it.
+pub fn push_process_line(out: &mut Vec<u8>, scenario: &str, concurrency: i64, s: &Sample) {
+    out.extend_from_slice(scenario.as_bytes());
+    out.push(b',');
+    push_int(out, concurrency);
+    out.push(b',');
+    out.extend_from_slice(s.process.as_str().as_bytes());
+    out.push(b',');
+    push_int(out, s.pid);
+    out.push(b',');
+    push_millis(out, s.elapsed_ms);
+    out.push(b',');
+    push_millis(out, s.at_ms);
+    out.push(b',');
+    push_hundredths(out, s.cpu);
+    out.push(b',');
+    if let Some(d) = &s.detail {
+        push_hundredths(out, d.cpu_wait);
+    }
+    out.push(b',');
+    push_int(out, s.mem);
+    match &s.detail {
+        Some(d) => {
+            for n in [
+                d.threads,
+                d.fds,
+                d.voluntary_switches,
+                d.involuntary_switches,
+                d.read_bytes,
+                d.write_bytes,
+            ] {
+                out.push(b',');
+                push_int(out, n);
+            }
+        }
+        None => out.extend_from_slice(b",,,,,,"),
+    }
+    out.push(b'\n');
+}
+
+/// What a CSV holds: `samples.csv` or `processes.csv`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Samples,
+    Processes,
+}
+
+impl Layout {
+    fn header(self) -> &'static str {
+        match self {
+            Layout::Samples => HEADER,
+            Layout::Processes => PROCESS_HEADER,
+        }
+    }
+
+    fn push(self, out: &mut Vec<u8>, scenario: &str, concurrency: i64, s: &Sample) {
+        match self {
+            Layout::Samples => push_line(out, scenario, concurrency, s),
+            Layout::Processes => push_process_line(out, scenario, concurrency, s),
+        }
+    }
+}
+
 /// One CSV line (with its newline).
 pub fn line(row: &SampleRow) -> String {
     let mut out = Vec::with_capacity(96);
@@ -103,11 +174,13 @@ pub fn line(row: &SampleRow) -> String {
 pub fn chunks(
     store: &Store,
     source: SampleSource,
+    layout: Layout,
 ) -> BoxStream<'static, Result<Vec<u8>, StoreError>> {
     let store = store.clone();
     futures_util::stream::once(async move {
         let names: HashMap<i64, (String, i64)> = store.scenario_names(source).await?;
-        let header = futures_util::stream::once(async { Ok(HEADER.as_bytes().to_vec()) });
+        let header =
+            futures_util::stream::once(async move { Ok(layout.header().as_bytes().to_vec()) });
         let lines = store.sample_batches(source).map(move |batch| {
             let batch = batch?;
             let mut chunk = Vec::with_capacity(batch.len() * 80);
@@ -116,7 +189,7 @@ pub fn chunks(
                     .get(id)
                     .map(|(n, c)| (n.as_str(), *c))
                     .unwrap_or(("?", 0));
-                push_line(&mut chunk, name, concurrency, sample);
+                layout.push(&mut chunk, name, concurrency, sample);
             }
             Ok(chunk)
         });
@@ -142,7 +215,7 @@ pub async fn write_file(store: &Store, run_id: i64, path: &Path) -> Result<u64, 
         let file = std::fs::File::create(&partial).map_err(write_err)?;
         let mut out = std::io::BufWriter::new(file);
         let mut written = 0u64;
-        let mut stream = chunks(store, SampleSource::Run(run_id));
+        let mut stream = chunks(store, SampleSource::Run(run_id), Layout::Samples);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             out.write_all(&chunk).map_err(write_err)?;
@@ -181,6 +254,7 @@ mod tests {
                 mem: 1048576,
                 requests: Some(9000),
                 requests_in_interval: Some(3000),
+                detail: None,
             },
         };
         assert_eq!(

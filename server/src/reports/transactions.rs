@@ -20,15 +20,10 @@ use crate::store::{ScenarioRecord, Store};
 pub async fn mite_view(store: &Store, scenario: &ScenarioRecord) -> Result<MiteView, ReportError> {
     let intervals = store.bus_intervals(scenario.id).await?;
     let concurrency = store.bus_concurrency(scenario.id).await?;
-    let counts = store.bus_counts(scenario.id).await?;
     Ok(MiteView {
         totals: store.bus_totals(scenario.id).await?,
         errors: store.bus_errors(scenario.id).await?,
-        messages: counts.bus_messages,
-        undecodable: counts.bus_undecodable,
-        journeys: counts.bus_journeys,
-        missed: counts.bus_missed,
-        collector_dropped: counts.collector_dropped,
+        summary: store.bus_summary(scenario.id).await?,
         charts: charts(scenario.id, &intervals, &concurrency)?,
     })
 }

@@ -42,6 +42,14 @@ impl Children {
             .find(|c| c.kind == kind)
     }
 
+    /// Every child of a kind (the runners, when there are several).
+    pub fn all(&mut self, kind: ProcessKind) -> impl Iterator<Item = &mut Supervised> {
+        self.list
+            .iter_mut()
+            .map(|l| &mut l.child)
+            .filter(move |c| c.kind == kind)
+    }
+
     pub fn pids(&self) -> Vec<u32> {
         self.list.iter().map(|l| l.child.pid).collect()
     }

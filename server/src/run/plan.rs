@@ -166,7 +166,7 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
     } = inputs.ports;
     let message_socket = format!("--message-socket=tcp://127.0.0.1:{message}");
     let controller_socket = format!("--controller-socket=tcp://127.0.0.1:{controller}");
-    vec![
+    let mut stages = vec![
         inputs.target_stage(),
         inputs.mite_stage(
             ProcessKind::Duplicator,
@@ -190,7 +190,10 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
             ],
             Readiness::ConnectedTo(collector),
         ),
-        inputs.mite_stage(
+    ];
+    // Every runner is up before the controller hands out work.
+    for n in 1..=inputs.params.runners.max(1) {
+        let mut stage = inputs.mite_stage(
             ProcessKind::Runner,
             vec![
                 "runner".into(),
@@ -198,19 +201,25 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
                 controller_socket.clone(),
             ],
             Readiness::ConnectedTo(message),
-        ),
-        inputs.mite_stage(
-            ProcessKind::Controller,
-            vec![
-                "controller".into(),
-                format!("--spawn-rate={}", inputs.params.spawn_rate),
-                message_socket,
-                controller_socket,
-                scenario,
-            ],
-            Readiness::Started,
-        ),
-    ]
+        );
+        if n > 1 {
+            stage.spec.log_path = inputs.dir.join(format!("runner-{n}.log"));
+            stage.waiting_for = format!("runner {n} to connect");
+        }
+        stages.push(stage);
+    }
+    stages.push(inputs.mite_stage(
+        ProcessKind::Controller,
+        vec![
+            "controller".into(),
+            format!("--spawn-rate={}", inputs.params.spawn_rate),
+            message_socket,
+            controller_socket,
+            scenario,
+        ],
+        Readiness::Started,
+    ));
+    stages
 }
 
 #[cfg(test)]
@@ -294,5 +303,44 @@ mod tests {
         );
         assert_eq!(plan[0].waiting_for, "the target to listen on 9898");
         assert_eq!(plan[3].waiting_for, "the runner to connect");
+    }
+
+    #[test]
+    fn several_runners_each_connect_before_the_controller_starts() {
+        let params = RunParams {
+            runners: 3,
+            ..RunParams::default()
+        };
+        let dir = Path::new("/out/s");
+        let plan = scenario_plan(&inputs(&params, dir));
+        let kinds: Vec<ProcessKind> = plan.iter().map(|s| s.spec.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                ProcessKind::Http,
+                ProcessKind::Duplicator,
+                ProcessKind::Collector,
+                ProcessKind::Runner,
+                ProcessKind::Runner,
+                ProcessKind::Runner,
+                ProcessKind::Controller
+            ]
+        );
+        let logs: Vec<&Path> = plan[3..6]
+            .iter()
+            .map(|s| s.spec.log_path.as_path())
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                dir.join("runner.log"),
+                dir.join("runner-2.log"),
+                dir.join("runner-3.log")
+            ]
+        );
+        assert_eq!(plan[5].waiting_for, "runner 3 to connect");
+        assert!(plan[3..6]
+            .iter()
+            .all(|s| s.ready == Readiness::ConnectedTo(14302)));
     }
 }

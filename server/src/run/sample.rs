@@ -16,7 +16,7 @@ use crate::bus::BusReader;
 use crate::figures::RunningFigures;
 use crate::model::{ProcessKind, Sample};
 use crate::reports;
-use crate::sampler::{ProcessSampler, Reading};
+use crate::sampler::{other_cpu, MachineSampler, ProcessSampler, Reading};
 use crate::store::{now_ms, SampleBatch};
 use crate::target::RequestCounter;
 
@@ -74,6 +74,7 @@ pub fn tick_samples(
                 mem: reading.rss as i64,
                 requests: on_target(served.0),
                 requests_in_interval: on_target(served.1),
+                detail: reading.detail,
             })
         })
         .collect()
@@ -100,6 +101,8 @@ struct Ticker<'a, 'b> {
     ctx: &'a SamplingContext<'b>,
     start: Instant,
     sampler: ProcessSampler,
+    /// The machine's busy CPU, for the load beyond the lab's processes.
+    machine: MachineSampler,
     tally: RequestTally,
     count_wait: Duration,
     figures_every: u64,
@@ -121,8 +124,13 @@ impl Ticker<'_, '_> {
         let elapsed = self.start.elapsed();
         let served = self.tally.observe(counter.count(self.count_wait).await);
         let running = children.running();
-        let pids: Vec<u32> = running.iter().map(|(_, pid)| *pid).collect();
+        let mut pids: Vec<u32> = running.iter().map(|(_, pid)| *pid).collect();
+        // The lab itself is one of the lab's processes.
+        pids.push(std::process::id());
         let readings = self.sampler.measure(&pids);
+        if let Some(machine) = self.machine.measure() {
+            figures.add_other_cpu(other_cpu(machine, readings.values().map(|r| r.cpu)));
+        }
         let samples = tick_samples(at_ms, elapsed, &running, &readings, served);
         for s in &samples {
             figures.add(s);
@@ -166,7 +174,11 @@ pub async fn sample(
     let start = Instant::now();
     ctx.bus.set_origin(now_ms());
     let mut sampler = ProcessSampler::new();
-    sampler.measure(&children.pids());
+    let mut pids = children.pids();
+    pids.push(std::process::id());
+    sampler.measure(&pids);
+    let mut machine = MachineSampler::new();
+    machine.measure();
     let count_wait = (ctx.interval / 2).min(Duration::from_millis(200));
     let tally = RequestTally::new(counter.count(count_wait).await.unwrap_or(0));
     let interval_ms = ctx.interval.as_millis() as i64;
@@ -174,6 +186,7 @@ pub async fn sample(
         ctx,
         start,
         sampler,
+        machine,
         tally,
         count_wait,
         figures_every: (1000 / interval_ms.max(1)).max(1) as u64,
@@ -196,10 +209,12 @@ pub async fn sample(
         match judge_exits(&children.exits()) {
             TickVerdict::Continue => {}
             TickVerdict::ControllerDone => {
-                // The runner says goodbye after the controller; give it a
-                // moment, then count what its last journeys were served.
-                if let Some(runner) = children.get(ProcessKind::Runner) {
-                    runner.wait_timeout(Duration::from_secs(15)).await;
+                // The runners say goodbye after the controller; give them a
+                // moment, then count what their last journeys were served.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+                for runner in children.all(ProcessKind::Runner) {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    runner.wait_timeout(left).await;
                 }
                 ticker.tick(children, counter, figures).await?;
                 return Ok(Ending::Finished);
@@ -235,6 +250,7 @@ pub async fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ProcessDetail;
 
     #[test]
     fn request_tally_counts_from_the_baseline() {
@@ -259,6 +275,7 @@ mod tests {
                 Reading {
                     cpu: 9.5,
                     rss: 1000,
+                    detail: None,
                 },
             ),
             (
@@ -266,6 +283,15 @@ mod tests {
                 Reading {
                     cpu: 99.0,
                     rss: 5000,
+                    detail: Some(ProcessDetail {
+                        threads: 4,
+                        fds: 20,
+                        cpu_wait: 3.5,
+                        voluntary_switches: 10,
+                        involuntary_switches: 200,
+                        read_bytes: 0,
+                        write_bytes: 4096,
+                    }),
                 },
             ),
             // The controller ended between the listing and the reading: no sample.
@@ -287,5 +313,7 @@ mod tests {
         assert_eq!(samples[1].cpu, 99.0);
         assert_eq!(samples[1].mem, 5000);
         assert_eq!(samples[1].requests, None);
+        assert_eq!(samples[1].detail.map(|d| d.threads), Some(4));
+        assert_eq!(samples[0].detail, None);
     }
 }

@@ -3,6 +3,17 @@
 //! thread), PostgreSQL through `COPY … TO STDOUT`. Samples come in batches,
 //! in the order of [`source_query`].
 
+/// The value of an `Option` expression, or `Ok(None)` from the enclosing
+/// closure: a sample's detail is whole or absent.
+macro_rules! some {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return Ok(None),
+        }
+    };
+}
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,7 +23,7 @@ use sqlx::postgres::{PgPool, PgPoolCopyExt};
 
 use super::samples::{source_query, SampleSource};
 use super::{Pool, Result, Store, StoreError, Target};
-use crate::model::{ProcessKind, Sample};
+use crate::model::{ProcessDetail, ProcessKind, Sample};
 
 /// Samples (with their scenario's id) travel in batches of this many.
 const BATCH: usize = 4096;
@@ -97,6 +108,17 @@ fn sqlite_batches(path: PathBuf, source: SampleSource) -> BoxStream<'static, Res
                             mem: row.get(6)?,
                             requests: row.get(7)?,
                             requests_in_interval: row.get(8)?,
+                            detail: (|| -> rusqlite::Result<Option<ProcessDetail>> {
+                                Ok(Some(ProcessDetail {
+                                    threads: some!(row.get(9)?),
+                                    fds: some!(row.get(10)?),
+                                    cpu_wait: some!(row.get(11)?),
+                                    voluntary_switches: some!(row.get(12)?),
+                                    involuntary_switches: some!(row.get(13)?),
+                                    read_bytes: some!(row.get(14)?),
+                                    write_bytes: some!(row.get(15)?),
+                                }))
+                            })()?,
                         },
                     ));
                     if batch.len() == BATCH {
@@ -149,6 +171,24 @@ fn copy_line(line: &[u8]) -> Result<(i64, Sample)> {
     let mem = int(next()?)?;
     let requests = opt(next()?)?;
     let requests_in_interval = opt(next()?)?;
+    let detail = (|| -> Result<Option<ProcessDetail>> {
+        let real = |f: &str| -> Result<Option<f64>> {
+            if f == "\\N" {
+                Ok(None)
+            } else {
+                f.parse::<f64>().map(Some).map_err(|_| bad())
+            }
+        };
+        Ok(Some(ProcessDetail {
+            threads: some!(opt(next()?)?),
+            fds: some!(opt(next()?)?),
+            cpu_wait: some!(real(next()?)?),
+            voluntary_switches: some!(opt(next()?)?),
+            involuntary_switches: some!(opt(next()?)?),
+            read_bytes: some!(opt(next()?)?),
+            write_bytes: some!(opt(next()?)?),
+        }))
+    })()?;
     Ok((
         scenario_id,
         Sample {
@@ -160,6 +200,7 @@ fn copy_line(line: &[u8]) -> Result<(i64, Sample)> {
             mem,
             requests,
             requests_in_interval,
+            detail,
         },
     ))
 }

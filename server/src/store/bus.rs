@@ -2,11 +2,11 @@
 //! [`crate::bus`]). Written with the samples, in the same transaction;
 //! read for the run page, its charts and `transactions.csv`.
 
-use serde::{Deserialize, Serialize};
-
 use super::{with_pool, Result, Store};
 use crate::bus::BusBatch;
-use crate::model::{ConcurrencyPoint, ErrorCount, TransactionInterval, TransactionTotal};
+use crate::model::{
+    BusSummary, ConcurrencyPoint, ErrorCount, TransactionInterval, TransactionTotal,
+};
 
 /// A value bound to a statement (both backends take each of these).
 #[derive(Debug, Clone, PartialEq)]
@@ -157,13 +157,15 @@ pub(super) fn statements(batches: &[(i64, &BusBatch)]) -> Vec<(String, Vec<Value
     for (scenario_id, batch) in &latest {
         let c = batch.counts;
         out.push((
-            "UPDATE scenarios SET bus_messages = $1, bus_undecodable = $2, bus_journeys = $3 \
-             WHERE id = $4"
+            "UPDATE scenarios SET bus_messages = $1, bus_undecodable = $2, bus_journeys = $3, \
+             bus_reports = $4, bus_reports_short = $5 WHERE id = $6"
                 .to_string(),
             vec![
                 Int(c.messages as i64),
                 Int(c.undecodable as i64),
                 Int(c.journeys as i64),
+                Int(c.reports as i64),
+                Int(c.reports_short as i64),
                 Int(*scenario_id),
             ],
         ));
@@ -171,16 +173,34 @@ pub(super) fn statements(batches: &[(i64, &BusBatch)]) -> Vec<(String, Vec<Value
     out
 }
 
-/// What the bus carried for a scenario, and what mite dropped on the way.
-/// `None` where nothing was recorded (a scenario from before the lab read
-/// the bus, or one that never started).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
-pub struct BusCountsRecord {
+/// The `bus_*` columns of a scenario.
+#[derive(Debug, Clone, Copy, Default, sqlx::FromRow)]
+pub(super) struct BusSummaryRow {
     pub bus_messages: Option<i64>,
     pub bus_undecodable: Option<i64>,
     pub bus_journeys: Option<i64>,
     pub bus_missed: Option<i64>,
     pub collector_dropped: Option<i64>,
+    pub bus_reports: Option<i64>,
+    pub bus_reports_short: Option<i64>,
+}
+
+/// Those columns, as a query selects them.
+pub(super) const BUS_SUMMARY_COLUMNS: &str = "bus_messages, bus_undecodable, bus_journeys, \
+     bus_missed, collector_dropped, bus_reports, bus_reports_short";
+
+impl From<BusSummaryRow> for BusSummary {
+    fn from(r: BusSummaryRow) -> Self {
+        BusSummary {
+            messages: r.bus_messages,
+            undecodable: r.bus_undecodable,
+            journeys: r.bus_journeys,
+            missed: r.bus_missed,
+            collector_dropped: r.collector_dropped,
+            reports: r.bus_reports,
+            reports_short: r.bus_reports_short,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -326,17 +346,13 @@ impl Store {
     }
 
     /// What the bus carried for a scenario and what mite dropped.
-    pub async fn bus_counts(&self, scenario_id: i64) -> Result<BusCountsRecord> {
-        let row: Option<BusCountsRecord> = with_pool!(self, |pool| {
-            sqlx::query_as(
-            "SELECT bus_messages, bus_undecodable, bus_journeys, bus_missed, collector_dropped \
-             FROM scenarios WHERE id = $1"
-        )
-        .bind(scenario_id)
-        .fetch_optional(pool)
-        .await?
-        });
-        Ok(row.unwrap_or_default())
+    pub async fn bus_summary(&self, scenario_id: i64) -> Result<BusSummary> {
+        let sql = format!("SELECT {BUS_SUMMARY_COLUMNS} FROM scenarios WHERE id = $1");
+        let row: Option<BusSummaryRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(scenario_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(row.unwrap_or_default().into())
     }
 
     /// Records the messages mite's duplicator dropped in a scenario: for

@@ -10,7 +10,7 @@ mod activity;
 mod agents;
 mod baselines;
 mod bulk;
-mod bus;
+pub(crate) mod bus;
 mod processes;
 mod runs;
 mod samples;
@@ -32,7 +32,6 @@ use sqlx::sqlite::{
 pub use activity::ActivityRecord;
 pub use agents::AgentRecord;
 pub use bulk::SampleRows;
-pub use bus::BusCountsRecord;
 pub use processes::NewProcess;
 pub use processes::ProcessRecord;
 pub use runs::{RunEnvironment, RunRecord};

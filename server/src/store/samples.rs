@@ -11,7 +11,7 @@ use super::bus::{self, Value};
 use super::{parse_text, with_pool, Pool, Result, Store, StoreError};
 use crate::bus::BusBatch;
 use crate::figures::ScenarioFigures;
-use crate::model::Sample;
+use crate::model::{ProcessDetail, Sample};
 
 /// Whose samples to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,13 @@ struct SampleDbRow {
     mem: i64,
     requests: Option<i64>,
     requests_in_interval: Option<i64>,
+    threads: Option<i64>,
+    fds: Option<i64>,
+    cpu_wait: Option<f64>,
+    voluntary_switches: Option<i64>,
+    involuntary_switches: Option<i64>,
+    read_bytes: Option<i64>,
+    write_bytes: Option<i64>,
 }
 
 impl SampleDbRow {
@@ -55,13 +62,27 @@ impl SampleDbRow {
                 mem: self.mem,
                 requests: self.requests,
                 requests_in_interval: self.requests_in_interval,
+                detail: (|| {
+                    Some(ProcessDetail {
+                        threads: self.threads?,
+                        fds: self.fds?,
+                        cpu_wait: self.cpu_wait?,
+                        voluntary_switches: self.voluntary_switches?,
+                        involuntary_switches: self.involuntary_switches?,
+                        read_bytes: self.read_bytes?,
+                        write_bytes: self.write_bytes?,
+                    })
+                })(),
             },
         ))
     }
 }
 
+/// The columns of a sample (the first nine are what `samples.csv` holds,
+/// read by position in [`super::bulk`]).
 const SAMPLE_COLUMNS: &str = "s.scenario_id, s.process, s.pid, s.at_ms, s.elapsed_ms, s.cpu, \
-     s.mem, s.requests, s.requests_in_interval";
+     s.mem, s.requests, s.requests_in_interval, s.threads, s.fds, s.cpu_wait, \
+     s.voluntary_switches, s.involuntary_switches, s.read_bytes, s.write_bytes";
 
 /// The query of a source's samples, in order (`$1` is the id).
 pub(super) fn source_query(source: SampleSource) -> (String, i64) {
@@ -184,8 +205,8 @@ impl Store {
     }
 
     /// A scenario's samples between `from_ms` and `to_ms` (elapsed), reduced
-    /// to one sample per process per `bucket_ms`: the peak of each value in
-    /// the bucket, at the bucket's start.
+    /// to one sample per process (each runner on its own) per `bucket_ms`:
+    /// the peak of each value in the bucket, at the bucket's start.
     pub async fn scenario_samples_bucketed(
         &self,
         scenario_id: i64,
@@ -194,11 +215,16 @@ impl Store {
         bucket_ms: i64,
     ) -> Result<Vec<Sample>> {
         let rows: Vec<SampleDbRow> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT scenario_id, process, MAX(pid) AS pid, MIN(at_ms) AS at_ms, \
+            "SELECT scenario_id, process, pid, MIN(at_ms) AS at_ms, \
              (elapsed_ms / $2) * $2 AS elapsed_ms, MAX(cpu) AS cpu, MAX(mem) AS mem, \
-             MAX(requests) AS requests, MAX(requests_in_interval) AS requests_in_interval \
+             MAX(requests) AS requests, MAX(requests_in_interval) AS requests_in_interval, \
+             MAX(threads) AS threads, MAX(fds) AS fds, MAX(cpu_wait) AS cpu_wait, \
+             MAX(voluntary_switches) AS voluntary_switches, \
+             MAX(involuntary_switches) AS involuntary_switches, \
+             MAX(read_bytes) AS read_bytes, MAX(write_bytes) AS write_bytes \
              FROM samples WHERE scenario_id = $1 AND elapsed_ms >= $3 AND elapsed_ms <= $4 \
-             GROUP BY scenario_id, process, (elapsed_ms / $2) ORDER BY elapsed_ms, process",
+             GROUP BY scenario_id, process, pid, (elapsed_ms / $2) \
+             ORDER BY elapsed_ms, process, pid",
         )
         .bind(scenario_id)
         .bind(bucket_ms.max(1))
@@ -239,8 +265,10 @@ impl SampleBatch {
     }
 }
 
-/// Rows per INSERT statement (9 values each, well under SQLite's and
-/// PostgreSQL's limits on bound values).
+/// Values per sample row.
+const SAMPLE_VALUES: usize = 16;
+/// Rows per INSERT statement (well under SQLite's and PostgreSQL's limits
+/// on bound values).
 const ROWS_PER_INSERT: usize = 500;
 
 /// Writes a run's samples on a connection of its own: the samples and the
@@ -284,15 +312,16 @@ impl SampleWriter {
             for chunk in rows.chunks(ROWS_PER_INSERT) {
                 let mut sql = String::from(
                     "INSERT INTO samples (scenario_id, process, pid, at_ms, elapsed_ms, cpu, mem, \
-                     requests, requests_in_interval) VALUES ",
+                     requests, requests_in_interval, threads, fds, cpu_wait, voluntary_switches, \
+                     involuntary_switches, read_bytes, write_bytes) VALUES ",
                 );
                 for i in 0..chunk.len() {
-                    let b = i * 9;
+                    let b = i * SAMPLE_VALUES;
                     if i > 0 {
                         sql.push_str(", ");
                     }
                     sql.push('(');
-                    for j in 1..=9 {
+                    for j in 1..=SAMPLE_VALUES {
                         if j > 1 {
                             sql.push_str(", ");
                         }
@@ -313,7 +342,14 @@ impl SampleWriter {
                         .bind(s.cpu)
                         .bind(s.mem)
                         .bind(s.requests)
-                        .bind(s.requests_in_interval);
+                        .bind(s.requests_in_interval)
+                        .bind(s.detail.map(|d| d.threads))
+                        .bind(s.detail.map(|d| d.fds))
+                        .bind(s.detail.map(|d| d.cpu_wait))
+                        .bind(s.detail.map(|d| d.voluntary_switches))
+                        .bind(s.detail.map(|d| d.involuntary_switches))
+                        .bind(s.detail.map(|d| d.read_bytes))
+                        .bind(s.detail.map(|d| d.write_bytes));
                 }
                 query.execute(&mut *tx).await?;
             }

@@ -4,8 +4,9 @@
 use super::{parse_text, with_pool, Result, Store, StoreError};
 use app::api::ScenarioCharts;
 
+use super::bus::BusSummaryRow;
 use crate::figures::ScenarioFigures;
-use crate::model::{RunParams, ScenarioStatus};
+use crate::model::{BusSummary, RunParams, ScenarioStatus};
 use app::builds::Slot;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +27,8 @@ pub struct ScenarioRecord {
     /// Which of the run's builds it measured, and which repeat it was (from 0).
     pub build_index: i64,
     pub repeat_index: i64,
+    /// What mite's bus carried, and what mite dropped.
+    pub bus: BusSummary,
 }
 
 #[derive(sqlx::FromRow)]
@@ -45,6 +48,8 @@ struct ScenarioRow {
     error_log: Option<String>,
     build_index: i64,
     repeat_index: i64,
+    #[sqlx(flatten)]
+    bus: BusSummaryRow,
 }
 
 impl TryFrom<ScenarioRow> for ScenarioRecord {
@@ -66,13 +71,15 @@ impl TryFrom<ScenarioRow> for ScenarioRecord {
             error_log: row.error_log,
             build_index: row.build_index,
             repeat_index: row.repeat_index,
+            bus: row.bus.into(),
         })
     }
 }
 
 const SCENARIO_COLUMNS: &str = "id, run_id, position, name, concurrency, duration_ms, \
      spawn_rate, interval_ms, status, started_at, ended_at, error, error_log, build_index, \
-     repeat_index";
+     repeat_index, bus_messages, bus_undecodable, bus_journeys, bus_missed, collector_dropped, \
+     bus_reports, bus_reports_short";
 
 impl Store {
     pub async fn create_scenario(

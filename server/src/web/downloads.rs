@@ -25,6 +25,7 @@ use super::WebState;
 use crate::access::Signed;
 use crate::lab::lab_error;
 use crate::model::ProcessKind;
+use crate::reports::csv::Layout;
 use crate::reports::{chart, csv, transactions};
 use crate::run::is_inside;
 use crate::store::SampleSource;
@@ -45,7 +46,12 @@ fn attachment(content_type: &str, filename: &str) -> [(header::HeaderName, Strin
 }
 
 /// Streams the CSV of `source`.
-fn csv_response(state: WebState, source: SampleSource, filename: String) -> Response {
+fn csv_response(
+    state: WebState,
+    source: SampleSource,
+    layout: Layout,
+    filename: String,
+) -> Response {
     let Some(permit) = state.lab.download_permit() else {
         return ErrorResponse(LabError::Busy(format!(
             "{} downloads are streaming already: try again in a moment",
@@ -63,7 +69,7 @@ fn csv_response(state: WebState, source: SampleSource, filename: String) -> Resp
     tokio::spawn(async move {
         let _permit = permit;
         let started = Instant::now();
-        let mut chunks = csv::chunks(&store, source);
+        let mut chunks = csv::chunks(&store, source, layout);
         while let Some(chunk) = chunks.next().await {
             let failed = chunk.is_err();
             let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
@@ -125,6 +131,7 @@ pub async fn run_csv(
         Ok(Some(_)) => csv_response(
             state,
             SampleSource::Run(id),
+            Layout::Samples,
             format!("run-{id}-samples.csv"),
         ),
         Ok(None) => ErrorResponse(LabError::NotFound(format!("no run {id}"))).into_response(),
@@ -143,7 +150,30 @@ pub async fn scenario_csv(
             Ok(()) => csv_response(
                 state,
                 SampleSource::Scenario(id),
+                Layout::Samples,
                 format!("run-{}-{}.csv", s.run_id, s.name),
+            ),
+        },
+        Ok(None) => ErrorResponse(LabError::NotFound(format!("no scenario {id}"))).into_response(),
+        Err(e) => ErrorResponse(lab_error(e)).into_response(),
+    }
+}
+
+/// `processes.csv` of one scenario (`/scenarios/{id}/processes.csv`): every
+/// process's threads, files, scheduling and IO at every sample.
+pub async fn scenario_processes_csv(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
+    match state.lab.store().scenario(id).await {
+        Ok(Some(s)) => match caller.require(Action::ReadRun(s.run_id)) {
+            Err(e) => ErrorResponse(e).into_response(),
+            Ok(()) => csv_response(
+                state,
+                SampleSource::Scenario(id),
+                Layout::Processes,
+                format!("run-{}-{}-processes.csv", s.run_id, s.name),
             ),
         },
         Ok(None) => ErrorResponse(LabError::NotFound(format!("no scenario {id}"))).into_response(),

@@ -145,6 +145,10 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
             "/scenarios/{id}/transactions.csv",
             get(downloads::scenario_transactions_csv),
         )
+        .route(
+            "/scenarios/{id}/processes.csv",
+            get(downloads::scenario_processes_csv),
+        )
         .route("/runs/{id}/chart.html", get(downloads::run_chart))
         .route("/scenarios/{id}/samples.csv", get(downloads::scenario_csv))
         .route(

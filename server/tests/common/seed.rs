@@ -84,6 +84,7 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
                 mem: 3 << 20,
                 requests: Some(tick * 500),
                 requests_in_interval: Some(500),
+                detail: None,
             },
             Sample {
                 process: ProcessKind::Runner,
@@ -94,6 +95,7 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
                 mem: 50 << 20,
                 requests: None,
                 requests_in_interval: None,
+                detail: None,
             },
         ];
         all.extend(samples.clone());
