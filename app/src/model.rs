@@ -489,6 +489,8 @@ pub struct BusSummary {
     /// them had fewer journeys running than required.
     pub reports: Option<i64>,
     pub reports_short: Option<i64>,
+    /// The lab's bus reader's CPU time over the scenario (ms).
+    pub reader_cpu_ms: Option<i64>,
 }
 
 /// The name of requests made outside any named transaction.

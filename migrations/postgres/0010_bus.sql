@@ -64,3 +64,5 @@ ALTER TABLE scenarios ADD COLUMN collector_dropped BIGINT;
 -- fewer journeys running than required.
 ALTER TABLE scenarios ADD COLUMN bus_reports BIGINT;
 ALTER TABLE scenarios ADD COLUMN bus_reports_short BIGINT;
+-- The lab's bus reader's own CPU time over the scenario (ms).
+ALTER TABLE scenarios ADD COLUMN bus_reader_cpu_ms BIGINT;

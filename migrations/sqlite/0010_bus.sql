@@ -64,3 +64,5 @@ ALTER TABLE scenarios ADD COLUMN collector_dropped INTEGER;
 -- fewer journeys running than required.
 ALTER TABLE scenarios ADD COLUMN bus_reports INTEGER;
 ALTER TABLE scenarios ADD COLUMN bus_reports_short INTEGER;
+-- The lab's bus reader's own CPU time over the scenario (ms).
+ALTER TABLE scenarios ADD COLUMN bus_reader_cpu_ms INTEGER;

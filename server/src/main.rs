@@ -1,5 +1,8 @@
 //! `mite-perf`: the lab's command line.
 
+// The pages' view types are deep (the library says so too).
+#![recursion_limit = "256"]
+
 /// Writes a line to stderr (progress, errors) without ever panicking: a
 /// closed stream (a pipe to `head` that ended, a terminal that was closed)
 /// must not cut a run short before its stop path has run.
@@ -781,6 +784,19 @@ async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<f64> {
                 "",
                 totals.len()
             );
+            if let (Some(messages), Some(cpu_ms)) =
+                (scenario.bus.messages, scenario.bus.reader_cpu_ms)
+            {
+                let seconds = figures.measured_seconds.max(0.001);
+                to_stdout!(
+                    "{:<14} the lab read {messages} of mite's messages ({:.0}/s) with {:.2} % of a \
+                     core; missed {}",
+                    "",
+                    messages as f64 / seconds,
+                    cpu_ms as f64 / 1000.0 / seconds * 100.0,
+                    scenario.bus.missed.unwrap_or(0)
+                );
+            }
         }
         for flag in app::validity::validity_flags(&figures, &scenario.bus) {
             to_stdout!("{:<14} ! {}: {}", "", flag.issue.as_str(), flag.sentence);

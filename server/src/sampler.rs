@@ -137,8 +137,9 @@ impl ProcessSampler {
     }
 }
 
-/// The whole machine's busy CPU, from `/proc/stat`: percent of one core
-/// since the previous call (up to 100 times the cores).
+/// The whole machine's busy CPU (soft interrupts left out), from
+/// `/proc/stat`: percent of one core since the previous call (up to 100
+/// times the cores).
 pub struct MachineSampler {
     previous: Option<(u64, Instant)>,
     ticks_per_second: f64,
@@ -164,11 +165,12 @@ impl MachineSampler {
         use procfs::CurrentSI;
         let now = Instant::now();
         let total = procfs::KernelStats::current().ok()?.total;
+        // Soft interrupts are left out: on loopback they are mostly the
+        // kernel carrying the lab's own traffic, not another load.
         let busy = total.user
             + total.nice
             + total.system
             + total.irq.unwrap_or(0)
-            + total.softirq.unwrap_or(0)
             + total.steal.unwrap_or(0);
         let (before, at) = self.previous.replace((busy, now))?;
         let wall = now.duration_since(at).as_secs_f64();

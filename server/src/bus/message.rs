@@ -1,6 +1,7 @@
-//! mite's messages, decoded from msgpack without copying their strings.
-//! Only the fields the lab counts are read (shared/MITE-NOTES.md lists them);
-//! every other message type is [`BusMessage::Other`].
+//! mite's messages, decoded from msgpack without copying their strings:
+//! the map is walked once, keeping only the fields the lab counts
+//! (shared/MITE-NOTES.md lists them); every other message type is
+//! [`BusMessage::Other`].
 
 use rmpv::ValueRef;
 
@@ -92,33 +93,152 @@ fn map_sum(value: &ValueRef<'_>) -> Option<i64> {
     .map(|n| n as i64)
 }
 
-/// One message's fields, looked up by name.
-struct Fields<'m, 'a>(&'m [(ValueRef<'a>, ValueRef<'a>)]);
+/// The fields the lab reads of one message (the rest are skipped as the
+/// map is walked: no allocation for a message of scalars and strings).
+#[derive(Default)]
+struct Fields<'a> {
+    kind: Option<&'a str>,
+    time: Option<ValueRef<'a>>,
+    transaction: Option<&'a str>,
+    response_code: Option<ValueRef<'a>>,
+    total_time: Option<ValueRef<'a>>,
+    had_error: Option<ValueRef<'a>>,
+    ex_type: Option<&'a str>,
+    message: Option<&'a str>,
+    required: Option<ValueRef<'a>>,
+    actual: Option<ValueRef<'a>>,
+    num_runners: Option<ValueRef<'a>>,
+}
 
-impl<'a> Fields<'_, 'a> {
-    fn get(&self, name: &str) -> Option<&ValueRef<'a>> {
-        self.0
-            .iter()
-            .find(|(k, _)| as_str(k) == Some(name))
-            .map(|(_, v)| v)
+impl<'a> Fields<'a> {
+    /// Walks a msgpack map, keeping the fields the lab reads: keys are
+    /// compared as bytes, the values of the rest skipped by their length
+    /// (decoding every key and value costs 3 times as much: BENCHMARKS.md).
+    fn read(frame: &'a [u8]) -> Result<Self, DecodeError> {
+        let not_msgpack = |e: &dyn std::fmt::Display| DecodeError::NotMsgpack(e.to_string());
+        let cut = || DecodeError::NotMsgpack("a message cut short".into());
+        let mut rd = frame;
+        let len = match rmp::decode::read_map_len(&mut rd) {
+            Ok(len) => len,
+            Err(rmp::decode::ValueReadError::TypeMismatch(_)) => return Err(DecodeError::NotAMap),
+            Err(e) => return Err(not_msgpack(&e)),
+        };
+        let mut fields = Fields::default();
+        for _ in 0..len {
+            // mite's keys are short strings: compared as bytes, unchecked.
+            let key: &[u8] = match rd.first() {
+                Some(&marker @ 0xa0..=0xbf) => {
+                    let len = usize::from(marker & 0x1f);
+                    let key = rd.get(1..1 + len).ok_or_else(cut)?;
+                    rd = &rd[1 + len..];
+                    key
+                }
+                _ => {
+                    rd = skip(rd).ok_or_else(cut)?;
+                    &[]
+                }
+            };
+            let wanted = matches!(
+                key,
+                b"type"
+                    | b"time"
+                    | b"transaction"
+                    | b"response_code"
+                    | b"total_time"
+                    | b"had_error"
+                    | b"ex_type"
+                    | b"message"
+                    | b"required"
+                    | b"actual"
+                    | b"num_runners"
+            );
+            if !wanted {
+                rd = skip(rd).ok_or_else(cut)?;
+                continue;
+            }
+            let value = rmpv::decode::read_value_ref(&mut rd).map_err(|e| not_msgpack(&e))?;
+            match key {
+                b"type" => fields.kind = as_str(&value),
+                b"time" => fields.time = Some(value),
+                b"transaction" => fields.transaction = as_str(&value),
+                b"response_code" => fields.response_code = Some(value),
+                b"total_time" => fields.total_time = Some(value),
+                b"had_error" => fields.had_error = Some(value),
+                b"ex_type" => fields.ex_type = as_str(&value),
+                b"message" => fields.message = as_str(&value),
+                b"required" => fields.required = Some(value),
+                b"actual" => fields.actual = Some(value),
+                _ => fields.num_runners = Some(value),
+            }
+        }
+        Ok(fields)
     }
 
     fn need<T>(
-        &self,
+        value: &Option<ValueRef<'a>>,
         kind: &'static str,
         field: &'static str,
         read: impl Fn(&ValueRef<'a>) -> Option<T>,
     ) -> Result<T, DecodeError> {
-        self.get(field)
+        value
+            .as_ref()
             .and_then(read)
             .ok_or(DecodeError::MissingField { kind, field })
     }
 
     /// The transaction, with mite's root prefix left out.
     fn transaction(&self) -> &'a str {
-        let name = self.get("transaction").and_then(as_str).unwrap_or("");
-        transaction_name(name)
+        transaction_name(self.transaction.unwrap_or(""))
     }
+}
+
+/// The rest of `buf` after its first msgpack value; `None` when it is cut
+/// short or not msgpack.
+fn skip(buf: &[u8]) -> Option<&[u8]> {
+    let (&marker, rest) = buf.split_first()?;
+    let be = |n: usize| -> Option<usize> {
+        let bytes = rest.get(..n)?;
+        Some(
+            bytes
+                .iter()
+                .fold(0usize, |acc, b| acc << 8 | usize::from(*b)),
+        )
+    };
+    // (bytes of the length field, then that many bytes) or a fixed size,
+    // or a container of that many values.
+    let (header, body, values) = match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
+        0x80..=0x8f => (0, 0, 2 * usize::from(marker & 0x0f)),
+        0x90..=0x9f => (0, 0, usize::from(marker & 0x0f)),
+        0xa0..=0xbf => (0, usize::from(marker & 0x1f), 0),
+        0xc4 | 0xd9 => (1, be(1)?, 0),
+        0xc5 | 0xda => (2, be(2)?, 0),
+        0xc6 | 0xdb => (4, be(4)?, 0),
+        0xc7 => (1, be(1)? + 1, 0),
+        0xc8 => (2, be(2)? + 1, 0),
+        0xc9 => (4, be(4)? + 1, 0),
+        0xca => (0, 4, 0),
+        0xcb => (0, 8, 0),
+        0xcc | 0xd0 => (0, 1, 0),
+        0xcd | 0xd1 => (0, 2, 0),
+        0xce | 0xd2 => (0, 4, 0),
+        0xcf | 0xd3 => (0, 8, 0),
+        0xd4 => (0, 2, 0),
+        0xd5 => (0, 3, 0),
+        0xd6 => (0, 5, 0),
+        0xd7 => (0, 9, 0),
+        0xd8 => (0, 17, 0),
+        0xdc => (2, 0, be(2)?),
+        0xdd => (4, 0, be(4)?),
+        0xde => (2, 0, 2 * be(2)?),
+        0xdf => (4, 0, 2 * be(4)?),
+        0xc1 => return None,
+    };
+    let mut rest = rest.get(header + body..)?;
+    for _ in 0..values {
+        rest = skip(rest)?;
+    }
+    Some(rest)
 }
 
 /// `__root__ :: browse` is `browse`; `__root__` alone (requests outside a
@@ -132,50 +252,44 @@ pub fn transaction_name(raw: &str) -> &str {
 
 /// Decodes one frame.
 pub fn decode(frame: &[u8]) -> Result<BusMessage<'_>, DecodeError> {
-    let mut reader = frame;
-    let value = rmpv::decode::read_value_ref(&mut reader)
-        .map_err(|e| DecodeError::NotMsgpack(e.to_string()))?;
-    let ValueRef::Map(entries) = &value else {
-        return Err(DecodeError::NotAMap);
-    };
-    let fields = Fields(entries);
-    let Some(kind) = fields.get("type").and_then(as_str) else {
+    let f = Fields::read(frame)?;
+    let Some(kind) = f.kind else {
         return Ok(BusMessage::Other);
     };
     Ok(match kind {
         "http_metrics" => BusMessage::Response {
-            transaction: fields.transaction(),
-            time: fields.need("http_metrics", "time", as_f64)?,
-            status: fields.need("http_metrics", "response_code", |v| {
+            transaction: f.transaction(),
+            time: Fields::need(&f.time, "http_metrics", "time", as_f64)?,
+            status: Fields::need(&f.response_code, "http_metrics", "response_code", |v| {
                 v.as_u64().and_then(|n| u16::try_from(n).ok())
             })?,
-            total_time: fields.need("http_metrics", "total_time", as_f64)?,
+            total_time: Fields::need(&f.total_time, "http_metrics", "total_time", as_f64)?,
         },
         "txn" => BusMessage::TransactionEnd {
-            transaction: fields.transaction(),
-            time: fields.need("txn", "time", as_f64)?,
-            had_error: fields.get("had_error").and_then(as_bool).unwrap_or(false),
+            transaction: f.transaction(),
+            time: Fields::need(&f.time, "txn", "time", as_f64)?,
+            had_error: f.had_error.as_ref().and_then(as_bool).unwrap_or(false),
         },
         "exception" | "error" => BusMessage::Error {
-            transaction: fields.transaction(),
-            time: fields.need("exception", "time", as_f64)?,
-            kind: fields
-                .get("ex_type")
-                .and_then(as_str)
+            transaction: f.transaction(),
+            time: Fields::need(&f.time, "exception", "time", as_f64)?,
+            kind: f
+                .ex_type
                 .filter(|k| !k.is_empty())
                 .unwrap_or(if kind == "error" {
                     "error"
                 } else {
                     "exception"
                 }),
-            message: fields.get("message").and_then(as_str).unwrap_or(""),
+            message: f.message.unwrap_or(""),
         },
         "controller_report" => BusMessage::ControllerReport {
-            time: fields.need("controller_report", "time", as_f64)?,
-            required: fields.need("controller_report", "required", map_sum)?,
-            actual: fields.need("controller_report", "actual", map_sum)?,
-            runners: fields
-                .get("num_runners")
+            time: Fields::need(&f.time, "controller_report", "time", as_f64)?,
+            required: Fields::need(&f.required, "controller_report", "required", map_sum)?,
+            actual: Fields::need(&f.actual, "controller_report", "actual", map_sum)?,
+            runners: f
+                .num_runners
+                .as_ref()
                 .and_then(ValueRef::as_u64)
                 .unwrap_or(0) as i64,
         },
@@ -304,6 +418,44 @@ pub(crate) mod tests {
         );
         let stats = encode(vec![("type", "data_created".into())]);
         assert_eq!(decode(&stats), Ok(BusMessage::Other));
+    }
+
+    #[test]
+    fn skipping_steps_over_every_kind_of_value() {
+        use rmpv::Value;
+        let values = [
+            Value::Nil,
+            Value::from(true),
+            Value::from(7),
+            Value::from(-7),
+            Value::from(300),
+            Value::from(-300),
+            Value::from(70_000),
+            Value::from(u64::MAX),
+            Value::from(i64::MIN),
+            Value::F32(1.5),
+            Value::from(2.5),
+            Value::from("short"),
+            Value::from("x".repeat(40)),
+            Value::from("y".repeat(300)),
+            Value::from("z".repeat(70_000)),
+            Value::Binary(vec![1; 3]),
+            Value::Binary(vec![1; 300]),
+            Value::from(vec![Value::from(1); 3]),
+            Value::from(vec![Value::from("a"); 20]),
+            Value::Map(vec![(Value::from(1), Value::from("a")); 3]),
+            Value::Map(vec![(Value::from("k"), Value::Nil); 20]),
+            Value::Ext(1, vec![0; 1]),
+            Value::Ext(1, vec![0; 4]),
+            Value::Ext(1, vec![0; 5]),
+        ];
+        for value in values {
+            let mut buf = Vec::new();
+            rmpv::encode::write_value(&mut buf, &value).expect("encodes");
+            buf.push(0x2a);
+            assert_eq!(skip(&buf), Some(&[0x2a][..]), "{value:?}");
+            assert_eq!(skip(&buf[..buf.len() - 2]), None, "cut short: {value:?}");
+        }
     }
 
     #[test]

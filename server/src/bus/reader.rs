@@ -1,9 +1,9 @@
 //! The lab's reader on mite's message bus: a ZeroMQ PULL socket on the
 //! duplicator's output of the lab's own (PUSH load-balances between its
 //! consumers, so the lab never shares the collector's), counting every
-//! message into a [`BusTally`] as it arrives. A runner freezes when its
-//! messages are not taken, so the reader only ever counts: never waits on
-//! the database or anything else.
+//! message into a [`BusTally`] as it arrives, on a thread of its own. A
+//! runner freezes when its messages are not taken, so the reader only ever
+//! counts: never waits on the database or anything else.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,19 +18,20 @@ use crate::store::now_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("cannot read mite's messages on {endpoint}: {source}")]
-    Connect {
-        endpoint: String,
-        source: zeromq::ZmqError,
-    },
+    #[error("cannot read mite's messages on {endpoint}: {reason}")]
+    Connect { endpoint: String, reason: String },
     #[error("cannot read mite's messages on {endpoint}: no answer within {seconds} s")]
     Timeout { endpoint: String, seconds: u64 },
+    #[error("cannot start the lab's reader of mite's messages: {0}")]
+    Thread(String),
 }
 
 struct Shared {
     tally: Mutex<BusTally>,
     /// When the latest message arrived (unix ms).
     latest_ms: AtomicI64,
+    /// The reader thread's CPU time (user + system, ms), set as it ends.
+    cpu_ms: AtomicI64,
 }
 
 impl Shared {
@@ -40,11 +41,13 @@ impl Shared {
     }
 }
 
-/// A running reader. Dropping it stops its task.
+/// A running reader: a thread of its own (so its cost is measured on its
+/// own, and it never waits behind the lab's other work). Dropping it stops
+/// the thread.
 pub struct BusReader {
     shared: Arc<Shared>,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The endpoint of the lab's duplicator output on `port`.
@@ -52,29 +55,77 @@ pub fn endpoint(port: u16) -> String {
     format!("tcp://127.0.0.1:{port}")
 }
 
+/// The calling thread's CPU time so far, in milliseconds.
+fn thread_cpu_ms() -> i64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let Ok(usage) = getrusage(UsageWho::RUSAGE_THREAD) else {
+        return 0;
+    };
+    let ms = |t: nix::sys::time::TimeVal| t.tv_sec() * 1000 + t.tv_usec() / 1000;
+    ms(usage.user_time()) + ms(usage.system_time())
+}
+
 impl BusReader {
     /// Connects to the duplicator's output on `port` (which must be bound
     /// already) and starts counting.
     pub async fn connect(port: u16, timeout: Duration) -> Result<Self, BusError> {
         let endpoint = endpoint(port);
-        let mut socket = PullSocket::new();
-        match tokio::time::timeout(timeout, socket.connect(&endpoint)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(source)) => return Err(BusError::Connect { endpoint, source }),
+        let shared = Arc::new(Shared {
+            tally: Mutex::new(BusTally::new(now_ms())),
+            latest_ms: AtomicI64::new(0),
+            cpu_ms: AtomicI64::new(0),
+        });
+        let stop = CancellationToken::new();
+        let (connected_tx, connected) = tokio::sync::oneshot::channel();
+        let thread = {
+            let (shared, stop, endpoint) = (shared.clone(), stop.clone(), endpoint.clone());
+            std::thread::Builder::new()
+                .name("mite-bus".into())
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(e) => {
+                            let _ = connected_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        let mut socket = PullSocket::new();
+                        let outcome = tokio::select! {
+                            outcome = socket.connect(&endpoint) => outcome,
+                            _ = stop.cancelled() => return,
+                        };
+                        let failed = outcome.is_err();
+                        let _ = connected_tx.send(outcome.map_err(|e| e.to_string()));
+                        if !failed {
+                            receive(&mut socket, &shared, &stop).await;
+                        }
+                        let _ = socket.close().await;
+                        shared.cpu_ms.store(thread_cpu_ms(), Ordering::Relaxed);
+                    });
+                })
+                .map_err(|e| BusError::Thread(e.to_string()))?
+        };
+        let reader = BusReader {
+            shared,
+            stop,
+            thread: Some(thread),
+        };
+        match tokio::time::timeout(timeout, connected).await {
+            Ok(Ok(Ok(()))) => Ok(reader),
+            Ok(Ok(Err(reason))) => Err(BusError::Connect { endpoint, reason }),
+            Ok(Err(_)) => Err(BusError::Thread("the reader thread ended".into())),
             Err(_) => {
-                return Err(BusError::Timeout {
+                reader.stop.cancel();
+                Err(BusError::Timeout {
                     endpoint,
                     seconds: timeout.as_secs(),
                 })
             }
         }
-        let shared = Arc::new(Shared {
-            tally: Mutex::new(BusTally::new(now_ms())),
-            latest_ms: AtomicI64::new(0),
-        });
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(receive(socket, shared.clone(), stop.clone()));
-        Ok(BusReader { shared, stop, task })
     }
 
     /// The scenario's start: intervals are counted from it.
@@ -91,10 +142,11 @@ impl BusReader {
         self.shared.tally().counts()
     }
 
-    /// Ends reading and hands out everything counted. With `quiet`, first
-    /// waits (at most `limit`) until no message came for that long: the
-    /// runner's last messages are on their way when it exits.
-    pub async fn finish(self, quiet: Option<Duration>, limit: Duration) -> BusBatch {
+    /// Ends reading and hands out everything counted, with the reader's
+    /// CPU time. With `quiet`, first waits (at most `limit`) until no
+    /// message came for that long: the runners' last messages are on their
+    /// way when they exit.
+    pub async fn finish(mut self, quiet: Option<Duration>, limit: Duration) -> BusBatch {
         if let Some(quiet) = quiet {
             let deadline = tokio::time::Instant::now() + limit;
             let quiet_ms = quiet.as_millis() as i64;
@@ -107,25 +159,46 @@ impl BusReader {
             }
         }
         self.stop.cancel();
-        let shared = self.shared.clone();
-        drop(self);
-        let batch = shared.tally().take_all();
+        if let Some(thread) = self.thread.take() {
+            // The thread ends at once once stopped; joining it off the
+            // runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        let mut batch = self.shared.tally().take_all();
+        batch.counts.reader_cpu_ms = self.shared.cpu_ms.load(Ordering::Relaxed);
         batch
     }
 }
 
 impl Drop for BusReader {
     fn drop(&mut self) {
+        // The thread sees it and ends by itself.
         self.stop.cancel();
-        self.task.abort();
     }
 }
 
-async fn receive(mut socket: PullSocket, shared: Arc<Shared>, stop: CancellationToken) {
+/// Once nothing more is waiting, the reader sleeps this long: messages
+/// gather in the socket's buffers meanwhile (150 at 30,000 a second, far
+/// below what the duplicator queues before it drops: 1,000 plus the
+/// kernel's buffers), so each wake-up reads many, not one (BENCHMARKS.md).
+const GATHER: Duration = Duration::from_millis(5);
+
+async fn receive(socket: &mut PullSocket, shared: &Shared, stop: &CancellationToken) {
+    use futures_util::FutureExt;
     loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => break,
-            message = socket.recv() => message,
+        // What is waiting already, without a wake-up; else gather a while.
+        let message = match socket.recv().now_or_never() {
+            Some(message) => message,
+            None => {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(GATHER) => {}
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    message = socket.recv() => message,
+                }
+            }
         };
         match message {
             Ok(message) => {
@@ -149,5 +222,4 @@ async fn receive(mut socket: PullSocket, shared: Arc<Shared>, stop: Cancellation
             }
         }
     }
-    let _ = socket.close().await;
 }

@@ -75,6 +75,8 @@ pub struct BusCounts {
     /// and those with fewer journeys running than required.
     pub reports: u64,
     pub reports_short: u64,
+    /// The reader's own CPU time (ms), known once it has ended.
+    pub reader_cpu_ms: i64,
 }
 
 /// Rows ready to be stored: whole intervals, new controller reports, and
@@ -164,17 +166,9 @@ impl BusTally {
         } else {
             transaction
         };
-        let interval = self
-            .open
-            .entry(index)
-            .or_default()
-            .entry(name.to_string())
-            .or_insert_with(Counts::new);
-        let total = self
-            .totals
-            .entry(name.to_string())
-            .or_insert_with(Counts::new);
         self.changed = true;
+        let interval = counts_of(self.open.entry(index).or_default(), name);
+        let total = counts_of(&mut self.totals, name);
         (interval, total)
     }
 
@@ -354,6 +348,16 @@ impl BusTally {
     }
 }
 
+/// The counts of transaction `name`, made on first use (a lookup first: no
+/// allocation for a name already there, which is nearly every message).
+fn counts_of<'a>(by_name: &'a mut HashMap<String, Counts>, name: &str) -> &'a mut Counts {
+    if !by_name.contains_key(name) {
+        by_name.insert(name.to_string(), Counts::new());
+    }
+    // Just made, if it was not there.
+    by_name.get_mut(name).expect("the counts were just made")
+}
+
 fn merge(into: &mut Counts, from: &Counts) {
     into.requests += from.requests;
     into.errors += from.errors;
@@ -487,6 +491,7 @@ mod tests {
                 journeys: 1,
                 reports: 1,
                 reports_short: 1,
+                reader_cpu_ms: 0,
             }
         );
         let journey = batch

@@ -174,17 +174,16 @@ impl ScenarioRun<'_> {
         // A scenario that ended by itself has its runner's last messages on
         // the way: wait for them. Otherwise keep what arrived.
         let quiet = matches!(ending, Ok(Ending::Finished)).then_some(BUS_QUIET);
+        // Always stored: with the last rows come the final counts.
         let last = bus.finish(quiet, BUS_DRAIN_LIMIT).await;
-        if !last.is_empty() {
-            self.sink
-                .push(SampleBatch {
-                    scenario_id: self.scenario_id,
-                    samples: Vec::new(),
-                    figures: None,
-                    bus: Some(last),
-                })
-                .map_err(|overflow| Failure::new(overflow.to_string()))?;
-        }
+        self.sink
+            .push(SampleBatch {
+                scenario_id: self.scenario_id,
+                samples: Vec::new(),
+                figures: None,
+                bus: Some(last),
+            })
+            .map_err(|overflow| Failure::new(overflow.to_string()))?;
         ending
     }
 

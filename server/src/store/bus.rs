@@ -158,7 +158,9 @@ pub(super) fn statements(batches: &[(i64, &BusBatch)]) -> Vec<(String, Vec<Value
         let c = batch.counts;
         out.push((
             "UPDATE scenarios SET bus_messages = $1, bus_undecodable = $2, bus_journeys = $3, \
-             bus_reports = $4, bus_reports_short = $5 WHERE id = $6"
+             bus_reports = $4, bus_reports_short = $5, \
+             bus_reader_cpu_ms = CASE WHEN $6 > 0 THEN $6 ELSE bus_reader_cpu_ms END \
+             WHERE id = $7"
                 .to_string(),
             vec![
                 Int(c.messages as i64),
@@ -166,6 +168,7 @@ pub(super) fn statements(batches: &[(i64, &BusBatch)]) -> Vec<(String, Vec<Value
                 Int(c.journeys as i64),
                 Int(c.reports as i64),
                 Int(c.reports_short as i64),
+                Int(c.reader_cpu_ms),
                 Int(*scenario_id),
             ],
         ));
@@ -183,11 +186,12 @@ pub(super) struct BusSummaryRow {
     pub collector_dropped: Option<i64>,
     pub bus_reports: Option<i64>,
     pub bus_reports_short: Option<i64>,
+    pub bus_reader_cpu_ms: Option<i64>,
 }
 
 /// Those columns, as a query selects them.
 pub(super) const BUS_SUMMARY_COLUMNS: &str = "bus_messages, bus_undecodable, bus_journeys, \
-     bus_missed, collector_dropped, bus_reports, bus_reports_short";
+     bus_missed, collector_dropped, bus_reports, bus_reports_short, bus_reader_cpu_ms";
 
 impl From<BusSummaryRow> for BusSummary {
     fn from(r: BusSummaryRow) -> Self {
@@ -199,6 +203,7 @@ impl From<BusSummaryRow> for BusSummary {
             collector_dropped: r.collector_dropped,
             reports: r.bus_reports,
             reports_short: r.bus_reports_short,
+            reader_cpu_ms: r.bus_reader_cpu_ms,
         }
     }
 }

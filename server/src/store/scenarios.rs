@@ -79,7 +79,7 @@ impl TryFrom<ScenarioRow> for ScenarioRecord {
 const SCENARIO_COLUMNS: &str = "id, run_id, position, name, concurrency, duration_ms, \
      spawn_rate, interval_ms, status, started_at, ended_at, error, error_log, build_index, \
      repeat_index, bus_messages, bus_undecodable, bus_journeys, bus_missed, collector_dropped, \
-     bus_reports, bus_reports_short";
+     bus_reports, bus_reports_short, bus_reader_cpu_ms";
 
 impl Store {
     pub async fn create_scenario(
