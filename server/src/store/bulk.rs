@@ -261,8 +261,13 @@ mod tests {
 
     #[test]
     fn copy_lines_read_as_samples() {
-        let (id, s) = copy_line(b"7\thttp\t42\t1700000001000\t1000\t12.345\t1048576\t900\t\\N")
-            .expect("a sample");
+        // The nine columns of samples.csv, then the seven of the detail.
+        let (id, s) = copy_line(
+            b"7\thttp\t42\t1700000001000\t1000\t12.345\t1048576\t900\t\\N\
+              \t\\N\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N",
+        )
+        .expect("a sample");
+        assert_eq!(s.detail, None);
         assert_eq!(id, 7);
         assert_eq!(s.process, ProcessKind::Http);
         assert_eq!(
@@ -271,6 +276,23 @@ mod tests {
         );
         assert_eq!(s.cpu, 12.345);
         assert_eq!((s.requests, s.requests_in_interval), (Some(900), None));
+        let (_, runner) = copy_line(
+            b"7\trunner\t43\t1700000001000\t1000\t99.5\t1048576\t\\N\t\\N\
+              \t4\t30\t2.5\t10\t300\t0\t4096",
+        )
+        .expect("a sample with its detail");
+        assert_eq!(
+            runner.detail,
+            Some(ProcessDetail {
+                threads: 4,
+                fds: 30,
+                cpu_wait: 2.5,
+                voluntary_switches: 10,
+                involuntary_switches: 300,
+                read_bytes: 0,
+                write_bytes: 4096,
+            })
+        );
         assert!(copy_line(b"7\thttp\t42").is_err());
         assert!(copy_line(b"7\tteapot\t42\t1\t1\t1\t1\t\\N\t\\N").is_err());
     }
