@@ -247,7 +247,10 @@ async fn server_functions_answer_with_the_status_of_their_error() {
     )
     .await;
     assert_eq!(charts.status, StatusCode::OK);
-    assert_eq!(charts.json()["charts"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        charts.json()["charts"].as_array().map(Vec::len),
+        Some(app::pages::run::CHARTS_PER_SCENARIO)
+    );
     assert_eq!(charts.json()["last_ms"], 30_000);
     // A live page asks for what came after its latest point.
     let points = call(
