@@ -17,7 +17,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 
-use app::access::Action;
+use app::access::{Action, Caller};
 use app::api::LabError;
 
 use super::errors::ErrorResponse;
@@ -139,10 +139,14 @@ pub async fn run_csv(
     }
 }
 
-pub async fn scenario_csv(
-    State(state): State<WebState>,
-    Signed(caller): Signed,
-    Path(id): Path<i64>,
+/// A scenario's streamed CSV in `layout`, named `run-R-NAME{suffix}.csv`,
+/// for a caller who may read its run.
+async fn scenario_layout_csv(
+    state: WebState,
+    caller: &Caller,
+    id: i64,
+    layout: Layout,
+    suffix: &str,
 ) -> Response {
     match state.lab.store().scenario(id).await {
         Ok(Some(s)) => match caller.require(Action::ReadRun(s.run_id)) {
@@ -150,13 +154,21 @@ pub async fn scenario_csv(
             Ok(()) => csv_response(
                 state,
                 SampleSource::Scenario(id),
-                Layout::Samples,
-                format!("run-{}-{}.csv", s.run_id, s.name),
+                layout,
+                format!("run-{}-{}{suffix}.csv", s.run_id, s.name),
             ),
         },
         Ok(None) => ErrorResponse(LabError::NotFound(format!("no scenario {id}"))).into_response(),
         Err(e) => ErrorResponse(lab_error(e)).into_response(),
     }
+}
+
+pub async fn scenario_csv(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+) -> Response {
+    scenario_layout_csv(state, &caller, id, Layout::Samples, "").await
 }
 
 /// `processes.csv` of one scenario (`/scenarios/{id}/processes.csv`): every
@@ -166,19 +178,7 @@ pub async fn scenario_processes_csv(
     Signed(caller): Signed,
     Path(id): Path<i64>,
 ) -> Response {
-    match state.lab.store().scenario(id).await {
-        Ok(Some(s)) => match caller.require(Action::ReadRun(s.run_id)) {
-            Err(e) => ErrorResponse(e).into_response(),
-            Ok(()) => csv_response(
-                state,
-                SampleSource::Scenario(id),
-                Layout::Processes,
-                format!("run-{}-{}-processes.csv", s.run_id, s.name),
-            ),
-        },
-        Ok(None) => ErrorResponse(LabError::NotFound(format!("no scenario {id}"))).into_response(),
-        Err(e) => ErrorResponse(lab_error(e)).into_response(),
-    }
+    scenario_layout_csv(state, &caller, id, Layout::Processes, "-processes").await
 }
 
 pub async fn run_chart(
