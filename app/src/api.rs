@@ -12,10 +12,11 @@ use crate::builds::MiteBuild;
 use crate::compare::ComparisonReport;
 pub use crate::error::LabError;
 use crate::figures::ScenarioFigures;
+use crate::library::LibraryScenario;
 use crate::matrix::RunMatrix;
 use crate::model::{
-    BusSummary, ErrorCount, FieldError, ProcessKind, RunParams, RunStatus, ScenarioStatus,
-    TransactionTotal,
+    BusSummary, CollectorFile, CollectorKeep, ErrorCount, FieldError, ProcessKind, RunParams,
+    RunStatus, ScenarioSpec, ScenarioStatus, TransactionTotal,
 };
 use crate::provenance::Provenance;
 use crate::validity::ValidityFlag;
@@ -83,6 +84,9 @@ pub struct ScenarioView {
     pub latest: Vec<ProcessNow>,
     /// Processes whose log can be downloaded.
     pub logs: Vec<String>,
+    /// mite's collector files the scenario kept (listed once it has ended,
+    /// when its folder is on the web front's host).
+    pub collector_files: Vec<CollectorFile>,
     /// Which of the run's builds it measured, and which repeat (from 0).
     pub build_index: i64,
     pub repeat_index: i64,
@@ -265,6 +269,14 @@ pub struct LaunchForm {
     pub agent: String,
     /// mite runners per scenario; empty: one.
     pub runners: String,
+    /// The collector's files kept per scenario: `last` (`collector_mib`
+    /// of them), `all` or `none`.
+    pub collector: String,
+    /// MiB kept when `collector` is `last`.
+    pub collector_mib: String,
+    /// A scenario of the agents' library (`module:function`); empty: the
+    /// built-in one.
+    pub scenario: String,
 }
 
 impl Default for LaunchForm {
@@ -280,6 +292,9 @@ impl Default for LaunchForm {
             repeat: "1".into(),
             agent: String::new(),
             runners: "1".into(),
+            collector: "last".into(),
+            collector_mib: "100".into(),
+            scenario: String::new(),
         }
     }
 }
@@ -338,6 +353,16 @@ impl LaunchForm {
                 0
             }),
         };
+        let collector = match self.collector.trim() {
+            "" | "last" => CollectorKeep::parse(&self.collector_mib),
+            "all" => Ok(CollectorKeep::All),
+            "none" => Ok(CollectorKeep::Nothing),
+            other => Err(format!("`{other}` is not `last`, `all` or `none`")),
+        }
+        .unwrap_or_else(|e| {
+            field("collector", e);
+            CollectorKeep::default()
+        });
         let repeats = self.repeat.trim().parse::<u32>().unwrap_or_else(|_| {
             field(
                 "repeat",
@@ -345,6 +370,18 @@ impl LaunchForm {
             );
             0
         });
+        let scenario = match self.scenario.trim() {
+            "" | "builtin" => ScenarioSpec::Builtin,
+            spec => ScenarioSpec::Library { spec: spec.into() },
+        };
+        if let ScenarioSpec::Library { spec } = &scenario {
+            if !crate::library::is_scenario_spec(spec) {
+                field(
+                    "scenario",
+                    format!("`{spec}` is not a module:function of the scenario library"),
+                );
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -356,6 +393,8 @@ impl LaunchForm {
             },
             repeats,
             runners,
+            collector,
+            scenario,
             agent: Some(self.agent.trim().to_string()).filter(|a| !a.is_empty()),
             label: self.label.trim().to_string(),
             concurrencies,
@@ -427,6 +466,8 @@ pub trait LabApi: Send + Sync {
     fn cleanup<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<String, LabError>>;
     /// The mite builds this lab host has installed.
     fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>>;
+    /// The scenarios the live agents found in their `--scenario-dir` folders.
+    fn library(&self) -> BoxFuture<'_, Result<Vec<LibraryScenario>, LabError>>;
     /// `sides` as `12,15` or `12:1,12:2`; `threshold` as `5%`.
     fn compare(
         &self,
@@ -621,6 +662,14 @@ pub async fn get_builds() -> Result<Vec<String>, LabError> {
     lab()?.builds().await
 }
 
+/// The scenarios the agents list for the launch form (by `module:function`;
+/// no path is sent either way).
+#[server(endpoint = "get_library")]
+pub async fn get_library() -> Result<Vec<LibraryScenario>, LabError> {
+    allowed(Action::Read)?;
+    lab()?.library().await
+}
+
 /// Two runs (or two builds of one run) compared: `runs` is `12,15` (base
 /// first) or `12:1,12:2`.
 #[server(endpoint = "compare_runs")]
@@ -708,6 +757,9 @@ mod tests {
             repeat: "three".into(),
             agent: String::new(),
             runners: "two".into(),
+            collector: "last".into(),
+            collector_mib: "lots".into(),
+            scenario: "../x.py:f".into(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -719,9 +771,26 @@ mod tests {
                 "spawn_rate",
                 "mite",
                 "runners",
-                "repeat"
+                "collector",
+                "repeat",
+                "scenario"
             ]
         );
+        let kept = |collector: &str, mib: &str| {
+            LaunchForm {
+                collector: collector.into(),
+                collector_mib: mib.into(),
+                ..LaunchForm::default()
+            }
+            .to_params()
+            .map(|p| p.collector)
+        };
+        assert_eq!(kept("all", "ignored"), Ok(CollectorKeep::All));
+        assert_eq!(kept("none", ""), Ok(CollectorKeep::Nothing));
+        assert_eq!(kept("last", "20"), Ok(CollectorKeep::LastMib(20)));
+        let empty = kept("last", " ").expect_err("no size");
+        assert_eq!(empty[0].field, "collector");
+        assert!(empty[0].message.contains("how many MiB"), "{empty:?}");
         let too_many = LaunchForm {
             runners: "33".into(),
             ..LaunchForm::default()

@@ -20,6 +20,7 @@ pub mod compare;
 pub mod error;
 pub mod figures;
 pub mod format;
+pub mod library;
 pub mod matrix;
 pub mod model;
 pub mod pages;

@@ -40,6 +40,120 @@ pub enum ScenarioSpec {
     Builtin,
     /// A user's `module:function`, importable from `dir`.
     Custom { spec: String, dir: PathBuf },
+    /// A `module:function` from the scenario library of the agent executing
+    /// the run (found in its `--scenario-dir` folders when the run starts).
+    Library { spec: String },
+}
+
+/// How much of the files mite's collector writes (every message, ~0.9 KB a
+/// request) a scenario keeps once it is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CollectorKeep {
+    /// Every file.
+    All,
+    /// The newest files up to this many MiB; older ones go first, during the
+    /// scenario too.
+    LastMib(u64),
+    /// No file: the collector still runs (it is part of what is measured),
+    /// its files are deleted as it rolls them and at the end.
+    Nothing,
+}
+
+impl Default for CollectorKeep {
+    fn default() -> Self {
+        CollectorKeep::LastMib(100)
+    }
+}
+
+impl<'de> Deserialize<'de> for CollectorKeep {
+    /// Also reads the MiB number runs were stored with before (0: nothing).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Keep {
+            All,
+            LastMib(u64),
+            Nothing,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            Mib(u64),
+            Keep(Keep),
+        }
+        Ok(match Stored::deserialize(d)? {
+            Stored::Mib(mib) => CollectorKeep::from_mib(mib),
+            Stored::Keep(Keep::All) => CollectorKeep::All,
+            Stored::Keep(Keep::LastMib(mib)) => CollectorKeep::from_mib(mib),
+            Stored::Keep(Keep::Nothing) => CollectorKeep::Nothing,
+        })
+    }
+}
+
+impl CollectorKeep {
+    /// The most a run may keep per scenario when it names a size (1 TiB).
+    pub const MOST_MIB: u64 = 1024 * 1024;
+
+    fn from_mib(mib: u64) -> Self {
+        if mib == 0 {
+            CollectorKeep::Nothing
+        } else {
+            CollectorKeep::LastMib(mib)
+        }
+    }
+
+    /// The bytes kept at most; `None`: all.
+    pub fn limit_bytes(self) -> Option<u64> {
+        match self {
+            CollectorKeep::All => None,
+            CollectorKeep::LastMib(mib) => Some(mib.saturating_mul(1024 * 1024)),
+            CollectorKeep::Nothing => Some(0),
+        }
+    }
+
+    /// Reads `all`, `none` or a size in MiB (`100`, `100MiB`, `100 MiB`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        match text.to_ascii_lowercase().as_str() {
+            "" => return Err("say `all`, `none` or how many MiB to keep".into()),
+            "all" => return Ok(CollectorKeep::All),
+            "none" | "nothing" => return Ok(CollectorKeep::Nothing),
+            _ => {}
+        }
+        let number = text
+            .strip_suffix("MiB")
+            .or_else(|| text.strip_suffix("mib"))
+            .unwrap_or(text)
+            .trim();
+        match number.parse::<u64>() {
+            Ok(mib) if mib <= Self::MOST_MIB => Ok(Self::from_mib(mib)),
+            Ok(_) => Err(format!(
+                "`{text}` is more than {} MiB: say `all` to keep every file",
+                Self::MOST_MIB
+            )),
+            Err(_) => Err(format!(
+                "`{text}` is not `all`, `none` or a size in MiB (100, 100MiB)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CollectorKeep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CollectorKeep::All => f.write_str("all"),
+            CollectorKeep::LastMib(mib) => write!(f, "the last {mib} MiB"),
+            CollectorKeep::Nothing => f.write_str("none"),
+        }
+    }
+}
+
+/// One file of mite's collector data a scenario kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectorFile {
+    pub name: String,
+    pub bytes: u64,
 }
 
 /// Everything a run is asked to do.
@@ -60,8 +174,10 @@ pub struct RunParams {
     pub interval_ms: u64,
     pub target: TargetSpec,
     pub scenario: ScenarioSpec,
-    /// Collector data kept per scenario, in MiB (oldest files go first). 0 keeps none.
-    pub collector_keep_mib: u64,
+    /// How much of mite's collector data each scenario keeps. Runs stored
+    /// before this choice existed said it in MiB (`collector_keep_mib`).
+    #[serde(alias = "collector_keep_mib")]
+    pub collector: CollectorKeep,
     /// The mite builds measured, taking turns; none means the pinned one.
     #[serde(default)]
     pub mite: Vec<MiteBuild>,
@@ -93,7 +209,7 @@ impl Default for RunParams {
             interval_ms: 1000,
             target: TargetSpec::Builtin,
             scenario: ScenarioSpec::Builtin,
-            collector_keep_mib: 100,
+            collector: CollectorKeep::default(),
             mite: vec![],
             repeats: 1,
             runners: 1,
@@ -224,6 +340,14 @@ impl RunParams {
         if let TargetSpec::Command(cmd) = &self.target {
             if cmd.trim().is_empty() {
                 err("target_cmd", "the command is empty".into());
+            }
+        }
+        if let ScenarioSpec::Library { spec } = &self.scenario {
+            if !crate::library::is_scenario_spec(spec) {
+                err(
+                    "scenario",
+                    format!("`{spec}` is not a module:function of the scenario library"),
+                );
             }
         }
         if let ScenarioSpec::Custom { spec, dir } = &self.scenario {
@@ -535,6 +659,44 @@ pub struct ConcurrencyPoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collector_keep_reads_words_sizes_and_the_old_mib_field() {
+        assert_eq!(CollectorKeep::parse("all"), Ok(CollectorKeep::All));
+        assert_eq!(CollectorKeep::parse(" None "), Ok(CollectorKeep::Nothing));
+        assert_eq!(CollectorKeep::parse("0"), Ok(CollectorKeep::Nothing));
+        assert_eq!(CollectorKeep::parse("250"), Ok(CollectorKeep::LastMib(250)));
+        assert_eq!(CollectorKeep::parse("8 MiB"), Ok(CollectorKeep::LastMib(8)));
+        assert!(CollectorKeep::parse("lots").is_err());
+        assert!(CollectorKeep::parse("-1").is_err());
+        assert!(CollectorKeep::parse("99999999999").is_err());
+        assert_eq!(CollectorKeep::LastMib(2).limit_bytes(), Some(2 << 20));
+        assert_eq!(CollectorKeep::All.limit_bytes(), None);
+
+        // A run stored before the choice existed said MiB.
+        let mut stored = serde_json::to_value(RunParams::default()).expect("json");
+        let fields = stored.as_object_mut().expect("object");
+        fields.remove("collector");
+        fields.insert("collector_keep_mib".into(), 0.into());
+        let old: RunParams = serde_json::from_value(stored.clone()).expect("old");
+        assert_eq!(old.collector, CollectorKeep::Nothing);
+        stored["collector_keep_mib"] = 64.into();
+        let old: RunParams = serde_json::from_value(stored).expect("old");
+        assert_eq!(old.collector, CollectorKeep::LastMib(64));
+        for keep in [
+            CollectorKeep::All,
+            CollectorKeep::Nothing,
+            CollectorKeep::LastMib(7),
+        ] {
+            let params = RunParams {
+                collector: keep,
+                ..RunParams::default()
+            };
+            let text = serde_json::to_string(&params).expect("json");
+            let back: RunParams = serde_json::from_str(&text).expect("back");
+            assert_eq!(back.collector, keep, "{text}");
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -24,6 +24,7 @@ pub mod bus;
 pub mod cleanup;
 pub mod compare;
 pub mod lab;
+pub mod library;
 pub mod mite_env;
 pub mod os_process;
 pub mod ports;

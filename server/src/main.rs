@@ -49,7 +49,7 @@ use mite_perf::compare::{self, format::Format, sides::SideSpec};
 use mite_perf::mite_env::builds::BuildCache;
 use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::{
-    format_duration, parse_duration, RunParams, RunStatus, ScenarioSpec, TargetSpec,
+    format_duration, parse_duration, CollectorKeep, RunParams, RunStatus, ScenarioSpec, TargetSpec,
 };
 use mite_perf::ports::LabPorts;
 use mite_perf::run::lease::LabHost;
@@ -102,11 +102,25 @@ enum Command {
     /// Manage API tokens (for CI jobs and scripts).
     #[command(subcommand)]
     Token(accounts_cli::TokenCommand),
+    /// List the mite scenarios an agent started with these --scenario-dir
+    /// folders offers in the launch form, with their docstrings and the
+    /// required journeys of their volume models.
+    Scenarios(ScenariosArgs),
     /// Serve the built-in target: answers GET / and counts requests.
     ///
     /// Prints `TIMESTAMP: served N requests` for every line read on stdin, and
     /// on exit (SIGINT or SIGTERM).
     Target(TargetArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScenariosArgs {
+    /// A folder of scenario modules (may be given several times).
+    #[arg(long = "scenario-dir", required = true)]
+    scenario_dirs: Vec<PathBuf>,
+    /// The Python venv with mite in it (the pinned build).
+    #[arg(long, env = mite_env::VENV_ENV)]
+    mite_venv: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -240,10 +254,12 @@ struct RunArgs {
     /// The folder your --scenario module is in.
     #[arg(long, requires = "scenario")]
     scenario_dir: Option<PathBuf>,
-    /// Collector data kept per scenario, in MiB (it costs ~0.9 KB per request;
-    /// the oldest files go first). 0 keeps none.
-    #[arg(long, default_value_t = 100)]
-    collector_keep_mib: u64,
+    /// mite's collector data kept per scenario (it costs ~0.9 KB per
+    /// request): `all`, `none`, or the last N MiB (`100`, the oldest files
+    /// go first). The collector runs in every case: it is part of what is
+    /// measured.
+    #[arg(long, alias = "collector-keep-mib", default_value = "100", value_parser = CollectorKeep::parse)]
+    collector_keep: CollectorKeep,
     /// The Python venv with mite in it (the pinned build).
     #[arg(long, env = mite_env::VENV_ENV)]
     mite_venv: Option<PathBuf>,
@@ -459,6 +475,7 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => with_runtime(run(args)),
         Command::Cleanup(args) => with_runtime(cleanup(args)),
+        Command::Scenarios(args) => with_runtime(list_scenarios(args)),
         Command::Serve(args) => with_runtime(serve(args)),
         Command::Agent(args) => with_runtime(agent(args)),
         Command::Compare(args) => with_runtime(compare_command(args)),
@@ -551,7 +568,7 @@ fn params_from(args: &RunArgs) -> RunParams {
             },
             _ => ScenarioSpec::Builtin,
         },
-        collector_keep_mib: args.collector_keep_mib,
+        collector: args.collector_keep,
         mite: args.mite.clone(),
         repeats: args.repeat,
         runners: args.runners,
@@ -1045,3 +1062,42 @@ async fn expire_sessions(lab: &mite_perf::lab::Lab) -> anyhow::Result<tokio::tas
 const SHUTDOWN_RUN_LIMIT: Duration = Duration::from_secs(30);
 /// How long `serve` then lets open answers (downloads) go on.
 const SHUTDOWN_ANSWERS_LIMIT: Duration = Duration::from_secs(2);
+
+/// `mite-perf scenarios`: what the launch form would list for these folders.
+async fn list_scenarios(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
+    let venv = args.mite_venv.unwrap_or_else(mite_env::default_venv);
+    let mite = MiteEnv::locate(&venv)?;
+    let library = mite_perf::library::ScenarioLibrary::new(args.scenario_dirs);
+    let found = library.discover("this host", &mite.python()).await;
+    for s in &found.scenarios {
+        println!("{}", s.spec);
+        for doc in [&s.function_doc, &s.doc] {
+            for line in doc.lines().filter(|l| !l.trim().is_empty()) {
+                println!("    {}", line.trim());
+            }
+        }
+        if let Some(problem) = &s.problem {
+            println!("    ! {problem}");
+        }
+        for shape in &s.shapes {
+            let most = shape.required.iter().max().copied().unwrap_or(0);
+            println!(
+                "    at concurrency {}: up to {most} journeys over {} s{}",
+                shape.concurrency,
+                shape.required.len(),
+                if shape.stops { "" } else { " and on" }
+            );
+        }
+        if s.follows_concurrency() == Some(false) {
+            println!("    (sets its own concurrency: the lab's concurrencies only repeat it)");
+        }
+    }
+    for skipped in &found.skipped {
+        eprintln!("passed over: {skipped}");
+    }
+    if found.scenarios.is_empty() {
+        eprintln!("no scenario found");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -35,6 +35,8 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
         "5s",
         "--label",
         "short",
+        "--collector-keep",
+        "all",
     ]);
     let output = wait_output(child, Duration::from_secs(180));
     assert!(output.status.success(), "{}", text(&output));
@@ -130,7 +132,25 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
             "{name}.log"
         );
     }
-    assert!(dir.join("scenario10/collector").is_dir());
+    // Every collector file is kept: mite wrote each message (~0.9 KB a
+    // request; the last few KiB are lost when it is stopped).
+    let served_at_10 = {
+        let samples = store
+            .scenario_samples(scenarios[1].id)
+            .await
+            .expect("samples");
+        samples.iter().filter_map(|s| s.requests).max().unwrap_or(0)
+    };
+    let kept: u64 = std::fs::read_dir(dir.join("scenario10/collector"))
+        .expect("collector folder")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        kept >= served_at_10 as u64 * 300,
+        "{kept} bytes kept for {served_at_10} requests"
+    );
 
     assert_ports_free();
     assert_no_child_left(&store, 1).await;

@@ -228,6 +228,110 @@ async fn logs_are_served_only_from_the_output_folder() {
 }
 
 #[tokio::test]
+async fn collector_files_are_listed_and_served_by_name_only() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("collector").await;
+    let store = f.lab.store();
+    let run = store.run(f.run_id).await.expect("run").expect("stored");
+    let scenario_dir =
+        std::path::Path::new(run.output_dir.as_deref().expect("dir")).join("scenario10");
+    let collector = scenario_dir.join("collector");
+    std::fs::create_dir_all(&collector).expect("collector folder");
+    std::fs::write(
+        collector.join("1700000000_1700000030_1"),
+        b"\x81\xa4type\xa3txn",
+    )
+    .expect("rolled");
+    std::fs::write(collector.join("current"), b"\x80").expect("current");
+    std::fs::write(collector.join(".hidden"), b"not offered").expect("hidden");
+    std::fs::write(scenario_dir.join("secret.txt"), b"not for the browser").expect("secret");
+    let log = scenario_dir.join("collector.log");
+    std::fs::write(&log, "").expect("log");
+    let p = store
+        .record_process(
+            f.scenario_id,
+            NewProcess {
+                kind: ProcessKind::Collector,
+                pid: 4,
+                start_ticks: 4,
+                command: "mite collector",
+                log_path: &log.display().to_string(),
+            },
+        )
+        .await
+        .expect("process");
+    store.end_process(p, "exit 0").await.expect("end");
+
+    // The run's page lists what the collector kept, oldest first.
+    let view = call(&f.app, "get_run", &format!("run_id={}", f.run_id)).await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.body);
+    let files = view.json()["scenarios"][0]["collector_files"].clone();
+    assert_eq!(
+        files,
+        serde_json::json!([
+            {"name": "1700000000_1700000030_1", "bytes": 10},
+            {"name": "current", "bytes": 1}
+        ])
+    );
+    let answer = get(
+        &f.app,
+        &format!(
+            "/scenarios/{}/collector/1700000000_1700000030_1",
+            f.scenario_id
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert!(answer.body.contains("type"), "{}", answer.body);
+
+    // Only the names listed are opened: nothing beside them, nothing hidden.
+    for name in [
+        ".hidden",
+        "..%2Fsecret.txt",
+        "%2E%2E%2Fsecret.txt",
+        "gone_1_2_3",
+    ] {
+        let answer = get(
+            &f.app,
+            &format!("/scenarios/{}/collector/{name}", f.scenario_id),
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{name}: {}",
+            answer.body
+        );
+        assert!(
+            !answer.body.contains("not for the browser") && !answer.body.contains("not offered"),
+            "{name}: {}",
+            answer.body
+        );
+    }
+    let answer = get(&f.app, "/scenarios/424242/collector/current").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+
+    // Trimmed to nothing, the folder lists nothing and serves nothing.
+    std::fs::remove_dir_all(&collector).expect("trim");
+    let view = call(&f.app, "get_run", &format!("run_id={}", f.run_id)).await;
+    assert_eq!(
+        view.json()["scenarios"][0]["collector_files"],
+        serde_json::json!([])
+    );
+    let answer = get(
+        &f.app,
+        &format!("/scenarios/{}/collector/current", f.scenario_id),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert!(
+        answer.body.contains("keeps the last 100 MiB"),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test]
 async fn server_functions_answer_with_the_status_of_their_error() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("server-fns").await;
@@ -444,6 +548,115 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
     assert!(full.json()["Busy"]
         .as_str()
         .is_some_and(|m| m.contains("full")));
+}
+
+#[tokio::test]
+async fn a_library_scenario_is_launched_by_name_on_an_agent_that_lists_it() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("library").await;
+    let store = f.lab.store();
+    for name in ["lab-a", "lab-b"] {
+        store
+            .register_agent(&mite_perf::store::AgentRecord {
+                name: name.into(),
+                host_id: format!("{name} (boot 1)"),
+                hostname: name.into(),
+                pid: 1,
+                cores: 2,
+                cpu_model: String::new(),
+                builds: "pinned".into(),
+                ports: "9898,14301,14302,14303,14304".into(),
+                started_at: 0,
+                heartbeat_at: 0,
+                current_run: None,
+                stopped_at: None,
+            })
+            .await
+            .expect("agent");
+    }
+    let listed = app::library::LibraryScenario {
+        agent: "lab-b".into(),
+        spec: "checkout:ramp_scenario".into(),
+        doc: "Checkout under a ramp.".into(),
+        function_doc: String::new(),
+        shapes: vec![app::library::VolumeShape {
+            concurrency: 1,
+            required: vec![1, 1],
+            stops: true,
+        }],
+        problem: None,
+    };
+    store
+        .replace_library("lab-b", std::slice::from_ref(&listed))
+        .await
+        .expect("library");
+
+    // The form lists it, with its shape.
+    let library = call(&f.app, "get_library", "").await;
+    assert_eq!(library.status, StatusCode::OK, "{}", library.body);
+    let back: Vec<app::library::LibraryScenario> =
+        serde_json::from_value(library.json()).expect("listing");
+    assert_eq!(back, [listed]);
+
+    let launch = |scenario: &str, agent: &str| {
+        format!(
+            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s\
+             &form[label]=lib&form[scenario]={scenario}&form[agent]={agent}"
+        )
+    };
+    // By name only: it goes to the agent that lists it.
+    let queued = call(
+        &f.app,
+        "launch_run",
+        &launch("checkout%3Aramp_scenario", ""),
+    )
+    .await;
+    assert_eq!(queued.status, StatusCode::OK, "{}", queued.body);
+    let run_id = queued.json()["Queued"]["run_id"].as_i64().expect("queued");
+    let run = store.run(run_id).await.expect("run").expect("stored");
+    assert_eq!(
+        run.params.scenario,
+        mite_perf::model::ScenarioSpec::Library {
+            spec: "checkout:ramp_scenario".into()
+        }
+    );
+    assert_eq!(run.params.agent.as_deref(), Some("lab-b"));
+
+    // An agent that does not list it, a name no agent lists, and anything
+    // that is not a module:function of names are the form's errors.
+    for (scenario, agent, says) in [
+        (
+            "checkout%3Aramp_scenario",
+            "lab-a",
+            "agent lab-a lists no scenario",
+        ),
+        (
+            "checkout%3Anope",
+            "",
+            "no agent lists a scenario `checkout:nope`",
+        ),
+        ("..%2F..%2Fetc%3Apasswd", "", "is not a module:function"),
+        ("%2Ftmp%2Fx.py%3Af", "", "is not a module:function"),
+    ] {
+        let answer = call(&f.app, "launch_run", &launch(scenario, agent)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{scenario}: {}", answer.body);
+        assert_eq!(
+            answer.json()["Invalid"][0]["field"],
+            "scenario",
+            "{}",
+            answer.body
+        );
+        assert!(answer.body.contains(says), "{scenario}: {}", answer.body);
+    }
+    assert_eq!(store.queued_count().await.expect("count"), 1);
+
+    // A stopped agent's library is not offered.
+    store
+        .agent_stopped("lab-b", "lab-b (boot 1)", 1)
+        .await
+        .expect("stopped");
+    let library = call(&f.app, "get_library", "").await;
+    assert_eq!(library.json(), serde_json::json!([]));
 }
 
 #[tokio::test]

@@ -461,6 +461,60 @@ async fn suite(store: Store) {
     assert_eq!(runs[0].0.id, first);
 
     builds_provenance_and_baselines(&store, first, other).await;
+    library_round_trip(&store).await;
+}
+
+/// An agent's scenario library: replaced whole, read back with its shapes,
+/// gone from the listing once the agent stopped.
+async fn library_round_trip(store: &Store) {
+    use app::library::{LibraryScenario, VolumeShape};
+    let agent = mite_perf::store::AgentRecord {
+        name: "lib-agent".into(),
+        host_id: "lib-agent (boot 1)".into(),
+        hostname: "lib".into(),
+        pid: 7,
+        cores: 2,
+        cpu_model: String::new(),
+        builds: "pinned".into(),
+        ports: "9898,14301,14302,14303,14304".into(),
+        started_at: 0,
+        heartbeat_at: 0,
+        current_run: None,
+        stopped_at: None,
+    };
+    store.register_agent(&agent).await.expect("agent");
+    let scenario = |spec: &str, problem: Option<&str>| LibraryScenario {
+        agent: "lib-agent".into(),
+        spec: spec.into(),
+        doc: "It's \"quoted\"; and multi\nline.".into(),
+        function_doc: "Ramps.".into(),
+        shapes: vec![VolumeShape {
+            concurrency: 10,
+            required: vec![1, 2, 3],
+            stops: false,
+        }],
+        problem: problem.map(String::from),
+    };
+    let first = [
+        scenario("a:scenario", None),
+        scenario("b.c:scenario", Some("cannot be imported")),
+    ];
+    store
+        .replace_library("lib-agent", &first)
+        .await
+        .expect("first");
+    assert_eq!(store.library().await.expect("library"), first);
+    let second = [scenario("d:scenario", None)];
+    store
+        .replace_library("lib-agent", &second)
+        .await
+        .expect("second");
+    assert_eq!(store.library().await.expect("library"), second);
+    store
+        .agent_stopped("lib-agent", "lib-agent (boot 1)", 7)
+        .await
+        .expect("stopped");
+    assert_eq!(store.library().await.expect("library"), []);
 }
 
 /// A run's provenance, its scenarios' builds and repeats, and baselines.

@@ -5,9 +5,11 @@ use leptos_router::hooks::use_navigate;
 
 use super::{poll, StatusBadge};
 use crate::api::{
-    get_agents, get_builds, get_queue, LaunchForm, LaunchOutcome, LaunchRun, RemoveQueuedRun,
+    get_agents, get_builds, get_library, get_queue, LaunchForm, LaunchOutcome, LaunchRun,
+    RemoveQueuedRun,
 };
 use crate::format;
+use crate::library::{LibraryScenario, SHAPE_DURATION_S};
 use crate::model::FieldError;
 
 const DEFAULT_SCENARIOS: [u32; 4] = [1, 10, 100, 1000];
@@ -28,6 +30,9 @@ pub fn LaunchPage() -> impl IntoView {
     let mite = RwSignal::new("pinned".to_string());
     let repeat = RwSignal::new("1".to_string());
     let runners = RwSignal::new("1".to_string());
+    let collector = RwSignal::new("last".to_string());
+    let collector_mib = RwSignal::new("100".to_string());
+    let scenario = RwSignal::new(String::new());
     let agent = RwSignal::new(String::new());
     let builds = Resource::new(|| (), |_| get_builds());
 
@@ -94,6 +99,9 @@ pub fn LaunchPage() -> impl IntoView {
                 repeat: repeat.get_untracked(),
                 agent: agent.get_untracked(),
                 runners: runners.get_untracked(),
+                collector: collector.get_untracked(),
+                collector_mib: collector_mib.get_untracked(),
+                scenario: scenario.get_untracked(),
             },
         });
     };
@@ -129,6 +137,7 @@ pub fn LaunchPage() -> impl IntoView {
                         </label>
                         {error_for("scenarios")}
                     </fieldset>
+                    <ScenarioChoice scenario=scenario chosen=chosen.clone() error=error_for("scenario").into_any()/>
                     <div class="grid2">
                         <label>"Duration per scenario"
                             <input type="text" name="form[duration]" value=duration.get_untracked() on:input=move |ev| duration.set(event_target_value(&ev))/>
@@ -171,6 +180,21 @@ pub fn LaunchPage() -> impl IntoView {
                             <span class="hint">"mite runners against the one controller, as its users go past one core; each is sampled on its own"</span>
                             {error_for("runners")}
                         </label>
+                        <label>"Collector data kept"
+                            <span class="inline-fields">
+                                <select name="form[collector]" on:change=move |ev| collector.set(event_target_value(&ev))>
+                                    <option value="last" selected=true>"the last"</option>
+                                    <option value="all">"all of it"</option>
+                                    <option value="none">"none"</option>
+                                </select>
+                                <input type="text" name="form[collector_mib]" class="short" value=collector_mib.get_untracked()
+                                    disabled=move || collector.get() != "last"
+                                    on:input=move |ev| collector_mib.set(event_target_value(&ev))/>
+                                " MiB per scenario"
+                            </span>
+                            <span class="hint">"mite's collector writes every message (~0.9 KB a request); the files kept can be downloaded from the run's page"</span>
+                            {error_for("collector")}
+                        </label>
                         <AgentChoice agent=agent error=error_for("agent").into_any()/>
                     </div>
                     {error_for("form")}
@@ -212,6 +236,143 @@ pub fn LaunchPage() -> impl IntoView {
             </section>
         </div>
     }
+}
+
+/// Which mite scenario the run drives: the built-in one, or one of the
+/// agents' library, with its docstring and its volume model's shape.
+#[component]
+fn ScenarioChoice(
+    scenario: RwSignal<String>,
+    chosen: Vec<RwSignal<bool>>,
+    error: AnyView,
+) -> impl IntoView {
+    let library = Resource::new(|| (), |_| get_library());
+    let listed = move || library.get().and_then(Result::ok).unwrap_or_default();
+    let picked = move || {
+        let spec = scenario.get();
+        listed().into_iter().find(|s| s.spec == spec)
+    };
+    let concurrencies = Signal::derive(move || -> Vec<u32> {
+        DEFAULT_SCENARIOS
+            .iter()
+            .zip(&chosen)
+            .filter(|(_, on)| on.get())
+            .map(|(n, _)| *n)
+            .collect()
+    });
+    view! {
+        <label>"Scenario"
+            <select name="form[scenario]" class="scenario-choice" on:change=move |ev| scenario.set(event_target_value(&ev))>
+                <option value="">"built-in: GET the target, constant concurrency"</option>
+                <Transition fallback=|| ()>
+                    {move || {
+                        let mut seen: Vec<(String, Vec<String>)> = Vec::new();
+                        for s in listed() {
+                            match seen.iter_mut().find(|(spec, _)| *spec == s.spec) {
+                                Some((_, agents)) => agents.push(s.agent),
+                                None => seen.push((s.spec, vec![s.agent])),
+                            }
+                        }
+                        seen.into_iter().map(|(spec, agents)| {
+                            let label = format!("{spec} (on {})", agents.join(", "));
+                            view! { <option value=spec>{label}</option> }
+                        }).collect_view()
+                    }}
+                </Transition>
+            </select>
+            <span class="hint">{move || if listed().is_empty() {
+                "agents started with --scenario-dir list the scenarios they find there"
+            } else {
+                "the agents' scenario library: each gets MITE_CONF_mite_perf_concurrency, _duration and _target_url"
+            }}</span>
+            {error}
+        </label>
+        {move || picked().map(|s| view! { <LibraryDetails scenario=s concurrencies=concurrencies/> })}
+    }
+}
+
+/// A library scenario's docstrings, problem and volume shape.
+#[component]
+fn LibraryDetails(scenario: LibraryScenario, concurrencies: Signal<Vec<u32>>) -> impl IntoView {
+    let follows = scenario.follows_concurrency();
+    let doc = [scenario.function_doc.clone(), scenario.doc.clone()]
+        .into_iter()
+        .filter(|d| !d.trim().is_empty())
+        .collect::<Vec<_>>();
+    view! {
+        <div class="library-scenario">
+            {doc.into_iter().map(|d| view! { <p class="scenario-doc">{d}</p> }).collect_view()}
+            {scenario.problem.clone().map(|p| view! { <p class="error scenario-problem">{p}</p> })}
+            {(follows == Some(false)).then(|| view! {
+                <p class="hint fixed-volume">"Its volume model sets its own concurrency: the concurrencies chosen above only repeat it."</p>
+            })}
+            {(!scenario.shapes.is_empty()).then(|| {
+                let shapes = scenario.shapes.clone();
+                view! { <VolumePreview shapes=shapes concurrencies=concurrencies/> }
+            })}
+        </div>
+    }
+}
+
+/// The required journeys over time, one line per chosen concurrency (all
+/// the computed ones when none of them is chosen).
+#[component]
+fn VolumePreview(
+    shapes: Vec<crate::library::VolumeShape>,
+    concurrencies: Signal<Vec<u32>>,
+) -> impl IntoView {
+    const W: f64 = 480.0;
+    const H: f64 = 120.0;
+    const COLOURS: [&str; 4] = ["#2f6fdf", "#e07b00", "#2e9e5b", "#b03a9a"];
+    let drawn = move || {
+        let chosen = concurrencies.get();
+        let shown: Vec<(usize, crate::library::VolumeShape)> = shapes
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(_, s)| chosen.is_empty() || chosen.contains(&s.concurrency))
+            .collect();
+        let seconds = shown
+            .iter()
+            .map(|(_, s)| s.required.len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let most = shown
+            .iter()
+            .flat_map(|(_, s)| s.required.iter().copied())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let x = move |t: usize| t as f64 * W / seconds as f64;
+        let y = move |v: u32| H - f64::from(v) * (H - 4.0) / f64::from(most);
+        let lines = shown.iter().map(|(i, s)| {
+            let mut points = String::new();
+            for (t, v) in s.required.iter().enumerate() {
+                points.push_str(&format!("{:.1},{:.1} {:.1},{:.1} ", x(t), y(*v), x(t + 1), y(*v)));
+            }
+            let colour = COLOURS[i % COLOURS.len()];
+            view! { <polyline class="volume-line" data-concurrency=s.concurrency.to_string() points=points fill="none" stroke=colour stroke-width="2"/> }
+        }).collect_view();
+        let legend = shown.iter().map(|(i, s)| {
+            let colour = COLOURS[i % COLOURS.len()];
+            let text = format!(
+                "{} → up to {} journeys{}",
+                s.concurrency,
+                s.required.iter().max().copied().unwrap_or(0),
+                if s.stops { "" } else { ", and on past the end" }
+            );
+            view! { <span class="legend-item"><span class="swatch" style=format!("background:{colour}")></span>{text}</span> }
+        }).collect_view();
+        view! {
+            <svg class="volume-shape" viewBox=format!("0 0 {W} {H}") width=W.to_string() height=H.to_string() role="img">
+                <line x1="0" y1=H.to_string() x2=W.to_string() y2=H.to_string() stroke="#c9cfdb"/>
+                {lines}
+            </svg>
+            <p class="hint">{format!("Required journeys over {seconds} s (at most {most}), as its volume model asks for them with a {SHAPE_DURATION_S} s duration, per concurrency: ")}{legend}</p>
+        }
+    };
+    view! { <div class="volume-preview">{drawn}</div> }
 }
 
 /// Which agent executes the run: any, or one by name.

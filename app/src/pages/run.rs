@@ -136,6 +136,7 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <dt>"Duration"</dt><dd>{format::span(r.params.duration_ms as i64)} " each"</dd>
                 <dt>"Sampling"</dt><dd>{format!("every {} ms", r.params.interval_ms)}</dd>
                 <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", format::count(i64::from(r.params.spawn_rate)))}</dd>
+                <dt>"Collector data"</dt><dd class="collector-keep">{format!("{} kept per scenario", r.params.collector)}</dd>
                 <dt>"Queued"</dt><dd>{format::utc(r.created_at)}{(!r.params.launched_by.is_empty()).then(|| view! { " by " <span class="launched-by">{r.params.launched_by.clone()}</span> })}</dd>
                 <dt>"Started"</dt><dd>{move || run.with(|r| r.started_at).map(format::utc).unwrap_or_else(|| "not yet".into())}</dd>
                 <dt>"Ended"</dt><dd>{move || run.with(|r| r.ended_at).map(format::utc).unwrap_or_else(|| "–".into())}{move || run.with(|r| r.cancelled_by.clone()).map(|who| view! { <span class="cancelled-by">{format!(" (cancelled by {who})")}</span> })}</dd>
@@ -345,6 +346,18 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
                     <a href=format!("/scenarios/{scenario_id}/logs/{p}") download>{format!("{p}.log")}</a>
                 }).collect_view()}
             </div>
+            {move || {
+                let files = scenario.with(|s| s.as_ref().map(|s| s.collector_files.clone()).unwrap_or_default());
+                (!files.is_empty()).then(|| view! {
+                    <div class="downloads collector-files">
+                        <strong>"mite's collector data: "</strong>
+                        {files.into_iter().map(|f| view! {
+                            <a href=format!("/scenarios/{scenario_id}/collector/{}", f.name) download data-bytes=f.bytes.to_string()>{f.name.clone()}</a>
+                            <span class="muted">{format!(" {} ", format::mib(f.bytes as i64))}</span>
+                        }).collect_view()}
+                    </div>
+                })
+            }}
         </section>
     }
 }

@@ -16,6 +16,7 @@ use crate::compare::{compare_runs, load_sides, parse_threshold};
 use crate::model::{RunParams, RunStatus};
 use crate::store::StoreError;
 use app::compare::{ComparisonReport, DEFAULT_THRESHOLD};
+use app::library::LibraryScenario;
 use app::matrix::RunMatrix;
 
 /// Entries of the activity log per page.
@@ -86,6 +87,10 @@ impl LabApi for Lab {
 
     fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>> {
         self.port_views().boxed()
+    }
+
+    fn library(&self) -> BoxFuture<'_, Result<Vec<LibraryScenario>, LabError>> {
+        async move { Lab::library(self).await }.boxed()
     }
 
     fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>> {

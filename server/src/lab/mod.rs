@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod library;
 pub mod share;
 pub mod views;
 pub mod worker;
@@ -106,6 +107,9 @@ impl Lab {
         }
         if let Some(refusal) = self.setup.policy.refusal(&params) {
             return Err(LabError::Forbidden(refusal));
+        }
+        if let Some(error) = self.place_library_run(&mut params).await? {
+            return Ok(LaunchOutcome::Invalid(vec![error]));
         }
         if let Some(agent) = &params.agent {
             if self.store.agent(agent).await.map_err(lab_error)?.is_none() {

@@ -10,8 +10,10 @@ use super::{lab_error, Lab};
 use crate::figures::scenario_figures;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::ports;
-use crate::reports::{chart, transactions, ReportError};
+use crate::reports::{chart, collector, transactions, ReportError};
+use crate::run::is_inside;
 use crate::run::lease::{LabHost, LEASE};
+use crate::store::ProcessRecord;
 use crate::store::{now_ms, AgentRecord, RunRecord, ScenarioRecord};
 use app::validity::validity_flags;
 
@@ -85,6 +87,15 @@ pub fn agent_view(agent: AgentRecord, now: i64) -> AgentView {
 }
 
 impl Lab {
+    /// The collector folder of a scenario with these processes, if its
+    /// collector ran and the folder lies inside this lab's output folder
+    /// (the path comes from the database: checked before it is opened).
+    pub fn collector_folder(&self, processes: &[ProcessRecord]) -> Option<std::path::PathBuf> {
+        let log = processes.iter().find(|p| p.name == "collector")?;
+        let dir = collector::folder_of_log(std::path::Path::new(&log.log_path))?;
+        is_inside(&self.setup.output_root, &dir).then_some(dir)
+    }
+
     pub async fn agent_views(&self) -> Result<Vec<AgentView>, LabError> {
         let now = now_ms();
         Ok(self
@@ -173,13 +184,15 @@ impl Lab {
             } else {
                 (figures.measured_seconds * 1000.0) as i64
             };
-            let logs = store
-                .processes(s.id)
-                .await
-                .map_err(lab_error)?
-                .into_iter()
-                .map(|p| p.name)
-                .collect();
+            let processes = store.processes(s.id).await.map_err(lab_error)?;
+            let collector_files = if s.status == ScenarioStatus::Running {
+                vec![]
+            } else {
+                self.collector_folder(&processes)
+                    .map(|dir| collector::files(&dir))
+                    .unwrap_or_default()
+            };
+            let logs = processes.into_iter().map(|p| p.name).collect();
             scenarios.push(ScenarioView {
                 id: s.id,
                 name: s.name,
@@ -192,6 +205,7 @@ impl Lab {
                 elapsed_ms,
                 error: s.error,
                 error_log: s.error_log,
+                collector_files,
                 flags: validity_flags(&figures, &s.bus),
                 figures,
                 latest: latest

@@ -106,7 +106,13 @@ impl Lab {
     ) -> tokio::task::JoinHandle<()> {
         let lab = self.clone();
         tokio::spawn(async move {
+            // The library is listed while no run is measured: between runs.
+            let mut listed_at: Option<std::time::Instant> = None;
             while !lab.shutdown.is_cancelled() {
+                if listed_at.is_none_or(|at| at.elapsed() >= super::library::LIBRARY_RESCAN) {
+                    lab.refresh_library().await;
+                    listed_at = Some(std::time::Instant::now());
+                }
                 let next = match lab
                     .store
                     .claim_next_queued(&lab.setup.host, std::process::id())

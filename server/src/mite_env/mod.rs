@@ -88,6 +88,11 @@ impl MiteEnv {
         self.venv.join("bin/mite")
     }
 
+    /// This venv's Python.
+    pub fn python(&self) -> PathBuf {
+        self.venv.join("bin/python")
+    }
+
     /// `PATH` with the venv's bin first, so an external target command such
     /// as `python http_server.py` finds the venv's Python.
     pub fn path_var(&self) -> String {

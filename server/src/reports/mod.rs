@@ -2,6 +2,7 @@
 //! summaries, and a bounded amount of collector data.
 
 pub mod chart;
+pub mod collector;
 pub mod csv;
 pub mod transactions;
 
@@ -42,62 +43,4 @@ pub async fn write_run_outputs(
     transactions::write_file(store, run_id, &dir.join("transactions.csv")).await?;
     chart::write_file(store, run_id, status, &dir.join("chart.html")).await?;
     Ok(())
-}
-
-/// Keeps a collector folder within `keep_mib` MiB by deleting its oldest
-/// rolled files. The file the collector is writing (`current`) is only
-/// removed once the collector has stopped (`finished`), and only when
-/// nothing is to be kept.
-pub fn trim_collector_dir(dir: &Path, keep_mib: u64, finished: bool) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<(String, u64)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let size = e.metadata().ok().filter(|m| m.is_file())?.len();
-            Some((e.file_name().to_string_lossy().into_owned(), size))
-        })
-        .collect();
-    let limit = keep_mib.saturating_mul(1024 * 1024);
-    let mut total: u64 = files.iter().map(|(_, size)| size).sum();
-    // Rolled files are named `<start>_<end>_<n>`: by name is oldest first.
-    files.sort();
-    for (name, size) in &files {
-        if total <= limit {
-            break;
-        }
-        let in_use = name.starts_with("current");
-        if in_use && !(finished && keep_mib == 0) {
-            continue;
-        }
-        if std::fs::remove_file(dir.join(name)).is_ok() {
-            total = total.saturating_sub(*size);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn collector_dir_is_trimmed_oldest_first_and_keeps_current() {
-        let dir = std::env::temp_dir().join(format!("mite-perf-trim-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let mib = vec![0u8; 1024 * 1024];
-        for name in ["100_200_1", "200_300_2", "300_400_3", "current"] {
-            std::fs::write(dir.join(name), &mib).expect("write");
-        }
-        trim_collector_dir(&dir, 2, false);
-        let mut left: Vec<String> = std::fs::read_dir(&dir)
-            .expect("read")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["300_400_3", "current"]);
-        trim_collector_dir(&dir, 0, true);
-        assert_eq!(std::fs::read_dir(&dir).expect("read").count(), 0);
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }

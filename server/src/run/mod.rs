@@ -96,6 +96,26 @@ impl RunPolicy {
         }
     }
 
+    /// The scenario library: the folders runs may take their scenarios from.
+    pub fn library(&self) -> crate::library::ScenarioLibrary {
+        crate::library::ScenarioLibrary::new(self.scenario_roots.clone())
+    }
+
+    /// The run's scenario as this host executes it: a library scenario is
+    /// found in this host's own folders (what the run names is checked
+    /// again here, whoever queued it).
+    pub fn resolve(&self, params: &RunParams) -> Result<RunParams, String> {
+        let mut resolved = params.clone();
+        if let ScenarioSpec::Library { spec } = &params.scenario {
+            let dir = self.library().find(spec).map_err(|e| e.to_string())?;
+            resolved.scenario = ScenarioSpec::Custom {
+                spec: spec.clone(),
+                dir,
+            };
+        }
+        Ok(resolved)
+    }
+
     /// Why these parameters may not run here, if they may not.
     pub fn refusal(&self, params: &RunParams) -> Option<String> {
         if let TargetSpec::Command(cmd) = &params.target {
@@ -198,6 +218,8 @@ pub struct RunOutcome {
 
 /// What a run prepares before its first scenario.
 struct Prepared {
+    /// The run's parameters with its scenario found on this host.
+    params: RunParams,
     output_dir: PathBuf,
     module_dir: PathBuf,
     /// Each build's venv, in the run's build order.
@@ -256,6 +278,7 @@ pub async fn execute_run(
         }
     };
 
+    let params = &prepared.params;
     let mut tally = RunTally::default();
     let (builds, repeats) = (params.builds().len(), params.repeats);
     for (position, &(slot, scenario_id)) in prepared.scenarios.iter().enumerate() {
@@ -380,6 +403,7 @@ async fn prepare(
     cancel: &CancellationToken,
     observer: &dyn RunObserver,
 ) -> Result<Prepared, (String, Option<PathBuf>)> {
+    let params = &setup.policy.resolve(params).map_err(|e| (e, None))?;
     if let Some(refusal) = setup.policy.refusal(params) {
         return Err((refusal, None));
     }
@@ -450,6 +474,7 @@ async fn prepare(
         .await
         .map_err(|e| in_dir(format!("cannot open the sample writer: {e}")))?;
     Ok(Prepared {
+        params: params.clone(),
         module_dir,
         envs,
         scenarios,

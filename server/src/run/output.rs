@@ -71,6 +71,11 @@ pub fn scenario_module_dir(params: &RunParams, output_dir: &Path) -> Result<Path
             Ok(dir)
         }
         ScenarioSpec::Custom { dir, .. } => dir.canonicalize().map_err(at(dir)),
+        // Found in the agent's folders before the run starts (`prepare`).
+        ScenarioSpec::Library { spec } => Err(OutputError {
+            path: PathBuf::from(spec),
+            source: std::io::Error::other("a library scenario not yet found in a folder"),
+        }),
     }
 }
 
@@ -130,7 +135,7 @@ fn scenario_source(params: &RunParams, module_dir: &Path) -> ScenarioSource {
             dir: None,
             sha256: sha256_text(SCENARIO_MODULE),
         },
-        ScenarioSpec::Custom { spec, .. } => {
+        ScenarioSpec::Custom { spec, .. } | ScenarioSpec::Library { spec } => {
             let module = spec.split_once(':').map_or(spec.as_str(), |(m, _)| m);
             let relative = module.replace('.', "/");
             let sha256 = [

@@ -155,7 +155,7 @@ impl PlanInputs<'_> {
 pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
     let scenario = match &inputs.params.scenario {
         ScenarioSpec::Builtin => BUILTIN_SCENARIO.to_string(),
-        ScenarioSpec::Custom { spec, .. } => spec.clone(),
+        ScenarioSpec::Custom { spec, .. } | ScenarioSpec::Library { spec } => spec.clone(),
     };
     let LabPorts {
         message,

@@ -89,7 +89,7 @@ pub struct SamplingContext<'a> {
     /// How long past its duration the controller may take to end.
     pub controller_grace: Duration,
     pub collector_dir: &'a std::path::Path,
-    pub collector_keep_mib: u64,
+    pub collector_keep: crate::model::CollectorKeep,
     pub observer: &'a dyn RunObserver,
     pub sink: &'a SampleSink,
     /// mite's own account, counted from its bus: stored with the samples.
@@ -155,7 +155,7 @@ impl Ticker<'_, '_> {
             requests: served.0.unwrap_or(0),
         });
         if self.ticks.is_multiple_of(5) {
-            reports::trim_collector_dir(ctx.collector_dir, ctx.collector_keep_mib, false);
+            reports::collector::trim(ctx.collector_dir, ctx.collector_keep, false);
         }
         Ok(())
     }

@@ -64,7 +64,7 @@ impl ScenarioRun<'_> {
             .launch_and_sample(&mut children, cancel, &mut figures)
             .await;
         teardown::stop_children(self.store, &mut children).await;
-        teardown::bound_collector_data(&self.collector_dir(), self.params.collector_keep_mib);
+        teardown::bound_collector_data(&self.collector_dir(), self.params.collector);
         let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
         // Whatever was measured reaches the database before the verdict.
         let mut stored = self.sink.flush(FLUSH_TIMEOUT).await;
@@ -165,7 +165,7 @@ impl ScenarioRun<'_> {
             duration: self.params.duration(),
             controller_grace: self.setup.limits.controller_grace,
             collector_dir: &collector_dir,
-            collector_keep_mib: self.params.collector_keep_mib,
+            collector_keep: self.params.collector,
             observer: self.observer,
             sink: self.sink,
             bus: &bus,

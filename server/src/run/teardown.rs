@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::launch::Children;
+use crate::model::CollectorKeep;
 use crate::ports;
 use crate::ports::LabPorts;
 use crate::reports;
@@ -41,8 +42,8 @@ pub async fn stop_children(store: &Store, children: &mut Children) {
 }
 
 /// Trims the scenario's collector data to what the run keeps.
-pub fn bound_collector_data(collector_dir: &Path, keep_mib: u64) {
-    reports::trim_collector_dir(collector_dir, keep_mib, true);
+pub fn bound_collector_data(collector_dir: &Path, keep: CollectorKeep) {
+    reports::collector::trim(collector_dir, keep, true);
 }
 
 /// Waits until none of the lab's ports has a listener; the error names who holds them.

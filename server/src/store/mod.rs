@@ -11,6 +11,7 @@ mod agents;
 mod baselines;
 mod bulk;
 pub(crate) mod bus;
+mod library;
 mod processes;
 mod runs;
 mod samples;

@@ -26,7 +26,7 @@ use crate::access::Signed;
 use crate::lab::lab_error;
 use crate::model::ProcessKind;
 use crate::reports::csv::Layout;
-use crate::reports::{chart, csv, transactions};
+use crate::reports::{chart, collector, csv, transactions};
 use crate::run::is_inside;
 use crate::store::SampleSource;
 
@@ -273,6 +273,58 @@ async fn log_file(
         .await
         .map_err(|e| LabError::NotFound(format!("the {kind} log of scenario {id} is gone: {e}")))?;
     Ok((file, kind))
+}
+
+/// One of mite's collector files a scenario kept (raw msgpack, as mite's
+/// collector wrote it).
+pub async fn collector_file(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path((id, name)): Path<(i64, String)>,
+) -> Response {
+    match open_collector_file(&state, &caller, id, &name).await {
+        Ok(file) => (
+            attachment(
+                "application/octet-stream",
+                &format!("scenario-{id}-collector-{name}"),
+            ),
+            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+        )
+            .into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+/// The collector file `name` of scenario `id`, if the scenario kept it.
+async fn open_collector_file(
+    state: &WebState,
+    caller: &app::access::Caller,
+    id: i64,
+    name: &str,
+) -> Result<tokio::fs::File, LabError> {
+    let store = state.lab.store();
+    let scenario = store
+        .scenario(id)
+        .await
+        .map_err(lab_error)?
+        .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
+    caller.require(Action::ReadRun(scenario.run_id))?;
+    let keep = store
+        .run(scenario.run_id)
+        .await
+        .map_err(lab_error)?
+        .map(|run| run.params.collector)
+        .unwrap_or_default();
+    let processes = store.processes(id).await.map_err(lab_error)?;
+    let gone = || {
+        LabError::NotFound(format!(
+            "scenario {id} has no collector file `{name}`: its run keeps {keep} of the \
+             collector's data, and this web front has the files of runs on its own host only"
+        ))
+    };
+    let dir = state.lab.collector_folder(&processes).ok_or_else(gone)?;
+    let path = collector::file_path(&dir, name).ok_or_else(gone)?;
+    tokio::fs::File::open(&path).await.map_err(|_| gone())
 }
 
 /// `?runs=12,15&threshold=5%` for [`comparison_csv`].

@@ -155,6 +155,10 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
             "/scenarios/{id}/logs/{process}",
             get(downloads::scenario_log),
         )
+        .route(
+            "/scenarios/{id}/collector/{name}",
+            get(downloads::collector_file),
+        )
         .leptos_routes_with_context(&state, routes, move || provide_context(api.clone()), {
             let leptos = leptos.clone();
             move || shell(leptos.clone())
