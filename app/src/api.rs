@@ -18,6 +18,7 @@ use crate::model::{
     BusSummary, CollectorFile, CollectorKeep, ErrorCount, FieldError, ProcessKind, RunParams,
     RunStatus, ScenarioSpec, ScenarioStatus, TransactionTotal,
 };
+use crate::profile::{ProfileSpec, ProfileView};
 use crate::provenance::Provenance;
 use crate::validity::ValidityFlag;
 
@@ -87,6 +88,8 @@ pub struct ScenarioView {
     /// mite's collector files the scenario kept (listed once it has ended,
     /// when its folder is on the web front's host).
     pub collector_files: Vec<CollectorFile>,
+    /// The stack profiles taken of its processes (a run with `--profile`).
+    pub profiles: Vec<ProfileView>,
     /// Which of the run's builds it measured, and which repeat (from 0).
     pub build_index: i64,
     pub repeat_index: i64,
@@ -277,6 +280,10 @@ pub struct LaunchForm {
     /// A scenario of the agents' library (`module:function`); empty: the
     /// built-in one.
     pub scenario: String,
+    /// Profile mite's runners (`on`, as a checkbox posts it); empty: not.
+    pub profile: String,
+    /// Profile its controller, duplicator and collector too (`on`).
+    pub profile_all: String,
 }
 
 impl Default for LaunchForm {
@@ -295,6 +302,8 @@ impl Default for LaunchForm {
             collector: "last".into(),
             collector_mib: "100".into(),
             scenario: String::new(),
+            profile: String::new(),
+            profile_all: String::new(),
         }
     }
 }
@@ -395,6 +404,14 @@ impl LaunchForm {
             runners,
             collector,
             scenario,
+            profile: match (self.profile.trim(), self.profile_all.trim()) {
+                ("" | "off" | "false", _) => None,
+                (_, "on" | "true") => Some(ProfileSpec {
+                    rate: ProfileSpec::DEFAULT_RATE,
+                    processes: ProfileSpec::PROFILABLE.to_vec(),
+                }),
+                _ => Some(ProfileSpec::runners()),
+            },
             agent: Some(self.agent.trim().to_string()).filter(|a| !a.is_empty()),
             label: self.label.trim().to_string(),
             concurrencies,
@@ -760,6 +777,8 @@ mod tests {
             collector: "last".into(),
             collector_mib: "lots".into(),
             scenario: "../x.py:f".into(),
+            profile: "on".into(),
+            profile_all: String::new(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -788,6 +807,18 @@ mod tests {
         assert_eq!(kept("all", "ignored"), Ok(CollectorKeep::All));
         assert_eq!(kept("none", ""), Ok(CollectorKeep::Nothing));
         assert_eq!(kept("last", "20"), Ok(CollectorKeep::LastMib(20)));
+        let profiled = |profile: &str, all: &str| {
+            LaunchForm {
+                profile: profile.into(),
+                profile_all: all.into(),
+                ..LaunchForm::default()
+            }
+            .to_params()
+            .map(|p| p.profile.map(|s| s.processes.len()))
+        };
+        assert_eq!(profiled("", "on"), Ok(None));
+        assert_eq!(profiled("on", ""), Ok(Some(1)));
+        assert_eq!(profiled("on", "on"), Ok(Some(4)));
         let empty = kept("last", " ").expect_err("no size");
         assert_eq!(empty[0].field, "collector");
         assert!(empty[0].message.contains("how many MiB"), "{empty:?}");

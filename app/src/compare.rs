@@ -276,6 +276,10 @@ pub struct ComparisonReport {
     /// (runner CPU-bound, messages dropped, ...), for the sides that have any.
     #[serde(default)]
     pub validity: Vec<SideFlags>,
+    /// Where the runners' time per request moved, per concurrency both
+    /// sides profiled.
+    #[serde(default)]
+    pub profiles: Vec<crate::profile::ProfileComparison>,
 }
 
 /// The validity flags of one side at one concurrency, over its repeats.

@@ -24,6 +24,7 @@ pub mod library;
 pub mod matrix;
 pub mod model;
 pub mod pages;
+pub mod profile;
 pub mod provenance;
 pub mod validity;
 

@@ -188,6 +188,9 @@ pub struct RunParams {
     /// past one core; each is sampled on its own.
     #[serde(default = "one")]
     pub runners: u32,
+    /// py-spy samples the stacks of these processes (none: not profiled).
+    #[serde(default)]
+    pub profile: Option<crate::profile::ProfileSpec>,
 }
 
 /// The most runners one scenario may start.
@@ -213,6 +216,7 @@ impl Default for RunParams {
             mite: vec![],
             repeats: 1,
             runners: 1,
+            profile: None,
         }
     }
 }
@@ -342,6 +346,9 @@ impl RunParams {
                 err("target_cmd", "the command is empty".into());
             }
         }
+        if let Some(problem) = self.profile.as_ref().and_then(|p| p.problem()) {
+            err("profile", problem);
+        }
         if let ScenarioSpec::Library { spec } = &self.scenario {
             if !crate::library::is_scenario_spec(spec) {
                 err(
@@ -453,9 +460,13 @@ pub enum ProcessKind {
     Collector,
     Runner,
     Controller,
+    /// py-spy, sampling the stacks of one of the others (not itself
+    /// sampled: it is not part of what is measured).
+    Profiler,
 }
 
 impl ProcessKind {
+    /// The processes a scenario measures.
     pub const ALL: [ProcessKind; 5] = [
         ProcessKind::Http,
         ProcessKind::Duplicator,
@@ -471,6 +482,7 @@ text_enum!(ProcessKind {
     Collector => "collector",
     Runner => "runner",
     Controller => "controller",
+    Profiler => "profiler",
 });
 
 /// The name a scenario of this concurrency goes by (`scenario10`), as in the

@@ -28,6 +28,7 @@ pub mod library;
 pub mod mite_env;
 pub mod os_process;
 pub mod ports;
+pub mod profile;
 pub mod reports;
 pub mod run;
 pub mod sampler;

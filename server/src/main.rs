@@ -33,7 +33,7 @@ mod accounts_cli;
 mod progress;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 
 use app::builds::MiteBuild;
 use app::format::mib as format_mib;
+use app::profile::ProfileSpec;
 use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
 use mite_perf::cleanup;
 use mite_perf::compare::{self, format::Format, sides::SideSpec};
@@ -213,6 +214,10 @@ struct CleanupArgs {
     db: DbArgs,
 }
 
+/// Several process kinds as one value (`runner,controller`): an alias, so
+/// clap parses the list whole.
+type ProcessKinds = Vec<mite_perf::model::ProcessKind>;
+
 #[derive(Args, Debug)]
 struct RunArgs {
     /// Concurrent journeys of each scenario, run one after another.
@@ -281,6 +286,17 @@ struct RunArgs {
     /// past one core (1 to 32); each is sampled on its own.
     #[arg(long, default_value_t = 1)]
     runners: u32,
+    /// Sample the stacks of mite's processes with py-spy (scripts/setup
+    /// installs it in the lab's tools venv): a flame graph per process and
+    /// scenario.
+    #[arg(long)]
+    profile: bool,
+    /// Stack samples a second (py-spy's --rate; it does not pause mite).
+    #[arg(long, default_value_t = ProfileSpec::DEFAULT_RATE, requires = "profile")]
+    profile_rate: u32,
+    /// The processes profiled: runner, controller, duplicator, collector, or all.
+    #[arg(long, default_value = "runner", value_parser = ProfileSpec::parse_processes, requires = "profile")]
+    profile_processes: ProcessKinds,
     /// Once the run is done, compare it with `baseline` (its label's
     /// baseline) or a run number, print the comparison and exit 1 when a
     /// figure got significantly worse.
@@ -572,6 +588,10 @@ fn params_from(args: &RunArgs) -> RunParams {
         mite: args.mite.clone(),
         repeats: args.repeat,
         runners: args.runners,
+        profile: args.profile.then(|| ProfileSpec {
+            rate: args.profile_rate,
+            processes: args.profile_processes.clone(),
+        }),
     }
 }
 
@@ -700,6 +720,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         to_stdout!("samples: {}", dir.join("samples.csv").display());
         to_stdout!("mite:    {}", dir.join("transactions.csv").display());
         to_stdout!("chart:   {}", dir.join("chart.html").display());
+        for svg in flame_graphs(dir) {
+            to_stdout!("flame graph: {}", svg.display());
+        }
     }
     if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
         // Its share of the CPU of what it measured holds across machines
@@ -1100,4 +1123,29 @@ async fn list_scenarios(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The flame graphs a run drew (`scenarioN/profile-PROCESS-PID.svg`).
+fn flame_graphs(run_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(run_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .flat_map(|scenario| {
+            std::fs::read_dir(scenario.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "svg")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("profile-"))
+        })
+        .collect();
+    found.sort();
+    found
 }

@@ -186,7 +186,8 @@ impl Supervised {
     /// hang on it, the runner may swallow it).
     pub fn polite_signal(&self) -> Signal {
         match self.kind {
-            ProcessKind::Controller | ProcessKind::Http => Signal::SIGINT,
+            // py-spy writes its profile on SIGINT (Ctrl+C) only.
+            ProcessKind::Controller | ProcessKind::Http | ProcessKind::Profiler => Signal::SIGINT,
             _ => Signal::SIGTERM,
         }
     }

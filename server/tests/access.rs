@@ -65,6 +65,22 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         .expect("store");
     let (run_id, scenario_id) = common::seed::finished_run(&store, &output).await;
     let (other_run_id, _) = common::seed::finished_run(&store, &output).await;
+    // A profile of the first run's runner (profile 1), for its downloads.
+    store
+        .save_profile(
+            scenario_id,
+            &mite_perf::store::NewProfile {
+                process: mite_perf::model::ProcessKind::Runner,
+                pid: 1,
+                rate: 100,
+                samples: 3,
+                mode: "attached".into(),
+                problem: None,
+                folded: "main;serve 3\n".into(),
+            },
+        )
+        .await
+        .expect("profile");
     for (user, role) in [
         ("vi", Role::Viewer),
         ("ru", Role::Runner),
@@ -330,6 +346,10 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         ),
         (Ask::Call("get_ports", ""), Role::Viewer),
         (Ask::Call("get_builds", ""), Role::Viewer),
+        (Ask::Call("get_library", ""), Role::Viewer),
+        (Ask::Download("/profiles/1/flamegraph.svg"), Role::Viewer),
+        (Ask::Download("/profiles/1/stacks.folded"), Role::Viewer),
+        (Ask::Download("/profiles/1/speedscope.json"), Role::Viewer),
         (
             Ask::Call("compare_runs", "runs={run},{other}"),
             Role::Viewer,
@@ -410,7 +430,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
     }
     println!("the permission matrix checked:\n{table}");
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
-    assert_eq!(checks.len(), 34);
+    assert_eq!(checks.len(), 38);
     assert_eq!(callers.len(), 6);
 }
 

@@ -306,15 +306,7 @@ async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws
     }
 
     // The scaling view: its charts, in a real browser.
-    let server = common::Server::start_with(
-        "bus-runners-web",
-        common::ServeOptions {
-            db_url: Some(lab.db_url()),
-            args: vec!["--no-agent".into()],
-            dir: None,
-        },
-    )
-    .await;
+    let server = common::Server::front_for("bus-runners-web", lab.db_url()).await;
     let browser = common::Browser::start().await;
     browser.goto(&server.url("/runs/1")).await;
     browser.wait_hydrated().await;

@@ -21,6 +21,9 @@ use common::{run_dir, text, wait_output, CliLab as Lab};
 
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The frame the slowed mite spends its extra millisecond in, as py-spy names it.
+const SPIN: &str = "_spin (mite_http/__init__.py)";
+
 /// A git checkout of the installed mite at `dir`, committed, then slowed
 /// down (an uncommitted change).
 fn slow_checkout(dir: &Path) -> PathBuf {
@@ -105,7 +108,8 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
     // The baseline: the pinned mite, five times. With three, one slow
     // repeat of the baseline on a busy machine (1,802 against 3,073 and
     // 3,308 requests/s in a CI run) left a four-fold slowdown inconclusive.
-    let base = run(&lab, "5", &["--label", "branch"]);
+    // Profiled (py-spy): the comparison says where the time per request went.
+    let base = run(&lab, "5", &["--label", "branch", "--profile"]);
     assert!(base.status.success(), "{}", text(&base));
     let marked = lab.command(&["baseline", "1"]).output().expect("baseline");
     assert!(marked.status.success(), "{}", text(&marked));
@@ -123,6 +127,7 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
             "baseline",
             "--format",
             "markdown",
+            "--profile",
         ],
     );
     assert_eq!(slow.status.code(), Some(1), "{}", text(&slow));
@@ -137,9 +142,24 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
         "{}",
         text(&slow)
     );
+    // The function the slowed build spins in tops the frames whose own
+    // samples per request grew.
+    assert!(
+        stdout.contains("#### Where the runners' time per request moved at 10 journeys"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("| `{SPIN}` | 0.00 |")), "{stdout}");
     let stderr = String::from_utf8_lossy(&slow.stderr);
     assert!(stderr.contains("installing mite"), "{}", text(&slow));
     let (code, report) = compare(&lab, "1", "2");
+    let top = &report["profiles"][0]["frames"][0];
+    assert_eq!(top["frame"], SPIN, "{report}");
+    assert_eq!(top["notable"], true, "{report}");
+    assert!(
+        top["new_per_thousand"].as_f64().unwrap_or(0.0)
+            > top["base_per_thousand"].as_f64().unwrap_or(0.0) + 1.0,
+        "{top}"
+    );
     assert_eq!(code, 1, "{report}");
     // The runner spends 1 ms more per request: several times slower, far
     // past the noise of a busy 2-core machine (BENCHMARKS.md).
@@ -188,7 +208,11 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
 
     // The same mite against itself, taking turns (A B, B A, A B) in one run: two tries.
     for (try_number, run_id) in [(1, 3), (2, 4)] {
-        let same = run(&lab, "3", &["--label", "same", "--mite", "pinned,2.11.0"]);
+        let same = run(
+            &lab,
+            "3",
+            &["--label", "same", "--mite", "pinned,2.11.0", "--profile"],
+        );
         assert!(same.status.success(), "try {try_number}: {}", text(&same));
         let scenarios = store.scenarios(run_id).await.expect("scenarios");
         let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
@@ -212,7 +236,41 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
                 "try {try_number}: {figure} {v}: {report}"
             );
         }
+        // One build against itself: no frame moved past the noise.
+        let frames = report["profiles"][0]["frames"].as_array().expect("frames");
+        assert!(!frames.is_empty(), "try {try_number}: {report}");
+        assert!(
+            frames.iter().all(|f| f["notable"] == false),
+            "try {try_number}: {}",
+            serde_json::to_string_pretty(&report["profiles"]).unwrap_or_default()
+        );
     }
+
+    // The compare page draws the differential flame graph, in Chromium.
+    let server = common::Server::front_for("compare-web", lab.db_url()).await;
+    let browser = common::Browser::start().await;
+    browser.goto(&server.url("/compare?runs=1,2")).await;
+    browser.wait_hydrated().await;
+    browser
+        .wait_for(
+            "the differential flame graph and its frame table",
+            &format!(
+                r#"const s = document.querySelector('section.profile-changes[data-concurrency="10"]');
+                   if (!s) return false;
+                   const top = s.querySelector('table.frames tbody tr');
+                   const o = s.querySelector('object.differential');
+                   const svg = o && o.contentDocument && o.contentDocument.querySelector('svg');
+                   if (!svg || !top) return false;
+                   const titles = [...svg.querySelectorAll('title')].map(t => t.textContent);
+                   return top.dataset.frame === '{SPIN}' && top.classList.contains('notable')
+                     && titles.some(t => t.includes('_spin'));"#
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+    browser
+        .screenshot(&server.dir.join("differential.png"))
+        .await;
     // A run of two builds needs the build named.
     let (code, _) = (
         lab.command(&["compare", "1", "3"])

@@ -299,14 +299,7 @@ async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
     let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s"]);
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
-    let runner = store
-        .processes(scenario.id)
-        .await
-        .expect("processes")
-        .into_iter()
-        .find(|p| p.name == "runner")
-        .expect("a runner");
-    kill(Pid::from_raw(runner.pid as i32), Signal::SIGKILL).expect("kill the runner");
+    common::kill_runner(&store, scenario.id).await;
     let output = wait_output(child, Duration::from_secs(30));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
 

@@ -8,6 +8,7 @@ use super::answer_status;
 use crate::api::{compare_runs, get_compare_charts, ChartSpec};
 use crate::charts;
 use crate::compare::{Comparison, ComparisonReport, Figure, FigureRow, Spread, Verdict};
+use crate::format;
 
 /// `runs` from the query: `runs=12,15`, or the history's checkboxes
 /// (`runs=15&runs=12`, oldest taken as the base).
@@ -57,6 +58,7 @@ pub fn ComparePage() -> impl IntoView {
                         view! {
                             <ComparisonTable report=report.clone() changed_only=false/>
                             <p><a class="download" href=csv>"Download as CSV"</a></p>
+                            <ProfileChanges report=report.clone() sides=sides()/>
                             <OverlayCharts sides=sides()/>
                         }.into_any()
                     }
@@ -64,6 +66,45 @@ pub fn ComparePage() -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// Where the runners' time per request moved: per concurrency both sides
+/// profiled, a differential flame graph and the frames that changed most.
+#[component]
+fn ProfileChanges(report: ComparisonReport, sides: String) -> impl IntoView {
+    report
+        .profiles
+        .into_iter()
+        .map(|p| {
+            let svg = format!("/compare/flamegraph.svg?runs={sides}&concurrency={}", p.concurrency);
+            let rows = p.frames.iter().map(|f| {
+                let change = format!("{:+.2}", f.change());
+                view! {
+                    <tr class:notable=f.notable data-frame=f.frame.clone()>
+                        <td class="frame"><code>{f.frame.clone()}</code></td>
+                        <td class="num">{format!("{:.2}", f.base_per_thousand)}</td>
+                        <td class="num">{format!("{:.2}", f.new_per_thousand)}</td>
+                        <td class="num change">{change}</td>
+                    </tr>
+                }
+            }).collect_view();
+            view! {
+                <section class="profile-changes" data-concurrency=p.concurrency.to_string()>
+                    <h2>{format!("Where the runners' time per request moved at {} journeys", p.concurrency)}</h2>
+                    <p class="hint">{format!(
+                        "Own stack samples per 1,000 requests (new: {} samples over {} requests; base: {} over {}). Bold rows moved past the noise of two profiles of one build.",
+                        format::count(p.new_samples as i64), format::count(p.new_requests), format::count(p.base_samples as i64), format::count(p.base_requests)
+                    )}</p>
+                    <table class="frames">
+                        <thead><tr><th>"frame"</th><th class="num">"base"</th><th class="num">"new"</th><th class="num">"change"</th></tr></thead>
+                        <tbody>{rows}</tbody>
+                    </table>
+                    <object class="flamegraph differential" type="image/svg+xml" data=svg.clone()>"differential flame graph"</object>
+                    <p><a href=svg target="_blank">"open the differential flame graph alone"</a></p>
+                </section>
+            }
+        })
+        .collect_view()
 }
 
 /// The compared runs' charts, overlaid, drawn once fetched.

@@ -33,6 +33,8 @@ pub fn LaunchPage() -> impl IntoView {
     let collector = RwSignal::new("last".to_string());
     let collector_mib = RwSignal::new("100".to_string());
     let scenario = RwSignal::new(String::new());
+    let profile = RwSignal::new(false);
+    let profile_all = RwSignal::new(false);
     let agent = RwSignal::new(String::new());
     let builds = Resource::new(|| (), |_| get_builds());
 
@@ -102,6 +104,16 @@ pub fn LaunchPage() -> impl IntoView {
                 collector: collector.get_untracked(),
                 collector_mib: collector_mib.get_untracked(),
                 scenario: scenario.get_untracked(),
+                profile: if profile.get_untracked() {
+                    "on".into()
+                } else {
+                    String::new()
+                },
+                profile_all: if profile_all.get_untracked() {
+                    "on".into()
+                } else {
+                    String::new()
+                },
             },
         });
     };
@@ -196,6 +208,18 @@ pub fn LaunchPage() -> impl IntoView {
                             {error_for("collector")}
                         </label>
                         <AgentChoice agent=agent error=error_for("agent").into_any()/>
+                        <fieldset class="profile-choice">
+                            <legend>"Profile"</legend>
+                            <label class="check">
+                                <input type="checkbox" name="form[profile]" value="on" on:change=move |ev| profile.set(event_target_checked(&ev))/>
+                                {format!("sample mite's stacks (py-spy, {}/s): a flame graph per runner", crate::profile::ProfileSpec::DEFAULT_RATE)}
+                            </label>
+                            <label class="check">
+                                <input type="checkbox" name="form[profile_all]" value="on" disabled=move || !profile.get() on:change=move |ev| profile_all.set(event_target_checked(&ev))/>
+                                "its controller, duplicator and collector too"
+                            </label>
+                            {error_for("profile")}
+                        </fieldset>
                     </div>
                     {error_for("form")}
                     <button type="submit" class="primary" disabled=move || launch.pending().get()>"Launch"</button>

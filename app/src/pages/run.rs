@@ -22,6 +22,7 @@ use crate::api::{
 use crate::charts;
 use crate::format;
 use crate::model::{RunStatus, ScenarioStatus};
+use crate::profile::ProfileView;
 use crate::provenance::Provenance;
 
 /// How many charts of its processes a scenario has (CPU, memory,
@@ -136,6 +137,10 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <dt>"Duration"</dt><dd>{format::span(r.params.duration_ms as i64)} " each"</dd>
                 <dt>"Sampling"</dt><dd>{format!("every {} ms", r.params.interval_ms)}</dd>
                 <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", format::count(i64::from(r.params.spawn_rate)))}</dd>
+                {r.params.profile.clone().map(|p| view! {
+                    <dt>"Profiled"</dt>
+                    <dd class="profiled">{format!("{} ({} stack samples a second, py-spy)", p.processes.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "), p.rate)}</dd>
+                })}
                 <dt>"Collector data"</dt><dd class="collector-keep">{format!("{} kept per scenario", r.params.collector)}</dd>
                 <dt>"Queued"</dt><dd>{format::utc(r.created_at)}{(!r.params.launched_by.is_empty()).then(|| view! { " by " <span class="launched-by">{r.params.launched_by.clone()}</span> })}</dd>
                 <dt>"Started"</dt><dd>{move || run.with(|r| r.started_at).map(format::utc).unwrap_or_else(|| "not yet".into())}</dd>
@@ -347,6 +352,10 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
                 }).collect_view()}
             </div>
             {move || {
+                let profiles = scenario.with(|s| s.as_ref().map(|s| s.profiles.clone()).unwrap_or_default());
+                (!profiles.is_empty()).then(|| view! { <Profiles profiles=profiles/> })
+            }}
+            {move || {
                 let files = scenario.with(|s| s.as_ref().map(|s| s.collector_files.clone()).unwrap_or_default());
                 (!files.is_empty()).then(|| view! {
                     <div class="downloads collector-files">
@@ -359,6 +368,35 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
                 })
             }}
         </section>
+    }
+}
+
+/// Where mite spent its time: a flame graph per profiled process (inferno's
+/// SVG: search, click a frame to zoom, hover for samples and share).
+#[component]
+fn Profiles(profiles: Vec<ProfileView>) -> impl IntoView {
+    view! {
+        <div class="profiles">
+            <h3>"Where mite spent its time"</h3>
+            {profiles.into_iter().map(|p| {
+                let id = p.id;
+                let caption = format!("{} (pid {}): {} stack samples at {}/s, py-spy {}", p.process, p.pid, format::count(p.samples), p.rate, p.mode);
+                view! {
+                    <figure class="profile" data-profile=id.to_string() data-process=p.process.to_string()>
+                        <figcaption>{caption}</figcaption>
+                        {p.problem.clone().map(|problem| view! { <p class="error profile-problem">{problem}</p> })}
+                        {(p.samples > 0).then(|| view! {
+                            <object class="flamegraph" type="image/svg+xml" data=format!("/profiles/{id}/flamegraph.svg")>"flame graph"</object>
+                            <div class="downloads">
+                                <a href=format!("/profiles/{id}/flamegraph.svg") target="_blank">"open alone"</a>
+                                <a href=format!("/profiles/{id}/stacks.folded") download>"folded stacks"</a>
+                                <a href=format!("/profiles/{id}/speedscope.json") download>"speedscope JSON"</a>
+                            </div>
+                        })}
+                    </figure>
+                }
+            }).collect_view()}
+        </div>
     }
 }
 

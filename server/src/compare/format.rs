@@ -148,7 +148,59 @@ fn text(report: &ComparisonReport) -> String {
         );
     }
     let _ = writeln!(out, "\n{}", summary(report));
+    for p in &report.profiles {
+        let _ = writeln!(
+            out,
+            "\nwhere the runners' time per request moved at {} journeys (own stack samples \
+             per 1,000 requests; * past the noise):",
+            p.concurrency
+        );
+        for f in &p.frames {
+            let _ = writeln!(
+                out,
+                "  {:>9} {:>9} {:>9}{} {}",
+                per_thousand(f.base_per_thousand),
+                per_thousand(f.new_per_thousand),
+                format!("{:+.2}", f.change()),
+                if f.notable { "*" } else { " " },
+                f.frame
+            );
+        }
+    }
     out
+}
+
+fn per_thousand(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+/// The frame tables of a markdown comparison.
+fn markdown_profiles(report: &ComparisonReport, out: &mut String) {
+    for p in &report.profiles {
+        let _ = writeln!(
+            out,
+            "\n#### Where the runners' time per request moved at {} journeys\n\n\
+             Own stack samples per 1,000 requests ({} samples over {} requests against {} over \
+             {}); **bold**: past the noise of two profiles of one build.\n\n\
+             | frame | base | new | change |\n|---|---:|---:|---:|",
+            p.concurrency, p.new_samples, p.new_requests, p.base_samples, p.base_requests
+        );
+        for f in &p.frames {
+            let frame = f.frame.replace('|', "\\|");
+            let change = format!("{:+.2}", f.change());
+            let change = if f.notable {
+                format!("**{change}**")
+            } else {
+                change
+            };
+            let _ = writeln!(
+                out,
+                "| `{frame}` | {} | {} | {change} |",
+                per_thousand(f.base_per_thousand),
+                per_thousand(f.new_per_thousand)
+            );
+        }
+    }
 }
 
 fn markdown(report: &ComparisonReport) -> String {
@@ -207,6 +259,7 @@ fn markdown(report: &ComparisonReport) -> String {
         }
         out.push_str("\n</details>\n");
     }
+    markdown_profiles(report, &mut out);
     out
 }
 
@@ -293,6 +346,27 @@ mod tests {
                     sentence: "The runner was CPU-bound.".into(),
                 }],
             }],
+            profiles: vec![app::profile::ProfileComparison {
+                concurrency: 10,
+                base_samples: 1200,
+                new_samples: 1180,
+                base_requests: 30_000,
+                new_requests: 20_000,
+                frames: vec![
+                    app::profile::FrameChange {
+                        frame: "_spin (mite_http/__init__.py)".into(),
+                        base_per_thousand: 0.0,
+                        new_per_thousand: 21.5,
+                        notable: true,
+                    },
+                    app::profile::FrameChange {
+                        frame: "send (mite/zmq.py)".into(),
+                        base_per_thousand: 4.0,
+                        new_per_thousand: 4.1,
+                        notable: false,
+                    },
+                ],
+            }],
         }
     }
 
@@ -322,6 +396,10 @@ mod tests {
         assert!(out.contains(
             "1 worse, 0 better, 0 inconclusive, 0 no significant change (threshold 5 %)"
         ));
+        assert!(
+            out.contains("      0.00     21.50    +21.50* _spin (mite_http/__init__.py)"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -330,6 +408,18 @@ mod tests {
         assert!(out.starts_with("### 🔴 mite perf: run 2"), "{out}");
         assert!(out.contains("| 10 | requests/s (req/s) | 11,650 (11,600–11,700) | 8,150 (8,100–8,200) | -30.0 % | **worse"), "{out}");
         assert!(!out.contains("<details>"));
+        assert!(
+            out.contains("#### Where the runners' time per request moved at 10 journeys"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| `_spin (mite_http/__init__.py)` | 0.00 | 21.50 | **+21.50** |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| `send (mite/zmq.py)` | 4.00 | 4.10 | +0.10 |"),
+            "{out}"
+        );
         let steady = render(&report(Verdict::NoSignificantChange), Format::Markdown);
         assert!(steady.starts_with("### 🟢"), "{steady}");
         assert!(

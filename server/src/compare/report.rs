@@ -3,10 +3,13 @@
 use std::collections::BTreeSet;
 
 use app::compare::{ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict, ALPHA};
+use app::profile::ProfileComparison;
 use app::provenance::differences;
 
 use super::sides::SideData;
 use super::stats::compare;
+use crate::profile::diff::frame_changes;
+use crate::profile::folded;
 
 /// Compares `new` against `base` with `threshold` (0.05 for 5 %): a row
 /// per concurrency both measured and per figure either side has.
@@ -91,6 +94,21 @@ pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> Comparis
                 })
         })
         .collect();
+    let profiles = base
+        .profiles
+        .iter()
+        .filter_map(|(concurrency, before)| {
+            let after = new.profiles.get(concurrency)?;
+            Some(ProfileComparison {
+                concurrency: *concurrency,
+                base_samples: folded::total(&before.stacks),
+                new_samples: folded::total(&after.stacks),
+                base_requests: before.requests,
+                new_requests: after.requests,
+                frames: frame_changes(before, after),
+            })
+        })
+        .collect();
     ComparisonReport {
         base: base.side.clone(),
         new: new.side.clone(),
@@ -98,6 +116,7 @@ pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> Comparis
         rows,
         warnings,
         unmatched,
+        profiles,
         validity,
     }
 }
@@ -153,6 +172,7 @@ mod tests {
             figures: by_concurrency.into_iter().collect::<BTreeMap<_, _>>(),
             scenario_ids: BTreeMap::new(),
             flags: BTreeMap::new(),
+            profiles: BTreeMap::new(),
         }
     }
 

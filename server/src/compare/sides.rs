@@ -10,7 +10,9 @@ use app::compare::Side;
 use app::figures::ScenarioFigures;
 use app::provenance::Provenance;
 
-use crate::model::ScenarioStatus;
+use crate::model::{ProcessKind, ScenarioStatus};
+use crate::profile::diff::Sampled;
+use crate::profile::folded::{self, Stacks};
 use crate::store::{Store, StoreError};
 
 /// A side as named on the command line or in a link: `12`, `12:2` (build 2
@@ -81,6 +83,9 @@ pub struct SideData {
     pub scenario_ids: BTreeMap<u32, Vec<i64>>,
     /// Each concurrency's validity flags, one per issue over its repeats.
     pub flags: BTreeMap<u32, Vec<ValidityFlag>>,
+    /// Each concurrency's runner stacks, over the repeats (and runners)
+    /// that were profiled, with the requests those repeats served.
+    pub profiles: BTreeMap<u32, Sampled>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +155,7 @@ pub async fn load_side(
     let mut figures: BTreeMap<u32, Vec<ScenarioFigures>> = BTreeMap::new();
     let mut scenario_ids: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
     let mut flags: BTreeMap<u32, Vec<ValidityFlag>> = BTreeMap::new();
+    let mut profiles: BTreeMap<u32, Sampled> = BTreeMap::new();
     for scenario in store.scenarios(run_id).await? {
         if scenario.status != ScenarioStatus::Done || scenario.build_index != build as i64 {
             continue;
@@ -164,6 +170,7 @@ pub async fn load_side(
                     concurrency_flags.push(flag);
                 }
             }
+            let requests = f.total_requests;
             figures
                 .entry(scenario.concurrency as u32)
                 .or_default()
@@ -172,6 +179,13 @@ pub async fn load_side(
                 .entry(scenario.concurrency as u32)
                 .or_default()
                 .push(scenario.id);
+            let runner_stacks = runner_stacks(store, scenario.id).await?;
+            if !runner_stacks.is_empty() {
+                profiles
+                    .entry(scenario.concurrency as u32)
+                    .or_default()
+                    .add(&runner_stacks, requests);
+            }
         }
     }
     if figures.is_empty() {
@@ -195,7 +209,30 @@ pub async fn load_side(
         figures,
         scenario_ids,
         flags,
+        profiles,
     })
+}
+
+/// A scenario's runners' stacks, added up (none when it was not profiled).
+async fn runner_stacks(store: &Store, scenario_id: i64) -> Result<Stacks, SideError> {
+    let mut all = Stacks::new();
+    for profile in store.profiles(scenario_id).await? {
+        if profile.process != ProcessKind::Runner || profile.samples == 0 {
+            continue;
+        }
+        let Some((_, _, text)) = store.profile_stacks(profile.id).await? else {
+            continue;
+        };
+        match folded::parse(&text) {
+            Ok(stacks) => {
+                for (stack, count) in stacks {
+                    *all.entry(stack).or_default() += count;
+                }
+            }
+            Err(e) => tracing::warn!("profile {} is unreadable, left out: {e}", profile.id),
+        }
+    }
+    Ok(all)
 }
 
 #[cfg(test)]

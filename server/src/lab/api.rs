@@ -14,6 +14,7 @@ use crate::compare::matrix::run_matrix;
 use crate::compare::sides::{SideError, SideSpec};
 use crate::compare::{compare_runs, load_sides, parse_threshold};
 use crate::model::{RunParams, RunStatus};
+use crate::profile::diff::differential_svg;
 use crate::store::StoreError;
 use app::compare::{ComparisonReport, DEFAULT_THRESHOLD};
 use app::library::LibraryScenario;
@@ -239,6 +240,42 @@ impl LabApi for Lab {
             Ok(report.lines().join("\n"))
         }
         .boxed()
+    }
+}
+
+impl Lab {
+    /// The differential flame graph of the runners at `concurrency` between
+    /// two sides (`12,15`), per request.
+    pub async fn differential_flamegraph(
+        &self,
+        sides: &str,
+        concurrency: u32,
+    ) -> Result<Vec<u8>, LabError> {
+        let (base, new) = parse_sides(sides)?;
+        let (base, new) = load_sides(&self.store, base, new)
+            .await
+            .map_err(side_error)?;
+        let (Some(before), Some(after)) = (
+            base.profiles.get(&concurrency),
+            new.profiles.get(&concurrency),
+        ) else {
+            return Err(LabError::NotFound(format!(
+                "both sides need a profile of their runners at {concurrency} journeys \
+                 (runs launched with --profile)"
+            )));
+        };
+        let title = format!(
+            "runners at {concurrency} journeys: {} against {}",
+            new.side.title(new.builds_in_run),
+            base.side.title(base.builds_in_run)
+        );
+        differential_svg(&title, before, after)
+            .map_err(LabError::Internal)?
+            .ok_or_else(|| {
+                LabError::NotFound(format!(
+                    "a side has no sample or no request at {concurrency} journeys"
+                ))
+            })
     }
 }
 

@@ -193,6 +193,7 @@ impl Lab {
                     .unwrap_or_default()
             };
             let logs = processes.into_iter().map(|p| p.name).collect();
+            let profiles = store.profiles(s.id).await.map_err(lab_error)?;
             scenarios.push(ScenarioView {
                 id: s.id,
                 name: s.name,
@@ -206,6 +207,7 @@ impl Lab {
                 error: s.error,
                 error_log: s.error_log,
                 collector_files,
+                profiles,
                 flags: validity_flags(&figures, &s.bus),
                 figures,
                 latest: latest

@@ -15,7 +15,7 @@ use super::LOG_TAIL_LINES;
 use crate::model::ProcessKind;
 use crate::ports;
 use crate::store::{NewProcess, Store};
-use crate::supervisor::{self, Supervised, STOP_GRACE};
+use crate::supervisor::{self, ChildSpec, Supervised, STOP_GRACE};
 
 /// How often readiness is checked.
 const READY_POLL: Duration = Duration::from_millis(50);
@@ -115,43 +115,54 @@ pub async fn launch(
     children: &mut Children,
 ) -> Result<Option<Ending>, Failure> {
     for stage in plan {
-        let (mut child, stdin, stdout) =
-            supervisor::spawn(&stage.spec).map_err(|e| Failure::new(e.to_string()))?;
-        let log_path = child.log_path.display().to_string();
-        let recorded = store
-            .record_process(
-                scenario_id,
-                NewProcess {
-                    kind: child.kind,
-                    pid: child.pid,
-                    start_ticks: child.start_ticks,
-                    command: &child.command,
-                    log_path: &log_path,
-                },
-            )
-            .await;
-        let record_id = match recorded {
-            Ok(id) => id,
-            Err(e) => {
-                // Not recorded, so `cleanup` could never find it: stop it now.
-                let (kind, pid) = (child.kind, child.pid);
-                supervisor::stop_all(std::slice::from_mut(&mut child), STOP_GRACE).await;
-                return Err(Failure::new(format!(
-                    "cannot record the {kind} (pid {pid}) in the database, so it was stopped: {e}"
-                )));
-            }
-        };
-        children.list.push(Launched {
-            child,
-            record_id,
-            stdin,
-            stdout,
-        });
+        children
+            .list
+            .push(start_recorded(&stage.spec, store, scenario_id).await?);
         if let Some(ending) = wait_ready(&stage, children, ready_timeout, cancel).await? {
             return Ok(Some(ending));
         }
     }
     Ok(None)
+}
+
+/// Spawns a child (in its own process group) and records it in the
+/// database before anything else can go wrong: a child that cannot be
+/// recorded could never be found by `cleanup`, so it is stopped at once.
+pub async fn start_recorded(
+    spec: &ChildSpec,
+    store: &Store,
+    scenario_id: i64,
+) -> Result<Launched, Failure> {
+    let (mut child, stdin, stdout) =
+        supervisor::spawn(spec).map_err(|e| Failure::new(e.to_string()))?;
+    let log_path = child.log_path.display().to_string();
+    let recorded = store
+        .record_process(
+            scenario_id,
+            NewProcess {
+                kind: child.kind,
+                pid: child.pid,
+                start_ticks: child.start_ticks,
+                command: &child.command,
+                log_path: &log_path,
+            },
+        )
+        .await;
+    match recorded {
+        Ok(record_id) => Ok(Launched {
+            child,
+            record_id,
+            stdin,
+            stdout,
+        }),
+        Err(e) => {
+            let (kind, pid) = (child.kind, child.pid);
+            supervisor::stop_all(std::slice::from_mut(&mut child), STOP_GRACE).await;
+            Err(Failure::new(format!(
+                "cannot record the {kind} (pid {pid}) in the database, so it was stopped: {e}"
+            )))
+        }
+    }
 }
 
 /// Polls the newest child's readiness until it holds, failing if any child

@@ -412,6 +412,22 @@ async fn prepare(
         let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
         return Err((format!("invalid parameters: {}", listed.join("; ")), None));
     }
+    if params.profile.is_some() {
+        let py_spy = crate::profile::capture::py_spy();
+        if !py_spy.is_file() {
+            return Err((
+                format!(
+                    "profiling needs py-spy, and {} is missing: run scripts/setup (or set {})",
+                    py_spy.display(),
+                    crate::profile::capture::PY_SPY_ENV
+                ),
+                None,
+            ));
+        }
+        if let Some(refusal) = crate::profile::capture::attach_refusal() {
+            return Err((refusal, None));
+        }
+    }
     let output_dir = create_output_dir(&setup.output_root).map_err(|e| (e.to_string(), None))?;
     let in_dir = |message: String| (message, Some(output_dir.clone()));
     let say = |message: &str| {

@@ -17,6 +17,7 @@ use crate::bus::BusReader;
 use crate::figures::{RunningFigures, ScenarioFigures};
 use crate::mite_env::MiteEnv;
 use crate::model::{ProcessKind, RunParams, ScenarioStatus};
+use crate::profile::capture::Profilers;
 use crate::store::{now_ms, SampleBatch, Store};
 use crate::target::RequestCounter;
 
@@ -60,9 +61,12 @@ impl ScenarioRun<'_> {
             return self.result(ScenarioStatus::Failed, Some(failure), &figures);
         }
         let mut children = Children::default();
+        let mut profilers = Profilers::default();
         let sampling = self
-            .launch_and_sample(&mut children, cancel, &mut figures)
+            .launch_and_sample(&mut children, &mut profilers, cancel, &mut figures)
             .await;
+        // py-spy first: it writes its stacks while the profiled still run.
+        profilers.finish(self.store, self.scenario_id).await;
         teardown::stop_children(self.store, &mut children).await;
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector);
         let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
@@ -123,6 +127,7 @@ impl ScenarioRun<'_> {
     async fn launch_and_sample(
         &self,
         children: &mut Children,
+        profilers: &mut Profilers,
         cancel: &CancellationToken,
         figures: &mut RunningFigures,
     ) -> Result<Ending, Failure> {
@@ -151,6 +156,15 @@ impl ScenarioRun<'_> {
             .map_err(|e| Failure::new(e.to_string()))?;
         if let Some(ending) = self.launch(after_bus, cancel, children).await? {
             return Ok(ending);
+        }
+        if let Some(spec) = &self.params.profile {
+            let targets: Vec<(ProcessKind, u32)> = children
+                .list
+                .iter()
+                .map(|l| (l.child.kind, l.child.pid))
+                .collect();
+            *profilers =
+                Profilers::start(spec, &targets, &self.dir, self.store, self.scenario_id).await;
         }
         let mut counter = self.request_counter(children)?;
         self.store

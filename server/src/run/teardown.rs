@@ -20,12 +20,17 @@ const PORTS_FREE_TIMEOUT: Duration = Duration::from_secs(5);
 /// fatal: the children are stopped either way, and `cleanup` closes any
 /// record left open.
 pub async fn stop_children(store: &Store, children: &mut Children) {
+    stop_children_within(store, children, STOP_GRACE).await;
+}
+
+/// [`stop_children`], with `grace` between the polite signal and SIGKILL.
+pub async fn stop_children_within(store: &Store, children: &mut Children, grace: Duration) {
     let (mut stopped, ids): (Vec<Supervised>, Vec<i64>) = children
         .list
         .drain(..)
         .map(|l| (l.child, l.record_id))
         .unzip();
-    supervisor::stop_all(&mut stopped, STOP_GRACE).await;
+    supervisor::stop_all(&mut stopped, grace).await;
     for (child, id) in stopped.iter_mut().zip(ids) {
         let exit = child
             .try_exit()

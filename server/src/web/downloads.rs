@@ -25,6 +25,7 @@ use super::WebState;
 use crate::access::Signed;
 use crate::lab::lab_error;
 use crate::model::ProcessKind;
+use crate::profile::{folded, render};
 use crate::reports::csv::Layout;
 use crate::reports::{chart, collector, csv, transactions};
 use crate::run::is_inside;
@@ -275,6 +276,83 @@ async fn log_file(
     Ok((file, kind))
 }
 
+/// What a profile is served as.
+#[derive(Debug, Clone, Copy)]
+enum ProfileAs {
+    /// inferno's SVG, shown in the page (search, zoom, hover).
+    FlameGraph,
+    /// The folded stacks, for inferno, flamegraph.pl or a diff.
+    Folded,
+    /// speedscope's JSON.
+    Speedscope,
+}
+
+pub async fn profile_flamegraph(state: State<WebState>, caller: Signed, id: Path<i64>) -> Response {
+    profile_as(state, caller, id, ProfileAs::FlameGraph).await
+}
+
+pub async fn profile_folded(state: State<WebState>, caller: Signed, id: Path<i64>) -> Response {
+    profile_as(state, caller, id, ProfileAs::Folded).await
+}
+
+pub async fn profile_speedscope(state: State<WebState>, caller: Signed, id: Path<i64>) -> Response {
+    profile_as(state, caller, id, ProfileAs::Speedscope).await
+}
+
+async fn profile_as(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    Path(id): Path<i64>,
+    shape: ProfileAs,
+) -> Response {
+    let answer = async {
+        let store = state.lab.store();
+        let (scenario_id, profile, text) = store
+            .profile_stacks(id)
+            .await
+            .map_err(lab_error)?
+            .ok_or_else(|| LabError::NotFound(format!("no profile {id}")))?;
+        let scenario = store
+            .scenario(scenario_id)
+            .await
+            .map_err(lab_error)?
+            .ok_or_else(|| LabError::NotFound(format!("no profile {id}")))?;
+        caller.require(Action::ReadRun(scenario.run_id))?;
+        // Stored text is read as stacks again before it is drawn or sent.
+        let stacks = folded::parse(&text)
+            .map_err(|e| LabError::Internal(format!("profile {id} is unreadable: {e}")))?;
+        let name = format!("scenario-{scenario_id}-{}-{}", profile.process, profile.pid);
+        Ok::<_, LabError>(match shape {
+            ProfileAs::FlameGraph => {
+                let title = format!(
+                    "{} (pid {}) in {}: {} samples at {}/s",
+                    profile.process, profile.pid, scenario.name, profile.samples, profile.rate
+                );
+                let svg = render::flamegraph_svg(&title, &stacks)
+                    .map_err(LabError::Internal)?
+                    .ok_or_else(|| {
+                        LabError::NotFound(format!("profile {id} holds no sample to draw"))
+                    })?;
+                ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
+            }
+            ProfileAs::Folded => (
+                attachment("text/plain; charset=utf-8", &format!("{name}.folded")),
+                folded::to_text(&stacks),
+            )
+                .into_response(),
+            ProfileAs::Speedscope => (
+                attachment("application/json", &format!("{name}.speedscope.json")),
+                folded::speedscope(&name, &stacks).to_string(),
+            )
+                .into_response(),
+        })
+    };
+    match answer.await {
+        Ok(response) => response,
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
 /// One of mite's collector files a scenario kept (raw msgpack, as mite's
 /// collector wrote it).
 pub async fn collector_file(
@@ -351,6 +429,32 @@ pub async fn comparison_csv(
             crate::compare::format::render(&report, crate::compare::format::Format::Csv),
         )
             .into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+/// `?runs=12,15&concurrency=10` for [`differential_flamegraph`].
+#[derive(Debug, serde::Deserialize)]
+pub struct DifferentialQuery {
+    runs: String,
+    concurrency: u32,
+}
+
+/// The runners' differential flame graph between two sides, per request.
+pub async fn differential_flamegraph(
+    State(state): State<WebState>,
+    Signed(caller): Signed,
+    axum::extract::Query(query): axum::extract::Query<DifferentialQuery>,
+) -> Response {
+    if let Err(e) = caller.require(Action::Read) {
+        return ErrorResponse(e).into_response();
+    }
+    match state
+        .lab
+        .differential_flamegraph(&query.runs, query.concurrency)
+        .await
+    {
+        Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
         Err(e) => ErrorResponse(e).into_response(),
     }
 }

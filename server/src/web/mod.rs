@@ -136,6 +136,10 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
         .route("/share/{secret}", get(share::open_share_link))
         .route("/runs/{id}/samples.csv", get(downloads::run_csv))
         .route("/compare.csv", get(downloads::comparison_csv))
+        .route(
+            "/compare/flamegraph.svg",
+            get(downloads::differential_flamegraph),
+        )
         .route("/runs/{id}/figures.csv", get(downloads::run_figures_csv))
         .route(
             "/runs/{id}/transactions.csv",
@@ -158,6 +162,18 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
         .route(
             "/scenarios/{id}/collector/{name}",
             get(downloads::collector_file),
+        )
+        .route(
+            "/profiles/{id}/flamegraph.svg",
+            get(downloads::profile_flamegraph),
+        )
+        .route(
+            "/profiles/{id}/stacks.folded",
+            get(downloads::profile_folded),
+        )
+        .route(
+            "/profiles/{id}/speedscope.json",
+            get(downloads::profile_speedscope),
         )
         .leptos_routes_with_context(&state, routes, move || provide_context(api.clone()), {
             let leptos = leptos.clone();

@@ -84,6 +84,20 @@ pub struct ServeOptions {
 }
 
 impl Server {
+    /// A web front only (`serve --no-agent`) on an existing database, to
+    /// look at runs another lab made.
+    pub async fn front_for(name: &str, db_url: String) -> Server {
+        Server::start_with(
+            name,
+            ServeOptions {
+                db_url: Some(db_url),
+                args: vec!["--no-agent".into()],
+                dir: None,
+            },
+        )
+        .await
+    }
+
     pub async fn start(name: &str) -> Server {
         Server::start_with(name, ServeOptions::default()).await
     }
@@ -719,4 +733,25 @@ pub fn git(dir: &Path, args: &[&str]) {
         .expect("git runs")
         .success();
     assert!(ok, "git {args:?} in {}", dir.display());
+}
+
+/// SIGKILLs the runner of scenario `scenario_id` (as a crash would), and
+/// returns its record.
+pub async fn kill_runner(
+    store: &mite_perf::store::Store,
+    scenario_id: i64,
+) -> mite_perf::store::ProcessRecord {
+    let runner = store
+        .processes(scenario_id)
+        .await
+        .expect("processes")
+        .into_iter()
+        .find(|p| p.name == "runner")
+        .expect("a runner");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(runner.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the runner");
+    runner
 }
