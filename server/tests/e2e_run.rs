@@ -317,6 +317,35 @@ async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("killed-second-runner");
+    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s", "--runners", "2"]);
+    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    let second = store
+        .processes(scenario.id)
+        .await
+        .expect("processes")
+        .into_iter()
+        .filter(|p| p.name == "runner")
+        .nth(1)
+        .expect("a second runner");
+    kill(Pid::from_raw(second.pid as i32), Signal::SIGKILL).expect("kill the second runner");
+    let output = wait_output(child, Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    let error = scenario.error.expect("an error");
+    assert!(error.contains("runner killed by SIGKILL"), "{error}");
+    assert!(
+        error.contains("runner-2.log"),
+        "the failed runner's log: {error}"
+    );
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cleanup_after_the_lab_was_sigkilled() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("cleanup");

@@ -35,11 +35,13 @@ pub struct Children {
 }
 
 impl Children {
-    pub fn get(&mut self, kind: ProcessKind) -> Option<&mut Supervised> {
+    /// The child of `kind` that ended with `status` (with several runners,
+    /// the one that failed, not the first).
+    pub fn ended(&mut self, kind: ProcessKind, status: ExitStatus) -> Option<&mut Supervised> {
         self.list
             .iter_mut()
             .map(|l| &mut l.child)
-            .find(|c| c.kind == kind)
+            .find_map(|c| (c.kind == kind && c.try_exit() == Some(status)).then_some(c))
     }
 
     /// Every child of a kind (the runners, when there are several).

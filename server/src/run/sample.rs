@@ -221,7 +221,7 @@ pub async fn sample(
             }
             TickVerdict::Failed(kind, status) => {
                 let failure = children
-                    .get(kind)
+                    .ended(kind, status)
                     .map(|child| Failure {
                         message: exit_message(
                             kind,
