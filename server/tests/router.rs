@@ -557,20 +557,7 @@ async fn a_library_scenario_is_launched_by_name_on_an_agent_that_lists_it() {
     let store = f.lab.store();
     for name in ["lab-a", "lab-b"] {
         store
-            .register_agent(&mite_perf::store::AgentRecord {
-                name: name.into(),
-                host_id: format!("{name} (boot 1)"),
-                hostname: name.into(),
-                pid: 1,
-                cores: 2,
-                cpu_model: String::new(),
-                builds: "pinned".into(),
-                ports: "9898,14301,14302,14303,14304".into(),
-                started_at: 0,
-                heartbeat_at: 0,
-                current_run: None,
-                stopped_at: None,
-            })
+            .register_agent(&common::seed::agent(name, 1))
             .await
             .expect("agent");
     }

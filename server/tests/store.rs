@@ -468,20 +468,7 @@ async fn suite(store: Store) {
 /// gone from the listing once the agent stopped.
 async fn library_round_trip(store: &Store) {
     use app::library::{LibraryScenario, VolumeShape};
-    let agent = mite_perf::store::AgentRecord {
-        name: "lib-agent".into(),
-        host_id: "lib-agent (boot 1)".into(),
-        hostname: "lib".into(),
-        pid: 7,
-        cores: 2,
-        cpu_model: String::new(),
-        builds: "pinned".into(),
-        ports: "9898,14301,14302,14303,14304".into(),
-        started_at: 0,
-        heartbeat_at: 0,
-        current_run: None,
-        stopped_at: None,
-    };
+    let agent = common::seed::agent("lib-agent", 7);
     store.register_agent(&agent).await.expect("agent");
     let scenario = |spec: &str, problem: Option<&str>| LibraryScenario {
         agent: "lib-agent".into(),

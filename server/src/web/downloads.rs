@@ -46,6 +46,32 @@ fn attachment(content_type: &str, filename: &str) -> [(header::HeaderName, Strin
     ]
 }
 
+/// Scenario `id`, if the caller may read its run.
+async fn readable_scenario(
+    state: &WebState,
+    caller: &app::access::Caller,
+    id: i64,
+) -> Result<crate::store::ScenarioRecord, LabError> {
+    let scenario = state
+        .lab
+        .store()
+        .scenario(id)
+        .await
+        .map_err(lab_error)?
+        .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
+    caller.require(Action::ReadRun(scenario.run_id))?;
+    Ok(scenario)
+}
+
+/// A file on disk, streamed as an attachment.
+fn file_response(file: tokio::fs::File, content_type: &str, filename: &str) -> Response {
+    (
+        attachment(content_type, filename),
+        Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response()
+}
+
 /// Streams the CSV of `source`.
 fn csv_response(
     state: WebState,
@@ -219,14 +245,11 @@ pub async fn scenario_log(
     Path((id, process)): Path<(i64, String)>,
 ) -> Response {
     match log_file(&state, &caller, id, &process).await {
-        Ok((file, kind)) => (
-            attachment(
-                "text/plain; charset=utf-8",
-                &format!("scenario-{id}-{kind}.log"),
-            ),
-            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
-        )
-            .into_response(),
+        Ok((file, kind)) => file_response(
+            file,
+            "text/plain; charset=utf-8",
+            &format!("scenario-{id}-{kind}.log"),
+        ),
         Err(e) => ErrorResponse(e).into_response(),
     }
 }
@@ -247,12 +270,7 @@ async fn log_file(
         ))
     })?;
     let store = state.lab.store();
-    let scenario = store
-        .scenario(id)
-        .await
-        .map_err(lab_error)?
-        .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
-    caller.require(Action::ReadRun(scenario.run_id))?;
+    readable_scenario(state, caller, id).await?;
     let record = store
         .processes(id)
         .await
@@ -312,12 +330,7 @@ async fn profile_as(
             .await
             .map_err(lab_error)?
             .ok_or_else(|| LabError::NotFound(format!("no profile {id}")))?;
-        let scenario = store
-            .scenario(scenario_id)
-            .await
-            .map_err(lab_error)?
-            .ok_or_else(|| LabError::NotFound(format!("no profile {id}")))?;
-        caller.require(Action::ReadRun(scenario.run_id))?;
+        let scenario = readable_scenario(&state, &caller, scenario_id).await?;
         // Stored text is read as stacks again before it is drawn or sent.
         let stacks = folded::parse(&text)
             .map_err(|e| LabError::Internal(format!("profile {id} is unreadable: {e}")))?;
@@ -361,14 +374,11 @@ pub async fn collector_file(
     Path((id, name)): Path<(i64, String)>,
 ) -> Response {
     match open_collector_file(&state, &caller, id, &name).await {
-        Ok(file) => (
-            attachment(
-                "application/octet-stream",
-                &format!("scenario-{id}-collector-{name}"),
-            ),
-            Body::from_stream(tokio_util::io::ReaderStream::new(file)),
-        )
-            .into_response(),
+        Ok(file) => file_response(
+            file,
+            "application/octet-stream",
+            &format!("scenario-{id}-collector-{name}"),
+        ),
         Err(e) => ErrorResponse(e).into_response(),
     }
 }
@@ -381,12 +391,7 @@ async fn open_collector_file(
     name: &str,
 ) -> Result<tokio::fs::File, LabError> {
     let store = state.lab.store();
-    let scenario = store
-        .scenario(id)
-        .await
-        .map_err(lab_error)?
-        .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
-    caller.require(Action::ReadRun(scenario.run_id))?;
+    let scenario = readable_scenario(state, caller, id).await?;
     let keep = store
         .run(scenario.run_id)
         .await
@@ -501,12 +506,7 @@ pub async fn scenario_transactions_csv(
 ) -> Response {
     let answer = async {
         let store = state.lab.store();
-        let scenario = store
-            .scenario(id)
-            .await
-            .map_err(lab_error)?
-            .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
-        caller.require(Action::ReadRun(scenario.run_id))?;
+        let scenario = readable_scenario(&state, &caller, id).await?;
         let filename = format!("run-{}-{}-transactions.csv", scenario.run_id, scenario.name);
         let csv = transactions::csv(store, std::slice::from_ref(&scenario))
             .await

@@ -171,3 +171,21 @@ pub async fn send(app: &axum::Router, request: axum::http::Request<axum::body::B
 pub fn site_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/site")
 }
+
+/// An agent as it registers: name `name`, host id `NAME (boot 1)`, pid `pid`.
+pub fn agent(name: &str, pid: i64) -> mite_perf::store::AgentRecord {
+    mite_perf::store::AgentRecord {
+        name: name.into(),
+        host_id: format!("{name} (boot 1)"),
+        hostname: name.into(),
+        pid,
+        cores: 2,
+        cpu_model: String::new(),
+        builds: "pinned".into(),
+        ports: "9898,14301,14302,14303,14304".into(),
+        started_at: 0,
+        heartbeat_at: 0,
+        current_run: None,
+        stopped_at: None,
+    }
+}
