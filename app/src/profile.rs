@@ -102,7 +102,8 @@ pub struct FrameChange {
     pub frame: String,
     pub base_per_thousand: f64,
     pub new_per_thousand: f64,
-    /// The change is beyond the noise of two profiles of one build.
+    /// The change is beyond the noise: large per request and the frame's
+    /// share of the samples moved beyond chance.
     pub notable: bool,
 }
 

@@ -92,7 +92,7 @@ fn ProfileChanges(report: ComparisonReport, sides: String) -> impl IntoView {
                 <section class="profile-changes" data-concurrency=p.concurrency.to_string()>
                     <h2>{format!("Where the runners' time per request moved at {} journeys", p.concurrency)}</h2>
                     <p class="hint">{format!(
-                        "Own stack samples per 1,000 requests (new: {} samples over {} requests; base: {} over {}). Bold rows moved past the noise of two profiles of one build.",
+                        "Own stack samples per 1,000 requests (new: {} samples over {} requests; base: {} over {}). Bold rows moved past the noise: by 5 % of the base's samples per request, and their share of the samples beyond chance.",
                         format::count(p.new_samples as i64), format::count(p.new_requests), format::count(p.base_samples as i64), format::count(p.base_requests)
                     )}</p>
                     <table class="frames">

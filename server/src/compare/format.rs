@@ -152,7 +152,8 @@ fn text(report: &ComparisonReport) -> String {
         let _ = writeln!(
             out,
             "\nwhere the runners' time per request moved at {} journeys (own stack samples \
-             per 1,000 requests; * past the noise):",
+             per 1,000 requests; * past the noise: moved by 5 % of the base's samples per request \
+             and its share of the samples beyond chance):",
             p.concurrency
         );
         for f in &p.frames {
@@ -181,7 +182,8 @@ fn markdown_profiles(report: &ComparisonReport, out: &mut String) {
             out,
             "\n#### Where the runners' time per request moved at {} journeys\n\n\
              Own stack samples per 1,000 requests ({} samples over {} requests against {} over \
-             {}); **bold**: past the noise of two profiles of one build.\n\n\
+             {}); **bold**: past the noise (moved by 5 % of the base's samples per request, and its share \
+             of the samples beyond chance).\n\n\
              | frame | base | new | change |\n|---|---:|---:|---:|",
             p.concurrency, p.new_samples, p.new_requests, p.base_samples, p.base_requests
         );

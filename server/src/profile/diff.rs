@@ -42,41 +42,74 @@ impl Sampled {
     /// Each frame's own samples (where it was the innermost frame) per
     /// 1,000 requests.
     pub fn self_per_thousand(&self) -> BTreeMap<&str, f64> {
+        self.self_samples()
+            .into_iter()
+            .map(|(frame, n)| (frame, self.per_thousand(n)))
+            .collect()
+    }
+
+    /// Each frame's own samples (where it was the innermost frame).
+    fn self_samples(&self) -> BTreeMap<&str, u64> {
         let mut leaves: BTreeMap<&str, u64> = BTreeMap::new();
         for (stack, count) in &self.stacks {
             let leaf = stack.rsplit(';').next().unwrap_or(stack);
             *leaves.entry(leaf).or_default() += count;
         }
         leaves
-            .into_iter()
-            .map(|(frame, n)| (frame, self.per_thousand(n)))
-            .collect()
     }
 }
 
+/// How many standard errors apart two shares of samples are: `a` of
+/// `a_total` against `b` of `b_total`, pooled (0 when either side has no
+/// samples or the pooled share is 0 or 1).
+fn share_z(a: u64, a_total: u64, b: u64, b_total: u64) -> f64 {
+    if a_total == 0 || b_total == 0 {
+        return 0.0;
+    }
+    let (a_total, b_total) = (a_total as f64, b_total as f64);
+    let pooled = (a + b) as f64 / (a_total + b_total);
+    let se = (pooled * (1.0 - pooled) * (1.0 / a_total + 1.0 / b_total)).sqrt();
+    if se == 0.0 {
+        return 0.0;
+    }
+    (a as f64 / a_total - b as f64 / b_total) / se
+}
+
 /// A frame's change counts as notable past this share of the base's
-/// samples per request.
+/// samples per request...
 pub const NOTABLE_SHARE: f64 = 0.05;
+/// ...and when its share of all samples moved this many standard errors
+/// (a two-proportion z test). Per request alone is not enough: when the
+/// machine is busier, one build serves fewer requests in the same samples
+/// and every frame looks costlier per request although none took a larger
+/// part of the time (seen in CI: the same build against itself, its largest
+/// frame 17 % up per request, its share of the samples 40 % against 38 %).
+/// Stack samples are not independent draws, so the bar is high.
+pub const NOTABLE_Z: f64 = 4.0;
 /// Frames listed in a comparison.
 pub const TOP_FRAMES: usize = 10;
 
 /// The frames whose own samples per 1,000 requests changed most, largest
 /// change (grown or shrunk) first.
 pub fn frame_changes(base: &Sampled, new: &Sampled) -> Vec<FrameChange> {
-    let before = base.self_per_thousand();
-    let after = new.self_per_thousand();
+    let before = base.self_samples();
+    let after = new.self_samples();
+    let (base_total, new_total) = (folded::total(&base.stacks), folded::total(&new.stacks));
     let notable_from = base.total_per_thousand() * NOTABLE_SHARE;
     let frames: BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
     let mut changes: Vec<FrameChange> = frames
         .into_iter()
         .map(|frame| {
-            let b = before.get(frame).copied().unwrap_or(0.0);
-            let a = after.get(frame).copied().unwrap_or(0.0);
+            let b = before.get(frame).copied().unwrap_or(0);
+            let a = after.get(frame).copied().unwrap_or(0);
+            let (b_per, a_per) = (base.per_thousand(b), new.per_thousand(a));
+            let moved = (a_per - b_per).abs() >= notable_from && notable_from > 0.0;
+            let beyond_chance = share_z(a, new_total, b, base_total).abs() >= NOTABLE_Z;
             FrameChange {
                 frame: frame.to_string(),
-                base_per_thousand: b,
-                new_per_thousand: a,
-                notable: (a - b).abs() >= notable_from && notable_from > 0.0,
+                base_per_thousand: b_per,
+                new_per_thousand: a_per,
+                notable: moved && beyond_chance,
             }
         })
         .collect();
@@ -181,6 +214,36 @@ mod tests {
             1000,
         );
         assert!(frame_changes(&a, &b).iter().all(|c| !c.notable));
+    }
+
+    #[test]
+    fn a_busier_machine_serving_fewer_requests_is_not_a_frame_that_moved() {
+        // CI's figures: one build against itself, the second side served
+        // 10 % fewer requests in 11 % more samples; its largest frame 17 %
+        // up per request, its share of the samples 39.5 % and 37.7 %.
+        let base = sampled("main;runner 266\nmain;send 96\nmain;work 311\n", 43_906);
+        let new = sampled("main;runner 282\nmain;send 100\nmain;work 366\n", 39_683);
+        let changes = frame_changes(&base, &new);
+        let runner = changes
+            .iter()
+            .find(|c| c.frame == "runner")
+            .expect("runner");
+        assert!(
+            runner.change() > base.total_per_thousand() * NOTABLE_SHARE,
+            "{runner:?}"
+        );
+        assert!(changes.iter().all(|c| !c.notable), "{changes:?}");
+    }
+
+    #[test]
+    fn shares_far_apart_are_many_standard_errors_apart() {
+        assert_eq!(share_z(0, 0, 5, 10), 0.0);
+        assert_eq!(share_z(0, 10, 0, 10), 0.0);
+        assert!((share_z(50, 100, 50, 100)).abs() < 1e-9);
+        // 30 % against 10 % of 700 samples each: about 9.4 standard errors.
+        let z = share_z(210, 700, 70, 700);
+        assert!((9.0..10.0).contains(&z), "{z}");
+        assert!(share_z(70, 700, 210, 700) < -9.0);
     }
 
     #[test]
