@@ -88,10 +88,21 @@ pub struct ProfileView {
     /// Samples a second asked for, and stacks sampled.
     pub rate: i64,
     pub samples: i64,
-    /// How py-spy reached it: `attached` (to the running process).
+    /// How py-spy reached it: `attached` (to the running process) or
+    /// `started under py-spy` (where it may not attach).
     pub mode: String,
     /// Why it holds fewer samples than asked (or none).
     pub problem: Option<String>,
+}
+
+impl ProfileView {
+    /// How py-spy reached it, in words.
+    pub fn reached(&self) -> String {
+        match self.mode.as_str() {
+            "attached" => "py-spy attached to it".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// One frame's own cost (samples where it was the innermost frame) per

@@ -112,6 +112,27 @@ enum Command {
     /// Prints `TIMESTAMP: served N requests` for every line read on stdin, and
     /// on exit (SIGINT or SIGTERM).
     Target(TargetArgs),
+    /// Run a command under `py-spy record` and end as the command ended
+    /// (py-spy itself exits 0 whatever happened to it): how the lab profiles
+    /// where py-spy may not attach.
+    #[command(name = "under-py-spy", hide = true)]
+    UnderPySpy(UnderPySpyArgs),
+}
+
+#[derive(Args, Debug)]
+struct UnderPySpyArgs {
+    /// The py-spy to run.
+    #[arg(long)]
+    py_spy: PathBuf,
+    /// Stack samples a second.
+    #[arg(long)]
+    rate: u32,
+    /// Where py-spy writes the folded stacks.
+    #[arg(long)]
+    output: PathBuf,
+    /// The command and its arguments.
+    #[arg(required = true, last = true)]
+    command: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -489,6 +510,14 @@ fn main() -> ExitCode {
             mite_perf::target::serve(SocketAddr::new(args.host, args.port), args.report_every)
                 .map(|()| ExitCode::SUCCESS)
         }
+        Command::UnderPySpy(args) => {
+            return mite_perf::profile::started::run_under_py_spy(
+                &args.py_spy,
+                args.rate,
+                &args.output,
+                &args.command,
+            );
+        }
         Command::Run(args) => with_runtime(run(args)),
         Command::Cleanup(args) => with_runtime(cleanup(args)),
         Command::Scenarios(args) => with_runtime(list_scenarios(args)),
@@ -723,6 +752,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         for svg in flame_graphs(dir) {
             to_stdout!("flame graph: {}", svg.display());
         }
+        print_profiles(&store, run_id).await;
     }
     if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
         // Its share of the CPU of what it measured holds across machines
@@ -1123,6 +1153,29 @@ async fn list_scenarios(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What each scenario's profiles hold and how py-spy reached the process.
+async fn print_profiles(store: &Store, run_id: i64) {
+    let Ok(scenarios) = store.scenarios(run_id).await else {
+        return;
+    };
+    for scenario in scenarios {
+        let Ok(profiles) = store.profiles(scenario.id).await else {
+            continue;
+        };
+        for p in profiles {
+            to_stdout!(
+                "profile: {} {} (pid {}): {} stack samples, {}{}",
+                scenario.name,
+                p.process,
+                p.pid,
+                p.samples,
+                p.reached(),
+                p.problem.map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+        }
+    }
 }
 
 /// The flame graphs a run drew (`scenarioN/profile-PROCESS-PID.svg`).

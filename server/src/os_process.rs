@@ -41,6 +41,23 @@ pub fn command_of(pid: u32) -> String {
     }
 }
 
+/// The children of a process (of all its threads), oldest first.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Some(p) = process(pid) else {
+        return vec![];
+    };
+    let Ok(tasks) = p.tasks() else {
+        return vec![];
+    };
+    let mut found: Vec<u32> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| t.children().ok())
+        .flatten()
+        .collect();
+    found.sort_by_key(|&c| (start_ticks(c).unwrap_or(u64::MAX), c));
+    found
+}
+
 /// Live processes whose process group is `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     let Ok(all) = procfs::process::all_processes() else {
@@ -66,6 +83,14 @@ mod tests {
         assert!(group_members(group).contains(&me));
         assert!(command_of(me).contains("mite_perf"), "{}", command_of(me));
         assert!(!pid_alive(u32::MAX));
+        assert!(children(u32::MAX).is_empty());
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        assert!(children(me).contains(&sleeper.id()));
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
         assert_eq!(start_ticks(u32::MAX), None);
     }
 }

@@ -52,7 +52,25 @@ pub struct ChildSpec {
     /// Give the lab the child's stdout (the target's request counts); stderr
     /// still goes to the log.
     pub pipe_stdout: bool,
+    /// Which process the lab measures for it.
+    pub measured: Measured,
 }
+
+/// Which process the lab measures (its pid and sockets) and asks to stop
+/// first for a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measured {
+    /// The child itself.
+    Itself,
+    /// Its child's child: `mite-perf under-py-spy` runs py-spy, which runs
+    /// mite's runner (see `profile::started`). The child ends as that
+    /// process did.
+    Grandchild,
+}
+
+/// How long the py-spy between a child and its grandchild gets to write its
+/// stacks, once the grandchild has ended or py-spy was asked to stop.
+pub const GRANDCHILD_WRITE_GRACE: Duration = Duration::from_secs(5);
 
 impl ChildSpec {
     pub fn command_line(&self) -> String {
@@ -74,6 +92,10 @@ pub struct Supervised {
     pub started: Instant,
     child: Child,
     exit: Option<ExitStatus>,
+    measured: Measured,
+    /// The child's child and grandchild, once found (pid and start time).
+    middle: Option<(u32, u64)>,
+    inner: Option<(u32, u64)>,
 }
 
 fn open_log(path: &Path) -> Result<File, SupervisorError> {
@@ -138,6 +160,9 @@ pub fn spawn(
             started: Instant::now(),
             child,
             exit: None,
+            measured: spec.measured,
+            middle: None,
+            inner: None,
         },
         stdin,
         stdout,
@@ -153,6 +178,35 @@ impl Supervised {
             }
         }
         self.exit
+    }
+
+    /// Whether the lab measures its grandchild (see [`Measured`]).
+    pub fn measures_grandchild(&self) -> bool {
+        self.measured == Measured::Grandchild
+    }
+
+    /// The process the lab measures for this child: the child itself, or
+    /// its grandchild once it is there (`None` before; after it is gone,
+    /// the pid it had).
+    pub fn measured_pid(&mut self) -> Option<u32> {
+        if self.measured == Measured::Itself {
+            return Some(self.pid);
+        }
+        if self.inner.is_none() {
+            let middle = os_process::children(self.pid).into_iter().next()?;
+            let inner = os_process::children(middle).into_iter().next()?;
+            self.middle = Some((middle, os_process::start_ticks(middle)?));
+            self.inner = Some((inner, os_process::start_ticks(inner)?));
+        }
+        self.inner.map(|(pid, _)| pid)
+    }
+
+    /// A process the lab found (pid and start time), while it is still that
+    /// process and alive.
+    fn still(found: Option<(u32, u64)>) -> Option<Pid> {
+        let (pid, ticks) = found?;
+        (os_process::start_ticks(pid) == Some(ticks) && os_process::pid_alive(pid))
+            .then_some(Pid::from_raw(pid as i32))
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -206,6 +260,42 @@ impl Supervised {
         }
     }
 
+    /// Asks the child to stop: its polite signal to its process group, or
+    /// where the lab measures its grandchild, to the grandchild alone (the
+    /// py-spy between them dies on SIGTERM without writing; it writes once
+    /// the grandchild has ended).
+    fn ask_to_stop(&mut self) {
+        let signal = self.polite_signal();
+        if !self.measures_grandchild() || !self.is_running() {
+            self.signal_group(signal);
+            return;
+        }
+        self.measured_pid();
+        match (Self::still(self.inner), Self::still(self.middle)) {
+            (Some(inner), _) => {
+                let _ = nix::sys::signal::kill(inner, signal);
+            }
+            // Not there yet, or ended: py-spy stops what it started on
+            // SIGINT, writing what it has.
+            (None, Some(middle)) => {
+                let _ = nix::sys::signal::kill(middle, Signal::SIGINT);
+            }
+            (None, None) => self.signal_group(signal),
+        }
+    }
+
+    /// A child still running after its grace, whose grandchild the lab
+    /// measures: py-spy is asked to write what it has (SIGINT; it stops
+    /// what it started) before the group is killed.
+    async fn let_write(&mut self) {
+        if self.measures_grandchild() && self.is_running() {
+            if let Some(middle) = Self::still(self.middle) {
+                let _ = nix::sys::signal::kill(middle, Signal::SIGINT);
+                self.wait_timeout(GRANDCHILD_WRITE_GRACE).await;
+            }
+        }
+    }
+
     /// The last `lines` lines of the child's log.
     pub fn log_tail(&self, lines: usize) -> String {
         log_tail(&self.log_path, lines)
@@ -218,13 +308,20 @@ impl Supervised {
 /// (or said to survive, for a process stuck in the kernel).
 pub async fn stop_all(children: &mut [Supervised], grace: Duration) {
     for child in children.iter_mut() {
-        let signal = child.polite_signal();
-        child.signal_group(signal);
+        child.ask_to_stop();
     }
     let deadline = Instant::now() + grace;
     for child in children.iter_mut() {
         let left = deadline.saturating_duration_since(Instant::now());
+        let left = if child.measures_grandchild() {
+            left + GRANDCHILD_WRITE_GRACE
+        } else {
+            left
+        };
         child.wait_timeout(left).await;
+    }
+    for child in children.iter_mut() {
+        child.let_write().await;
     }
     for child in children.iter_mut() {
         child.signal_group(Signal::SIGKILL);
@@ -353,6 +450,7 @@ mod tests {
             log_path: log.to_path_buf(),
             pipe_stdin: false,
             pipe_stdout: false,
+            measured: Measured::Itself,
         }
     }
 

@@ -2,7 +2,9 @@
 //! (scripts/setup puts it in the lab's tools venv). A profiled run stores
 //! the runner's folded stacks and draws its flame graph, which headless
 //! Chromium shows on the run's page; the stacks are kept when the runner
-//! crashes and when the run is stopped.
+//! crashes and when the run is stopped. Where py-spy may not attach, the
+//! lab starts the profiled processes under it: forced here (the tests run
+//! as root), the runner is measured, profiled and its crash seen as well.
 
 use std::time::Duration;
 
@@ -84,6 +86,13 @@ async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
     let svg = dir.join(format!("profile-runner-{}.svg", runner.pid));
     assert!(svg.is_file(), "{}", svg.display());
     assert!(stdout.contains(&svg.display().to_string()), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "profile: scenario10 runner (pid {}): {} stack samples, py-spy attached to it",
+            runner.pid, runner.samples
+        )),
+        "{stdout}"
+    );
     assert!(dir
         .join(format!("profile-runner-{}.folded", runner.pid))
         .is_file());
@@ -165,4 +174,194 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
     );
     assert_ports_free();
     assert_no_child_left(&store, 1).await;
+}
+
+/// The pid the lab measured a process of `kind` as, in scenario `scenario_id`.
+async fn sampled_pid(store: &Store, scenario_id: i64, kind: ProcessKind) -> i64 {
+    store
+        .scenario_samples(scenario_id)
+        .await
+        .expect("samples")
+        .into_iter()
+        .find(|s| s.process == kind)
+        .map(|s| s.pid)
+        .expect("a sample of it")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_crash_seen() {
+    let _ports = PORTS.lock().await;
+    let start_under = |lab: &Lab, args: &[&str]| {
+        let mut all = vec!["run", "--output-dir", "output"];
+        all.extend_from_slice(args);
+        lab.command(&all)
+            .env(mite_perf::profile::capture::REACH_ENV, "start")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start mite-perf run")
+    };
+    let profiled = [
+        "--scenarios",
+        "10",
+        "--profile",
+        "--profile-processes",
+        "runner,controller",
+    ];
+
+    // A run that ends by itself: the processes py-spy started are the ones
+    // measured, and their stacks read as when py-spy attaches.
+    let lab = Lab::new("profile-started");
+    let child = start_under(&lab, &[&profiled[..], &["--duration", "8s"]].concat());
+    let output = wait_output(child, Duration::from_secs(120));
+    assert!(output.status.success(), "{}", text(&output));
+    let store = lab.store().await;
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    let (runner, stacks) = runner_profile(&store, scenario.id).await;
+    assert_eq!(runner.mode, "started under py-spy");
+    assert_eq!(runner.problem, None);
+    assert!(runner.samples >= 100, "{runner:?}");
+    assert!(
+        stacks.keys().any(|s| s.contains("(mite/runner.py)")),
+        "{stacks:?}"
+    );
+    assert!(
+        stacks
+            .keys()
+            .any(|s| s.contains("journey (mite_perf_scenario.py)")),
+        "{stacks:?}"
+    );
+    // The lab's child is py-spy; the runner it measured and profiled is
+    // the process two generations down, busy serving journeys.
+    let processes = store.processes(scenario.id).await.expect("processes");
+    let recorded = processes
+        .iter()
+        .find(|p| p.name == "runner")
+        .expect("the runner recorded");
+    assert!(
+        recorded.command.contains("mite-perf under-py-spy --py-spy"),
+        "{recorded:?}"
+    );
+    assert_eq!(
+        recorded.exit_status.as_deref(),
+        Some("exit 0"),
+        "{recorded:?}"
+    );
+    assert_eq!(
+        sampled_pid(&store, scenario.id, ProcessKind::Runner).await,
+        runner.pid
+    );
+    assert_ne!(runner.pid, recorded.pid);
+    let busiest = store
+        .scenario_samples(scenario.id)
+        .await
+        .expect("samples")
+        .into_iter()
+        .filter(|s| s.process == ProcessKind::Runner)
+        .map(|s| s.cpu)
+        .fold(0.0, f64::max);
+    assert!(busiest > 20.0, "the runner's CPU peaked at {busiest} %");
+    let controller = store
+        .profiles(scenario.id)
+        .await
+        .expect("profiles")
+        .into_iter()
+        .find(|p| p.process == ProcessKind::Controller)
+        .expect("the controller's profile");
+    assert_eq!(controller.mode, "started under py-spy");
+    let served = store.run(1).await.expect("q").expect("run");
+    assert_eq!(served.status, RunStatus::Done);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let svg = run_dir(&lab.dir).join("scenario10/profile-runner.svg");
+    assert!(svg.is_file(), "{}", svg.display());
+    assert!(stdout.contains(&svg.display().to_string()), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "profile: scenario10 runner (pid {}): {} stack samples, started under py-spy",
+            runner.pid, runner.samples
+        )),
+        "{stdout}"
+    );
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+
+    // The runner py-spy started is killed: the lab sees how it ended (not
+    // py-spy's exit 0), fails the run, and keeps the stacks.
+    let lab = Lab::new("profile-started-crash");
+    let child = start_under(&lab, &[&profiled[..], &["--duration", "30s"]].concat());
+    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    let runner_pid = sampled_pid(&store, scenario.id, ProcessKind::Runner).await;
+    let cmdline = std::fs::read_to_string(format!("/proc/{runner_pid}/cmdline")).expect("cmdline");
+    assert!(cmdline.contains("runner"), "{cmdline:?}");
+    kill(Pid::from_raw(runner_pid as i32), Signal::SIGKILL).expect("kill the runner");
+    let output = wait_output(child, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let run = store.run(1).await.expect("q").expect("run");
+    assert_eq!(run.status, RunStatus::Failed);
+    let ended = store.scenarios(1).await.expect("scenarios").remove(0);
+    let error = ended.error.expect("the scenario's error");
+    assert!(error.contains("runner killed by SIGKILL"), "{error}");
+    let (profile, stacks) = runner_profile(&store, scenario.id).await;
+    assert_eq!(profile.pid, runner_pid);
+    assert!(profile.samples > 0 && !stacks.is_empty(), "{profile:?}");
+    // The controller, still running, was asked to stop itself (SIGINT, not
+    // the group's SIGKILL), and its py-spy then wrote what it had.
+    let controller = store
+        .processes(scenario.id)
+        .await
+        .expect("processes")
+        .into_iter()
+        .find(|p| p.name == "controller")
+        .expect("the controller recorded");
+    assert_eq!(
+        controller.exit_status.as_deref(),
+        Some("exit 0"),
+        "{controller:?}"
+    );
+    let written = run_dir(&lab.dir).join("scenario10/profile-controller.folded");
+    assert!(written.is_file(), "{}", written.display());
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+}
+
+#[test]
+fn under_py_spy_records_the_command_and_ends_as_it_did() {
+    let dir = common::temp_dir("under-py-spy");
+    let python = mite_perf::mite_env::default_venv().join("bin/python");
+    let py_spy = mite_perf::profile::capture::py_spy();
+    // Busy for a second, then killed, or ending with a code.
+    let busy = "import os, sys, time\nt = time.time()\nwhile time.time() - t < 1: pass\n";
+    for (ending, code) in [("os.kill(os.getpid(), 9)", 128 + 9), ("sys.exit(4)", 4)] {
+        let output_file = dir.join("profile.folded");
+        let _ = std::fs::remove_file(&output_file);
+        let output = std::process::Command::new(common::BIN)
+            .arg("under-py-spy")
+            .arg("--py-spy")
+            .arg(&py_spy)
+            .args(["--rate", "50", "--output"])
+            .arg(&output_file)
+            .arg("--")
+            .arg(&python)
+            .args(["-c", &format!("{busy}{ending}")])
+            .output()
+            .expect("mite-perf under-py-spy");
+        // Killed: it ends killed by the same signal, as the shell sees it.
+        use std::os::unix::process::ExitStatusExt;
+        let seen = output
+            .status
+            .code()
+            .or(output.status.signal().map(|s| 128 + s));
+        assert_eq!(seen, Some(code), "{ending}: {}", text(&output));
+        if code == 128 + 9 {
+            assert_eq!(output.status.signal(), Some(9), "{}", text(&output));
+        }
+        let stacks =
+            folded::parse(&std::fs::read_to_string(&output_file).expect("stacks")).expect("folded");
+        assert!(folded::total(&stacks) >= 20, "{ending}: {stacks:?}");
+        assert!(
+            stacks.keys().any(|s| s.contains("<module> (<string>)")),
+            "{stacks:?}"
+        );
+    }
 }

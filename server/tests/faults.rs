@@ -678,6 +678,7 @@ async fn start_recorded_group(
         log_path: log.to_path_buf(),
         pipe_stdin: false,
         pipe_stdout: false,
+        measured: mite_perf::supervisor::Measured::Itself,
     })
     .expect("spawn");
     store

@@ -380,7 +380,7 @@ fn Profiles(profiles: Vec<ProfileView>) -> impl IntoView {
             <h3>"Where mite spent its time"</h3>
             {profiles.into_iter().map(|p| {
                 let id = p.id;
-                let caption = format!("{} (pid {}): {} stack samples at {}/s, py-spy {}", p.process, p.pid, format::count(p.samples), p.rate, p.mode);
+                let caption = format!("{} (pid {}): {} stack samples at {}/s, {}", p.process, p.pid, format::count(p.samples), p.rate, p.reached());
                 view! {
                     <figure class="profile" data-profile=id.to_string() data-process=p.process.to_string()>
                         <figcaption>{caption}</figcaption>

@@ -1,10 +1,12 @@
-//! py-spy at work: one `py-spy record` per profiled process, attached once
-//! the scenario's processes are up, sampling without pausing them. Each is a
-//! child of the lab like the others (recorded, in its own process group,
-//! found by `cleanup`); it is stopped with SIGINT before them, when it writes
-//! its folded stacks, and a profiled process that crashes ends its py-spy,
-//! which writes them too. What it wrote is stored per scenario and process,
-//! and drawn beside it as an SVG flame graph.
+//! py-spy at work: one `py-spy record` per profiled process, sampling
+//! without pausing it. Where it may, py-spy attaches once the scenario's
+//! processes are up: each py-spy is a child of the lab like the others
+//! (recorded, in its own process group, found by `cleanup`), stopped with
+//! SIGINT before them, when it writes its folded stacks; a profiled process
+//! that crashes ends its py-spy, which writes them too. Where it may not,
+//! the profiled processes are started under py-spy instead
+//! ([`super::started`]). What py-spy wrote is stored per scenario and
+//! process, and drawn beside it as an SVG flame graph.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,18 +15,75 @@ use app::profile::ProfileSpec;
 
 use super::folded;
 use super::render;
+use super::started;
 use crate::model::ProcessKind;
 use crate::run::launch::{start_recorded, Children};
 use crate::run::teardown;
 use crate::store::{NewProfile, Store};
-use crate::supervisor::{self, ChildSpec};
+use crate::supervisor::{self, ChildSpec, Measured};
 
 /// Where py-spy is: this variable, or the lab's tools venv (scripts/setup).
 pub const PY_SPY_ENV: &str = "MITE_PERF_PY_SPY";
 /// How long py-spy gets to write its stacks once asked to stop.
 pub const WRITE_GRACE: Duration = Duration::from_secs(5);
-/// How py-spy reached the process.
+/// How py-spy reached the process: it attached to it…
 pub const ATTACHED: &str = "attached";
+/// …or started it.
+pub const STARTED: &str = "started under py-spy";
+/// Forces how py-spy reaches the processes: `attach` or `start`.
+pub const REACH_ENV: &str = "MITE_PERF_PROFILE_REACH";
+
+/// How py-spy reaches the processes it profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// It attaches to them once they run.
+    Attach,
+    /// The lab starts them under it (`py-spy record -- …`).
+    StartUnder,
+}
+
+impl Reach {
+    pub fn mode(self) -> &'static str {
+        match self {
+            Reach::Attach => ATTACHED,
+            Reach::StartUnder => STARTED,
+        }
+    }
+}
+
+/// How py-spy can reach mite's processes here: attach as root, or where
+/// Yama is absent or lets a process trace others of its user
+/// (`ptrace_scope` 0); start them under py-spy where only a process's
+/// ancestors may (1); neither where only root may (2, 3). [`REACH_ENV`]
+/// forces either.
+pub fn reach() -> Result<Reach, String> {
+    if let Ok(forced) = std::env::var(REACH_ENV) {
+        return match forced.as_str() {
+            "attach" => Ok(Reach::Attach),
+            "start" => Ok(Reach::StartUnder),
+            other => Err(format!("{REACH_ENV} is `{other}`: use attach or start")),
+        };
+    }
+    if nix::unistd::geteuid().is_root() {
+        return Ok(Reach::Attach);
+    }
+    let Ok(scope) = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") else {
+        return Ok(Reach::Attach);
+    };
+    reach_for_scope(scope.trim())
+}
+
+fn reach_for_scope(scope: &str) -> Result<Reach, String> {
+    match scope {
+        "0" => Ok(Reach::Attach),
+        "1" => Ok(Reach::StartUnder),
+        _ => Err(format!(
+            "py-spy cannot read mite's processes here: kernel.yama.ptrace_scope is {scope} \
+             (only root may) and the lab does not run as root; run it as root, or set \
+             kernel.yama.ptrace_scope to 1 (py-spy then starts them) or 0"
+        )),
+    }
+}
 
 /// The py-spy the lab uses.
 pub fn py_spy() -> PathBuf {
@@ -33,29 +92,13 @@ pub fn py_spy() -> PathBuf {
         .unwrap_or_else(|| crate::mite_env::data_dir().join("tools/bin/py-spy"))
 }
 
-/// Whether py-spy may attach to the lab's children here: as root, or where
-/// the kernel lets a process trace others of its user (Yama's
-/// `ptrace_scope` 0 or absent).
-pub fn attach_refusal() -> Option<String> {
-    if nix::unistd::geteuid().is_root() {
-        return None;
-    }
-    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok()?;
-    let scope = scope.trim();
-    (scope != "0").then(|| {
-        format!(
-            "py-spy cannot attach to mite's processes here: kernel.yama.ptrace_scope is {scope} \
-             and the lab does not run as root (set it to 0, or run the lab as root)"
-        )
-    })
-}
-
 /// One py-spy and what it profiles.
 struct Profiled {
     kind: ProcessKind,
     pid: u32,
     output: PathBuf,
     log: PathBuf,
+    reach: Reach,
 }
 
 /// A scenario's profilers.
@@ -69,9 +112,34 @@ pub struct Profilers {
 }
 
 impl Profilers {
-    /// Starts a py-spy for each of `targets` the spec names. What cannot be
+    /// The scenario's children that were started under py-spy (see
+    /// [`started::wrap`]), to store what py-spy wrote for them once they
+    /// have ended.
+    pub fn started_under(spec: &ProfileSpec, children: &mut Children) -> Profilers {
+        let mut profilers = Profilers {
+            rate: spec.rate,
+            ..Profilers::default()
+        };
+        for launched in &mut children.list {
+            let child = &mut launched.child;
+            if !child.measures_grandchild() {
+                continue;
+            }
+            let pid = child.measured_pid().unwrap_or(child.pid);
+            profilers.profiled.push(Profiled {
+                kind: child.kind,
+                pid,
+                output: started::output_for(&child.log_path),
+                log: child.log_path.clone(),
+                reach: Reach::StartUnder,
+            });
+        }
+        profilers
+    }
+
+    /// Attaches a py-spy to each of `targets` the spec names. What cannot be
     /// started is kept as a profile with its problem and no stacks.
-    pub async fn start(
+    pub async fn attach(
         spec: &ProfileSpec,
         targets: &[(ProcessKind, u32)],
         dir: &Path,
@@ -83,14 +151,12 @@ impl Profilers {
             ..Profilers::default()
         };
         let program = py_spy();
-        let refusal = if program.is_file() {
-            attach_refusal()
-        } else {
-            Some(format!(
+        let refusal = (!program.is_file()).then(|| {
+            format!(
                 "py-spy is not installed ({} is missing): run scripts/setup",
                 program.display()
-            ))
-        };
+            )
+        });
         for &(kind, pid) in targets.iter().filter(|(k, _)| spec.processes.contains(k)) {
             if let Some(problem) = &refusal {
                 profilers.miss(kind, pid, problem.clone());
@@ -119,6 +185,7 @@ impl Profilers {
                 log_path: log.clone(),
                 pipe_stdin: false,
                 pipe_stdout: false,
+                measured: Measured::Itself,
             };
             match start_recorded(&child, store, scenario_id).await {
                 Ok(launched) => {
@@ -128,6 +195,7 @@ impl Profilers {
                         pid,
                         output,
                         log,
+                        reach: Reach::Attach,
                     });
                 }
                 Err(failure) => profilers.miss(kind, pid, failure.message),
@@ -149,11 +217,16 @@ impl Profilers {
         });
     }
 
-    /// Stops every py-spy (SIGINT: it writes its stacks), stores what each
-    /// wrote and draws its flame graph beside it. Returns the flame graphs
-    /// drawn.
-    pub async fn finish(mut self, store: &Store, scenario_id: i64) -> Vec<PathBuf> {
+    /// Stops every attached py-spy (SIGINT: it writes its stacks), before
+    /// the processes it profiles stop.
+    pub async fn stop(&mut self, store: &Store) {
         teardown::stop_children_within(store, &mut self.children, WRITE_GRACE).await;
+    }
+
+    /// Once every py-spy has ended (the attached ones stopped, the others
+    /// with what they started), stores what each wrote and draws its flame
+    /// graph beside it. Returns the flame graphs drawn.
+    pub async fn save(mut self, store: &Store, scenario_id: i64) -> Vec<PathBuf> {
         let mut drawn = Vec::new();
         let mut profiles = std::mem::take(&mut self.missed);
         for p in &self.profiled {
@@ -184,7 +257,7 @@ fn read_profile(p: &Profiled, rate: u32) -> (NewProfile, Option<PathBuf>) {
         pid: p.pid,
         rate,
         samples: 0,
-        mode: ATTACHED.into(),
+        mode: p.reach.mode().into(),
         problem: None,
         folded: String::new(),
     };
@@ -227,4 +300,24 @@ fn read_profile(p: &Profiled, rate: u32) -> (NewProfile, Option<PathBuf>) {
         }
     };
     (profile, svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn py_spy_attaches_or_starts_as_the_kernel_allows() {
+        assert_eq!(reach_for_scope("0"), Ok(Reach::Attach));
+        assert_eq!(reach_for_scope("1"), Ok(Reach::StartUnder));
+        for scope in ["2", "3"] {
+            let refusal = reach_for_scope(scope).expect_err("only root may");
+            assert!(
+                refusal.contains(&format!("ptrace_scope is {scope}")),
+                "{refusal}"
+            );
+            assert!(refusal.contains("run it as root"), "{refusal}");
+        }
+        assert_eq!(Reach::StartUnder.mode(), "started under py-spy");
+    }
 }

@@ -1,5 +1,6 @@
 //! Where mite spends its time: py-spy samples the stacks of mite's
-//! processes during a scenario ([`capture`]); the folded stacks are kept in
+//! processes during a scenario ([`capture`]), attached to them or starting
+//! them ([`started`]); the folded stacks are kept in
 //! the database and the scenario's folder ([`folded`]) and drawn as flame
 //! graphs ([`render`]).
 
@@ -7,3 +8,4 @@ pub mod capture;
 pub mod diff;
 pub mod folded;
 pub mod render;
+pub mod started;

@@ -52,15 +52,25 @@ impl Children {
             .filter(move |c| c.kind == kind)
     }
 
-    pub fn pids(&self) -> Vec<u32> {
-        self.list.iter().map(|l| l.child.pid).collect()
+    /// The processes the lab measures (see [`Supervised::measured_pid`]).
+    pub fn pids(&mut self) -> Vec<u32> {
+        self.list
+            .iter_mut()
+            .filter_map(|l| l.child.measured_pid())
+            .collect()
     }
 
-    /// The children still running, with their pids.
+    /// The children still running, with the pids the lab measures.
     pub fn running(&mut self) -> Vec<(ProcessKind, u32)> {
         self.list
             .iter_mut()
-            .filter_map(|l| l.child.is_running().then_some((l.child.kind, l.child.pid)))
+            .filter_map(|l| {
+                let child = &mut l.child;
+                if !child.is_running() {
+                    return None;
+                }
+                Some((child.kind, child.measured_pid()?))
+            })
             .collect()
     }
 
@@ -94,12 +104,16 @@ impl Children {
     }
 }
 
-/// Whether a stage's child is ready.
-fn is_ready(ready: &Readiness, child: &Supervised) -> bool {
+/// Whether a stage's child is ready (the process it stands for, when it
+/// runs under another: it holds the sockets).
+fn is_ready(ready: &Readiness, child: &mut Supervised) -> bool {
+    let Some(pid) = child.measured_pid() else {
+        return false;
+    };
     match ready {
         Readiness::Accepts(port) => TcpStream::connect(("127.0.0.1", *port)).is_ok(),
-        Readiness::Listens(ports) => ports.iter().all(|p| ports::is_listening(child.pid, *p)),
-        Readiness::ConnectedTo(port) => ports::is_connected_to(child.pid, *port),
+        Readiness::Listens(ports) => ports.iter().all(|p| ports::is_listening(pid, *p)),
+        Readiness::ConnectedTo(port) => ports::is_connected_to(pid, *port),
         Readiness::Started => true,
     }
 }
@@ -184,12 +198,18 @@ async fn wait_ready(
         if let Some(failure) = children.first_exit_failure(&what) {
             return Err(failure);
         }
-        let newest = children.list.last().map(|l| &l.child);
-        if newest.is_some_and(|child| is_ready(&stage.ready, child)) {
-            return Ok(None);
+        let newest = children.list.last_mut().map(|l| &mut l.child);
+        if let Some(child) = newest {
+            if is_ready(&stage.ready, child) {
+                return Ok(None);
+            }
         }
         if Instant::now() > deadline {
-            let pid = newest.map(|c| c.pid).unwrap_or_default();
+            let pid = children
+                .list
+                .last()
+                .map(|c| c.child.pid)
+                .unwrap_or_default();
             return Err(Failure {
                 message: format!(
                     "timed out after {} s waiting for {} (pid {pid}); it was stopped",

@@ -424,9 +424,7 @@ async fn prepare(
                 None,
             ));
         }
-        if let Some(refusal) = crate::profile::capture::attach_refusal() {
-            return Err((refusal, None));
-        }
+        crate::profile::capture::reach().map_err(|refusal| (refusal, None))?;
     }
     let output_dir = create_output_dir(&setup.output_root).map_err(|e| (e.to_string(), None))?;
     let in_dir = |message: String| (message, Some(output_dir.clone()));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::model::{ProcessKind, RunParams, ScenarioSpec, TargetSpec};
 use crate::ports::LabPorts;
-use crate::supervisor::ChildSpec;
+use crate::supervisor::{ChildSpec, Measured};
 
 /// The module shipped with the lab, importable as `mite_perf_scenario`.
 pub const BUILTIN_SCENARIO: &str = "mite_perf_scenario:scenario";
@@ -99,6 +99,7 @@ impl PlanInputs<'_> {
                 log_path: self.dir.join(format!("{kind}.log")),
                 pipe_stdin: false,
                 pipe_stdout: false,
+                measured: Measured::Itself,
             },
             ready,
             waiting_for,
@@ -121,6 +122,7 @@ impl PlanInputs<'_> {
                 log_path,
                 pipe_stdin: true,
                 pipe_stdout: true,
+                measured: Measured::Itself,
             },
             TargetSpec::Command(cmd) => ChildSpec {
                 kind: ProcessKind::Http,
@@ -137,6 +139,7 @@ impl PlanInputs<'_> {
                 log_path,
                 pipe_stdin: false,
                 pipe_stdout: true,
+                measured: Measured::Itself,
             },
         };
         Stage {

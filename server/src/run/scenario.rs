@@ -17,7 +17,8 @@ use crate::bus::BusReader;
 use crate::figures::{RunningFigures, ScenarioFigures};
 use crate::mite_env::MiteEnv;
 use crate::model::{ProcessKind, RunParams, ScenarioStatus};
-use crate::profile::capture::Profilers;
+use crate::profile::capture::{self, Profilers, Reach};
+use crate::profile::started;
 use crate::store::{now_ms, SampleBatch, Store};
 use crate::target::RequestCounter;
 
@@ -65,9 +66,12 @@ impl ScenarioRun<'_> {
         let sampling = self
             .launch_and_sample(&mut children, &mut profilers, cancel, &mut figures)
             .await;
-        // py-spy first: it writes its stacks while the profiled still run.
-        profilers.finish(self.store, self.scenario_id).await;
+        // Attached py-spies first: they write their stacks while the
+        // profiled still run (those started under py-spy write theirs as
+        // they end).
+        profilers.stop(self.store).await;
         teardown::stop_children(self.store, &mut children).await;
+        profilers.save(self.store, self.scenario_id).await;
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector);
         let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
         // Whatever was measured reaches the database before the verdict.
@@ -142,6 +146,22 @@ impl ScenarioRun<'_> {
             ports: self.setup.host.ports,
         };
         let mut plan = scenario_plan(&inputs);
+        let reach = self.params.profile.as_ref().map(|_| capture::reach());
+        if let (Some(spec), Some(Ok(Reach::StartUnder))) = (&self.params.profile, &reach) {
+            let py_spy = capture::py_spy();
+            for stage in &mut plan {
+                if spec.processes.contains(&stage.spec.kind) {
+                    let output = started::output_for(&stage.spec.log_path);
+                    stage.spec = started::wrap(
+                        &stage.spec,
+                        &py_spy,
+                        &self.setup.self_exe,
+                        spec.rate,
+                        &output,
+                    );
+                }
+            }
+        }
         // The bus reader connects once the duplicator is up, before any runner.
         let split = plan
             .iter()
@@ -157,14 +177,21 @@ impl ScenarioRun<'_> {
         if let Some(ending) = self.launch(after_bus, cancel, children).await? {
             return Ok(ending);
         }
-        if let Some(spec) = &self.params.profile {
-            let targets: Vec<(ProcessKind, u32)> = children
-                .list
-                .iter()
-                .map(|l| (l.child.kind, l.child.pid))
-                .collect();
-            *profilers =
-                Profilers::start(spec, &targets, &self.dir, self.store, self.scenario_id).await;
+        match (&self.params.profile, reach) {
+            (Some(spec), Some(Ok(Reach::StartUnder))) => {
+                *profilers = Profilers::started_under(spec, children);
+            }
+            (Some(spec), _) => {
+                let targets: Vec<(ProcessKind, u32)> = children
+                    .list
+                    .iter()
+                    .map(|l| (l.child.kind, l.child.pid))
+                    .collect();
+                *profilers =
+                    Profilers::attach(spec, &targets, &self.dir, self.store, self.scenario_id)
+                        .await;
+            }
+            (None, _) => {}
         }
         let mut counter = self.request_counter(children)?;
         self.store
