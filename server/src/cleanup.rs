@@ -124,7 +124,8 @@ async fn stop_recorded(
     ) {
         (Ok(pid), Ok(ticks)) => {
             lab_pids.insert(pid);
-            supervisor::stop_recorded(kind, pid, ticks, STOP_GRACE).await
+            let measured = crate::profile::started::measured_of(&process.command);
+            supervisor::stop_recorded(kind, measured, pid, ticks, STOP_GRACE).await
         }
         _ => RecordedOutcome::AlreadyGone,
     };
@@ -200,6 +201,41 @@ pub async fn interrupt_abandoned_runs(
     Ok(closed)
 }
 
+/// Stores the profiles py-spy wrote for a run whose lab died (py-spy was
+/// stopped above, and wrote what it sampled).
+async fn store_left_profiles(
+    store: &Store,
+    run: &crate::store::RunRecord,
+    dir: &Path,
+) -> Result<(), StoreError> {
+    let Some(spec) = &run.params.profile else {
+        return Ok(());
+    };
+    for scenario in store.scenarios(run.id).await? {
+        let scenario_dir = dir.join(&scenario.name);
+        if !is_inside(dir, &scenario_dir) {
+            continue;
+        }
+        let processes = store.processes(scenario.id).await?;
+        let stored = crate::profile::capture::store_left_profiles(
+            store,
+            scenario.id,
+            &scenario_dir,
+            spec.rate,
+            &processes,
+        )
+        .await?;
+        if stored > 0 {
+            tracing::info!(
+                "run {}: stored {stored} profile(s) of {} that its lab left",
+                run.id,
+                scenario.name
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Stops what dead labs of this host left running, closes their runs and
 /// those of other hosts whose lease ran out, and reports the ports. Run
 /// folders are rewritten only inside `output_root`, for this host's runs.
@@ -268,6 +304,7 @@ pub async fn cleanup(
         if let Some(dir) = &run.output_dir {
             let dir = Path::new(dir);
             if is_inside(output_root, dir) {
+                store_left_profiles(store, &run, dir).await?;
                 // Best effort: the samples are safe in the database either way.
                 if let Err(e) = reports::write_run_outputs(store, run.id, None, dir).await {
                     tracing::warn!("run {}: cannot rewrite its files: {e}", run.id);

@@ -239,11 +239,7 @@ impl Supervised {
     /// only the controller ends cleanly on SIGINT; duplicator and collector
     /// hang on it, the runner may swallow it).
     pub fn polite_signal(&self) -> Signal {
-        match self.kind {
-            // py-spy writes its profile on SIGINT (Ctrl+C) only.
-            ProcessKind::Controller | ProcessKind::Http | ProcessKind::Profiler => Signal::SIGINT,
-            _ => Signal::SIGTERM,
-        }
+        polite_signal(self.kind)
     }
 
     /// Waits up to `timeout` for the child to end.
@@ -338,6 +334,15 @@ pub async fn stop_all(children: &mut [Supervised], grace: Duration) {
     }
 }
 
+/// The signal that asks a process of `kind` to stop.
+fn polite_signal(kind: ProcessKind) -> Signal {
+    match kind {
+        // py-spy writes its profile on SIGINT (Ctrl+C) only.
+        ProcessKind::Controller | ProcessKind::Http | ProcessKind::Profiler => Signal::SIGINT,
+        _ => Signal::SIGTERM,
+    }
+}
+
 /// How a process ended, in words: `exit 0`, `exit 1`, `killed by SIGKILL`.
 pub fn describe_exit(status: &ExitStatus) -> String {
     if let Some(code) = status.code() {
@@ -397,9 +402,12 @@ impl std::fmt::Display for RecordedOutcome {
 
 /// Stops a process group the lab recorded in an earlier life (the lab was
 /// killed). The pid is signalled only if it still names the same process
-/// (same start time) and still leads its own group.
+/// (same start time) and still leads its own group. Where the lab measured
+/// its grandchild (see [`Measured`]), the grandchild is asked first, so the
+/// py-spy between them writes what it sampled.
 pub async fn stop_recorded(
     kind: ProcessKind,
+    measured: Measured,
     pid: u32,
     start_ticks: u64,
     grace: Duration,
@@ -413,27 +421,46 @@ pub async fn stop_recorded(
         return RecordedOutcome::PidReused;
     }
     let group = Pid::from_raw(pid as i32);
-    let polite = match kind {
-        ProcessKind::Controller | ProcessKind::Http => Signal::SIGINT,
-        _ => Signal::SIGTERM,
-    };
-    let _ = killpg(group, polite);
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if !os_process::pid_alive(pid) {
-            return RecordedOutcome::Stopped;
+    let polite = polite_signal(kind);
+    if measured == Measured::Grandchild {
+        // In the group the lab started: its child (py-spy) and grandchild.
+        let in_group = |p: &u32| os_process::process_group(*p) == Some(pid);
+        let middle = os_process::children(pid).into_iter().find(in_group);
+        let inner = middle.and_then(|m| os_process::children(m).into_iter().find(in_group));
+        if let Some(inner) = inner {
+            let _ = nix::sys::signal::kill(Pid::from_raw(inner as i32), polite);
+            if wait_gone(pid, grace + GRANDCHILD_WRITE_GRACE).await {
+                return RecordedOutcome::Stopped;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Some(middle) = middle.filter(|m| os_process::pid_alive(*m)) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(middle as i32), Signal::SIGINT);
+            if wait_gone(pid, GRANDCHILD_WRITE_GRACE).await {
+                return RecordedOutcome::Stopped;
+            }
+        }
+    }
+    let _ = killpg(group, polite);
+    if wait_gone(pid, grace).await {
+        return RecordedOutcome::Stopped;
     }
     let _ = killpg(group, Signal::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(3);
+    if wait_gone(pid, Duration::from_secs(3)).await {
+        return RecordedOutcome::Killed;
+    }
+    RecordedOutcome::Survived
+}
+
+/// Waits up to `timeout` for `pid` to be gone.
+async fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if !os_process::pid_alive(pid) {
-            return RecordedOutcome::Killed;
+            return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    RecordedOutcome::Survived
+    !os_process::pid_alive(pid)
 }
 
 #[cfg(test)]
@@ -525,6 +552,7 @@ mod tests {
         let (mut child, _, _) = spawn(&sh(ProcessKind::Runner, "sleep 30", &log)).expect("spawn");
         let outcome = stop_recorded(
             ProcessKind::Runner,
+            Measured::Itself,
             child.pid,
             child.start_ticks + 1,
             STOP_GRACE,
@@ -534,6 +562,7 @@ mod tests {
         assert!(child.is_running());
         let outcome = stop_recorded(
             ProcessKind::Runner,
+            Measured::Itself,
             child.pid,
             child.start_ticks,
             STOP_GRACE,

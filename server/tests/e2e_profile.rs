@@ -176,6 +176,19 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
     assert_no_child_left(&store, 1).await;
 }
 
+/// `mite-perf run ARGS`, py-spy reaching the processes as `reach` says
+/// (`attach` or `start`).
+fn spawn_reaching(lab: &Lab, reach: &str, args: &[&str]) -> std::process::Child {
+    let mut all = vec!["run", "--output-dir", "output"];
+    all.extend_from_slice(args);
+    lab.command(&all)
+        .env(mite_perf::profile::capture::REACH_ENV, reach)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start mite-perf run")
+}
+
 /// The pid the lab measured a process of `kind` as, in scenario `scenario_id`.
 async fn sampled_pid(store: &Store, scenario_id: i64, kind: ProcessKind) -> i64 {
     store
@@ -191,16 +204,7 @@ async fn sampled_pid(store: &Store, scenario_id: i64, kind: ProcessKind) -> i64 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_crash_seen() {
     let _ports = PORTS.lock().await;
-    let start_under = |lab: &Lab, args: &[&str]| {
-        let mut all = vec!["run", "--output-dir", "output"];
-        all.extend_from_slice(args);
-        lab.command(&all)
-            .env(mite_perf::profile::capture::REACH_ENV, "start")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start mite-perf run")
-    };
+    let start_under = |lab: &Lab, args: &[&str]| spawn_reaching(lab, "start", args);
     let profiled = [
         "--scenarios",
         "10",
@@ -272,7 +276,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     let served = store.run(1).await.expect("q").expect("run");
     assert_eq!(served.status, RunStatus::Done);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let svg = run_dir(&lab.dir).join("scenario10/profile-runner.svg");
+    let svg = run_dir(&lab.dir).join(format!("scenario10/profile-runner-{}.svg", runner.pid));
     assert!(svg.is_file(), "{}", svg.display());
     assert!(stdout.contains(&svg.display().to_string()), "{stdout}");
     assert!(
@@ -323,6 +327,50 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     assert!(written.is_file(), "{}", written.display());
     assert_ports_free();
     assert_no_child_left(&store, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_the_stacks_of_a_lab_killed_mid_profile_are_stored_by_cleanup() {
+    let _ports = PORTS.lock().await;
+    for (reach, mode) in [("attach", "attached"), ("start", "started under py-spy")] {
+        let lab = Lab::new(&format!("profile-lab-killed-{reach}"));
+        let child = spawn_reaching(
+            &lab,
+            reach,
+            &["--scenarios", "10", "--duration", "30s", "--profile"],
+        );
+        let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill the lab");
+        let _ = wait_output(child, Duration::from_secs(10));
+        let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+        assert!(
+            store
+                .profiles(scenario.id)
+                .await
+                .expect("profiles")
+                .is_empty(),
+            "{reach}: nothing stored before cleanup"
+        );
+        // Cleanup stops py-spy so that it writes (SIGINT, or the runner
+        // first when py-spy started it), then stores what it wrote.
+        let cleaned = lab.cleanup();
+        assert!(cleaned.status.success(), "{reach}: {}", text(&cleaned));
+        let (profile, stacks) = runner_profile(&store, scenario.id).await;
+        assert_eq!(profile.mode, mode);
+        assert!(profile.samples > 0, "{reach}: {profile:?}");
+        assert!(
+            stacks.keys().any(|s| s.contains("(mite/runner.py)")),
+            "{reach}: {stacks:?}"
+        );
+        let svg = run_dir(&lab.dir).join(format!("scenario10/profile-runner-{}.svg", profile.pid));
+        assert!(svg.is_file(), "{reach}: {}", svg.display());
+        assert_eq!(
+            store.run(1).await.expect("q").expect("run").status,
+            RunStatus::Interrupted
+        );
+        assert_ports_free();
+        assert_no_child_left(&store, 1).await;
+    }
 }
 
 #[test]

@@ -15,7 +15,6 @@ use app::profile::ProfileSpec;
 
 use super::folded;
 use super::render;
-use super::started;
 use crate::model::ProcessKind;
 use crate::run::launch::{start_recorded, Children};
 use crate::run::teardown;
@@ -32,6 +31,23 @@ pub const ATTACHED: &str = "attached";
 pub const STARTED: &str = "started under py-spy";
 /// Forces how py-spy reaches the processes: `attach` or `start`.
 pub const REACH_ENV: &str = "MITE_PERF_PROFILE_REACH";
+
+/// Where py-spy writes the folded stacks of process `pid` of `kind`, in a
+/// scenario's folder (`profile-runner-1234.folded`; the flame graph is
+/// drawn beside it as `.svg`).
+pub fn profile_file(dir: &Path, kind: ProcessKind, pid: &str) -> PathBuf {
+    dir.join(format!("profile-{kind}-{pid}.folded"))
+}
+
+/// The process kind and pid a profile file is named for.
+pub fn profile_file_names(file: &Path) -> Option<(ProcessKind, u32)> {
+    let name = file.file_name()?.to_str()?;
+    let (kind, pid) = name
+        .strip_prefix("profile-")?
+        .strip_suffix(".folded")?
+        .split_once('-')?;
+    Some((kind.parse().ok()?, pid.parse().ok()?))
+}
 
 /// How py-spy reaches the processes it profiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +131,7 @@ impl Profilers {
     /// The scenario's children that were started under py-spy (see
     /// [`started::wrap`]), to store what py-spy wrote for them once they
     /// have ended.
-    pub fn started_under(spec: &ProfileSpec, children: &mut Children) -> Profilers {
+    pub fn started_under(spec: &ProfileSpec, children: &mut Children, dir: &Path) -> Profilers {
         let mut profilers = Profilers {
             rate: spec.rate,
             ..Profilers::default()
@@ -129,7 +145,7 @@ impl Profilers {
             profilers.profiled.push(Profiled {
                 kind: child.kind,
                 pid,
-                output: started::output_for(&child.log_path),
+                output: profile_file(dir, child.kind, &pid.to_string()),
                 log: child.log_path.clone(),
                 reach: Reach::StartUnder,
             });
@@ -162,7 +178,7 @@ impl Profilers {
                 profilers.miss(kind, pid, problem.clone());
                 continue;
             }
-            let output = dir.join(format!("profile-{kind}-{pid}.folded"));
+            let output = profile_file(dir, kind, &pid.to_string());
             let log = dir.join(format!("profiler-{kind}-{pid}.log"));
             let child = ChildSpec {
                 kind: ProcessKind::Profiler,
@@ -249,6 +265,62 @@ impl Profilers {
     }
 }
 
+/// Stores the profiles py-spy wrote into a scenario's folder that were
+/// never stored (the lab was killed before the scenario ended, and
+/// `cleanup` stopped py-spy, which wrote), with their flame graphs.
+/// `processes` are the scenario's recorded processes (they tell how py-spy
+/// reached them). Returns how many were stored.
+pub async fn store_left_profiles(
+    store: &Store,
+    scenario_id: i64,
+    dir: &Path,
+    rate: u32,
+    processes: &[crate::store::ProcessRecord],
+) -> Result<usize, crate::store::StoreError> {
+    let stored: Vec<(ProcessKind, i64)> = store
+        .profiles(scenario_id)
+        .await?
+        .into_iter()
+        .map(|p| (p.process, p.pid))
+        .collect();
+    let reach = if processes
+        .iter()
+        .any(|p| super::started::measured_of(&p.command) == supervisor::Measured::Grandchild)
+    {
+        Reach::StartUnder
+    } else {
+        Reach::Attach
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut count = 0;
+    for output in files {
+        let Some((kind, pid)) = profile_file_names(&output) else {
+            continue;
+        };
+        if stored.contains(&(kind, i64::from(pid))) {
+            continue;
+        }
+        let log = dir.join(format!("profiler-{kind}-{pid}.log"));
+        let profiled = Profiled {
+            kind,
+            pid,
+            output,
+            log,
+            reach,
+        };
+        let (profile, _) = read_profile(&profiled, rate);
+        store.save_profile(scenario_id, &profile).await?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// What one py-spy wrote, as a profile to store, and its flame graph drawn
 /// beside it (`profile-runner-PID.svg`).
 fn read_profile(p: &Profiled, rate: u32) -> (NewProfile, Option<PathBuf>) {
@@ -319,5 +391,21 @@ mod tests {
             assert!(refusal.contains("run it as root"), "{refusal}");
         }
         assert_eq!(Reach::StartUnder.mode(), "started under py-spy");
+    }
+
+    #[test]
+    fn profile_files_are_named_for_their_process() {
+        let file = profile_file(Path::new("/out/s10"), ProcessKind::Runner, "1234");
+        assert_eq!(file, Path::new("/out/s10/profile-runner-1234.folded"));
+        assert_eq!(profile_file_names(&file), Some((ProcessKind::Runner, 1234)));
+        for other in [
+            "/out/s10/profile-runner-1234.svg",
+            "/out/s10/profile-runner.folded",
+            "/out/s10/profile-nobody-12.folded",
+            "/out/s10/profile-runner-{pid}.folded",
+            "/out/s10/runner.log",
+        ] {
+            assert_eq!(profile_file_names(Path::new(other)), None, "{other}");
+        }
     }
 }

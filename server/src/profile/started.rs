@@ -30,8 +30,12 @@ use crate::supervisor::{ChildSpec, Measured};
 /// The subcommand that runs a command under py-spy and ends as it did.
 pub const UNDER_PY_SPY_COMMAND: &str = "under-py-spy";
 
+/// In the folded stacks' path, replaced with the command's pid.
+pub const PID_PLACEHOLDER: &str = "{pid}";
+
 /// The profiled command, started under py-spy through the lab's
-/// `under-py-spy`: its folded stacks go to `output`.
+/// `under-py-spy`: its folded stacks go to `output` (where
+/// [`PID_PLACEHOLDER`] becomes the command's pid, as when py-spy attaches).
 pub fn wrap(
     spec: &ChildSpec,
     py_spy: &Path,
@@ -61,6 +65,10 @@ pub fn wrap(
 
 /// py-spy's arguments to record the process `pid`.
 fn record_args(rate: u32, output: &Path, pid: u32) -> Vec<String> {
+    let output = output
+        .display()
+        .to_string()
+        .replace(PID_PLACEHOLDER, &pid.to_string());
     vec![
         "record".into(),
         "--pid".into(),
@@ -72,18 +80,18 @@ fn record_args(rate: u32, output: &Path, pid: u32) -> Vec<String> {
         "--format".into(),
         "raw".into(),
         "--output".into(),
-        output.display().to_string(),
+        output,
     ]
 }
 
-/// Where py-spy writes a started child's stacks: beside its log
-/// (`runner-2.log` → `profile-runner-2.folded`).
-pub fn output_for(log: &Path) -> std::path::PathBuf {
-    let stem = log
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    log.with_file_name(format!("profile-{stem}.folded"))
+/// Which process the lab measured for a child it recorded with this command
+/// line: the grandchild of an `under-py-spy`.
+pub fn measured_of(command: &str) -> Measured {
+    if command.split(' ').nth(1) == Some(UNDER_PY_SPY_COMMAND) {
+        Measured::Grandchild
+    } else {
+        Measured::Itself
+    }
 }
 
 extern "C" fn ignore(_: nix::libc::c_int) {}
@@ -246,8 +254,7 @@ mod tests {
             pipe_stdout: false,
             measured: Measured::Itself,
         };
-        let output = output_for(&spec.log_path);
-        assert_eq!(output, PathBuf::from("/out/s10/profile-runner-2.folded"));
+        let output = PathBuf::from("/out/s10/profile-runner-{pid}.folded");
         let wrapped = wrap(
             &spec,
             Path::new("/tools/py-spy"),
@@ -258,10 +265,12 @@ mod tests {
         assert_eq!(
             wrapped.command_line(),
             "/lab/mite-perf under-py-spy --py-spy /tools/py-spy --rate 50 --output \
-             /out/s10/profile-runner-2.folded -- /venv/bin/mite runner \
+             /out/s10/profile-runner-{pid}.folded -- /venv/bin/mite runner \
              --message-socket=tcp://127.0.0.1:1"
         );
         assert_eq!(wrapped.measured, Measured::Grandchild);
+        assert_eq!(measured_of(&wrapped.command_line()), Measured::Grandchild);
+        assert_eq!(measured_of(&spec.command_line()), Measured::Itself);
         assert_eq!(
             (wrapped.kind, wrapped.env, wrapped.cwd, wrapped.log_path),
             (spec.kind, spec.env, spec.cwd, spec.log_path)
@@ -269,7 +278,7 @@ mod tests {
         assert_eq!(
             record_args(50, &output, 1234).join(" "),
             "record --pid 1234 --rate 50 --nonblocking --nolineno --format raw --output \
-             /out/s10/profile-runner-2.folded"
+             /out/s10/profile-runner-1234.folded"
         );
     }
 }

@@ -151,7 +151,8 @@ impl ScenarioRun<'_> {
             let py_spy = capture::py_spy();
             for stage in &mut plan {
                 if spec.processes.contains(&stage.spec.kind) {
-                    let output = started::output_for(&stage.spec.log_path);
+                    let output =
+                        capture::profile_file(&self.dir, stage.spec.kind, started::PID_PLACEHOLDER);
                     stage.spec = started::wrap(
                         &stage.spec,
                         &py_spy,
@@ -179,7 +180,7 @@ impl ScenarioRun<'_> {
         }
         match (&self.params.profile, reach) {
             (Some(spec), Some(Ok(Reach::StartUnder))) => {
-                *profilers = Profilers::started_under(spec, children);
+                *profilers = Profilers::started_under(spec, children, &self.dir);
             }
             (Some(spec), _) => {
                 let targets: Vec<(ProcessKind, u32)> = children
