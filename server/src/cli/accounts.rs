@@ -15,7 +15,7 @@ use mite_perf::access::accounts::hash_password;
 use mite_perf::access::tokens::{new_token, token_hash};
 use mite_perf::store::{Store, StoreError};
 
-use crate::{connect, DbArgs, EXIT_USAGE};
+use super::{connect, DbArgs, EXIT_USAGE};
 
 /// The shortest password accepted.
 const MIN_PASSWORD: usize = 8;

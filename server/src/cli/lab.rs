@@ -1,0 +1,314 @@
+//! `mite-perf serve` and `mite-perf agent`: the browser lab and the agents
+//! that execute its queued runs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
+use mite_perf::cleanup;
+use mite_perf::mite_env::{self};
+use mite_perf::run::{LabSetup, RunPolicy};
+use mite_perf::store::{redact_url, Store};
+
+use super::{open_lab, watch_signals, AgentArgs, DbArgs, LimitArgs, EXIT_USAGE};
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub(crate) addr: SocketAddr,
+    /// The site cargo-leptos built (default: target/site next to the binary).
+    #[arg(long)]
+    pub(crate) site_root: Option<PathBuf>,
+    /// Only the web front: runs are executed by agents (`mite-perf agent`)
+    /// sharing the database.
+    #[arg(long)]
+    pub(crate) no_agent: bool,
+    #[command(flatten)]
+    pub(crate) access: AccessArgs,
+    #[command(flatten)]
+    pub(crate) lab: LabArgs,
+}
+
+/// What executes runs: its folders, mite builds, trust and ports.
+#[derive(Args, Debug)]
+pub(crate) struct LabArgs {
+    /// Where runs' folders go (YYYY-MM-DD/HH-MM inside).
+    #[arg(long, default_value = "output")]
+    pub(crate) output_dir: PathBuf,
+    /// The Python venv with mite in it.
+    #[arg(long, env = mite_env::VENV_ENV)]
+    pub(crate) mite_venv: Option<PathBuf>,
+    /// Where the venvs of mite builds other than the pinned one are kept
+    /// (default: ~/.local/share/mite-perf/builds).
+    #[arg(long, env = mite_env::builds::BUILDS_DIR_ENV)]
+    pub(crate) builds_dir: Option<PathBuf>,
+    /// Let queued runs name a shell command as their target (runs come from
+    /// the database, which a shared lab does not fully trust).
+    #[arg(long)]
+    pub(crate) allow_target_cmd: bool,
+    /// Let queued runs use their own scenario modules from folders inside
+    /// this one (may be given several times).
+    #[arg(long = "scenario-dir")]
+    pub(crate) scenario_dirs: Vec<PathBuf>,
+    /// Let queued runs install mite from a checkout or a wheel on this host
+    /// (the browser can ask for PyPI versions without it).
+    #[arg(long)]
+    pub(crate) allow_local_builds: bool,
+    #[command(flatten)]
+    pub(crate) agent: AgentArgs,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+}
+
+impl LabArgs {
+    pub(crate) fn policy(&self) -> RunPolicy {
+        RunPolicy {
+            allow_target_cmd: self.allow_target_cmd,
+            scenario_roots: self.scenario_dirs.clone(),
+            any_scenario_dir: false,
+            allow_local_builds: self.allow_local_builds,
+        }
+    }
+
+    pub(crate) async fn open(&self) -> anyhow::Result<(Store, LabSetup)> {
+        self.open_patiently(Duration::ZERO).await
+    }
+
+    /// Opens the lab, trying the database again while it is unavailable,
+    /// for up to `patience`.
+    pub(crate) async fn open_patiently(
+        &self,
+        patience: Duration,
+    ) -> anyhow::Result<(Store, LabSetup)> {
+        open_lab(
+            &self.db,
+            patience,
+            self.mite_venv.as_ref(),
+            self.builds_dir.as_ref(),
+            &self.output_dir,
+            self.limits.limits(),
+            self.policy(),
+            self.agent.host()?,
+        )
+        .await
+    }
+}
+
+/// Who may use a served lab.
+///
+/// On a loopback address a lab without accounts needs no sign-in. Anywhere
+/// else it starts only once it has an admin (`mite-perf user add NAME
+/// --role admin`) or a single-sign-on proxy is named.
+#[derive(Args, Debug)]
+pub(crate) struct AccessArgs {
+    /// A header a single-sign-on proxy (oauth2-proxy, nginx auth_request)
+    /// names the user in, e.g. X-Forwarded-User.
+    #[arg(long, requires = "trusted_proxy")]
+    pub(crate) trusted_user_header: Option<axum::http::HeaderName>,
+    /// The proxy's address: the header counts only on requests from it
+    /// (may be given several times).
+    #[arg(long, requires = "trusted_user_header")]
+    pub(crate) trusted_proxy: Vec<std::net::IpAddr>,
+    /// The role of a user the proxy names for the first time (an admin can
+    /// change it with `mite-perf user role`).
+    #[arg(long, default_value = "viewer", value_parser = |s: &str| s.parse::<app::access::Role>())]
+    pub(crate) proxy_default_role: app::access::Role,
+    /// The lab is reached over HTTPS (through a TLS proxy): session cookies
+    /// are then sent over HTTPS only.
+    #[arg(long)]
+    pub(crate) behind_https: bool,
+    /// Let anyone who reaches the lab do anything, without signing in, even
+    /// off loopback.
+    #[arg(long)]
+    pub(crate) insecure_no_auth: bool,
+}
+
+impl AccessArgs {
+    pub(crate) fn policy(&self) -> AccessPolicy {
+        AccessPolicy {
+            open: if self.insecure_no_auth {
+                Openness::Always
+            } else if self.trusted_user_header.is_some() || self.behind_https {
+                Openness::Never
+            } else {
+                Openness::WhileNoAccounts
+            },
+            proxy: self.trusted_user_header.clone().map(|header| TrustedProxy {
+                header,
+                addresses: self.trusted_proxy.clone(),
+                default_role: self.proxy_default_role,
+            }),
+            secure_cookies: self.behind_https,
+        }
+    }
+}
+
+pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (store, setup) = args.lab.open().await?;
+    let access = args.access.policy();
+    let admins = store
+        .admin_count()
+        .await
+        .context("cannot read the accounts")?;
+    if let Some(refusal) = access.refusal(args.addr, admins) {
+        to_stderr!("error: {refusal}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let lab = mite_perf::lab::Lab::new(store, setup);
+    let worker = if args.no_agent {
+        None
+    } else {
+        match start_agent(&lab).await? {
+            Ok(worker) => Some(worker),
+            Err(code) => return Ok(code),
+        }
+    };
+    let site_root = args
+        .site_root
+        .clone()
+        .unwrap_or_else(mite_perf::web::default_site_root);
+    let expiry = expire_sessions(&lab).await?;
+    let app = mite_perf::web::router(
+        lab.clone(),
+        mite_perf::web::WebConfig {
+            site_root: site_root.clone(),
+            addr: args.addr,
+            access,
+        },
+    )
+    .await
+    .context("cannot open the sign-in sessions")?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    tracing::info!(
+        "mite perf lab: http://{} (database {}, site {}{})",
+        args.addr,
+        redact_url(&args.lab.db.database_url),
+        site_root.display(),
+        if args.no_agent { ", no agent" } else { "" }
+    );
+    let cancel = CancellationToken::new();
+    let _signals = watch_signals(cancel.clone())?;
+    let stop = cancel.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+    });
+    cancel.cancelled().await;
+    // Ctrl+C or SIGTERM: the run in progress stops in two stages at once,
+    // whatever downloads are still open; then the server gets a moment to
+    // finish its answers.
+    lab.shut_down();
+    if let Some(worker) = worker {
+        stop_agent(worker).await;
+    }
+    match tokio::time::timeout(SHUTDOWN_ANSWERS_LIMIT, server).await {
+        Ok(Ok(Err(e))) => tracing::error!("the web server failed: {e}"),
+        Err(_) => tracing::info!("ended the answers still open"),
+        _ => {}
+    }
+    expiry.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Closes what this agent's dead predecessor left (its runs marked
+/// running, its processes), then registers the agent and starts its worker.
+/// `Err(exit code)` when another live agent holds its name.
+pub(crate) async fn start_agent(
+    lab: &std::sync::Arc<mite_perf::lab::Lab>,
+) -> anyhow::Result<Result<tokio::task::JoinHandle<()>, ExitCode>> {
+    let setup = lab.setup();
+    let leftovers = cleanup::cleanup(lab.store(), &setup.output_root, &setup.host).await?;
+    for line in leftovers.lines() {
+        tracing::info!("cleanup: {line}");
+    }
+    match lab.start_agent().await {
+        Ok(worker) => {
+            tracing::info!(
+                "agent {} executes runs (ports {})",
+                setup.host.name,
+                setup.host.ports
+            );
+            Ok(Ok(worker))
+        }
+        Err(mite_perf::lab::agent::AgentError::Store(e)) => Err(e.into()),
+        Err(taken) => {
+            to_stderr!("error: {taken}");
+            Ok(Err(ExitCode::from(EXIT_USAGE)))
+        }
+    }
+}
+
+/// Waits for the agent's run to stop (it was told to).
+pub(crate) async fn stop_agent(worker: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(SHUTDOWN_RUN_LIMIT, worker)
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "the run did not stop within {} s",
+            SHUTDOWN_RUN_LIMIT.as_secs()
+        );
+    }
+}
+
+/// How long `mite-perf agent` waits for its database at start (a service
+/// may start before the database, or while it is busy).
+pub(crate) const AGENT_DATABASE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// `mite-perf agent`: executes the queue's runs until Ctrl+C or SIGTERM.
+pub(crate) async fn agent(args: LabArgs) -> anyhow::Result<ExitCode> {
+    let (store, setup) = args.open_patiently(AGENT_DATABASE_PATIENCE).await?;
+    tracing::info!("database {}", redact_url(&args.db.database_url));
+    let lab = mite_perf::lab::Lab::new(store, setup);
+    let worker = match start_agent(&lab).await? {
+        Ok(worker) => worker,
+        Err(code) => return Ok(code),
+    };
+    let cancel = CancellationToken::new();
+    let _signals = watch_signals(cancel.clone())?;
+    cancel.cancelled().await;
+    lab.shut_down();
+    stop_agent(worker).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes expired sign-in sessions now and then, for as long as the lab serves.
+pub(crate) async fn expire_sessions(
+    lab: &mite_perf::lab::Lab,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use tower_sessions::session_store::ExpiredDeletion;
+    let sessions = lab
+        .store()
+        .sessions()
+        .await
+        .context("cannot open the sign-in sessions")?;
+    Ok(tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            if let Err(e) = sessions.delete_expired().await {
+                tracing::warn!("cannot delete expired sessions: {e}");
+            }
+        }
+    }))
+}
+
+/// How long `serve` waits for the run in progress to stop when asked to end.
+pub(crate) const SHUTDOWN_RUN_LIMIT: Duration = Duration::from_secs(30);
+/// How long `serve` then lets open answers (downloads) go on.
+pub(crate) const SHUTDOWN_ANSWERS_LIMIT: Duration = Duration::from_secs(2);
