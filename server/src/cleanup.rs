@@ -83,13 +83,16 @@ impl CleanupReport {
                 "run {run}: its folder {dir} is outside the output folder: its files were left as they are"
             ));
         }
+        let lab_pids: Vec<u32> = self.lab_pids.iter().copied().collect();
         for port in &self.ports {
             if port.holders.is_empty() {
                 lines.push(format!("port {} ({}): free", port.port, port.purpose));
             }
             for holder in &port.holders {
                 let whose = match holder.pid {
-                    Some(pid) if self.lab_pids.contains(&pid) => "the lab's, still alive",
+                    Some(pid) if os_process::in_groups_of(pid, &lab_pids) => {
+                        "the lab's, still alive"
+                    }
                     _ => "not started by the lab: left alone",
                 };
                 lines.push(format!(

@@ -58,6 +58,13 @@ pub fn children(pid: u32) -> Vec<u32> {
     found
 }
 
+/// Whether `pid` is one of `leaders` or in one of their process groups: the
+/// lab's children each lead a group of their own, and what they start (a
+/// process started under py-spy, a server a shell started) stays in it.
+pub fn in_groups_of(pid: u32, leaders: &[u32]) -> bool {
+    leaders.contains(&pid) || process_group(pid).is_some_and(|group| leaders.contains(&group))
+}
+
 /// Live processes whose process group is `pgid`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     let Ok(all) = procfs::process::all_processes() else {
@@ -91,6 +98,34 @@ mod tests {
         assert!(children(me).contains(&sleeper.id()));
         let _ = sleeper.kill();
         let _ = sleeper.wait();
+    }
+
+    #[test]
+    fn a_process_in_a_leaders_group_is_that_leaders() {
+        use std::os::unix::process::CommandExt;
+        // A shell leading its own group, with a child it started in it.
+        let mut leader = std::process::Command::new("sh")
+            .args(["-c", "sleep 30 & echo $!; wait"])
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(leader.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("the child's pid");
+        let child: u32 = line.trim().parse().expect("a pid");
+        let leaders = [leader.id()];
+        assert!(in_groups_of(leader.id(), &leaders));
+        assert!(in_groups_of(child, &leaders));
+        assert!(!in_groups_of(std::process::id(), &leaders));
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(leader.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = leader.wait();
         assert_eq!(start_ticks(u32::MAX), None);
     }
 }

@@ -9,6 +9,7 @@ use app::api::{
 use super::{lab_error, Lab};
 use crate::figures::scenario_figures;
 use crate::model::{RunStatus, ScenarioStatus};
+use crate::os_process;
 use crate::ports;
 use crate::reports::{chart, collector, transactions, ReportError};
 use crate::run::is_inside;
@@ -319,7 +320,8 @@ impl Lab {
     }
 
     pub async fn port_views(&self) -> Result<Vec<PortView>, LabError> {
-        // The lab's processes: those whose end it has not recorded.
+        // The lab's processes: those whose end it has not recorded, and
+        // what they started in their process groups.
         let lab_pids: Vec<u32> = self
             .store
             .open_processes()
@@ -337,7 +339,7 @@ impl Lab {
                     .holders
                     .into_iter()
                     .map(|h| match h.pid {
-                        Some(pid) if lab_pids.contains(&pid) => PortHolder::Lab {
+                        Some(pid) if os_process::in_groups_of(pid, &lab_pids) => PortHolder::Lab {
                             pid,
                             command: h.command,
                         },
