@@ -307,14 +307,18 @@ pub async fn stop_all(children: &mut [Supervised], grace: Duration) {
         child.ask_to_stop();
     }
     let deadline = Instant::now() + grace;
+    // A py-spy between a child and its grandchild writes once the grandchild
+    // has ended.
+    let write_deadline = deadline + GRANDCHILD_WRITE_GRACE;
     for child in children.iter_mut() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let left = if child.measures_grandchild() {
-            left + GRANDCHILD_WRITE_GRACE
+        let until = if child.measures_grandchild() {
+            write_deadline
         } else {
-            left
+            deadline
         };
-        child.wait_timeout(left).await;
+        child
+            .wait_timeout(until.saturating_duration_since(Instant::now()))
+            .await;
     }
     for child in children.iter_mut() {
         child.let_write().await;
