@@ -323,7 +323,18 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
         Some("exit 0"),
         "{controller:?}"
     );
-    let written = run_dir(&lab.dir).join("scenario10/profile-controller.folded");
+    let profiled = store
+        .profiles(scenario.id)
+        .await
+        .expect("profiles")
+        .into_iter()
+        .find(|p| p.process == ProcessKind::Controller)
+        .expect("the controller's profile");
+    assert_eq!(profiled.mode, "started under py-spy");
+    let written = run_dir(&lab.dir).join(format!(
+        "scenario10/profile-controller-{}.folded",
+        profiled.pid
+    ));
     assert!(written.is_file(), "{}", written.display());
     assert_ports_free();
     assert_no_child_left(&store, 1).await;
