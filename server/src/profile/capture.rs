@@ -49,6 +49,33 @@ pub fn profile_file_names(file: &Path) -> Option<(ProcessKind, u32)> {
     Some((kind.parse().ok()?, pid.parse().ok()?))
 }
 
+/// In a profile file's path, replaced with the pid of the process, once
+/// known (a process started under py-spy).
+pub const PID_PLACEHOLDER: &str = "{pid}";
+
+/// py-spy's arguments to record the process `pid` into `output` (where
+/// [`PID_PLACEHOLDER`] becomes the pid), by function (no line numbers, so two builds
+/// compare) and without pausing it.
+pub fn record_args(rate: u32, output: &Path, pid: u32) -> Vec<String> {
+    let output = output
+        .display()
+        .to_string()
+        .replace(PID_PLACEHOLDER, &pid.to_string());
+    vec![
+        "record".into(),
+        "--pid".into(),
+        pid.to_string(),
+        "--rate".into(),
+        rate.to_string(),
+        "--nonblocking".into(),
+        "--nolineno".into(),
+        "--format".into(),
+        "raw".into(),
+        "--output".into(),
+        output,
+    ]
+}
+
 /// How py-spy reaches the processes it profiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
@@ -183,19 +210,7 @@ impl Profilers {
             let child = ChildSpec {
                 kind: ProcessKind::Profiler,
                 program: program.clone(),
-                args: vec![
-                    "record".into(),
-                    "--pid".into(),
-                    pid.to_string(),
-                    "--rate".into(),
-                    spec.rate.to_string(),
-                    "--nonblocking".into(),
-                    "--nolineno".into(),
-                    "--format".into(),
-                    "raw".into(),
-                    "--output".into(),
-                    output.display().to_string(),
-                ],
+                args: record_args(spec.rate, &output, pid),
                 cwd: dir.to_path_buf(),
                 env: vec![],
                 log_path: log.clone(),

@@ -25,17 +25,15 @@ use nix::sys::signal::{self, sigaction, SaFlags, SigAction, SigHandler, SigSet, 
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
+use super::capture::record_args;
 use crate::supervisor::{ChildSpec, Measured};
 
 /// The subcommand that runs a command under py-spy and ends as it did.
 pub const UNDER_PY_SPY_COMMAND: &str = "under-py-spy";
 
-/// In the folded stacks' path, replaced with the command's pid.
-pub const PID_PLACEHOLDER: &str = "{pid}";
-
 /// The profiled command, started under py-spy through the lab's
 /// `under-py-spy`: its folded stacks go to `output` (where
-/// [`PID_PLACEHOLDER`] becomes the command's pid, as when py-spy attaches).
+/// [`super::capture::PID_PLACEHOLDER`] becomes the command's pid, as when py-spy attaches).
 pub fn wrap(
     spec: &ChildSpec,
     py_spy: &Path,
@@ -61,27 +59,6 @@ pub fn wrap(
         measured: Measured::Grandchild,
         ..spec.clone()
     }
-}
-
-/// py-spy's arguments to record the process `pid`.
-fn record_args(rate: u32, output: &Path, pid: u32) -> Vec<String> {
-    let output = output
-        .display()
-        .to_string()
-        .replace(PID_PLACEHOLDER, &pid.to_string());
-    vec![
-        "record".into(),
-        "--pid".into(),
-        pid.to_string(),
-        "--rate".into(),
-        rate.to_string(),
-        "--nonblocking".into(),
-        "--nolineno".into(),
-        "--format".into(),
-        "raw".into(),
-        "--output".into(),
-        output,
-    ]
 }
 
 /// Which process the lab measured for a child it recorded with this command

@@ -152,7 +152,7 @@ impl ScenarioRun<'_> {
             for stage in &mut plan {
                 if spec.processes.contains(&stage.spec.kind) {
                     let output =
-                        capture::profile_file(&self.dir, stage.spec.kind, started::PID_PLACEHOLDER);
+                        capture::profile_file(&self.dir, stage.spec.kind, capture::PID_PLACEHOLDER);
                     stage.spec = started::wrap(
                         &stage.spec,
                         &py_spy,
