@@ -377,6 +377,44 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
         .iter()
         .any(|r| r.sample.process == ProcessKind::Http && r.sample.requests.unwrap_or(0) > 0));
 
+    // A run stored before some charts existed (its kept overview has only
+    // CPU, memory and throughput): those three are drawn, the places of
+    // the others are not shown; the other scenario keeps its seven.
+    let first = store.scenarios(run_id).await.expect("scenarios").remove(0);
+    let mut overview = store
+        .stored_overview(first.id)
+        .await
+        .expect("query")
+        .expect("a kept overview");
+    assert_eq!(overview.charts.len(), 7);
+    overview.charts.truncate(3);
+    store
+        .save_overview(first.id, &overview)
+        .await
+        .expect("an older overview");
+    browser.goto(&server.url(&format!("/runs/{run_id}"))).await;
+    browser.wait_hydrated().await;
+    let count = format!(
+        r#"const charts = [...document.querySelectorAll('.charts.processes .chart')];
+           const older = charts.filter(c => c.id.startsWith('chart-{}-'));
+           const visible = c => getComputedStyle(c).display !== 'none';
+           const drawn = older.filter(c => c.dataset.rendered === '1' && visible(c)).length;
+           const empty = older.filter(c => c.dataset.rendered !== '1' && visible(c)).length;
+           const others = charts.filter(c => !older.includes(c) && c.dataset.rendered === '1' && visible(c)).length;"#,
+        first.id
+    );
+    browser
+        .wait_for(
+            "the older scenario's three charts",
+            &format!("{count} return drawn === 3 && others === 7;"),
+            Duration::from_secs(30),
+        )
+        .await;
+    let shown = browser
+        .eval(&format!("{count} return [drawn, empty, others];"))
+        .await;
+    assert_eq!(shown, serde_json::json!([3, 0, 7]));
+
     assert_ports_free();
     assert_no_child_left(&store, run_id).await;
     drop(browser);

@@ -432,10 +432,16 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
     // Bucket and latest point drawn: what the next update asks from.
     let drawn = StoredValue::new(None::<(i64, i64)>);
     let asking = StoredValue::new(false);
+    // The charts the scenario has: runs stored before a chart existed have
+    // fewer, and their empty places are not shown.
+    let present = RwSignal::new(None::<Vec<String>>);
     let draw_all = move || {
         leptos::task::spawn_local(async move {
             if let Ok(found) = get_charts(scenario_id, None).await {
                 drawn.set_value(Some((found.bucket_ms, found.last_ms)));
+                present.set(Some(
+                    found.charts.iter().map(|c| c.dom_id.clone()).collect(),
+                ));
                 request_animation_frame(move || {
                     for spec in &found.charts {
                         charts::render(&spec.dom_id, &spec.option_json, &spec.group);
@@ -476,7 +482,14 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
     });
     view! {
         <div class="charts processes">
-            {(0..CHARTS_PER_SCENARIO).map(|i| view! { <div class="chart" id=chart_dom_id(scenario_id, i)></div> }).collect_view()}
+            {(0..CHARTS_PER_SCENARIO).map(|i| {
+                let id = chart_dom_id(scenario_id, i);
+                let absent = {
+                    let id = id.clone();
+                    move || present.with(|p| p.as_ref().is_some_and(|ids| !ids.contains(&id)))
+                };
+                view! { <div class="chart" class:absent=absent id=id></div> }
+            }).collect_view()}
         </div>
     }
 }
