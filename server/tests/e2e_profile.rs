@@ -132,6 +132,16 @@ async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
             Duration::from_secs(30),
         )
         .await;
+    // As tall as the graph inferno drew, not a fixed box.
+    browser
+        .wait_for(
+            "the flame graph's box fitted to its height",
+            r#"const o = document.querySelector('figure.profile[data-process=runner] object.flamegraph');
+               const svg = o.contentDocument.documentElement;
+               return o.style.height === parseFloat(svg.getAttribute('height')) + 'px';"#,
+            Duration::from_secs(10),
+        )
+        .await;
     browser.screenshot(&server.dir.join("flamegraph.png")).await;
 }
 

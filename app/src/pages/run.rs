@@ -386,7 +386,7 @@ fn Profiles(profiles: Vec<ProfileView>) -> impl IntoView {
                         <figcaption>{caption}</figcaption>
                         {p.problem.clone().map(|problem| view! { <p class="error profile-problem">{problem}</p> })}
                         {(p.samples > 0).then(|| view! {
-                            <object class="flamegraph" type="image/svg+xml" data=format!("/profiles/{id}/flamegraph.svg")>"flame graph"</object>
+                            <object class="flamegraph" type="image/svg+xml" data=format!("/profiles/{id}/flamegraph.svg") onload=super::FIT_FLAME_GRAPH>"flame graph"</object>
                             <div class="downloads">
                                 <a href=format!("/profiles/{id}/flamegraph.svg") target="_blank">"open alone"</a>
                                 <a href=format!("/profiles/{id}/stacks.folded") download>"folded stacks"</a>
