@@ -25,16 +25,27 @@ use common::{
 // The tests share the lab's fixed ports, so they take turns.
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The stored profile of the `kind` process of scenario `scenario_id`.
+async fn profile_of(
+    store: &Store,
+    scenario_id: i64,
+    kind: ProcessKind,
+) -> app::profile::ProfileView {
+    store
+        .profiles(scenario_id)
+        .await
+        .expect("profiles")
+        .into_iter()
+        .find(|p| p.process == kind)
+        .unwrap_or_else(|| panic!("the {kind}'s profile"))
+}
+
 /// The runner's stored profile of scenario `scenario_id`, its stacks parsed.
 async fn runner_profile(
     store: &Store,
     scenario_id: i64,
 ) -> (app::profile::ProfileView, folded::Stacks) {
-    let profiles = store.profiles(scenario_id).await.expect("profiles");
-    let runner = profiles
-        .into_iter()
-        .find(|p| p.process == ProcessKind::Runner)
-        .expect("the runner's profile");
+    let runner = profile_of(store, scenario_id, ProcessKind::Runner).await;
     let (_, _, text) = store
         .profile_stacks(runner.id)
         .await
@@ -275,13 +286,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
         .map(|s| s.cpu)
         .fold(0.0, f64::max);
     assert!(busiest > 20.0, "the runner's CPU peaked at {busiest} %");
-    let controller = store
-        .profiles(scenario.id)
-        .await
-        .expect("profiles")
-        .into_iter()
-        .find(|p| p.process == ProcessKind::Controller)
-        .expect("the controller's profile");
+    let controller = profile_of(&store, scenario.id, ProcessKind::Controller).await;
     assert_eq!(controller.mode, "started under py-spy");
     let served = store.run(1).await.expect("q").expect("run");
     assert_eq!(served.status, RunStatus::Done);
@@ -333,13 +338,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
         Some("exit 0"),
         "{controller:?}"
     );
-    let profiled = store
-        .profiles(scenario.id)
-        .await
-        .expect("profiles")
-        .into_iter()
-        .find(|p| p.process == ProcessKind::Controller)
-        .expect("the controller's profile");
+    let profiled = profile_of(&store, scenario.id, ProcessKind::Controller).await;
     assert_eq!(profiled.mode, "started under py-spy");
     let written = run_dir(&lab.dir).join(format!(
         "scenario10/profile-controller-{}.folded",
