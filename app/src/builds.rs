@@ -65,7 +65,15 @@ impl MiteBuild {
 
     /// Whether the build comes from a path on the lab's host.
     pub fn is_local(&self) -> bool {
-        matches!(self, MiteBuild::Checkout(_) | MiteBuild::Wheel(_))
+        self.local_path().is_some()
+    }
+
+    /// The path on the lab's host a checkout or a wheel comes from.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        match self {
+            MiteBuild::Checkout(p) | MiteBuild::Wheel(p) => Some(p),
+            MiteBuild::Pinned | MiteBuild::Version(_) => None,
+        }
     }
 }
 

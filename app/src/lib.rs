@@ -33,8 +33,35 @@ use leptos_meta::{provide_meta_context, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
 
-/// The HTML document around the app (rendered on the server).
+/// The Content-Security-Policy of every page, with the nonce of its
+/// answer: scripts only from the lab (ECharts, the wasm module and its
+/// glue) or carrying the nonce (leptos's hydration and streamed
+/// resources); WebAssembly may compile; style attributes are allowed
+/// (ECharts' tooltips and the launch form's shape preview set them);
+/// images from the lab (flame graphs, never scripted as images) or data
+/// URLs (ECharts' "save as image"); no framing, no plugins, no base
+/// URL, forms post only to the lab.
+pub fn page_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; \
+         connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
+/// The HTML document around the app (rendered on the server). Its answer
+/// carries the page's [`page_security_policy`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(response)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) {
+        if let Ok(policy) = http::HeaderValue::from_str(&page_security_policy(&nonce.to_string())) {
+            response.insert_header(http::header::CONTENT_SECURITY_POLICY, policy);
+        }
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

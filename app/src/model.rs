@@ -491,7 +491,7 @@ pub fn scenario_name(concurrency: u32) -> String {
     format!("scenario{concurrency}")
 }
 
-/// Parses durations such as `60`, `60s`, `500ms`, `2m`, `1h` (a bare number is seconds).
+/// Parses durations such as `60`, `60s`, `500ms`, `2m`, `1h`, `90d` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -506,9 +506,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" | "min" | "mins" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         other => {
             return Err(format!(
-                "unknown unit `{other}` in `{text}` (use ms, s, m, h)"
+                "unknown unit `{other}` in `{text}` (use ms, s, m, h, d)"
             ))
         }
     };

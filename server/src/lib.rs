@@ -21,6 +21,7 @@ pub use app::{figures, model};
 
 pub mod access;
 pub mod bus;
+pub mod child_env;
 pub mod cleanup;
 pub mod compare;
 pub mod lab;

@@ -94,6 +94,9 @@ enum Command {
     /// Manage API tokens (for CI jobs and scripts).
     #[command(subcommand)]
     Token(cli::accounts::TokenCommand),
+    /// Who owns a label, and so may move its baseline.
+    #[command(subcommand)]
+    Label(cli::accounts::LabelCommand),
     /// List the mite scenarios an agent started with these --scenario-dir
     /// folders offers in the launch form, with their docstrings and the
     /// required journeys of their volume models.
@@ -138,6 +141,9 @@ struct TargetArgs {
 }
 
 fn main() -> ExitCode {
+    // Everything the lab creates (its SQLite database, run folders, logs,
+    // what its children write) is readable by its user only.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
         Command::Baseline(args) => with_runtime(cli::compare::baseline(args)),
         Command::User(command) => with_runtime(cli::accounts::user(command)),
         Command::Token(command) => with_runtime(cli::accounts::token(command)),
+        Command::Label(command) => with_runtime(cli::accounts::label(command)),
     };
     result.unwrap_or_else(|err| {
         to_stderr!("error: {err:#}");

@@ -17,6 +17,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use crate::child_env::CleanEnv;
 use crate::model::ProcessKind;
 use crate::os_process;
 
@@ -123,6 +124,9 @@ pub fn spawn(
     command
         .args(&spec.args)
         .current_dir(&spec.cwd)
+        // Never the lab's own settings: only what a program needs, and
+        // what this child is given.
+        .basic_env()
         .envs(spec.env.iter().cloned())
         .process_group(0)
         .kill_on_drop(false)
@@ -501,6 +505,42 @@ mod tests {
         assert_eq!(describe_exit(&status), "exit 3");
         assert_eq!(log_tail(&log, 5), "hello");
         let _ = std::fs::remove_file(log);
+    }
+
+    /// The lab's own settings never reach a child: its /proc/PID/environ
+    /// holds what a program needs and what it was given, nothing of the
+    /// environment the lab (here: cargo's test runner, with its CARGO_*
+    /// variables) runs in.
+    #[tokio::test]
+    async fn a_child_inherits_none_of_the_labs_settings() {
+        assert!(
+            std::env::vars().any(|(name, _)| name.starts_with("CARGO_")),
+            "the test runner's environment has settings of its own"
+        );
+        let log = temp_log("environ");
+        let mut spec = sh(ProcessKind::Runner, "sleep 30", &log);
+        spec.env = vec![("MITE_CONF_given".into(), "yes".into())];
+        let (child, _, _) = spawn(&spec).expect("spawn");
+        let environ = std::fs::read(format!("/proc/{}/environ", child.pid)).expect("environ");
+        let names: Vec<String> = environ
+            .split(|b| *b == 0)
+            .filter_map(|pair| pair.split(|b| *b == b'=').next())
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let mut children = [child];
+        stop_all(&mut children, Duration::from_millis(300)).await;
+        let _ = std::fs::remove_file(log);
+        assert!(names.contains(&"MITE_CONF_given".to_string()), "{names:?}");
+        assert!(names.contains(&"PATH".to_string()), "{names:?}");
+        for name in &names {
+            assert!(
+                !name.starts_with("CARGO")
+                    && !name.starts_with("MITE_PERF")
+                    && !name.starts_with("RUST"),
+                "{name} reached the child: {names:?}"
+            );
+        }
     }
 
     #[tokio::test]

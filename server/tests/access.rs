@@ -24,7 +24,7 @@ use mite_perf::access::tokens::{new_token, token_hash};
 use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
 use mite_perf::lab::Lab;
 use mite_perf::model::{RunParams, RunStatus};
-use mite_perf::store::Store;
+use mite_perf::store::{AccountChange, Store};
 use mite_perf::web::{WebConfig, SESSION_COOKIE};
 
 /// The tests of this file take turns, as those of `router.rs` do: pages
@@ -66,21 +66,7 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
     let (run_id, scenario_id) = common::seed::finished_run(&store, &output).await;
     let (other_run_id, _) = common::seed::finished_run(&store, &output).await;
     // A profile of the first run's runner (profile 1), for its downloads.
-    store
-        .save_profile(
-            scenario_id,
-            &mite_perf::store::NewProfile {
-                process: mite_perf::model::ProcessKind::Runner,
-                pid: 1,
-                rate: 100,
-                samples: 3,
-                mode: "attached".into(),
-                problem: None,
-                folded: "main;serve 3\n".into(),
-            },
-        )
-        .await
-        .expect("profile");
+    common::seed::runner_profile(&store, scenario_id).await;
     for (user, role) in [
         ("vi", Role::Viewer),
         ("ru", Role::Runner),
@@ -91,6 +77,14 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
             .create_user(user, role, Some(&hash))
             .await
             .expect("user");
+    }
+    // The seeded runs' label is the runners' (ru's and the ci token's): they
+    // may move its baseline.
+    for owner in ["ru", "token:ci"] {
+        store
+            .add_label_owner("seeded", owner)
+            .await
+            .expect("label owner");
     }
     let mut tokens = Vec::new();
     for (token_name, role) in [("ci", Role::Runner), ("dash", Role::Viewer)] {
@@ -121,6 +115,7 @@ async fn router(lab: &Arc<Lab>, access: AccessPolicy) -> Router {
         WebConfig {
             site_root: common::seed::site_root(),
             addr: ([10, 0, 0, 1], 3000).into(),
+            public_urls: Vec::new(),
             access,
         },
     )
@@ -443,11 +438,12 @@ async fn sessions_live_in_the_database_with_safe_cookies_and_no_password_in_clea
     assert_eq!(answer.location(), "/runs");
     let set_cookie = answer
         .headers
-        .get(header::SET_COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .expect("a cookie")
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(SESSION_COOKIE))
+        .expect("a session cookie")
         .to_string();
-    assert!(set_cookie.starts_with(SESSION_COOKIE), "{set_cookie}");
     for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(set_cookie.contains(flag), "{flag} missing: {set_cookie}");
     }
@@ -558,6 +554,123 @@ async fn repeated_failed_sign_ins_are_slowed_with_429() {
     assert!(log.iter().any(|a| a.action == "sign-in" && a.actor == "ru"));
 }
 
+/// A sign-in from `from`, in a browser holding `device` (its device cookie).
+async fn sign_in_from(
+    app: &Router,
+    name: &str,
+    password: &str,
+    from: [u8; 4],
+    device: Option<&str>,
+) -> Answer {
+    let mut request =
+        Request::post("/signin").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(device) = device {
+        request = request.header(header::COOKIE, format!("mite_perf_device={device}"));
+    }
+    let mut request = request
+        .body(Body::from(format!(
+            "name={}&password={}&next=/",
+            common::enc(name),
+            common::enc(password)
+        )))
+        .expect("a request");
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(from.into(), 40000)));
+    send(app, request).await
+}
+
+fn device_cookie(answer: &Answer) -> Option<String> {
+    answer
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("mite_perf_device="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+/// A flood of guesses from many addresses at one admin, many at once: the
+/// password checks take turns (never more than one at a time, the rest
+/// told to come back), strangers are slowed, and the admin's own browser
+/// still signs in. One address spraying names is stopped without
+/// slowing anyone else. Typed names are bounded before they reach the log.
+#[tokio::test]
+async fn a_sign_in_flood_neither_locks_out_the_real_user_nor_takes_the_cpu() {
+    use mite_perf::access::throttle::{password_checks, HASH_PERMITS};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("flood", shared()).await;
+    let home = sign_in_from(&f.app, "ad", &password("ad"), [198, 51, 100, 1], None).await;
+    assert_eq!(home.location(), "/", "{}", home.body);
+    let device = device_cookie(&home).expect("her browser is remembered");
+
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for wave in 0..5u8 {
+        let guesses = (0..24u8).map(|i| {
+            let app = f.app.clone();
+            async move {
+                sign_in_from(&app, "ad", "guess", [192, 0, 2, wave * 24 + i], None)
+                    .await
+                    .status
+            }
+        });
+        for status in futures_util::future::join_all(guesses).await {
+            *statuses.entry(status.as_u16()).or_default() += 1;
+        }
+    }
+    assert!(
+        password_checks().peak() <= HASH_PERMITS,
+        "{} checks at once",
+        password_checks().peak()
+    );
+    assert!(statuses.get(&429).is_some_and(|n| *n > 0), "{statuses:?}");
+    // A stranger now waits; her own browser goes in, from a new address.
+    let stranger = sign_in_from(&f.app, "ad", &password("ad"), [203, 0, 113, 9], None).await;
+    assert_eq!(
+        stranger.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{statuses:?}"
+    );
+    assert!(
+        stranger.body.contains("from elsewhere"),
+        "{}",
+        stranger.body
+    );
+    let back = sign_in_from(
+        &f.app,
+        "ad",
+        &password("ad"),
+        [203, 0, 113, 10],
+        Some(&device),
+    )
+    .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.body);
+    assert_eq!(back.location(), "/");
+    assert!(session_cookie(&back).is_some());
+
+    // One address spraying names (some far too long) is stopped; the
+    // others are not slowed by it.
+    let sprayer = [192, 0, 2, 200];
+    let long = "x".repeat(5000);
+    for i in 0..25 {
+        let name = if i % 2 == 0 {
+            format!("nobody{i}")
+        } else {
+            format!("{long}{i}")
+        };
+        sign_in_from(&f.app, &name, "guess", sprayer, None).await;
+    }
+    let sprayed = sign_in_from(&f.app, "vi", &password("vi"), sprayer, None).await;
+    assert_eq!(sprayed.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(sprayed.body.contains("this address"), "{}", sprayed.body);
+    let viewer = sign_in_from(&f.app, "vi", &password("vi"), [198, 51, 100, 7], None).await;
+    assert_eq!(viewer.location(), "/", "{}", viewer.body);
+    let log = f.store.activity(None, 1000).await.expect("activity");
+    let longest = log.iter().map(|a| a.actor.chars().count()).max();
+    assert!(longest.is_some_and(|n| n <= 65), "{longest:?}");
+}
+
 #[tokio::test]
 async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -648,6 +761,7 @@ async fn tokens_and_proxy_names_count_only_when_valid() {
         proxy: Some(TrustedProxy {
             header: HeaderName::from_static("x-forwarded-user"),
             addresses: vec![proxy],
+            secret: None,
             default_role: Role::Viewer,
         }),
         ..shared()
@@ -707,11 +821,13 @@ async fn tokens_and_proxy_names_count_only_when_valid() {
     assert_eq!(no_password.location(), "/signin?failed=1&next=/");
 
     // An admin makes them a runner: they launch, under their own name.
-    assert!(f
-        .store
-        .set_role("mo@example.com", Role::Runner)
-        .await
-        .expect("role"));
+    assert_eq!(
+        f.store
+            .set_role("mo@example.com", Role::Runner)
+            .await
+            .expect("role"),
+        AccountChange::Done
+    );
     let mut launch = Request::post("/api/launch_run")
         .header(header::ACCEPT, "application/json")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -752,6 +868,164 @@ async fn tokens_and_proxy_names_count_only_when_valid() {
     );
 }
 
+/// The proxy on the lab's own host (the hosting guide's set-up): any local
+/// process connects from 127.0.0.1 too, so an address alone would make
+/// `curl -H 'X-Forwarded-User: ad' http://127.0.0.1:3000/…` the admin. The
+/// proxy proves itself with its secret; without one the lab will not start.
+#[tokio::test]
+async fn a_local_process_cannot_forge_the_proxy_header() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    use mite_perf::access::proxy::{ProxySecret, PROXY_SECRET_HEADER};
+    let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
+    let secret = "5c1d0e3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
+    let proxy = |secret: Option<ProxySecret>| TrustedProxy {
+        header: HeaderName::from_static("x-forwarded-user"),
+        addresses: vec![loopback],
+        secret,
+        default_role: Role::Viewer,
+    };
+    // Without a secret, a loopback proxy is refused at start.
+    let unproven = AccessPolicy {
+        proxy: Some(proxy(None)),
+        ..shared()
+    };
+    let why = unproven
+        .refusal(([127, 0, 0, 1], 3000).into(), 1)
+        .expect("a loopback proxy without a secret is refused");
+    assert!(why.contains("--trusted-proxy-secret-file"), "{why}");
+
+    let f = fixture(
+        "proxy-local",
+        AccessPolicy {
+            proxy: Some(proxy(Some(ProxySecret::new(secret).expect("secret")))),
+            ..shared()
+        },
+    )
+    .await;
+    let queue_as = |user: &str, presented: Option<&str>| {
+        let mut request = Request::post("/api/get_queue")
+            .header(header::ACCEPT, "application/json")
+            .header("x-forwarded-user", user);
+        if let Some(presented) = presented {
+            request = request.header(PROXY_SECRET_HEADER, presented);
+        }
+        let mut request = request.body(Body::empty()).expect("a request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(loopback, 40000)));
+        request
+    };
+    // A local process naming the admin: nobody.
+    let forged = send(&f.app, queue_as("ad", None)).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{}", forged.body);
+    let guessed = send(&f.app, queue_as("ad", Some(&secret.replace('5', "6")))).await;
+    assert_eq!(guessed.status, StatusCode::UNAUTHORIZED, "{}", guessed.body);
+    // The proxy, with its secret: the admin it names.
+    let proven = send(&f.app, queue_as("ad", Some(secret))).await;
+    assert_eq!(proven.status, StatusCode::OK, "{}", proven.body);
+    let mut who = Request::post("/api/who_am_i")
+        .header(header::ACCEPT, "application/json")
+        .header("x-forwarded-user", "ad")
+        .header(PROXY_SECRET_HEADER, secret)
+        .body(Body::empty())
+        .expect("a request");
+    who.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(loopback, 40000)));
+    let me: serde_json::Value = serde_json::from_str(&send(&f.app, who).await.body).expect("json");
+    assert_eq!(
+        (me["name"].as_str(), me["identity"].as_str()),
+        (Some("ad"), Some("Proxy")),
+        "{me}"
+    );
+}
+
+/// DNS rebinding: a page on evil.example has its name resolved to 127.0.0.1
+/// and calls the open loopback lab "from the same origin" (the browser
+/// says same-origin, and Origin matches Host). The lab answers only to the
+/// names it serves, so nothing runs and nothing is read.
+#[tokio::test]
+async fn a_rebinding_page_reaches_no_handler() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = common::temp_dir("access-rebinding");
+    let output = dir.join("output");
+    std::fs::create_dir_all(&output).expect("output");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let (run_id, _) = common::seed::finished_run(&store, &output).await;
+    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let app = mite_perf::web::router(
+        lab.clone(),
+        WebConfig {
+            site_root: common::seed::site_root(),
+            addr: ([127, 0, 0, 1], 3000).into(),
+            public_urls: vec!["https://lab.example.com".parse().expect("url")],
+            access: AccessPolicy::local(),
+        },
+    )
+    .await
+    .expect("router");
+    let launch = |host: &str| {
+        Request::post("/api/launch_run")
+            .header(header::HOST, host)
+            .header(header::ORIGIN, format!("http://{host}"))
+            .header("sec-fetch-site", "same-origin")
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(
+                "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=rebound",
+            ))
+            .expect("a request")
+    };
+    let read = |host: &str, path: &str| {
+        Request::get(path)
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .expect("a request")
+    };
+    for host in [
+        "evil.example:3000",
+        "evil.example",
+        "127.0.0.1.evil.example:3000",
+    ] {
+        let launched = send(&app, launch(host)).await;
+        assert_eq!(
+            launched.status,
+            StatusCode::MISDIRECTED_REQUEST,
+            "{host}: {}",
+            launched.body
+        );
+        assert!(launched.body.contains("--public-url"), "{}", launched.body);
+        for path in ["/", "/healthz", &format!("/runs/{run_id}/samples.csv")] {
+            let answer = send(&app, read(host, path)).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::MISDIRECTED_REQUEST,
+                "{host}{path}"
+            );
+        }
+    }
+    assert_eq!(
+        store.queued_count().await.expect("queue"),
+        0,
+        "nothing was queued by the rebinding page"
+    );
+    // The names the lab serves go on.
+    for host in [
+        "127.0.0.1:3000",
+        "localhost:3000",
+        "[::1]:3000",
+        "lab.example.com",
+    ] {
+        let answer = send(&app, read(host, &format!("/runs/{run_id}/samples.csv"))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{host}: {}", answer.body);
+    }
+    let launched = send(&app, launch("localhost:3000")).await;
+    assert_eq!(launched.status, StatusCode::OK, "{}", launched.body);
+    assert_eq!(store.queued_count().await.expect("queue"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -787,6 +1061,35 @@ async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
         .await
         .expect("user");
     assert_eq!(send(&app, queue()).await.status, StatusCode::UNAUTHORIZED);
+    // Its accounts gone behind its back (the store refuses to remove the
+    // last admin; SQL does not): it stays closed while it serves.
+    let sql = sqlx::SqlitePool::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("the database");
+    sqlx::query("DELETE FROM users")
+        .execute(&sql)
+        .await
+        .expect("delete");
+    assert!(!store.has_users().await.expect("users"));
+    assert_eq!(send(&app, queue()).await.status, StatusCode::UNAUTHORIZED);
+
+    // A lab on every address decides at start that it is never open: with
+    // no account at all, nobody gets in.
+    let everywhere = mite_perf::web::router(
+        lab.clone(),
+        WebConfig {
+            site_root: common::seed::site_root(),
+            addr: ([0, 0, 0, 0], 3000).into(),
+            public_urls: Vec::new(),
+            access: AccessPolicy::local().for_address(([0, 0, 0, 0], 3000).into()),
+        },
+    )
+    .await
+    .expect("router");
+    assert_eq!(
+        send(&everywhere, queue()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -848,8 +1151,20 @@ async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_s
     assert!(f.store.set_password("ru", &hash).await.expect("passwd"));
     let after = send(&f.app, call(&ru, "get_queue", String::new())).await;
     assert_eq!(after.status, StatusCode::UNAUTHORIZED);
-    // A removed user is signed out at once.
-    assert!(f.store.remove_user("ad").await.expect("remove"));
+    // A removed user is signed out at once (once another admin exists:
+    // the last one may not go).
+    assert_eq!(
+        f.store.remove_user("ad").await.expect("remove"),
+        AccountChange::LastAdmin
+    );
+    assert_eq!(
+        f.store.set_role("vi", Role::Admin).await.expect("role"),
+        AccountChange::Done
+    );
+    assert_eq!(
+        f.store.remove_user("ad").await.expect("remove"),
+        AccountChange::Done
+    );
     let gone = send(&f.app, call(&ad, "get_queue", String::new())).await;
     assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
 }
@@ -966,6 +1281,10 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
             .success()
     );
     assert!(cli(&["user", "remove", "bo"]).status.success());
+    // ana is the last admin now: she may not go, nor stop being one.
+    let last = cli(&["user", "remove", "ana"]);
+    assert_eq!(last.status.code(), Some(2), "{}", text(&last));
+    assert!(text(&last).contains("last admin"), "{}", text(&last));
     assert_eq!(cli(&["user", "remove", "bo"]).status.code(), Some(2));
 
     let made = cli(&["token", "create", "nightly", "--role", "runner"]);
@@ -980,6 +1299,29 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
         tokens.contains("nightly") && !tokens.contains(&token),
         "{tokens}"
     );
+    // A token of a user's, for 30 days, at most their role.
+    let owned = cli(&[
+        "token",
+        "create",
+        "anas",
+        "--role",
+        "admin",
+        "--owner",
+        "ana",
+        "--expires",
+        "30d",
+    ]);
+    assert!(owned.status.success(), "{}", text(&owned));
+    let mine = text(&cli(&["token", "list", "--owner", "ana"]));
+    assert!(
+        mine.contains("anas") && mine.contains("owner ana") && mine.contains("expires 20"),
+        "{mine}"
+    );
+    assert!(!mine.contains("nightly"), "{mine}");
+    let nobody = cli(&[
+        "token", "create", "x", "--role", "viewer", "--owner", "nobody",
+    ]);
+    assert_eq!(nobody.status.code(), Some(2), "{}", text(&nobody));
 
     // The token works on a lab serving that database.
     let store = Store::connect(&db).await.expect("store");
@@ -1016,6 +1358,7 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
             "user role",
             "user passwd",
             "user remove",
+            "token create",
             "token create",
             "token revoke"
         ]
@@ -1271,4 +1614,225 @@ async fn a_share_link_shows_one_run_to_anyone_until_it_is_revoked_or_expires() {
     assert!(log
         .iter()
         .any(|a| a.actor == "ru" && a.action == "share revoke"));
+}
+
+/// With the database down, a signed-in browser's session cannot be read:
+/// the lab answers its 503 (a page for a browser, the server function's
+/// error for a call), not the session layer's empty 500, and sets no
+/// cookie.
+#[tokio::test]
+async fn a_session_the_database_cannot_read_gets_the_labs_503() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("sessions-down", shared()).await;
+    let ad = sign_in(&f.app, "ad", &password("ad")).await;
+    f.store.close().await;
+    let page = send(
+        &f.app,
+        Request::get(format!("/runs/{}", f.run_id))
+            .header(header::COOKIE, &ad)
+            .header(header::ACCEPT, "text/html")
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(
+        page.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("database is unavailable"),
+        "{}",
+        page.body
+    );
+    assert!(page.headers.get(header::SET_COOKIE).is_none());
+    assert!(page.headers.get(header::RETRY_AFTER).is_some());
+    let called = send(&f.app, call(&ad, "get_queue", String::new())).await;
+    assert_eq!(
+        called.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        called.body
+    );
+    assert!(called.body.contains("Unavailable"), "{}", called.body);
+    let download = send(
+        &f.app,
+        Request::get(format!("/runs/{}/samples.csv", f.run_id))
+            .header(header::COOKIE, &ad)
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(
+        download.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        download.body
+    );
+    assert!(download.headers.get(header::SET_COOKIE).is_none());
+}
+
+/// A token belongs to its owner: it acts with at most their role (the
+/// owner demoted, the token is too), dies with their account, and stops
+/// working when it expires; share links die with their maker.
+#[tokio::test]
+async fn tokens_expire_stay_within_their_owners_role_and_die_with_them() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("token-owners", shared()).await;
+    let make =
+        |name: &'static str, role: Role, owner: Option<&'static str>, expires: Option<i64>| {
+            let store = f.store.clone();
+            async move {
+                let token = new_token().expect("token");
+                store
+                    .create_owned_token(name, role, &token_hash(&token), owner, expires)
+                    .await
+                    .expect("stored");
+                token
+            }
+        };
+    let as_token = |token: &str, name: &str, args: String| {
+        Request::post(format!("/api/{name}"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::ACCEPT, "application/json")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(args))
+            .expect("a request")
+    };
+    let who = |body: &str| -> serde_json::Value { serde_json::from_str(body).expect("json") };
+
+    let now = mite_perf::store::now_ms();
+    let expired = make("old", Role::Runner, None, Some(now - 1000)).await;
+    let answer = send(&f.app, as_token(&expired, "get_queue", String::new())).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+    assert!(answer.body.contains("expired"), "{}", answer.body);
+    let fresh = make("fresh", Role::Runner, None, Some(now + 3_600_000)).await;
+    let answer = send(&f.app, as_token(&fresh, "get_queue", String::new())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    // ad's admin token acts as a viewer once ad is one, and dies with ad.
+    assert_eq!(
+        f.store.set_role("ru", Role::Admin).await.expect("role"),
+        AccountChange::Done
+    );
+    let ads = make("ads", Role::Admin, Some("ad"), None).await;
+    let me = send(&f.app, as_token(&ads, "who_am_i", String::new())).await;
+    assert_eq!(who(&me.body)["role"], "Admin", "{}", me.body);
+    assert_eq!(
+        f.store.set_role("ad", Role::Viewer).await.expect("role"),
+        AccountChange::Done
+    );
+    let me = send(&f.app, as_token(&ads, "who_am_i", String::new())).await;
+    assert_eq!(who(&me.body)["role"], "Viewer", "{}", me.body);
+    let launch = send(
+        &f.app,
+        as_token(
+            &ads,
+            "launch_run",
+            "form[scenarios]=1&form[duration]=5s".into(),
+        ),
+    )
+    .await;
+    assert_eq!(launch.status, StatusCode::FORBIDDEN, "{}", launch.body);
+    assert_eq!(
+        f.store.remove_user("ad").await.expect("remove"),
+        AccountChange::Done
+    );
+    let gone = send(&f.app, as_token(&ads, "get_queue", String::new())).await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED, "{}", gone.body);
+    assert!(f.store.tokens(Some("ad")).await.expect("tokens").is_empty());
+}
+
+/// A label's baseline is its owners' (whoever first ran it, or named by an
+/// admin) and admins': another team's runner cannot move it, and so cannot
+/// move that team's CI verdicts. Every move is in the activity log.
+#[tokio::test]
+async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("label-owners", shared()).await;
+    let hash = hash_password(password("rb")).await.expect("hash");
+    f.store
+        .create_user("rb", Role::Runner, Some(&hash))
+        .await
+        .expect("another team's runner");
+    // ru runs the label first: it is ru's.
+    let params = RunParams {
+        label: "team-a".into(),
+        concurrencies: vec![1],
+        launched_by: "ru".into(),
+        ..RunParams::default()
+    };
+    let run = f
+        .store
+        .create_run(&params, RunStatus::Done)
+        .await
+        .expect("run");
+    let later = f
+        .store
+        .create_run(
+            &RunParams {
+                launched_by: "rb".into(),
+                ..params.clone()
+            },
+            RunStatus::Done,
+        )
+        .await
+        .expect("a later run by someone else");
+    assert_eq!(
+        f.store.label_owners("team-a").await.expect("owners"),
+        ["ru"],
+        "the first launcher owns it"
+    );
+    let rb = sign_in(&f.app, "rb", &password("rb")).await;
+    let moved = send(
+        &f.app,
+        call(&rb, "mark_baseline", format!("run_id={later}")),
+    )
+    .await;
+    assert_eq!(moved.status, StatusCode::FORBIDDEN, "{}", moved.body);
+    assert!(moved.body.contains("belongs to ru"), "{}", moved.body);
+    assert_eq!(f.store.baseline_of("team-a").await.expect("baseline"), None);
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let marked = send(&f.app, call(&ru, "mark_baseline", format!("run_id={run}"))).await;
+    assert_eq!(marked.status, StatusCode::OK, "{}", marked.body);
+    let ad = sign_in(&f.app, "ad", &password("ad")).await;
+    let by_admin = send(
+        &f.app,
+        call(&ad, "mark_baseline", format!("run_id={later}")),
+    )
+    .await;
+    assert_eq!(by_admin.status, StatusCode::OK, "{}", by_admin.body);
+    assert_eq!(
+        f.store.baseline_of("team-a").await.expect("baseline"),
+        Some(later)
+    );
+    // Named an owner, rb may.
+    assert!(f
+        .store
+        .add_label_owner("team-a", "rb")
+        .await
+        .expect("owner"));
+    let now_ok = send(&f.app, call(&rb, "mark_baseline", format!("run_id={run}"))).await;
+    assert_eq!(now_ok.status, StatusCode::OK, "{}", now_ok.body);
+    let log = f.store.activity(None, 100).await.expect("activity");
+    let moves: Vec<(&str, &str)> = log
+        .iter()
+        .rev()
+        .filter(|a| a.action == "mark baseline")
+        .map(|a| (a.actor.as_str(), a.subject.as_str()))
+        .collect();
+    let (first, second, third) = (
+        format!("run {run} of team-a"),
+        format!("run {later} of team-a"),
+        format!("run {run} of team-a"),
+    );
+    assert_eq!(
+        moves,
+        [
+            ("ru", first.as_str()),
+            ("ad", second.as_str()),
+            ("rb", third.as_str())
+        ]
+    );
 }

@@ -258,12 +258,9 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
                 r#"const s = document.querySelector('section.profile-changes[data-concurrency="10"]');
                    if (!s) return false;
                    const top = s.querySelector('table.frames tbody tr');
-                   const o = s.querySelector('object.differential');
-                   const svg = o && o.contentDocument && o.contentDocument.querySelector('svg');
-                   if (!svg || !top) return false;
-                   const titles = [...svg.querySelectorAll('title')].map(t => t.textContent);
-                   return top.dataset.frame === '{SPIN}' && top.classList.contains('notable')
-                     && titles.some(t => t.includes('_spin'));"#
+                   const i = s.querySelector('img.differential');
+                   if (!i || !top || !i.complete || !(i.naturalWidth > 0)) return false;
+                   return top.dataset.frame === '{SPIN}' && top.classList.contains('notable');"#
             ),
             Duration::from_secs(30),
         )
@@ -271,6 +268,12 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
     browser
         .screenshot(&server.dir.join("differential.png"))
         .await;
+    let (status, svg) = server
+        .get("/compare/flamegraph.svg?runs=1,2&concurrency=10")
+        .await
+        .expect("differential flame graph");
+    assert_eq!(status, 200);
+    assert!(svg.contains("_spin"), "the slowed frame is drawn");
     // A run of two builds needs the build named.
     let (code, _) = (
         lab.command(&["compare", "1", "3"])

@@ -1243,6 +1243,29 @@ async fn the_database_password_is_never_printed() {
         assert!(all.contains("***"), "the URL is named, redacted: {all}");
         assert!(!all.contains("s3cret-pw"), "{all}");
     }
+    // --help names the variable, never its value.
+    for command in [
+        &["serve", "--help"][..],
+        &["agent", "--help"],
+        &["run", "--help"],
+        &["cleanup", "--help"],
+        &["compare", "--help"],
+        &["user", "add", "--help"],
+        &["token", "create", "--help"],
+    ] {
+        let out = Command::new(BIN)
+            .args(command)
+            .env("MITE_PERF_DATABASE_URL", &with_password)
+            .output()
+            .expect("help");
+        let all = text(&out);
+        assert!(out.status.success(), "{command:?}: {all}");
+        assert!(all.contains("MITE_PERF_DATABASE_URL"), "{command:?}: {all}");
+        assert!(
+            !all.contains("s3cret-pw"),
+            "{command:?} printed the password: {all}"
+        );
+    }
 }
 
 // 13. Database URLs in sqlx's documented forms work.

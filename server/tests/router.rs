@@ -722,6 +722,68 @@ async fn local_mite_builds_from_the_browser_are_refused_unless_allowed() {
     assert_eq!(builds.json()[0], "pinned", "{}", builds.body);
 }
 
+/// `--allow-local-builds DIR`: checkouts and wheels are taken from inside
+/// the folders named, and any other path is refused with the same words
+/// whether or not it exists (a lab never says what is on its disk), even
+/// through a link out of an allowed folder.
+#[tokio::test]
+async fn local_builds_come_only_from_the_allowed_folders() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("local-build-folders").await;
+    let allowed = f.dir.join("checkouts");
+    std::fs::create_dir_all(allowed.join("mite")).expect("a checkout");
+    std::os::unix::fs::symlink("/etc", allowed.join("out")).expect("a link out");
+    let mut setup = common::seed::lab_setup(&f.dir, &f.dir.join("output"));
+    setup.policy.local_build_roots = vec![allowed.canonicalize().expect("absolute")];
+    let lab = Lab::new(f.lab.store().clone(), setup);
+    let app = mite_perf::web::router(lab, WebConfig::local(common::seed::site_root()))
+        .await
+        .expect("router");
+    let launch = |mite: &str| {
+        let app = app.clone();
+        let form = format!("form[mite]={}&form[scenarios]=1", common::enc(mite));
+        async move { call(&app, "launch_run", &form).await }
+    };
+    let refusal = |answer: &Answer, path: &str| {
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.body
+        );
+        answer.body.replace(path, "PATH")
+    };
+    let outside_existing = f.dir.join("output").display().to_string();
+    let outside_missing = f.dir.join("no-such-folder").display().to_string();
+    let through_link = allowed.join("out/passwd").display().to_string();
+    let climbing = format!("{}/../output", allowed.display());
+    let first = refusal(&launch(&outside_existing).await, &outside_existing);
+    assert!(first.contains("--allow-local-builds DIR"), "{first}");
+    for path in [
+        &outside_missing,
+        &through_link,
+        &climbing,
+        &"/etc/passwd.whl".to_string(),
+    ] {
+        assert_eq!(refusal(&launch(path).await, path), first, "{path}");
+    }
+    for inside in [
+        allowed.join("mite").display().to_string(),
+        allowed
+            .join("dist/mite-2.12.0-py3-none-any.whl")
+            .display()
+            .to_string(),
+    ] {
+        let answer = launch(&inside).await;
+        assert_eq!(answer.status, StatusCode::OK, "{inside}: {}", answer.body);
+        assert!(
+            answer.json()["Queued"]["run_id"].is_i64(),
+            "{}",
+            answer.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn comparisons_answer_bad_input_400_and_missing_runs_404() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -980,4 +1042,185 @@ async fn cross_site_requests_are_refused_and_change_nothing() {
     )
     .await;
     assert_eq!(csv.status, StatusCode::OK);
+}
+
+/// Every answer holds in a browser: pages carry a Content-Security-Policy
+/// whose nonce is the one their scripts carry (and no inline handler),
+/// every answer forbids sniffing and framing and keeps URLs to the lab,
+/// answers that are not pages let nothing run, and a flame graph's script
+/// runs only sandboxed.
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("headers").await;
+    let profile = common::seed::runner_profile(f.lab.store(), f.scenario_id).await;
+    let header = |a: &Answer, name: header::HeaderName| {
+        a.headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let pages = [
+        "/".to_string(),
+        "/runs".into(),
+        format!("/runs/{}", f.run_id),
+        format!("/compare?runs={0},{0}", f.run_id),
+        "/ports".into(),
+        "/agents".into(),
+        "/activity".into(),
+        "/signin".into(),
+        "/no-such-page".into(),
+    ];
+    for path in &pages {
+        let page = get(&f.app, path).await;
+        assert!(
+            page.headers
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| t.to_str().unwrap_or("").starts_with("text/html")),
+            "{path} is a page"
+        );
+        let policy = header(&page, header::CONTENT_SECURITY_POLICY);
+        let nonce = policy
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{path}: no nonce in {policy:?}"));
+        assert!(nonce.len() >= 16, "{path}: {nonce}");
+        for directive in [
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(
+            !policy.contains("'unsafe-eval'") && !policy.contains("script-src 'unsafe-inline'")
+        );
+        // Every inline script carries the nonce; no element runs an inline handler.
+        for script in page.body.split("<script").skip(1) {
+            let tag = script.split('>').next().unwrap_or_default();
+            assert!(
+                tag.contains(" src=") || tag.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: <script{tag}> runs without the nonce"
+            );
+        }
+        for handler in [" onload=", " onclick=", " onerror=", "javascript:"] {
+            assert!(!page.body.contains(handler), "{path} holds {handler}");
+        }
+        assert_eq!(
+            header(&page, header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{path}"
+        );
+        assert_eq!(header(&page, header::X_FRAME_OPTIONS), "DENY", "{path}");
+        assert_eq!(
+            header(&page, header::REFERRER_POLICY),
+            "same-origin",
+            "{path}"
+        );
+    }
+    // Two answers, two nonces.
+    let again = get(&f.app, "/").await;
+    let first = get(&f.app, "/").await;
+    assert_ne!(
+        header(&again, header::CONTENT_SECURITY_POLICY),
+        header(&first, header::CONTENT_SECURITY_POLICY)
+    );
+    for path in [
+        format!("/runs/{}/samples.csv", f.run_id),
+        format!("/runs/{}/chart.html", f.run_id),
+        format!("/scenarios/{}/logs/runner", f.scenario_id),
+        "/healthz".into(),
+        "/runs/424242/samples.csv".into(),
+    ] {
+        let answer = get(&f.app, &path).await;
+        assert_eq!(
+            header(&answer, header::CONTENT_SECURITY_POLICY),
+            mite_perf::web::NOTHING_RUNS_POLICY,
+            "{path}"
+        );
+        assert_eq!(
+            header(&answer, header::X_CONTENT_TYPE_OPTIONS),
+            "nosniff",
+            "{path}"
+        );
+        assert_eq!(header(&answer, header::X_FRAME_OPTIONS), "DENY", "{path}");
+    }
+    let svg = get(&f.app, &format!("/profiles/{profile}/flamegraph.svg")).await;
+    assert_eq!(svg.status, StatusCode::OK, "{}", svg.body);
+    let policy = header(&svg, header::CONTENT_SECURITY_POLICY);
+    assert!(policy.starts_with("sandbox allow-scripts;"), "{policy}");
+    assert!(!policy.contains("allow-same-origin"), "{policy}");
+    // The run's page draws it as an image, where no script runs.
+    let page = get(&f.app, &format!("/runs/{}", f.run_id)).await;
+    assert!(
+        page.body
+            .contains(&format!("<img src=\"/profiles/{profile}/flamegraph.svg\"")),
+        "the flame graph is an image: {}",
+        page.body
+    );
+    assert!(!page.body.contains("<object"));
+}
+
+/// With the database down, every download answers 503 (the database is
+/// unavailable), never 500: the lab here lets everyone in
+/// (`--insecure-no-auth`), so that each request reaches its route.
+#[tokio::test]
+async fn every_download_answers_503_with_the_database_down() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("downloads-down").await;
+    let open = mite_perf::web::router(
+        f.lab.clone(),
+        WebConfig {
+            access: mite_perf::access::AccessPolicy {
+                open: mite_perf::access::Openness::Always,
+                ..mite_perf::access::AccessPolicy::local()
+            },
+            ..WebConfig::local(common::seed::site_root())
+        },
+    )
+    .await
+    .expect("router");
+    let (run, scenario) = (f.run_id, f.scenario_id);
+    let downloads = [
+        format!("/runs/{run}/samples.csv"),
+        format!("/runs/{run}/figures.csv"),
+        format!("/runs/{run}/transactions.csv"),
+        format!("/runs/{run}/chart.html"),
+        format!("/scenarios/{scenario}/samples.csv"),
+        format!("/scenarios/{scenario}/processes.csv"),
+        format!("/scenarios/{scenario}/transactions.csv"),
+        format!("/scenarios/{scenario}/logs/runner"),
+        format!("/scenarios/{scenario}/collector/data.msgpack"),
+        "/profiles/1/flamegraph.svg".into(),
+        "/profiles/1/stacks.folded".into(),
+        "/profiles/1/speedscope.json".into(),
+        format!("/compare.csv?runs={run},{run}"),
+        format!("/compare/flamegraph.svg?runs={run},{run}&concurrency=10"),
+    ];
+    for path in &downloads {
+        let up = get(&open, path).await;
+        assert_ne!(
+            up.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}: {}",
+            up.body
+        );
+    }
+    f.lab.store().close().await;
+    for path in &downloads {
+        let down = get(&open, path).await;
+        assert_eq!(
+            down.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            down.body
+        );
+        assert!(
+            down.body.contains("database is unavailable"),
+            "{path}: {}",
+            down.body
+        );
+    }
 }

@@ -462,6 +462,70 @@ async fn suite(store: Store) {
 
     builds_provenance_and_baselines(&store, first, other).await;
     library_round_trip(&store).await;
+    the_last_admin_stays_whoever_races(&store).await;
+}
+
+/// Two admins removing (or demoting) each other at once leave one admin: a
+/// lab never loses its last admin, so it cannot become open by accident.
+/// The links a removed user made die with them.
+async fn the_last_admin_stays_whoever_races(store: &Store) {
+    use app::access::Role;
+    use mite_perf::store::AccountChange;
+    for round in 0..5 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        for name in [&a, &b] {
+            store
+                .create_user(name, Role::Admin, None)
+                .await
+                .expect("admin");
+        }
+        let admins_before = store.admin_count().await.expect("count");
+        let (x, y) = if round % 2 == 0 {
+            tokio::join!(store.remove_user(&a), store.remove_user(&b))
+        } else {
+            tokio::join!(
+                store.set_role(&a, Role::Viewer),
+                store.set_role(&b, Role::Viewer)
+            )
+        };
+        let mut outcomes = [x.expect("a"), y.expect("b")];
+        outcomes.sort_by_key(|o| *o == AccountChange::LastAdmin);
+        // Other rounds' survivors are admins too: only the last one is kept.
+        if admins_before == 2 {
+            assert_eq!(
+                outcomes,
+                [AccountChange::Done, AccountChange::LastAdmin],
+                "round {round}"
+            );
+        }
+        assert!(
+            store.admin_count().await.expect("count") >= 1,
+            "round {round}"
+        );
+    }
+    assert_eq!(
+        store.remove_user("nobody").await.expect("remove"),
+        AccountChange::NoSuchUser
+    );
+    // A maker's links die with them.
+    let run = store
+        .create_run(&RunParams::default(), RunStatus::Done)
+        .await
+        .expect("run");
+    store
+        .create_user("maker", Role::Runner, None)
+        .await
+        .expect("runner");
+    let link = store
+        .create_share_link(run, "link-hash-of-maker", "maker", i64::MAX)
+        .await
+        .expect("link");
+    assert_eq!(
+        store.remove_user("maker").await.expect("remove"),
+        AccountChange::Done
+    );
+    let link = store.share_link(link).await.expect("link").expect("kept");
+    assert!(!link.is_valid(mite_perf::store::now_ms()), "{link:?}");
 }
 
 /// An agent's scenario library: replaced whole, read back with its shapes,

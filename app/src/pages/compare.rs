@@ -99,8 +99,8 @@ fn ProfileChanges(report: ComparisonReport, sides: String) -> impl IntoView {
                         <thead><tr><th>"frame"</th><th class="num">"base"</th><th class="num">"new"</th><th class="num">"change"</th></tr></thead>
                         <tbody>{rows}</tbody>
                     </table>
-                    <object class="flamegraph differential" type="image/svg+xml" data={svg.clone()} onload=super::FIT_FLAME_GRAPH>"differential flame graph"</object>
-                    <p><a href=svg target="_blank">"open the differential flame graph alone"</a></p>
+                    <img class="flamegraph differential" src={svg.clone()} alt="differential flame graph"/>
+                    <p><a href=svg target="_blank">"open the differential flame graph alone (search, zoom)"</a></p>
                 </section>
             }
         })

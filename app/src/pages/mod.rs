@@ -15,13 +15,6 @@ pub mod signin;
 use leptos::prelude::*;
 use std::time::Duration;
 
-/// A flame graph's `<object>` as tall as the graph inferno drew (its SVG
-/// says how tall: deeper stacks, taller graphs), run by the browser when the
-/// graph has loaded, hydrated or not.
-pub const FIT_FLAME_GRAPH: &str =
-    "const s = this.contentDocument && this.contentDocument.documentElement; \
-     const h = s && parseFloat(s.getAttribute('height')); if (h > 0) this.style.height = h + 'px';";
-
 /// Calls `tick` every `every` while the page is open (in the browser only).
 pub fn poll(every: Duration, tick: impl Fn() + Clone + 'static) {
     Effect::new(move |_| {

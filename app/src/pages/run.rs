@@ -371,8 +371,9 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
     }
 }
 
-/// Where mite spent its time: a flame graph per profiled process (inferno's
-/// SVG: search, click a frame to zoom, hover for samples and share).
+/// Where mite spent its time: a flame graph per profiled process, drawn as
+/// an image; "open alone" shows inferno's SVG with its search, zoom and
+/// hover (its script runs sandboxed, apart from the lab's pages).
 #[component]
 fn Profiles(profiles: Vec<ProfileView>) -> impl IntoView {
     view! {
@@ -386,9 +387,9 @@ fn Profiles(profiles: Vec<ProfileView>) -> impl IntoView {
                         <figcaption>{caption}</figcaption>
                         {p.problem.clone().map(|problem| view! { <p class="error profile-problem">{problem}</p> })}
                         {(p.samples > 0).then(|| view! {
-                            <object class="flamegraph" type="image/svg+xml" data=format!("/profiles/{id}/flamegraph.svg") onload=super::FIT_FLAME_GRAPH>"flame graph"</object>
+                            <img class="flamegraph" src=format!("/profiles/{id}/flamegraph.svg") alt="flame graph"/>
                             <div class="downloads">
-                                <a href=format!("/profiles/{id}/flamegraph.svg") target="_blank">"open alone"</a>
+                                <a href=format!("/profiles/{id}/flamegraph.svg") target="_blank">"open alone (search, zoom)"</a>
                                 <a href=format!("/profiles/{id}/stacks.folded") download>"folded stacks"</a>
                                 <a href=format!("/profiles/{id}/speedscope.json") download>"speedscope JSON"</a>
                             </div>

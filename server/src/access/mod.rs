@@ -11,6 +11,7 @@
 //! server functions and routes themselves ([`app::access`]).
 
 pub mod accounts;
+pub mod proxy;
 pub mod throttle;
 pub mod tokens;
 
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderName, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_login::AuthSession;
@@ -31,6 +32,7 @@ use crate::lab::lab_error;
 use crate::store::Store;
 use crate::web::errors::{early_error, ErrorResponse};
 use accounts::Accounts;
+pub use proxy::TrustedProxy;
 use throttle::SignInThrottle;
 
 /// When the lab lets everyone in as the local user.
@@ -42,17 +44,6 @@ pub enum Openness {
     WhileNoAccounts,
     /// Always (`--insecure-no-auth`).
     Always,
-}
-
-/// A single-sign-on proxy in front of the lab, which names the user in a
-/// header (oauth2-proxy, an nginx `auth_request`).
-#[derive(Debug, Clone)]
-pub struct TrustedProxy {
-    pub header: HeaderName,
-    /// The proxy's own addresses: the header counts only on requests from them.
-    pub addresses: Vec<IpAddr>,
-    /// The role of a user the proxy names for the first time.
-    pub default_role: Role,
 }
 
 /// How the lab decides who may in.
@@ -74,11 +65,25 @@ impl AccessPolicy {
         }
     }
 
+    /// The policy of a lab listening on `addr`, decided once: only a lab
+    /// on loopback may be open while it has no accounts. Anywhere else
+    /// losing every account must not open it to the network.
+    pub fn for_address(self, addr: SocketAddr) -> Self {
+        let open = match self.open {
+            Openness::WhileNoAccounts if !addr.ip().is_loopback() => Openness::Never,
+            open => open,
+        };
+        AccessPolicy { open, ..self }
+    }
+
     /// Why `serve` must not start with this policy on `addr`, or `None`:
     /// off loopback (or behind an HTTPS proxy, which makes a loopback
     /// address public) a lab needs an admin or a proxy's header, unless
     /// told it is open.
     pub fn refusal(&self, addr: SocketAddr, admins: i64) -> Option<String> {
+        if let Some(why) = self.proxy.as_ref().and_then(TrustedProxy::refusal) {
+            return Some(why);
+        }
         let guarded = self.open == Openness::Always || self.proxy.is_some() || admins > 0;
         let reachable = !addr.ip().is_loopback() || self.secure_cookies;
         (reachable && !guarded).then(|| {
@@ -105,6 +110,9 @@ pub struct Access {
     pub throttle: SignInThrottle,
     /// Who a lab without accounts is: the user the lab runs as.
     local_name: String,
+    /// Whether this lab has had an account: once it has, it stays closed
+    /// for as long as it serves, whatever happens to the accounts.
+    had_accounts: std::sync::atomic::AtomicBool,
 }
 
 impl Access {
@@ -120,6 +128,7 @@ impl Access {
             store,
             throttle: SignInThrottle::default(),
             local_name,
+            had_accounts: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -139,7 +148,7 @@ impl Access {
         }
         if let Some(proxy) = &self.policy.proxy {
             if let Some(name) = parts.headers.get(&proxy.header) {
-                if peer.is_some_and(|ip| proxy.addresses.contains(&ip)) {
+                if proxy.proven(parts, peer) {
                     let name = name.to_str().unwrap_or("").trim();
                     check_name(name).map_err(|why| {
                         LabError::invalid(proxy.header.as_str(), format!("the proxy's user: {why}"))
@@ -158,7 +167,8 @@ impl Access {
                     }));
                 }
                 tracing::warn!(
-                    "ignored {} from {}: not a trusted proxy",
+                    "ignored {} from {}: not the trusted proxy (its address, with its secret \
+                     when it has one)",
                     proxy.header,
                     peer.map_or("an unknown address".into(), |ip| ip.to_string())
                 );
@@ -180,7 +190,7 @@ impl Access {
         let open = match self.policy.open {
             Openness::Always => true,
             Openness::Never => false,
-            Openness::WhileNoAccounts => !self.store.has_users().await.map_err(lab_error)?,
+            Openness::WhileNoAccounts => !self.has_had_accounts().await?,
         };
         if open {
             return Ok(Some(Caller {
@@ -192,6 +202,19 @@ impl Access {
             }));
         }
         self.share_caller(parts).await
+    }
+
+    /// Whether the lab has, or has had since it started, an account.
+    async fn has_had_accounts(&self) -> Result<bool, LabError> {
+        use std::sync::atomic::Ordering;
+        if self.had_accounts.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let has = self.store.has_users().await.map_err(lab_error)?;
+        if has {
+            self.had_accounts.store(true, Ordering::Relaxed);
+        }
+        Ok(has)
     }
 
     /// Someone who opened a share link: its run, and nothing else, while
@@ -233,9 +256,30 @@ impl Access {
             .await
             .map_err(lab_error)?
             .ok_or_else(unauthorized)?;
+        if record.expired(crate::store::now_ms()) {
+            return Err(LabError::Unauthenticated(format!(
+                "the token {} expired on {}: ask for a new one",
+                record.name,
+                app::format::utc(record.expires_at.unwrap_or_default())
+            )));
+        }
+        // A token acts with at most its owner's role, and not at all once
+        // its owner's account is gone.
+        let role = match &record.owner {
+            None => record.role,
+            Some(owner) => {
+                let owner = self
+                    .store
+                    .user_by_name(owner)
+                    .await
+                    .map_err(lab_error)?
+                    .ok_or_else(unauthorized)?;
+                record.role.min(owner.role)
+            }
+        };
         Ok(Caller {
             name: format!("token:{}", record.name),
-            role: record.role,
+            role,
             identity: Identity::Token,
             from,
             run_scope: None,
@@ -250,7 +294,7 @@ impl Access {
             .policy
             .proxy
             .as_ref()
-            .filter(|p| peer.is_some_and(|ip| p.addresses.contains(&ip)))
+            .filter(|p| p.proven(parts, peer))
             .and_then(|_| parts.headers.get("x-forwarded-for"))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.rsplit(',').next())
@@ -282,7 +326,7 @@ pub fn is_public(path: &str) -> bool {
 pub const SHARE_COOKIE: &str = "mite_perf_share";
 
 /// A cookie's value from the request's `Cookie` headers.
-fn cookie(parts: &Parts, name: &str) -> Option<String> {
+pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -380,6 +424,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Signed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderName;
 
     #[test]
     fn only_loopback_labs_start_without_a_guard() {
@@ -403,6 +448,7 @@ mod tests {
             proxy: Some(TrustedProxy {
                 header: HeaderName::from_static("x-forwarded-user"),
                 addresses: vec![[10, 0, 0, 2].into()],
+                secret: None,
                 default_role: Role::Viewer,
             }),
             ..AccessPolicy::local()
@@ -416,6 +462,30 @@ mod tests {
         let refused = proxied_tls.refusal(loopback, 0).expect("refused");
         assert!(refused.contains("through an HTTPS proxy"), "{refused}");
         assert_eq!(proxied_tls.refusal(loopback, 1), None);
+    }
+
+    #[test]
+    fn only_a_loopback_lab_may_be_open_while_it_has_no_accounts() {
+        let loopback: SocketAddr = ([127, 0, 0, 1], 3000).into();
+        let v6: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, 3000).into();
+        for addr in [loopback, v6] {
+            assert_eq!(
+                AccessPolicy::local().for_address(addr).open,
+                Openness::WhileNoAccounts
+            );
+        }
+        for addr in [([0, 0, 0, 0], 3000).into(), ([10, 0, 0, 5], 3000).into()] {
+            assert_eq!(
+                AccessPolicy::local().for_address(addr).open,
+                Openness::Never,
+                "{addr}"
+            );
+            let insecure = AccessPolicy {
+                open: Openness::Always,
+                ..AccessPolicy::local()
+            };
+            assert_eq!(insecure.for_address(addr).open, Openness::Always);
+        }
     }
 
     #[test]

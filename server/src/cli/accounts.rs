@@ -13,7 +13,7 @@ use app::access::{check_name, Role};
 use app::format::utc;
 use mite_perf::access::accounts::hash_password;
 use mite_perf::access::tokens::{new_token, token_hash};
-use mite_perf::store::{Store, StoreError};
+use mite_perf::store::{AccountChange, Store, StoreError};
 
 use super::{connect, DbArgs, EXIT_USAGE};
 
@@ -70,11 +70,21 @@ pub enum TokenCommand {
         name: String,
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// The user the token belongs to: it acts with at most their role
+        /// and dies with their account (without: the lab's operator's).
+        #[arg(long)]
+        owner: Option<String>,
+        /// How long it works (e.g. 90d, 12h; without: until revoked).
+        #[arg(long, value_parser = app::model::parse_duration)]
+        expires: Option<std::time::Duration>,
         #[command(flatten)]
         db: DbArgs,
     },
-    /// List tokens (never the tokens themselves), their roles and last use.
+    /// List tokens (never the tokens themselves): roles, owners, expiry and
+    /// last use; all of them, or one user's.
     List {
+        #[arg(long)]
+        owner: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -106,7 +116,7 @@ fn actor() -> String {
     format!("{user} (command line)")
 }
 
-async fn log(store: &Store, action: &str, subject: &str) -> anyhow::Result<()> {
+pub(crate) async fn log(store: &Store, action: &str, subject: &str) -> anyhow::Result<()> {
     store
         .record_activity(&actor(), action, subject, "command line")
         .await
@@ -147,12 +157,12 @@ fn first_line(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Whether taking `name`'s admin role away would leave the lab with none.
-async fn last_admin(store: &Store, name: &str) -> anyhow::Result<bool> {
-    let is_admin = store
-        .user_by_name(name)
-        .await?
-        .is_some_and(|u| u.role == Role::Admin);
-    Ok(is_admin && store.admin_count().await? == 1)
+/// Why a change to the last admin is refused.
+fn last_admin(name: &str) -> String {
+    format!(
+        "{name} is the lab's last admin, and a lab without one could become open to anyone \
+         who reaches it: make another user admin first"
+    )
 }
 
 pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
@@ -212,29 +222,27 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
         }
         UserCommand::Role { name, role, db } => {
             let store = connect(&db).await?;
-            if role != Role::Admin && last_admin(&store, &name).await? {
-                return usage(format!(
-                    "{name} is the lab's last admin: make another user admin first"
-                ));
-            }
-            if !store.set_role(&name, role).await? {
-                return usage(format!("there is no user named {name}"));
+            match store.set_role(&name, role).await? {
+                AccountChange::Done => {}
+                AccountChange::NoSuchUser => {
+                    return usage(format!("there is no user named {name}"))
+                }
+                AccountChange::LastAdmin => return usage(last_admin(&name)),
             }
             log(&store, "user role", &format!("{name} as {role}")).await?;
             to_stdout!("{name} is now a {role}");
         }
         UserCommand::Remove { name, db } => {
             let store = connect(&db).await?;
-            if last_admin(&store, &name).await? && store.users().await?.len() > 1 {
-                return usage(format!(
-                    "{name} is the lab's last admin: make another user admin first"
-                ));
-            }
-            if !store.remove_user(&name).await? {
-                return usage(format!("there is no user named {name}"));
+            match store.remove_user(&name).await? {
+                AccountChange::Done => {}
+                AccountChange::NoSuchUser => {
+                    return usage(format!("there is no user named {name}"))
+                }
+                AccountChange::LastAdmin => return usage(last_admin(&name)),
             }
             log(&store, "user remove", &name).await?;
-            to_stdout!("removed {name}");
+            to_stdout!("removed {name}; the share links they made are revoked");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -242,32 +250,85 @@ pub async fn user(command: UserCommand) -> anyhow::Result<ExitCode> {
 
 pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
-        TokenCommand::Create { name, role, db } => {
+        TokenCommand::Create {
+            name,
+            role,
+            owner,
+            expires,
+            db,
+        } => {
             if let Err(why) = check_name(&name) {
                 return usage(format!("{name}: {why}"));
             }
             let store = connect(&db).await?;
+            if let Some(owner) = &owner {
+                match store.user_by_name(owner).await? {
+                    None => return usage(format!("there is no user named {owner}")),
+                    Some(user) if user.role < role => {
+                        return usage(format!(
+                            "{owner} is a {}: their token cannot be a {role}",
+                            user.role
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+            let expires_at = match expires {
+                None => None,
+                Some(d) => match i64::try_from(d.as_millis()) {
+                    Ok(ms) if ms > 0 => Some(mite_perf::store::now_ms().saturating_add(ms)),
+                    _ => return usage("--expires: give a positive time such as 90d"),
+                },
+            };
             let token = new_token()?;
-            match store.create_token(&name, role, &token_hash(&token)).await {
+            match store
+                .create_owned_token(
+                    &name,
+                    role,
+                    &token_hash(&token),
+                    owner.as_deref(),
+                    expires_at,
+                )
+                .await
+            {
                 Err(StoreError::Conflict(message)) => return usage(message),
                 other => other?,
             };
-            log(&store, "token create", &format!("{name} as {role}")).await?;
+            let whose = owner
+                .as_deref()
+                .map(|o| format!(" for {o}"))
+                .unwrap_or_default();
+            let until = expires_at
+                .map(|at| format!(" until {}", utc(at)))
+                .unwrap_or_default();
+            log(
+                &store,
+                "token create",
+                &format!("{name} as {role}{whose}{until}"),
+            )
+            .await?;
             to_stderr!("token {name} ({role}); it is shown this once, keep it secret:");
             to_stdout!("{token}");
         }
-        TokenCommand::List { db } => {
+        TokenCommand::List { owner, db } => {
             let store = connect(&db).await?;
-            let tokens = store.tokens().await?;
+            let tokens = store.tokens(owner.as_deref()).await?;
             if tokens.is_empty() {
                 to_stdout!("no tokens");
             }
+            let now = mite_perf::store::now_ms();
             for token in tokens {
                 to_stdout!(
-                    "{:<24} {:<7} made {}  last used {}",
+                    "{:<24} {:<7} owner {:<16} made {}  {}  last used {}",
                     token.name,
                     token.role.as_str(),
+                    token.owner.as_deref().unwrap_or("(command line)"),
                     utc(token.created_at),
+                    match token.expires_at {
+                        None => "never expires".to_string(),
+                        Some(at) if at <= now => format!("expired {}", utc(at)),
+                        Some(at) => format!("expires {}", utc(at)),
+                    },
                     token.last_used_at.map_or_else(|| "never".into(), utc)
                 );
             }
@@ -279,6 +340,59 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
             log(&store, "token revoke", &name).await?;
             to_stdout!("revoked {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `mite-perf label …`: who owns a label (and so may move its baseline).
+#[derive(Subcommand, Debug)]
+pub enum LabelCommand {
+    /// List a label's owners, or add and remove some: only they (and
+    /// admins) may mark the label's baseline. A label is owned by whoever
+    /// first ran it until owners are named here.
+    Owners {
+        label: String,
+        /// Make this user (or `token:NAME`) an owner (may be given several times).
+        #[arg(long)]
+        add: Vec<String>,
+        /// No longer an owner (may be given several times).
+        #[arg(long)]
+        remove: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub async fn label(command: LabelCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LabelCommand::Owners {
+            label,
+            add,
+            remove,
+            db,
+        } => {
+            let store = connect(&db).await?;
+            for owner in &add {
+                let name = owner.strip_prefix("token:").unwrap_or(owner);
+                if let Err(why) = check_name(name) {
+                    return usage(format!("{owner}: {why}"));
+                }
+                if store.add_label_owner(&label, owner).await? {
+                    log(&store, "label owner add", &format!("{owner} of {label}")).await?;
+                }
+            }
+            for owner in &remove {
+                if store.remove_label_owner(&label, owner).await? {
+                    log(&store, "label owner remove", &format!("{owner} of {label}")).await?;
+                }
+            }
+            let owners = store.label_owners(&label).await?;
+            if owners.is_empty() {
+                to_stdout!("`{label}` has no owner: only admins may move its baseline");
+            } else {
+                to_stdout!("`{label}` is owned by {}", owners.join(", "));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

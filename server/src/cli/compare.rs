@@ -65,6 +65,7 @@ pub(crate) async fn baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
     if let Some(label) = &args.clear {
         if store.clear_baseline(label).await? {
+            super::accounts::log(&store, "clear baseline", label).await?;
             to_stdout!("`{label}` has no baseline now");
         } else {
             to_stdout!("`{label}` had no baseline");
@@ -76,6 +77,8 @@ pub(crate) async fn baseline(args: BaselineArgs) -> anyhow::Result<ExitCode> {
     };
     match store.mark_baseline(run_id).await {
         Ok(label) => {
+            super::accounts::log(&store, "mark baseline", &format!("run {run_id} of {label}"))
+                .await?;
             to_stdout!("run {run_id} is the baseline of `{label}`");
             Ok(ExitCode::SUCCESS)
         }

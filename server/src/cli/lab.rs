@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use mite_perf::access::proxy::ProxySecret;
 use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
 use mite_perf::cleanup;
 use mite_perf::mite_env::{self};
@@ -23,6 +24,11 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub(crate) addr: SocketAddr,
+    /// A URL the lab is reached at from outside, e.g. through a TLS proxy
+    /// (https://lab.example.com; may be given several times). The lab
+    /// answers only to its bound address, loopback names and these hosts.
+    #[arg(long = "public-url")]
+    pub(crate) public_urls: Vec<mite_perf::web::host::PublicUrl>,
     /// The site cargo-leptos built (default: target/site next to the binary).
     #[arg(long)]
     pub(crate) site_root: Option<PathBuf>,
@@ -57,10 +63,11 @@ pub(crate) struct LabArgs {
     /// this one (may be given several times).
     #[arg(long = "scenario-dir")]
     pub(crate) scenario_dirs: Vec<PathBuf>,
-    /// Let queued runs install mite from a checkout or a wheel on this host
-    /// (the browser can ask for PyPI versions without it).
-    #[arg(long)]
-    pub(crate) allow_local_builds: bool,
+    /// Let queued runs install mite from checkouts and wheels inside these
+    /// folders on this host (the browser can ask for PyPI versions without
+    /// it); any other path is refused.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub(crate) allow_local_builds: Vec<PathBuf>,
     #[command(flatten)]
     pub(crate) agent: AgentArgs,
     #[command(flatten)]
@@ -70,13 +77,26 @@ pub(crate) struct LabArgs {
 }
 
 impl LabArgs {
-    pub(crate) fn policy(&self) -> RunPolicy {
-        RunPolicy {
+    pub(crate) fn policy(&self) -> anyhow::Result<RunPolicy> {
+        let local_build_roots = self
+            .allow_local_builds
+            .iter()
+            .map(|dir| {
+                dir.canonicalize().with_context(|| {
+                    format!(
+                        "--allow-local-builds {}: cannot find that folder",
+                        dir.display()
+                    )
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(RunPolicy {
             allow_target_cmd: self.allow_target_cmd,
             scenario_roots: self.scenario_dirs.clone(),
             any_scenario_dir: false,
-            allow_local_builds: self.allow_local_builds,
-        }
+            local_build_roots,
+            any_local_build: false,
+        })
     }
 
     pub(crate) async fn open(&self) -> anyhow::Result<(Store, LabSetup)> {
@@ -96,7 +116,7 @@ impl LabArgs {
             self.builds_dir.as_ref(),
             &self.output_dir,
             self.limits.limits(),
-            self.policy(),
+            self.policy()?,
             self.agent.host()?,
         )
         .await
@@ -118,6 +138,12 @@ pub(crate) struct AccessArgs {
     /// (may be given several times).
     #[arg(long, requires = "trusted_user_header")]
     pub(crate) trusted_proxy: Vec<std::net::IpAddr>,
+    /// A file holding a secret the proxy sends in the
+    /// X-Mite-Perf-Proxy-Secret header: the user header counts only with
+    /// it. Needed when the proxy is on this host (every local process
+    /// shares its address).
+    #[arg(long, requires = "trusted_user_header")]
+    pub(crate) trusted_proxy_secret_file: Option<PathBuf>,
     /// The role of a user the proxy names for the first time (an admin can
     /// change it with `mite-perf user role`).
     #[arg(long, default_value = "viewer", value_parser = |s: &str| s.parse::<app::access::Role>())]
@@ -133,8 +159,14 @@ pub(crate) struct AccessArgs {
 }
 
 impl AccessArgs {
-    pub(crate) fn policy(&self) -> AccessPolicy {
-        AccessPolicy {
+    /// The policy, or why these arguments make none (an unreadable secret).
+    pub(crate) fn policy(&self) -> Result<AccessPolicy, String> {
+        let secret = self
+            .trusted_proxy_secret_file
+            .as_deref()
+            .map(ProxySecret::from_file)
+            .transpose()?;
+        Ok(AccessPolicy {
             open: if self.insecure_no_auth {
                 Openness::Always
             } else if self.trusted_user_header.is_some() || self.behind_https {
@@ -145,16 +177,30 @@ impl AccessArgs {
             proxy: self.trusted_user_header.clone().map(|header| TrustedProxy {
                 header,
                 addresses: self.trusted_proxy.clone(),
+                secret,
                 default_role: self.proxy_default_role,
             }),
             secure_cookies: self.behind_https,
-        }
+        })
     }
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let access = match args.access.policy() {
+        Ok(access) => access.for_address(args.addr),
+        Err(why) => {
+            to_stderr!("error: {why}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if args.access.behind_https && args.public_urls.is_empty() {
+        to_stderr!(
+            "error: behind HTTPS the lab is reached by a name, and it answers only to the names \
+             it serves: give that name with --public-url https://NAME"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let (store, setup) = args.lab.open().await?;
-    let access = args.access.policy();
     let admins = store
         .admin_count()
         .await
@@ -182,6 +228,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         mite_perf::web::WebConfig {
             site_root: site_root.clone(),
             addr: args.addr,
+            public_urls: args.public_urls.clone(),
             access,
         },
     )

@@ -25,15 +25,26 @@ use mite_perf::run::lease::LabHost;
 use mite_perf::run::{LabSetup, RunLimits, RunPolicy};
 use mite_perf::store::{redact_url, Store};
 
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub(crate) struct DbArgs {
     /// Database to store runs in: sqlite://PATH or postgres://USER@HOST/DB.
+    /// Its value in the environment is never shown (it may hold a password).
     #[arg(
         long,
         env = "MITE_PERF_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite://output/mite-perf.db"
     )]
     pub(crate) database_url: String,
+}
+
+impl std::fmt::Debug for DbArgs {
+    /// The URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .finish()
+    }
 }
 
 /// Deadlines and bounds of a run.

@@ -16,7 +16,7 @@ pub enum Format {
 
 pub fn render(report: &ComparisonReport, format: Format) -> String {
     match format {
-        Format::Text => text(report),
+        Format::Text => terminal_safe(&text(report)),
         Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
         Format::Markdown => markdown(report),
         Format::Csv => csv(report),
@@ -76,7 +76,67 @@ fn verdict(c: &Option<Comparison>) -> String {
     text
 }
 
-fn title(report: &ComparisonReport) -> String {
+/// Text for a terminal: no control character but the line break (a label
+/// holding an escape sequence cannot move the cursor, retitle the window
+/// or hide a line).
+fn terminal_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// A run's own words on one line of a terminal: every control character
+/// (line breaks too) shown as U+FFFD.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// Text put in markdown, inside a line, as written: every character
+/// markdown (or the HTML it may hold) would read as markup there is
+/// escaped, line breaks become spaces.
+fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '!' | '|' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A code span holding `text` as written: fenced by more backticks than any
+/// run inside it, with `|` escaped for the table it sits in.
+fn markdown_code(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .replace('|', "\\|");
+    if longest == 0 {
+        format!("{fence}{text}{fence}")
+    } else {
+        format!("{fence} {text} {fence}")
+    }
+}
+
+/// The title with the runs' own words (labels, build names) passed through
+/// `escape`.
+fn title_with(report: &ComparisonReport, escape: impl Fn(&str) -> String) -> String {
     let side = |s: &app::compare::Side| {
         let build = if s.build > 0 {
             format!(" build {}", s.build + 1)
@@ -86,9 +146,13 @@ fn title(report: &ComparisonReport) -> String {
         let label = if s.label.is_empty() {
             String::new()
         } else {
-            format!("{}, ", s.label)
+            format!("{}, ", escape(&s.label))
         };
-        format!("run {}{build} ({label}mite {})", s.run_id, s.build_name)
+        format!(
+            "run {}{build} ({label}mite {})",
+            s.run_id,
+            escape(&s.build_name)
+        )
     };
     format!("{} against {}", side(&report.new), side(&report.base))
 }
@@ -126,7 +190,7 @@ fn notes(report: &ComparisonReport) -> Vec<String> {
 
 fn text(report: &ComparisonReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}", title(report));
+    let _ = writeln!(out, "{}", title_with(report, one_line));
     for note in notes(report) {
         let _ = writeln!(out, "warning: {note}");
     }
@@ -188,7 +252,7 @@ fn markdown_profiles(report: &ComparisonReport, out: &mut String) {
             p.concurrency, p.new_samples, p.new_requests, p.base_samples, p.base_requests
         );
         for f in &p.frames {
-            let frame = f.frame.replace('|', "\\|");
+            let frame = markdown_code(&f.frame);
             let change = format!("{:+.2}", f.change());
             let change = if f.notable {
                 format!("**{change}**")
@@ -197,7 +261,7 @@ fn markdown_profiles(report: &ComparisonReport, out: &mut String) {
             };
             let _ = writeln!(
                 out,
-                "| `{frame}` | {} | {} | {change} |",
+                "| {frame} | {} | {} | {change} |",
                 per_thousand(f.base_per_thousand),
                 per_thousand(f.new_per_thousand)
             );
@@ -214,10 +278,14 @@ fn markdown(report: &ComparisonReport) -> String {
     } else {
         "🟢"
     };
-    let _ = writeln!(out, "### {worst} mite perf: {}\n", title(report));
+    let _ = writeln!(
+        out,
+        "### {worst} mite perf: {}\n",
+        title_with(report, markdown_text)
+    );
     let _ = writeln!(out, "**{}**\n", summary(report));
     for note in notes(report) {
-        let _ = writeln!(out, "> ⚠️ {note}");
+        let _ = writeln!(out, "> ⚠️ {}", markdown_text(&note));
     }
     let _ = writeln!(
         out,
@@ -428,6 +496,36 @@ mod tests {
             steady.contains("<details><summary>1 figures with no significant change"),
             "{steady}"
         );
+    }
+
+    #[test]
+    fn the_runs_own_words_cannot_mark_up_or_drive_a_terminal() {
+        let mut hostile = report(Verdict::Worse);
+        hostile.new.label = "x](http://evil.example) <img src=x onerror=alert(1)> | **".into();
+        hostile.base.build_name = "\u{1b}]0;pwned\u{7}\u{1b}[2Jmain\nforged line".into();
+        if let Some(p) = hostile.profiles.first_mut() {
+            if let Some(f) = p.frames.first_mut() {
+                f.frame = "a`b | c".into();
+            }
+        }
+        let md = render(&hostile, Format::Markdown);
+        let first = md.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("x\\](http://evil.example) \\<img src=x onerror=alert(1)\\> \\| \\*\\*"),
+            "{first}"
+        );
+        assert!(
+            !md.contains('\u{1b}') && !md.contains("\nforged line"),
+            "{md}"
+        );
+        assert!(md.contains("| `` a`b \\| c `` |"), "{md}");
+        let text = render(&hostile, Format::Text);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text}"
+        );
+        assert!(text.contains("\u{fffd}]0;pwned"), "{text}");
+        assert!(!text.contains("\nforged line"), "{text}");
     }
 
     #[test]

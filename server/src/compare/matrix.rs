@@ -181,7 +181,7 @@ pub fn matrix_csv(run_id: i64, rows: &[MatrixRow]) -> String {
             out,
             "{run_id},{},{},{},{},{},{},{},{},{},{},{}",
             r.build,
-            r.build_name.replace(',', " "),
+            crate::reports::csv::text_cell(&r.build_name),
             r.concurrency,
             r.figure.key(),
             s.median,

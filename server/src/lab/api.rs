@@ -1,6 +1,6 @@
 //! The lab as the server functions see it ([`LabApi`]).
 
-use app::access::Caller;
+use app::access::{Caller, Role};
 use app::api::{
     ActivityEntry, AgentView, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome,
     MiteView, PortView, QueueEntry, RunList, RunView, ScenarioCharts, ShareLinkView,
@@ -146,6 +146,29 @@ impl LabApi for Lab {
         run_id: i64,
     ) -> BoxFuture<'a, Result<String, LabError>> {
         async move {
+            // Only the label's owners (and admins) move its baseline: the
+            // verdicts of every later run of the label, and of CI gates,
+            // are judged against it.
+            if caller.role < Role::Admin {
+                let run = self.existing_run(run_id).await?;
+                let owners = self
+                    .store
+                    .label_owners(&run.label)
+                    .await
+                    .map_err(lab_error)?;
+                if !owners.contains(&caller.name) {
+                    return Err(LabError::Forbidden(format!(
+                        "the label `{}` belongs to {}: only its owners or an admin may move \
+                         its baseline",
+                        run.label,
+                        if owners.is_empty() {
+                            "nobody yet".to_string()
+                        } else {
+                            owners.join(", ")
+                        }
+                    )));
+                }
+            }
             let label = match self.store.mark_baseline(run_id).await {
                 Err(StoreError::Invalid(message)) => Err(LabError::invalid("run", message)),
                 other => other.map_err(lab_error),

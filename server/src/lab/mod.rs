@@ -156,14 +156,17 @@ impl Lab {
         }
     }
 
+    /// Run `run_id` as stored: "no run N" (404) when there is none.
+    pub async fn existing_run(&self, run_id: i64) -> Result<crate::store::RunRecord, LabError> {
+        self.store
+            .run(run_id)
+            .await?
+            .ok_or_else(|| LabError::NotFound(format!("no run {run_id}")))
+    }
+
     /// The run `run_id`, if `caller` may cancel it.
     async fn cancellable(&self, caller: &Caller, run_id: i64) -> Result<RunStatus, LabError> {
-        let run = self
-            .store
-            .run(run_id)
-            .await
-            .map_err(lab_error)?
-            .ok_or_else(|| LabError::NotFound(format!("no run {run_id}")))?;
+        let run = self.existing_run(run_id).await?;
         caller.require_cancel(&run.params.launched_by)?;
         Ok(run.status)
     }
@@ -219,10 +222,5 @@ impl Lab {
 /// A store error as the pages see it: the database being unavailable is
 /// said so (503); anything else is the lab's fault (500), logged here.
 pub fn lab_error(e: StoreError) -> LabError {
-    if e.is_unavailable() {
-        LabError::Unavailable(format!("the database is unavailable: {e}"))
-    } else {
-        tracing::error!("{e}");
-        LabError::Internal(e.to_string())
-    }
+    e.into()
 }

@@ -40,9 +40,7 @@ impl Lab {
             ));
         }
         caller.require(Action::ReadRun(run_id))?;
-        if self.store.run(run_id).await.map_err(lab_error)?.is_none() {
-            return Err(LabError::NotFound(format!("no run {run_id}")));
-        }
+        self.existing_run(run_id).await?;
         let secret = new_secret(SHARE_PREFIX).map_err(|e| LabError::Internal(e.to_string()))?;
         let expires_at = now_ms() + i64::from(days) * DAY_MS;
         let id = self

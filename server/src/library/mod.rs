@@ -11,6 +11,7 @@ use std::time::Duration;
 use app::library::{is_scenario_spec, LibraryScenario, VolumeShape};
 use app::library::{SHAPE_CONCURRENCIES, SHAPE_DURATION_S};
 
+use crate::child_env::CleanEnv;
 use crate::run::is_inside;
 
 /// The finder, run with the pinned mite's Python in each folder.
@@ -167,6 +168,7 @@ async fn list_folder(root: &Path, python: &Path) -> Result<Listing, LibraryError
         "target_url": "http://127.0.0.1:9898/",
     });
     let child = tokio::process::Command::new(python)
+        .basic_env()
         .arg("-c")
         .arg(FINDER)
         .arg(request.to_string())

@@ -12,6 +12,7 @@ use tokio::process::Command;
 
 use super::source::{checkout_state, sha256_file, sha256_text};
 use super::{data_dir, MiteEnv, MiteEnvError};
+use crate::child_env::CleanEnv;
 
 /// The environment variable naming the builds folder, as `--builds-dir` does.
 pub const BUILDS_DIR_ENV: &str = "MITE_PERF_BUILDS_DIR";
@@ -344,6 +345,7 @@ impl Drop for InstallerGroup {
 /// lines of what it printed. Dropped before it ends, the group is killed.
 async fn run_quietly(mut command: Command) -> Result<(), String> {
     command
+        .installer_env()
         .env("UV_PYTHON_DOWNLOADS", "never")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -9,6 +9,8 @@ pub mod source;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::child_env::CleanEnv;
+
 /// The mite version the set-up script installs.
 pub const MITE_VERSION: &str = "2.11.0";
 /// The environment variable naming the venv, as `--mite-venv` does.
@@ -57,6 +59,7 @@ impl MiteEnv {
             });
         }
         let output = Command::new(&python)
+            .basic_env()
             .args([
                 "-c",
                 "import importlib.metadata as m, platform; print(m.version('mite')); print(platform.python_version())",

@@ -8,6 +8,8 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
+use crate::child_env::CleanEnv;
+
 /// A checkout as found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckoutState {
@@ -37,6 +39,7 @@ const SKIPPED_DIRS: [&str; 9] = [
 pub fn checkout_state(dir: &Path) -> std::io::Result<CheckoutState> {
     let git = |args: &[&str]| -> Option<String> {
         let output = Command::new("git")
+            .installer_env()
             .arg("-C")
             .arg(dir)
             .args(args)

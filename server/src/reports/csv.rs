@@ -14,6 +14,26 @@ use super::ReportError;
 use crate::model::Sample;
 use crate::store::{SampleRow, SampleSource, Store, StoreError};
 
+/// A text cell of any CSV the lab writes: quoted when it holds a comma, a
+/// quote or a line break, and made inert for spreadsheets when it starts
+/// like a formula (`=`, `+`, `-`, `@`, a tab or a carriage return): such a
+/// cell gets a leading `'`, as OWASP advises, so `=1+1` stays text.
+/// Numbers are never written through this.
+pub fn text_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quoted = text.contains([',', '"', '\n', '\r']);
+    match (formula, quoted) {
+        (false, false) => text.into(),
+        (true, false) => format!("'{text}").into(),
+        (formula, true) => format!(
+            "\"{}{}\"",
+            if formula { "'" } else { "" },
+            text.replace('"', "\"\"")
+        )
+        .into(),
+    }
+}
+
 /// The header line (with its newline).
 pub const HEADER: &str =
     "elapsed,process,cpu,mem,scenario,requests,requests_in_interval,timestamp,pid,concurrency\n";
@@ -74,7 +94,7 @@ pub fn push_line(out: &mut Vec<u8>, scenario: &str, concurrency: i64, s: &Sample
     out.push(b',');
     push_int(out, s.mem);
     out.push(b',');
-    out.extend_from_slice(scenario.as_bytes());
+    out.extend_from_slice(text_cell(scenario).as_bytes());
     out.push(b',');
     if let Some(n) = s.requests {
         push_int(out, n);
@@ -101,7 +121,7 @@ cpu_wait,mem,threads,fds,voluntary_switches,involuntary_switches,read_bytes,writ
 /// main thread) and bytes are counted since the previous sample. The
 /// detail's fields are empty for samples taken without it.
 pub fn push_process_line(out: &mut Vec<u8>, scenario: &str, concurrency: i64, s: &Sample) {
-    out.extend_from_slice(scenario.as_bytes());
+    out.extend_from_slice(text_cell(scenario).as_bytes());
     out.push(b',');
     push_int(out, concurrency);
     out.push(b',');
@@ -262,6 +282,48 @@ mod tests {
             "2.500,http,12.35,1048576,scenario10,9000,3000,1700000000.250,7,10\n"
         );
         assert!(HEADER.starts_with("elapsed,process,cpu,mem,scenario,requests,"));
+    }
+
+    #[test]
+    fn text_cells_are_quoted_and_never_formulas() {
+        for (text, cell) in [
+            ("scenario10", "scenario10"),
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
+            ("\r=1", "\"'\r=1\""),
+            ("", ""),
+        ] {
+            assert_eq!(text_cell(text), cell, "{text:?}");
+        }
+        let mut out = Vec::new();
+        let sample = Sample {
+            process: crate::model::ProcessKind::Runner,
+            pid: 1,
+            at_ms: 0,
+            elapsed_ms: 0,
+            cpu: 0.0,
+            mem: 0,
+            requests: None,
+            requests_in_interval: None,
+            detail: None,
+        };
+        push_line(&mut out, "=1+1", 1, &sample);
+        push_process_line(&mut out, "=1+1", 1, &sample);
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            !text.contains(",=1+1") && !text.starts_with("=1+1"),
+            "{text}"
+        );
+        assert_eq!(text.matches("'=1+1").count(), 2, "{text}");
     }
 
     #[test]

@@ -24,6 +24,20 @@ pub enum ReportError {
     Chart(#[from] serde_json::Error),
 }
 
+/// A report's error as the pages and downloads see it: the database's
+/// keeps its kind (503 while it is unavailable).
+impl From<ReportError> for app::api::LabError {
+    fn from(e: ReportError) -> Self {
+        match e {
+            ReportError::Store(e) => e.into(),
+            other => {
+                tracing::error!("{other}");
+                app::api::LabError::Internal(other.to_string())
+            }
+        }
+    }
+}
+
 /// Where a report is written before it is renamed into place.
 fn partial_path(path: &Path) -> std::path::PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();

@@ -177,13 +177,9 @@ pub fn charts(
 pub const CSV_HEADER: &str = "scenario,concurrency,transaction,elapsed_ms,at_ms,requests,errors,\
 exceptions,transactions,p50_ms,p90_ms,p99_ms,max_ms\n";
 
-/// A CSV field: quoted when it holds a comma, a quote or a line break.
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
+/// A CSV text field (quoted as needed, never a formula).
+fn field(text: &str) -> std::borrow::Cow<'_, str> {
+    super::csv::text_cell(text)
 }
 
 fn optional(x: Option<f64>) -> String {

@@ -81,8 +81,11 @@ pub struct RunPolicy {
     pub scenario_roots: Vec<PathBuf>,
     /// Any scenario folder will do (the command line's own choice).
     pub any_scenario_dir: bool,
-    /// Runs may install mite from a checkout or a wheel on this host.
-    pub allow_local_builds: bool,
+    /// Runs may install mite from checkouts and wheels inside these folders
+    /// (made absolute when the lab starts).
+    pub local_build_roots: Vec<PathBuf>,
+    /// Any checkout or wheel will do (the command line's own choice).
+    pub any_local_build: bool,
 }
 
 impl RunPolicy {
@@ -92,8 +95,36 @@ impl RunPolicy {
             allow_target_cmd: true,
             scenario_roots: vec![],
             any_scenario_dir: true,
-            allow_local_builds: true,
+            local_build_roots: vec![],
+            any_local_build: true,
         }
+    }
+
+    /// Whether a run may install mite from `path`: inside one of
+    /// [`Self::local_build_roots`], as written (`..` resolved against the
+    /// lab's folder) and as it really is (links followed as far as the
+    /// path exists). Whether it exists is not said either way.
+    pub fn allows_local_build(&self, path: &Path) -> bool {
+        if self.any_local_build {
+            return true;
+        }
+        let Ok(here) = std::env::current_dir() else {
+            return false;
+        };
+        let written = lexically_absolute(&here.join(path));
+        let inside = |p: &Path| {
+            self.local_build_roots
+                .iter()
+                .any(|root| p.starts_with(root))
+        };
+        if !inside(&written) {
+            return false;
+        }
+        // The deepest part that exists, with its links followed.
+        written
+            .ancestors()
+            .find_map(|p| p.canonicalize().ok())
+            .is_some_and(|real| inside(&real))
     }
 
     /// The scenario library: the folders runs may take their scenarios from.
@@ -126,13 +157,16 @@ impl RunPolicy {
                 ));
             }
         }
-        if let Some(local) = params.mite.iter().find(|b| b.is_local()) {
-            if !self.allow_local_builds {
-                return Some(format!(
-                    "this run asks for mite from {local}, and this lab was not started with \
-                     --allow-local-builds: ask for a version instead"
-                ));
-            }
+        if let Some(local) = params
+            .mite
+            .iter()
+            .find(|b| b.local_path().is_some_and(|p| !self.allows_local_build(p)))
+        {
+            return Some(format!(
+                "this run asks for mite from {local}, which is not inside a folder this lab \
+                 takes checkouts and wheels from (--allow-local-builds DIR): ask for a version \
+                 instead"
+            ));
         }
         if let ScenarioSpec::Custom { dir, .. } = &params.scenario {
             if self.any_scenario_dir {
@@ -495,6 +529,22 @@ async fn prepare(
         sink: SampleSink::start(writer, setup.limits.max_unsaved_samples),
         output_dir,
     })
+}
+
+/// `path` (absolute) with `.` and `..` resolved as written, without
+/// looking at the file system.
+fn lexically_absolute(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Whether `path` lies inside `root` (both made absolute, `..` resolved):

@@ -20,7 +20,21 @@ pub struct ActivityRecord {
     pub source: String,
 }
 
+/// The longest text an entry keeps in each field: what a request names
+/// (a typed user name, a label) is cut there, so the log cannot be made
+/// to grow by a request's size.
+pub const MAX_ACTIVITY_FIELD: usize = 200;
+
+/// `text` cut to [`MAX_ACTIVITY_FIELD`] characters (marked with `…`).
+pub fn bounded_field(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_ACTIVITY_FIELD) {
+        None => text.into(),
+        Some((end, _)) => format!("{}…", &text[..end]).into(),
+    }
+}
+
 impl Store {
+    /// Records an entry, each field cut to [`MAX_ACTIVITY_FIELD`] characters.
     pub async fn record_activity(
         &self,
         actor: &str,
@@ -32,10 +46,10 @@ impl Store {
             "INSERT INTO activity (at, actor, action, subject, source) VALUES ($1, $2, $3, $4, $5)"
         )
         .bind(super::now_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(source)
+        .bind(bounded_field(actor))
+        .bind(bounded_field(action))
+        .bind(bounded_field(subject))
+        .bind(bounded_field(source))
         .execute(pool)
         .await
         .map(drop))?;
@@ -53,5 +67,23 @@ impl Store {
         .fetch_all(pool)
         .await)?;
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_cut_at_their_bound() {
+        assert_eq!(bounded_field("run 7"), "run 7");
+        let long = "é".repeat(MAX_ACTIVITY_FIELD + 10);
+        let cut = bounded_field(&long);
+        assert_eq!(cut.chars().count(), MAX_ACTIVITY_FIELD + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(
+            bounded_field(&long[..2 * MAX_ACTIVITY_FIELD]),
+            long[..2 * MAX_ACTIVITY_FIELD]
+        );
     }
 }

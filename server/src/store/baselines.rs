@@ -1,5 +1,6 @@
 //! The `baselines` table: for a label, the run new runs of that label are
-//! compared against.
+//! compared against; and `label_owners`: who may move it (whoever first
+//! ran the label, or the owners an admin named).
 
 use super::{with_pool, Result, Store, StoreError};
 
@@ -58,6 +59,63 @@ impl Store {
             "DELETE FROM baselines WHERE label = $1"
         )
         .bind(label)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// Makes `launcher` the owner of `label` when the label has none yet
+    /// (its first run).
+    pub async fn claim_label(&self, label: &str, launcher: &str) -> Result<()> {
+        if label.trim().is_empty() || launcher.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, |pool| sqlx::query(
+            "INSERT INTO label_owners (label, owner, added_at) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM label_owners WHERE label = $1)"
+        )
+        .bind(label)
+        .bind(launcher)
+        .bind(super::now_ms())
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Who owns `label`, by name.
+    pub async fn label_owners(&self, label: &str) -> Result<Vec<String>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT owner FROM label_owners WHERE label = $1 ORDER BY owner"
+        )
+        .bind(label)
+        .fetch_all(pool)
+        .await)?)
+    }
+
+    /// Adds an owner to `label`; returns whether they were not one already.
+    pub async fn add_label_owner(&self, label: &str, owner: &str) -> Result<bool> {
+        let n = with_pool!(self, |pool| sqlx::query(
+            "INSERT INTO label_owners (label, owner, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (label, owner) DO NOTHING"
+        )
+        .bind(label)
+        .bind(owner)
+        .bind(super::now_ms())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// Removes an owner of `label`; returns whether they were one.
+    pub async fn remove_label_owner(&self, label: &str, owner: &str) -> Result<bool> {
+        let n = with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM label_owners WHERE label = $1 AND owner = $2"
+        )
+        .bind(label)
+        .bind(owner)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;

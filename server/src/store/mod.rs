@@ -43,7 +43,7 @@ pub use scenarios::ScenarioRecord;
 pub use sessions::Sessions;
 pub use share_links::ShareLinkRecord;
 pub use tokens::TokenRecord;
-pub use users::UserRecord;
+pub use users::{AccountChange, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,6 +110,20 @@ impl StoreError {
                     || db.message().contains("database is locked")
             }
             _ => false,
+        }
+    }
+}
+
+/// A store error as the pages and downloads see it: the database being
+/// unavailable is said so (503); anything else is the lab's fault (500),
+/// logged here.
+impl From<StoreError> for app::api::LabError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            app::api::LabError::Unavailable(format!("the database is unavailable: {e}"))
+        } else {
+            tracing::error!("{e}");
+            app::api::LabError::Internal(e.to_string())
         }
     }
 }

@@ -132,6 +132,7 @@ impl Store {
         .bind(&params.agent)
         .fetch_one(pool)
         .await)?;
+        self.claim_label(&params.label, &params.launched_by).await?;
         Ok(id)
     }
 

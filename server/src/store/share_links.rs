@@ -83,4 +83,17 @@ impl Store {
         .map(|r| r.rows_affected()))?;
         Ok(done > 0)
     }
+
+    /// Revokes the open links `maker` made (a user removed, a token
+    /// revoked: their links die with them); how many.
+    pub async fn revoke_share_links_by(&self, maker: &str) -> Result<u64> {
+        Ok(with_pool!(self, |pool| sqlx::query(
+            "UPDATE share_links SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL"
+        )
+        .bind(maker)
+        .bind(super::now_ms())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
 }

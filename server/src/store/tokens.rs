@@ -1,6 +1,7 @@
-//! The `api_tokens` table: tokens for CI jobs and scripts, each with a name
-//! and a role. Only a token's SHA-256 hash is kept; the token itself is
-//! shown once, when it is made.
+//! The `api_tokens` table: tokens for CI jobs and scripts, each with a name,
+//! a role, the user who owns it (none: the lab's operator made it on the
+//! command line) and maybe an expiry. Only a token's SHA-256 hash is kept;
+//! the token itself is shown once, when it is made.
 
 use app::access::Role;
 
@@ -13,6 +14,17 @@ pub struct TokenRecord {
     pub role: Role,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// The user it belongs to; `None`: made on the command line.
+    pub owner: Option<String>,
+    /// When it stops working (unix ms); `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+impl TokenRecord {
+    /// Whether it has expired at `now`.
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -22,6 +34,8 @@ struct TokenRow {
     role: String,
     created_at: i64,
     last_used_at: Option<i64>,
+    owner: Option<String>,
+    expires_at: Option<i64>,
 }
 
 impl TryFrom<TokenRow> for TokenRecord {
@@ -33,11 +47,13 @@ impl TryFrom<TokenRow> for TokenRecord {
             role: parse_text(&row.role)?,
             created_at: row.created_at,
             last_used_at: row.last_used_at,
+            owner: row.owner,
+            expires_at: row.expires_at,
         })
     }
 }
 
-const TOKEN_COLUMNS: &str = "id, name, role, created_at, last_used_at";
+const TOKEN_COLUMNS: &str = "id, name, role, created_at, last_used_at, owner, expires_at";
 
 /// How often a token's last use is written (not on every request).
 const LAST_USE_RESOLUTION_MS: i64 = 60_000;
@@ -45,25 +61,58 @@ const LAST_USE_RESOLUTION_MS: i64 = 60_000;
 impl Store {
     /// Keeps a new token's hash; [`StoreError::Conflict`] when the name is taken.
     pub async fn create_token(&self, name: &str, role: Role, token_hash: &str) -> Result<i64> {
+        self.create_owned_token(name, role, token_hash, None, None)
+            .await
+    }
+
+    /// Keeps a new token's hash, owned by `owner` (a user) and expiring at
+    /// `expires_at` (unix ms), either when given.
+    pub async fn create_owned_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        owner: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<i64> {
         let id = with_pool!(self, |pool| sqlx::query_scalar(
-            "INSERT INTO api_tokens (name, role, token_hash, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO api_tokens (name, role, token_hash, created_at, owner, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(name)
         .bind(role.as_str())
         .bind(token_hash)
         .bind(super::now_ms())
+        .bind(owner)
+        .bind(expires_at)
         .fetch_one(pool)
         .await)
         .map_err(|e| super::conflict(e, || format!("there is already a token named {name}")))?;
         Ok(id)
     }
 
-    pub async fn tokens(&self) -> Result<Vec<TokenRecord>> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY name");
-        let rows: Vec<TokenRow> =
-            with_pool!(self, |pool| sqlx::query_as(&sql).fetch_all(pool).await)?;
+    /// Every token, or `owner`'s only.
+    pub async fn tokens(&self, owner: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE $1 IS NULL OR owner = $1 ORDER BY name"
+        );
+        let rows: Vec<TokenRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(owner)
+            .fetch_all(pool)
+            .await)?;
         rows.into_iter().map(TokenRecord::try_from).collect()
+    }
+
+    /// Revokes (deletes) every token `owner` owns (their account is gone);
+    /// how many.
+    pub async fn revoke_tokens_of(&self, owner: &str) -> Result<u64> {
+        Ok(with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM api_tokens WHERE owner = $1"
+        )
+        .bind(owner)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
     }
 
     /// The token with this hash, noting that it was used.
@@ -102,6 +151,9 @@ impl Store {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
+        if done > 0 {
+            self.revoke_share_links_by(&format!("token:{name}")).await?;
+        }
         Ok(done > 0)
     }
 }

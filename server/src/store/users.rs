@@ -143,29 +143,76 @@ impl Store {
         Ok(done > 0)
     }
 
-    /// Sets a user's role; returns whether the user exists.
-    pub async fn set_role(&self, name: &str, role: Role) -> Result<bool> {
-        let done = with_pool!(self, |pool| sqlx::query(
-            "UPDATE users SET role = $2, updated_at = $3 WHERE name = $1"
-        )
-        .bind(name)
-        .bind(role.as_str())
-        .bind(super::now_ms())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(done > 0)
+    /// Sets a user's role, unless that would leave the lab without an
+    /// admin. Atomic: two admins demoting each other at once leave one.
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<AccountChange> {
+        let sql = format!(
+            "WITH admins AS (SELECT id FROM users WHERE role = $4{lock}) \
+             UPDATE users SET role = $2, updated_at = $3 WHERE name = $1 \
+             AND ($2 = $4 OR role <> $4 OR (SELECT COUNT(*) FROM admins) > 1)",
+            lock = self.lock_rows()
+        );
+        let done = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(name)
+            .bind(role.as_str())
+            .bind(super::now_ms())
+            .bind(Role::Admin.as_str())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.account_change(name, done).await
     }
 
-    /// Removes a user; returns whether there was one. Their runs keep their name.
-    pub async fn remove_user(&self, name: &str) -> Result<bool> {
-        let done = with_pool!(self, |pool| sqlx::query(
-            "DELETE FROM users WHERE name = $1"
-        )
-        .bind(name)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(done > 0)
+    /// Removes a user, unless they are the lab's last admin (a lab must
+    /// not become open by losing its accounts). Atomic, as [`Self::set_role`].
+    /// Their runs keep their name; their sessions end (the user is gone)
+    /// and the share links and tokens they made die with them.
+    pub async fn remove_user(&self, name: &str) -> Result<AccountChange> {
+        let sql = format!(
+            "WITH admins AS (SELECT id FROM users WHERE role = $2{lock}) \
+             DELETE FROM users WHERE name = $1 \
+             AND (role <> $2 OR (SELECT COUNT(*) FROM admins) > 1)",
+            lock = self.lock_rows()
+        );
+        let done = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(name)
+            .bind(Role::Admin.as_str())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if done > 0 {
+            self.revoke_share_links_by(name).await?;
+            self.revoke_tokens_of(name).await?;
+        }
+        self.account_change(name, done).await
     }
+
+    /// What a change that touched `done` rows did to user `name`.
+    async fn account_change(&self, name: &str, done: u64) -> Result<AccountChange> {
+        Ok(if done > 0 {
+            AccountChange::Done
+        } else if self.user_by_name(name).await?.is_some() {
+            AccountChange::LastAdmin
+        } else {
+            AccountChange::NoSuchUser
+        })
+    }
+
+    /// `FOR UPDATE` where the backend locks rows (PostgreSQL); SQLite's
+    /// writers take turns anyway.
+    fn lock_rows(&self) -> &'static str {
+        match self.backend() {
+            super::Backend::Postgres => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        }
+    }
+}
+
+/// What a change to an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountChange {
+    Done,
+    NoSuchUser,
+    /// Refused: the user is the lab's last admin.
+    LastAdmin,
 }

@@ -36,6 +36,20 @@ pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// No download streams for longer than this.
 pub const TIME_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+/// The headers of a flame graph: an SVG whose script (inferno's search and
+/// zoom) runs only sandboxed, in an origin of its own, when it is opened
+/// alone; drawn as an image on the lab's pages, it runs none.
+fn flame_graph_headers() -> [(header::HeaderName, &'static str); 2] {
+    [
+        (header::CONTENT_TYPE, "image/svg+xml"),
+        (header::CONTENT_SECURITY_POLICY, FLAME_GRAPH_POLICY),
+    ]
+}
+
+/// The Content-Security-Policy of a flame graph opened alone.
+pub const FLAME_GRAPH_POLICY: &str = "sandbox allow-scripts; default-src 'none'; \
+    script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'";
+
 fn attachment(content_type: &str, filename: &str) -> [(header::HeaderName, String); 2] {
     [
         (header::CONTENT_TYPE, content_type.to_string()),
@@ -154,15 +168,14 @@ pub async fn run_csv(
     if let Err(e) = caller.require(Action::ReadRun(id)) {
         return ErrorResponse(e).into_response();
     }
-    match state.lab.store().run(id).await {
-        Ok(Some(_)) => csv_response(
+    match state.lab.existing_run(id).await {
+        Ok(_) => csv_response(
             state,
             SampleSource::Run(id),
             Layout::Samples,
             format!("run-{id}-samples.csv"),
         ),
-        Ok(None) => ErrorResponse(LabError::NotFound(format!("no run {id}"))).into_response(),
-        Err(e) => ErrorResponse(lab_error(e)).into_response(),
+        Err(e) => ErrorResponse(e).into_response(),
     }
 }
 
@@ -215,19 +228,8 @@ pub async fn run_chart(
 ) -> Response {
     let answer = async {
         caller.require(Action::ReadRun(id))?;
-        if state
-            .lab
-            .store()
-            .run(id)
-            .await
-            .map_err(lab_error)?
-            .is_none()
-        {
-            return Err(LabError::NotFound(format!("no run {id}")));
-        }
-        let html = chart::render(state.lab.store(), id, None)
-            .await
-            .map_err(|e| LabError::Internal(e.to_string()))?;
+        state.lab.existing_run(id).await?;
+        let html = chart::render(state.lab.store(), id, None).await?;
         Ok((
             attachment("text/html; charset=utf-8", &format!("run-{id}-chart.html")),
             html,
@@ -346,7 +348,7 @@ async fn profile_as(
                     .ok_or_else(|| {
                         LabError::NotFound(format!("profile {id} holds no sample to draw"))
                     })?;
-                ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
+                (flame_graph_headers(), svg).into_response()
             }
             ProfileAs::Folded => (
                 attachment("text/plain; charset=utf-8", &format!("{name}.folded")),
@@ -459,7 +461,7 @@ pub async fn differential_flamegraph(
         .differential_flamegraph(&query.runs, query.concurrency)
         .await
     {
-        Ok(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        Ok(svg) => (flame_graph_headers(), svg).into_response(),
         Err(e) => ErrorResponse(e).into_response(),
     }
 }
@@ -475,15 +477,9 @@ pub async fn run_transactions_csv(
     let answer = async {
         caller.require(Action::ReadRun(id))?;
         let store = state.lab.store();
-        store
-            .run(id)
-            .await
-            .map_err(lab_error)?
-            .ok_or_else(|| LabError::NotFound(format!("no run {id}")))?;
+        state.lab.existing_run(id).await?;
         let scenarios = store.scenarios(id).await.map_err(lab_error)?;
-        let csv = transactions::csv(store, &scenarios)
-            .await
-            .map_err(|e| LabError::Internal(e.to_string()))?;
+        let csv = transactions::csv(store, &scenarios).await?;
         Ok((
             attachment(
                 "text/csv; charset=utf-8",
@@ -508,9 +504,7 @@ pub async fn scenario_transactions_csv(
         let store = state.lab.store();
         let scenario = readable_scenario(&state, &caller, id).await?;
         let filename = format!("run-{}-{}-transactions.csv", scenario.run_id, scenario.name);
-        let csv = transactions::csv(store, std::slice::from_ref(&scenario))
-            .await
-            .map_err(|e| LabError::Internal(e.to_string()))?;
+        let csv = transactions::csv(store, std::slice::from_ref(&scenario)).await?;
         Ok((attachment("text/csv; charset=utf-8", &filename), csv))
     };
     match answer.await {

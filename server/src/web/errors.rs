@@ -76,3 +76,52 @@ pub async fn server_fn_status(request: Request, next: Next) -> Response {
     }
     Response::from_parts(parts, Body::from(bytes))
 }
+
+/// The sign-in session layers (axum-login over tower-sessions) answer an
+/// empty 500 when the database cannot give them a session or its user.
+/// This answers the lab's 503 instead, as every other route does while
+/// the database is down: a page for a browser, JSON for a server function,
+/// text otherwise, with `Retry-After` and no cookie.
+pub async fn sessions_unavailable(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    let browsing = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let response = next.run(request).await;
+    let empty_500 = response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+        && axum::body::HttpBody::size_hint(response.body()).exact() == Some(0);
+    if !empty_500 {
+        return response;
+    }
+    tracing::warn!("the sign-in sessions are unavailable ({path}): answered 503");
+    let error = LabError::Unavailable(
+        "the database is unavailable: sign-in sessions cannot be read now; try again in a moment"
+            .into(),
+    );
+    let mut response = if browsing && !path.starts_with("/api/") {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            UNAVAILABLE_PAGE,
+        )
+            .into_response()
+    } else {
+        early_error(&path, error)
+    };
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    response
+}
+
+/// The page a browser gets while the database is down and its session
+/// cannot be read.
+const UNAVAILABLE_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>mite perf lab: unavailable</title><link rel=\"stylesheet\" href=\"/pkg/mite-perf.css\">\
+</head><body><main><h1>The lab's database is unavailable</h1><p>Your session cannot be read \
+while the database is down. Nothing was changed. Try again in a moment: \
+<a href=\"\">reload this page</a>.</p></main></body></html>\n";

@@ -10,6 +10,7 @@
 pub mod downloads;
 pub mod errors;
 pub mod health;
+pub mod host;
 pub mod origin;
 pub mod share;
 pub mod signin;
@@ -38,6 +39,7 @@ use crate::access::{identify, Access, AccessPolicy};
 use crate::lab::Lab;
 use crate::reports::chart;
 use crate::store::StoreError;
+use host::{PublicUrl, ServedHosts};
 
 /// The largest request body the lab reads (a launch form is a few hundred bytes).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -61,6 +63,9 @@ pub struct WebConfig {
     pub site_root: PathBuf,
     /// The address the lab listens on.
     pub addr: SocketAddr,
+    /// Where the lab is reached from outside (`--public-url`): their names
+    /// are answered to, besides the bound address and loopback names.
+    pub public_urls: Vec<PublicUrl>,
     pub access: AccessPolicy,
 }
 
@@ -70,6 +75,7 @@ impl WebConfig {
         WebConfig {
             site_root,
             addr: ([127, 0, 0, 1], 3000).into(),
+            public_urls: Vec::new(),
             access: AccessPolicy::local(),
         }
     }
@@ -116,20 +122,21 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
         sessions,
     )
     .build();
+    let hosts = Arc::new(ServedHosts::new(config.addr, &config.public_urls));
     let access = Arc::new(Access::new(config.access, store));
     let state = WebState {
         lab,
         access: access.clone(),
         leptos: leptos.clone(),
     };
-    let cache = SetResponseHeaderLayer::if_not_present(
+    let files_cache = SetResponseHeaderLayer::if_not_present(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
     let files = Router::new()
         .route("/assets/echarts.min.js", get(echarts))
         .fallback(leptos_axum::file_and_error_handler::<WebState, _>(shell))
-        .layer(cache);
+        .layer(files_cache);
     let app = Router::new()
         .route("/signin", post(signin::sign_in))
         .route("/signout", post(signin::sign_out))
@@ -180,7 +187,8 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
             move || shell(leptos.clone())
         })
         .layer(axum::middleware::from_fn_with_state(access, identify))
-        .layer(accounts);
+        .layer(accounts)
+        .layer(axum::middleware::from_fn(errors::sessions_unavailable));
     // Health and the site's files answer without sessions or callers: a
     // health check must not depend on them, and the sign-in page needs
     // its script and styles.
@@ -191,8 +199,40 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
         .layer(axum::middleware::from_fn(origin::same_origin_only))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(CompressionLayer::new())
+        // A request for a name the lab does not serve (DNS rebinding)
+        // reaches nothing else.
+        .layer(axum::middleware::from_fn_with_state(
+            hosts,
+            host::served_hosts_only,
+        ))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state))
 }
+
+/// Headers every answer carries: no type sniffing, no framing by other
+/// sites, no full URL (a share link's secret) sent to other origins, and,
+/// unless the answer has its own (pages, flame graphs), a policy under
+/// which nothing it holds may run.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(NOTHING_RUNS_POLICY));
+    response
+}
+
+/// The Content-Security-Policy of an answer that is not a page: nothing in
+/// it runs or loads, and no site frames it.
+pub const NOTHING_RUNS_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
 async fn echarts() -> impl axum::response::IntoResponse {
     (

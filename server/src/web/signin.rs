@@ -12,12 +12,13 @@ use axum::Form;
 use axum_login::AuthSession;
 use serde::Deserialize;
 
-use app::access::safe_next;
+use app::access::{check_name, safe_next};
 use app::api::LabError;
 
 use super::errors::ErrorResponse;
 use super::WebState;
 use crate::access::accounts::{Accounts, Credentials};
+use crate::access::throttle::{password_checks, DEVICE_COOKIE};
 
 #[derive(Deserialize)]
 pub struct SignInForm {
@@ -32,8 +33,22 @@ fn back_to_form(next: &str, failed: &str) -> Response {
     Redirect::to(&format!("/signin?failed={failed}&{next}")).into_response()
 }
 
+/// The longest password the lab checks (a longer one cannot be right, and
+/// the check's cost grows with it).
+pub const MAX_PASSWORD: usize = 1024;
+
+/// A 429 with a sentence and when to come back.
+fn slow_down(sentence: String, wait: std::time::Duration) -> Response {
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, format!("{sentence}\n")).into_response();
+    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// `POST /signin`: on success, on to `next` (a path of this lab); else back
-/// to the form; 429 after repeated failures.
+/// to the form; 429 after repeated failures ([`crate::access::throttle`])
+/// or while too many passwords wait to be checked.
 pub async fn sign_in(
     State(state): State<WebState>,
     mut auth: AuthSession<Accounts>,
@@ -41,6 +56,7 @@ pub async fn sign_in(
 ) -> Response {
     let (parts, body) = request.into_parts();
     let from = state.access.source(&parts);
+    let device = crate::access::cookie(&parts, DEVICE_COOKIE);
     let Ok(Form(form)) =
         Form::<SignInForm>::from_request(Request::from_parts(parts, body), &()).await
     else {
@@ -49,26 +65,31 @@ pub async fn sign_in(
     };
     let name = form.name.trim().to_string();
     let throttle = &state.access.throttle;
-    if let Err(wait) = throttle.check(&name, &from, Instant::now()) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many failed sign-ins for {name} from here: try again in {minutes} minute{}.\n",
-                if minutes == 1 { "" } else { "s" }
-            ),
-        )
-            .into_response();
-        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+    let store = &state.access.store;
+    if let Err(refusal) = throttle.check(&name, &from, device.as_deref(), Instant::now()) {
+        return slow_down(refusal.sentence(&bounded(&name)), refusal.wait);
+    }
+    // A name the lab cannot hold, or a password longer than any it keeps,
+    // is wrong without being checked.
+    if check_name(&name).is_err() || form.password.len() > MAX_PASSWORD {
+        throttle.failed(&name, &from, Instant::now());
+        log(store, &bounded(&name), "sign-in failed", &from).await;
+        return back_to_form(&form.next, "1");
+    }
+    let Some(_turn) = password_checks().turn().await else {
+        return slow_down(
+            "The lab is checking many sign-ins at once: try again in a few seconds.".into(),
+            std::time::Duration::from_secs(5),
+        );
+    };
+    // Failures counted while this one waited its turn count too.
+    if let Err(refusal) = throttle.check(&name, &from, device.as_deref(), Instant::now()) {
+        return slow_down(refusal.sentence(&name), refusal.wait);
     }
     let credentials = Credentials {
         name: name.clone(),
         password: form.password,
     };
-    let store = &state.access.store;
     match auth.authenticate(credentials).await {
         Ok(Some(user)) => {
             if let Err(e) = auth.login(&user).await {
@@ -78,9 +99,24 @@ pub async fn sign_in(
                 ))
                 .into_response();
             }
-            throttle.succeeded(&name, &from);
+            let device = throttle.succeeded(&name, &from);
             log(store, &name, "sign-in", &from).await;
-            Redirect::to(safe_next(&form.next)).into_response()
+            let mut response = Redirect::to(safe_next(&form.next)).into_response();
+            if let Some(value) = device.and_then(|d| {
+                HeaderValue::from_str(&format!(
+                    "{DEVICE_COOKIE}={d}; Path=/signin; Max-Age={DEVICE_MAX_AGE}; HttpOnly; \
+                     SameSite=Strict{}",
+                    if state.access.policy.secure_cookies {
+                        "; Secure"
+                    } else {
+                        ""
+                    }
+                ))
+                .ok()
+            }) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            response
         }
         Ok(None) => {
             throttle.failed(&name, &from, Instant::now());
@@ -92,6 +128,23 @@ pub async fn sign_in(
             back_to_form(&form.next, "unavailable")
         }
     }
+}
+
+/// How long a browser is remembered as one that signed in (a year).
+const DEVICE_MAX_AGE: u64 = 365 * 24 * 3600;
+
+/// A typed name as the log and the answers show it: at most 64
+/// characters, control characters replaced.
+fn bounded(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if name.chars().count() > 64 {
+        shown.push('…');
+    }
+    shown
 }
 
 /// `POST /signout`: ends the session, back to the sign-in form.

@@ -27,6 +27,26 @@ pub fn lab_setup(dir: &Path, output: &Path) -> LabSetup {
     }
 }
 
+/// A runner's profile of three stack samples in scenario `scenario_id`
+/// (for the profile downloads); its id.
+pub async fn runner_profile(store: &Store, scenario_id: i64) -> i64 {
+    store
+        .save_profile(
+            scenario_id,
+            &mite_perf::store::NewProfile {
+                process: ProcessKind::Runner,
+                pid: 1,
+                rate: 100,
+                samples: 3,
+                mode: "attached".into(),
+                problem: None,
+                folded: "main;serve 3\n".into(),
+            },
+        )
+        .await
+        .expect("profile")
+}
+
 /// A finished run labelled `seeded`: one scenario of 10 journeys, 30 ticks
 /// of samples (target and runner), a runner log. Its run and scenario ids.
 pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
