@@ -16,7 +16,7 @@ use crate::ports::{self, PortReport};
 use crate::reports;
 use crate::run::is_inside;
 use crate::run::lease::LabHost;
-use crate::store::{now_ms, ProcessRecord, Store, StoreError};
+use crate::store::{ProcessRecord, Store, StoreError};
 use crate::supervisor::{self, RecordedOutcome, STOP_GRACE};
 
 /// What `cleanup` did.
@@ -187,19 +187,15 @@ pub async fn interrupt_abandoned_runs(
     store: &Store,
     host: &LabHost,
 ) -> Result<Vec<(i64, String)>, StoreError> {
-    let now = now_ms();
     let mut closed = Vec::new();
-    for run in store.running_runs().await? {
-        let abandoned = !host.owns(run.lab_host.as_deref())
-            && run.lease_expires_at.is_some_and(|end| end <= now);
-        if abandoned {
-            let other = close_remote_run(store, host, &run).await?;
-            tracing::warn!(
-                "run {}: agent {other} stopped renewing its lease: marked interrupted",
-                run.id
-            );
-            closed.push((run.id, other));
-        }
+    // Leases are timed by the database's clock, never this host's.
+    for run in store.abandoned_runs(host).await? {
+        let other = close_remote_run(store, host, &run).await?;
+        tracing::warn!(
+            "run {}: agent {other} stopped renewing its lease: marked interrupted",
+            run.id
+        );
+        closed.push((run.id, other));
     }
     Ok(closed)
 }
@@ -248,7 +244,8 @@ pub async fn cleanup(
     host: &LabHost,
 ) -> Result<CleanupReport, StoreError> {
     let mut report = CleanupReport::default();
-    let now = now_ms();
+    // Leases are timed by the database's clock, never this host's.
+    let now = store.database_now_ms().await?;
     let mut dead = Vec::new();
     for run in store.running_runs().await? {
         if host.owns(run.lab_host.as_deref()) {

@@ -864,7 +864,6 @@ impl mite_perf::lab::RunExecutor for HeldRuns {
         async move {
             let _lease = mite_perf::run::lease::keep_lease(
                 store.clone(),
-                run.id,
                 setup.host.clone(),
                 cancel.clone(),
             );
@@ -1081,6 +1080,116 @@ mod bad_input {
 }
 
 // 10. What comes out of the database is checked again before it is run.
+/// Two containers sharing a host name: a second agent of the same name
+/// starts in another PID namespace, where it cannot see the first's
+/// processes, while the first executes a run. It must neither take the
+/// name nor touch the run (before: its start-up cleanup took the live run
+/// for its own dead one, marked it interrupted, and made the first agent
+/// stop it). Its own ports; the run's target never gets ready, so the run
+/// runs, under the first agent's lease, without mite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_same_named_agent_in_another_pid_namespace_leaves_the_live_one_alone() {
+    let dir = common::temp_dir("twins");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    let store = Store::connect(&db_url).await.expect("store");
+    let ports = || {
+        (0..5)
+            .map(|_| common::free_port().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let params = RunParams {
+        concurrencies: vec![1],
+        duration_ms: 2000,
+        target: TargetSpec::Command("sleep 600".into()),
+        ..RunParams::default()
+    };
+    let run = store
+        .create_run(&params, RunStatus::Queued)
+        .await
+        .expect("queue");
+    let mut first = Server::start_with(
+        "twin-a",
+        ServeOptions {
+            dir: Some(dir.clone()),
+            db_url: Some(db_url.clone()),
+            args: [
+                "--agent-name",
+                "twin",
+                "--allow-target-cmd",
+                "--ready-timeout",
+                "120s",
+                "--ports",
+                &ports(),
+            ]
+            .map(String::from)
+            .to_vec(),
+        },
+    )
+    .await;
+    wait_status(&first, run, &["running"], Duration::from_secs(30)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let target = loop {
+        let open = store.open_processes().await.expect("processes");
+        if let Some(p) = open.into_iter().find(|p| p.run_id == run) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no target: {}", first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let leased = store.run(run).await.expect("run").expect("stored");
+
+    let mut second = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(BIN)
+        .args(["agent", "--agent-name", "twin", "--output-dir"])
+        .arg(dir.join("output-b"))
+        .args(["--ports", &ports()])
+        .env("MITE_PERF_DATABASE_URL", &db_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux; as root)");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while matches!(second.try_wait(), Ok(None)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if matches!(second.try_wait(), Ok(None)) {
+        let _ = second.kill();
+    }
+    let out = second.wait_with_output().expect("the second agent ends");
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("an agent named twin already runs"), "{said}");
+
+    // The first agent's run goes on, under its lease, with its target.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let now = store.run(run).await.expect("run").expect("stored");
+    assert_eq!(now.status, RunStatus::Running, "{}", first.log());
+    assert_eq!(now.lease_id, leased.lease_id);
+    assert_eq!(now.lab_host, leased.lab_host);
+    assert!(now.lease_expires_at > leased.lease_expires_at, "renewed");
+    let agent = store
+        .agent("twin")
+        .await
+        .expect("agent")
+        .expect("registered");
+    assert_eq!(
+        agent.pid,
+        i64::from(first.pid()),
+        "the name is still the first's"
+    );
+    assert!(os_process::pid_alive(target.pid as u32), "its target lives");
+    assert!(!first.log().contains("lease was lost"), "{}", first.log());
+
+    let status = first.stop();
+    assert!(status.success(), "{}", first.log());
+    let ended = store.run(run).await.expect("run").expect("stored");
+    assert_eq!(ended.status, RunStatus::Interrupted);
+    assert!(!os_process::pid_alive(target.pid as u32), "no child left");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
     let _ports = PORTS.lock().await;

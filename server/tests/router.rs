@@ -1224,3 +1224,173 @@ async fn every_download_answers_503_with_the_database_down() {
         );
     }
 }
+
+/// The most points any series of an ECharts option holds.
+fn most_points(option: &Value) -> usize {
+    option["series"]
+        .as_array()
+        .map(|series| {
+            series
+                .iter()
+                .map(|s| s["data"].as_array().map_or(0, Vec::len))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// A long scenario (20,000 s sampled every second; 3,000 s of mite's bus)
+/// read by a viewer asking for every sample: every answer is bounded.
+/// `get_chart_points` with `bucket_ms=1` from the start, a window to
+/// `i64::MAX`, mite's view, `chart.html` (in a download slot) and
+/// `transactions.csv` (streamed, whole).
+#[tokio::test]
+async fn a_long_scenario_is_read_in_bounded_answers() {
+    use mite_perf::bus::message::BusMessage;
+    use mite_perf::bus::tally::BusTally;
+    use mite_perf::model::Sample;
+    use mite_perf::reports::chart::{CHART_POINTS, HTML_POINTS};
+    use mite_perf::store::SampleBatch;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("long").await;
+    let store = f.lab.store();
+    const TICKS: i64 = 20_000;
+    const BUS_SECONDS: i64 = 3_000;
+    const ORIGIN: i64 = 1_700_000_000_000;
+    let params = RunParams {
+        label: "long".into(),
+        concurrencies: vec![10],
+        ..RunParams::default()
+    };
+    let run = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    let scenario = store
+        .create_scenario(run, 0, app::builds::Slot::once(10), &params)
+        .await
+        .expect("scenario");
+    let writer = store.sample_writer().await.expect("writer");
+    let batches: Vec<SampleBatch> = (1..=TICKS)
+        .map(|tick| SampleBatch {
+            scenario_id: scenario,
+            samples: [ProcessKind::Http, ProcessKind::Runner]
+                .into_iter()
+                .map(|process| Sample {
+                    process,
+                    pid: if process == ProcessKind::Http { 2 } else { 1 },
+                    at_ms: ORIGIN + tick * 1000,
+                    elapsed_ms: tick * 1000,
+                    cpu: (tick % 97) as f64,
+                    mem: 1 << 20,
+                    requests: (process == ProcessKind::Http).then_some(tick * 10),
+                    requests_in_interval: (process == ProcessKind::Http).then_some(10),
+                    detail: None,
+                })
+                .collect(),
+            figures: None,
+            bus: None,
+        })
+        .collect();
+    writer.write(&batches).await.expect("samples");
+    let mut tally = BusTally::new(ORIGIN);
+    for second in 0..BUS_SECONDS {
+        tally.add(&BusMessage::Response {
+            transaction: "browse",
+            time: (ORIGIN + second * 1000 + 10) as f64 / 1000.0,
+            status: 200,
+            total_time: 0.002,
+        });
+        tally.add(&BusMessage::ControllerReport {
+            time: (ORIGIN + second * 1000 + 900) as f64 / 1000.0,
+            required: 10,
+            actual: 10,
+            runners: 1,
+        });
+        if second % 500 == 499 || second == BUS_SECONDS - 1 {
+            let bus = tally.take_ready(ORIGIN + (second + 2) * 1000);
+            writer
+                .write(&[SampleBatch {
+                    scenario_id: scenario,
+                    samples: Vec::new(),
+                    figures: None,
+                    bus: Some(bus),
+                }])
+                .await
+                .expect("bus rows");
+        }
+    }
+    let bound = CHART_POINTS as usize + 1;
+
+    // Every sample, asked for from the start at a millisecond's resolution.
+    let points = call(
+        &f.app,
+        "get_chart_points",
+        &format!("scenario_id={scenario}&bucket_ms=1&after_ms=0"),
+    )
+    .await;
+    assert_eq!(points.status, StatusCode::OK, "{}", points.body);
+    let most = points.json()["charts"]
+        .as_array()
+        .expect("charts")
+        .iter()
+        .flat_map(|c| c["series"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["points"].as_array().map_or(0, Vec::len))
+        .max()
+        .unwrap_or(0);
+    assert!(most > 100 && most <= bound, "{most} points in a series");
+    // A window reaching i64::MAX, and the overview.
+    for args in [
+        format!("scenario_id={scenario}&window[0]=0&window[1]=9223372036854775807"),
+        format!("scenario_id={scenario}"),
+    ] {
+        let charts = call(&f.app, "get_charts", &args).await;
+        assert_eq!(charts.status, StatusCode::OK, "{}", charts.body);
+        for chart in charts.json()["charts"].as_array().expect("charts") {
+            let option: Value =
+                serde_json::from_str(chart["option_json"].as_str().expect("option")).expect("json");
+            assert!(
+                most_points(&option) <= bound,
+                "{args}: {}",
+                most_points(&option)
+            );
+        }
+    }
+    // mite's own view.
+    let view = call(&f.app, "get_mite_view", &format!("scenario_id={scenario}")).await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.body);
+    for chart in view.json()["charts"].as_array().expect("charts") {
+        let option: Value =
+            serde_json::from_str(chart["option_json"].as_str().expect("option")).expect("json");
+        let most = most_points(&option);
+        assert!(most > 100 && most <= bound, "mite's view: {most}");
+    }
+    // chart.html: each series at most HTML_POINTS.
+    let html = get(&f.app, &format!("/runs/{run}/chart.html")).await;
+    assert_eq!(html.status, StatusCode::OK, "{}", html.body);
+    let mut options = 0;
+    for (at, _) in html.body.match_indices("\"option\":") {
+        let rest = &html.body[at + "\"option\":".len()..];
+        let option: Value = serde_json::Deserializer::from_str(rest)
+            .into_iter::<Value>()
+            .next()
+            .expect("an option")
+            .expect("json");
+        assert!(
+            most_points(&option) <= HTML_POINTS as usize + 1,
+            "chart.html"
+        );
+        options += 1;
+    }
+    assert!(options >= 7, "{options} charts");
+    // transactions.csv streams, whole: a header and a row a second.
+    let csv = get(&f.app, &format!("/scenarios/{scenario}/transactions.csv")).await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+    assert_eq!(
+        csv.body.lines().count() as i64,
+        1 + BUS_SECONDS,
+        "header and rows"
+    );
+    let run_csv = get(&f.app, &format!("/runs/{run}/transactions.csv")).await;
+    assert_eq!(run_csv.body, csv.body);
+}

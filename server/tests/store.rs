@@ -14,7 +14,7 @@ use mite_perf::model::{ProcessDetail, ProcessKind, RunParams, RunStatus, Sample,
 use mite_perf::reports::csv;
 use mite_perf::run::lease::LabHost;
 use mite_perf::store::{
-    Backend, NewProcess, RunEnvironment, SampleBatch, SampleRow, SampleSource, Store,
+    Backend, LeaseState, NewProcess, RunEnvironment, SampleBatch, SampleRow, SampleSource, Store,
 };
 
 fn sample(process: ProcessKind, second: i64, cpu: f64, requests: Option<(i64, i64)>) -> Sample {
@@ -141,17 +141,34 @@ async fn bus_rows_round_trip(store: &Store, scenario_id: i64) {
         (counts.messages, counts.missed, counts.collector_dropped),
         (Some(64), Some(0), Some(12))
     );
-    let csv = mite_perf::reports::transactions::csv(
+    let chunks: Vec<Vec<u8>> = mite_perf::reports::transactions::chunks(
         store,
-        &[store
+        vec![store
             .scenario(scenario_id)
             .await
             .expect("read")
             .expect("the scenario")],
     )
+    .try_collect()
     .await
     .expect("transactions.csv");
+    let csv = String::from_utf8(chunks.concat()).expect("utf-8");
     assert_eq!(csv.lines().count(), 1 + intervals.len());
+    // Read page by page, mite's view in buckets: the same counts.
+    let bucketed = store
+        .bus_intervals_bucketed(scenario_id, 2000)
+        .await
+        .expect("bucketed");
+    let total = |rows: &[mite_perf::model::TransactionInterval]| -> i64 {
+        rows.iter().map(|i| i.requests).sum()
+    };
+    assert_eq!(total(&bucketed), total(&intervals));
+    assert!(bucketed.iter().all(|i| i.elapsed_ms % 2000 == 0));
+    let concurrency = store
+        .bus_concurrency_bucketed(scenario_id, 2000)
+        .await
+        .expect("bucketed");
+    assert!(!concurrency.is_empty());
     assert!(csv.contains(",\"checkout, then pay\","), "{csv}");
 }
 
@@ -206,22 +223,40 @@ async fn suite(store: Store) {
     // reaches the host when it renews; another host renews nothing.
     assert_eq!(claimed.lab_host.as_deref(), Some(host.id.as_str()));
     assert_eq!(claimed.lab_pid, Some(4242));
-    let now = mite_perf::store::now_ms();
-    assert!(claimed
-        .lease_expires_at
-        .is_some_and(|end| end > now + 50_000 && end <= now + 60_000));
-    assert!(!store.renew_lease(first, &host).await.expect("renew"));
+    // The lease ends a lease time from now on the database's clock.
+    let now = store.database_now_ms().await.expect("the database's clock");
     assert!(
-        store.renew_lease(first, &other).await.expect("renew"),
-        "not other's run"
+        claimed
+            .lease_expires_at
+            .is_some_and(|end| end > now + 50_000 && end <= now + 60_000),
+        "{:?} against {now}",
+        claimed.lease_expires_at
+    );
+    let fence = claimed.fence().expect("a lease of its own");
+    let leased = store.fenced(fence.clone());
+    assert_eq!(
+        leased.renew_lease(&host).await.expect("renew"),
+        LeaseState::Held
+    );
+    // Another lease (another claim's, another agent of the same name's)
+    // renews nothing and writes nothing.
+    let stranger = store.fenced(mite_perf::store::Fence {
+        run_id: first,
+        lease_id: "not-the-lease".into(),
+    });
+    assert_eq!(
+        stranger.renew_lease(&other).await.expect("renew"),
+        LeaseState::Lost,
+        "not other's lease"
     );
     assert!(!store
         .request_cancel(second)
         .await
         .expect("cancel a deleted run"));
     assert!(store.request_cancel(first).await.expect("cancel"));
-    assert!(
-        store.renew_lease(first, &host).await.expect("renew"),
+    assert_eq!(
+        leased.renew_lease(&host).await.expect("renew"),
+        LeaseState::CancelAsked,
         "a cancel was asked"
     );
     assert!(
@@ -463,6 +498,193 @@ async fn suite(store: Store) {
     builds_provenance_and_baselines(&store, first, other).await;
     library_round_trip(&store).await;
     the_last_admin_stays_whoever_races(&store).await;
+    writes_after_a_lost_lease_store_nothing(&store).await;
+}
+
+/// Every write an agent makes for a run carries its lease: once another
+/// agent has marked the run interrupted (its lease ran out), the first
+/// agent's samples, bus data, processes, scenario starts and ends,
+/// profiles and the run's own end are refused (`LeaseLost`), nothing of
+/// them is stored, and the run is not brought back from interrupted. A
+/// second agent sharing the first's name (and so its agent id) holds a
+/// lease of its own.
+async fn writes_after_a_lost_lease_store_nothing(store: &Store) {
+    use mite_perf::store::StoreError;
+    let host = LabHost {
+        id: "twin (boot 1, pid ns 1)".into(),
+        name: "twin".into(),
+        lease: std::time::Duration::from_secs(60),
+        ports: Default::default(),
+    };
+    let params = RunParams {
+        concurrencies: vec![1],
+        ..RunParams::default()
+    };
+    // Other runs may wait in this suite's queue: claim until this one.
+    let run = store
+        .create_run(
+            &RunParams {
+                agent: Some("twin".into()),
+                ..params.clone()
+            },
+            RunStatus::Queued,
+        )
+        .await
+        .expect("run");
+    let claimed = loop {
+        let next = store
+            .claim_next_queued(&host, 1)
+            .await
+            .expect("claim")
+            .expect("the twin's run, at the latest");
+        if next.id == run {
+            break next;
+        }
+    };
+    let agent = store.fenced(claimed.fence().expect("a lease"));
+    agent
+        .start_run(run, &RunEnvironment::default(), "/tmp/twin", 1)
+        .await
+        .expect("start");
+    let scenario = agent
+        .create_scenario(run, 0, app::builds::Slot::once(1), &params)
+        .await
+        .expect("scenario");
+    agent.start_scenario(scenario, 1_000).await.expect("start");
+    let process = agent
+        .record_process(
+            scenario,
+            NewProcess {
+                kind: ProcessKind::Runner,
+                pid: 7,
+                start_ticks: 1,
+                command: "mite runner",
+                log_path: "/tmp/twin/runner.log",
+            },
+        )
+        .await
+        .expect("process");
+    let writer = agent.sample_writer().await.expect("writer");
+    let batch = |second| SampleBatch {
+        scenario_id: scenario,
+        samples: vec![sample(ProcessKind::Runner, second, 50.0, None)],
+        figures: None,
+        bus: None,
+    };
+    writer
+        .write(&[batch(1)])
+        .await
+        .expect("a sample under the lease");
+
+    // Another agent found the lease run out: interrupted.
+    store
+        .close_open_scenarios(run, ScenarioStatus::Interrupted)
+        .await
+        .expect("close");
+    store
+        .finish_run(run, RunStatus::Interrupted, Some("its agent went silent"))
+        .await
+        .expect("interrupt");
+
+    let lost = |what: &str, e: Result<(), StoreError>| {
+        assert!(
+            matches!(e, Err(StoreError::LeaseLost(id)) if id == run),
+            "{what}: {e:?}"
+        );
+    };
+    lost("samples", writer.write(&[batch(2)]).await);
+    lost(
+        "a scenario",
+        agent
+            .create_scenario(run, 1, app::builds::Slot::once(10), &params)
+            .await
+            .map(drop),
+    );
+    lost(
+        "a scenario start",
+        agent.start_scenario(scenario, 2_000).await,
+    );
+    lost(
+        "a process",
+        agent
+            .record_process(
+                scenario,
+                NewProcess {
+                    kind: ProcessKind::Controller,
+                    pid: 8,
+                    start_ticks: 1,
+                    command: "mite controller",
+                    log_path: "/tmp/twin/controller.log",
+                },
+            )
+            .await
+            .map(drop),
+    );
+    lost(
+        "a process's end",
+        agent.end_process(process, "exit 0").await,
+    );
+    lost(
+        "dropped messages",
+        agent.record_dropped_messages(scenario, 1, 1).await,
+    );
+    lost(
+        "a profile",
+        agent
+            .save_profile(
+                scenario,
+                &mite_perf::store::NewProfile {
+                    process: ProcessKind::Runner,
+                    pid: 7,
+                    rate: 100,
+                    samples: 1,
+                    mode: "attached".into(),
+                    problem: None,
+                    folded: "main 1\n".into(),
+                },
+            )
+            .await
+            .map(drop),
+    );
+    lost(
+        "a scenario's end",
+        agent
+            .finish_scenario(
+                scenario,
+                ScenarioStatus::Done,
+                None,
+                None,
+                &scenario_figures(&[], 1000),
+            )
+            .await,
+    );
+    lost(
+        "the run's end",
+        agent.finish_run(run, RunStatus::Done, None).await,
+    );
+    lost(
+        "the run's start",
+        agent
+            .start_run(run, &RunEnvironment::default(), "/tmp/twin", 1)
+            .await,
+    );
+    assert_eq!(
+        agent.renew_lease(&host).await.expect("renew"),
+        LeaseState::Lost
+    );
+    // Nothing of it was stored; the run stays interrupted.
+    let samples = store.scenario_samples(scenario).await.expect("samples");
+    assert_eq!(samples.len(), 1, "only the sample under the lease");
+    assert_eq!(store.scenarios(run).await.expect("scenarios").len(), 1);
+    let scenarios = store.scenarios(run).await.expect("scenarios");
+    assert_eq!(scenarios[0].status, ScenarioStatus::Interrupted);
+    let processes = store.processes(scenario).await.expect("processes");
+    assert_eq!(processes.len(), 1);
+    assert_eq!(processes[0].exit_status, None);
+    assert!(store.profiles(scenario).await.expect("profiles").is_empty());
+    let after = store.run(run).await.expect("run").expect("stored");
+    assert_eq!(after.status, RunStatus::Interrupted);
+    assert_eq!(after.error.as_deref(), Some("its agent went silent"));
 }
 
 /// Two admins removing (or demoting) each other at once leave one admin: a

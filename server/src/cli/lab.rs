@@ -272,32 +272,33 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Closes what this agent's dead predecessor left (its runs marked
-/// running, its processes), then registers the agent and starts its worker.
-/// `Err(exit code)` when another live agent holds its name.
+/// Registers the agent (refusing a name another live agent holds, before
+/// touching anything), closes what its dead predecessor left (its runs
+/// marked running, its processes), then starts its worker. `Err(exit
+/// code)` when another live agent holds its name.
 pub(crate) async fn start_agent(
     lab: &std::sync::Arc<mite_perf::lab::Lab>,
 ) -> anyhow::Result<Result<tokio::task::JoinHandle<()>, ExitCode>> {
     let setup = lab.setup();
+    match lab.register_agent().await {
+        Ok(()) => {}
+        Err(mite_perf::lab::agent::AgentError::Store(e)) => return Err(e.into()),
+        Err(taken) => {
+            to_stderr!("error: {taken}");
+            return Ok(Err(ExitCode::from(EXIT_USAGE)));
+        }
+    }
     let leftovers = cleanup::cleanup(lab.store(), &setup.output_root, &setup.host).await?;
     for line in leftovers.lines() {
         tracing::info!("cleanup: {line}");
     }
-    match lab.start_agent().await {
-        Ok(worker) => {
-            tracing::info!(
-                "agent {} executes runs (ports {})",
-                setup.host.name,
-                setup.host.ports
-            );
-            Ok(Ok(worker))
-        }
-        Err(mite_perf::lab::agent::AgentError::Store(e)) => Err(e.into()),
-        Err(taken) => {
-            to_stderr!("error: {taken}");
-            Ok(Err(ExitCode::from(EXIT_USAGE)))
-        }
-    }
+    let worker = lab.start_agent();
+    tracing::info!(
+        "agent {} executes runs (ports {})",
+        setup.host.name,
+        setup.host.ports
+    );
+    Ok(Ok(worker))
 }
 
 /// Waits for the agent's run to stop (it was told to).

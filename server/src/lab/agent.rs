@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::Lab;
 use crate::cleanup;
 use crate::os_process;
-use crate::store::{now_ms, AgentRecord, StoreError};
+use crate::store::{AgentRecord, StoreError};
 
 /// How often an agent says it is alive (and looks for silent ones).
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -20,7 +20,8 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 pub enum AgentError {
     #[error(
         "an agent named {name} already runs on {host} (pid {pid}, heard from {age_s} s ago): \
-         give this one another --agent-name (and its own --ports)"
+         give this one another --agent-name (and its own --ports), or, if that agent is gone, \
+         wait until it has been silent for a lease"
     )]
     NameTaken {
         name: String,
@@ -66,36 +67,48 @@ impl Lab {
         }
     }
 
-    /// Registers this agent, refusing a name another live agent holds.
+    /// Registers this agent, refusing a name another live agent holds: one
+    /// that beat within a lease by the database's clock, unless it is this
+    /// agent's own predecessor on the same host id (same boot, same PID
+    /// namespace) whose process is gone. An agent that cannot see another's
+    /// processes (another machine, another PID namespace) never takes its
+    /// name while it beats.
     pub async fn register_agent(&self) -> Result<(), AgentError> {
         let me = self.agent_record();
-        if let Some(other) = self.store.agent(&me.name).await? {
-            let age_ms = now_ms() - other.heartbeat_at;
-            let silent = age_ms > self.setup.host.lease.as_millis() as i64;
-            let same_process_gone = other.host_id == me.host_id
-                && u32::try_from(other.pid)
-                    .map(|pid| !os_process::pid_alive(pid) || pid == std::process::id())
-                    .unwrap_or(true);
-            if other.stopped_at.is_none() && !silent && !same_process_gone {
-                return Err(AgentError::NameTaken {
-                    name: other.name,
-                    host: other.hostname,
-                    pid: other.pid,
-                    age_s: age_ms / 1000,
-                });
-            }
+        let dead_predecessor = match self.store.agent(&me.name).await? {
+            Some(other) if other.host_id == me.host_id => u32::try_from(other.pid)
+                .ok()
+                .filter(|&pid| !os_process::pid_alive(pid) || pid == std::process::id())
+                .map(i64::from),
+            _ => None,
+        };
+        let lease_ms = self.setup.host.lease_ms();
+        if self
+            .store
+            .claim_agent_name(&me, lease_ms, dead_predecessor)
+            .await?
+        {
+            return Ok(());
         }
-        self.store.register_agent(&me).await?;
-        Ok(())
+        let other = self.store.agent(&me.name).await?;
+        let silence_ms = self.store.agent_silence_ms(&me.name).await?;
+        Err(AgentError::NameTaken {
+            name: me.name,
+            host: other
+                .as_ref()
+                .map_or_else(String::new, |o| o.hostname.clone()),
+            pid: other.as_ref().map_or(0, |o| o.pid),
+            age_s: silence_ms.unwrap_or_default() / 1000,
+        })
     }
 
-    /// Registers this agent, then executes queued runs and beats until
-    /// [`Lab::shut_down`]; the agent is marked stopped at the end.
-    pub async fn start_agent(self: &Arc<Self>) -> Result<tokio::task::JoinHandle<()>, AgentError> {
-        self.register_agent().await?;
+    /// Executes queued runs and beats until [`Lab::shut_down`], once
+    /// registered ([`Lab::register_agent`]); the agent is marked stopped
+    /// at the end.
+    pub fn start_agent(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let worker = self.start_worker();
         let lab = self.clone();
-        Ok(tokio::spawn(async move {
+        tokio::spawn(async move {
             let beats = {
                 let lab = lab.clone();
                 tokio::spawn(async move { lab.beat().await })
@@ -110,7 +123,7 @@ impl Lab {
             {
                 tracing::warn!("cannot mark agent {} stopped: {e}", host.name);
             }
-        }))
+        })
     }
 
     /// Every [`HEARTBEAT`]: says this agent is alive and what it runs, and

@@ -15,7 +15,7 @@ use crate::reports::{chart, collector, transactions, ReportError};
 use crate::run::is_inside;
 use crate::run::lease::{LabHost, LEASE};
 use crate::store::ProcessRecord;
-use crate::store::{now_ms, AgentRecord, RunRecord, ScenarioRecord};
+use crate::store::{AgentRecord, RunRecord, ScenarioRecord};
 use app::validity::validity_flags;
 
 /// A report error as the pages see it.
@@ -98,7 +98,8 @@ impl Lab {
     }
 
     pub async fn agent_views(&self) -> Result<Vec<AgentView>, LabError> {
-        let now = now_ms();
+        // Heartbeats are timed by the database's clock.
+        let now = self.store.database_now_ms().await?;
         Ok(self
             .store
             .agents()

@@ -143,8 +143,13 @@ impl Lab {
             *current = Some((run.id, cancel.clone()));
         }
         tracing::info!("run {} starts", run.id);
+        // Every write for the run carries the lease it was claimed with.
+        let store = match run.fence() {
+            Some(fence) => self.store.fenced(fence),
+            None => self.store.clone(),
+        };
         let executed =
-            std::panic::AssertUnwindSafe(executor.execute(&self.store, run, &self.setup, &cancel))
+            std::panic::AssertUnwindSafe(executor.execute(&store, run, &self.setup, &cancel))
                 .catch_unwind()
                 .await;
         match executed {
@@ -154,9 +159,16 @@ impl Lab {
                     health.panic = None;
                 }
             }
+            Ok(Err(e)) if e.lease_lost() => {
+                tracing::error!(
+                    "run {}: another agent took it for abandoned (its lease was lost); its \
+                     processes here were stopped and nothing more was stored",
+                    run.id
+                );
+            }
             Ok(Err(e)) => {
                 tracing::error!("run {}: {e}", run.id);
-                self.fail_run(run.id, &e.to_string()).await;
+                self.fail_run(&store, run.id, &e.to_string()).await;
             }
             Err(payload) => {
                 let why = format!(
@@ -166,7 +178,7 @@ impl Lab {
                 );
                 tracing::error!("{why}");
                 // Its children were left running when the panic unwound.
-                match cleanup::stop_run_processes(&self.store, run.id).await {
+                match cleanup::stop_run_processes(&store, run.id).await {
                     Ok(stopped) => {
                         for (p, outcome) in stopped {
                             tracing::warn!("run {}: {} (pid {}): {outcome}", run.id, p.name, p.pid);
@@ -174,7 +186,7 @@ impl Lab {
                     }
                     Err(e) => tracing::error!("cannot stop run {}'s processes: {e}", run.id),
                 }
-                self.fail_run(run.id, &why).await;
+                self.fail_run(&store, run.id, &why).await;
                 // Health says so once the stop path has run, so whoever reads
                 // it finds the run already ended and its processes stopped.
                 if let Ok(mut health) = self.health.lock() {
@@ -187,15 +199,15 @@ impl Lab {
         }
     }
 
-    /// Marks a run that could not end normally as failed.
-    async fn fail_run(&self, run_id: i64, why: &str) {
+    /// Marks a run that could not end normally as failed (through the
+    /// run's fenced `store`: not once its lease is lost).
+    async fn fail_run(&self, store: &Store, run_id: i64, why: &str) {
         let closed = persistently(STOP_PATH_PATIENCE, || {
-            self.store
-                .close_open_scenarios(run_id, ScenarioStatus::Failed)
+            store.close_open_scenarios(run_id, ScenarioStatus::Failed)
         })
         .await;
         let finished = persistently(STOP_PATH_PATIENCE, || {
-            self.store.finish_run(run_id, RunStatus::Failed, Some(why))
+            store.finish_run(run_id, RunStatus::Failed, Some(why))
         })
         .await;
         if let Err(e) = closed.and(finished) {

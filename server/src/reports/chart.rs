@@ -182,6 +182,10 @@ pub fn metric_chart(metric: Metric, samples: &[Sample], interval_ms: i64) -> Cha
 /// Points per series in a chart overview (peaks are kept).
 pub const CHART_POINTS: i64 = 600;
 
+/// Points per series at most in `chart.html` (peaks kept beyond): an hour
+/// sampled every second is drawn whole; a day is bucketed.
+pub const HTML_POINTS: i64 = 4_000;
+
 /// The bucket of a scenario's overview: about [`CHART_POINTS`] points over
 /// the span a scenario of its duration takes, never finer than its sampling.
 pub fn overview_bucket(scenario: &ScenarioRecord) -> i64 {
@@ -192,6 +196,18 @@ pub fn overview_bucket(scenario: &ScenarioRecord) -> i64 {
     (span / CHART_POINTS).max(scenario.interval_ms).max(1)
 }
 
+/// The finest bucket that draws `span_ms` in at most about [`CHART_POINTS`]
+/// points, never finer than the sampling interval: whatever a request asks
+/// for, what it gets is bounded.
+pub fn bucket_for(span_ms: i64, interval_ms: i64) -> i64 {
+    let interval = interval_ms.max(1);
+    let finest = span_ms.max(0).saturating_add(CHART_POINTS - 1) / CHART_POINTS;
+    // Whole sampling intervals, at least one.
+    (finest.saturating_add(interval - 1) / interval)
+        .max(1)
+        .saturating_mul(interval)
+}
+
 /// A scenario's charts over `window` (elapsed ms; full resolution when it is
 /// narrow enough) or, without one, the whole scenario at the overview's
 /// resolution (peaks kept).
@@ -200,12 +216,20 @@ pub async fn scenario_charts(
     scenario: &ScenarioRecord,
     window: Option<(i64, i64)>,
 ) -> Result<ScenarioCharts, ReportError> {
+    // The span asked for, ending no later than the latest sample: a window
+    // reaching i64::MAX, or a scenario that ran past its duration, is
+    // bucketed by what there is to draw.
+    let last = store.scenario_last_elapsed(scenario.id).await?.unwrap_or(0);
     let (from, to, bucket) = match window {
         Some((from, to)) => {
-            let span = to.saturating_sub(from).max(1);
-            (from, to, (span / CHART_POINTS).max(scenario.interval_ms))
+            let span = to.min(last).saturating_sub(from).max(1);
+            (from, to, bucket_for(span, scenario.interval_ms))
         }
-        None => (0, i64::MAX, overview_bucket(scenario)),
+        None => (
+            0,
+            i64::MAX,
+            overview_bucket(scenario).max(bucket_for(last, scenario.interval_ms)),
+        ),
     };
     let samples = if bucket <= scenario.interval_ms {
         store
@@ -247,7 +271,16 @@ pub async fn chart_points(
     bucket_ms: i64,
     after_ms: i64,
 ) -> Result<ChartPoints, ReportError> {
-    let bucket = bucket_ms.max(scenario.interval_ms).max(1);
+    // Never finer than what draws the span asked for (from `after_ms` to
+    // the latest sample) in about CHART_POINTS points: `bucket_ms=1` from
+    // the start of a day-long scenario gets an overview, not every sample.
+    let last = store.scenario_last_elapsed(scenario.id).await?.unwrap_or(0);
+    let bucket = bucket_ms
+        .max(bucket_for(
+            last.saturating_sub(after_ms.max(0)),
+            scenario.interval_ms,
+        ))
+        .max(1);
     let from = after_ms.max(0) / bucket * bucket;
     let samples = if bucket <= scenario.interval_ms {
         store
@@ -310,7 +343,17 @@ pub async fn render(
         ..
     } in &scenarios
     {
-        let samples = store.scenario_samples(*id).await?;
+        // Every sample while a scenario has at most HTML_POINTS ticks (as
+        // the original script drew them), peaks-kept buckets beyond.
+        let last = store.scenario_last_elapsed(*id).await?.unwrap_or(0);
+        let bucket = (last.saturating_add(HTML_POINTS - 1) / HTML_POINTS).max(*interval_ms);
+        let samples = if bucket <= *interval_ms {
+            store.scenario_samples(*id).await?
+        } else {
+            store
+                .scenario_samples_bucketed(*id, i64::MIN, i64::MAX, bucket)
+                .await?
+        };
         sections.push_str(&format!(
             "<section><h2>{} <small>{} journeys, {}, {}</small></h2>",
             escape_html(name),
@@ -413,4 +456,29 @@ pub async fn write_file(
             source,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_keep_any_span_to_about_chart_points() {
+        // Short spans draw every sample.
+        assert_eq!(bucket_for(60_000, 1000), 1000);
+        assert_eq!(bucket_for(0, 250), 250);
+        assert_eq!(bucket_for(-5, 250), 250);
+        // Long ones are bucketed in whole intervals, never past the bound.
+        for (span, interval) in [
+            (86_400_000, 100),
+            (86_400_000, 1000),
+            (3_600_000, 1000),
+            (600_001, 1000),
+            (i64::MAX, 100),
+        ] {
+            let bucket = bucket_for(span, interval);
+            assert_eq!(bucket % interval, 0, "{span} {interval}");
+            assert!(span / bucket <= CHART_POINTS, "{span} {interval}: {bucket}");
+        }
+    }
 }

@@ -10,22 +10,34 @@ use charming::series::Line;
 use app::api::{ChartSpec, MiteView};
 use app::pages::run::{mite_chart_dom_id, MITE_CHARTS};
 
-use super::chart::{base_chart, CHART_POINTS};
+use super::chart::base_chart;
 use super::ReportError;
 use crate::bus::BUS_INTERVAL_MS;
 use crate::model::{ConcurrencyPoint, TransactionInterval};
-use crate::store::{ScenarioRecord, Store};
+use crate::store::{ScenarioRecord, Store, StoreError};
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 
-/// The page's view of a scenario's bus data, with its charts.
+/// The page's view of a scenario's bus data, with its charts: read in
+/// buckets that keep the charts to about [`CHART_POINTS`](super::chart::CHART_POINTS) points, however
+/// long the scenario ran.
 pub async fn mite_view(store: &Store, scenario: &ScenarioRecord) -> Result<MiteView, ReportError> {
-    let intervals = store.bus_intervals(scenario.id).await?;
-    let concurrency = store.bus_concurrency(scenario.id).await?;
+    let span = store.bus_last_elapsed(scenario.id).await?.unwrap_or(0);
+    let bucket = chart_bucket(span);
+    let intervals = store.bus_intervals_bucketed(scenario.id, bucket).await?;
+    let concurrency = store.bus_concurrency_bucketed(scenario.id, bucket).await?;
     Ok(MiteView {
         totals: store.bus_totals(scenario.id).await?,
         errors: store.bus_errors(scenario.id).await?,
         summary: store.bus_summary(scenario.id).await?,
-        charts: charts(scenario.id, &intervals, &concurrency)?,
+        charts: charts(scenario.id, &intervals, &concurrency, bucket)?,
     })
+}
+
+/// The bucket of mite's view over `span_ms`: whole seconds (mite's
+/// interval), about [`CHART_POINTS`](super::chart::CHART_POINTS) of them at most.
+pub fn chart_bucket(span_ms: i64) -> i64 {
+    super::chart::bucket_for(span_ms, BUS_INTERVAL_MS)
 }
 
 /// Intervals merged into buckets of `bucket_ms` per transaction: counts
@@ -83,19 +95,16 @@ fn line(name: &str, points: Vec<Vec<f64>>) -> Line {
     Line::new().name(name).show_symbol(false).data(points)
 }
 
-/// The scenario's three charts of mite's view: latency (p50 and p99 per
-/// transaction), errors per second per transaction, and the controller's
-/// required against actual journeys (and runners).
+/// The scenario's three charts of mite's view, in buckets of `bucket` ms:
+/// latency (p50 and p99 per transaction), errors per second per
+/// transaction, and the controller's required against actual journeys
+/// (and runners).
 pub fn charts(
     scenario_id: i64,
     intervals: &[TransactionInterval],
     concurrency: &[ConcurrencyPoint],
+    bucket: i64,
 ) -> Result<Vec<ChartSpec>, ReportError> {
-    let span = intervals.iter().map(|i| i.elapsed_ms).max().unwrap_or(0);
-    // Whole seconds, at least one.
-    let bucket = ((span / CHART_POINTS).max(BUS_INTERVAL_MS) + BUS_INTERVAL_MS - 1)
-        / BUS_INTERVAL_MS
-        * BUS_INTERVAL_MS;
     let intervals = bucketed(intervals, bucket);
     let names: Vec<&str> = {
         let mut names: Vec<&str> = intervals.iter().map(|i| i.transaction.as_str()).collect();
@@ -208,31 +217,86 @@ pub fn push_csv(out: &mut String, scenario: &str, concurrency: i64, rows: &[Tran
     }
 }
 
-/// `transactions.csv` of a run's scenarios (or of one of them), in order.
-pub async fn csv(store: &Store, scenarios: &[ScenarioRecord]) -> Result<String, ReportError> {
-    let mut out = String::from(CSV_HEADER);
-    for s in scenarios {
-        let rows = store.bus_intervals(s.id).await?;
-        push_csv(&mut out, &s.name, s.concurrency, &rows);
+/// Intervals read (and written out) at a time.
+const ROWS_PER_CHUNK: i64 = 4096;
+
+/// `transactions.csv` of `scenarios` (a run's, or one), header first, as
+/// chunks of [`ROWS_PER_CHUNK`] rows read page by page from the database:
+/// memory stays flat whatever the run's size.
+pub fn chunks(
+    store: &Store,
+    scenarios: Vec<ScenarioRecord>,
+) -> BoxStream<'static, Result<Vec<u8>, StoreError>> {
+    struct Cursor {
+        store: Store,
+        scenarios: std::vec::IntoIter<ScenarioRecord>,
+        current: Option<ScenarioRecord>,
+        after: Option<(i64, String)>,
+        header: bool,
     }
-    Ok(out)
+    let cursor = Cursor {
+        store: store.clone(),
+        scenarios: scenarios.into_iter(),
+        current: None,
+        after: None,
+        header: true,
+    };
+    futures_util::stream::try_unfold(cursor, |mut c| async move {
+        if std::mem::take(&mut c.header) {
+            return Ok(Some((CSV_HEADER.as_bytes().to_vec(), c)));
+        }
+        loop {
+            let Some(scenario) = c.current.clone().or_else(|| c.scenarios.next()) else {
+                return Ok(None);
+            };
+            let after = c.after.as_ref().map(|(e, t)| (*e, t.as_str()));
+            let rows = c
+                .store
+                .bus_intervals_page(scenario.id, after, ROWS_PER_CHUNK)
+                .await?;
+            let Some(last) = rows.last() else {
+                c.current = None;
+                c.after = None;
+                continue;
+            };
+            c.after = Some((last.elapsed_ms, last.transaction.clone()));
+            c.current = Some(scenario.clone());
+            let mut out = String::with_capacity(rows.len() * 64);
+            push_csv(&mut out, &scenario.name, scenario.concurrency, &rows);
+            return Ok(Some((out.into_bytes(), c)));
+        }
+    })
+    .boxed()
 }
 
 /// Writes a run's `transactions.csv` under a temporary name, then renames
 /// it into place.
 pub async fn write_file(store: &Store, run_id: i64, path: &Path) -> Result<(), ReportError> {
+    use std::io::Write as _;
     let scenarios = store.scenarios(run_id).await?;
-    let text = csv(store, &scenarios).await?;
     let partial = super::partial_path(path);
-    std::fs::write(&partial, text)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|source| {
-            let _ = std::fs::remove_file(&partial);
-            ReportError::Write {
-                path: path.display().to_string(),
-                source,
-            }
-        })
+    let write_error = |source| ReportError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    let result = async {
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(&partial).map_err(write_error)?);
+        let mut chunks = chunks(store, scenarios);
+        while let Some(chunk) = chunks.next().await {
+            file.write_all(&chunk?).map_err(write_error)?;
+        }
+        file.into_inner()
+            .map_err(|e| write_error(e.into_error()))?
+            .sync_all()
+            .map_err(write_error)?;
+        std::fs::rename(&partial, path).map_err(write_error)
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }
 
 #[cfg(test)]
@@ -307,7 +371,7 @@ mod tests {
             actual: 3,
             runners: 1,
         }];
-        let specs = charts(7, &rows, &reports).expect("charts");
+        let specs = charts(7, &rows, &reports, chart_bucket(1000)).expect("charts");
         assert_eq!(specs.len(), MITE_CHARTS);
         assert!(specs[0].option_json.contains("\"a p99\""));
         assert!(specs[0].option_json.contains("\"b p50\""));

@@ -50,6 +50,14 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
+impl RunError {
+    /// Whether the run was taken from this agent (its lease lost): nothing
+    /// more is stored for it, by anyone here.
+    pub fn lease_lost(&self) -> bool {
+        matches!(self, RunError::Store(StoreError::LeaseLost(_)))
+    }
+}
+
 /// Deadlines and bounds of a run, the lab's to choose.
 #[derive(Debug, Clone)]
 pub struct RunLimits {
@@ -278,12 +286,18 @@ pub async fn execute_run(
     cancel: &CancellationToken,
     observer: &dyn RunObserver,
 ) -> Result<RunOutcome, RunError> {
-    // This host executes it: a lease renewed until it ends, through which a
-    // cancel asked on another host reaches it.
-    store
-        .lease_run(run_id, &setup.host, std::process::id())
-        .await?;
-    let _lease = lease::keep_lease(store.clone(), run_id, setup.host.clone(), cancel.clone());
+    // This host executes it under a lease (taken from the queue with one,
+    // or taken now): every write carries it, it is renewed until the run
+    // ends, and through it a cancel asked on another host reaches it.
+    let store = &match store.fence() {
+        Some(_) => store.clone(),
+        None => store.fenced(
+            store
+                .lease_run(run_id, &setup.host, std::process::id())
+                .await?,
+        ),
+    };
+    let _lease = lease::keep_lease(store.clone(), setup.host.clone(), cancel.clone());
     let prepared = match prepare(store, run_id, params, setup, cancel, observer).await {
         Ok(prepared) => prepared,
         Err((message, output_dir)) => {

@@ -2,7 +2,9 @@
 //! tick's samples to the sink and goes on at once; a task of the sink's own
 //! writes them on the writer's own connection. While the database is
 //! unavailable the samples wait in memory, up to a bound: past it the
-//! scenario fails cleanly, and nothing measured before is lost.
+//! scenario fails cleanly, and nothing measured before is lost. Once the
+//! run's lease is lost (its writer is fenced) nothing more is stored: what
+//! waits is dropped, and so is what comes after.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{SampleBatch, SampleWriter};
+use crate::store::{SampleBatch, SampleWriter, StoreError};
 
 /// How long the writer waits before trying an unavailable database again.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
@@ -44,6 +46,8 @@ struct Backlog {
     now: bool,
     /// Since when writes fail, and the latest error.
     outage: Option<(Instant, String)>,
+    /// The run's lease was lost: nothing more is stored.
+    lost: bool,
 }
 
 struct Shared {
@@ -92,6 +96,9 @@ impl SampleSink {
     /// when the samples waiting would pass the bound.
     pub fn push(&self, batch: SampleBatch) -> Result<(), Overflow> {
         let mut backlog = self.shared.lock();
+        if backlog.lost {
+            return Ok(());
+        }
         let waiting = backlog.samples + batch.rows();
         if waiting > self.limit {
             let (seconds, error) = backlog
@@ -133,6 +140,9 @@ impl SampleSink {
         self.shared.wake.notify_one();
         let mut waiting = self.shared.waiting.subscribe();
         let drained = tokio::time::timeout(timeout, waiting.wait_for(|n| *n == 0)).await;
+        if self.shared.lock().lost {
+            return Err("the run's lease was lost: its samples are no longer stored".into());
+        }
         if matches!(drained, Ok(Ok(_))) {
             self.shared.lock().now = false;
             return Ok(());
@@ -216,6 +226,23 @@ async fn write_loop(writer: SampleWriter, shared: Arc<Shared>, stop: Cancellatio
                     backlog.samples
                 };
                 shared.waiting.send_replace(waiting);
+            }
+            Err(StoreError::LeaseLost(run)) => {
+                let dropped = {
+                    let mut backlog = shared.lock();
+                    let dropped = backlog.samples;
+                    backlog.batches.clear();
+                    backlog.samples = 0;
+                    backlog.oldest = None;
+                    backlog.lost = true;
+                    dropped
+                };
+                shared.waiting.send_replace(0);
+                tracing::error!(
+                    "run {run}: its lease was lost: {dropped} samples waiting were not stored, \
+                     and none will be"
+                );
+                return;
             }
             Err(e) => {
                 {

@@ -26,32 +26,78 @@ pub struct AgentRecord {
 const AGENT_COLUMNS: &str = "name, host_id, hostname, pid, cores, cpu_model, builds, ports, \
      started_at, heartbeat_at, current_run, stopped_at";
 
+/// The upsert of an agent's row, starting now on the database's clock. An
+/// existing row (another agent's) is taken over only when `$11` says so,
+/// or that agent stopped, or it beat longer ago than `$9` ms by the
+/// database's clock, or it is process `$10` on the same host id.
+const REGISTER: &str = "INSERT INTO agents (name, host_id, hostname, pid, cores, cpu_model, \
+     builds, ports, started_at, heartbeat_at, current_run, stopped_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}, {now}, NULL, NULL) \
+     ON CONFLICT (name) DO UPDATE SET host_id = excluded.host_id, \
+     hostname = excluded.hostname, pid = excluded.pid, cores = excluded.cores, \
+     cpu_model = excluded.cpu_model, builds = excluded.builds, ports = excluded.ports, \
+     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, \
+     current_run = NULL, stopped_at = NULL \
+     WHERE $11 OR agents.stopped_at IS NOT NULL OR agents.heartbeat_at <= {now} - $9 \
+     OR (agents.host_id = $2 AND agents.pid = $10)";
+
 impl Store {
-    /// Registers (or re-registers) an agent, starting now.
+    /// Registers (or re-registers) an agent, whoever held its name.
     pub async fn register_agent(&self, agent: &AgentRecord) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "INSERT INTO agents (name, host_id, hostname, pid, cores, cpu_model, builds, ports, \
-             started_at, heartbeat_at, current_run, stopped_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, NULL, NULL) \
-             ON CONFLICT (name) DO UPDATE SET host_id = excluded.host_id, \
-             hostname = excluded.hostname, pid = excluded.pid, cores = excluded.cores, \
-             cpu_model = excluded.cpu_model, builds = excluded.builds, ports = excluded.ports, \
-             started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, \
-             current_run = NULL, stopped_at = NULL"
-        )
-        .bind(&agent.name)
-        .bind(&agent.host_id)
-        .bind(&agent.hostname)
-        .bind(agent.pid)
-        .bind(agent.cores)
-        .bind(&agent.cpu_model)
-        .bind(&agent.builds)
-        .bind(&agent.ports)
-        .bind(super::now_ms())
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+        self.upsert_agent(agent, 0, None, true).await.map(drop)
+    }
+
+    /// Registers an agent under its name unless another agent holds the
+    /// name: one that stopped, or beat longer ago than `lease_ms` by the
+    /// database's clock, or is this agent's predecessor `dead_pid` on the
+    /// same host id (same boot and PID namespace: its death was seen in
+    /// `/proc`) gives it up. Atomic; `false` when the name is taken.
+    pub async fn claim_agent_name(
+        &self,
+        agent: &AgentRecord,
+        lease_ms: i64,
+        dead_pid: Option<i64>,
+    ) -> Result<bool> {
+        self.upsert_agent(agent, lease_ms, dead_pid, false)
+            .await
+            .map(|rows| rows > 0)
+    }
+
+    async fn upsert_agent(
+        &self,
+        agent: &AgentRecord,
+        lease_ms: i64,
+        dead_pid: Option<i64>,
+        force: bool,
+    ) -> Result<u64> {
+        let sql = REGISTER.replace("{now}", self.now_sql());
+        Ok(with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(&agent.name)
+            .bind(&agent.host_id)
+            .bind(&agent.hostname)
+            .bind(agent.pid)
+            .bind(agent.cores)
+            .bind(&agent.cpu_model)
+            .bind(&agent.builds)
+            .bind(&agent.ports)
+            .bind(lease_ms)
+            .bind(dead_pid)
+            .bind(force)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?)
+    }
+
+    /// How long ago agent `name` last beat, by the database's clock.
+    pub async fn agent_silence_ms(&self, name: &str) -> Result<Option<i64>> {
+        let sql = format!(
+            "SELECT {now} - heartbeat_at FROM agents WHERE name = $1",
+            now = self.now_sql()
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(name)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// Renews agent `name`'s heartbeat (as `host_id`, process `pid`) with
@@ -64,18 +110,19 @@ impl Store {
         pid: i64,
         current_run: Option<i64>,
     ) -> Result<bool> {
-        let done = with_pool!(self, |pool| sqlx::query(
-            "UPDATE agents SET heartbeat_at = $4, current_run = $5 \
-             WHERE name = $1 AND host_id = $2 AND pid = $3"
-        )
-        .bind(name)
-        .bind(host_id)
-        .bind(pid)
-        .bind(super::now_ms())
-        .bind(current_run)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+        let sql = format!(
+            "UPDATE agents SET heartbeat_at = {now}, current_run = $4 \
+             WHERE name = $1 AND host_id = $2 AND pid = $3",
+            now = self.now_sql()
+        );
+        let done = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(name)
+            .bind(host_id)
+            .bind(pid)
+            .bind(current_run)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(done > 0)
     }
 

@@ -254,8 +254,117 @@ struct ConcurrencyRow {
     runners: i64,
 }
 
+impl From<IntervalRow> for TransactionInterval {
+    fn from(r: IntervalRow) -> Self {
+        TransactionInterval {
+            transaction: r.txn,
+            elapsed_ms: r.elapsed_ms,
+            at_ms: r.at_ms,
+            requests: r.requests,
+            errors: r.errors,
+            exceptions: r.exceptions,
+            transactions: r.transactions,
+            p50_ms: r.p50_ms,
+            p90_ms: r.p90_ms,
+            p99_ms: r.p99_ms,
+            max_ms: r.max_ms,
+        }
+    }
+}
+
+impl From<ConcurrencyRow> for ConcurrencyPoint {
+    fn from(r: ConcurrencyRow) -> Self {
+        ConcurrencyPoint {
+            elapsed_ms: r.elapsed_ms,
+            at_ms: r.at_ms,
+            required: r.required,
+            actual: r.actual,
+            runners: r.runners,
+        }
+    }
+}
+
 impl Store {
-    /// A scenario's intervals, in time order then by transaction.
+    /// Up to `limit` of a scenario's intervals after (`elapsed_ms`,
+    /// `transaction`) `after` (from the first when `None`), in time order
+    /// then by transaction: a page of `transactions.csv`.
+    pub async fn bus_intervals_page(
+        &self,
+        scenario_id: i64,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<TransactionInterval>> {
+        let (elapsed, txn) = after.unwrap_or((i64::MIN, ""));
+        let rows: Vec<IntervalRow> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT txn, elapsed_ms, at_ms, requests, errors, exceptions, transactions, \
+             p50_ms, p90_ms, p99_ms, max_ms FROM bus_intervals WHERE scenario_id = $1 \
+             AND (elapsed_ms > $2 OR (elapsed_ms = $2 AND txn > $3)) \
+             ORDER BY elapsed_ms, txn LIMIT $4"
+        )
+        .bind(scenario_id)
+        .bind(elapsed)
+        .bind(txn)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(TransactionInterval::from).collect())
+    }
+
+    /// A scenario's intervals merged into buckets of `bucket_ms` per
+    /// transaction (counts added, percentiles at their highest: a chart
+    /// keeps its peaks), read so in the database: a bounded answer.
+    pub async fn bus_intervals_bucketed(
+        &self,
+        scenario_id: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<TransactionInterval>> {
+        let rows: Vec<IntervalRow> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT txn, (elapsed_ms / $2) * $2 AS elapsed_ms, MIN(at_ms) AS at_ms, \
+             CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors, \
+             CAST(SUM(exceptions) AS BIGINT) AS exceptions, \
+             CAST(SUM(transactions) AS BIGINT) AS transactions, \
+             MAX(p50_ms) AS p50_ms, MAX(p90_ms) AS p90_ms, MAX(p99_ms) AS p99_ms, \
+             MAX(max_ms) AS max_ms FROM bus_intervals WHERE scenario_id = $1 \
+             GROUP BY txn, elapsed_ms / $2 ORDER BY 2, txn"
+        )
+        .bind(scenario_id)
+        .bind(bucket_ms.max(1))
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(TransactionInterval::from).collect())
+    }
+
+    /// The controller's reports in buckets of `bucket_ms`, each at its
+    /// highest: a bounded answer.
+    pub async fn bus_concurrency_bucketed(
+        &self,
+        scenario_id: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<ConcurrencyPoint>> {
+        let rows: Vec<ConcurrencyRow> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT (elapsed_ms / $2) * $2 AS elapsed_ms, MIN(at_ms) AS at_ms, \
+             MAX(required) AS required, MAX(actual) AS actual, MAX(runners) AS runners \
+             FROM bus_concurrency WHERE scenario_id = $1 GROUP BY elapsed_ms / $2 ORDER BY 1"
+        )
+        .bind(scenario_id)
+        .bind(bucket_ms.max(1))
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(ConcurrencyPoint::from).collect())
+    }
+
+    /// The latest second mite's bus was heard in a scenario (elapsed ms).
+    pub async fn bus_last_elapsed(&self, scenario_id: i64) -> Result<Option<i64>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT MAX(elapsed_ms) FROM bus_intervals WHERE scenario_id = $1"
+        )
+        .bind(scenario_id)
+        .fetch_one(pool)
+        .await)?)
+    }
+
+    /// A scenario's intervals, in time order then by transaction (all of
+    /// them: for the lab's own checks, never for a request).
     pub async fn bus_intervals(&self, scenario_id: i64) -> Result<Vec<TransactionInterval>> {
         let rows: Vec<IntervalRow> = with_pool!(self, |pool| sqlx::query_as(
             "SELECT txn, elapsed_ms, at_ms, requests, errors, exceptions, transactions, \
@@ -368,16 +477,21 @@ impl Store {
         bus_missed: u64,
         collector_dropped: u64,
     ) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE scenarios SET bus_missed = $1, collector_dropped = $2 WHERE id = $3"
-        )
-        .bind(bus_missed as i64)
-        .bind(collector_dropped as i64)
-        .bind(scenario_id)
-        .execute(pool)
-        .await
-        .map(|_| ())?);
-        Ok(())
+        let sql = format!(
+            "UPDATE scenarios SET bus_missed = $1, collector_dropped = $2 WHERE id = $3 AND {}",
+            super::fence::guard(4, 5)
+        );
+        let (run, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(bus_missed as i64)
+            .bind(collector_dropped as i64)
+            .bind(scenario_id)
+            .bind(run)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 }
 

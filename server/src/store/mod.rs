@@ -11,6 +11,7 @@ mod agents;
 mod baselines;
 mod bulk;
 pub(crate) mod bus;
+mod fence;
 mod library;
 mod processes;
 mod profiles;
@@ -34,10 +35,11 @@ use sqlx::sqlite::{
 pub use activity::ActivityRecord;
 pub use agents::AgentRecord;
 pub use bulk::SampleRows;
+pub use fence::Fence;
 pub use processes::NewProcess;
 pub use processes::ProcessRecord;
 pub use profiles::NewProfile;
-pub use runs::{RunEnvironment, RunRecord};
+pub use runs::{LeaseState, RunEnvironment, RunRecord};
 pub use samples::{SampleBatch, SampleRow, SampleSource, SampleWriter};
 pub use scenarios::ScenarioRecord;
 pub use sessions::Sessions;
@@ -73,6 +75,10 @@ pub enum StoreError {
     /// A name (of a user, a token) is already taken.
     #[error("{0}")]
     Conflict(String),
+    /// A write for run N was refused: the agent no longer holds its lease
+    /// (another agent marked the run interrupted, or it ended).
+    #[error("run {0} is no longer this agent's (its lease was lost): nothing more is stored")]
+    LeaseLost(i64),
 }
 
 impl StoreError {
@@ -205,6 +211,8 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// Where to open more connections (the sample writer's own).
     target: Target,
+    /// The lease every write of this handle carries ([`Store::fenced`]).
+    fence: Option<std::sync::Arc<Fence>>,
 }
 
 #[derive(Clone, Debug)]
@@ -247,7 +255,11 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
         let pool = target.pool(8).await?;
-        let store = Store { pool, target };
+        let store = Store {
+            pool,
+            target,
+            fence: None,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -282,9 +294,62 @@ impl Store {
     }
 
     /// A connection of its own for a run's samples, so that page views and
-    /// downloads never make sampling wait for a connection.
+    /// downloads never make sampling wait for a connection. Fenced as this
+    /// handle is.
     pub async fn sample_writer(&self) -> Result<SampleWriter> {
-        Ok(SampleWriter::new(self.target.pool(1).await?))
+        Ok(SampleWriter::new(
+            self.target.pool(1).await?,
+            self.fence.as_deref().cloned(),
+        ))
+    }
+
+    /// This store, with every write carrying `fence`: made only while the
+    /// fenced run still runs under that lease, else refused with
+    /// [`StoreError::LeaseLost`] ([`fence`](self::fence)).
+    pub fn fenced(&self, fence: Fence) -> Store {
+        Store {
+            fence: Some(std::sync::Arc::new(fence)),
+            ..self.clone()
+        }
+    }
+
+    /// The lease this handle's writes carry, if any.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_deref()
+    }
+
+    /// What a fenced write binds: the run and the lease id (both NULL
+    /// without a fence, which lets every write through).
+    pub(crate) fn fence_binds(&self) -> (Option<i64>, Option<String>) {
+        match self.fence() {
+            Some(f) => (Some(f.run_id), Some(f.lease_id.clone())),
+            None => (None, None),
+        }
+    }
+
+    /// `Err(LeaseLost)` when a fenced write touched nothing.
+    pub(crate) fn fenced_rows(&self, rows: u64) -> Result<()> {
+        match self.fence() {
+            Some(f) if rows == 0 => Err(StoreError::LeaseLost(f.run_id)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The database's clock in unix milliseconds, as SQL: leases and
+    /// heartbeats are timed by it, never by each host's own clock.
+    pub(crate) fn now_sql(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// The database's clock, in unix milliseconds.
+    pub async fn database_now_ms(&self) -> Result<i64> {
+        let sql = format!("SELECT {}", self.now_sql());
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .fetch_one(pool)
+            .await)?)
     }
 }
 

@@ -2,7 +2,8 @@
 //! anything else can go wrong (so `cleanup` finds it if the lab dies), and
 //! how it ended.
 
-use super::{with_pool, Result, Store};
+use super::fence;
+use super::{with_pool, Result, Store, StoreError};
 use crate::model::ProcessKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
@@ -37,33 +38,43 @@ pub struct NewProcess<'a> {
 impl Store {
     /// Records a child the lab started.
     pub async fn record_process(&self, scenario_id: i64, process: NewProcess<'_>) -> Result<i64> {
-        let id: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+        let sql = format!(
             "INSERT INTO processes (scenario_id, name, pid, start_ticks, command, log_path, \
-             started_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(scenario_id)
-        .bind(process.kind.as_str())
-        .bind(i64::from(process.pid))
-        .bind(process.start_ticks as i64)
-        .bind(process.command)
-        .bind(process.log_path)
-        .bind(super::now_ms())
-        .fetch_one(pool)
-        .await)?;
-        Ok(id)
+             started_at) SELECT $1, $2, $3, $4, $5, $6, $7 WHERE {} RETURNING id",
+            fence::guard(8, 9)
+        );
+        let (run, lease) = self.fence_binds();
+        let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(scenario_id)
+            .bind(process.kind.as_str())
+            .bind(i64::from(process.pid))
+            .bind(process.start_ticks as i64)
+            .bind(process.command)
+            .bind(process.log_path)
+            .bind(super::now_ms())
+            .bind(run)
+            .bind(&lease)
+            .fetch_optional(pool)
+            .await)?;
+        id.ok_or(StoreError::LeaseLost(run.unwrap_or_default()))
     }
 
     pub async fn end_process(&self, process_id: i64, exit_status: &str) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE processes SET ended_at = $1, exit_status = $2 WHERE id = $3"
-        )
-        .bind(super::now_ms())
-        .bind(exit_status)
-        .bind(process_id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+        let sql = format!(
+            "UPDATE processes SET ended_at = $1, exit_status = $2 WHERE id = $3 AND {}",
+            fence::guard(4, 5)
+        );
+        let (run, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(super::now_ms())
+            .bind(exit_status)
+            .bind(process_id)
+            .bind(run)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 
     /// Processes the lab started whose end it never recorded.

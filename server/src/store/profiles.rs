@@ -49,23 +49,28 @@ impl ProfileRow {
 
 impl Store {
     pub async fn save_profile(&self, scenario_id: i64, profile: &NewProfile) -> Result<i64> {
-        let id: i64 = with_pool!(self, |pool| {
-            sqlx::query_scalar(
+        let sql = format!(
             "INSERT INTO profiles (scenario_id, process, pid, rate, samples, mode, problem, folded) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(scenario_id)
-        .bind(profile.process.as_str())
-        .bind(i64::from(profile.pid))
-        .bind(i64::from(profile.rate))
-        .bind(profile.samples as i64)
-        .bind(&profile.mode)
-        .bind(&profile.problem)
-        .bind(&profile.folded)
-        .fetch_one(pool)
-        .await
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE {} RETURNING id",
+            super::fence::guard(9, 10)
+        );
+        let (run, lease) = self.fence_binds();
+        let id: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(&sql)
+                .bind(scenario_id)
+                .bind(profile.process.as_str())
+                .bind(i64::from(profile.pid))
+                .bind(i64::from(profile.rate))
+                .bind(profile.samples as i64)
+                .bind(&profile.mode)
+                .bind(&profile.problem)
+                .bind(&profile.folded)
+                .bind(run)
+                .bind(&lease)
+                .fetch_optional(pool)
+                .await
         })?;
-        Ok(id)
+        id.ok_or(super::StoreError::LeaseLost(run.unwrap_or_default()))
     }
 
     /// A scenario's profiles, without their stacks.

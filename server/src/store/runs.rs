@@ -1,6 +1,7 @@
 //! The `runs` table: what each run asked for, where it stands, and the queue
 //! (runs waiting with status `queued`, oldest first).
 
+use super::fence::{self, Fence};
 use super::{parse_text, with_pool, Result, Store, StoreError};
 use crate::model::{RunParams, RunStatus};
 use crate::run::lease::LabHost;
@@ -37,10 +38,33 @@ pub struct RunRecord {
     /// until when its lease holds (ms since the epoch).
     pub lab_host: Option<String>,
     pub lease_expires_at: Option<i64>,
+    /// The id of that lease ([`Fence`]).
+    pub lease_id: Option<String>,
     /// Someone asked to cancel it (on any host).
     pub cancel_requested: bool,
     /// Who cancelled it.
     pub cancelled_by: Option<String>,
+}
+
+impl RunRecord {
+    /// The lease its executing agent holds, once claimed.
+    pub fn fence(&self) -> Option<Fence> {
+        self.lease_id.clone().map(|lease_id| Fence {
+            run_id: self.id,
+            lease_id,
+        })
+    }
+}
+
+/// What renewing a lease found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Still the agent's, and renewed.
+    Held,
+    /// Still the agent's, renewed, and someone asked (on any host) to cancel it.
+    CancelAsked,
+    /// No longer the agent's: another agent marked it interrupted, or it ended.
+    Lost,
 }
 
 /// A `runs` row as stored.
@@ -64,6 +88,7 @@ struct RunRow {
     stage: Option<String>,
     lab_host: Option<String>,
     lease_expires_at: Option<i64>,
+    lease_id: Option<String>,
     cancel_requested: bool,
     cancelled_by: Option<String>,
 }
@@ -96,6 +121,7 @@ impl TryFrom<RunRow> for RunRecord {
             stage: row.stage,
             lab_host: row.lab_host,
             lease_expires_at: row.lease_expires_at,
+            lease_id: row.lease_id,
             cancel_requested: row.cancel_requested,
             cancelled_by: row.cancelled_by,
         })
@@ -112,7 +138,7 @@ struct RunListRow {
 
 const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, \
      output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance, stage, lab_host, lease_expires_at, \
-     cancel_requested, cancelled_by";
+     lease_id, cancel_requested, cancelled_by";
 
 fn records(rows: Vec<RunRow>) -> Result<Vec<RunRecord>> {
     rows.into_iter().map(RunRecord::try_from).collect()
@@ -143,37 +169,48 @@ impl Store {
         output_dir: &str,
         lab_pid: u32,
     ) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(
+        // Fenced, only a run still running under the lease: an interrupted
+        // run is never brought back.
+        let sql = format!(
             "UPDATE runs SET status = $1, started_at = $2, output_dir = $3, mite_version = $4, \
-             python_version = $5, host = $6, cores = $7, lab_pid = $8, stage = NULL WHERE id = $9",
-        )
-        .bind(RunStatus::Running.as_str())
-        .bind(super::now_ms())
-        .bind(output_dir)
-        .bind(&env.mite_version)
-        .bind(&env.python_version)
-        .bind(&env.host)
-        .bind(env.cores)
-        .bind(i64::from(lab_pid))
-        .bind(run_id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+             python_version = $5, host = $6, cores = $7, lab_pid = $8, stage = NULL \
+             WHERE id = $9 AND {}",
+            fence::guard(9, 10)
+        );
+        let (_, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(RunStatus::Running.as_str())
+            .bind(super::now_ms())
+            .bind(output_dir)
+            .bind(&env.mite_version)
+            .bind(&env.python_version)
+            .bind(&env.host)
+            .bind(env.cores)
+            .bind(i64::from(lab_pid))
+            .bind(run_id)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 
     /// Keeps what the run measures (once its builds are installed).
     pub async fn save_provenance(&self, run_id: i64, provenance: &Provenance) -> Result<()> {
         let json = serde_json::to_string(provenance)?;
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE runs SET provenance = $1 WHERE id = $2"
-        )
-        .bind(&json)
-        .bind(run_id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+        let sql = format!(
+            "UPDATE runs SET provenance = $1 WHERE id = $2 AND {}",
+            fence::guard(2, 3)
+        );
+        let (_, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(&json)
+            .bind(run_id)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 
     pub async fn finish_run(
@@ -183,34 +220,44 @@ impl Store {
         error: Option<&str>,
     ) -> Result<()> {
         // Only a running run: one another agent has marked interrupted
-        // (its lease ran out) is never overwritten by its late executor.
-        with_pool!(self, |pool| sqlx::query(
+        // (its lease ran out) is never overwritten by its late executor;
+        // fenced, only while the lease is the agent's.
+        let sql = format!(
             "UPDATE runs SET status = $1, ended_at = $2, error = $3, stage = NULL \
-             WHERE id = $4 AND status = $5"
-        )
-        .bind(status.as_str())
-        .bind(super::now_ms())
-        .bind(error)
-        .bind(run_id)
-        .bind(RunStatus::Running.as_str())
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+             WHERE id = $4 AND status = $5 AND {}",
+            fence::guard(4, 6)
+        );
+        let (_, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(super::now_ms())
+            .bind(error)
+            .bind(run_id)
+            .bind(RunStatus::Running.as_str())
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 
     /// Says what a run that has not started its scenarios does (installing
     /// a mite build); cleared when it starts or ends, and not set after.
     pub async fn set_run_stage(&self, run_id: i64, stage: &str) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE runs SET stage = $1 WHERE id = $2 AND status = $3 AND started_at IS NULL"
-        )
-        .bind(stage)
-        .bind(run_id)
-        .bind(RunStatus::Running.as_str())
-        .execute(pool)
-        .await
-        .map(drop))?;
+        let sql = format!(
+            "UPDATE runs SET stage = $1 WHERE id = $2 AND status = $3 AND started_at IS NULL \
+             AND {}",
+            fence::guard(2, 4)
+        );
+        let (_, lease) = self.fence_binds();
+        with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(stage)
+            .bind(run_id)
+            .bind(RunStatus::Running.as_str())
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 
@@ -283,17 +330,21 @@ impl Store {
             super::Backend::Sqlite => "ORDER BY id LIMIT 1) AND status = $2",
         };
         let sql = format!(
-            "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, lease_expires_at = $5 \
+            "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, \
+             lease_expires_at = {now} + $5, lease_id = $7 \
              WHERE id = (SELECT id FROM runs WHERE status = $2 \
-             AND (wanted_agent IS NULL OR wanted_agent = $6) {pick} RETURNING id"
+             AND (wanted_agent IS NULL OR wanted_agent = $6) {pick} RETURNING id",
+            now = self.now_sql()
         );
+        let lease_id = Fence::new_id()?;
         let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(RunStatus::Running.as_str())
             .bind(RunStatus::Queued.as_str())
             .bind(&host.id)
             .bind(i64::from(lab_pid))
-            .bind(host.lease_end(super::now_ms()))
+            .bind(host.lease_ms())
             .bind(&host.name)
+            .bind(&lease_id)
             .fetch_optional(pool)
             .await)?;
         match id {
@@ -303,38 +354,78 @@ impl Store {
     }
 
     /// Names `host` (and `lab_pid`) as executing running run `run_id`, with
-    /// a lease: for a run started outside the queue (`mite-perf run`).
-    pub async fn lease_run(&self, run_id: i64, host: &LabHost, lab_pid: u32) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE runs SET lab_host = $1, lab_pid = $2, lease_expires_at = $3 \
-             WHERE id = $4 AND status = $5"
-        )
-        .bind(&host.id)
-        .bind(i64::from(lab_pid))
-        .bind(host.lease_end(super::now_ms()))
-        .bind(run_id)
-        .bind(RunStatus::Running.as_str())
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+    /// a lease of its own: for a run started outside the queue (`mite-perf
+    /// run`), which no lease holds yet. The lease, or
+    /// [`StoreError::LeaseLost`] when another holds the run or it no
+    /// longer runs.
+    pub async fn lease_run(&self, run_id: i64, host: &LabHost, lab_pid: u32) -> Result<Fence> {
+        let sql = format!(
+            "UPDATE runs SET lab_host = $1, lab_pid = $2, lease_expires_at = {now} + $3, \
+             lease_id = $6 WHERE id = $4 AND status = $5 AND lease_id IS NULL",
+            now = self.now_sql()
+        );
+        let fence = Fence {
+            run_id,
+            lease_id: Fence::new_id()?,
+        };
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(&host.id)
+            .bind(i64::from(lab_pid))
+            .bind(host.lease_ms())
+            .bind(run_id)
+            .bind(RunStatus::Running.as_str())
+            .bind(&fence.lease_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if rows == 0 {
+            return Err(StoreError::LeaseLost(run_id));
+        }
+        Ok(fence)
     }
 
-    /// Renews `host`'s lease on running run `run_id`; returns whether the
-    /// run should stop: a cancel was asked, or it is no longer running (or
-    /// no longer `host`'s), as after another host found its lease run out.
-    pub async fn renew_lease(&self, run_id: i64, host: &LabHost) -> Result<bool> {
-        let cancel: Option<bool> = with_pool!(self, |pool| sqlx::query_scalar(
-            "UPDATE runs SET lease_expires_at = $1 \
-             WHERE id = $2 AND status = $3 AND lab_host = $4 RETURNING cancel_requested"
-        )
-        .bind(host.lease_end(super::now_ms()))
-        .bind(run_id)
-        .bind(RunStatus::Running.as_str())
-        .bind(&host.id)
-        .fetch_optional(pool)
-        .await)?;
-        Ok(cancel.unwrap_or(true))
+    /// Renews the lease this store is fenced with, by `host`'s lease time
+    /// on the database's clock, and reads whether a cancel was asked.
+    pub async fn renew_lease(&self, host: &LabHost) -> Result<LeaseState> {
+        let Some(fence) = self.fence() else {
+            return Err(StoreError::Invalid(
+                "renewing a lease needs a store fenced with it".into(),
+            ));
+        };
+        let sql = format!(
+            "UPDATE runs SET lease_expires_at = {now} + $1 \
+             WHERE id = $2 AND status = $3 AND lease_id = $4 RETURNING cancel_requested",
+            now = self.now_sql()
+        );
+        let cancel: Option<bool> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(host.lease_ms())
+            .bind(fence.run_id)
+            .bind(RunStatus::Running.as_str())
+            .bind(&fence.lease_id)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(match cancel {
+            None => LeaseState::Lost,
+            Some(true) => LeaseState::CancelAsked,
+            Some(false) => LeaseState::Held,
+        })
+    }
+
+    /// Running runs that are not `host`'s and whose lease ran out by the
+    /// database's clock: their agent went silent.
+    pub async fn abandoned_runs(&self, host: &LabHost) -> Result<Vec<RunRecord>> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 AND lab_host IS NOT NULL \
+             AND lab_host <> $2 AND lease_expires_at IS NOT NULL \
+             AND lease_expires_at <= {now} ORDER BY id",
+            now = self.now_sql()
+        );
+        let rows: Vec<RunRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(RunStatus::Running.as_str())
+            .bind(&host.id)
+            .fetch_all(pool)
+            .await)?;
+        records(rows)
     }
 
     /// Asks whichever host executes running run `run_id` to cancel it;

@@ -235,6 +235,16 @@ impl Store {
         samples(rows)
     }
 
+    /// The elapsed time of a scenario's latest sample.
+    pub async fn scenario_last_elapsed(&self, scenario_id: i64) -> Result<Option<i64>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT MAX(elapsed_ms) FROM samples WHERE scenario_id = $1"
+        )
+        .bind(scenario_id)
+        .fetch_one(pool)
+        .await)?)
+    }
+
     pub async fn sample_count(&self, run_id: i64) -> Result<i64> {
         let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(
             "SELECT COUNT(*) FROM samples s JOIN scenarios sc ON sc.id = s.scenario_id \
@@ -272,20 +282,30 @@ const SAMPLE_VALUES: usize = 16;
 const ROWS_PER_INSERT: usize = 500;
 
 /// Writes a run's samples on a connection of its own: the samples and the
-/// scenario's figures so far together, in one transaction.
+/// scenario's figures so far together, in one transaction, and, when
+/// fenced, only while the agent still holds the run's lease.
 #[derive(Debug, Clone)]
 pub struct SampleWriter {
     pool: Pool,
+    fence: Option<super::Fence>,
 }
 
 impl SampleWriter {
-    pub(super) fn new(pool: Pool) -> Self {
-        SampleWriter { pool }
+    pub(super) fn new(pool: Pool, fence: Option<super::Fence>) -> Self {
+        SampleWriter { pool, fence }
     }
 
     /// Stores the batches (in order) in one transaction: all or none.
-    /// Writing a batch again stores nothing twice.
+    /// Writing a batch again stores nothing twice. Fenced, the transaction
+    /// commits only if the run still runs under the writer's lease, checked
+    /// last, once the transaction writes (PostgreSQL also locks the run's
+    /// row against a concurrent change until it commits):
+    /// [`StoreError::LeaseLost`] otherwise, and nothing is stored.
     pub async fn write(&self, batches: &[SampleBatch]) -> Result<()> {
+        let lease_check = match &self.pool {
+            Pool::Postgres(_) => super::fence::HELD_FOR_SHARE,
+            Pool::Sqlite(_) => super::fence::HELD,
+        };
         let rows: Vec<(i64, &Sample)> = batches
             .iter()
             .flat_map(|b| b.samples.iter().map(move |s| (b.scenario_id, s)))
@@ -371,6 +391,17 @@ impl SampleWriter {
                     };
                 }
                 query.execute(&mut *tx).await?;
+            }
+            if let Some(fence) = &self.fence {
+                let held: Option<i32> = sqlx::query_scalar(lease_check)
+                    .bind(fence.run_id)
+                    .bind(&fence.lease_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if held.is_none() {
+                    // Dropped: rolled back.
+                    return Err(StoreError::LeaseLost(fence.run_id));
+                }
             }
             tx.commit().await?;
         });

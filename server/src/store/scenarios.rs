@@ -1,6 +1,7 @@
 //! The `scenarios` table: one row per concurrency of a run, with its status
 //! and its figures (kept up to date while it runs, final once it ended).
 
+use super::fence;
 use super::{parse_text, with_pool, Result, Store, StoreError};
 use app::api::ScenarioCharts;
 
@@ -90,37 +91,46 @@ impl Store {
         params: &RunParams,
     ) -> Result<i64> {
         let name = slot.name(params.builds().len(), params.repeats);
-        let id: i64 = with_pool!(self, |pool| sqlx::query_scalar(
+        let sql = format!(
             "INSERT INTO scenarios (run_id, position, name, concurrency, duration_ms, \
              spawn_rate, interval_ms, status, build_index, repeat_index) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(run_id)
-        .bind(position)
-        .bind(&name)
-        .bind(i64::from(slot.concurrency))
-        .bind(params.duration_ms as i64)
-        .bind(i64::from(params.spawn_rate))
-        .bind(params.interval_ms as i64)
-        .bind(ScenarioStatus::Waiting.as_str())
-        .bind(slot.build as i64)
-        .bind(i64::from(slot.repeat))
-        .fetch_one(pool)
-        .await)?;
-        Ok(id)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE {} RETURNING id",
+            fence::guard(1, 11)
+        );
+        let (_, lease) = self.fence_binds();
+        let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(run_id)
+            .bind(position)
+            .bind(&name)
+            .bind(i64::from(slot.concurrency))
+            .bind(params.duration_ms as i64)
+            .bind(i64::from(params.spawn_rate))
+            .bind(params.interval_ms as i64)
+            .bind(ScenarioStatus::Waiting.as_str())
+            .bind(slot.build as i64)
+            .bind(i64::from(slot.repeat))
+            .bind(&lease)
+            .fetch_optional(pool)
+            .await)?;
+        id.ok_or(StoreError::LeaseLost(run_id))
     }
 
     pub async fn start_scenario(&self, scenario_id: i64, started_at: i64) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE scenarios SET status = $1, started_at = $2 WHERE id = $3"
-        )
-        .bind(ScenarioStatus::Running.as_str())
-        .bind(started_at)
-        .bind(scenario_id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+        let sql = format!(
+            "UPDATE scenarios SET status = $1, started_at = $2 WHERE id = $3 AND {}",
+            fence::guard(4, 5)
+        );
+        let (run, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(ScenarioStatus::Running.as_str())
+            .bind(started_at)
+            .bind(scenario_id)
+            .bind(run)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 
     /// Records how a scenario ended, with its final figures, so that pages
@@ -134,21 +144,26 @@ impl Store {
         figures: &ScenarioFigures,
     ) -> Result<()> {
         let figures_json = serde_json::to_string(figures)?;
-        with_pool!(self, |pool| sqlx::query(
+        let sql = format!(
             "UPDATE scenarios SET status = $1, ended_at = $2, error = $3, error_log = $4, \
-             total_requests = $5, figures = $6 WHERE id = $7",
-        )
-        .bind(status.as_str())
-        .bind(super::now_ms())
-        .bind(error)
-        .bind(error_log)
-        .bind(figures.total_requests)
-        .bind(&figures_json)
-        .bind(scenario_id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+             total_requests = $5, figures = $6 WHERE id = $7 AND {}",
+            fence::guard(8, 9)
+        );
+        let (run, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(super::now_ms())
+            .bind(error)
+            .bind(error_log)
+            .bind(figures.total_requests)
+            .bind(&figures_json)
+            .bind(scenario_id)
+            .bind(run)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 
     /// The scenario's figures as last stored: live while it runs, final
@@ -169,15 +184,20 @@ impl Store {
     /// Keeps a finished scenario's chart overview.
     pub async fn save_overview(&self, scenario_id: i64, overview: &ScenarioCharts) -> Result<()> {
         let json = serde_json::to_string(overview)?;
-        with_pool!(self, |pool| sqlx::query(
-            "UPDATE scenarios SET overview = $1 WHERE id = $2"
-        )
-        .bind(&json)
-        .bind(scenario_id)
-        .execute(pool)
-        .await
-        .map(drop))?;
-        Ok(())
+        let sql = format!(
+            "UPDATE scenarios SET overview = $1 WHERE id = $2 AND {}",
+            fence::guard(3, 4)
+        );
+        let (run, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(&json)
+            .bind(scenario_id)
+            .bind(run)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
     }
 
     /// A finished scenario's chart overview, if it was kept.
@@ -213,19 +233,24 @@ impl Store {
         rows.into_iter().map(ScenarioRecord::try_from).collect()
     }
 
-    /// Marks every scenario of a run that never ended with `status`.
+    /// Marks every scenario of a run that never ended with `status` (fenced:
+    /// only while the lease holds; none may be open, so no error when none
+    /// is changed).
     pub async fn close_open_scenarios(&self, run_id: i64, status: ScenarioStatus) -> Result<()> {
-        with_pool!(self, |pool| {
-            sqlx::query(
-            "UPDATE scenarios SET status = $1, ended_at = $2 WHERE run_id = $3 AND ended_at IS NULL",
-        )
-        .bind(status.as_str())
-        .bind(super::now_ms())
-        .bind(run_id)
-        .execute(pool)
-        .await
-        .map(drop)
-        })?;
+        let sql = format!(
+            "UPDATE scenarios SET status = $1, ended_at = $2 WHERE run_id = $3 \
+             AND ended_at IS NULL AND {}",
+            fence::guard(3, 4)
+        );
+        let (_, lease) = self.fence_binds();
+        with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(super::now_ms())
+            .bind(run_id)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(())
     }
 }

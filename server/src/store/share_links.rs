@@ -20,6 +20,9 @@ impl ShareLinkRecord {
     }
 }
 
+/// The most links of a run a page lists.
+pub const MAX_LISTED_LINKS: i64 = 200;
+
 const LINK_COLUMNS: &str = "id, run_id, created_by, created_at, expires_at, revoked_at";
 
 impl Store {
@@ -61,10 +64,12 @@ impl Store {
             .await)?)
     }
 
-    /// A run's links, newest first.
+    /// A run's links, newest first (the latest [`MAX_LISTED_LINKS`]).
     pub async fn share_links(&self, run_id: i64) -> Result<Vec<ShareLinkRecord>> {
-        let sql =
-            format!("SELECT {LINK_COLUMNS} FROM share_links WHERE run_id = $1 ORDER BY id DESC");
+        let sql = format!(
+            "SELECT {LINK_COLUMNS} FROM share_links WHERE run_id = $1 ORDER BY id DESC \
+             LIMIT {MAX_LISTED_LINKS}"
+        );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(run_id)
             .fetch_all(pool)

@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use app::access::{Action, Caller};
@@ -29,7 +30,7 @@ use crate::profile::{folded, render};
 use crate::reports::csv::Layout;
 use crate::reports::{chart, collector, csv, transactions};
 use crate::run::is_inside;
-use crate::store::SampleSource;
+use crate::store::{SampleSource, StoreError};
 
 /// A client that takes no data for this long loses its download.
 pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
@@ -86,11 +87,11 @@ fn file_response(file: tokio::fs::File, content_type: &str, filename: &str) -> R
         .into_response()
 }
 
-/// Streams the CSV of `source`.
+/// Streams a CSV made of `chunks` (read from the database as the client
+/// takes them), in one of the download slots.
 fn csv_response(
     state: WebState,
-    source: SampleSource,
-    layout: Layout,
+    chunks: BoxStream<'static, Result<Vec<u8>, StoreError>>,
     filename: String,
 ) -> Response {
     let Some(permit) = state.lab.download_permit() else {
@@ -104,13 +105,12 @@ fn csv_response(
     // Set when the download is ended early: the body then ends in an error,
     // so the client sees a cut-off answer, never a short CSV that looks whole.
     let cut = Arc::new(AtomicBool::new(false));
-    let store = state.lab.store().clone();
     let cut_by_producer = cut.clone();
     let name = filename.clone();
     tokio::spawn(async move {
         let _permit = permit;
         let started = Instant::now();
-        let mut chunks = csv::chunks(&store, source, layout);
+        let mut chunks = chunks;
         while let Some(chunk) = chunks.next().await {
             let failed = chunk.is_err();
             let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
@@ -169,12 +169,10 @@ pub async fn run_csv(
         return ErrorResponse(e).into_response();
     }
     match state.lab.existing_run(id).await {
-        Ok(_) => csv_response(
-            state,
-            SampleSource::Run(id),
-            Layout::Samples,
-            format!("run-{id}-samples.csv"),
-        ),
+        Ok(_) => {
+            let chunks = csv::chunks(state.lab.store(), SampleSource::Run(id), Layout::Samples);
+            csv_response(state, chunks, format!("run-{id}-samples.csv"))
+        }
         Err(e) => ErrorResponse(e).into_response(),
     }
 }
@@ -188,18 +186,16 @@ async fn scenario_layout_csv(
     layout: Layout,
     suffix: &str,
 ) -> Response {
-    match state.lab.store().scenario(id).await {
-        Ok(Some(s)) => match caller.require(Action::ReadRun(s.run_id)) {
-            Err(e) => ErrorResponse(e).into_response(),
-            Ok(()) => csv_response(
+    match readable_scenario(&state, caller, id).await {
+        Ok(s) => {
+            let chunks = csv::chunks(state.lab.store(), SampleSource::Scenario(id), layout);
+            csv_response(
                 state,
-                SampleSource::Scenario(id),
-                layout,
+                chunks,
                 format!("run-{}-{}{suffix}.csv", s.run_id, s.name),
-            ),
-        },
-        Ok(None) => ErrorResponse(LabError::NotFound(format!("no scenario {id}"))).into_response(),
-        Err(e) => ErrorResponse(lab_error(e)).into_response(),
+            )
+        }
+        Err(e) => ErrorResponse(e).into_response(),
     }
 }
 
@@ -229,6 +225,14 @@ pub async fn run_chart(
     let answer = async {
         caller.require(Action::ReadRun(id))?;
         state.lab.existing_run(id).await?;
+        // Made in memory, so it takes a download slot; its points are
+        // bounded per chart ([`chart::HTML_POINTS`]) whatever the run's length.
+        let _permit = state.lab.download_permit().ok_or_else(|| {
+            LabError::Busy(format!(
+                "{} downloads are streaming already: try again in a moment",
+                crate::lab::MAX_DOWNLOADS
+            ))
+        })?;
         let html = chart::render(state.lab.store(), id, None).await?;
         Ok((
             attachment("text/html; charset=utf-8", &format!("run-{id}-chart.html")),
@@ -474,22 +478,16 @@ pub async fn run_transactions_csv(
     Signed(caller): Signed,
     Path(id): Path<i64>,
 ) -> Response {
-    let answer = async {
+    let scenarios = async {
         caller.require(Action::ReadRun(id))?;
-        let store = state.lab.store();
         state.lab.existing_run(id).await?;
-        let scenarios = store.scenarios(id).await.map_err(lab_error)?;
-        let csv = transactions::csv(store, &scenarios).await?;
-        Ok((
-            attachment(
-                "text/csv; charset=utf-8",
-                &format!("run-{id}-transactions.csv"),
-            ),
-            csv,
-        ))
+        Ok::<_, LabError>(state.lab.store().scenarios(id).await?)
     };
-    match answer.await {
-        Ok(ok) => ok.into_response(),
+    match scenarios.await {
+        Ok(scenarios) => {
+            let chunks = transactions::chunks(state.lab.store(), scenarios);
+            csv_response(state, chunks, format!("run-{id}-transactions.csv"))
+        }
         Err(e) => ErrorResponse(e).into_response(),
     }
 }
@@ -500,15 +498,12 @@ pub async fn scenario_transactions_csv(
     Signed(caller): Signed,
     Path(id): Path<i64>,
 ) -> Response {
-    let answer = async {
-        let store = state.lab.store();
-        let scenario = readable_scenario(&state, &caller, id).await?;
-        let filename = format!("run-{}-{}-transactions.csv", scenario.run_id, scenario.name);
-        let csv = transactions::csv(store, std::slice::from_ref(&scenario)).await?;
-        Ok((attachment("text/csv; charset=utf-8", &filename), csv))
-    };
-    match answer.await {
-        Ok(ok) => ok.into_response(),
+    match readable_scenario(&state, &caller, id).await {
+        Ok(scenario) => {
+            let filename = format!("run-{}-{}-transactions.csv", scenario.run_id, scenario.name);
+            let chunks = transactions::chunks(state.lab.store(), vec![scenario]);
+            csv_response(state, chunks, filename)
+        }
         Err(e) => ErrorResponse(e).into_response(),
     }
 }
