@@ -244,9 +244,20 @@ pub enum PortHolder {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortView {
+    /// The agent whose port it is.
+    #[serde(default)]
+    pub agent: String,
     pub port: u16,
     pub purpose: String,
+    /// Whether this web front could look at it (the agent runs on its
+    /// machine); if not, `holders` is empty and unknown.
+    #[serde(default = "seen_by_default")]
+    pub seen: bool,
     pub holders: Vec<PortHolder>,
+}
+
+fn seen_by_default() -> bool {
+    true
 }
 
 /// What a launch asks for, as typed in the form. Missing fields take the

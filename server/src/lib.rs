@@ -26,6 +26,7 @@ pub mod cleanup;
 pub mod compare;
 pub mod lab;
 pub mod library;
+pub mod metrics;
 pub mod mite_env;
 pub mod os_process;
 pub mod ports;

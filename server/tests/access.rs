@@ -117,6 +117,7 @@ async fn router(lab: &Arc<Lab>, access: AccessPolicy) -> Router {
             addr: ([10, 0, 0, 1], 3000).into(),
             public_urls: Vec::new(),
             access,
+            metrics_token: None,
         },
     )
     .await
@@ -875,10 +876,11 @@ async fn tokens_and_proxy_names_count_only_when_valid() {
 #[tokio::test]
 async fn a_local_process_cannot_forge_the_proxy_header() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    use mite_perf::access::proxy::{ProxySecret, PROXY_SECRET_HEADER};
+    use mite_perf::access::proxy::PROXY_SECRET_HEADER;
+    use mite_perf::access::secret::Secret;
     let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
     let secret = "5c1d0e3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
-    let proxy = |secret: Option<ProxySecret>| TrustedProxy {
+    let proxy = |secret: Option<Secret>| TrustedProxy {
         header: HeaderName::from_static("x-forwarded-user"),
         addresses: vec![loopback],
         secret,
@@ -897,7 +899,7 @@ async fn a_local_process_cannot_forge_the_proxy_header() {
     let f = fixture(
         "proxy-local",
         AccessPolicy {
-            proxy: Some(proxy(Some(ProxySecret::new(secret).expect("secret")))),
+            proxy: Some(proxy(Some(Secret::new(secret).expect("secret")))),
             ..shared()
         },
     )
@@ -961,6 +963,7 @@ async fn a_rebinding_page_reaches_no_handler() {
             addr: ([127, 0, 0, 1], 3000).into(),
             public_urls: vec!["https://lab.example.com".parse().expect("url")],
             access: AccessPolicy::local(),
+            metrics_token: None,
         },
     )
     .await
@@ -1082,6 +1085,7 @@ async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
             addr: ([0, 0, 0, 0], 3000).into(),
             public_urls: Vec::new(),
             access: AccessPolicy::local().for_address(([0, 0, 0, 0], 3000).into()),
+            metrics_token: None,
         },
     )
     .await
@@ -1834,5 +1838,88 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
             ("ad", second.as_str()),
             ("rb", third.as_str())
         ]
+    );
+}
+
+/// `/metrics`, in the OpenMetrics text format, for an admin's API token or
+/// the metrics token a scraper holds; nobody else.
+#[tokio::test]
+async fn metrics_are_for_admins_and_the_metrics_token() {
+    use mite_perf::access::secret::Secret;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let f = fixture("metrics", shared()).await;
+    let scraper = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c";
+    let app = mite_perf::web::router(
+        f.lab.clone(),
+        WebConfig {
+            site_root: common::seed::site_root(),
+            addr: ([10, 0, 0, 1], 3000).into(),
+            public_urls: Vec::new(),
+            access: shared(),
+            metrics_token: Some(Secret::new(scraper).expect("token")),
+        },
+    )
+    .await
+    .expect("router");
+    let admin_token = new_token().expect("token");
+    f.store
+        .create_token("prom-admin", Role::Admin, &token_hash(&admin_token))
+        .await
+        .expect("admin token");
+    let scrape = |bearer: Option<&str>| {
+        let mut request = Request::get("/metrics");
+        if let Some(bearer) = bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {bearer}"));
+        }
+        request.body(Body::empty()).expect("a request")
+    };
+    assert_eq!(
+        send(&app, scrape(None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, scrape(Some("not-a-token"))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    for (name, token) in &f.tokens {
+        let answer = send(&app, scrape(Some(token))).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{name}: {}",
+            answer.body
+        );
+    }
+    for bearer in [scraper, admin_token.as_str()] {
+        let answer = send(&app, scrape(Some(bearer))).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert!(
+            answer
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+            "{:?}",
+            answer.headers
+        );
+        for line in [
+            "mite_perf_runs{status=\"done\"} 2",
+            "mite_perf_agents_alive 0",
+            "# TYPE mite_perf_http_request_duration_seconds histogram",
+            "# TYPE mite_perf_sampler_tick_lag_seconds histogram",
+            "# TYPE mite_perf_database_errors counter",
+        ] {
+            assert!(answer.body.contains(line), "{line}:\n{}", answer.body);
+        }
+        assert!(answer.body.ends_with("# EOF\n"), "{}", answer.body);
+    }
+    // The scrapes before are counted under their route.
+    let answer = send(&app, scrape(Some(scraper))).await;
+    assert!(
+        answer.body.lines().any(|l| l.starts_with(
+            "mite_perf_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"2xx\"}"
+        )),
+        "{}",
+        answer.body
     );
 }

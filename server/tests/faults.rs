@@ -1190,6 +1190,60 @@ async fn a_same_named_agent_in_another_pid_namespace_leaves_the_live_one_alone()
     assert!(!os_process::pid_alive(target.pid as u32), "no child left");
 }
 
+/// A web front alone (`serve --no-agent`) starts without a mite venv (it
+/// executes no run), and its Ports page and launch form show the agents'
+/// ports and builds, not its own defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_front_needs_no_mite_and_shows_the_agents_ports() {
+    let dir = common::temp_dir("front-no-mite");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    let store = Store::connect(&db_url).await.expect("store");
+    let elsewhere = mite_perf::store::AgentRecord {
+        ports: "19898,24301,24302,24303,24304".into(),
+        builds: "pinned,2.10.0".into(),
+        hostname: "another-machine".into(),
+        ..common::seed::agent("far", 4242)
+    };
+    store.register_agent(&elsewhere).await.expect("agent");
+    let server = Server::start_with(
+        "front-no-mite",
+        ServeOptions {
+            dir: Some(dir.clone()),
+            db_url: Some(db_url),
+            args: ["--no-agent", "--mite-venv", "/nonexistent/venv"]
+                .map(String::from)
+                .to_vec(),
+        },
+    )
+    .await;
+    assert!(
+        server.log().contains("executes no runs"),
+        "{}",
+        server.log()
+    );
+    let ports = server.call("get_ports", "").await;
+    let ports = ports.as_array().expect("ports");
+    let listed: Vec<(String, u64, bool)> = ports
+        .iter()
+        .map(|p| {
+            (
+                p["agent"].as_str().unwrap_or_default().to_string(),
+                p["port"].as_u64().unwrap_or_default(),
+                p["seen"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [19898, 24301, 24302, 24303, 24304]
+            .map(|p| ("far".to_string(), p, false))
+            .to_vec(),
+        "the agent's ports, on its machine"
+    );
+    let builds = server.call("get_builds", "").await;
+    assert_eq!(builds, serde_json::json!(["pinned", "2.10.0"]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
     let _ports = PORTS.lock().await;

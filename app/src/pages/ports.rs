@@ -15,19 +15,25 @@ pub fn PortsPage() -> impl IntoView {
     view! {
         <section class="card">
             <h1>"Ports"</h1>
-            <p class="hint">"A run needs all four free. Cleanup stops only processes the lab itself started; anything else is named, never killed."</p>
+            <p class="hint">"Each agent's five ports: a run needs them all free. Ports of agents on other machines can only be looked at there. Cleanup stops only processes the lab itself started (on this machine); anything else is named, never killed."</p>
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
                 {move || ports.get().map(|p| match p {
                     Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    Ok(ports) if ports.is_empty() => view! {
+                        <p class="empty">"No agent is alive: start one (`mite-perf agent`, or `mite-perf serve` without --no-agent)."</p>
+                    }.into_any(),
                     Ok(ports) => view! {
                         <table class="ports">
-                            <thead><tr><th>"Port"</th><th>"Used by"</th><th>"State"</th></tr></thead>
+                            <thead><tr><th>"Agent"</th><th>"Port"</th><th>"Used by"</th><th>"State"</th></tr></thead>
                             <tbody>
                                 {ports.into_iter().map(|p| view! {
-                                    <tr data-port=p.port.to_string()>
+                                    <tr data-port=p.port.to_string() data-agent=p.agent.clone()>
+                                        <td>{p.agent.clone()}</td>
                                         <td class="num">{p.port.to_string()}</td>
                                         <td>{p.purpose.clone()}</td>
-                                        <td>{if p.holders.is_empty() {
+                                        <td>{if !p.seen {
+                                            view! { <span class="badge">"on that agent's machine"</span> }.into_any()
+                                        } else if p.holders.is_empty() {
                                             view! { <span class="badge badge-done">"free"</span> }.into_any()
                                         } else {
                                             p.holders.into_iter().map(|h| match h {

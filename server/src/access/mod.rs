@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod proxy;
+pub mod secret;
 pub mod throttle;
 pub mod tokens;
 
@@ -239,7 +240,11 @@ impl Access {
             }))
     }
 
-    async fn token_caller(&self, authorization: &str, from: String) -> Result<Caller, LabError> {
+    pub async fn token_caller(
+        &self,
+        authorization: &str,
+        from: String,
+    ) -> Result<Caller, LabError> {
         let unauthorized = || {
             LabError::Unauthenticated(
                 "this token is not valid (revoked, or mistyped): ask an admin for one made with \

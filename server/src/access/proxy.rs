@@ -9,20 +9,16 @@
 //! proxy without a secret is refused at start ([`TrustedProxy::refusal`]).
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use axum::http::request::Parts;
 use axum::http::HeaderName;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use app::access::Role;
 
+use super::secret::Secret;
+
 /// The header a proxy proves itself with (nginx: `proxy_set_header`).
 pub const PROXY_SECRET_HEADER: &str = "x-mite-perf-proxy-secret";
-
-/// The shortest secret the lab takes (`openssl rand -hex 32` gives 64).
-pub const MIN_SECRET_LEN: usize = 32;
 
 /// A single-sign-on proxy in front of the lab.
 #[derive(Debug, Clone)]
@@ -32,7 +28,7 @@ pub struct TrustedProxy {
     /// The proxy's own addresses: the header counts only on requests from them.
     pub addresses: Vec<IpAddr>,
     /// What the proxy sends in [`PROXY_SECRET_HEADER`], when it was given one.
-    pub secret: Option<ProxySecret>,
+    pub secret: Option<Secret>,
     /// The role of a user the proxy names for the first time.
     pub default_role: Role,
 }
@@ -70,59 +66,6 @@ impl TrustedProxy {
     }
 }
 
-/// A proxy's secret. Only its SHA-256 is kept, compared in constant time;
-/// it is never printed.
-#[derive(Clone)]
-pub struct ProxySecret([u8; 32]);
-
-impl std::fmt::Debug for ProxySecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProxySecret(***)")
-    }
-}
-
-impl ProxySecret {
-    /// A secret as text (surrounding white space is not part of it).
-    pub fn new(secret: &str) -> Result<Self, String> {
-        let secret = secret.trim();
-        if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "the proxy's secret is {} characters long: use at least {MIN_SECRET_LEN} \
-                 (`openssl rand -hex 32`)",
-                secret.len()
-            ));
-        }
-        if secret
-            .bytes()
-            .any(|b| !(b.is_ascii_graphic() && b != b'"' && b != b'\\'))
-        {
-            return Err(
-                "the proxy's secret must be printable ASCII without spaces, quotes or \
-                 backslashes, so that it fits in a header (`openssl rand -hex 32`)"
-                    .into(),
-            );
-        }
-        Ok(ProxySecret(Sha256::digest(secret.as_bytes()).into()))
-    }
-
-    /// The secret in a file (one line).
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "cannot read the proxy's secret from {}: {e}",
-                path.display()
-            )
-        })?;
-        Self::new(&text).map_err(|why| format!("{}: {why}", path.display()))
-    }
-
-    /// Whether `presented` is the secret (constant time in its content).
-    pub fn matches(&self, presented: &[u8]) -> bool {
-        let presented: [u8; 32] = Sha256::digest(presented).into();
-        bool::from(self.0.ct_eq(&presented))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +76,7 @@ mod tests {
         TrustedProxy {
             header: HeaderName::from_static("x-forwarded-user"),
             addresses: addresses.to_vec(),
-            secret: secret.map(|s| ProxySecret::new(s).expect("secret")),
+            secret: secret.map(|s| Secret::new(s).expect("secret")),
             default_role: Role::Viewer,
         }
     }
@@ -176,15 +119,5 @@ mod tests {
             assert_eq!(proxy(&[ip], Some(SECRET)).refusal(), None);
         }
         assert_eq!(proxy(&[[10, 0, 0, 2].into()], None).refusal(), None);
-    }
-
-    #[test]
-    fn secrets_are_long_header_safe_and_never_printed() {
-        assert!(ProxySecret::new("short").is_err());
-        assert!(ProxySecret::new(&format!("{SECRET} x")).is_err());
-        let secret = ProxySecret::new(&format!("  {SECRET}\n")).expect("trimmed");
-        assert!(secret.matches(SECRET.as_bytes()));
-        assert!(!secret.matches(format!("{SECRET} ").as_bytes()));
-        assert_eq!(format!("{secret:?}"), "ProxySecret(***)");
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use mite_perf::access::proxy::ProxySecret;
+use mite_perf::access::secret::Secret;
 use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
 use mite_perf::cleanup;
 use mite_perf::mite_env::{self};
@@ -36,6 +36,10 @@ pub(crate) struct ServeArgs {
     /// sharing the database.
     #[arg(long)]
     pub(crate) no_agent: bool,
+    /// A file holding the token a metrics scraper (Prometheus) sends for
+    /// /metrics as `Authorization: Bearer` (an admin's API token works too).
+    #[arg(long)]
+    pub(crate) metrics_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) access: AccessArgs,
     #[command(flatten)]
@@ -99,8 +103,9 @@ impl LabArgs {
         })
     }
 
-    pub(crate) async fn open(&self) -> anyhow::Result<(Store, LabSetup)> {
-        self.open_patiently(Duration::ZERO).await
+    /// Opens the lab; an agent needs mite, a web front alone does not.
+    pub(crate) async fn open(&self, agent: bool) -> anyhow::Result<(Store, LabSetup)> {
+        self.open_patiently(Duration::ZERO, agent).await
     }
 
     /// Opens the lab, trying the database again while it is unavailable,
@@ -108,6 +113,7 @@ impl LabArgs {
     pub(crate) async fn open_patiently(
         &self,
         patience: Duration,
+        agent: bool,
     ) -> anyhow::Result<(Store, LabSetup)> {
         open_lab(
             &self.db,
@@ -118,6 +124,7 @@ impl LabArgs {
             self.limits.limits(),
             self.policy()?,
             self.agent.host()?,
+            agent,
         )
         .await
     }
@@ -164,7 +171,7 @@ impl AccessArgs {
         let secret = self
             .trusted_proxy_secret_file
             .as_deref()
-            .map(ProxySecret::from_file)
+            .map(Secret::from_file)
             .transpose()?;
         Ok(AccessPolicy {
             open: if self.insecure_no_auth {
@@ -193,6 +200,14 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    let metrics_token = match args.metrics_token_file.as_deref().map(Secret::from_file) {
+        None => None,
+        Some(Ok(token)) => Some(token),
+        Some(Err(why)) => {
+            to_stderr!("error: --metrics-token-file: {why}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
     if args.access.behind_https && args.public_urls.is_empty() {
         to_stderr!(
             "error: behind HTTPS the lab is reached by a name, and it answers only to the names \
@@ -200,7 +215,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
-    let (store, setup) = args.lab.open().await?;
+    let (store, setup) = args.lab.open(!args.no_agent).await?;
     let admins = store
         .admin_count()
         .await
@@ -230,6 +245,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             addr: args.addr,
             public_urls: args.public_urls.clone(),
             access,
+            metrics_token,
         },
     )
     .await
@@ -320,7 +336,7 @@ pub(crate) const AGENT_DATABASE_PATIENCE: Duration = Duration::from_secs(60);
 
 /// `mite-perf agent`: executes the queue's runs until Ctrl+C or SIGTERM.
 pub(crate) async fn agent(args: LabArgs) -> anyhow::Result<ExitCode> {
-    let (store, setup) = args.open_patiently(AGENT_DATABASE_PATIENCE).await?;
+    let (store, setup) = args.open_patiently(AGENT_DATABASE_PATIENCE, true).await?;
     tracing::info!("database {}", redact_url(&args.db.database_url));
     let lab = mite_perf::lab::Lab::new(store, setup);
     let worker = match start_agent(&lab).await? {

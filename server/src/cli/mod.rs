@@ -119,9 +119,22 @@ pub(crate) async fn open_lab(
     limits: RunLimits,
     policy: RunPolicy,
     host: LabHost,
+    mite_needed: bool,
 ) -> anyhow::Result<(Store, LabSetup)> {
     let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);
-    let mite = MiteEnv::locate(&venv)?;
+    let mite = match MiteEnv::locate(&venv) {
+        Ok(mite) => mite,
+        // A web front alone executes no run: it needs no mite.
+        Err(e) if !mite_needed => {
+            tracing::info!("no mite here ({e}): this web front executes no runs");
+            MiteEnv {
+                venv,
+                mite_version: String::new(),
+                python_version: String::new(),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     // After the venv: a missing mite is said before a database is made.
     let url = &db.database_url;
     let store = mite_perf::store::persistently(patience, || Store::connect(url))

@@ -185,6 +185,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.limits.limits(),
         RunPolicy::command_line(),
         args.agent.host()?,
+        true,
     )
     .await?;
     let cancel = CancellationToken::new();

@@ -94,15 +94,37 @@ impl LabApi for Lab {
         async move { Lab::library(self).await }.boxed()
     }
 
+    /// The builds the launch form offers: this agent's, and those of every
+    /// live agent (a web front alone offers the agents'), pinned first.
     fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>> {
         async move {
-            Ok(self
-                .setup
-                .builds
-                .available()
-                .iter()
-                .map(ToString::to_string)
-                .collect())
+            let mut builds: Vec<String> = vec!["pinned".into()];
+            if self.is_agent() {
+                builds.extend(
+                    self.setup
+                        .builds
+                        .available()
+                        .iter()
+                        .map(ToString::to_string),
+                );
+            }
+            let now = self.store.database_now_ms().await?;
+            let lease_ms = self.setup.host.lease_ms();
+            for agent in self.store.agents().await? {
+                if agent.stopped_at.is_none() && now - agent.heartbeat_at <= lease_ms {
+                    builds.extend(
+                        agent
+                            .builds
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|b| !b.is_empty())
+                            .map(String::from),
+                    );
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            builds.retain(|b| seen.insert(b.clone()));
+            Ok(builds)
         }
         .boxed()
     }

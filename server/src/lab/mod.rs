@@ -44,6 +44,9 @@ pub struct Lab {
     shutdown: CancellationToken,
     health: Mutex<WorkerHealth>,
     downloads: Arc<Semaphore>,
+    /// Whether this lab executes runs (its worker started): a web front
+    /// alone does not.
+    executes: std::sync::atomic::AtomicBool,
 }
 
 impl Lab {
@@ -56,7 +59,13 @@ impl Lab {
             shutdown: CancellationToken::new(),
             health: Mutex::new(WorkerHealth::default()),
             downloads: Arc::new(Semaphore::new(MAX_DOWNLOADS)),
+            executes: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether this lab is an agent: it executes runs.
+    pub fn is_agent(&self) -> bool {
+        self.executes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &Store {

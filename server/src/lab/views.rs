@@ -320,7 +320,51 @@ impl Lab {
             .ok_or_else(|| LabError::NotFound(format!("no scenario {scenario_id}")))
     }
 
+    /// The ports of every live agent (a web front without an agent shows
+    /// the agents' ports, not its own defaults): who holds each, for those
+    /// on this machine; the others' are on machines this front cannot see.
     pub async fn port_views(&self) -> Result<Vec<PortView>, LabError> {
+        let now = self.store.database_now_ms().await?;
+        let lease_ms = self.setup.host.lease_ms();
+        let this_machine = crate::run::lease::host_name();
+        let mut sets: Vec<(String, ports::LabPorts, bool)> = self
+            .store
+            .agents()
+            .await?
+            .into_iter()
+            .filter(|a| a.stopped_at.is_none() && now - a.heartbeat_at <= lease_ms)
+            .filter_map(|a| {
+                let seen = a.hostname == this_machine;
+                a.ports.parse().ok().map(|p| (a.name, p, seen))
+            })
+            .collect();
+        if sets.is_empty() && self.is_agent() {
+            let host = &self.setup.host;
+            sets.push((host.name.clone(), host.ports, true));
+        }
+        let mut views = Vec::new();
+        for (agent, ports, seen) in sets {
+            if seen {
+                views.extend(self.seen_ports(&agent, &ports).await?);
+            } else {
+                views.extend(ports.purposes().iter().map(|(port, purpose)| PortView {
+                    agent: agent.clone(),
+                    port: *port,
+                    purpose: (*purpose).to_string(),
+                    seen: false,
+                    holders: Vec::new(),
+                }));
+            }
+        }
+        Ok(views)
+    }
+
+    /// Who holds `ports` on this machine.
+    async fn seen_ports(
+        &self,
+        agent: &str,
+        ports: &ports::LabPorts,
+    ) -> Result<Vec<PortView>, LabError> {
         // The lab's processes: those whose end it has not recorded, and
         // what they started in their process groups.
         let lab_pids: Vec<u32> = self
@@ -331,11 +375,13 @@ impl Lab {
             .iter()
             .filter_map(|p| u32::try_from(p.pid).ok())
             .collect();
-        Ok(ports::lab_port_reports(&self.setup.host.ports)
+        Ok(ports::lab_port_reports(ports)
             .into_iter()
             .map(|r| PortView {
+                agent: agent.to_string(),
                 port: r.port,
                 purpose: r.purpose,
+                seen: true,
                 holders: r
                     .holders
                     .into_iter()

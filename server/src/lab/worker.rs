@@ -104,6 +104,8 @@ impl Lab {
         self: &Arc<Self>,
         executor: Arc<dyn RunExecutor>,
     ) -> tokio::task::JoinHandle<()> {
+        self.executes
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let lab = self.clone();
         tokio::spawn(async move {
             // The library is listed while no run is measured: between runs.

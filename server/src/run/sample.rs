@@ -201,7 +201,9 @@ pub async fn sample(
     let deadline = start + ctx.duration + ctx.controller_grace;
     loop {
         tokio::select! {
-            _ = clock.tick() => {}
+            due = clock.tick() => {
+                crate::metrics::metrics().tick_lag(due.elapsed().as_secs_f64());
+            }
             _ = cancel.cancelled() => return Ok(Ending::Cancelled),
         }
         ticker.tick(children, counter, figures).await?;

@@ -245,6 +245,7 @@ async fn write_loop(writer: SampleWriter, shared: Arc<Shared>, stop: Cancellatio
                 return;
             }
             Err(e) => {
+                crate::metrics::metrics().database_error();
                 {
                     let mut backlog = shared.lock();
                     if backlog.outage.is_none() {

@@ -88,6 +88,19 @@ impl Store {
             .map(|r| r.rows_affected()))?)
     }
 
+    /// How many agents beat within `lease_ms`, by the database's clock, and
+    /// have not stopped.
+    pub async fn agents_alive(&self, lease_ms: i64) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM agents WHERE stopped_at IS NULL AND heartbeat_at > {now} - $1",
+            now = self.now_sql()
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(lease_ms)
+            .fetch_one(pool)
+            .await)?)
+    }
+
     /// How long ago agent `name` last beat, by the database's clock.
     pub async fn agent_silence_ms(&self, name: &str) -> Result<Option<i64>> {
         let sql = format!(

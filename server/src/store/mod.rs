@@ -125,6 +125,7 @@ impl StoreError {
 /// logged here.
 impl From<StoreError> for app::api::LabError {
     fn from(e: StoreError) -> Self {
+        crate::metrics::metrics().database_error();
         if e.is_unavailable() {
             app::api::LabError::Unavailable(format!("the database is unavailable: {e}"))
         } else {

@@ -289,6 +289,15 @@ impl Store {
         self.runs_with_status(RunStatus::Queued).await
     }
 
+    /// How many runs there are of each status.
+    pub async fn run_counts(&self) -> Result<Vec<(String, i64)>> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT status, COUNT(*) FROM runs GROUP BY status ORDER BY status"
+        )
+        .fetch_all(pool)
+        .await)?)
+    }
+
     /// How many runs wait in the queue.
     pub async fn queued_count(&self) -> Result<i64> {
         let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(

@@ -11,6 +11,7 @@ pub mod downloads;
 pub mod errors;
 pub mod health;
 pub mod host;
+pub mod metrics;
 pub mod origin;
 pub mod share;
 pub mod signin;
@@ -35,6 +36,7 @@ use app::api::LabApi;
 use app::{shell, App};
 
 use crate::access::accounts::Accounts;
+use crate::access::secret::Secret;
 use crate::access::{identify, Access, AccessPolicy};
 use crate::lab::Lab;
 use crate::reports::chart;
@@ -53,6 +55,8 @@ pub const SESSION_COOKIE: &str = "mite_perf_session";
 pub struct WebState {
     pub lab: Arc<Lab>,
     pub access: Arc<Access>,
+    /// The token a metrics scraper sends (`--metrics-token-file`).
+    pub metrics_token: Option<Arc<Secret>>,
     leptos: LeptosOptions,
 }
 
@@ -67,6 +71,9 @@ pub struct WebConfig {
     /// are answered to, besides the bound address and loopback names.
     pub public_urls: Vec<PublicUrl>,
     pub access: AccessPolicy,
+    /// The token a metrics scraper sends for `/metrics` (admins' API
+    /// tokens may too).
+    pub metrics_token: Option<Secret>,
 }
 
 impl WebConfig {
@@ -77,6 +84,7 @@ impl WebConfig {
             addr: ([127, 0, 0, 1], 3000).into(),
             public_urls: Vec::new(),
             access: AccessPolicy::local(),
+            metrics_token: None,
         }
     }
 }
@@ -127,6 +135,7 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
     let state = WebState {
         lab,
         access: access.clone(),
+        metrics_token: config.metrics_token.map(Arc::new),
         leptos: leptos.clone(),
     };
     let files_cache = SetResponseHeaderLayer::if_not_present(
@@ -194,7 +203,9 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
     // its script and styles.
     Ok(app
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::serve_metrics))
         .merge(files)
+        .layer(axum::middleware::from_fn(metrics::count_requests))
         .layer(axum::middleware::from_fn(errors::server_fn_status))
         .layer(axum::middleware::from_fn(origin::same_origin_only))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
