@@ -1224,6 +1224,15 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
         &secret_arg,
     ]);
     assert!(added.status.success(), "{}", text(&added));
+    // The database the lab made (accounts, sessions) is its user's only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("lab.db"))
+            .expect("the database")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
     let again = cli(&[
         "user",
         "add",

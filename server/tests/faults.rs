@@ -1138,6 +1138,20 @@ async fn a_same_named_agent_in_another_pid_namespace_leaves_the_live_one_alone()
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let leased = store.run(run).await.expect("run").expect("stored");
+    // What the lab made is its user's only: the run's folder, the process
+    // logs in it (its children inherit the lab's umask).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let folder = PathBuf::from(leased.output_dir.clone().expect("the run's folder"));
+        let mode = |p: &Path| std::fs::metadata(p).expect("made").permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+        assert_eq!(
+            mode(Path::new(&target.log_path)) & 0o077,
+            0,
+            "{}",
+            target.log_path
+        );
+    }
 
     let mut second = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc"])
