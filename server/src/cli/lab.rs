@@ -288,14 +288,21 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Registers the agent (refusing a name another live agent holds, before
-/// touching anything), closes what its dead predecessor left (its runs
-/// marked running, its processes), then starts its worker. `Err(exit
-/// code)` when another live agent holds its name.
+/// Closes what this agent's dead predecessor left (its runs marked
+/// running, its processes: only those of its own id, the same name, boot
+/// and PID namespace, whose lab is gone; another agent's runs only once
+/// their lease ran out), then registers the agent, refusing a name another
+/// live agent holds, and starts its worker; once it shows as idle, its
+/// leftovers are gone. `Err(exit code)` when another live agent holds its
+/// name.
 pub(crate) async fn start_agent(
     lab: &std::sync::Arc<mite_perf::lab::Lab>,
 ) -> anyhow::Result<Result<tokio::task::JoinHandle<()>, ExitCode>> {
     let setup = lab.setup();
+    let leftovers = cleanup::cleanup(lab.store(), &setup.output_root, &setup.host).await?;
+    for line in leftovers.lines() {
+        tracing::info!("cleanup: {line}");
+    }
     match lab.register_agent().await {
         Ok(()) => {}
         Err(mite_perf::lab::agent::AgentError::Store(e)) => return Err(e.into()),
@@ -303,10 +310,6 @@ pub(crate) async fn start_agent(
             to_stderr!("error: {taken}");
             return Ok(Err(ExitCode::from(EXIT_USAGE)));
         }
-    }
-    let leftovers = cleanup::cleanup(lab.store(), &setup.output_root, &setup.host).await?;
-    for line in leftovers.lines() {
-        tracing::info!("cleanup: {line}");
     }
     let worker = lab.start_agent();
     tracing::info!(

@@ -67,6 +67,9 @@ impl PlanInputs<'_> {
             ("PATH".into(), self.path_var.clone()),
             ("PYTHONPATH".into(), self.module_dir.display().to_string()),
             ("PYTHONUNBUFFERED".into(), "1".into()),
+            // The scenario's folder is the user's (a library's): nothing is
+            // written into it.
+            ("PYTHONDONTWRITEBYTECODE".into(), "1".into()),
             (
                 "MITE_CONF_mite_perf_target_url".into(),
                 format!("http://127.0.0.1:{}/", self.ports.target),
