@@ -196,13 +196,7 @@ pub struct MiteView {
     pub charts: Vec<ChartSpec>,
 }
 
-/// One chart: a DOM id and an ECharts option built on the server with charming.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChartSpec {
-    pub dom_id: String,
-    pub group: String,
-    pub option_json: String,
-}
+pub use crate::chart_spec::ChartSpec;
 
 /// A scenario's charts, with what a live page needs to keep them current.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

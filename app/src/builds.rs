@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The name a scenario of this concurrency goes by (`scenario10`), as in the
+/// original script.
+pub fn scenario_name(concurrency: u32) -> String {
+    format!("scenario{concurrency}")
+}
+
 /// The most mite builds one run may compare.
 pub const MAX_BUILDS: usize = 8;
 /// The most repeats of each scenario.
@@ -159,7 +165,7 @@ impl Slot {
     /// script, with `-b2` when the run has several builds and `-r3` when
     /// it repeats (numbered from 1).
     pub fn name(&self, builds: usize, repeats: u32) -> String {
-        let mut name = crate::model::scenario_name(self.concurrency);
+        let mut name = scenario_name(self.concurrency);
         if builds > 1 {
             name.push_str(&format!("-b{}", self.build + 1));
         }

@@ -15,6 +15,7 @@
 pub mod access;
 pub mod api;
 pub mod builds;
+pub mod chart_spec;
 pub mod charts;
 pub mod compare;
 pub mod error;
@@ -24,8 +25,10 @@ pub mod library;
 pub mod matrix;
 pub mod model;
 pub mod pages;
+pub mod process;
 pub mod profile;
 pub mod provenance;
+mod text_enum;
 pub mod validity;
 
 use leptos::prelude::*;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::ChartSpec;
+use crate::chart_spec::ChartSpec;
 use crate::compare::{Figure, Spread};
 
 /// One figure of one build at one concurrency, over its repeats.

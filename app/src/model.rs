@@ -2,12 +2,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::builds::scenario_name;
 use crate::builds::{self, MiteBuild, Slot};
+pub use crate::process::ProcessKind;
+use crate::text_enum::text_enum;
 
 /// The smallest sampling interval the lab accepts.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -409,30 +411,6 @@ pub enum ScenarioStatus {
     Skipped,
 }
 
-macro_rules! text_enum {
-    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            pub fn as_str(&self) -> &'static str {
-                match self { $(Self::$variant => $text),+ }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(format!("unknown {}: {other}", stringify!($ty))),
-                }
-            }
-        }
-    };
-}
-
 text_enum!(RunStatus {
     Queued => "queued",
     Running => "running",
@@ -449,47 +427,6 @@ text_enum!(ScenarioStatus {
     Interrupted => "interrupted",
     Skipped => "skipped",
 });
-
-/// The processes a scenario runs, in start order. `Http` is the target
-/// server (named as in the original script's CSV).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProcessKind {
-    Http,
-    Duplicator,
-    Collector,
-    Runner,
-    Controller,
-    /// py-spy, sampling the stacks of one of the others (not itself
-    /// sampled: it is not part of what is measured).
-    Profiler,
-}
-
-impl ProcessKind {
-    /// The processes a scenario measures.
-    pub const ALL: [ProcessKind; 5] = [
-        ProcessKind::Http,
-        ProcessKind::Duplicator,
-        ProcessKind::Collector,
-        ProcessKind::Runner,
-        ProcessKind::Controller,
-    ];
-}
-
-text_enum!(ProcessKind {
-    Http => "http",
-    Duplicator => "duplicator",
-    Collector => "collector",
-    Runner => "runner",
-    Controller => "controller",
-    Profiler => "profiler",
-});
-
-/// The name a scenario of this concurrency goes by (`scenario10`), as in the
-/// original script.
-pub fn scenario_name(concurrency: u32) -> String {
-    format!("scenario{concurrency}")
-}
 
 /// Parses durations such as `60`, `60s`, `500ms`, `2m`, `1h`, `90d` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

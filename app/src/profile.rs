@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ProcessKind;
+use crate::process::ProcessKind;
 
 /// A run's profiling: py-spy samples the stacks of these processes this
 /// many times a second, without pausing them (`--nonblocking`).

@@ -10,12 +10,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+use crate::agent_identity::AgentIdentity;
 use crate::model::{ProcessKind, RunStatus, ScenarioStatus};
 use crate::os_process;
+use crate::paths::is_inside;
 use crate::ports::{self, PortReport};
 use crate::reports;
-use crate::run::is_inside;
-use crate::run::lease::LabHost;
 use crate::store::{ProcessRecord, Store, StoreError};
 use crate::supervisor::{self, RecordedOutcome, STOP_GRACE};
 
@@ -162,7 +162,7 @@ pub async fn stop_run_processes(
 /// agent. Returns the agent's id.
 async fn close_remote_run(
     store: &Store,
-    host: &LabHost,
+    host: &AgentIdentity,
     run: &crate::store::RunRecord,
 ) -> Result<String, StoreError> {
     let other = run.lab_host.clone().unwrap_or_default();
@@ -185,7 +185,7 @@ async fn close_remote_run(
 /// Every agent does this every few seconds. Returns the runs and agents.
 pub async fn interrupt_abandoned_runs(
     store: &Store,
-    host: &LabHost,
+    host: &AgentIdentity,
 ) -> Result<Vec<(i64, String)>, StoreError> {
     let mut closed = Vec::new();
     // Leases are timed by the database's clock, never this host's.
@@ -241,7 +241,7 @@ async fn store_left_profiles(
 pub async fn cleanup(
     store: &Store,
     output_root: &Path,
-    host: &LabHost,
+    host: &AgentIdentity,
 ) -> Result<CleanupReport, StoreError> {
     let mut report = CleanupReport::default();
     // Leases are timed by the database's clock, never this host's.

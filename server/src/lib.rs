@@ -20,15 +20,19 @@
 pub use app::{figures, model};
 
 pub mod access;
+pub mod agent_identity;
 pub mod bus;
 pub mod child_env;
+pub mod children;
 pub mod cleanup;
+pub mod clock;
 pub mod compare;
 pub mod lab;
 pub mod library;
 pub mod metrics;
 pub mod mite_env;
 pub mod os_process;
+pub mod paths;
 pub mod ports;
 pub mod profile;
 pub mod reports;

@@ -27,11 +27,6 @@ use mite_perf::model::{RunParams, RunStatus};
 use mite_perf::store::{AccountChange, Store};
 use mite_perf::web::{WebConfig, SESSION_COOKIE};
 
-/// The tests of this file take turns, as those of `router.rs` do: pages
-/// rendered on one test's runtime while another's works in the same
-/// process hang now and then (a served lab has one runtime).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 struct Fixture {
     dir: PathBuf,
     store: Store,
@@ -298,7 +293,6 @@ async fn ask(f: &Fixture, who: &Who, what: Ask) -> StatusCode {
 
 #[tokio::test]
 async fn every_server_function_and_download_answers_what_each_role_allows() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("matrix", shared()).await;
     let mut callers = vec![Who::Anonymous];
     for (label, name, role) in [
@@ -432,7 +426,6 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
 
 #[tokio::test]
 async fn sessions_live_in_the_database_with_safe_cookies_and_no_password_in_clear() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("cookies", shared()).await;
     let answer = post_sign_in(&f.app, "ru", &password("ru"), "/runs").await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER);
@@ -517,7 +510,6 @@ async fn sessions_live_in_the_database_with_safe_cookies_and_no_password_in_clea
 
 #[tokio::test]
 async fn repeated_failed_sign_ins_are_slowed_with_429() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("throttle", shared()).await;
     for attempt in 0..5 {
         let answer = post_sign_in(&f.app, "ad", "guess", "/").await;
@@ -599,8 +591,7 @@ fn device_cookie(answer: &Answer) -> Option<String> {
 /// slowing anyone else. Typed names are bounded before they reach the log.
 #[tokio::test]
 async fn a_sign_in_flood_neither_locks_out_the_real_user_nor_takes_the_cpu() {
-    use mite_perf::access::throttle::{password_checks, HASH_PERMITS};
-    let _turn = ONE_AT_A_TIME.lock().await;
+    use mite_perf::access::throttle::HASH_PERMITS;
     let f = fixture("flood", shared()).await;
     let home = sign_in_from(&f.app, "ad", &password("ad"), [198, 51, 100, 1], None).await;
     assert_eq!(home.location(), "/", "{}", home.body);
@@ -620,11 +611,8 @@ async fn a_sign_in_flood_neither_locks_out_the_real_user_nor_takes_the_cpu() {
             *statuses.entry(status.as_u16()).or_default() += 1;
         }
     }
-    assert!(
-        password_checks().peak() <= HASH_PERMITS,
-        "{} checks at once",
-        password_checks().peak()
-    );
+    let peak = f.lab.password_checks().peak();
+    assert!(peak >= 1 && peak <= HASH_PERMITS, "{peak} checks at once");
     assert!(statuses.get(&429).is_some_and(|n| *n > 0), "{statuses:?}");
     // A stranger now waits; her own browser goes in, from a new address.
     let stranger = sign_in_from(&f.app, "ad", &password("ad"), [203, 0, 113, 9], None).await;
@@ -674,7 +662,6 @@ async fn a_sign_in_flood_neither_locks_out_the_real_user_nor_takes_the_cpu() {
 
 #[tokio::test]
 async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("links", shared()).await;
     let link = format!("/runs/{}/samples.csv", f.run_id);
     let opened = send(
@@ -756,7 +743,6 @@ async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() 
 
 #[tokio::test]
 async fn tokens_and_proxy_names_count_only_when_valid() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let proxy: std::net::IpAddr = [10, 0, 0, 2].into();
     let policy = AccessPolicy {
         proxy: Some(TrustedProxy {
@@ -875,7 +861,6 @@ async fn tokens_and_proxy_names_count_only_when_valid() {
 /// proxy proves itself with its secret; without one the lab will not start.
 #[tokio::test]
 async fn a_local_process_cannot_forge_the_proxy_header() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     use mite_perf::access::proxy::PROXY_SECRET_HEADER;
     use mite_perf::access::secret::Secret;
     let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
@@ -947,7 +932,6 @@ async fn a_local_process_cannot_forge_the_proxy_header() {
 /// names it serves, so nothing runs and nothing is read.
 #[tokio::test]
 async fn a_rebinding_page_reaches_no_handler() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = common::temp_dir("access-rebinding");
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output");
@@ -1031,7 +1015,6 @@ async fn a_rebinding_page_reaches_no_handler() {
 
 #[tokio::test]
 async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = common::temp_dir("access-open");
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output");
@@ -1099,7 +1082,6 @@ async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
 
 #[tokio::test]
 async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_sessions() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("who", shared()).await;
     let ru = sign_in(&f.app, "ru", &password("ru")).await;
     let ad = sign_in(&f.app, "ad", &password("ad")).await;
@@ -1175,7 +1157,6 @@ async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_s
 
 #[tokio::test]
 async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguarded_address() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let dir = common::temp_dir("access-cli");
     let db = format!("sqlite://{}/lab.db", dir.display());
     let secret = dir.join("secret");
@@ -1415,7 +1396,6 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
 
 #[tokio::test]
 async fn a_share_link_shows_one_run_to_anyone_until_it_is_revoked_or_expires() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("share", shared()).await;
     let hash = hash_password(password("ru2")).await.expect("hash");
     f.store
@@ -1635,7 +1615,6 @@ async fn a_share_link_shows_one_run_to_anyone_until_it_is_revoked_or_expires() {
 /// cookie.
 #[tokio::test]
 async fn a_session_the_database_cannot_read_gets_the_labs_503() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("sessions-down", shared()).await;
     let ad = sign_in(&f.app, "ad", &password("ad")).await;
     f.store.close().await;
@@ -1691,7 +1670,6 @@ async fn a_session_the_database_cannot_read_gets_the_labs_503() {
 /// working when it expires; share links die with their maker.
 #[tokio::test]
 async fn tokens_expire_stay_within_their_owners_role_and_die_with_them() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("token-owners", shared()).await;
     let make =
         |name: &'static str, role: Role, owner: Option<&'static str>, expires: Option<i64>| {
@@ -1715,7 +1693,7 @@ async fn tokens_expire_stay_within_their_owners_role_and_die_with_them() {
     };
     let who = |body: &str| -> serde_json::Value { serde_json::from_str(body).expect("json") };
 
-    let now = mite_perf::store::now_ms();
+    let now = mite_perf::clock::now_ms();
     let expired = make("old", Role::Runner, None, Some(now - 1000)).await;
     let answer = send(&f.app, as_token(&expired, "get_queue", String::new())).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
@@ -1762,7 +1740,6 @@ async fn tokens_expire_stay_within_their_owners_role_and_die_with_them() {
 /// move that team's CI verdicts. Every move is in the activity log.
 #[tokio::test]
 async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("label-owners", shared()).await;
     let hash = hash_password(password("rb")).await.expect("hash");
     f.store
@@ -1855,7 +1832,6 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
 #[tokio::test]
 async fn metrics_are_for_admins_and_the_metrics_token() {
     use mite_perf::access::secret::Secret;
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("metrics", shared()).await;
     let scraper = "9f8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c";
     let app = mite_perf::web::router(

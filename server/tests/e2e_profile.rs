@@ -205,7 +205,7 @@ fn spawn_reaching(lab: &Lab, reach: &str, args: &[&str]) -> std::process::Child 
     let mut all = vec!["run", "--output-dir", "output"];
     all.extend_from_slice(args);
     lab.command(&all)
-        .env(mite_perf::profile::capture::REACH_ENV, reach)
+        .env(mite_perf::profile::py_spy::REACH_ENV, reach)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -399,7 +399,7 @@ async fn e2e_the_stacks_of_a_lab_killed_mid_profile_are_stored_by_cleanup() {
 fn under_py_spy_records_the_command_and_ends_as_it_did() {
     let dir = common::temp_dir("under-py-spy");
     let python = mite_perf::mite_env::default_venv().join("bin/python");
-    let py_spy = mite_perf::profile::capture::py_spy();
+    let py_spy = mite_perf::profile::py_spy::py_spy();
     // Busy for a second, then killed, or ending with a code.
     let busy = "import os, sys, time\nt = time.time()\nwhile time.time() - t < 1: pass\n";
     for (ending, code) in [("os.kill(os.getpid(), 9)", 128 + 9), ("sys.exit(4)", 4)] {

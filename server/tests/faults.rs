@@ -765,7 +765,7 @@ async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the
         self_exe: BIN.into(),
         limits: Default::default(),
         policy: Default::default(),
-        host: mite_perf::run::lease::LabHost::this(),
+        host: mite_perf::agent_identity::AgentIdentity::this(),
     };
     let lab = mite_perf::lab::Lab::new(store.clone(), setup);
     let app = mite_perf::web::router(lab.clone(), WebConfig::local(dir.join("site")))
@@ -907,8 +907,8 @@ async fn held_run(holding: &mut tokio::sync::mpsc::UnboundedReceiver<(i64, u32)>
 // 19. Two lab hosts on one PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_lab_hosts_on_one_database_leave_each_others_runs_and_processes_alone() {
+    use mite_perf::agent_identity::AgentIdentity;
     use mite_perf::cleanup::cleanup;
-    use mite_perf::run::lease::LabHost;
 
     let pg = Postgres::start();
     let dir = common::temp_dir("two-hosts");
@@ -932,7 +932,7 @@ async fn two_lab_hosts_on_one_database_leave_each_others_runs_and_processes_alon
                 self_exe: BIN.into(),
                 limits: Default::default(),
                 policy: Default::default(),
-                host: LabHost {
+                host: AgentIdentity {
                     id: format!("lab-{name}"),
                     name: format!("lab-{name}"),
                     lease,
@@ -1360,7 +1360,7 @@ async fn sigterm_to_serve_stops_the_run_within_seconds_whatever_downloads_are_op
         slow_downloads(server.addr, &format!("/runs/{big}/samples.csv"), 1).await;
     assert!(lines[0].contains(" 200 "), "{lines:?}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let asked = mite_perf::store::now_ms();
+    let asked = mite_perf::clock::now_ms();
     let asked_at = Instant::now();
     common::signal(server.pid(), nix::sys::signal::Signal::SIGTERM);
     let status = server.wait(Duration::from_secs(30));

@@ -20,13 +20,6 @@ use mite_perf::reports::csv;
 use mite_perf::store::{NewProcess, SampleRow, Store};
 use mite_perf::web::WebConfig;
 
-/// The tests of this file take turns: each `#[tokio::test]` has a runtime
-/// of its own, and a page rendered on one while another test's runtime
-/// works in the same process hangs now and then (about one run of this file
-/// in ten, since before accounts). A served lab has one runtime: 400 page
-/// loads, 24 at a time, all answered (see the notes of issue 9).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 struct Fixture {
     dir: PathBuf,
     lab: Arc<Lab>,
@@ -98,7 +91,6 @@ async fn call(app: &Router, name: &str, form: &str) -> Answer {
 
 #[tokio::test]
 async fn health_answers_with_the_database_and_the_worker() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("health").await;
     let answer = get(&f.app, "/healthz").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -116,7 +108,6 @@ async fn health_answers_with_the_database_and_the_worker() {
 
 #[tokio::test]
 async fn csv_downloads_match_the_database() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("csv").await;
     let rows: Vec<SampleRow> =
         futures_util::TryStreamExt::try_collect(f.lab.store().run_samples(f.run_id))
@@ -143,7 +134,6 @@ async fn csv_downloads_match_the_database() {
 
 #[tokio::test]
 async fn unknown_things_are_404_and_bad_ids_400() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("404").await;
     for path in [
         "/runs/999/samples.csv",
@@ -194,7 +184,6 @@ async fn unknown_things_are_404_and_bad_ids_400() {
 
 #[tokio::test]
 async fn logs_are_served_only_from_the_output_folder() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("logs").await;
     let answer = get(&f.app, &format!("/scenarios/{}/logs/runner", f.scenario_id)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -229,7 +218,6 @@ async fn logs_are_served_only_from_the_output_folder() {
 
 #[tokio::test]
 async fn collector_files_are_listed_and_served_by_name_only() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("collector").await;
     let store = f.lab.store();
     let run = store.run(f.run_id).await.expect("run").expect("stored");
@@ -333,7 +321,6 @@ async fn collector_files_are_listed_and_served_by_name_only() {
 
 #[tokio::test]
 async fn server_functions_answer_with_the_status_of_their_error() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("server-fns").await;
     let run = call(&f.app, "get_run", &format!("run_id={}", f.run_id)).await;
     assert_eq!(run.status, StatusCode::OK);
@@ -353,7 +340,7 @@ async fn server_functions_answer_with_the_status_of_their_error() {
     assert_eq!(charts.status, StatusCode::OK);
     assert_eq!(
         charts.json()["charts"].as_array().map(Vec::len),
-        Some(app::pages::run::CHARTS_PER_SCENARIO)
+        Some(app::chart_spec::CHARTS_PER_SCENARIO)
     );
     assert_eq!(charts.json()["last_ms"], 30_000);
     // A live page asks for what came after its latest point.
@@ -439,7 +426,6 @@ async fn server_functions_answer_with_the_status_of_their_error() {
 
 #[tokio::test]
 async fn run_pages_answer_404_for_no_such_run_and_503_when_the_database_is_down() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("pages").await;
     let page = get(&f.app, &format!("/runs/{}", f.run_id)).await;
     assert_eq!(page.status, StatusCode::OK);
@@ -464,7 +450,6 @@ async fn run_pages_answer_404_for_no_such_run_and_503_when_the_database_is_down(
 
 #[tokio::test]
 async fn launches_are_validated_bounded_and_work_without_javascript() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("launch").await;
     let form = |scenarios: &str, duration: &str| {
         format!(
@@ -552,7 +537,6 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
 
 #[tokio::test]
 async fn a_library_scenario_is_launched_by_name_on_an_agent_that_lists_it() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("library").await;
     let store = f.lab.store();
     for name in ["lab-a", "lab-b"] {
@@ -648,7 +632,6 @@ async fn a_library_scenario_is_launched_by_name_on_an_agent_that_lists_it() {
 
 #[tokio::test]
 async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("policy").await;
     let params = RunParams {
         target: mite_perf::model::TargetSpec::Command("rm -rf /".into()),
@@ -681,7 +664,6 @@ async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
 
 #[tokio::test]
 async fn local_mite_builds_from_the_browser_are_refused_unless_allowed() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("local-builds").await;
     for mite in ["../mite", "./dist/mite-2.12.0-py3-none-any.whl"] {
         let answer = call(
@@ -728,7 +710,6 @@ async fn local_mite_builds_from_the_browser_are_refused_unless_allowed() {
 /// through a link out of an allowed folder.
 #[tokio::test]
 async fn local_builds_come_only_from_the_allowed_folders() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("local-build-folders").await;
     let allowed = f.dir.join("checkouts");
     std::fs::create_dir_all(allowed.join("mite")).expect("a checkout");
@@ -786,7 +767,6 @@ async fn local_builds_come_only_from_the_allowed_folders() {
 
 #[tokio::test]
 async fn comparisons_answer_bad_input_400_and_missing_runs_404() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("compare").await;
     let id = f.run_id;
     // The seeded run against itself: every figure unchanged.
@@ -895,7 +875,6 @@ async fn two_build_run(store: &Store, ratio: f64) -> i64 {
 
 #[tokio::test]
 async fn a_run_of_several_builds_shows_its_version_matrix_and_a_preparing_run_its_stage() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("matrix").await;
     let store = f.lab.store().clone();
     let id = two_build_run(&store, 0.8).await;
@@ -962,7 +941,6 @@ async fn a_run_of_several_builds_shows_its_version_matrix_and_a_preparing_run_it
 
 #[tokio::test]
 async fn cross_site_requests_are_refused_and_change_nothing() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("origin").await;
     let launch = |headers: &[(&str, &str)]| {
         let mut request = Request::post("/api/launch_run")
@@ -1051,7 +1029,6 @@ async fn cross_site_requests_are_refused_and_change_nothing() {
 /// runs only sandboxed.
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("headers").await;
     let profile = common::seed::runner_profile(f.lab.store(), f.scenario_id).await;
     let header = |a: &Answer, name: header::HeaderName| {
@@ -1168,7 +1145,6 @@ async fn every_answer_carries_the_security_headers() {
 /// (`--insecure-no-auth`), so that each request reaches its route.
 #[tokio::test]
 async fn every_download_answers_503_with_the_database_down() {
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("downloads-down").await;
     let open = mite_perf::web::router(
         f.lab.clone(),
@@ -1251,7 +1227,6 @@ async fn a_long_scenario_is_read_in_bounded_answers() {
     use mite_perf::model::Sample;
     use mite_perf::reports::chart::{CHART_POINTS, HTML_POINTS};
     use mite_perf::store::SampleBatch;
-    let _turn = ONE_AT_A_TIME.lock().await;
     let f = fixture("long").await;
     let store = f.lab.store();
     const TICKS: i64 = 20_000;

@@ -6,13 +6,13 @@ mod common;
 use futures_util::{StreamExt, TryStreamExt};
 
 use common::{temp_dir, Postgres};
+use mite_perf::agent_identity::AgentIdentity;
 use mite_perf::bus::message::BusMessage;
 use mite_perf::bus::tally::BusTally;
 use mite_perf::bus::BusBatch;
 use mite_perf::figures::scenario_figures;
 use mite_perf::model::{ProcessDetail, ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
 use mite_perf::reports::csv;
-use mite_perf::run::lease::LabHost;
 use mite_perf::store::{
     Backend, LeaseState, NewProcess, RunEnvironment, SampleBatch, SampleRow, SampleSource, Store,
 };
@@ -191,13 +191,13 @@ async fn suite(store: Store) {
         .expect("queue");
     assert_eq!(store.queued_count().await.expect("count"), 2);
     assert_eq!(store.queue_position(second).await.expect("pos"), Some(2));
-    let host = LabHost {
+    let host = AgentIdentity {
         id: "lab-a (boot 0000aaaa)".into(),
         name: "lab-a".into(),
         lease: std::time::Duration::from_secs(60),
         ports: Default::default(),
     };
-    let other = LabHost {
+    let other = AgentIdentity {
         id: "lab-b (boot 0000bbbb)".into(),
         name: "lab-b".into(),
         ..host.clone()
@@ -510,7 +510,7 @@ async fn suite(store: Store) {
 /// lease of its own.
 async fn writes_after_a_lost_lease_store_nothing(store: &Store) {
     use mite_perf::store::StoreError;
-    let host = LabHost {
+    let host = AgentIdentity {
         id: "twin (boot 1, pid ns 1)".into(),
         name: "twin".into(),
         lease: std::time::Duration::from_secs(60),
@@ -747,7 +747,7 @@ async fn the_last_admin_stays_whoever_races(store: &Store) {
         AccountChange::Done
     );
     let link = store.share_link(link).await.expect("link").expect("kept");
-    assert!(!link.is_valid(mite_perf::store::now_ms()), "{link:?}");
+    assert!(!link.is_valid(mite_perf::clock::now_ms()), "{link:?}");
 }
 
 /// An agent's scenario library: replaced whole, read back with its shapes,
@@ -886,13 +886,13 @@ async fn builds_provenance_and_baselines(store: &Store, done: i64, queued: i64) 
 /// Two hosts taking runs from one queue at the same time: every run is
 /// taken once, by one of them.
 async fn agents_take_only_runs_for_them_and_late_endings_change_nothing(store: &Store) {
-    let host = LabHost {
+    let host = AgentIdentity {
         id: "lab-a (boot 0000aaaa)".into(),
         name: "lab-a".into(),
         lease: std::time::Duration::from_secs(60),
         ports: Default::default(),
     };
-    let other = LabHost {
+    let other = AgentIdentity {
         id: "lab-b (boot 0000bbbb)".into(),
         name: "lab-b".into(),
         ..host.clone()
@@ -949,7 +949,7 @@ async fn hosts_never_take_the_same_run(store: &Store) {
     }
     let take = |name: &str| {
         let store = store.clone();
-        let host = LabHost {
+        let host = AgentIdentity {
             id: name.to_string(),
             name: name.to_string(),
             lease: std::time::Duration::from_secs(60),

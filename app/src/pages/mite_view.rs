@@ -6,8 +6,8 @@
 use leptos::prelude::*;
 
 use super::poll;
-use super::run::{mite_chart_dom_id, MITE_CHARTS};
 use crate::api::{get_mite_view, MiteView};
+use crate::chart_spec::{mite_chart_dom_id, MITE_CHARTS};
 use crate::charts;
 use crate::format;
 use crate::model::ScenarioStatus;

@@ -19,26 +19,12 @@ use crate::api::{
     compare_runs, get_chart_points, get_charts, get_run, CancelRun, MarkBaseline, RunView,
     ScenarioView,
 };
+use crate::chart_spec::{chart_dom_id, CHARTS_PER_SCENARIO};
 use crate::charts;
 use crate::format;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::profile::ProfileView;
 use crate::provenance::Provenance;
-
-/// How many charts of its processes a scenario has (CPU, memory,
-/// throughput, threads, open files, context switches, storage IO), and
-/// their DOM ids.
-pub const CHARTS_PER_SCENARIO: usize = 7;
-pub fn chart_dom_id(scenario_id: i64, index: usize) -> String {
-    format!("chart-{scenario_id}-{index}")
-}
-
-/// How many charts of mite's own view a scenario has (latency, errors,
-/// journeys), and their DOM ids.
-pub const MITE_CHARTS: usize = 3;
-pub fn mite_chart_dom_id(scenario_id: i64, index: usize) -> String {
-    format!("mite-chart-{scenario_id}-{index}")
-}
 
 /// How often a live run's page asks for news.
 const LIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);

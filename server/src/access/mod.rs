@@ -17,21 +17,16 @@ pub mod throttle;
 pub mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::ConnectInfo;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
 use axum_login::AuthSession;
 
 use app::access::{check_name, Caller, Identity, Role};
 use app::api::LabError;
 
-use crate::lab::lab_error;
 use crate::store::Store;
-use crate::web::errors::{early_error, ErrorResponse};
 use accounts::Accounts;
 pub use proxy::TrustedProxy;
 use throttle::SignInThrottle;
@@ -136,7 +131,7 @@ impl Access {
     /// The caller of a request, `None` for nobody; an error when the
     /// request names a caller that is not valid (a wrong token) or the
     /// database cannot say.
-    async fn caller(
+    pub async fn caller(
         &self,
         parts: &Parts,
         peer: Option<IpAddr>,
@@ -154,11 +149,7 @@ impl Access {
                     check_name(name).map_err(|why| {
                         LabError::invalid(proxy.header.as_str(), format!("the proxy's user: {why}"))
                     })?;
-                    let user = self
-                        .store
-                        .proxy_user(name, proxy.default_role)
-                        .await
-                        .map_err(lab_error)?;
+                    let user = self.store.proxy_user(name, proxy.default_role).await?;
                     return Ok(Some(Caller {
                         name: user.name,
                         role: user.role,
@@ -211,7 +202,7 @@ impl Access {
         if self.had_accounts.load(Ordering::Relaxed) {
             return Ok(true);
         }
-        let has = self.store.has_users().await.map_err(lab_error)?;
+        let has = self.store.has_users().await?;
         if has {
             self.had_accounts.store(true, Ordering::Relaxed);
         }
@@ -227,10 +218,9 @@ impl Access {
         let link = self
             .store
             .share_link_by_hash(&tokens::token_hash(&secret))
-            .await
-            .map_err(lab_error)?;
+            .await?;
         Ok(link
-            .filter(|l| l.is_valid(crate::store::now_ms()))
+            .filter(|l| l.is_valid(crate::clock::now_ms()))
             .map(|l| Caller {
                 name: format!("share link {}", l.id),
                 role: Role::Viewer,
@@ -258,10 +248,9 @@ impl Access {
         let record = self
             .store
             .use_token(&tokens::token_hash(token))
-            .await
-            .map_err(lab_error)?
+            .await?
             .ok_or_else(unauthorized)?;
-        if record.expired(crate::store::now_ms()) {
+        if record.expired(crate::clock::now_ms()) {
             return Err(LabError::Unauthenticated(format!(
                 "the token {} expired on {}: ask for a new one",
                 record.name,
@@ -276,8 +265,7 @@ impl Access {
                 let owner = self
                     .store
                     .user_by_name(owner)
-                    .await
-                    .map_err(lab_error)?
+                    .await?
                     .ok_or_else(unauthorized)?;
                 record.role.min(owner.role)
             }
@@ -310,21 +298,11 @@ impl Access {
     }
 }
 
-fn peer_ip(parts: &Parts) -> Option<IpAddr> {
+pub fn peer_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
-}
-
-/// Paths anyone may open: signing in, share links, health and the site's files.
-pub fn is_public(path: &str) -> bool {
-    matches!(
-        path,
-        "/signin" | "/healthz" | "/favicon.ico" | "/api/who_am_i"
-    ) || path.starts_with("/pkg/")
-        || path.starts_with("/assets/")
-        || path.starts_with("/share/")
 }
 
 /// The cookie a browser that opened a share link keeps its secret in.
@@ -341,89 +319,6 @@ pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.to_string())
-}
-
-/// The middleware: finds the caller (an extension of the request) and sends
-/// those without one to sign in.
-pub async fn identify(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let peer = peer_ip(&parts);
-    match access.caller(&parts, peer).await {
-        Ok(Some(caller)) => {
-            parts.extensions.insert(caller);
-            next.run(Request::from_parts(parts, body)).await
-        }
-        Ok(None) if is_public(parts.uri.path()) => next.run(Request::from_parts(parts, body)).await,
-        Ok(None) => sign_in_first(&parts),
-        Err(e) => early_error(parts.uri.path(), e),
-    }
-}
-
-/// A browser opening a page or a file is sent to sign in, and from there
-/// back to it; anything else (a server function, a script) gets 401.
-fn sign_in_first(parts: &Parts) -> Response {
-    let navigating = parts.method == Method::GET
-        && (parts
-            .headers
-            .get("sec-fetch-mode")
-            .is_some_and(|m| m == "navigate")
-            || parts
-                .headers
-                .get(header::ACCEPT)
-                .and_then(|a| a.to_str().ok())
-                .is_some_and(|a| a.contains("text/html")));
-    if navigating {
-        let next = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let query = next_query(&next);
-        Redirect::to(&format!("/signin?{query}")).into_response()
-    } else {
-        let mut response = early_error(
-            parts.uri.path(),
-            LabError::Unauthenticated(
-                "sign in first (or send `Authorization: Bearer TOKEN`)".into(),
-            ),
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        debug_assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        response
-    }
-}
-
-/// `next=…` with the path percent-encoded.
-pub fn next_query(next: &str) -> String {
-    let mut encoded = String::from("next=");
-    for byte in next.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
-}
-
-/// The caller of a plain route (downloads): 401 without one.
-pub struct Signed(pub Caller);
-
-impl<S: Send + Sync> FromRequestParts<S> for Signed {
-    type Rejection = ErrorResponse;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .map(Signed)
-            .ok_or_else(|| ErrorResponse(LabError::Unauthenticated("sign in first".into())))
-    }
 }
 
 #[cfg(test)]
@@ -491,30 +386,5 @@ mod tests {
             };
             assert_eq!(insecure.for_address(addr).open, Openness::Always);
         }
-    }
-
-    #[test]
-    fn public_paths_are_few() {
-        for path in [
-            "/signin",
-            "/healthz",
-            "/pkg/mite-perf.wasm",
-            "/assets/echarts.min.js",
-        ] {
-            assert!(is_public(path), "{path}");
-        }
-        for path in [
-            "/",
-            "/runs/1",
-            "/runs/1/samples.csv",
-            "/api/launch_run",
-            "/signin/x",
-        ] {
-            assert!(!is_public(path), "{path}");
-        }
-        assert_eq!(
-            next_query("/runs/7/samples.csv?x=1&y=2"),
-            "next=/runs/7/samples.csv%3Fx%3D1%26y%3D2"
-        );
     }
 }

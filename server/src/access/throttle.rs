@@ -246,12 +246,6 @@ pub const HASH_PERMITS: usize = 1;
 /// How many wait for their turn; the rest are told to come back.
 pub const HASH_QUEUE: usize = 8;
 
-/// The password checks of this process (one machine's CPU).
-pub fn password_checks() -> &'static HashGate {
-    static GATE: std::sync::OnceLock<HashGate> = std::sync::OnceLock::new();
-    GATE.get_or_init(HashGate::default)
-}
-
 /// Password checks take turns.
 #[derive(Debug)]
 pub struct HashGate {

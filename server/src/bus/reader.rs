@@ -14,7 +14,7 @@ use zeromq::{PullSocket, Socket, SocketRecv};
 
 use super::message::decode;
 use super::tally::{BusBatch, BusCounts, BusTally};
-use crate::store::now_ms;
+use crate::clock::now_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {

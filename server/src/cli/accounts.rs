@@ -276,7 +276,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let expires_at = match expires {
                 None => None,
                 Some(d) => match i64::try_from(d.as_millis()) {
-                    Ok(ms) if ms > 0 => Some(mite_perf::store::now_ms().saturating_add(ms)),
+                    Ok(ms) if ms > 0 => Some(mite_perf::clock::now_ms().saturating_add(ms)),
                     _ => return usage("--expires: give a positive time such as 90d"),
                 },
             };
@@ -316,7 +316,7 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             if tokens.is_empty() {
                 to_stdout!("no tokens");
             }
-            let now = mite_perf::store::now_ms();
+            let now = mite_perf::clock::now_ms();
             for token in tokens {
                 to_stdout!(
                     "{:<24} {:<7} owner {:<16} made {}  {}  last used {}",

@@ -17,11 +17,11 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use mite_perf::agent_identity::AgentIdentity;
 use mite_perf::mite_env::builds::BuildCache;
 use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::parse_duration;
 use mite_perf::ports::LabPorts;
-use mite_perf::run::lease::LabHost;
 use mite_perf::run::{LabSetup, RunLimits, RunPolicy};
 use mite_perf::store::{redact_url, Store};
 
@@ -88,12 +88,12 @@ pub(crate) struct AgentArgs {
 }
 
 impl AgentArgs {
-    pub(crate) fn host(&self) -> anyhow::Result<LabHost> {
+    pub(crate) fn host(&self) -> anyhow::Result<AgentIdentity> {
         if let Some(name) = &self.agent_name {
             app::access::check_name(name)
                 .map_err(|why| anyhow::anyhow!("--agent-name {name}: {why}"))?;
         }
-        Ok(LabHost::named(self.agent_name.clone(), self.ports))
+        Ok(AgentIdentity::named(self.agent_name.clone(), self.ports))
     }
 }
 
@@ -118,7 +118,7 @@ pub(crate) async fn open_lab(
     output_dir: &std::path::Path,
     limits: RunLimits,
     policy: RunPolicy,
-    host: LabHost,
+    host: AgentIdentity,
     mite_needed: bool,
 ) -> anyhow::Result<(Store, LabSetup)> {
     let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);

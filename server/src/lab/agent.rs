@@ -47,7 +47,7 @@ impl Lab {
         AgentRecord {
             name: host.name.clone(),
             host_id: host.id.clone(),
-            hostname: crate::run::lease::host_name(),
+            hostname: crate::agent_identity::host_name(),
             pid: i64::from(std::process::id()),
             cores: system.cpus().len() as i64,
             cpu_model,

@@ -7,7 +7,7 @@ use app::api::{
 };
 use futures_util::FutureExt;
 
-use super::{lab_error, Lab};
+use super::Lab;
 use crate::cleanup;
 use crate::compare::charts::overlay_charts;
 use crate::compare::matrix::run_matrix;
@@ -157,7 +157,7 @@ impl LabApi for Lab {
                 .map_err(side_error)?;
             overlay_charts(&self.store, &base, &new)
                 .await
-                .map_err(lab_error)
+                .map_err(LabError::from)
         }
         .boxed()
     }
@@ -173,11 +173,7 @@ impl LabApi for Lab {
             // are judged against it.
             if caller.role < Role::Admin {
                 let run = self.existing_run(run_id).await?;
-                let owners = self
-                    .store
-                    .label_owners(&run.label)
-                    .await
-                    .map_err(lab_error)?;
+                let owners = self.store.label_owners(&run.label).await?;
                 if !owners.contains(&caller.name) {
                     return Err(LabError::Forbidden(format!(
                         "the label `{}` belongs to {}: only its owners or an admin may move \
@@ -193,7 +189,7 @@ impl LabApi for Lab {
             }
             let label = match self.store.mark_baseline(run_id).await {
                 Err(StoreError::Invalid(message)) => Err(LabError::invalid("run", message)),
-                other => other.map_err(lab_error),
+                other => other.map_err(LabError::from),
             }?;
             self.note(caller, "mark baseline", &format!("run {run_id} of {label}"))
                 .await;
@@ -210,8 +206,7 @@ impl LabApi for Lab {
         async move {
             self.store
                 .scenario(scenario_id)
-                .await
-                .map_err(lab_error)?
+                .await?
                 .map(|s| s.run_id)
                 .ok_or_else(|| LabError::NotFound(format!("no scenario {scenario_id}")))
         }
@@ -241,11 +236,7 @@ impl LabApi for Lab {
 
     fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>> {
         async move {
-            let entries = self
-                .store
-                .activity(before, ACTIVITY_PAGE)
-                .await
-                .map_err(lab_error)?;
+            let entries = self.store.activity(before, ACTIVITY_PAGE).await?;
             Ok(entries
                 .into_iter()
                 .map(|a| ActivityEntry {
@@ -264,8 +255,7 @@ impl LabApi for Lab {
     fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>> {
         async move {
             run_matrix(&self.store, run_id)
-                .await
-                .map_err(lab_error)?
+                .await?
                 .ok_or_else(|| LabError::NotFound(format!("no run {run_id}")))
         }
         .boxed()
@@ -278,9 +268,8 @@ impl LabApi for Lab {
                     "a run is in progress: cancel it first".to_string(),
                 ));
             }
-            let report = cleanup::cleanup(&self.store, &self.setup.output_root, &self.setup.host)
-                .await
-                .map_err(lab_error)?;
+            let report =
+                cleanup::cleanup(&self.store, &self.setup.output_root, &self.setup.host).await?;
             self.note(caller, "cleanup", &self.setup.host.id).await;
             Ok(report.lines().join("\n"))
         }
@@ -327,7 +316,7 @@ impl Lab {
 /// A side that cannot be compared, as the pages should answer it.
 fn side_error(e: SideError) -> LabError {
     match e {
-        SideError::Store(e) => lab_error(e),
+        SideError::Store(e) => LabError::from(e),
         SideError::NoRun(_) => LabError::NotFound(e.to_string()),
         other => LabError::invalid("runs", other.to_string()),
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use app::library::LibraryScenario;
 use app::model::FieldError;
 
-use super::{lab_error, Lab};
+use super::Lab;
 use crate::model::{RunParams, ScenarioSpec};
 use app::api::LabError;
 
@@ -41,7 +41,7 @@ impl Lab {
 
     /// The scenarios every live agent lists.
     pub async fn library(&self) -> Result<Vec<LibraryScenario>, LabError> {
-        self.store.library().await.map_err(lab_error)
+        self.store.library().await.map_err(LabError::from)
     }
 
     /// A run naming a library scenario goes to an agent listing it: the one

@@ -47,6 +47,8 @@ pub struct Lab {
     /// Whether this lab executes runs (its worker started): a web front
     /// alone does not.
     executes: std::sync::atomic::AtomicBool,
+    /// Password checks take turns (one machine's CPU).
+    password_checks: crate::access::throttle::HashGate,
 }
 
 impl Lab {
@@ -60,7 +62,13 @@ impl Lab {
             health: Mutex::new(WorkerHealth::default()),
             downloads: Arc::new(Semaphore::new(MAX_DOWNLOADS)),
             executes: std::sync::atomic::AtomicBool::new(false),
+            password_checks: Default::default(),
         })
+    }
+
+    /// The turns password checks take.
+    pub fn password_checks(&self) -> &crate::access::throttle::HashGate {
+        &self.password_checks
     }
 
     /// Whether this lab is an agent: it executes runs.
@@ -121,29 +129,20 @@ impl Lab {
             return Ok(LaunchOutcome::Invalid(vec![error]));
         }
         if let Some(agent) = &params.agent {
-            if self.store.agent(agent).await.map_err(lab_error)?.is_none() {
+            if self.store.agent(agent).await?.is_none() {
                 return Ok(LaunchOutcome::Invalid(vec![app::model::FieldError {
                     field: "agent".into(),
                     message: format!("there is no agent named {agent}"),
                 }]));
             }
         }
-        if self.store.queued_count().await.map_err(lab_error)? >= MAX_QUEUED {
+        if self.store.queued_count().await? >= MAX_QUEUED {
             return Err(LabError::Busy(format!(
                 "the queue is full ({MAX_QUEUED} runs wait): try again when some have run"
             )));
         }
-        let run_id = self
-            .store
-            .create_run(&params, RunStatus::Queued)
-            .await
-            .map_err(lab_error)?;
-        let position = self
-            .store
-            .queue_position(run_id)
-            .await
-            .map_err(lab_error)?
-            .unwrap_or(0);
+        let run_id = self.store.create_run(&params, RunStatus::Queued).await?;
+        let position = self.store.queue_position(run_id).await?.unwrap_or(0);
         self.wake.notify_one();
         self.note(caller, "launch", &format!("run {run_id}")).await;
         Ok(LaunchOutcome::Queued { run_id, position })
@@ -183,7 +182,7 @@ impl Lab {
     /// Removes a queued run, if `caller` may; returns whether it was queued.
     pub async fn remove_queued(&self, caller: &Caller, run_id: i64) -> Result<bool, LabError> {
         self.cancellable(caller, run_id).await?;
-        let removed = self.store.delete_queued(run_id).await.map_err(lab_error)?;
+        let removed = self.store.delete_queued(run_id).await?;
         if removed {
             self.note(caller, "remove", &format!("run {run_id}")).await;
         }
@@ -197,11 +196,8 @@ impl Lab {
         if status == RunStatus::Queued {
             return self.remove_queued(caller, run_id).await;
         }
-        self.store
-            .set_cancelled_by(run_id, &caller.name)
-            .await
-            .map_err(lab_error)?;
-        let cancelled = self.cancel(run_id).await.map_err(lab_error)?;
+        self.store.set_cancelled_by(run_id, &caller.name).await?;
+        let cancelled = self.cancel(run_id).await?;
         if cancelled {
             self.note(caller, "cancel", &format!("run {run_id}")).await;
         }
@@ -226,10 +222,4 @@ impl Lab {
                 || self.store.request_cancel(run_id).await?),
         }
     }
-}
-
-/// A store error as the pages see it: the database being unavailable is
-/// said so (503); anything else is the lab's fault (500), logged here.
-pub fn lab_error(e: StoreError) -> LabError {
-    e.into()
 }

@@ -6,9 +6,10 @@
 use app::access::{Action, Caller};
 use app::api::{LabError, ShareLinkView};
 
-use super::{lab_error, Lab};
+use super::Lab;
 use crate::access::tokens::{new_secret, token_hash, SHARE_PREFIX};
-use crate::store::{now_ms, ShareLinkRecord};
+use crate::clock::now_ms;
+use crate::store::ShareLinkRecord;
 
 /// The longest a share link stays open.
 pub const MAX_SHARE_DAYS: u32 = 90;
@@ -46,13 +47,11 @@ impl Lab {
         let id = self
             .store
             .create_share_link(run_id, &token_hash(&secret), &caller.name, expires_at)
-            .await
-            .map_err(lab_error)?;
+            .await?;
         let link = self
             .store
             .share_link(id)
-            .await
-            .map_err(lab_error)?
+            .await?
             .ok_or_else(|| LabError::Internal(format!("share link {id} vanished")))?;
         self.note(
             caller,
@@ -67,8 +66,7 @@ impl Lab {
         Ok(self
             .store
             .share_links(run_id)
-            .await
-            .map_err(lab_error)?
+            .await?
             .into_iter()
             .map(|l| link_view(l, None))
             .collect())
@@ -78,8 +76,7 @@ impl Lab {
         let link = self
             .store
             .share_link(link_id)
-            .await
-            .map_err(lab_error)?
+            .await?
             .ok_or_else(|| LabError::NotFound(format!("no share link {link_id}")))?;
         if link.created_by != caller.name && !caller.may(Action::Administer) {
             return Err(LabError::Forbidden(format!(
@@ -87,11 +84,7 @@ impl Lab {
                 link.created_by
             )));
         }
-        let revoked = self
-            .store
-            .revoke_share_link(link_id)
-            .await
-            .map_err(lab_error)?;
+        let revoked = self.store.revoke_share_link(link_id).await?;
         if revoked {
             self.note(
                 caller,

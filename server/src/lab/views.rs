@@ -6,25 +6,17 @@ use app::api::{
     QueueEntry, RunList, RunListItem, RunView, ScenarioCharts, ScenarioView,
 };
 
-use super::{lab_error, Lab};
+use super::Lab;
+use crate::agent_identity::{AgentIdentity, LEASE};
 use crate::figures::scenario_figures;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::os_process;
+use crate::paths::is_inside;
 use crate::ports;
-use crate::reports::{chart, collector, transactions, ReportError};
-use crate::run::is_inside;
-use crate::run::lease::{LabHost, LEASE};
+use crate::reports::{chart, collector, transactions};
 use crate::store::ProcessRecord;
 use crate::store::{AgentRecord, RunRecord, ScenarioRecord};
 use app::validity::validity_flags;
-
-/// A report error as the pages see it.
-fn report_error(e: ReportError) -> LabError {
-    match e {
-        ReportError::Store(e) => lab_error(e),
-        other => LabError::Internal(other.to_string()),
-    }
-}
 
 /// Runs per page of the history.
 pub const PAGE_SIZE: i64 = 20;
@@ -103,8 +95,7 @@ impl Lab {
         Ok(self
             .store
             .agents()
-            .await
-            .map_err(lab_error)?
+            .await?
             .into_iter()
             .map(|a| agent_view(a, now))
             .collect())
@@ -113,11 +104,11 @@ impl Lab {
     pub async fn queue_entries(&self) -> Result<Vec<QueueEntry>, LabError> {
         let mut entries = Vec::new();
         if let Some(id) = self.current_run() {
-            if let Some(run) = self.store.run(id).await.map_err(lab_error)? {
+            if let Some(run) = self.store.run(id).await? {
                 entries.push(queue_entry(&run, 0, true));
             }
         }
-        let queued = self.store.queued_runs().await.map_err(lab_error)?;
+        let queued = self.store.queued_runs().await?;
         for (i, run) in queued.iter().enumerate() {
             entries.push(queue_entry(run, i + 1, false));
         }
@@ -140,8 +131,7 @@ impl Lab {
         let (runs, total) = self
             .store
             .list_runs(label, status, PAGE_SIZE, i64::from(page - 1) * PAGE_SIZE)
-            .await
-            .map_err(lab_error)?;
+            .await?;
         Ok(RunList {
             items: runs
                 .into_iter()
@@ -165,19 +155,19 @@ impl Lab {
 
     pub async fn run_view(&self, run_id: i64) -> Result<Option<RunView>, LabError> {
         let store = &self.store;
-        let Some(run) = store.run(run_id).await.map_err(lab_error)? else {
+        let Some(run) = store.run(run_id).await? else {
             return Ok(None);
         };
         let mut scenarios = Vec::new();
-        for s in store.scenarios(run_id).await.map_err(lab_error)? {
+        for s in store.scenarios(run_id).await? {
             // Kept as samples arrive and final once the scenario ended: the
             // same cost at minute 1 and at hour 24.
-            let figures = match store.stored_figures(s.id).await.map_err(lab_error)? {
+            let figures = match store.stored_figures(s.id).await? {
                 Some(f) => f,
                 None => scenario_figures(&[], s.interval_ms),
             };
             let latest = if s.status == ScenarioStatus::Running {
-                store.latest_samples(s.id).await.map_err(lab_error)?
+                store.latest_samples(s.id).await?
             } else {
                 vec![]
             };
@@ -186,7 +176,7 @@ impl Lab {
             } else {
                 (figures.measured_seconds * 1000.0) as i64
             };
-            let processes = store.processes(s.id).await.map_err(lab_error)?;
+            let processes = store.processes(s.id).await?;
             let collector_files = if s.status == ScenarioStatus::Running {
                 vec![]
             } else {
@@ -195,7 +185,7 @@ impl Lab {
                     .unwrap_or_default()
             };
             let logs = processes.into_iter().map(|p| p.name).collect();
-            let profiles = store.profiles(s.id).await.map_err(lab_error)?;
+            let profiles = store.profiles(s.id).await?;
             scenarios.push(ScenarioView {
                 id: s.id,
                 name: s.name,
@@ -226,14 +216,14 @@ impl Lab {
             });
         }
         let queue_position = if run.status == RunStatus::Queued {
-            store.queue_position(run.id).await.map_err(lab_error)?
+            store.queue_position(run.id).await?
         } else {
             None
         };
         let baseline_run = if run.label.trim().is_empty() {
             None
         } else {
-            store.baseline_of(&run.label).await.map_err(lab_error)?
+            store.baseline_of(&run.label).await?
         };
         Ok(Some(RunView {
             provenance: run.provenance,
@@ -243,7 +233,7 @@ impl Lab {
             agent: run
                 .lab_host
                 .as_deref()
-                .map(|id| LabHost::name_of(id).to_string()),
+                .map(|id| AgentIdentity::name_of(id).to_string()),
             can_cancel: false,
             id: run.id,
             label: run.label,
@@ -274,18 +264,13 @@ impl Lab {
         let window = window.map(check_window).transpose()?;
         let scenario = self.scenario_record(scenario_id).await?;
         if window.is_none() {
-            if let Some(kept) = self
-                .store
-                .stored_overview(scenario_id)
-                .await
-                .map_err(lab_error)?
-            {
+            if let Some(kept) = self.store.stored_overview(scenario_id).await? {
                 return Ok(kept);
             }
         }
         chart::scenario_charts(&self.store, &scenario, window)
             .await
-            .map_err(report_error)
+            .map_err(LabError::from)
     }
 
     /// A live scenario's new chart points since `after_ms`.
@@ -301,7 +286,7 @@ impl Lab {
         let scenario = self.scenario_record(scenario_id).await?;
         chart::chart_points(&self.store, &scenario, bucket_ms, after_ms)
             .await
-            .map_err(report_error)
+            .map_err(LabError::from)
     }
 
     /// mite's own account of a scenario, from its bus.
@@ -309,14 +294,13 @@ impl Lab {
         let scenario = self.scenario_record(scenario_id).await?;
         transactions::mite_view(&self.store, &scenario)
             .await
-            .map_err(report_error)
+            .map_err(LabError::from)
     }
 
     async fn scenario_record(&self, scenario_id: i64) -> Result<ScenarioRecord, LabError> {
         self.store
             .scenario(scenario_id)
-            .await
-            .map_err(lab_error)?
+            .await?
             .ok_or_else(|| LabError::NotFound(format!("no scenario {scenario_id}")))
     }
 
@@ -326,7 +310,7 @@ impl Lab {
     pub async fn port_views(&self) -> Result<Vec<PortView>, LabError> {
         let now = self.store.database_now_ms().await?;
         let lease_ms = self.setup.host.lease_ms();
-        let this_machine = crate::run::lease::host_name();
+        let this_machine = crate::agent_identity::host_name();
         let mut sets: Vec<(String, ports::LabPorts, bool)> = self
             .store
             .agents()
@@ -370,8 +354,7 @@ impl Lab {
         let lab_pids: Vec<u32> = self
             .store
             .open_processes()
-            .await
-            .map_err(lab_error)?
+            .await?
             .iter()
             .filter_map(|p| u32::try_from(p.pid).ok())
             .collect();

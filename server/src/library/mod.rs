@@ -12,7 +12,7 @@ use app::library::{is_scenario_spec, LibraryScenario, VolumeShape};
 use app::library::{SHAPE_CONCURRENCIES, SHAPE_DURATION_S};
 
 use crate::child_env::CleanEnv;
-use crate::run::is_inside;
+use crate::paths::is_inside;
 
 /// The finder, run with the pinned mite's Python in each folder.
 const FINDER: &str = include_str!("discover.py");

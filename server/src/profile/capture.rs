@@ -14,126 +14,15 @@ use std::time::Duration;
 use app::profile::ProfileSpec;
 
 use super::folded;
+use super::py_spy::{profile_file, profile_file_names, py_spy, record_args, Reach, ATTACHED};
 use super::render;
+use crate::children::{self, start_recorded, Children};
 use crate::model::ProcessKind;
-use crate::run::launch::{start_recorded, Children};
-use crate::run::teardown;
 use crate::store::{NewProfile, Store};
 use crate::supervisor::{self, ChildSpec, Measured};
 
-/// Where py-spy is: this variable, or the lab's tools venv (scripts/setup).
-pub const PY_SPY_ENV: &str = "MITE_PERF_PY_SPY";
 /// How long py-spy gets to write its stacks once asked to stop.
 pub const WRITE_GRACE: Duration = Duration::from_secs(5);
-/// How py-spy reached the process: it attached to it…
-pub const ATTACHED: &str = "attached";
-/// …or started it.
-pub const STARTED: &str = "started under py-spy";
-/// Forces how py-spy reaches the processes: `attach` or `start`.
-pub const REACH_ENV: &str = "MITE_PERF_PROFILE_REACH";
-
-/// Where py-spy writes the folded stacks of process `pid` of `kind`, in a
-/// scenario's folder (`profile-runner-1234.folded`; the flame graph is
-/// drawn beside it as `.svg`).
-pub fn profile_file(dir: &Path, kind: ProcessKind, pid: &str) -> PathBuf {
-    dir.join(format!("profile-{kind}-{pid}.folded"))
-}
-
-/// The process kind and pid a profile file is named for.
-pub fn profile_file_names(file: &Path) -> Option<(ProcessKind, u32)> {
-    let name = file.file_name()?.to_str()?;
-    let (kind, pid) = name
-        .strip_prefix("profile-")?
-        .strip_suffix(".folded")?
-        .split_once('-')?;
-    Some((kind.parse().ok()?, pid.parse().ok()?))
-}
-
-/// In a profile file's path, replaced with the pid of the process, once
-/// known (a process started under py-spy).
-pub const PID_PLACEHOLDER: &str = "{pid}";
-
-/// py-spy's arguments to record the process `pid` into `output` (where
-/// [`PID_PLACEHOLDER`] becomes the pid), by function (no line numbers, so two builds
-/// compare) and without pausing it.
-pub fn record_args(rate: u32, output: &Path, pid: u32) -> Vec<String> {
-    let output = output
-        .display()
-        .to_string()
-        .replace(PID_PLACEHOLDER, &pid.to_string());
-    vec![
-        "record".into(),
-        "--pid".into(),
-        pid.to_string(),
-        "--rate".into(),
-        rate.to_string(),
-        "--nonblocking".into(),
-        "--nolineno".into(),
-        "--format".into(),
-        "raw".into(),
-        "--output".into(),
-        output,
-    ]
-}
-
-/// How py-spy reaches the processes it profiles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
-    /// It attaches to them once they run.
-    Attach,
-    /// The lab starts them under it (`py-spy record -- …`).
-    StartUnder,
-}
-
-impl Reach {
-    pub fn mode(self) -> &'static str {
-        match self {
-            Reach::Attach => ATTACHED,
-            Reach::StartUnder => STARTED,
-        }
-    }
-}
-
-/// How py-spy can reach mite's processes here: attach as root, or where
-/// Yama is absent or lets a process trace others of its user
-/// (`ptrace_scope` 0); start them under py-spy where only a process's
-/// ancestors may (1); neither where only root may (2, 3). [`REACH_ENV`]
-/// forces either.
-pub fn reach() -> Result<Reach, String> {
-    if let Ok(forced) = std::env::var(REACH_ENV) {
-        return match forced.as_str() {
-            "attach" => Ok(Reach::Attach),
-            "start" => Ok(Reach::StartUnder),
-            other => Err(format!("{REACH_ENV} is `{other}`: use attach or start")),
-        };
-    }
-    if nix::unistd::geteuid().is_root() {
-        return Ok(Reach::Attach);
-    }
-    let Ok(scope) = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") else {
-        return Ok(Reach::Attach);
-    };
-    reach_for_scope(scope.trim())
-}
-
-fn reach_for_scope(scope: &str) -> Result<Reach, String> {
-    match scope {
-        "0" => Ok(Reach::Attach),
-        "1" => Ok(Reach::StartUnder),
-        _ => Err(format!(
-            "py-spy cannot read mite's processes here: kernel.yama.ptrace_scope is {scope} \
-             (only root may) and the lab does not run as root; run it as root, or set \
-             kernel.yama.ptrace_scope to 1 (py-spy then starts them) or 0"
-        )),
-    }
-}
-
-/// The py-spy the lab uses.
-pub fn py_spy() -> PathBuf {
-    std::env::var_os(PY_SPY_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::mite_env::data_dir().join("tools/bin/py-spy"))
-}
 
 /// One py-spy and what it profiles.
 struct Profiled {
@@ -229,7 +118,7 @@ impl Profilers {
                         reach: Reach::Attach,
                     });
                 }
-                Err(failure) => profilers.miss(kind, pid, failure.message),
+                Err(why) => profilers.miss(kind, pid, why),
             }
         }
         profilers
@@ -251,7 +140,7 @@ impl Profilers {
     /// Stops every attached py-spy (SIGINT: it writes its stacks), before
     /// the processes it profiles stop.
     pub async fn stop(&mut self, store: &Store) {
-        teardown::stop_children_within(store, &mut self.children, WRITE_GRACE).await;
+        children::stop_children_within(store, &mut self.children, WRITE_GRACE).await;
     }
 
     /// Once every py-spy has ended (the attached ones stopped, the others
@@ -387,40 +276,4 @@ fn read_profile(p: &Profiled, rate: u32) -> (NewProfile, Option<PathBuf>) {
         }
     };
     (profile, svg)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn py_spy_attaches_or_starts_as_the_kernel_allows() {
-        assert_eq!(reach_for_scope("0"), Ok(Reach::Attach));
-        assert_eq!(reach_for_scope("1"), Ok(Reach::StartUnder));
-        for scope in ["2", "3"] {
-            let refusal = reach_for_scope(scope).expect_err("only root may");
-            assert!(
-                refusal.contains(&format!("ptrace_scope is {scope}")),
-                "{refusal}"
-            );
-            assert!(refusal.contains("run it as root"), "{refusal}");
-        }
-        assert_eq!(Reach::StartUnder.mode(), "started under py-spy");
-    }
-
-    #[test]
-    fn profile_files_are_named_for_their_process() {
-        let file = profile_file(Path::new("/out/s10"), ProcessKind::Runner, "1234");
-        assert_eq!(file, Path::new("/out/s10/profile-runner-1234.folded"));
-        assert_eq!(profile_file_names(&file), Some((ProcessKind::Runner, 1234)));
-        for other in [
-            "/out/s10/profile-runner-1234.svg",
-            "/out/s10/profile-runner.folded",
-            "/out/s10/profile-nobody-12.folded",
-            "/out/s10/profile-runner-{pid}.folded",
-            "/out/s10/runner.log",
-        ] {
-            assert_eq!(profile_file_names(Path::new(other)), None, "{other}");
-        }
-    }
 }

@@ -7,5 +7,6 @@
 pub mod capture;
 pub mod diff;
 pub mod folded;
+pub mod py_spy;
 pub mod render;
 pub mod started;

@@ -25,7 +25,7 @@ use nix::sys::signal::{self, sigaction, SaFlags, SigAction, SigHandler, SigSet, 
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
-use super::capture::record_args;
+use super::py_spy::record_args;
 use crate::supervisor::{ChildSpec, Measured};
 
 /// The subcommand that runs a command under py-spy and ends as it did.
@@ -33,7 +33,7 @@ pub const UNDER_PY_SPY_COMMAND: &str = "under-py-spy";
 
 /// The profiled command, started under py-spy through the lab's
 /// `under-py-spy`: its folded stacks go to `output` (where
-/// [`super::capture::PID_PLACEHOLDER`] becomes the command's pid, as when py-spy attaches).
+/// [`super::py_spy::PID_PLACEHOLDER`] becomes the command's pid, as when py-spy attaches).
 pub fn wrap(
     spec: &ChildSpec,
     py_spy: &Path,

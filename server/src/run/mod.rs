@@ -119,7 +119,7 @@ impl RunPolicy {
         let Ok(here) = std::env::current_dir() else {
             return false;
         };
-        let written = lexically_absolute(&here.join(path));
+        let written = crate::paths::lexically_absolute(&here.join(path));
         let inside = |p: &Path| {
             self.local_build_roots
                 .iter()
@@ -210,7 +210,7 @@ pub struct LabSetup {
     pub limits: RunLimits,
     pub policy: RunPolicy,
     /// This lab host, named on the runs it executes.
-    pub host: lease::LabHost,
+    pub host: crate::agent_identity::AgentIdentity,
 }
 
 /// Progress, for a progress bar or a live page.
@@ -461,18 +461,18 @@ async fn prepare(
         return Err((format!("invalid parameters: {}", listed.join("; ")), None));
     }
     if params.profile.is_some() {
-        let py_spy = crate::profile::capture::py_spy();
+        let py_spy = crate::profile::py_spy::py_spy();
         if !py_spy.is_file() {
             return Err((
                 format!(
                     "profiling needs py-spy, and {} is missing: run scripts/setup (or set {})",
                     py_spy.display(),
-                    crate::profile::capture::PY_SPY_ENV
+                    crate::profile::py_spy::PY_SPY_ENV
                 ),
                 None,
             ));
         }
-        crate::profile::capture::reach().map_err(|refusal| (refusal, None))?;
+        crate::profile::py_spy::reach().map_err(|refusal| (refusal, None))?;
     }
     let output_dir = create_output_dir(&setup.output_root).map_err(|e| (e.to_string(), None))?;
     let in_dir = |message: String| (message, Some(output_dir.clone()));
@@ -543,29 +543,4 @@ async fn prepare(
         sink: SampleSink::start(writer, setup.limits.max_unsaved_samples),
         output_dir,
     })
-}
-
-/// `path` (absolute) with `.` and `..` resolved as written, without
-/// looking at the file system.
-fn lexically_absolute(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Whether `path` lies inside `root` (both made absolute, `..` resolved):
-/// for paths read back from the database before the lab opens them.
-pub fn is_inside(root: &Path, path: &Path) -> bool {
-    match (root.canonicalize(), path.canonicalize()) {
-        (Ok(root), Ok(path)) => path.starts_with(root),
-        _ => false,
-    }
 }

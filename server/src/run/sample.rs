@@ -8,16 +8,17 @@ use std::time::{Duration, Instant};
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::launch::Children;
 use super::sink::SampleSink;
 use super::verdict::{exit_message, judge_exits, Ending, Failure, TickVerdict};
 use super::{RunEvent, RunObserver, LOG_TAIL_LINES};
 use crate::bus::BusReader;
+use crate::children::Children;
+use crate::clock::now_ms;
 use crate::figures::RunningFigures;
 use crate::model::{ProcessKind, Sample};
 use crate::reports;
 use crate::sampler::{other_cpu, MachineSampler, ProcessSampler, Reading};
-use crate::store::{now_ms, SampleBatch};
+use crate::store::SampleBatch;
 use crate::target::RequestCounter;
 
 /// The target's count, turned into what samples carry: requests since the

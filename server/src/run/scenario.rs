@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
-use super::launch::{self, Children};
+use super::launch;
 use super::plan::{scenario_plan, PlanInputs, Stage, BUS_AFTER};
 use super::sample::{self, SamplingContext};
 use super::sink::SampleSink;
@@ -14,12 +14,15 @@ use super::{LabSetup, RunObserver};
 use crate::bus::dropped::dropped_for;
 use crate::bus::reader::endpoint as bus_endpoint;
 use crate::bus::BusReader;
+use crate::children::{self, Children};
+use crate::clock::now_ms;
 use crate::figures::{RunningFigures, ScenarioFigures};
 use crate::mite_env::MiteEnv;
 use crate::model::{ProcessKind, RunParams, ScenarioStatus};
-use crate::profile::capture::{self, Profilers, Reach};
+use crate::profile::capture::Profilers;
+use crate::profile::py_spy::{self, Reach};
 use crate::profile::started;
-use crate::store::{now_ms, SampleBatch, Store};
+use crate::store::{SampleBatch, Store};
 use crate::target::RequestCounter;
 
 /// How long a scenario's queued samples may take to reach the database
@@ -70,7 +73,7 @@ impl ScenarioRun<'_> {
         // profiled still run (those started under py-spy write theirs as
         // they end).
         profilers.stop(self.store).await;
-        teardown::stop_children(self.store, &mut children).await;
+        children::stop_children(self.store, &mut children).await;
         profilers.save(self.store, self.scenario_id).await;
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector);
         let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
@@ -146,13 +149,13 @@ impl ScenarioRun<'_> {
             ports: self.setup.host.ports,
         };
         let mut plan = scenario_plan(&inputs);
-        let reach = self.params.profile.as_ref().map(|_| capture::reach());
+        let reach = self.params.profile.as_ref().map(|_| py_spy::reach());
         if let (Some(spec), Some(Ok(Reach::StartUnder))) = (&self.params.profile, &reach) {
-            let py_spy = capture::py_spy();
+            let py_spy = py_spy::py_spy();
             for stage in &mut plan {
                 if spec.processes.contains(&stage.spec.kind) {
                     let output =
-                        capture::profile_file(&self.dir, stage.spec.kind, capture::PID_PLACEHOLDER);
+                        py_spy::profile_file(&self.dir, stage.spec.kind, py_spy::PID_PLACEHOLDER);
                     stage.spec = started::wrap(
                         &stage.spec,
                         &py_spy,

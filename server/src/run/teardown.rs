@@ -5,46 +5,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::launch::Children;
 use crate::model::CollectorKeep;
 use crate::ports;
 use crate::ports::LabPorts;
 use crate::reports;
-use crate::store::{persistently, Store, STOP_PATH_PATIENCE};
-use crate::supervisor::{self, Supervised, STOP_GRACE};
 
 /// How long the ports may take to be free after the children stopped.
 const PORTS_FREE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Stops the children and records their ends. A failed write is logged, not
-/// fatal: the children are stopped either way, and `cleanup` closes any
-/// record left open.
-pub async fn stop_children(store: &Store, children: &mut Children) {
-    stop_children_within(store, children, STOP_GRACE).await;
-}
-
-/// [`stop_children`], with `grace` between the polite signal and SIGKILL.
-pub async fn stop_children_within(store: &Store, children: &mut Children, grace: Duration) {
-    let (mut stopped, ids): (Vec<Supervised>, Vec<i64>) = children
-        .list
-        .drain(..)
-        .map(|l| (l.child, l.record_id))
-        .unzip();
-    supervisor::stop_all(&mut stopped, grace).await;
-    for (child, id) in stopped.iter_mut().zip(ids) {
-        let exit = child
-            .try_exit()
-            .map(|s| supervisor::describe_exit(&s))
-            .unwrap_or_else(|| "did not end after SIGKILL".to_string());
-        if let Err(e) = persistently(STOP_PATH_PATIENCE, || store.end_process(id, &exit)).await {
-            tracing::error!(
-                "cannot record how the {} (pid {}) ended: {e}",
-                child.kind,
-                child.pid
-            );
-        }
-    }
-}
 
 /// Trims the scenario's collector data to what the run keeps.
 pub fn bound_collector_data(collector_dir: &Path, keep: CollectorKeep) {

@@ -4,6 +4,7 @@
 //! lab to decide anything.
 
 use super::{with_pool, Result, Store};
+use crate::clock::now_ms;
 
 /// One thing someone did.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -45,7 +46,7 @@ impl Store {
         with_pool!(self, |pool| sqlx::query(
             "INSERT INTO activity (at, actor, action, subject, source) VALUES ($1, $2, $3, $4, $5)"
         )
-        .bind(super::now_ms())
+        .bind(now_ms())
         .bind(bounded_field(actor))
         .bind(bounded_field(action))
         .bind(bounded_field(subject))

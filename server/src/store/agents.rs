@@ -2,6 +2,7 @@
 //! heartbeat.
 
 use super::{with_pool, Result, Store};
+use crate::clock::now_ms;
 
 /// An agent as registered.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -148,7 +149,7 @@ impl Store {
         .bind(name)
         .bind(host_id)
         .bind(pid)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .execute(pool)
         .await
         .map(drop))?;

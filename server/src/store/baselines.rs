@@ -3,6 +3,7 @@
 //! ran the label, or the owners an admin named).
 
 use super::{with_pool, Result, Store, StoreError};
+use crate::clock::now_ms;
 
 impl Store {
     /// Makes run `run_id` the baseline of its label; returns the label.
@@ -35,7 +36,7 @@ impl Store {
         )
         .bind(&run.label)
         .bind(run_id)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .execute(pool)
         .await
         .map(drop))?;
@@ -77,7 +78,7 @@ impl Store {
         )
         .bind(label)
         .bind(launcher)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .execute(pool)
         .await
         .map(drop))?;
@@ -102,7 +103,7 @@ impl Store {
         )
         .bind(label)
         .bind(owner)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;

@@ -4,6 +4,7 @@
 use app::library::{LibraryScenario, VolumeShape};
 
 use super::{with_pool, Result, Store, StoreError};
+use crate::clock::now_ms;
 
 #[derive(sqlx::FromRow)]
 struct LibraryRow {
@@ -34,7 +35,7 @@ impl LibraryRow {
 impl Store {
     /// Replaces what agent `agent` lists, in one transaction.
     pub async fn replace_library(&self, agent: &str, scenarios: &[LibraryScenario]) -> Result<()> {
-        let now = super::now_ms();
+        let now = now_ms();
         let rows: Vec<(&LibraryScenario, String)> = scenarios
             .iter()
             .map(|s| Ok((s, serde_json::to_string(&s.shapes)?)))

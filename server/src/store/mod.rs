@@ -25,7 +25,7 @@ mod users;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -161,14 +161,6 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
-
-/// Milliseconds since the unix epoch, the lab's stored time format.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// The URL with its password replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {

@@ -4,6 +4,7 @@
 
 use super::fence;
 use super::{with_pool, Result, Store, StoreError};
+use crate::clock::now_ms;
 use crate::model::ProcessKind;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
@@ -51,7 +52,7 @@ impl Store {
             .bind(process.start_ticks as i64)
             .bind(process.command)
             .bind(process.log_path)
-            .bind(super::now_ms())
+            .bind(now_ms())
             .bind(run)
             .bind(&lease)
             .fetch_optional(pool)
@@ -66,7 +67,7 @@ impl Store {
         );
         let (run, lease) = self.fence_binds();
         let rows = with_pool!(self, |pool| sqlx::query(&sql)
-            .bind(super::now_ms())
+            .bind(now_ms())
             .bind(exit_status)
             .bind(process_id)
             .bind(run)

@@ -3,8 +3,9 @@
 
 use super::fence::{self, Fence};
 use super::{parse_text, with_pool, Result, Store, StoreError};
+use crate::agent_identity::AgentIdentity;
+use crate::clock::now_ms;
 use crate::model::{RunParams, RunStatus};
-use crate::run::lease::LabHost;
 use app::provenance::Provenance;
 
 /// The machine and software a run measured.
@@ -34,7 +35,7 @@ pub struct RunRecord {
     pub provenance: Option<Provenance>,
     /// What it does before its first scenario (installing a mite build).
     pub stage: Option<String>,
-    /// The lab host executing it ([`crate::run::lease::LabHost`]), and
+    /// The lab host executing it ([`crate::agent_identity::AgentIdentity`]), and
     /// until when its lease holds (ms since the epoch).
     pub lab_host: Option<String>,
     pub lease_expires_at: Option<i64>,
@@ -153,7 +154,7 @@ impl Store {
         )
         .bind(&params.label)
         .bind(status.as_str())
-        .bind(super::now_ms())
+        .bind(now_ms())
         .bind(&params_json)
         .bind(&params.agent)
         .fetch_one(pool)
@@ -180,7 +181,7 @@ impl Store {
         let (_, lease) = self.fence_binds();
         let rows = with_pool!(self, |pool| sqlx::query(&sql)
             .bind(RunStatus::Running.as_str())
-            .bind(super::now_ms())
+            .bind(now_ms())
             .bind(output_dir)
             .bind(&env.mite_version)
             .bind(&env.python_version)
@@ -230,7 +231,7 @@ impl Store {
         let (_, lease) = self.fence_binds();
         let rows = with_pool!(self, |pool| sqlx::query(&sql)
             .bind(status.as_str())
-            .bind(super::now_ms())
+            .bind(now_ms())
             .bind(error)
             .bind(run_id)
             .bind(RunStatus::Running.as_str())
@@ -329,7 +330,7 @@ impl Store {
     /// SQLite writes one transaction at a time.
     pub async fn claim_next_queued(
         &self,
-        host: &LabHost,
+        host: &AgentIdentity,
         lab_pid: u32,
     ) -> Result<Option<RunRecord>> {
         // PostgreSQL skips a row another host's claim holds; SQLite's
@@ -367,7 +368,12 @@ impl Store {
     /// run`), which no lease holds yet. The lease, or
     /// [`StoreError::LeaseLost`] when another holds the run or it no
     /// longer runs.
-    pub async fn lease_run(&self, run_id: i64, host: &LabHost, lab_pid: u32) -> Result<Fence> {
+    pub async fn lease_run(
+        &self,
+        run_id: i64,
+        host: &AgentIdentity,
+        lab_pid: u32,
+    ) -> Result<Fence> {
         let sql = format!(
             "UPDATE runs SET lab_host = $1, lab_pid = $2, lease_expires_at = {now} + $3, \
              lease_id = $6 WHERE id = $4 AND status = $5 AND lease_id IS NULL",
@@ -395,7 +401,7 @@ impl Store {
 
     /// Renews the lease this store is fenced with, by `host`'s lease time
     /// on the database's clock, and reads whether a cancel was asked.
-    pub async fn renew_lease(&self, host: &LabHost) -> Result<LeaseState> {
+    pub async fn renew_lease(&self, host: &AgentIdentity) -> Result<LeaseState> {
         let Some(fence) = self.fence() else {
             return Err(StoreError::Invalid(
                 "renewing a lease needs a store fenced with it".into(),
@@ -422,7 +428,7 @@ impl Store {
 
     /// Running runs that are not `host`'s and whose lease ran out by the
     /// database's clock: their agent went silent.
-    pub async fn abandoned_runs(&self, host: &LabHost) -> Result<Vec<RunRecord>> {
+    pub async fn abandoned_runs(&self, host: &AgentIdentity) -> Result<Vec<RunRecord>> {
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 AND lab_host IS NOT NULL \
              AND lab_host <> $2 AND lease_expires_at IS NOT NULL \

@@ -3,6 +3,7 @@
 
 use super::fence;
 use super::{parse_text, with_pool, Result, Store, StoreError};
+use crate::clock::now_ms;
 use app::api::ScenarioCharts;
 
 use super::bus::BusSummaryRow;
@@ -152,7 +153,7 @@ impl Store {
         let (run, lease) = self.fence_binds();
         let rows = with_pool!(self, |pool| sqlx::query(&sql)
             .bind(status.as_str())
-            .bind(super::now_ms())
+            .bind(now_ms())
             .bind(error)
             .bind(error_log)
             .bind(figures.total_requests)
@@ -245,7 +246,7 @@ impl Store {
         let (_, lease) = self.fence_binds();
         with_pool!(self, |pool| sqlx::query(&sql)
             .bind(status.as_str())
-            .bind(super::now_ms())
+            .bind(now_ms())
             .bind(run_id)
             .bind(&lease)
             .execute(pool)

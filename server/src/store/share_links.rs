@@ -2,6 +2,7 @@
 //! revocable. Only a link's SHA-256 is kept.
 
 use super::{with_pool, Result, Store};
+use crate::clock::now_ms;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ShareLinkRecord {
@@ -40,7 +41,7 @@ impl Store {
         .bind(run_id)
         .bind(token_hash)
         .bind(created_by)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .bind(expires_at)
         .fetch_one(pool)
         .await)?;
@@ -82,7 +83,7 @@ impl Store {
             "UPDATE share_links SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
         )
         .bind(id)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -96,7 +97,7 @@ impl Store {
             "UPDATE share_links SET revoked_at = $2 WHERE created_by = $1 AND revoked_at IS NULL"
         )
         .bind(maker)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?)

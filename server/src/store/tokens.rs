@@ -6,6 +6,7 @@
 use app::access::Role;
 
 use super::{parse_text, with_pool, Result, Store, StoreError};
+use crate::clock::now_ms;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -82,7 +83,7 @@ impl Store {
         .bind(name)
         .bind(role.as_str())
         .bind(token_hash)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .bind(owner)
         .bind(expires_at)
         .fetch_one(pool)
@@ -125,7 +126,7 @@ impl Store {
         let Some(token) = row.map(TokenRecord::try_from).transpose()? else {
             return Ok(None);
         };
-        let now = super::now_ms();
+        let now = now_ms();
         if token
             .last_used_at
             .is_none_or(|at| now - at >= LAST_USE_RESOLUTION_MS)

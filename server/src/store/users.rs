@@ -5,6 +5,7 @@
 use app::access::Role;
 
 use super::{parse_text, with_pool, Result, Store, StoreError};
+use crate::clock::now_ms;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -50,7 +51,7 @@ impl Store {
         role: Role,
         password_hash: Option<&str>,
     ) -> Result<i64> {
-        let now = super::now_ms();
+        let now = now_ms();
         let id = with_pool!(self, |pool| sqlx::query_scalar(
             "INSERT INTO users (name, role, password_hash, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $4) RETURNING id",
@@ -67,7 +68,7 @@ impl Store {
 
     /// The user a proxy names, added with `role` the first time it is seen.
     pub async fn proxy_user(&self, name: &str, role: Role) -> Result<UserRecord> {
-        let now = super::now_ms();
+        let now = now_ms();
         with_pool!(self, |pool| sqlx::query(
             "INSERT INTO users (name, role, created_at, updated_at) VALUES ($1, $2, $3, $3) \
              ON CONFLICT (name) DO NOTHING",
@@ -136,7 +137,7 @@ impl Store {
         )
         .bind(name)
         .bind(password_hash)
-        .bind(super::now_ms())
+        .bind(now_ms())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -155,7 +156,7 @@ impl Store {
         let done = with_pool!(self, |pool| sqlx::query(&sql)
             .bind(name)
             .bind(role.as_str())
-            .bind(super::now_ms())
+            .bind(now_ms())
             .bind(Role::Admin.as_str())
             .execute(pool)
             .await

@@ -21,15 +21,14 @@ use futures_util::StreamExt;
 use app::access::{Action, Caller};
 use app::api::LabError;
 
+use super::caller::Signed;
 use super::errors::ErrorResponse;
 use super::WebState;
-use crate::access::Signed;
-use crate::lab::lab_error;
 use crate::model::ProcessKind;
+use crate::paths::is_inside;
 use crate::profile::{folded, render};
 use crate::reports::csv::Layout;
 use crate::reports::{chart, collector, csv, transactions};
-use crate::run::is_inside;
 use crate::store::{SampleSource, StoreError};
 
 /// A client that takes no data for this long loses its download.
@@ -71,8 +70,7 @@ async fn readable_scenario(
         .lab
         .store()
         .scenario(id)
-        .await
-        .map_err(lab_error)?
+        .await?
         .ok_or_else(|| LabError::NotFound(format!("no scenario {id}")))?;
     caller.require(Action::ReadRun(scenario.run_id))?;
     Ok(scenario)
@@ -279,8 +277,7 @@ async fn log_file(
     readable_scenario(state, caller, id).await?;
     let record = store
         .processes(id)
-        .await
-        .map_err(lab_error)?
+        .await?
         .into_iter()
         .find(|p| p.name == kind.as_str())
         .ok_or_else(|| LabError::NotFound(format!("scenario {id} has no {kind} log")))?;
@@ -333,8 +330,7 @@ async fn profile_as(
         let store = state.lab.store();
         let (scenario_id, profile, text) = store
             .profile_stacks(id)
-            .await
-            .map_err(lab_error)?
+            .await?
             .ok_or_else(|| LabError::NotFound(format!("no profile {id}")))?;
         let scenario = readable_scenario(&state, &caller, scenario_id).await?;
         // Stored text is read as stacks again before it is drawn or sent.
@@ -400,11 +396,10 @@ async fn open_collector_file(
     let scenario = readable_scenario(state, caller, id).await?;
     let keep = store
         .run(scenario.run_id)
-        .await
-        .map_err(lab_error)?
+        .await?
         .map(|run| run.params.collector)
         .unwrap_or_default();
-    let processes = store.processes(id).await.map_err(lab_error)?;
+    let processes = store.processes(id).await?;
     let gone = || {
         LabError::NotFound(format!(
             "scenario {id} has no collector file `{name}`: its run keeps {keep} of the \
@@ -517,8 +512,7 @@ pub async fn run_figures_csv(
         caller.require(Action::ReadRun(id))?;
         let store = state.lab.store();
         let matrix = crate::compare::matrix::run_matrix(store, id)
-            .await
-            .map_err(lab_error)?
+            .await?
             .ok_or_else(|| LabError::NotFound(format!("no run {id}")))?;
         Ok((
             attachment("text/csv; charset=utf-8", &format!("run-{id}-figures.csv")),

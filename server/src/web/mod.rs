@@ -7,6 +7,7 @@
 //! pages or from no browser ([`origin`]). Compression and cache headers on
 //! everything, a bound on request bodies.
 
+pub mod caller;
 pub mod downloads;
 pub mod errors;
 pub mod health;
@@ -37,10 +38,11 @@ use app::{shell, App};
 
 use crate::access::accounts::Accounts;
 use crate::access::secret::Secret;
-use crate::access::{identify, Access, AccessPolicy};
+use crate::access::{Access, AccessPolicy};
 use crate::lab::Lab;
 use crate::reports::chart;
 use crate::store::StoreError;
+use caller::identify;
 use host::{PublicUrl, ServedHosts};
 
 /// The largest request body the lab reads (a launch form is a few hundred bytes).
@@ -104,6 +106,17 @@ pub fn default_site_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/site"))
 }
 
+/// The pages' routes, listed once per process: leptos's
+/// `generate_route_list` sets a process-wide flag while it runs, under
+/// which a page resource polled on another thread meanwhile waits forever
+/// (leptos issue #4773). Listed once, before any router exists, no page
+/// can be rendering then.
+fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The lab's HTTP application. Serve it with the peer's address
 /// (`into_make_service_with_connect_info::<SocketAddr>()`): a proxy's
 /// header counts only from the proxy's own addresses.
@@ -114,7 +127,7 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
         .site_pkg_dir("pkg")
         .site_addr(config.addr)
         .build();
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let api: Arc<dyn LabApi> = lab.clone();
     let store = lab.store().clone();
     let sessions = SessionManagerLayer::new(store.sessions().await?)

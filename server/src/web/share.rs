@@ -12,8 +12,7 @@ use super::errors::ErrorResponse;
 use super::WebState;
 use crate::access::tokens::token_hash;
 use crate::access::SHARE_COOKIE;
-use crate::lab::lab_error;
-use crate::store::now_ms;
+use crate::clock::now_ms;
 
 pub async fn open_share_link(
     State(state): State<WebState>,
@@ -26,7 +25,7 @@ pub async fn open_share_link(
         .await
     {
         Ok(link) => link,
-        Err(e) => return ErrorResponse(lab_error(e)).into_response(),
+        Err(e) => return ErrorResponse(app::api::LabError::from(e)).into_response(),
     };
     let now = now_ms();
     let Some(link) = link.filter(|l| l.is_valid(now)) else {

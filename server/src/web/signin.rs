@@ -18,7 +18,7 @@ use app::api::LabError;
 use super::errors::ErrorResponse;
 use super::WebState;
 use crate::access::accounts::{Accounts, Credentials};
-use crate::access::throttle::{password_checks, DEVICE_COOKIE};
+use crate::access::throttle::DEVICE_COOKIE;
 
 #[derive(Deserialize)]
 pub struct SignInForm {
@@ -29,7 +29,7 @@ pub struct SignInForm {
 }
 
 fn back_to_form(next: &str, failed: &str) -> Response {
-    let next = crate::access::next_query(safe_next(next));
+    let next = super::caller::next_query(safe_next(next));
     Redirect::to(&format!("/signin?failed={failed}&{next}")).into_response()
 }
 
@@ -76,7 +76,7 @@ pub async fn sign_in(
         log(store, &bounded(&name), "sign-in failed", &from).await;
         return back_to_form(&form.next, "1");
     }
-    let Some(_turn) = password_checks().turn().await else {
+    let Some(_turn) = state.lab.password_checks().turn().await else {
         return slow_down(
             "The lab is checking many sign-ins at once: try again in a few seconds.".into(),
             std::time::Duration::from_secs(5),

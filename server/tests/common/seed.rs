@@ -23,7 +23,7 @@ pub fn lab_setup(dir: &Path, output: &Path) -> LabSetup {
         self_exe: PathBuf::from(super::BIN),
         limits: RunLimits::default(),
         policy: RunPolicy::default(),
-        host: mite_perf::run::lease::LabHost::this(),
+        host: mite_perf::agent_identity::AgentIdentity::this(),
     }
 }
 
