@@ -113,6 +113,7 @@ async fn router(lab: &Arc<Lab>, access: AccessPolicy) -> Router {
             public_urls: Vec::new(),
             access,
             metrics_token: None,
+            download_idle_limit: mite_perf::web::downloads::IDLE_LIMIT,
         },
     )
     .await
@@ -948,6 +949,7 @@ async fn a_rebinding_page_reaches_no_handler() {
             public_urls: vec!["https://lab.example.com".parse().expect("url")],
             access: AccessPolicy::local(),
             metrics_token: None,
+            download_idle_limit: mite_perf::web::downloads::IDLE_LIMIT,
         },
     )
     .await
@@ -1069,6 +1071,7 @@ async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
             public_urls: Vec::new(),
             access: AccessPolicy::local().for_address(([0, 0, 0, 0], 3000).into()),
             metrics_token: None,
+            download_idle_limit: mite_perf::web::downloads::IDLE_LIMIT,
         },
     )
     .await
@@ -1842,6 +1845,7 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
             public_urls: Vec::new(),
             access: shared(),
             metrics_token: Some(Secret::new(scraper).expect("token")),
+            download_idle_limit: mite_perf::web::downloads::IDLE_LIMIT,
         },
     )
     .await

@@ -69,6 +69,10 @@ async fn e2e_cli_run_stores_in_postgres() {
 /// Niced and pinned to one core (with its mite): two agents' full-speed runs
 /// would otherwise take both of a small test machine's cores from the
 /// database and the web front, which on a real lab live on other machines.
+/// The agents' (and the front's) lease: short, so that a dead agent's run
+/// is taken for abandoned in seconds (30 s by default: the same code).
+const LEASE: &str = "8s";
+
 fn spawn_agent(name: &str, ports: &str, dir: &Path, db_url: &str) -> Agent {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -94,6 +98,8 @@ fn spawn_agent(name: &str, ports: &str, dir: &Path, db_url: &str) -> Agent {
             name,
             "--ports",
             ports,
+            "--lease",
+            LEASE,
             "--output-dir",
         ])
         .arg(dir.join(name))
@@ -218,7 +224,7 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         "agents-front",
         common::ServeOptions {
             db_url: Some(db_url.clone()),
-            args: vec!["--no-agent".into()],
+            args: vec!["--no-agent".into(), "--lease".into(), LEASE.into()],
             dir: None,
         },
     )
@@ -319,8 +325,10 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
     )
     .await;
     let waited = killed_at.elapsed();
+    // Killed at most a renewal (2 s) after its last one: its lease had
+    // 6 s left at least.
     assert!(
-        waited >= Duration::from_secs(20),
+        waited >= Duration::from_secs(5),
         "marked after {waited:?}: before lab-a's lease ran out"
     );
     let why = a["error"].as_str().unwrap_or_default();

@@ -29,7 +29,7 @@ use mite_perf::model::{
     TargetSpec,
 };
 use mite_perf::os_process;
-use mite_perf::store::{NewProcess, RunRecord, SampleBatch, Store};
+use mite_perf::store::{NewProcess, RunRecord, Store};
 use mite_perf::web::WebConfig;
 
 // The tests share the lab's fixed ports, so they take turns.
@@ -243,7 +243,7 @@ async fn past_the_bound_of_unsaved_samples_the_scenario_fails_and_keeps_what_was
         "--scenarios",
         "1,10",
         "--duration",
-        "30s",
+        "15s",
         "--max-unsaved-samples",
         "20",
     ]);
@@ -318,8 +318,11 @@ async fn slow_downloads(
     (lines, tasks)
 }
 
-/// Stores a finished run of `ticks` ticks of five processes (a big CSV).
-async fn seed_finished_run(store: &Store, ticks: i64) -> i64 {
+/// Stores a finished run of `ticks` ticks of five processes (a big CSV) in
+/// the SQLite database `db_url`: its samples made by the database itself
+/// (a recursive query), in a second or two where writing them through the
+/// lab's writer took over a minute.
+async fn seed_finished_run(store: &Store, db_url: &str, ticks: i64) -> i64 {
     let params = RunParams {
         label: "seeded".into(),
         concurrencies: vec![10],
@@ -333,45 +336,37 @@ async fn seed_finished_run(store: &Store, ticks: i64) -> i64 {
         .create_scenario(run, 0, app::builds::Slot::once(10), &params)
         .await
         .expect("scenario");
-    let writer = store.sample_writer().await.expect("writer");
-    let mut figures = mite_perf::figures::RunningFigures::default();
-    for chunk in (1..=ticks).collect::<Vec<_>>().chunks(500) {
-        let mut samples = Vec::new();
-        for &t in chunk {
-            for (i, kind) in ProcessKind::ALL.iter().enumerate() {
-                samples.push(Sample {
-                    process: *kind,
-                    pid: 100 + i as i64,
-                    at_ms: 1_700_000_000_000 + t * 1000,
-                    elapsed_ms: t * 1000,
-                    cpu: 12.5,
-                    mem: 1 << 25,
-                    requests: (*kind == ProcessKind::Http).then_some(t * 100),
-                    requests_in_interval: (*kind == ProcessKind::Http).then_some(100),
-                    detail: None,
-                });
-            }
-        }
-        for s in &samples {
-            figures.add(s);
-        }
-        writer
-            .write(&[SampleBatch {
-                scenario_id: scenario,
-                samples,
-                figures: Some(figures.figures(1000)),
-                bus: None,
-            }])
-            .await
-            .expect("write");
-    }
+    let mut db = sqlx::SqliteConnection::connect(db_url)
+        .await
+        .expect("the database");
+    sqlx::query(
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < $1), \
+         p(kind, pid) AS (VALUES ('http', 100), ('duplicator', 101), ('collector', 102), \
+         ('runner', 103), ('controller', 104)) \
+         INSERT INTO samples (scenario_id, process, pid, at_ms, elapsed_ms, cpu, mem, \
+         requests, requests_in_interval) \
+         SELECT $2, p.kind, p.pid, 1700000000000 + n * 1000, n * 1000, 12.5, 33554432, \
+         CASE WHEN p.kind = 'http' THEN n * 100 END, CASE WHEN p.kind = 'http' THEN 100 END \
+         FROM t, p",
+    )
+    .bind(ticks)
+    .bind(scenario)
+    .execute(&mut db)
+    .await
+    .expect("samples");
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM samples WHERE scenario_id = $1")
+        .bind(scenario)
+        .fetch_one(&mut db)
+        .await
+        .expect("count");
+    assert_eq!(count, ticks * ProcessKind::ALL.len() as i64);
     store
         .finish_scenario(
             scenario,
             ScenarioStatus::Done,
             None,
             None,
-            &figures.figures(1000),
+            &mite_perf::figures::scenario_figures(&[], 1000),
         )
         .await
         .expect("finish");
@@ -391,18 +386,19 @@ async fn slow_downloads_neither_stall_sampling_nor_hold_the_database() {
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
     // About 30 MB of CSV: far more than the socket buffers hold.
-    let big = seed_finished_run(&store, 80_000).await;
+    let big = seed_finished_run(&store, &db_url, 80_000).await;
+    // Downloads idle for 5 s are ended (30 s by default: the same code).
     let server = Server::start_with(
         "slow-downloads",
         ServeOptions {
             dir: Some(dir),
             db_url: Some(db_url),
-            ..ServeOptions::default()
+            args: vec!["--download-idle-limit".into(), "5s".into()],
         },
     )
     .await;
     let live = server
-        .call("launch_run", &launch_form("1", "60s", "sampled"))
+        .call("launch_run", &launch_form("1", "20s", "sampled"))
         .await["Queued"]["run_id"]
         .as_i64()
         .expect("queued");
@@ -429,9 +425,9 @@ async fn slow_downloads_neither_stall_sampling_nor_hold_the_database() {
         "a page took {:?}",
         asked.elapsed()
     );
-    // The crawling downloads are ended once they take no data for 30 s.
-    let deadline = Instant::now() + Duration::from_secs(75);
-    while server.log().matches("took no data for 30 s").count() < 2 {
+    // The crawling downloads are ended once they take no data for 5 s.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.log().matches("took no data for 5 s").count() < 2 {
         assert!(
             Instant::now() < deadline,
             "the slow downloads were not ended: {}",
@@ -1339,7 +1335,7 @@ async fn sigterm_to_serve_stops_the_run_within_seconds_whatever_downloads_are_op
     let dir = common::temp_dir("sigterm-download");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
-    let big = seed_finished_run(&store, 80_000).await;
+    let big = seed_finished_run(&store, &db_url, 80_000).await;
     let mut server = Server::start_with(
         "sigterm-download",
         ServeOptions {

@@ -36,6 +36,10 @@ pub(crate) struct ServeArgs {
     /// sharing the database.
     #[arg(long)]
     pub(crate) no_agent: bool,
+    /// A download whose client takes no data this long is ended (it ends
+    /// cut off, never as a short file that looks whole).
+    #[arg(long, default_value = "30s", value_parser = app::model::parse_duration)]
+    pub(crate) download_idle_limit: Duration,
     /// A file holding the token a metrics scraper (Prometheus) sends for
     /// /metrics as `Authorization: Bearer` (an admin's API token works too).
     #[arg(long)]
@@ -246,6 +250,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             public_urls: args.public_urls.clone(),
             access,
             metrics_token,
+            download_idle_limit: args.download_idle_limit,
         },
     )
     .await

@@ -85,6 +85,12 @@ pub(crate) struct AgentArgs {
     /// (with four, BUS is COLLECTOR+1). Two agents on one machine need two sets.
     #[arg(long, default_value = "9898,14301,14302,14303,14304", value_parser = |s: &str| s.parse::<LabPorts>())]
     pub(crate) ports: LabPorts,
+    /// How long a run's lease (and the agent's heartbeat) holds unless
+    /// renewed: an agent silent this long has its running run marked
+    /// interrupted by another agent (renewed every quarter of it, every
+    /// 5 s at most; 3 s at least).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) lease: Duration,
 }
 
 impl AgentArgs {
@@ -93,9 +99,18 @@ impl AgentArgs {
             app::access::check_name(name)
                 .map_err(|why| anyhow::anyhow!("--agent-name {name}: {why}"))?;
         }
-        Ok(AgentIdentity::named(self.agent_name.clone(), self.ports))
+        if self.lease < MIN_LEASE {
+            anyhow::bail!("--lease {:?}: a lease holds 3 s at least", self.lease);
+        }
+        Ok(AgentIdentity {
+            lease: self.lease,
+            ..AgentIdentity::named(self.agent_name.clone(), self.ports)
+        })
     }
 }
+
+/// The shortest lease an agent takes.
+const MIN_LEASE: Duration = Duration::from_secs(3);
 
 /// Exit codes: 0 all scenarios done, 1 a failure, 2 bad input, 130/143 stopped by a signal.
 pub(crate) const EXIT_FAILED: u8 = 1;

@@ -126,7 +126,7 @@ impl Lab {
         })
     }
 
-    /// Every [`HEARTBEAT`]: says this agent is alive and what it runs, and
+    /// Every [`HEARTBEAT`] (or a quarter of its lease, when shorter): says this agent is alive and what it runs, and
     /// closes the runs of agents that went silent.
     async fn beat(&self) {
         let host = &self.setup.host;
@@ -155,7 +155,7 @@ impl Lab {
             if let Err(e) = cleanup::interrupt_abandoned_runs(&self.store, host).await {
                 tracing::warn!("cannot look for silent agents' runs: {e}");
             }
-            tokio::time::sleep(HEARTBEAT).await;
+            tokio::time::sleep(HEARTBEAT.min(host.renew_every())).await;
         }
     }
 }

@@ -7,7 +7,7 @@ use app::api::{
 };
 
 use super::Lab;
-use crate::agent_identity::{AgentIdentity, LEASE};
+use crate::agent_identity::AgentIdentity;
 use crate::figures::scenario_figures;
 use crate::model::{RunStatus, ScenarioStatus};
 use crate::os_process;
@@ -49,11 +49,14 @@ pub fn check_window(window: (i64, i64)) -> Result<(i64, i64), LabError> {
 }
 
 /// An agent as the Agents page shows it, at `now` (ms).
-pub fn agent_view(agent: AgentRecord, now: i64) -> AgentView {
+/// An agent as the Agents page shows it at `now`: silent once it has not
+/// beat for `lease_ms` (this lab's lease: the same that decides when its
+/// runs are taken for abandoned).
+pub fn agent_view(agent: AgentRecord, now: i64, lease_ms: i64) -> AgentView {
     let age = now - agent.heartbeat_at;
     let state = if agent.stopped_at.is_some() {
         AgentState::Stopped
-    } else if age > LEASE.as_millis() as i64 {
+    } else if age > lease_ms {
         AgentState::Silent
     } else if agent.current_run.is_some() {
         AgentState::Running
@@ -97,7 +100,7 @@ impl Lab {
             .agents()
             .await?
             .into_iter()
-            .map(|a| agent_view(a, now))
+            .map(|a| agent_view(a, now, self.setup.host.lease_ms()))
             .collect())
     }
 

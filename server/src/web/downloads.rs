@@ -2,7 +2,8 @@
 //!
 //! A CSV streams through a small channel, so memory stays flat whatever the
 //! run's size. At most [`crate::lab::MAX_DOWNLOADS`] stream at once; one
-//! whose client stops reading for [`IDLE_LIMIT`], or that takes longer than
+//! whose client stops reading for [`IDLE_LIMIT`] (or `serve
+//! --download-idle-limit`), or that takes longer than
 //! [`TIME_LIMIT`], is ended, so slow clients cannot hold the database.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +32,7 @@ use crate::reports::csv::Layout;
 use crate::reports::{chart, collector, csv, transactions};
 use crate::store::{SampleSource, StoreError};
 
-/// A client that takes no data for this long loses its download.
+/// A client that takes no data for this long loses its download (by default).
 pub const IDLE_LIMIT: Duration = Duration::from_secs(30);
 /// No download streams for longer than this.
 pub const TIME_LIMIT: Duration = Duration::from_secs(15 * 60);
@@ -105,6 +106,7 @@ fn csv_response(
     let cut = Arc::new(AtomicBool::new(false));
     let cut_by_producer = cut.clone();
     let name = filename.clone();
+    let idle_limit = state.download_idle_limit;
     tokio::spawn(async move {
         let _permit = permit;
         let started = Instant::now();
@@ -120,13 +122,13 @@ fn csv_response(
                 cut_by_producer.store(true, Ordering::SeqCst);
                 return;
             }
-            match tx.send_timeout(chunk, IDLE_LIMIT).await {
+            match tx.send_timeout(chunk, idle_limit).await {
                 Ok(()) if !failed => {}
                 Ok(()) => return,
                 Err(SendTimeoutError::Timeout(_)) => {
                     tracing::warn!(
                         "{name}: the client took no data for {} s; the download was ended",
-                        IDLE_LIMIT.as_secs()
+                        idle_limit.as_secs()
                     );
                     cut_by_producer.store(true, Ordering::SeqCst);
                     return;

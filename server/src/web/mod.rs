@@ -59,6 +59,8 @@ pub struct WebState {
     pub access: Arc<Access>,
     /// The token a metrics scraper sends (`--metrics-token-file`).
     pub metrics_token: Option<Arc<Secret>>,
+    /// A download whose client takes no data this long is ended.
+    pub download_idle_limit: std::time::Duration,
     leptos: LeptosOptions,
 }
 
@@ -76,6 +78,8 @@ pub struct WebConfig {
     /// The token a metrics scraper sends for `/metrics` (admins' API
     /// tokens may too).
     pub metrics_token: Option<Secret>,
+    /// A download whose client takes no data this long is ended.
+    pub download_idle_limit: std::time::Duration,
 }
 
 impl WebConfig {
@@ -87,6 +91,7 @@ impl WebConfig {
             public_urls: Vec::new(),
             access: AccessPolicy::local(),
             metrics_token: None,
+            download_idle_limit: downloads::IDLE_LIMIT,
         }
     }
 }
@@ -149,6 +154,7 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
         lab,
         access: access.clone(),
         metrics_token: config.metrics_token.map(Arc::new),
+        download_idle_limit: config.download_idle_limit,
         leptos: leptos.clone(),
     };
     let files_cache = SetResponseHeaderLayer::if_not_present(
