@@ -323,19 +323,7 @@ async fn slow_downloads(
 /// (a recursive query), in a second or two where writing them through the
 /// lab's writer took over a minute.
 async fn seed_finished_run(store: &Store, db_url: &str, ticks: i64) -> i64 {
-    let params = RunParams {
-        label: "seeded".into(),
-        concurrencies: vec![10],
-        ..RunParams::default()
-    };
-    let run = store
-        .create_run(&params, RunStatus::Running)
-        .await
-        .expect("run");
-    let scenario = store
-        .create_scenario(run, 0, app::builds::Slot::once(10), &params)
-        .await
-        .expect("scenario");
+    let (run, scenario) = common::seed::running_scenario(store, "seeded").await;
     let mut db = sqlx::SqliteConnection::connect(db_url)
         .await
         .expect("the database");

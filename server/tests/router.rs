@@ -1232,19 +1232,7 @@ async fn a_long_scenario_is_read_in_bounded_answers() {
     const TICKS: i64 = 20_000;
     const BUS_SECONDS: i64 = 3_000;
     const ORIGIN: i64 = 1_700_000_000_000;
-    let params = RunParams {
-        label: "long".into(),
-        concurrencies: vec![10],
-        ..RunParams::default()
-    };
-    let run = store
-        .create_run(&params, RunStatus::Running)
-        .await
-        .expect("run");
-    let scenario = store
-        .create_scenario(run, 0, app::builds::Slot::once(10), &params)
-        .await
-        .expect("scenario");
+    let (run, scenario) = common::seed::running_scenario(store, "long").await;
     let writer = store.sample_writer().await.expect("writer");
     let batches: Vec<SampleBatch> = (1..=TICKS)
         .map(|tick| SampleBatch {

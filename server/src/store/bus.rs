@@ -374,22 +374,7 @@ impl Store {
         .bind(scenario_id)
         .fetch_all(pool)
         .await?);
-        Ok(rows
-            .into_iter()
-            .map(|r| TransactionInterval {
-                transaction: r.txn,
-                elapsed_ms: r.elapsed_ms,
-                at_ms: r.at_ms,
-                requests: r.requests,
-                errors: r.errors,
-                exceptions: r.exceptions,
-                transactions: r.transactions,
-                p50_ms: r.p50_ms,
-                p90_ms: r.p90_ms,
-                p99_ms: r.p99_ms,
-                max_ms: r.max_ms,
-            })
-            .collect())
+        Ok(rows.into_iter().map(TransactionInterval::from).collect())
     }
 
     /// A scenario's transactions over the whole scenario, by name.
@@ -447,16 +432,7 @@ impl Store {
         .bind(scenario_id)
         .fetch_all(pool)
         .await?);
-        Ok(rows
-            .into_iter()
-            .map(|r| ConcurrencyPoint {
-                elapsed_ms: r.elapsed_ms,
-                at_ms: r.at_ms,
-                required: r.required,
-                actual: r.actual,
-                runners: r.runners,
-            })
-            .collect())
+        Ok(rows.into_iter().map(ConcurrencyPoint::from).collect())
     }
 
     /// What the bus carried for a scenario and what mite dropped.

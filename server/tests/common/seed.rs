@@ -47,12 +47,11 @@ pub async fn runner_profile(store: &Store, scenario_id: i64) -> i64 {
         .expect("profile")
 }
 
-/// A finished run labelled `seeded`: one scenario of 10 journeys, 30 ticks
-/// of samples (target and runner), a runner log. Its run and scenario ids.
-pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
-    // A finished run, as a real one leaves it.
+/// A running run labelled `label` with one scenario of 10 journeys (no
+/// samples yet): its run and scenario ids.
+pub async fn running_scenario(store: &Store, label: &str) -> (i64, i64) {
     let params = RunParams {
-        label: "seeded".into(),
+        label: label.into(),
         concurrencies: vec![10],
         ..RunParams::default()
     };
@@ -60,6 +59,18 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
         .create_run(&params, RunStatus::Running)
         .await
         .expect("run");
+    let scenario_id = store
+        .create_scenario(run_id, 0, app::builds::Slot::once(10), &params)
+        .await
+        .expect("scenario");
+    (run_id, scenario_id)
+}
+
+/// A finished run labelled `seeded`: one scenario of 10 journeys, 30 ticks
+/// of samples (target and runner), a runner log. Its run and scenario ids.
+pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
+    // A finished run, as a real one leaves it.
+    let (run_id, scenario_id) = running_scenario(store, "seeded").await;
     let run_dir = output.join("2026-11-26/10-00");
     std::fs::create_dir_all(run_dir.join("scenario10")).expect("run folder");
     store
@@ -71,10 +82,6 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
         )
         .await
         .expect("start");
-    let scenario_id = store
-        .create_scenario(run_id, 0, app::builds::Slot::once(10), &params)
-        .await
-        .expect("scenario");
     let log = run_dir.join("scenario10/runner.log");
     std::fs::write(&log, "runner says hello\n").expect("log");
     let p = store
