@@ -13,6 +13,19 @@ use crate::model::ProcessKind;
 use crate::store::{persistently, NewProcess, Store, STOP_PATH_PATIENCE};
 use crate::supervisor::{self, ChildSpec, Supervised, STOP_GRACE};
 
+/// Why a child could not be started as one of the lab's.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error(transparent)]
+    Spawn(#[from] supervisor::SupervisorError),
+    #[error("cannot record the {kind} (pid {pid}) in the database, so it was stopped: {source}")]
+    Unrecorded {
+        kind: ProcessKind,
+        pid: u32,
+        source: crate::store::StoreError,
+    },
+}
+
 /// A child the lab started, with its row in the store and its pipes.
 pub struct Launched {
     pub child: Supervised,
@@ -83,8 +96,8 @@ pub async fn start_recorded(
     spec: &ChildSpec,
     store: &Store,
     scenario_id: i64,
-) -> Result<Launched, String> {
-    let (mut child, stdin, stdout) = supervisor::spawn(spec).map_err(|e| e.to_string())?;
+) -> Result<Launched, ChildError> {
+    let (mut child, stdin, stdout) = supervisor::spawn(spec)?;
     let log_path = child.log_path.display().to_string();
     let recorded = store
         .record_process(
@@ -108,9 +121,11 @@ pub async fn start_recorded(
         Err(e) => {
             let (kind, pid) = (child.kind, child.pid);
             supervisor::stop_all(std::slice::from_mut(&mut child), STOP_GRACE).await;
-            Err(format!(
-                "cannot record the {kind} (pid {pid}) in the database, so it was stopped: {e}"
-            ))
+            Err(ChildError::Unrecorded {
+                kind,
+                pid,
+                source: e,
+            })
         }
     }
 }

@@ -63,8 +63,25 @@ impl fmt::Display for LabPorts {
     }
 }
 
+/// Why `--ports` cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortsError {
+    #[error("`{0}` is not a port (1 to 65535)")]
+    NotAPort(String),
+    #[error("no port follows {0} for the bus reader: give five")]
+    NoneAfter(u16),
+    #[error(
+        "give five ports, TARGET,CONTROLLER,MESSAGE,COLLECTOR,BUS (default {}), \
+         or four (the bus reader then takes COLLECTOR+1), not {given}",
+        LabPorts::default()
+    )]
+    Count { given: usize },
+    #[error("the five ports must differ: {0}")]
+    Repeated(String),
+}
+
 impl std::str::FromStr for LabPorts {
-    type Err = String;
+    type Err = PortsError;
 
     /// `TARGET,CONTROLLER,MESSAGE,COLLECTOR,BUS`, five different ports; with
     /// four, the bus reader's is the collector's plus one.
@@ -76,7 +93,7 @@ impl std::str::FromStr for LabPorts {
                     .parse::<u16>()
                     .ok()
                     .filter(|p| *p > 0)
-                    .ok_or_else(|| format!("`{}` is not a port (1 to 65535)", p.trim()))
+                    .ok_or_else(|| PortsError::NotAPort(p.trim().to_string()))
             })
             .collect::<Result<_, _>>()?;
         let (target, controller, message, collector, bus) = match ports[..] {
@@ -86,26 +103,14 @@ impl std::str::FromStr for LabPorts {
                 c,
                 m,
                 col,
-                col.checked_add(1).ok_or_else(|| {
-                    format!("no port follows {col} for the bus reader: give five")
-                })?,
+                col.checked_add(1).ok_or(PortsError::NoneAfter(col))?,
             ),
-            _ => {
-                return Err(format!(
-                    "give five ports, TARGET,CONTROLLER,MESSAGE,COLLECTOR,BUS (default {}), \
-                     or four (the bus reader then takes COLLECTOR+1), not {}",
-                    LabPorts::default(),
-                    ports.len()
-                ))
-            }
+            _ => return Err(PortsError::Count { given: ports.len() }),
         };
         let all = [target, controller, message, collector, bus];
         let distinct: HashSet<u16> = all.iter().copied().collect();
         if distinct.len() < all.len() {
-            return Err(format!(
-                "the five ports must differ: {}",
-                all.map(|p| p.to_string()).join(",")
-            ));
+            return Err(PortsError::Repeated(all.map(|p| p.to_string()).join(",")));
         }
         Ok(LabPorts {
             target,

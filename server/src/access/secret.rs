@@ -19,35 +19,57 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Why a secret is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "the secret is {0} characters long: use at least {MIN_SECRET_LEN} \
+         (`openssl rand -hex 32`)"
+    )]
+    TooShort(usize),
+    #[error(
+        "the secret must be printable ASCII without spaces, quotes or backslashes, so \
+         that it fits in a header (`openssl rand -hex 32`)"
+    )]
+    Unprintable,
+    #[error("cannot read the secret in {}: {source}", .path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    InFile {
+        path: std::path::PathBuf,
+        source: Box<SecretError>,
+    },
+}
+
 impl Secret {
     /// A secret as text (surrounding white space is not part of it).
-    pub fn new(secret: &str) -> Result<Self, String> {
+    pub fn new(secret: &str) -> Result<Self, SecretError> {
         let secret = secret.trim();
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!(
-                "the secret is {} characters long: use at least {MIN_SECRET_LEN} \
-                 (`openssl rand -hex 32`)",
-                secret.len()
-            ));
+            return Err(SecretError::TooShort(secret.len()));
         }
         if secret
             .bytes()
             .any(|b| !(b.is_ascii_graphic() && b != b'"' && b != b'\\'))
         {
-            return Err(
-                "the secret must be printable ASCII without spaces, quotes or backslashes, so \
-                 that it fits in a header (`openssl rand -hex 32`)"
-                    .into(),
-            );
+            return Err(SecretError::Unprintable);
         }
         Ok(Secret(Sha256::digest(secret.as_bytes()).into()))
     }
 
     /// The secret in a file (one line).
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the secret in {}: {e}", path.display()))?;
-        Self::new(&text).map_err(|why| format!("{}: {why}", path.display()))
+    pub fn from_file(path: &Path) -> Result<Self, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::new(&text).map_err(|why| SecretError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(why),
+        })
     }
 
     /// Whether `presented` is the secret (constant time in its content).

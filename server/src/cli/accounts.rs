@@ -26,7 +26,7 @@ pub enum UserCommand {
     /// the first line of --password-file).
     Add {
         name: String,
-        #[arg(long, value_parser = parse_role)]
+        #[arg(long)]
         role: Role,
         #[command(flatten)]
         password: PasswordArgs,
@@ -49,7 +49,7 @@ pub enum UserCommand {
     /// Set a user's role: viewer, runner or admin.
     Role {
         name: String,
-        #[arg(value_parser = parse_role)]
+        #[arg()]
         role: Role,
         #[command(flatten)]
         db: DbArgs,
@@ -68,7 +68,7 @@ pub enum TokenCommand {
     /// it as `Authorization: Bearer TOKEN`.
     Create {
         name: String,
-        #[arg(long, value_parser = parse_role)]
+        #[arg(long)]
         role: Role,
         /// The user the token belongs to: it acts with at most their role
         /// and dies with their account (without: the lab's operator's).
@@ -101,10 +101,6 @@ pub struct PasswordArgs {
     /// Read the password from the first line of this file instead of the terminal.
     #[arg(long)]
     password_file: Option<PathBuf>,
-}
-
-fn parse_role(text: &str) -> Result<Role, String> {
-    text.parse()
 }
 
 /// Who the activity log says made a change from the command line.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use mite_perf::access::secret::Secret;
+use mite_perf::access::secret::{Secret, SecretError};
 use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
 use mite_perf::cleanup;
 use mite_perf::mite_env::{self};
@@ -171,7 +171,7 @@ pub(crate) struct AccessArgs {
 
 impl AccessArgs {
     /// The policy, or why these arguments make none (an unreadable secret).
-    pub(crate) fn policy(&self) -> Result<AccessPolicy, String> {
+    pub(crate) fn policy(&self) -> Result<AccessPolicy, SecretError> {
         let secret = self
             .trusted_proxy_secret_file
             .as_deref()

@@ -47,18 +47,25 @@ pub async fn load_sides(
     Ok((base_data, new_data))
 }
 
+/// Why a threshold cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    #[error("`{0}` is not a threshold (try 5% or 0.05)")]
+    NotANumber(String),
+    #[error("`{0}` is out of range: use more than 0 % and less than 100 % (5% or 0.05)")]
+    OutOfRange(String),
+}
+
 /// Reads a threshold: `5%` or a fraction such as `0.05`.
-pub fn parse_threshold(text: &str) -> Result<f64, String> {
+pub fn parse_threshold(text: &str) -> Result<f64, ThresholdError> {
     let text = text.trim();
     let value = match text.strip_suffix('%') {
         Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
         None => text.parse::<f64>(),
     }
-    .map_err(|_| format!("`{text}` is not a threshold (try 5% or 0.05)"))?;
+    .map_err(|_| ThresholdError::NotANumber(text.to_string()))?;
     if !(value > 0.0 && value < 1.0) {
-        return Err(format!(
-            "`{text}` is out of range: use more than 0 % and less than 100 % (5% or 0.05)"
-        ));
+        return Err(ThresholdError::OutOfRange(text.to_string()));
     }
     Ok(value)
 }

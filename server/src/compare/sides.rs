@@ -23,18 +23,19 @@ pub enum SideSpec {
     Baseline,
 }
 
+/// A side that names no run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a run: give its number (12), a build of it (12:2) or `baseline`")]
+pub struct NotASide(pub String);
+
 impl FromStr for SideSpec {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = NotASide;
+    fn from_str(text: &str) -> Result<Self, NotASide> {
         let text = text.trim();
         if text == "baseline" {
             return Ok(SideSpec::Baseline);
         }
-        let bad = || {
-            format!(
-                "`{text}` is not a run: give its number (12), a build of it (12:2) or `baseline`"
-            )
-        };
+        let bad = || NotASide(text.to_string());
         let (run, build) = match text.split_once(':') {
             Some((run, build)) => (run, Some(build)),
             None => (text, None),
@@ -258,7 +259,7 @@ mod tests {
         assert_eq!("baseline".parse(), Ok(SideSpec::Baseline));
         for bad in ["", "x", "12:0", "0", "-3", "12:b", "12:1:1"] {
             let err = bad.parse::<SideSpec>().expect_err(bad);
-            assert!(err.contains("is not a run"), "{bad}: {err}");
+            assert!(err.to_string().contains("is not a run"), "{bad}: {err}");
         }
         assert_eq!(
             SideSpec::Run {

@@ -138,9 +138,8 @@ impl LabApi for Lab {
             let (base, new) = parse_sides(&sides)?;
             let threshold = match threshold.as_deref().map(str::trim) {
                 None | Some("") => DEFAULT_THRESHOLD,
-                Some(text) => {
-                    parse_threshold(text).map_err(|e| LabError::invalid("threshold", e))?
-                }
+                Some(text) => parse_threshold(text)
+                    .map_err(|e| LabError::invalid("threshold", e.to_string()))?,
             };
             compare_runs(&self.store, base, new, threshold)
                 .await
@@ -303,13 +302,11 @@ impl Lab {
             new.side.title(new.builds_in_run),
             base.side.title(base.builds_in_run)
         );
-        differential_svg(&title, before, after)
-            .map_err(LabError::Internal)?
-            .ok_or_else(|| {
-                LabError::NotFound(format!(
-                    "a side has no sample or no request at {concurrency} journeys"
-                ))
-            })
+        differential_svg(&title, before, after)?.ok_or_else(|| {
+            LabError::NotFound(format!(
+                "a side has no sample or no request at {concurrency} journeys"
+            ))
+        })
     }
 }
 
@@ -328,7 +325,7 @@ fn parse_sides(sides: &str) -> Result<(SideSpec, SideSpec), LabError> {
         .split(',')
         .map(|s| s.parse::<SideSpec>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| LabError::invalid("runs", e))?;
+        .map_err(|e| LabError::invalid("runs", e.to_string()))?;
     match specs[..] {
         [base, new] => Ok((base, new)),
         _ => Err(LabError::invalid(

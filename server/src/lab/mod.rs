@@ -123,7 +123,7 @@ impl Lab {
             return Ok(LaunchOutcome::Invalid(errors));
         }
         if let Some(refusal) = self.setup.policy.refusal(&params) {
-            return Err(LabError::Forbidden(refusal));
+            return Err(LabError::Forbidden(refusal.to_string()));
         }
         if let Some(error) = self.place_library_run(&mut params).await? {
             return Ok(LaunchOutcome::Invalid(vec![error]));

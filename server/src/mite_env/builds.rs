@@ -24,8 +24,8 @@ const ERROR_LINES: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot install mite {build}: {detail}")]
-    Install { build: String, detail: String },
+    #[error("cannot install mite {build}: {source}")]
+    Install { build: String, source: InstallError },
     #[error("{path} is not a mite checkout (no pyproject.toml or setup.py in it)")]
     NotACheckout { path: PathBuf },
     #[error("cannot read {path}: {source}")]
@@ -37,6 +37,53 @@ pub enum BuildError {
     Env(#[from] MiteEnvError),
     #[error("mite {build} installed, but it says it is version {found}")]
     WrongVersion { build: String, found: String },
+}
+
+/// Why a venv could not be made or filled.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("cannot {action} {path}: {source}")]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start {program}: {source}")]
+    Start {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("cannot wait for {program}: {source}")]
+    Wait {
+        program: String,
+        source: std::io::Error,
+    },
+    /// It failed and printed nothing.
+    #[error("{program} failed ({status})")]
+    Failed {
+        program: String,
+        status: std::process::ExitStatus,
+    },
+    /// It failed: the last lines it printed.
+    #[error("{said}")]
+    Said { program: String, said: String },
+    #[error("cannot record what was installed: {0}")]
+    Marker(#[from] serde_json::Error),
+    #[error("the lock on {path} was abandoned: {source}")]
+    Abandoned {
+        path: PathBuf,
+        source: tokio::task::JoinError,
+    },
+}
+
+impl InstallError {
+    fn file<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Self + 'a {
+        move |source| InstallError::File {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 /// A build ready to run, and where it came from.
@@ -206,12 +253,13 @@ impl BuildCache {
         requirement: &str,
         say: &(dyn Fn(&str) + Sync),
     ) -> Result<MiteEnv, BuildError> {
-        let failed = |detail: String| BuildError::Install {
+        let failed = |source: InstallError| BuildError::Install {
             build: build.to_string(),
-            detail,
+            source,
         };
         std::fs::create_dir_all(&self.root)
-            .map_err(|e| failed(format!("cannot create {}: {e}", self.root.display())))?;
+            .map_err(InstallError::file("create", &self.root))
+            .map_err(failed)?;
         let _lock = lock(&self.root, venv).await.map_err(failed)?;
         let marker_path = venv.join(MARKER);
         let marker: Option<Marker> = std::fs::read_to_string(&marker_path)
@@ -235,7 +283,8 @@ impl BuildCache {
             if venv.exists() {
                 // Half made by an installer that did not finish.
                 std::fs::remove_dir_all(venv)
-                    .map_err(|e| failed(format!("cannot remove {}: {e}", venv.display())))?;
+                    .map_err(InstallError::file("remove", venv))
+                    .map_err(failed)?;
             }
             self.make_venv(venv).await.map_err(failed)?;
         } else {
@@ -252,9 +301,10 @@ impl BuildCache {
             asked: build.to_string(),
             fingerprint: fingerprint.to_string(),
         };
-        let text = serde_json::to_string(&marker).map_err(|e| failed(e.to_string()))?;
+        let text = serde_json::to_string(&marker).map_err(|e| failed(e.into()))?;
         std::fs::write(&marker_path, text)
-            .map_err(|e| failed(format!("cannot write {}: {e}", marker_path.display())))?;
+            .map_err(InstallError::file("write", &marker_path))
+            .map_err(failed)?;
         say(&format!(
             "mite {} ready in {:.0} s",
             env.mite_version,
@@ -263,7 +313,7 @@ impl BuildCache {
         Ok(env)
     }
 
-    async fn make_venv(&self, venv: &Path) -> Result<(), String> {
+    async fn make_venv(&self, venv: &Path) -> Result<(), InstallError> {
         let mut command = match &self.uv {
             Some(uv) => {
                 let mut c = Command::new(uv);
@@ -283,7 +333,12 @@ impl BuildCache {
         run_quietly(command).await
     }
 
-    async fn pip_install(&self, venv: &Path, requirement: &str, again: bool) -> Result<(), String> {
+    async fn pip_install(
+        &self,
+        venv: &Path,
+        requirement: &str,
+        again: bool,
+    ) -> Result<(), InstallError> {
         let python = venv.join("bin/python");
         match &self.uv {
             Some(uv) => {
@@ -343,7 +398,7 @@ impl Drop for InstallerGroup {
 
 /// Runs an installer in a process group of its own; its error is the last
 /// lines of what it printed. Dropped before it ends, the group is killed.
-async fn run_quietly(mut command: Command) -> Result<(), String> {
+async fn run_quietly(mut command: Command) -> Result<(), InstallError> {
     command
         .installer_env()
         .env("UV_PYTHON_DOWNLOADS", "never")
@@ -357,9 +412,10 @@ async fn run_quietly(mut command: Command) -> Result<(), String> {
         .get_program()
         .to_string_lossy()
         .into_owned();
-    let child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    let child = command.spawn().map_err(|source| InstallError::Start {
+        program: program.clone(),
+        source,
+    })?;
     let mut group = InstallerGroup(
         child
             .id()
@@ -369,7 +425,10 @@ async fn run_quietly(mut command: Command) -> Result<(), String> {
     let output = child
         .wait_with_output()
         .await
-        .map_err(|e| format!("cannot wait for {program}: {e}"))?;
+        .map_err(|source| InstallError::Wait {
+            program: program.clone(),
+            source,
+        })?;
     // Ended (and reaped): nothing of it is left to stop.
     group.0 = None;
     if output.status.success() {
@@ -379,14 +438,20 @@ async fn run_quietly(mut command: Command) -> Result<(), String> {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = lines[lines.len().saturating_sub(ERROR_LINES)..].join("\n");
     Err(if tail.is_empty() {
-        format!("{program} failed ({})", output.status)
+        InstallError::Failed {
+            program,
+            status: output.status,
+        }
     } else {
-        tail
+        InstallError::Said {
+            program,
+            said: tail,
+        }
     })
 }
 
 /// An exclusive lock on `venv`'s lock file in `root`, held until dropped.
-async fn lock(root: &Path, venv: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, String> {
+async fn lock(root: &Path, venv: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, InstallError> {
     let name = venv
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -397,11 +462,17 @@ async fn lock(root: &Path, venv: &Path) -> Result<nix::fcntl::Flock<std::fs::Fil
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(InstallError::file("open", &path))?;
+    let locked = path.clone();
     tokio::task::spawn_blocking(move || {
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| format!("cannot lock {}: {e}", path.display()))
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+            InstallError::File {
+                action: "lock",
+                path: locked,
+                source: e.into(),
+            }
+        })
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|source| InstallError::Abandoned { path, source })?
 }

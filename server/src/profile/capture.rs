@@ -118,7 +118,7 @@ impl Profilers {
                         reach: Reach::Attach,
                     });
                 }
-                Err(why) => profilers.miss(kind, pid, why),
+                Err(why) => profilers.miss(kind, pid, why.to_string()),
             }
         }
         profilers
@@ -238,7 +238,7 @@ fn read_profile(p: &Profiled, rate: u32) -> (NewProfile, Option<PathBuf>) {
         folded: String::new(),
     };
     let stacks = match std::fs::read_to_string(&p.output) {
-        Ok(text) => folded::parse(&text),
+        Ok(text) => folded::parse(&text).map_err(|e| e.to_string()),
         Err(e) => Err(format!(
             "py-spy wrote no profile ({e}); its log ends: {}",
             supervisor::log_tail(&p.log, 3).trim()

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::ProfileError;
+
 /// The frame samples without a readable stack are counted under.
 pub const NO_STACK: &str = "(no Python stack)";
 
@@ -11,7 +13,7 @@ pub type Stacks = BTreeMap<String, u64>;
 
 /// Reads folded lines; the same stack twice is added up. A line that is not
 /// `stack count` is an error naming it (stored stacks are not trusted).
-pub fn parse(text: &str) -> Result<Stacks, String> {
+pub fn parse(text: &str) -> Result<Stacks, ProfileError> {
     let mut stacks = Stacks::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim_end();
@@ -20,16 +22,17 @@ pub fn parse(text: &str) -> Result<Stacks, String> {
         }
         let (stack, count) = line
             .rsplit_once(' ')
-            .ok_or_else(|| format!("line {}: no sample count", n + 1))?;
+            .ok_or(ProfileError::NoCount { line: n + 1 })?;
         // py-spy writes samples it could not read a stack for as ` N`.
         let stack = if stack.trim().is_empty() {
             NO_STACK
         } else {
             stack
         };
-        let count: u64 = count
-            .parse()
-            .map_err(|_| format!("line {}: `{count}` is not a sample count", n + 1))?;
+        let count: u64 = count.parse().map_err(|_| ProfileError::BadCount {
+            line: n + 1,
+            count: count.to_string(),
+        })?;
         *stacks.entry(stack.to_string()).or_default() += count;
     }
     Ok(stacks)

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ProfileError;
 use crate::model::ProcessKind;
 
 /// Where py-spy is: this variable, or the lab's tools venv (scripts/setup).
@@ -81,12 +82,12 @@ impl Reach {
 /// (`ptrace_scope` 0); start them under py-spy where only a process's
 /// ancestors may (1); neither where only root may (2, 3). [`REACH_ENV`]
 /// forces either.
-pub fn reach() -> Result<Reach, String> {
+pub fn reach() -> Result<Reach, ProfileError> {
     if let Ok(forced) = std::env::var(REACH_ENV) {
         return match forced.as_str() {
             "attach" => Ok(Reach::Attach),
             "start" => Ok(Reach::StartUnder),
-            other => Err(format!("{REACH_ENV} is `{other}`: use attach or start")),
+            other => Err(ProfileError::ReachForced(other.to_string())),
         };
     }
     if nix::unistd::geteuid().is_root() {
@@ -98,15 +99,13 @@ pub fn reach() -> Result<Reach, String> {
     reach_for_scope(scope.trim())
 }
 
-fn reach_for_scope(scope: &str) -> Result<Reach, String> {
+fn reach_for_scope(scope: &str) -> Result<Reach, ProfileError> {
     match scope {
         "0" => Ok(Reach::Attach),
         "1" => Ok(Reach::StartUnder),
-        _ => Err(format!(
-            "py-spy cannot read mite's processes here: kernel.yama.ptrace_scope is {scope} \
-             (only root may) and the lab does not run as root; run it as root, or set \
-             kernel.yama.ptrace_scope to 1 (py-spy then starts them) or 0"
-        )),
+        _ => Err(ProfileError::ReachDenied {
+            scope: scope.to_string(),
+        }),
     }
 }
 
@@ -123,10 +122,12 @@ mod tests {
 
     #[test]
     fn py_spy_attaches_or_starts_as_the_kernel_allows() {
-        assert_eq!(reach_for_scope("0"), Ok(Reach::Attach));
-        assert_eq!(reach_for_scope("1"), Ok(Reach::StartUnder));
+        assert_eq!(reach_for_scope("0").ok(), Some(Reach::Attach));
+        assert_eq!(reach_for_scope("1").ok(), Some(Reach::StartUnder));
         for scope in ["2", "3"] {
-            let refusal = reach_for_scope(scope).expect_err("only root may");
+            let refusal = reach_for_scope(scope)
+                .expect_err("only root may")
+                .to_string();
             assert!(
                 refusal.contains(&format!("ptrace_scope is {scope}")),
                 "{refusal}"

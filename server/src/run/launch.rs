@@ -69,7 +69,7 @@ pub async fn launch(
         children.list.push(
             start_recorded(&stage.spec, store, scenario_id)
                 .await
-                .map_err(Failure::new)?,
+                .map_err(|e| Failure::new(e.to_string()))?,
         );
         if let Some(ending) = wait_ready(&stage, children, ready_timeout, cancel).await? {
             return Ok(Some(ending));

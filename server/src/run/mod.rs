@@ -50,6 +50,67 @@ pub enum RunError {
     Store(#[from] StoreError),
 }
 
+/// Why this lab will not run these parameters (its start-up flags forbid
+/// them): said at launch, and again by the host that executes the run.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "this run asks for the target command `{0}`, and this lab was not started \
+         with --allow-target-cmd"
+    )]
+    TargetCommand(String),
+    #[error(
+        "this run asks for mite from {0}, which is not inside a folder this lab \
+         takes checkouts and wheels from (--allow-local-builds DIR): ask for a version \
+         instead"
+    )]
+    LocalBuild(String),
+    #[error(
+        "this run asks for scenarios from {}, which is not inside a folder this lab \
+         was started with (--scenario-dir)",
+        .0.display()
+    )]
+    ScenarioDir(PathBuf),
+}
+
+/// Why a run could not start. No process of it had started by then.
+#[derive(Debug, thiserror::Error)]
+pub enum Unprepared {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Library(#[from] crate::library::LibraryError),
+    #[error("invalid parameters: {0}")]
+    Invalid(String),
+    #[error(
+        "profiling needs py-spy, and {} is missing: run scripts/setup (or set {})",
+        .0.display(),
+        crate::profile::py_spy::PY_SPY_ENV
+    )]
+    NoPySpy(PathBuf),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error(transparent)]
+    Output(#[from] output::OutputError),
+    #[error("stopped while installing mite {0}")]
+    Stopped(String),
+    #[error(transparent)]
+    Build(#[from] crate::mite_env::builds::BuildError),
+    #[error("cannot open the sample writer: {0}")]
+    Writer(#[source] StoreError),
+    #[error("cannot record {what}: {source}")]
+    Record {
+        what: &'static str,
+        source: StoreError,
+    },
+}
+
+impl Unprepared {
+    fn record(what: &'static str) -> impl FnOnce(StoreError) -> Self {
+        move |source| Unprepared::Record { what, source }
+    }
+}
+
 impl RunError {
     /// Whether the run was taken from this agent (its lease lost): nothing
     /// more is stored for it, by anyone here.
@@ -143,10 +204,10 @@ impl RunPolicy {
     /// The run's scenario as this host executes it: a library scenario is
     /// found in this host's own folders (what the run names is checked
     /// again here, whoever queued it).
-    pub fn resolve(&self, params: &RunParams) -> Result<RunParams, String> {
+    pub fn resolve(&self, params: &RunParams) -> Result<RunParams, crate::library::LibraryError> {
         let mut resolved = params.clone();
         if let ScenarioSpec::Library { spec } = &params.scenario {
-            let dir = self.library().find(spec).map_err(|e| e.to_string())?;
+            let dir = self.library().find(spec)?;
             resolved.scenario = ScenarioSpec::Custom {
                 spec: spec.clone(),
                 dir,
@@ -156,13 +217,10 @@ impl RunPolicy {
     }
 
     /// Why these parameters may not run here, if they may not.
-    pub fn refusal(&self, params: &RunParams) -> Option<String> {
+    pub fn refusal(&self, params: &RunParams) -> Option<Refusal> {
         if let TargetSpec::Command(cmd) = &params.target {
             if !self.allow_target_cmd {
-                return Some(format!(
-                    "this run asks for the target command `{cmd}`, and this lab was not started \
-                     with --allow-target-cmd"
-                ));
+                return Some(Refusal::TargetCommand(cmd.clone()));
             }
         }
         if let Some(local) = params
@@ -170,11 +228,7 @@ impl RunPolicy {
             .iter()
             .find(|b| b.local_path().is_some_and(|p| !self.allows_local_build(p)))
         {
-            return Some(format!(
-                "this run asks for mite from {local}, which is not inside a folder this lab \
-                 takes checkouts and wheels from (--allow-local-builds DIR): ask for a version \
-                 instead"
-            ));
+            return Some(Refusal::LocalBuild(local.to_string()));
         }
         if let ScenarioSpec::Custom { dir, .. } = &params.scenario {
             if self.any_scenario_dir {
@@ -187,11 +241,7 @@ impl RunPolicy {
                     .any(|root| dir.starts_with(root))
             });
             if !inside {
-                return Some(format!(
-                    "this run asks for scenarios from {}, which is not inside a folder this lab \
-                     was started with (--scenario-dir)",
-                    dir.display()
-                ));
+                return Some(Refusal::ScenarioDir(dir.clone()));
             }
         }
         None
@@ -300,7 +350,8 @@ pub async fn execute_run(
     let _lease = lease::keep_lease(store.clone(), setup.host.clone(), cancel.clone());
     let prepared = match prepare(store, run_id, params, setup, cancel, observer).await {
         Ok(prepared) => prepared,
-        Err((message, output_dir)) => {
+        Err((unprepared, output_dir)) => {
+            let message = unprepared.to_string();
             tracing::warn!("run {run_id} cannot start: {message}");
             // Stopped while it prepared (installing a build): interrupted,
             // as a run stopped later is.
@@ -450,32 +501,29 @@ async fn prepare(
     setup: &LabSetup,
     cancel: &CancellationToken,
     observer: &dyn RunObserver,
-) -> Result<Prepared, (String, Option<PathBuf>)> {
-    let params = &setup.policy.resolve(params).map_err(|e| (e, None))?;
+) -> Result<Prepared, (Unprepared, Option<PathBuf>)> {
+    let nowhere = |e: Unprepared| (e, None);
+    let params = &setup
+        .policy
+        .resolve(params)
+        .map_err(|e| nowhere(e.into()))?;
     if let Some(refusal) = setup.policy.refusal(params) {
-        return Err((refusal, None));
+        return Err(nowhere(refusal.into()));
     }
     let errors = params.validate();
     if !errors.is_empty() {
         let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return Err((format!("invalid parameters: {}", listed.join("; ")), None));
+        return Err(nowhere(Unprepared::Invalid(listed.join("; "))));
     }
     if params.profile.is_some() {
         let py_spy = crate::profile::py_spy::py_spy();
         if !py_spy.is_file() {
-            return Err((
-                format!(
-                    "profiling needs py-spy, and {} is missing: run scripts/setup (or set {})",
-                    py_spy.display(),
-                    crate::profile::py_spy::PY_SPY_ENV
-                ),
-                None,
-            ));
+            return Err(nowhere(Unprepared::NoPySpy(py_spy)));
         }
-        crate::profile::py_spy::reach().map_err(|refusal| (refusal, None))?;
+        crate::profile::py_spy::reach().map_err(|e| nowhere(e.into()))?;
     }
-    let output_dir = create_output_dir(&setup.output_root).map_err(|e| (e.to_string(), None))?;
-    let in_dir = |message: String| (message, Some(output_dir.clone()));
+    let output_dir = create_output_dir(&setup.output_root).map_err(|e| nowhere(e.into()))?;
+    let in_dir = |e: Unprepared| (e, Some(output_dir.clone()));
     let say = |message: &str| {
         observer.event(RunEvent::Preparing {
             message: message.to_string(),
@@ -488,10 +536,10 @@ async fn prepare(
         let result = tokio::select! {
             result = setup.builds.install(&build, &say) => result,
             () = cancel.cancelled() => {
-                return Err(in_dir(format!("stopped while installing mite {build}")));
+                return Err(in_dir(Unprepared::Stopped(build.to_string())));
             }
         };
-        installed.push(result.map_err(|e| in_dir(e.to_string()))?);
+        installed.push(result.map_err(|e| in_dir(e.into()))?);
     }
     let envs: Vec<MiteEnv> = installed.iter().map(|b| b.env.clone()).collect();
     let env = output::environment(&envs[0]);
@@ -503,9 +551,9 @@ async fn prepare(
             std::process::id(),
         )
         .await
-        .map_err(|e| in_dir(format!("cannot record the run's start: {e}")))?;
+        .map_err(|e| in_dir(Unprepared::record("the run's start")(e)))?;
     let module_dir =
-        output::scenario_module_dir(params, &output_dir).map_err(|e| in_dir(e.to_string()))?;
+        output::scenario_module_dir(params, &output_dir).map_err(|e| in_dir(e.into()))?;
     let provenance = output::provenance(
         params,
         installed.into_iter().map(|b| b.provenance).collect(),
@@ -514,7 +562,7 @@ async fn prepare(
     store
         .save_provenance(run_id, &provenance)
         .await
-        .map_err(|e| in_dir(format!("cannot record the run's provenance: {e}")))?;
+        .map_err(|e| in_dir(Unprepared::record("the run's provenance")(e)))?;
     let run_json = RunJson {
         run_id,
         label: params.label.clone(),
@@ -522,19 +570,19 @@ async fn prepare(
         builds_asked: params.builds(),
         provenance,
     };
-    output::write_run_json(&output_dir, &run_json).map_err(|e| in_dir(e.to_string()))?;
+    output::write_run_json(&output_dir, &run_json).map_err(|e| in_dir(e.into()))?;
     let mut scenarios = Vec::new();
     for (position, slot) in params.slots().into_iter().enumerate() {
         let id = store
             .create_scenario(run_id, position as i64, slot, params)
             .await
-            .map_err(|e| in_dir(format!("cannot record the scenarios: {e}")))?;
+            .map_err(|e| in_dir(Unprepared::record("the scenarios")(e)))?;
         scenarios.push((slot, id));
     }
     let writer = store
         .sample_writer()
         .await
-        .map_err(|e| in_dir(format!("cannot open the sample writer: {e}")))?;
+        .map_err(|e| in_dir(Unprepared::Writer(e)))?;
     Ok(Prepared {
         params: params.clone(),
         module_dir,

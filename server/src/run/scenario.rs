@@ -78,7 +78,11 @@ impl ScenarioRun<'_> {
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector);
         let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
         // Whatever was measured reaches the database before the verdict.
-        let mut stored = self.sink.flush(FLUSH_TIMEOUT).await;
+        let mut stored = self
+            .sink
+            .flush(FLUSH_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string());
         if stored.is_ok() {
             let (bus_missed, collector_dropped) = self.dropped_messages();
             stored = self

@@ -36,6 +36,20 @@ pub struct Overflow {
     pub limit: usize,
 }
 
+/// Why samples queued were not all stored.
+#[derive(Debug, thiserror::Error)]
+pub enum Unflushed {
+    #[error("the run's lease was lost: its samples are no longer stored")]
+    LeaseLost,
+    #[error("{samples} samples could not be stored within {seconds} s{outage}")]
+    Backlog {
+        samples: usize,
+        seconds: u64,
+        /// `: why`, while the database is unavailable.
+        outage: String,
+    },
+}
+
 #[derive(Default)]
 struct Backlog {
     batches: VecDeque<SampleBatch>,
@@ -135,29 +149,28 @@ impl SampleSink {
 
     /// Waits until every queued sample is stored, up to `timeout`; says how
     /// many could not be stored and why.
-    pub async fn flush(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn flush(&self, timeout: Duration) -> Result<(), Unflushed> {
         self.shared.lock().now = true;
         self.shared.wake.notify_one();
         let mut waiting = self.shared.waiting.subscribe();
         let drained = tokio::time::timeout(timeout, waiting.wait_for(|n| *n == 0)).await;
         if self.shared.lock().lost {
-            return Err("the run's lease was lost: its samples are no longer stored".into());
+            return Err(Unflushed::LeaseLost);
         }
         if matches!(drained, Ok(Ok(_))) {
             self.shared.lock().now = false;
             return Ok(());
         }
         let backlog = self.shared.lock();
-        Err(format!(
-            "{} samples could not be stored within {} s{}",
-            backlog.samples,
-            timeout.as_secs(),
-            backlog
+        Err(Unflushed::Backlog {
+            samples: backlog.samples,
+            seconds: timeout.as_secs(),
+            outage: backlog
                 .outage
                 .as_ref()
                 .map(|(_, e)| format!(": {e}"))
-                .unwrap_or_default()
-        ))
+                .unwrap_or_default(),
+        })
     }
 
     /// Stops the writing task (after [`SampleSink::flush`], nothing is lost).

@@ -2,6 +2,7 @@
 //! stages, record how each ended, bound the collector's data, and check
 //! the ports are free again.
 
+use super::verdict::PortsHeld;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ pub fn bound_collector_data(collector_dir: &Path, keep: CollectorKeep) {
 }
 
 /// Waits until none of the lab's ports has a listener; the error names who holds them.
-pub async fn wait_ports_free(ports: &LabPorts) -> Result<(), String> {
+pub async fn wait_ports_free(ports: &LabPorts) -> Result<(), PortsHeld> {
     let deadline = Instant::now() + PORTS_FREE_TIMEOUT;
     loop {
         let held = held_ports(ports, "is still held by");
@@ -27,7 +28,7 @@ pub async fn wait_ports_free(ports: &LabPorts) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(held.join("; "));
+            return Err(PortsHeld(held));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -85,18 +85,25 @@ pub fn exit_message(
     )
 }
 
+/// Lab ports still held after a scenario: `port N (purpose) is still held
+/// by pid …` for each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct PortsHeld(pub Vec<String>);
+
 /// The scenario's status from how sampling ended and whether the ports were
 /// free again afterwards.
 pub fn scenario_verdict(
     sampling: Result<Ending, Failure>,
-    ports_free: Result<(), String>,
+    ports_free: Result<(), PortsHeld>,
 ) -> (ScenarioStatus, Option<Failure>) {
     match (sampling, ports_free) {
         (Ok(Ending::Cancelled), _) => (ScenarioStatus::Interrupted, None),
         (Err(failure), _) => (ScenarioStatus::Failed, Some(failure)),
-        (Ok(Ending::Finished), Err(held)) => {
-            (ScenarioStatus::Failed, Some(Failure::ending_run(held)))
-        }
+        (Ok(Ending::Finished), Err(held)) => (
+            ScenarioStatus::Failed,
+            Some(Failure::ending_run(held.to_string())),
+        ),
         (Ok(Ending::Finished), Ok(())) => (ScenarioStatus::Done, None),
     }
 }
@@ -219,11 +226,13 @@ mod tests {
             (ScenarioStatus::Done, None)
         );
         assert_eq!(
-            scenario_verdict(Ok(Ending::Cancelled), Err("held".into())),
+            scenario_verdict(Ok(Ending::Cancelled), Err(PortsHeld(vec!["held".into()]))),
             (ScenarioStatus::Interrupted, None)
         );
-        let (status, failure) =
-            scenario_verdict(Ok(Ending::Finished), Err("port 9898 is still held".into()));
+        let (status, failure) = scenario_verdict(
+            Ok(Ending::Finished),
+            Err(PortsHeld(vec!["port 9898 is still held".into()])),
+        );
         assert_eq!(status, ScenarioStatus::Failed);
         assert!(failure.is_some_and(|f| f.ends_run && f.message.contains("9898")));
         let (status, failure) =

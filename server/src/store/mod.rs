@@ -402,8 +402,13 @@ pub(crate) fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> Stor
 }
 
 /// Reads a text column into one of the lab's text enums.
-pub(crate) fn parse_text<T: FromStr<Err = String>>(text: &str) -> Result<T> {
-    text.parse().map_err(StoreError::Invalid)
+pub(crate) fn parse_text<T>(text: &str) -> Result<T>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    text.parse()
+        .map_err(|e: T::Err| StoreError::Invalid(e.to_string()))
 }
 
 #[cfg(test)]

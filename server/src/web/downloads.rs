@@ -345,11 +345,9 @@ async fn profile_as(
                     "{} (pid {}) in {}: {} samples at {}/s",
                     profile.process, profile.pid, scenario.name, profile.samples, profile.rate
                 );
-                let svg = render::flamegraph_svg(&title, &stacks)
-                    .map_err(LabError::Internal)?
-                    .ok_or_else(|| {
-                        LabError::NotFound(format!("profile {id} holds no sample to draw"))
-                    })?;
+                let svg = render::flamegraph_svg(&title, &stacks)?.ok_or_else(|| {
+                    LabError::NotFound(format!("profile {id} holds no sample to draw"))
+                })?;
                 (flame_graph_headers(), svg).into_response()
             }
             ProfileAs::Folded => (

@@ -91,23 +91,36 @@ pub struct PublicUrl {
     pub host: String,
 }
 
-impl std::str::FromStr for PublicUrl {
-    type Err = String;
+/// Why `--public-url` cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicUrlError {
+    #[error("`{text}` is not a URL: {source}")]
+    NotAUrl {
+        text: String,
+        source: axum::http::uri::InvalidUri,
+    },
+    #[error("`{0}`: give the whole URL the lab is reached at, as https://lab.example.com")]
+    NotWhole(String),
+    #[error("`{0}` names no host")]
+    NoHost(String),
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
-        let uri: axum::http::Uri = text
-            .parse()
-            .map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+impl std::str::FromStr for PublicUrl {
+    type Err = PublicUrlError;
+
+    fn from_str(text: &str) -> Result<Self, PublicUrlError> {
+        let uri: axum::http::Uri = text.parse().map_err(|source| PublicUrlError::NotAUrl {
+            text: text.to_string(),
+            source,
+        })?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(format!(
-                "`{text}`: give the whole URL the lab is reached at, as https://lab.example.com"
-            ));
+            return Err(PublicUrlError::NotWhole(text.to_string()));
         }
         let host = uri
             .host()
             .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
             .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("`{text}` names no host"))?;
+            .ok_or_else(|| PublicUrlError::NoHost(text.to_string()))?;
         Ok(PublicUrl {
             url: text.trim_end_matches('/').to_string(),
             host: host.to_ascii_lowercase(),
