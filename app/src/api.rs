@@ -5,22 +5,22 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "ssr")]
-use crate::access::Action;
-use crate::access::Caller;
-use crate::builds::MiteBuild;
-use crate::compare::ComparisonReport;
 pub use crate::error::LabError;
-use crate::figures::ScenarioFigures;
-use crate::library::LibraryScenario;
-use crate::matrix::RunMatrix;
-use crate::model::{
+#[cfg(feature = "ssr")]
+use domain::access::Action;
+use domain::access::Caller;
+use domain::builds::MiteBuild;
+use domain::compare::ComparisonReport;
+use domain::figures::ScenarioFigures;
+use domain::library::LibraryScenario;
+use domain::matrix::RunMatrix;
+use domain::model::{
     BusSummary, CollectorFile, CollectorKeep, ErrorCount, FieldError, ProcessKind, RunParams,
     RunStatus, ScenarioSpec, ScenarioStatus, TransactionTotal,
 };
-use crate::profile::{ProfileSpec, ProfileView};
-use crate::provenance::Provenance;
-use crate::validity::ValidityFlag;
+use domain::profile::{ProfileSpec, ProfileView};
+use domain::provenance::Provenance;
+use domain::validity::ValidityFlag;
 
 /// A run in the history list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,7 +196,7 @@ pub struct MiteView {
     pub charts: Vec<ChartSpec>,
 }
 
-pub use crate::chart_spec::ChartSpec;
+pub use domain::chart_spec::ChartSpec;
 
 /// A scenario's charts, with what a live page needs to keep them current.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,7 +316,7 @@ impl Default for LaunchForm {
 impl LaunchForm {
     /// The run these fields describe, or what is wrong with each field.
     pub fn to_params(&self) -> Result<RunParams, Vec<FieldError>> {
-        use crate::model::{parse_concurrencies, parse_duration};
+        use domain::model::{parse_concurrencies, parse_duration};
         let mut errors = Vec::new();
         let mut field = |name: &str, message: String| {
             errors.push(FieldError {
@@ -389,7 +389,7 @@ impl LaunchForm {
             spec => ScenarioSpec::Library { spec: spec.into() },
         };
         if let ScenarioSpec::Library { spec } = &scenario {
-            if !crate::library::is_scenario_spec(spec) {
+            if !domain::library::is_scenario_spec(spec) {
                 field(
                     "scenario",
                     format!("`{spec}` is not a module:function of the scenario library"),

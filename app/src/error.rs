@@ -60,6 +60,12 @@ impl LabError {
     }
 }
 
+impl From<domain::access::Denied> for LabError {
+    fn from(denied: domain::access::Denied) -> Self {
+        LabError::Forbidden(denied.0)
+    }
+}
+
 impl FromServerFnError for LabError {
     type Encoder = JsonEncoding;
 
@@ -99,5 +105,8 @@ mod tests {
         }
         let args = LabError::from_server_fn_error(ServerFnErrorErr::Args("run_id: bad".into()));
         assert_eq!(args.status(), 400);
+        let denied = LabError::from(domain::access::Denied("viewers cannot launch".into()));
+        assert_eq!(denied.status(), 403);
+        assert_eq!(denied.to_string(), "viewers cannot launch");
     }
 }

@@ -1,35 +1,15 @@
-//! mite perf lab's pages and the contract they share with the server.
+//! mite perf lab's pages and the contract they share with the server. The
+//! types both sides share and that know no UI are the `domain` crate's.
 //!
-//! - [`model`]: what a run asks for and the states it goes through;
-//! - [`figures`]: per-scenario summaries computed from samples;
-//! - [`builds`]: which mite builds a run measures, in which order;
-//! - [`provenance`]: what a run measured (builds, machine, target, scenario);
-//! - [`compare`]: figures over repeats and their verdicts;
-//! - [`validity`]: whether a scenario measured what it seems to;
-//! - [`matrix`]: a run's figures per build and concurrency (the version matrix);
-//! - [`access`]: roles, and what each may do;
+//! - [`error`]: the contract's one error type, its kind kept end to end;
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
 //! - [`pages`]: the Leptos pages (launch, runs, run detail, compare, ports,
-//!   agents, sign-in, activity).
+//!   agents, sign-in, activity), and [`charts`], the ECharts they draw.
 
-pub mod access;
 pub mod api;
-pub mod builds;
-pub mod chart_spec;
 pub mod charts;
-pub mod compare;
 pub mod error;
-pub mod figures;
-pub mod format;
-pub mod library;
-pub mod matrix;
-pub mod model;
 pub mod pages;
-pub mod process;
-pub mod profile;
-pub mod provenance;
-mod text_enum;
-pub mod validity;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Stylesheet, Title};
@@ -99,7 +79,7 @@ pub fn App() -> impl IntoView {
                     <A href="/compare">"Compare"</A>
                     <A href="/ports">"Ports"</A>
                     <A href="/agents">"Agents"</A>
-                    <pages::signin::IfMay action=access::Action::Administer>
+                    <pages::signin::IfMay action=domain::access::Action::Administer>
                         <A href="/activity">"Activity"</A>
                     </pages::signin::IfMay>
                 </nav>

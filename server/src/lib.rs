@@ -17,7 +17,7 @@
 // The pages' view types (Leptos keeps them whole in debug builds) are deep.
 #![recursion_limit = "256"]
 
-pub use app::{figures, model};
+pub use domain::{figures, model};
 
 pub mod access;
 pub mod agent_identity;

@@ -18,7 +18,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderName, Request, StatusCode};
 use axum::Router;
 
-use app::access::Role;
+use domain::access::Role;
 use mite_perf::access::accounts::hash_password;
 use mite_perf::access::tokens::{new_token, token_hash};
 use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use app::builds::MiteBuild;
+use domain::builds::MiteBuild;
 use mite_perf::mite_env::builds::{BuildCache, BuildError};
 use mite_perf::mite_env::{self, MiteEnv};
 

@@ -210,13 +210,13 @@ async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
                     .and_then(|p| p.busy_share),
                 figures.other_cpu
             );
-            app::validity::validity_flags(&figures, &bus)
+            domain::validity::validity_flags(&figures, &bus)
                 .into_iter()
                 .map(|f| f.issue)
                 .collect::<Vec<_>>()
         }
     };
-    use app::validity::Issue;
+    use domain::validity::Issue;
     let one = flags_of(0).await;
     let thousand = flags_of(1).await;
     assert!(!one.contains(&Issue::RunnerCpuBound), "{one:?}");

@@ -375,7 +375,11 @@ async fn e2e_a_matrix_of_two_pypi_versions_runs_interleaved_and_reuses_their_ven
     for build in [1, 2] {
         for concurrency in [1, 10] {
             let spread = matrix
-                .cell(build, concurrency, app::compare::Figure::RequestsPerSecond)
+                .cell(
+                    build,
+                    concurrency,
+                    domain::compare::Figure::RequestsPerSecond,
+                )
                 .unwrap_or_else(|| panic!("no requests/s of b{build} at {concurrency}"));
             assert_eq!(spread.repeats, 2);
             assert!(

@@ -437,9 +437,9 @@ async fn seed_compared_run(store: &Store, label: &str, rps: i64, repeats: u32) -
         .create_run(&params, RunStatus::Running)
         .await
         .expect("run");
-    let provenance = app::provenance::Provenance {
+    let provenance = domain::provenance::Provenance {
         host: "lab-host".into(),
-        builds: vec![app::provenance::BuildProvenance {
+        builds: vec![domain::provenance::BuildProvenance {
             asked: "pinned".into(),
             mite_version: "2.11.0".into(),
             python_version: "3.11.7".into(),

@@ -30,7 +30,7 @@ async fn profile_of(
     store: &Store,
     scenario_id: i64,
     kind: ProcessKind,
-) -> app::profile::ProfileView {
+) -> domain::profile::ProfileView {
     store
         .profiles(scenario_id)
         .await
@@ -44,7 +44,7 @@ async fn profile_of(
 async fn runner_profile(
     store: &Store,
     scenario_id: i64,
-) -> (app::profile::ProfileView, folded::Stacks) {
+) -> (domain::profile::ProfileView, folded::Stacks) {
     let runner = profile_of(store, scenario_id, ProcessKind::Runner).await;
     let (_, _, text) = store
         .profile_stacks(runner.id)
@@ -69,7 +69,7 @@ async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
     assert_eq!(runner.problem, None);
     assert_eq!(
         runner.rate,
-        i64::from(app::profile::ProfileSpec::DEFAULT_RATE)
+        i64::from(domain::profile::ProfileSpec::DEFAULT_RATE)
     );
     assert_eq!(runner.mode, "attached");
     // About 50 stacks a second for ~6 s (idle samples are not kept).

@@ -651,7 +651,7 @@ async fn start_recorded_group(
     script: &str,
 ) -> Result<u32, mite_perf::run::RunError> {
     let scenario = store
-        .create_scenario(run.id, 0, app::builds::Slot::once(1), &run.params)
+        .create_scenario(run.id, 0, domain::builds::Slot::once(1), &run.params)
         .await?;
     let (child, _, _) = mite_perf::supervisor::spawn(&mite_perf::supervisor::ChildSpec {
         kind: ProcessKind::Runner,

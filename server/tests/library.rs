@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use app::library::SHAPE_DURATION_S;
+use domain::library::SHAPE_DURATION_S;
 use mite_perf::library::{LibraryError, ScenarioLibrary};
 use mite_perf::mite_env::{self, MiteEnv};
 

@@ -58,11 +58,11 @@ async fn fixture(name: &str) -> Fixture {
 }
 
 /// The caller of a lab without accounts.
-fn local_caller() -> app::access::Caller {
-    app::access::Caller {
+fn local_caller() -> domain::access::Caller {
+    domain::access::Caller {
         name: "tester".into(),
-        role: app::access::Role::Admin,
-        identity: app::access::Identity::Local,
+        role: domain::access::Role::Admin,
+        identity: domain::access::Identity::Local,
         from: "127.0.0.1".into(),
         run_scope: None,
     }
@@ -340,7 +340,7 @@ async fn server_functions_answer_with_the_status_of_their_error() {
     assert_eq!(charts.status, StatusCode::OK);
     assert_eq!(
         charts.json()["charts"].as_array().map(Vec::len),
-        Some(app::chart_spec::CHARTS_PER_SCENARIO)
+        Some(domain::chart_spec::CHARTS_PER_SCENARIO)
     );
     assert_eq!(charts.json()["last_ms"], 30_000);
     // A live page asks for what came after its latest point.
@@ -545,12 +545,12 @@ async fn a_library_scenario_is_launched_by_name_on_an_agent_that_lists_it() {
             .await
             .expect("agent");
     }
-    let listed = app::library::LibraryScenario {
+    let listed = domain::library::LibraryScenario {
         agent: "lab-b".into(),
         spec: "checkout:ramp_scenario".into(),
         doc: "Checkout under a ramp.".into(),
         function_doc: String::new(),
-        shapes: vec![app::library::VolumeShape {
+        shapes: vec![domain::library::VolumeShape {
             concurrency: 1,
             required: vec![1, 1],
             stops: true,
@@ -565,7 +565,7 @@ async fn a_library_scenario_is_launched_by_name_on_an_agent_that_lists_it() {
     // The form lists it, with its shape.
     let library = call(&f.app, "get_library", "").await;
     assert_eq!(library.status, StatusCode::OK, "{}", library.body);
-    let back: Vec<app::library::LibraryScenario> =
+    let back: Vec<domain::library::LibraryScenario> =
         serde_json::from_value(library.json()).expect("listing");
     assert_eq!(back, [listed]);
 
@@ -830,7 +830,7 @@ async fn two_build_run(store: &Store, ratio: f64) -> i64 {
     let params = RunParams {
         label: "matrix".into(),
         concurrencies: vec![1, 10],
-        mite: app::builds::MiteBuild::parse_list("2.10.0,pinned").expect("builds"),
+        mite: domain::builds::MiteBuild::parse_list("2.10.0,pinned").expect("builds"),
         repeats: 2,
         ..RunParams::default()
     };
@@ -849,7 +849,7 @@ async fn two_build_run(store: &Store, ratio: f64) -> i64 {
             .expect("scenario");
         let base = 100.0 * f64::from(slot.concurrency) + f64::from(slot.repeat);
         let rps = if slot.build == 1 { base * ratio } else { base };
-        let figures = app::figures::ScenarioFigures {
+        let figures = domain::figures::ScenarioFigures {
             total_requests: (rps * 10.0) as i64,
             measured_seconds: 10.0,
             mean_requests_per_second: rps,

@@ -303,11 +303,11 @@ async fn suite(store: Store) {
 
     // Scenarios and processes.
     let sc1 = store
-        .create_scenario(first, 0, app::builds::Slot::once(1), &params)
+        .create_scenario(first, 0, domain::builds::Slot::once(1), &params)
         .await
         .expect("scenario");
     let sc10 = store
-        .create_scenario(first, 1, app::builds::Slot::once(10), &params)
+        .create_scenario(first, 1, domain::builds::Slot::once(10), &params)
         .await
         .expect("scenario");
     store.start_scenario(sc1, 1_000).await.expect("start");
@@ -547,7 +547,7 @@ async fn writes_after_a_lost_lease_store_nothing(store: &Store) {
         .await
         .expect("start");
     let scenario = agent
-        .create_scenario(run, 0, app::builds::Slot::once(1), &params)
+        .create_scenario(run, 0, domain::builds::Slot::once(1), &params)
         .await
         .expect("scenario");
     agent.start_scenario(scenario, 1_000).await.expect("start");
@@ -596,7 +596,7 @@ async fn writes_after_a_lost_lease_store_nothing(store: &Store) {
     lost(
         "a scenario",
         agent
-            .create_scenario(run, 1, app::builds::Slot::once(10), &params)
+            .create_scenario(run, 1, domain::builds::Slot::once(10), &params)
             .await
             .map(drop),
     );
@@ -691,7 +691,7 @@ async fn writes_after_a_lost_lease_store_nothing(store: &Store) {
 /// lab never loses its last admin, so it cannot become open by accident.
 /// The links a removed user made die with them.
 async fn the_last_admin_stays_whoever_races(store: &Store) {
-    use app::access::Role;
+    use domain::access::Role;
     use mite_perf::store::AccountChange;
     for round in 0..5 {
         let (a, b) = (format!("a{round}"), format!("b{round}"));
@@ -753,7 +753,7 @@ async fn the_last_admin_stays_whoever_races(store: &Store) {
 /// An agent's scenario library: replaced whole, read back with its shapes,
 /// gone from the listing once the agent stopped.
 async fn library_round_trip(store: &Store) {
-    use app::library::{LibraryScenario, VolumeShape};
+    use domain::library::{LibraryScenario, VolumeShape};
     let agent = common::seed::agent("lib-agent", 7);
     store.register_agent(&agent).await.expect("agent");
     let scenario = |spec: &str, problem: Option<&str>| LibraryScenario {
@@ -792,8 +792,8 @@ async fn library_round_trip(store: &Store) {
 
 /// A run's provenance, its scenarios' builds and repeats, and baselines.
 async fn builds_provenance_and_baselines(store: &Store, done: i64, queued: i64) {
-    use app::builds::{MiteBuild, Slot};
-    use app::provenance::{BuildProvenance, Provenance};
+    use domain::builds::{MiteBuild, Slot};
+    use domain::provenance::{BuildProvenance, Provenance};
 
     assert_eq!(
         store

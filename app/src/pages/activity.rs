@@ -6,7 +6,7 @@ use leptos_router::hooks::use_query_map;
 
 use super::answer_status;
 use crate::api::get_activity;
-use crate::format;
+use domain::format;
 
 #[component]
 pub fn ActivityPage() -> impl IntoView {

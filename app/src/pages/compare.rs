@@ -7,8 +7,8 @@ use leptos_router::hooks::use_query_map;
 use super::answer_status;
 use crate::api::{compare_runs, get_compare_charts, ChartSpec};
 use crate::charts;
-use crate::compare::{Comparison, ComparisonReport, Figure, FigureRow, Spread, Verdict};
-use crate::format;
+use domain::compare::{Comparison, ComparisonReport, Figure, FigureRow, Spread, Verdict};
+use domain::format;
 
 /// `runs` from the query: `runs=12,15`, or the history's checkboxes
 /// (`runs=15&runs=12`, oldest taken as the base).
@@ -152,7 +152,7 @@ fn verdict_text(c: &Comparison) -> String {
         match c.ratio_interval {
             Some((low, high)) => text.push_str(&format!(
                 " (ratio {:.0} % CI {low:.3}–{high:.3})",
-                crate::compare::CONFIDENCE_PERCENT
+                domain::compare::CONFIDENCE_PERCENT
             )),
             None => text.push_str(" (one repeat: no test)"),
         }
@@ -164,7 +164,7 @@ fn verdict_text(c: &Comparison) -> String {
 /// shows only the figures that moved (for a run's page).
 #[component]
 pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl IntoView {
-    let title = |s: &crate::compare::Side| {
+    let title = |s: &domain::compare::Side| {
         let label = if s.label.is_empty() {
             String::new()
         } else {
@@ -208,7 +208,7 @@ pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl Int
     let validity: Vec<String> = report
         .validity
         .iter()
-        .flat_map(crate::compare::SideFlags::lines)
+        .flat_map(domain::compare::SideFlags::lines)
         .collect();
     let rows: Vec<FigureRow> = report
         .rows

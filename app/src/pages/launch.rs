@@ -8,9 +8,9 @@ use crate::api::{
     get_agents, get_builds, get_library, get_queue, LaunchForm, LaunchOutcome, LaunchRun,
     RemoveQueuedRun,
 };
-use crate::format;
-use crate::library::{LibraryScenario, SHAPE_DURATION_S};
-use crate::model::FieldError;
+use domain::format;
+use domain::library::{LibraryScenario, SHAPE_DURATION_S};
+use domain::model::FieldError;
 
 const DEFAULT_SCENARIOS: [u32; 4] = [1, 10, 100, 1000];
 /// Where the launch form posts when the page runs without JavaScript.
@@ -212,7 +212,7 @@ pub fn LaunchPage() -> impl IntoView {
                             <legend>"Profile"</legend>
                             <label class="check">
                                 <input type="checkbox" name="form[profile]" value="on" on:change=move |ev| profile.set(event_target_checked(&ev))/>
-                                {format!("sample mite's stacks (py-spy, {}/s): a flame graph per runner", crate::profile::ProfileSpec::DEFAULT_RATE)}
+                                {format!("sample mite's stacks (py-spy, {}/s): a flame graph per runner", domain::profile::ProfileSpec::DEFAULT_RATE)}
                             </label>
                             <label class="check">
                                 <input type="checkbox" name="form[profile_all]" value="on" disabled=move || !profile.get() on:change=move |ev| profile_all.set(event_target_checked(&ev))/>
@@ -342,7 +342,7 @@ fn LibraryDetails(scenario: LibraryScenario, concurrencies: Signal<Vec<u32>>) ->
 /// the computed ones when none of them is chosen).
 #[component]
 fn VolumePreview(
-    shapes: Vec<crate::library::VolumeShape>,
+    shapes: Vec<domain::library::VolumeShape>,
     concurrencies: Signal<Vec<u32>>,
 ) -> impl IntoView {
     const W: f64 = 480.0;
@@ -350,7 +350,7 @@ fn VolumePreview(
     const COLOURS: [&str; 4] = ["#2f6fdf", "#e07b00", "#2e9e5b", "#b03a9a"];
     let drawn = move || {
         let chosen = concurrencies.get();
-        let shown: Vec<(usize, crate::library::VolumeShape)> = shapes
+        let shown: Vec<(usize, domain::library::VolumeShape)> = shapes
             .iter()
             .cloned()
             .enumerate()

@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use super::compare::spread_text;
 use crate::api::{get_matrix, RunView};
 use crate::charts;
-use crate::matrix::RunMatrix;
-use crate::model::ScenarioStatus;
+use domain::matrix::RunMatrix;
+use domain::model::ScenarioStatus;
 
 /// Whether a run's page shows a matrix: it measured several builds,
 /// repeated its scenarios, or scaled (several concurrencies or runners);

@@ -7,10 +7,10 @@ use leptos::prelude::*;
 
 use super::poll;
 use crate::api::{get_mite_view, MiteView};
-use crate::chart_spec::{mite_chart_dom_id, MITE_CHARTS};
 use crate::charts;
-use crate::format;
-use crate::model::ScenarioStatus;
+use domain::chart_spec::{mite_chart_dom_id, MITE_CHARTS};
+use domain::format;
+use domain::model::ScenarioStatus;
 
 const LIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -4,8 +4,8 @@ use leptos::prelude::*;
 
 use super::poll;
 use super::signin::IfMay;
-use crate::access::Action;
 use crate::api::{get_ports, CleanupPorts, PortHolder};
+use domain::access::Action;
 
 #[component]
 pub fn PortsPage() -> impl IntoView {

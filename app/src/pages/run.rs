@@ -14,17 +14,17 @@ use super::mite_view::MiteViewPanel;
 use super::share::ShareLinks;
 use super::signin::IfMay;
 use super::{answer_status, poll, StatusBadge};
-use crate::access::Action;
 use crate::api::{
     compare_runs, get_chart_points, get_charts, get_run, CancelRun, MarkBaseline, RunView,
     ScenarioView,
 };
-use crate::chart_spec::{chart_dom_id, CHARTS_PER_SCENARIO};
 use crate::charts;
-use crate::format;
-use crate::model::{RunStatus, ScenarioStatus};
-use crate::profile::ProfileView;
-use crate::provenance::Provenance;
+use domain::access::Action;
+use domain::chart_spec::{chart_dom_id, CHARTS_PER_SCENARIO};
+use domain::format;
+use domain::model::{RunStatus, ScenarioStatus};
+use domain::profile::ProfileView;
+use domain::provenance::Provenance;
 
 /// How often a live run's page asks for news.
 const LIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);

@@ -5,8 +5,8 @@ use leptos_router::hooks::use_query_map;
 
 use super::StatusBadge;
 use crate::api::list_runs;
-use crate::format;
-use crate::model::RunStatus;
+use domain::format;
+use domain::model::RunStatus;
 
 #[component]
 pub fn RunsPage() -> impl IntoView {

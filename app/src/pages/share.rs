@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use crate::api::{get_share_links, RevokeShareLink, ShareRun};
-use crate::format;
+use domain::format;
 
 #[component]
 pub fn ShareLinks(run_id: i64) -> impl IntoView {

@@ -5,7 +5,7 @@ use leptos_router::hooks::use_query_map;
 
 use leptos::server::SharedValue;
 
-use crate::access::{Action, Caller, Identity};
+use domain::access::{Action, Caller, Identity};
 
 /// The caller of the page, as the lab saw them when it rendered the page:
 /// computed on the server and handed to the browser with the page (no

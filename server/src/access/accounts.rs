@@ -3,8 +3,8 @@
 //! the user's password hash is the one it was opened with (a new password,
 //! or removing the user, ends their sessions).
 
-use app::access::Role;
 use axum_login::{AuthUser, AuthnBackend};
+use domain::access::Role;
 
 use crate::store::{Store, StoreError, UserRecord};
 

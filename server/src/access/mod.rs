@@ -8,7 +8,7 @@
 //! share links, health and the site's files: a browser
 //! opening a page or a download is sent to sign in and then back to it;
 //! anything else is answered 401. What each role may do is decided by the
-//! server functions and routes themselves ([`app::access`]).
+//! server functions and routes themselves ([`domain::access`]).
 
 pub mod accounts;
 pub mod proxy;
@@ -23,8 +23,8 @@ use axum::http::header;
 use axum::http::request::Parts;
 use axum_login::AuthSession;
 
-use app::access::{check_name, Caller, Identity, Role};
 use app::api::LabError;
+use domain::access::{check_name, Caller, Identity, Role};
 
 use crate::store::Store;
 use accounts::Accounts;
@@ -254,7 +254,7 @@ impl Access {
             return Err(LabError::Unauthenticated(format!(
                 "the token {} expired on {}: ask for a new one",
                 record.name,
-                app::format::utc(record.expires_at.unwrap_or_default())
+                domain::format::utc(record.expires_at.unwrap_or_default())
             )));
         }
         // A token acts with at most its owner's role, and not at all once

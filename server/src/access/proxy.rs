@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use axum::http::request::Parts;
 use axum::http::HeaderName;
 
-use app::access::Role;
+use domain::access::Role;
 
 use super::secret::Secret;
 

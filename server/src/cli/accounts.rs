@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use app::access::{check_name, Role};
-use app::format::utc;
+use domain::access::{check_name, Role};
+use domain::format::utc;
 use mite_perf::access::accounts::hash_password;
 use mite_perf::access::tokens::{new_token, token_hash};
 use mite_perf::store::{AccountChange, Store, StoreError};
@@ -75,7 +75,7 @@ pub enum TokenCommand {
         #[arg(long)]
         owner: Option<String>,
         /// How long it works (e.g. 90d, 12h; without: until revoked).
-        #[arg(long, value_parser = app::model::parse_duration)]
+        #[arg(long, value_parser = domain::model::parse_duration)]
         expires: Option<std::time::Duration>,
         #[command(flatten)]
         db: DbArgs,

@@ -38,7 +38,7 @@ pub(crate) struct ServeArgs {
     pub(crate) no_agent: bool,
     /// A download whose client takes no data this long is ended (it ends
     /// cut off, never as a short file that looks whole).
-    #[arg(long, default_value = "30s", value_parser = app::model::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = domain::model::parse_duration)]
     pub(crate) download_idle_limit: Duration,
     /// A file holding the token a metrics scraper (Prometheus) sends for
     /// /metrics as `Authorization: Bearer` (an admin's API token works too).
@@ -157,8 +157,8 @@ pub(crate) struct AccessArgs {
     pub(crate) trusted_proxy_secret_file: Option<PathBuf>,
     /// The role of a user the proxy names for the first time (an admin can
     /// change it with `mite-perf user role`).
-    #[arg(long, default_value = "viewer", value_parser = |s: &str| s.parse::<app::access::Role>())]
-    pub(crate) proxy_default_role: app::access::Role,
+    #[arg(long, default_value = "viewer", value_parser = |s: &str| s.parse::<domain::access::Role>())]
+    pub(crate) proxy_default_role: domain::access::Role,
     /// The lab is reached over HTTPS (through a TLS proxy): session cookies
     /// are then sent over HTTPS only.
     #[arg(long)]

@@ -96,7 +96,7 @@ pub(crate) struct AgentArgs {
 impl AgentArgs {
     pub(crate) fn host(&self) -> anyhow::Result<AgentIdentity> {
         if let Some(name) = &self.agent_name {
-            app::access::check_name(name)
+            domain::access::check_name(name)
                 .map_err(|why| anyhow::anyhow!("--agent-name {name}: {why}"))?;
         }
         if self.lease < MIN_LEASE {

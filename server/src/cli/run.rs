@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use app::builds::MiteBuild;
-use app::format::mib as format_mib;
-use app::profile::ProfileSpec;
+use domain::builds::MiteBuild;
+use domain::format::mib as format_mib;
+use domain::profile::ProfileSpec;
 use mite_perf::compare::sides::SideSpec;
 use mite_perf::mite_env::{self};
 use mite_perf::model::{
@@ -366,7 +366,7 @@ pub(crate) async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<
                 );
             }
         }
-        for flag in app::validity::validity_flags(&figures, &scenario.bus) {
+        for flag in domain::validity::validity_flags(&figures, &scenario.bus) {
             to_stdout!("{:<14} ! {}: {}", "", flag.issue.as_str(), flag.sentence);
         }
     }

@@ -5,7 +5,7 @@
 use charming::series::Line;
 
 use app::api::{ChartSpec, SeriesPoints};
-use app::compare::Figure;
+use domain::compare::Figure;
 
 use super::sides::SideData;
 use super::stats::median;

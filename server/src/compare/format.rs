@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use app::compare::{Comparison, ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict};
+use domain::compare::{
+    Comparison, ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict,
+};
 
 /// The formats `mite-perf compare --format` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,7 +67,7 @@ fn verdict(c: &Option<Comparison>) -> String {
             Some((low, high)) => details.push(format!(
                 "ratio {:.3}, {:.0} % CI {low:.3}–{high:.3}",
                 c.ratio,
-                app::compare::CONFIDENCE_PERCENT
+                domain::compare::CONFIDENCE_PERCENT
             )),
             None => details.push("one repeat: no test".to_string()),
         }
@@ -137,7 +139,7 @@ fn markdown_code(text: &str) -> String {
 /// The title with the runs' own words (labels, build names) passed through
 /// `escape`.
 fn title_with(report: &ComparisonReport, escape: impl Fn(&str) -> String) -> String {
-    let side = |s: &app::compare::Side| {
+    let side = |s: &domain::compare::Side| {
         let build = if s.build > 0 {
             format!(" build {}", s.build + 1)
         } else {
@@ -373,7 +375,7 @@ fn csv(report: &ComparisonReport) -> String {
 
 #[cfg(test)]
 mod tests {
-    use app::compare::{Side, Spread};
+    use domain::compare::{Side, Spread};
 
     use super::*;
 
@@ -411,25 +413,25 @@ mod tests {
             validity: vec![SideFlags {
                 side: "run 2".into(),
                 concurrency: 10,
-                flags: vec![app::validity::ValidityFlag {
-                    issue: app::validity::Issue::RunnerCpuBound,
+                flags: vec![domain::validity::ValidityFlag {
+                    issue: domain::validity::Issue::RunnerCpuBound,
                     sentence: "The runner was CPU-bound.".into(),
                 }],
             }],
-            profiles: vec![app::profile::ProfileComparison {
+            profiles: vec![domain::profile::ProfileComparison {
                 concurrency: 10,
                 base_samples: 1200,
                 new_samples: 1180,
                 base_requests: 30_000,
                 new_requests: 20_000,
                 frames: vec![
-                    app::profile::FrameChange {
+                    domain::profile::FrameChange {
                         frame: "_spin (mite_http/__init__.py)".into(),
                         base_per_thousand: 0.0,
                         new_per_thousand: 21.5,
                         notable: true,
                     },
-                    app::profile::FrameChange {
+                    domain::profile::FrameChange {
                         frame: "send (mite/zmq.py)".into(),
                         base_per_thousand: 4.0,
                         new_per_thousand: 4.1,

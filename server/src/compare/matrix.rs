@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use app::api::ChartSpec;
-use app::compare::{Figure, Spread};
-use app::figures::ScenarioFigures;
-use app::matrix::{MatrixRow, RunMatrix};
 use charming::component::{Axis, Legend, Title};
 use charming::element::{AxisType, Tooltip, Trigger};
 use charming::series::Line;
 use charming::Chart;
+use domain::compare::{Figure, Spread};
+use domain::figures::ScenarioFigures;
+use domain::matrix::{MatrixRow, RunMatrix};
 
 use crate::model::ScenarioStatus;
 use crate::store::{Store, StoreError};
@@ -241,7 +241,7 @@ mod tests {
     fn charts_draw_each_builds_medians_against_concurrency() {
         let mut groups = BTreeMap::new();
         let mut hungry = figures(100.0);
-        hungry.processes = vec![app::figures::ProcessFigures {
+        hungry.processes = vec![domain::figures::ProcessFigures {
             process: crate::model::ProcessKind::Runner,
             mean_cpu: 50.0,
             peak_cpu: 90.0,

@@ -14,7 +14,7 @@ pub mod report;
 pub mod sides;
 pub mod stats;
 
-use app::compare::ComparisonReport;
+use domain::compare::ComparisonReport;
 use sides::{load_side, SideError, SideSpec};
 
 use crate::store::Store;

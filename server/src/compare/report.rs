@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use app::compare::{ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict, ALPHA};
-use app::profile::ProfileComparison;
-use app::provenance::differences;
+use domain::compare::{ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict, ALPHA};
+use domain::profile::ProfileComparison;
+use domain::provenance::differences;
 
 use super::sides::SideData;
 use super::stats::compare;
@@ -31,7 +31,7 @@ pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> Comparis
             continue;
         };
         for figure in Figure::all() {
-            let values = |all: &[app::figures::ScenarioFigures]| -> Vec<f64> {
+            let values = |all: &[domain::figures::ScenarioFigures]| -> Vec<f64> {
                 all.iter()
                     .filter_map(|f| figure.value(f, concurrency))
                     .collect()
@@ -76,7 +76,7 @@ pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> Comparis
                 "{}'s repeats disagree by more than {:.0} % on requests/s at concurrency {}: \
                  unstable",
                 data.side.title(data.builds_in_run),
-                app::compare::UNSTABLE_SPREAD * 100.0,
+                domain::compare::UNSTABLE_SPREAD * 100.0,
                 unstable.join(", ")
             ));
         }
@@ -131,9 +131,9 @@ pub fn fails(report: &ComparisonReport, strict: bool) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use app::compare::Side;
-    use app::figures::{ProcessFigures, ScenarioFigures};
-    use app::model::ProcessKind;
+    use domain::compare::Side;
+    use domain::figures::{ProcessFigures, ScenarioFigures};
+    use domain::model::ProcessKind;
 
     use super::*;
 
@@ -273,8 +273,8 @@ mod tests {
     fn a_sides_validity_flags_reach_the_report() {
         let base = side(1, vec![(10, vec![figures(1000.0, 0.5, 40.0)])]);
         let mut new = side(2, vec![(10, vec![figures(1000.0, 0.5, 40.0)])]);
-        let flag = app::validity::ValidityFlag {
-            issue: app::validity::Issue::MessagesDropped,
+        let flag = domain::validity::ValidityFlag {
+            issue: domain::validity::Issue::MessagesDropped,
             sentence: "mite's duplicator dropped 3 messages.".into(),
         };
         new.flags.insert(10, vec![flag.clone()]);

@@ -1,14 +1,14 @@
 //! The two sides of a comparison: a run (or one build of a run that
 //! measured several), with each concurrency's figures over its repeats.
 
-use app::validity::{validity_flags, ValidityFlag};
+use domain::validity::{validity_flags, ValidityFlag};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use app::compare::Side;
-use app::figures::ScenarioFigures;
-use app::provenance::Provenance;
+use domain::compare::Side;
+use domain::figures::ScenarioFigures;
+use domain::provenance::Provenance;
 
 use crate::model::{ProcessKind, ScenarioStatus};
 use crate::profile::diff::Sampled;

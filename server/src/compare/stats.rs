@@ -13,7 +13,7 @@
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-pub use app::compare::{Better, Comparison, Verdict};
+pub use domain::compare::{Better, Comparison, Verdict};
 
 /// The median of `values` (which must not be empty).
 pub fn median(values: &[f64]) -> f64 {

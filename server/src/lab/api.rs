@@ -1,10 +1,10 @@
 //! The lab as the server functions see it ([`LabApi`]).
 
-use app::access::{Caller, Role};
 use app::api::{
     ActivityEntry, AgentView, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome,
     MiteView, PortView, QueueEntry, RunList, RunView, ScenarioCharts, ShareLinkView,
 };
+use domain::access::{Caller, Role};
 use futures_util::FutureExt;
 
 use super::Lab;
@@ -16,9 +16,9 @@ use crate::compare::{compare_runs, load_sides, parse_threshold};
 use crate::model::{RunParams, RunStatus};
 use crate::profile::diff::differential_svg;
 use crate::store::StoreError;
-use app::compare::{ComparisonReport, DEFAULT_THRESHOLD};
-use app::library::LibraryScenario;
-use app::matrix::RunMatrix;
+use domain::compare::{ComparisonReport, DEFAULT_THRESHOLD};
+use domain::library::LibraryScenario;
+use domain::matrix::RunMatrix;
 
 /// Entries of the activity log per page.
 const ACTIVITY_PAGE: i64 = 100;

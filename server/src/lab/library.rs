@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use app::library::LibraryScenario;
-use app::model::FieldError;
+use domain::library::LibraryScenario;
+use domain::model::FieldError;
 
 use super::Lab;
 use crate::model::{RunParams, ScenarioSpec};

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use app::access::Caller;
 use app::api::{LabError, LaunchOutcome};
+use domain::access::Caller;
 
 use crate::model::{RunParams, RunStatus};
 use crate::run::LabSetup;
@@ -130,7 +130,7 @@ impl Lab {
         }
         if let Some(agent) = &params.agent {
             if self.store.agent(agent).await?.is_none() {
-                return Ok(LaunchOutcome::Invalid(vec![app::model::FieldError {
+                return Ok(LaunchOutcome::Invalid(vec![domain::model::FieldError {
                     field: "agent".into(),
                     message: format!("there is no agent named {agent}"),
                 }]));

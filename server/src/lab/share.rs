@@ -3,8 +3,8 @@
 //! their maker or an admin revokes them. The link's secret is shown once;
 //! the database keeps its SHA-256.
 
-use app::access::{Action, Caller};
 use app::api::{LabError, ShareLinkView};
+use domain::access::{Action, Caller};
 
 use super::Lab;
 use crate::access::tokens::{new_secret, token_hash, SHARE_PREFIX};

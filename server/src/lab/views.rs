@@ -16,7 +16,7 @@ use crate::ports;
 use crate::reports::{chart, collector, transactions};
 use crate::store::ProcessRecord;
 use crate::store::{AgentRecord, RunRecord, ScenarioRecord};
-use app::validity::validity_flags;
+use domain::validity::validity_flags;
 
 /// Runs per page of the history.
 pub const PAGE_SIZE: i64 = 20;

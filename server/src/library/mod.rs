@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use app::library::{is_scenario_spec, LibraryScenario, VolumeShape};
-use app::library::{SHAPE_CONCURRENCIES, SHAPE_DURATION_S};
+use domain::library::{is_scenario_spec, LibraryScenario, VolumeShape};
+use domain::library::{SHAPE_CONCURRENCIES, SHAPE_DURATION_S};
 
 use crate::child_env::CleanEnv;
 use crate::paths::is_inside;

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use app::builds::MiteBuild;
-use app::provenance::BuildProvenance;
+use domain::builds::MiteBuild;
+use domain::provenance::BuildProvenance;
 use tokio::process::Command;
 
 use super::source::{checkout_state, sha256_file, sha256_text};

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use app::profile::ProfileSpec;
+use domain::profile::ProfileSpec;
 
 use super::folded;
 use super::py_spy::{profile_file, profile_file_names, py_spy, record_args, Reach, ATTACHED};

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use app::profile::FrameChange;
+use domain::profile::FrameChange;
 
 use super::folded::{self, Stacks};
 use super::ProfileError;

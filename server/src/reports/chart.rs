@@ -10,7 +10,7 @@ use charming::series::Line;
 use charming::Chart;
 
 use app::api::{ChartPoints, ChartSeries, ChartSpec, ScenarioCharts, SeriesPoints};
-use app::chart_spec::{chart_dom_id, CHARTS_PER_SCENARIO};
+use domain::chart_spec::{chart_dom_id, CHARTS_PER_SCENARIO};
 
 use super::ReportError;
 use crate::model::Sample;

@@ -8,7 +8,7 @@ use std::path::Path;
 use charming::series::Line;
 
 use app::api::{ChartSpec, MiteView};
-use app::chart_spec::{mite_chart_dom_id, MITE_CHARTS};
+use domain::chart_spec::{mite_chart_dom_id, MITE_CHARTS};
 
 use super::chart::base_chart;
 use super::ReportError;

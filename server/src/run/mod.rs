@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use app::builds::Slot;
-use app::provenance::RunJson;
+use domain::builds::Slot;
+use domain::provenance::RunJson;
 
 use crate::mite_env::builds::BuildCache;
 use crate::mite_env::MiteEnv;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use app::provenance::{BuildProvenance, Provenance, RunJson, ScenarioSource};
+use domain::provenance::{BuildProvenance, Provenance, RunJson, ScenarioSource};
 
 use crate::mite_env::source::{sha256_file, sha256_text};
 use crate::mite_env::MiteEnv;

@@ -1,7 +1,7 @@
 //! The `library_scenarios` table: the scenarios each agent found in its
 //! `--scenario-dir` folders.
 
-use app::library::{LibraryScenario, VolumeShape};
+use domain::library::{LibraryScenario, VolumeShape};
 
 use super::{with_pool, Result, Store, StoreError};
 use crate::clock::now_ms;

@@ -1,7 +1,7 @@
 //! The `profiles` table: the folded stacks py-spy sampled of a scenario's
 //! processes.
 
-use app::profile::ProfileView;
+use domain::profile::ProfileView;
 
 use super::{with_pool, Result, Store, StoreError};
 use crate::model::ProcessKind;

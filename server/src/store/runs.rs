@@ -6,7 +6,7 @@ use super::{parse_text, with_pool, Result, Store, StoreError};
 use crate::agent_identity::AgentIdentity;
 use crate::clock::now_ms;
 use crate::model::{RunParams, RunStatus};
-use app::provenance::Provenance;
+use domain::provenance::Provenance;
 
 /// The machine and software a run measured.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

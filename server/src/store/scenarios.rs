@@ -9,7 +9,7 @@ use app::api::ScenarioCharts;
 use super::bus::BusSummaryRow;
 use crate::figures::ScenarioFigures;
 use crate::model::{BusSummary, RunParams, ScenarioStatus};
-use app::builds::Slot;
+use domain::builds::Slot;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScenarioRecord {

@@ -3,7 +3,7 @@
 //! command line) and maybe an expiry. Only a token's SHA-256 hash is kept;
 //! the token itself is shown once, when it is made.
 
-use app::access::Role;
+use domain::access::Role;
 
 use super::{parse_text, with_pool, Result, Store, StoreError};
 use crate::clock::now_ms;

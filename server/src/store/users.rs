@@ -2,7 +2,7 @@
 //! only as its argon2 hash (a PHC string); users the single-sign-on proxy
 //! names have none and cannot sign in with a password.
 
-use app::access::Role;
+use domain::access::Role;
 
 use super::{parse_text, with_pool, Result, Store, StoreError};
 use crate::clock::now_ms;

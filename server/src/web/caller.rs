@@ -10,8 +10,8 @@ use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use app::access::Caller;
 use app::api::LabError;
+use domain::access::Caller;
 
 use super::errors::{early_error, ErrorResponse};
 use crate::access::{peer_ip, Access};

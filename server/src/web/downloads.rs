@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use app::access::{Action, Caller};
 use app::api::LabError;
+use domain::access::{Action, Caller};
 
 use super::caller::Signed;
 use super::errors::ErrorResponse;
@@ -64,7 +64,7 @@ fn attachment(content_type: &str, filename: &str) -> [(header::HeaderName, Strin
 /// Scenario `id`, if the caller may read its run.
 async fn readable_scenario(
     state: &WebState,
-    caller: &app::access::Caller,
+    caller: &domain::access::Caller,
     id: i64,
 ) -> Result<crate::store::ScenarioRecord, LabError> {
     let scenario = state
@@ -166,7 +166,7 @@ pub async fn run_csv(
     Path(id): Path<i64>,
 ) -> Response {
     if let Err(e) = caller.require(Action::ReadRun(id)) {
-        return ErrorResponse(e).into_response();
+        return ErrorResponse(e.into()).into_response();
     }
     match state.lab.existing_run(id).await {
         Ok(_) => {
@@ -264,7 +264,7 @@ pub async fn scenario_log(
 /// recorded path lies inside the lab's output folder).
 async fn log_file(
     state: &WebState,
-    caller: &app::access::Caller,
+    caller: &domain::access::Caller,
     id: i64,
     process: &str,
 ) -> Result<(tokio::fs::File, ProcessKind), LabError> {
@@ -388,7 +388,7 @@ pub async fn collector_file(
 /// The collector file `name` of scenario `id`, if the scenario kept it.
 async fn open_collector_file(
     state: &WebState,
-    caller: &app::access::Caller,
+    caller: &domain::access::Caller,
     id: i64,
     name: &str,
 ) -> Result<tokio::fs::File, LabError> {
@@ -426,7 +426,7 @@ pub async fn comparison_csv(
 ) -> Response {
     use app::api::LabApi;
     if let Err(e) = caller.require(Action::Read) {
-        return ErrorResponse(e).into_response();
+        return ErrorResponse(e.into()).into_response();
     }
     let filename = format!("compare-{}.csv", query.runs.replace([',', ':'], "-"));
     match state.lab.compare(query.runs, query.threshold).await {
@@ -453,7 +453,7 @@ pub async fn differential_flamegraph(
     axum::extract::Query(query): axum::extract::Query<DifferentialQuery>,
 ) -> Response {
     if let Err(e) = caller.require(Action::Read) {
-        return ErrorResponse(e).into_response();
+        return ErrorResponse(e.into()).into_response();
     }
     match state
         .lab

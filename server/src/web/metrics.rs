@@ -11,8 +11,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use app::access::Role;
 use app::api::LabError;
+use domain::access::Role;
 
 use super::errors::ErrorResponse;
 use super::WebState;

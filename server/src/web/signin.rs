@@ -12,8 +12,8 @@ use axum::Form;
 use axum_login::AuthSession;
 use serde::Deserialize;
 
-use app::access::{check_name, safe_next};
 use app::api::LabError;
+use domain::access::{check_name, safe_next};
 
 use super::errors::ErrorResponse;
 use super::WebState;

@@ -60,7 +60,7 @@ pub async fn running_scenario(store: &Store, label: &str) -> (i64, i64) {
         .await
         .expect("run");
     let scenario_id = store
-        .create_scenario(run_id, 0, app::builds::Slot::once(10), &params)
+        .create_scenario(run_id, 0, domain::builds::Slot::once(10), &params)
         .await
         .expect("scenario");
     (run_id, scenario_id)

@@ -1,0 +1,32 @@
+//! mite perf lab's domain: the types and rules the pages, the server and the
+//! CLI share, with no UI, web or database in them (no Leptos: checked by
+//! scripts/check-layers).
+//!
+//! - [`model`]: what a run asks for and the states it goes through;
+//! - [`process`]: the kinds of process a scenario starts;
+//! - [`builds`]: which mite builds a run measures, in which order;
+//! - [`profile`]: what py-spy profiles, and a profile's frames;
+//! - [`figures`]: per-scenario summaries computed from samples;
+//! - [`provenance`]: what a run measured (builds, machine, target, scenario);
+//! - [`compare`]: figures over repeats and their verdicts;
+//! - [`validity`]: whether a scenario measured what it seems to;
+//! - [`matrix`]: a run's figures per build and concurrency (the version matrix);
+//! - [`chart_spec`]: which charts a scenario has, as data;
+//! - [`library`]: scenarios from a library folder, and their shapes;
+//! - [`access`]: roles, and what each may do;
+//! - [`format`]: figures as people read them.
+
+pub mod access;
+pub mod builds;
+pub mod chart_spec;
+pub mod compare;
+pub mod figures;
+pub mod format;
+pub mod library;
+pub mod matrix;
+pub mod model;
+pub mod process;
+pub mod profile;
+pub mod provenance;
+mod text_enum;
+pub mod validity;
