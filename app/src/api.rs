@@ -11,6 +11,7 @@ use domain::access::Action;
 use domain::access::Caller;
 use domain::builds::MiteBuild;
 use domain::compare::ComparisonReport;
+use domain::defaults;
 use domain::figures::ScenarioFigures;
 use domain::library::LibraryScenario;
 use domain::matrix::RunMatrix;
@@ -260,8 +261,9 @@ fn seen_by_default() -> bool {
 #[serde(default)]
 pub struct LaunchForm {
     /// Concurrencies, comma separated (the page sends the checked defaults
-    /// and the custom ones here).
-    pub scenarios: String,
+    /// and the custom ones here). Forms of old pages call it `scenarios`.
+    #[serde(alias = "scenarios")]
+    pub concurrencies: String,
     /// Checked concurrencies, as a form posted without JavaScript sends its
     /// checkboxes (`form[chosen][0]=1`, …); added to `scenarios`.
     pub chosen: Vec<String>,
@@ -294,18 +296,18 @@ pub struct LaunchForm {
 impl Default for LaunchForm {
     fn default() -> Self {
         LaunchForm {
-            scenarios: "1,10,100,1000".into(),
+            concurrencies: defaults::CONCURRENCIES_TEXT.into(),
             chosen: vec![],
-            duration: "60s".into(),
-            spawn_rate: "1000000".into(),
-            interval: "1s".into(),
+            duration: defaults::DURATION_TEXT.into(),
+            spawn_rate: defaults::SPAWN_RATE_TEXT.into(),
+            interval: defaults::INTERVAL_TEXT.into(),
             label: String::new(),
-            mite: "pinned".into(),
-            repeat: "1".into(),
+            mite: defaults::MITE_BUILD_TEXT.into(),
+            repeat: defaults::REPEATS_TEXT.into(),
             agent: String::new(),
-            runners: "1".into(),
+            runners: defaults::RUNNERS_TEXT.into(),
             collector: "last".into(),
-            collector_mib: "100".into(),
+            collector_mib: defaults::COLLECTOR_KEEP_TEXT.into(),
             scenario: String::new(),
             profile: String::new(),
             profile_all: String::new(),
@@ -314,7 +316,9 @@ impl Default for LaunchForm {
 }
 
 impl LaunchForm {
-    /// The run these fields describe, or what is wrong with each field.
+    /// The run these fields describe, or what cannot be read in each field.
+    /// It only reads them: whether the run may go (ranges, limits) is
+    /// [`RunParams::validate`]'s to say, once, where the run is launched.
     pub fn to_params(&self) -> Result<RunParams, Vec<FieldError>> {
         use domain::model::{parse_concurrencies, parse_duration};
         let mut errors = Vec::new();
@@ -328,16 +332,16 @@ impl LaunchForm {
             .chosen
             .iter()
             .map(String::as_str)
-            .chain(self.scenarios.split(','))
+            .chain(self.concurrencies.split(','))
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .collect();
         let concurrencies = if listed.is_empty() {
-            field("scenarios", "choose at least one concurrency".into());
+            field("concurrencies", "choose at least one concurrency".into());
             vec![]
         } else {
             parse_concurrencies(&listed.join(",")).unwrap_or_else(|e| {
-                field("scenarios", e);
+                field("concurrencies", e);
                 vec![]
             })
         };
@@ -425,12 +429,7 @@ impl LaunchForm {
             interval_ms: interval.as_millis() as u64,
             ..RunParams::default()
         };
-        let errors = params.validate();
-        if errors.is_empty() {
-            Ok(params)
-        } else {
-            Err(errors)
-        }
+        Ok(params)
     }
 }
 
@@ -769,7 +768,7 @@ mod tests {
     #[test]
     fn form_errors_name_their_fields() {
         let form = LaunchForm {
-            scenarios: "1,x".into(),
+            concurrencies: "1,x".into(),
             chosen: vec![],
             duration: "soon".into(),
             spawn_rate: "fast".into(),
@@ -790,7 +789,7 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "scenarios",
+                "concurrencies",
                 "duration",
                 "spawn_rate",
                 "mite",
@@ -831,7 +830,7 @@ mod tests {
             runners: "33".into(),
             ..LaunchForm::default()
         };
-        let errors = too_many.to_params().expect_err("invalid");
+        let errors = too_many.to_params().expect("read").validate();
         assert_eq!(errors[0].field, "runners");
         assert!(errors[0].message.contains("use 1 to 32"), "{errors:?}");
         let two = LaunchForm {
@@ -856,17 +855,14 @@ mod tests {
             interval: "10ms".into(),
             ..LaunchForm::default()
         };
-        let errors = form.to_params().expect_err("interval too short");
+        let errors = form.to_params().expect("read").validate();
         assert_eq!(errors[0].field, "interval");
-        let params = LaunchForm::default()
-            .to_params()
-            .expect("defaults are valid");
-        assert_eq!(params.concurrencies, [1, 10, 100, 1000]);
-        assert_eq!(params.duration_ms, 60_000);
+        // The form starts from the run's defaults (domain::defaults).
+        assert_eq!(LaunchForm::default().to_params(), Ok(RunParams::default()));
         // Checkboxes (a form posted without JavaScript) and custom values add up.
         let form = LaunchForm {
             chosen: vec!["1".into(), "100".into()],
-            scenarios: " 50 ".into(),
+            concurrencies: " 50 ".into(),
             ..LaunchForm::default()
         };
         assert_eq!(
@@ -874,12 +870,12 @@ mod tests {
             Ok(vec![1, 100, 50])
         );
         let none = LaunchForm {
-            scenarios: String::new(),
+            concurrencies: String::new(),
             ..LaunchForm::default()
         };
         assert_eq!(
             none.to_params().expect_err("nothing chosen")[0].field,
-            "scenarios"
+            "concurrencies"
         );
     }
 }

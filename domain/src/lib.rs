@@ -2,6 +2,7 @@
 //! CLI share, with no UI, web or database in them (no Leptos: checked by
 //! scripts/check-layers).
 //!
+//! - [`defaults`]: a run's defaults, each in one place;
 //! - [`model`]: what a run asks for and the states it goes through;
 //! - [`process`]: the kinds of process a scenario starts;
 //! - [`builds`]: which mite builds a run measures, in which order;
@@ -20,6 +21,7 @@ pub mod access;
 pub mod builds;
 pub mod chart_spec;
 pub mod compare;
+pub mod defaults;
 pub mod figures;
 pub mod format;
 pub mod library;

@@ -35,10 +35,11 @@ pub struct VolumeShape {
     pub stops: bool,
 }
 
-/// The lab's duration the shapes are computed with, in seconds.
-pub const SHAPE_DURATION_S: u32 = 60;
-/// The concurrencies the shapes are computed for (the form's defaults).
-pub const SHAPE_CONCURRENCIES: [u32; 4] = [1, 10, 100, 1000];
+/// The lab's duration the shapes are computed with, in seconds (a run's
+/// default).
+pub const SHAPE_DURATION_S: u32 = (crate::defaults::DURATION_MS / 1000) as u32;
+/// The concurrencies the shapes are computed for (a run's defaults).
+pub const SHAPE_CONCURRENCIES: [u32; 4] = crate::defaults::CONCURRENCIES;
 
 impl LibraryScenario {
     /// Whether the scenario's volume follows the concurrency the lab asks

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::builds::scenario_name;
 use crate::builds::{self, MiteBuild, Slot};
+use crate::defaults;
 pub use crate::process::ProcessKind;
 use crate::text_enum::text_enum;
 
@@ -64,7 +65,7 @@ pub enum CollectorKeep {
 
 impl Default for CollectorKeep {
     fn default() -> Self {
-        CollectorKeep::LastMib(100)
+        CollectorKeep::LastMib(defaults::COLLECTOR_KEEP_MIB)
     }
 }
 
@@ -208,16 +209,16 @@ impl Default for RunParams {
             label: String::new(),
             launched_by: String::new(),
             agent: None,
-            concurrencies: vec![1, 10, 100, 1000],
-            duration_ms: 60_000,
-            spawn_rate: 1_000_000,
-            interval_ms: 1000,
+            concurrencies: defaults::CONCURRENCIES.to_vec(),
+            duration_ms: defaults::DURATION_MS,
+            spawn_rate: defaults::SPAWN_RATE,
+            interval_ms: defaults::INTERVAL_MS,
             target: TargetSpec::Builtin,
             scenario: ScenarioSpec::Builtin,
             collector: CollectorKeep::default(),
             mite: vec![],
-            repeats: 1,
-            runners: 1,
+            repeats: defaults::REPEATS,
+            runners: defaults::RUNNERS,
             profile: None,
         }
     }
@@ -269,14 +270,14 @@ impl RunParams {
             })
         };
         if self.concurrencies.is_empty() {
-            err("scenarios", "choose at least one concurrency".into());
+            err("concurrencies", "choose at least one concurrency".into());
         }
         if let Some(Err(why)) = self.agent.as_deref().map(crate::access::check_name) {
             err("agent", why);
         }
         if self.concurrencies.len() > MAX_SCENARIOS {
             err(
-                "scenarios",
+                "concurrencies",
                 format!(
                     "{} scenarios is too many for one run: use at most {MAX_SCENARIOS}",
                     self.concurrencies.len()
@@ -289,7 +290,7 @@ impl RunParams {
             .find(|c| **c == 0 || **c > MAX_CONCURRENCY)
         {
             err(
-                "scenarios",
+                "concurrencies",
                 format!("concurrency {c} is out of range: use 1 to {MAX_CONCURRENCY}"),
             );
         }
@@ -687,7 +688,7 @@ mod tests {
         assert_eq!(
             fields,
             [
-                "scenarios",
+                "concurrencies",
                 "duration",
                 "interval",
                 "spawn_rate",

@@ -14,9 +14,8 @@ pub struct ProfileSpec {
 }
 
 impl ProfileSpec {
-    /// Samples a second by default: half py-spy's own default, where its
-    /// cost on a CPU-bound runner stays within the noise (BENCHMARKS.md).
-    pub const DEFAULT_RATE: u32 = 50;
+    /// Samples a second by default.
+    pub const DEFAULT_RATE: u32 = crate::defaults::PROFILE_RATE;
     /// The most samples a second a run may ask for.
     pub const MOST_RATE: u32 = 1000;
     /// The processes that can be profiled: mite's (Python) ones.

@@ -59,7 +59,12 @@ async fn main() -> anyhow::Result<()> {
         let last = leave_running && position + 1 == concurrencies.len();
         let ticks = if last { measured } else { seconds } * 1000 / interval_ms;
         let scenario = store
-            .create_scenario(run, position as i64, domain::builds::Slot::once(*c), &params)
+            .create_scenario(
+                run,
+                position as i64,
+                domain::builds::Slot::once(*c),
+                &params,
+            )
             .await?;
         store.start_scenario(scenario, t0).await?;
         let mut total = 0i64;

@@ -166,7 +166,7 @@ async fn a_stop_while_installing_ends_the_installer_and_interrupts_the_run() {
     let child = lab.spawn_run(&[
         "--mite",
         "./sleepy-src",
-        "--scenarios",
+        "--concurrencies",
         "1",
         "--duration",
         "1s",

@@ -39,7 +39,7 @@ async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramp
     let counts_file = lab.dir.join("target-counts.json");
     let target = format!("python counting_target.py {}", counts_file.display());
     let child = lab.spawn_run(&[
-        "--scenarios",
+        "--concurrencies",
         "4",
         "--duration",
         "10s",
@@ -176,7 +176,7 @@ async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
     // Keeping no collector data: at 1000 journeys the collector writes
     // megabytes a second, and none of it is left.
     let child = lab.spawn_run(&[
-        "--scenarios",
+        "--concurrencies",
         "1,1000",
         "--duration",
         "10s",
@@ -257,7 +257,14 @@ async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
 async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("bus-runners");
-    let child = lab.spawn_run(&["--scenarios", "1,10", "--duration", "6s", "--runners", "2"]);
+    let child = lab.spawn_run(&[
+        "--concurrencies",
+        "1,10",
+        "--duration",
+        "6s",
+        "--runners",
+        "2",
+    ]);
     let output = wait_output(child, Duration::from_secs(180));
     assert!(output.status.success(), "{}", text(&output));
 

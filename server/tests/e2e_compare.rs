@@ -84,7 +84,7 @@ fn verdict(report: &Value, figure: &str, concurrency: u64) -> String {
 /// A run of `repeat` repeats of 4-s scenarios of 10 journeys.
 fn run(lab: &Lab, repeat: &str, args: &[&str]) -> std::process::Output {
     let mut all = vec![
-        "--scenarios",
+        "--concurrencies",
         "10",
         "--duration",
         "4s",
@@ -304,7 +304,7 @@ async fn e2e_a_matrix_of_two_pypi_versions_runs_interleaved_and_reuses_their_ven
     let builds = lab.dir.join("builds");
     let args = |scenarios: &'static str, mite: &'static str| {
         vec![
-            "--scenarios",
+            "--concurrencies",
             scenarios,
             "--duration",
             "3s",

@@ -33,7 +33,7 @@ async fn server_functions_validate_input() {
         .as_array()
         .unwrap_or_else(|| panic!("not invalid: {answer}"));
     let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
-    assert_eq!(fields, ["scenarios", "duration"], "{answer}");
+    assert_eq!(fields, ["concurrencies", "duration"], "{answer}");
     let answer = server
         .call(
             "launch_run",

@@ -28,7 +28,7 @@ async fn e2e_cli_run_stores_in_postgres() {
     let out = Command::new(BIN)
         .args([
             "run",
-            "--scenarios",
+            "--concurrencies",
             "1",
             "--duration",
             "3s",

@@ -58,7 +58,7 @@ async fn runner_profile(
 async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("profile");
-    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "6s", "--profile"]);
+    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "6s", "--profile"]);
     let output = wait_output(child, Duration::from_secs(120));
     assert!(output.status.success(), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -163,7 +163,7 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
     let _ports = PORTS.lock().await;
     // The runner crashes (SIGKILL): its py-spy sees it go and writes.
     let lab = Lab::new("profile-crash");
-    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s", "--profile"]);
+    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s", "--profile"]);
     let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     let runner = common::kill_runner(&store, scenario.id).await;
@@ -182,7 +182,7 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
     // The run is stopped (SIGTERM, as a cancel): py-spy is stopped first,
     // and writes.
     let lab = Lab::new("profile-stop");
-    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s", "--profile"]);
+    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s", "--profile"]);
     let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("stop the lab");
     let output = wait_output(child, Duration::from_secs(60));
@@ -229,7 +229,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     let _ports = PORTS.lock().await;
     let start_under = |lab: &Lab, args: &[&str]| spawn_reaching(lab, "start", args);
     let profiled = [
-        "--scenarios",
+        "--concurrencies",
         "10",
         "--profile",
         "--profile-processes",
@@ -359,7 +359,7 @@ async fn e2e_the_stacks_of_a_lab_killed_mid_profile_are_stored_by_cleanup() {
         let child = spawn_reaching(
             &lab,
             reach,
-            &["--scenarios", "10", "--duration", "30s", "--profile"],
+            &["--concurrencies", "10", "--duration", "30s", "--profile"],
         );
         let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
         kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill the lab");

@@ -29,7 +29,7 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("short");
     let child = lab.spawn_run(&[
-        "--scenarios",
+        "--concurrencies",
         "1,10",
         "--duration",
         "5s",
@@ -158,7 +158,7 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
 
 async fn stop_with(signal: Signal, expected_code: i32) {
     let lab = Lab::new(&format!("stop-{}", signal.as_str()));
-    let child = lab.spawn_run(&["--scenarios", "10,100", "--duration", "60s"]);
+    let child = lab.spawn_run(&["--concurrencies", "10,100", "--duration", "60s"]);
     let lab_pid = child.id();
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
     let asked = Instant::now();
@@ -207,7 +207,7 @@ async fn e2e_sigterm_stops_every_child_and_keeps_the_samples() {
 async fn e2e_a_closed_terminal_stops_every_child_and_keeps_the_samples() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("hangup");
-    let mut child = lab.spawn_run(&["--scenarios", "10,100", "--duration", "60s"]);
+    let mut child = lab.spawn_run(&["--concurrencies", "10,100", "--duration", "60s"]);
     let lab_pid = child.id();
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
     // Nobody reads its output any more; it prints progress into the void.
@@ -256,7 +256,7 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
     }
 
     let output = wait_output(
-        lab.spawn_run(&["--scenarios", "1", "--duration", "5s"]),
+        lab.spawn_run(&["--concurrencies", "1", "--duration", "5s"]),
         Duration::from_secs(60),
     );
     let all = text(&output);
@@ -296,7 +296,7 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
 async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("killed-child");
-    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s"]);
+    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s"]);
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     common::kill_runner(&store, scenario.id).await;
@@ -320,7 +320,14 @@ async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
 async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("killed-second-runner");
-    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "30s", "--runners", "2"]);
+    let child = lab.spawn_run(&[
+        "--concurrencies",
+        "10",
+        "--duration",
+        "30s",
+        "--runners",
+        "2",
+    ]);
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     let second = store
@@ -349,7 +356,7 @@ async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
 async fn e2e_cleanup_after_the_lab_was_sigkilled() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("cleanup");
-    let child = lab.spawn_run(&["--scenarios", "10", "--duration", "60s"]);
+    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "60s"]);
     let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill the lab");
     let _ = wait_output(child, Duration::from_secs(10));
@@ -394,12 +401,12 @@ async fn e2e_cleanup_after_the_lab_was_sigkilled() {
 fn bad_flags_get_a_clear_message() {
     let lab = Lab::new("flags");
     let out = lab
-        .command(&["run", "--scenarios", "1,0"])
+        .command(&["run", "--concurrencies", "1,0"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--scenarios"),
+        String::from_utf8_lossy(&out.stderr).contains("--concurrencies"),
         "{}",
         text(&out)
     );
@@ -424,7 +431,7 @@ fn bad_flags_get_a_clear_message() {
         text(&out)
     );
     let out = lab
-        .command(&["run", "--mite-venv", "/nonexistent", "--scenarios", "1"])
+        .command(&["run", "--mite-venv", "/nonexistent", "--concurrencies", "1"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
@@ -436,7 +443,7 @@ fn bad_flags_get_a_clear_message() {
     let help = lab.command(&["run", "--help"]).output().expect("help");
     let help = String::from_utf8_lossy(&help.stdout);
     for flag in [
-        "--scenarios",
+        "--concurrencies",
         "--duration",
         "--spawn-rate",
         "--interval",

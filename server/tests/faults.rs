@@ -146,7 +146,7 @@ async fn a_child_that_cannot_be_recorded_is_stopped() {
         .expect("the trigger");
     }
     let output = wait_output(
-        lab.spawn_run(&["--scenarios", "1", "--duration", "5s"]),
+        lab.spawn_run(&["--concurrencies", "1", "--duration", "5s"]),
         Duration::from_secs(90),
     );
     let all = text(&output);
@@ -179,7 +179,7 @@ async fn a_child_that_cannot_be_recorded_is_stopped() {
 async fn samples_wait_while_sqlite_is_locked_and_none_is_lost() {
     let _ports = PORTS.lock().await;
     let lab = CliLab::new("sqlite-locked");
-    let child = lab.spawn_run(&["--scenarios", "1", "--duration", "20s"]);
+    let child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
     let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
     // Another writer takes the database for 10 s.
     let mut locker = sqlx::SqliteConnection::connect(&lab.db_url())
@@ -215,7 +215,7 @@ async fn samples_wait_while_postgres_is_down_and_none_is_lost() {
     let _ports = PORTS.lock().await;
     let pg = Postgres::start();
     let lab = CliLab::with_database("pg-down", pg.url());
-    let child = lab.spawn_run(&["--scenarios", "1", "--duration", "20s"]);
+    let child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
     let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
     pg.server_stop();
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -240,7 +240,7 @@ async fn past_the_bound_of_unsaved_samples_the_scenario_fails_and_keeps_what_was
     let _ports = PORTS.lock().await;
     let lab = CliLab::new("unsaved-bound");
     let child = lab.spawn_run(&[
-        "--scenarios",
+        "--concurrencies",
         "1,10",
         "--duration",
         "15s",
@@ -465,7 +465,7 @@ async fn a_full_disk_stops_the_run_cleanly_and_leaves_no_truncated_csv() {
     let output = wait_output(
         lab.command(&[
             "run",
-            "--scenarios",
+            "--concurrencies",
             "100",
             "--duration",
             "20s",
@@ -528,7 +528,7 @@ async fn a_child_that_never_gets_ready_fails_the_scenario_at_its_deadline() {
     let started = Instant::now();
     let output = wait_output(
         lab.spawn_run(&[
-            "--scenarios",
+            "--concurrencies",
             "1",
             "--duration",
             "5s",
@@ -561,7 +561,7 @@ async fn a_controller_that_never_ends_fails_the_scenario_at_its_deadline() {
     let module = forever_module(&lab.dir);
     let output = wait_output(
         lab.spawn_run(&[
-            "--scenarios",
+            "--concurrencies",
             "1",
             "--duration",
             "2s",
@@ -599,7 +599,7 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
     let target =
         format!("sh -c '{BIN} target --port 9898 --report-every 1s & sleep 600 & sleep 12'");
     let child = lab.spawn_run(&[
-        "--scenarios",
+        "--concurrencies",
         "1",
         "--duration",
         "30s",
@@ -1045,11 +1045,22 @@ mod bad_input {
             spawn_rate in ".{0,12}", label in ".{0,300}",
         ) {
             let form = app::api::LaunchForm {
-                scenarios, duration, interval, spawn_rate, label,
+                concurrencies: scenarios, duration, interval, spawn_rate, label,
                 ..app::api::LaunchForm::default()
             };
-            if let Ok(params) = form.to_params() {
-                prop_assert!(params.validate().is_empty());
+            // Read, then checked once: every problem names a field the
+            // form has and says something.
+            let problems = match form.to_params() {
+                Ok(params) => params.validate(),
+                Err(problems) => problems,
+            };
+            for p in problems {
+                prop_assert!(
+                    ["concurrencies", "duration", "interval", "spawn_rate", "label"]
+                        .contains(&p.field.as_str()),
+                    "{p:?}"
+                );
+                prop_assert!(!p.message.is_empty(), "{p:?}");
             }
         }
 
@@ -1391,7 +1402,7 @@ async fn the_database_password_is_never_printed() {
         vec!["cleanup", "--database-url", unreachable.as_str()],
         vec![
             "run",
-            "--scenarios",
+            "--concurrencies",
             "1",
             "--database-url",
             unreachable.as_str(),

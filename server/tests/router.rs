@@ -453,7 +453,7 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
     let f = fixture("launch").await;
     let form = |scenarios: &str, duration: &str| {
         format!(
-            "form[scenarios]={scenarios}&form[duration]={duration}&form[spawn_rate]=1000000&form[interval]=1s&form[label]=x"
+            "form[concurrencies]={scenarios}&form[duration]={duration}&form[spawn_rate]=1000000&form[interval]=1s&form[label]=x"
         )
     };
     let huge = call(&f.app, "launch_run", &form("1", "100000000000000000000")).await;
@@ -461,7 +461,7 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
     assert_eq!(huge.json()["Invalid"][0]["field"], "duration");
     let many: Vec<String> = (1..=1000).map(|n| n.to_string()).collect();
     let too_many = call(&f.app, "launch_run", &form(&many.join("%2C"), "5s")).await;
-    assert_eq!(too_many.json()["Invalid"][0]["field"], "scenarios");
+    assert_eq!(too_many.json()["Invalid"][0]["field"], "concurrencies");
     assert!(too_many.body.contains("too many"), "{}", too_many.body);
     assert_eq!(f.lab.store().queued_count().await.expect("count"), 0);
 
@@ -533,6 +533,38 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
     assert!(full.json()["Busy"]
         .as_str()
         .is_some_and(|m| m.contains("full")));
+}
+
+/// Every source of a run's defaults agrees (domain::defaults): the
+/// command line with no option describes `RunParams::default()` (the form's
+/// are pinned in app's tests), and the old flag name still works.
+#[test]
+fn the_command_lines_defaults_are_a_default_run() {
+    let dry_run = |args: &[&str]| -> RunParams {
+        let out = std::process::Command::new(common::BIN)
+            .arg("run")
+            .args(args)
+            .arg("--dry-run")
+            .env("USER", "someone")
+            .env_remove("MITE_PERF_VENV")
+            .output()
+            .expect("mite-perf runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the run as JSON")
+    };
+    assert_eq!(
+        dry_run(&[]),
+        RunParams {
+            launched_by: "someone".into(),
+            ..RunParams::default()
+        }
+    );
+    assert_eq!(dry_run(&["--concurrencies", "5,50"]).concurrencies, [5, 50]);
+    assert_eq!(dry_run(&["--scenarios", "7"]).concurrencies, [7]);
 }
 
 #[tokio::test]

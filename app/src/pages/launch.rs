@@ -8,30 +8,32 @@ use crate::api::{
     get_agents, get_builds, get_library, get_queue, LaunchForm, LaunchOutcome, LaunchRun,
     RemoveQueuedRun,
 };
+use domain::defaults::CONCURRENCIES as DEFAULT_CONCURRENCIES;
 use domain::format;
 use domain::library::{LibraryScenario, SHAPE_DURATION_S};
 use domain::model::FieldError;
 
-const DEFAULT_SCENARIOS: [u32; 4] = [1, 10, 100, 1000];
 /// Where the launch form posts when the page runs without JavaScript.
 const LAUNCH_URL: &str = <LaunchRun as leptos::server_fn::ServerFn>::PATH;
 
 #[component]
 pub fn LaunchPage() -> impl IntoView {
-    let chosen: Vec<RwSignal<bool>> = DEFAULT_SCENARIOS
+    // The form starts from the run's defaults (domain::defaults).
+    let form = LaunchForm::default();
+    let chosen: Vec<RwSignal<bool>> = DEFAULT_CONCURRENCIES
         .iter()
         .map(|_| RwSignal::new(true))
         .collect();
     let custom = RwSignal::new(String::new());
-    let duration = RwSignal::new("60s".to_string());
-    let spawn_rate = RwSignal::new("1000000".to_string());
-    let interval = RwSignal::new("1s".to_string());
-    let label = RwSignal::new(String::new());
-    let mite = RwSignal::new("pinned".to_string());
-    let repeat = RwSignal::new("1".to_string());
-    let runners = RwSignal::new("1".to_string());
-    let collector = RwSignal::new("last".to_string());
-    let collector_mib = RwSignal::new("100".to_string());
+    let duration = RwSignal::new(form.duration);
+    let spawn_rate = RwSignal::new(form.spawn_rate);
+    let interval = RwSignal::new(form.interval);
+    let label = RwSignal::new(form.label);
+    let mite = RwSignal::new(form.mite);
+    let repeat = RwSignal::new(form.repeat);
+    let runners = RwSignal::new(form.runners);
+    let collector = RwSignal::new(form.collector);
+    let collector_mib = RwSignal::new(form.collector_mib);
     let scenario = RwSignal::new(String::new());
     let profile = RwSignal::new(false);
     let profile_all = RwSignal::new(false);
@@ -75,14 +77,14 @@ pub fn LaunchPage() -> impl IntoView {
     let chosen_for_submit = chosen.clone();
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let mut scenarios: Vec<String> = DEFAULT_SCENARIOS
+        let mut concurrencies: Vec<String> = DEFAULT_CONCURRENCIES
             .iter()
             .zip(&chosen_for_submit)
             .filter(|(_, on)| on.get_untracked())
             .map(|(n, _)| n.to_string())
             .collect();
         let extra = custom.get_untracked();
-        scenarios.extend(
+        concurrencies.extend(
             extra
                 .split(',')
                 .map(str::trim)
@@ -91,7 +93,7 @@ pub fn LaunchPage() -> impl IntoView {
         );
         launch.dispatch(LaunchRun {
             form: LaunchForm {
-                scenarios: scenarios.join(","),
+                concurrencies: concurrencies.join(","),
                 chosen: vec![],
                 duration: duration.get_untracked(),
                 spawn_rate: spawn_rate.get_untracked(),
@@ -129,7 +131,7 @@ pub fn LaunchPage() -> impl IntoView {
                     <fieldset>
                         <legend>"Concurrent journeys (one scenario each)"</legend>
                         <div class="checks">
-                            {DEFAULT_SCENARIOS
+                            {DEFAULT_CONCURRENCIES
                                 .iter()
                                 .zip(chosen.clone())
                                 .enumerate()
@@ -145,9 +147,9 @@ pub fn LaunchPage() -> impl IntoView {
                                 .collect_view()}
                         </div>
                         <label>"Custom concurrencies"
-                            <input type="text" name="form[scenarios]" placeholder="e.g. 50, 500" value=custom.get_untracked() on:input=move |ev| custom.set(event_target_value(&ev))/>
+                            <input type="text" name="form[concurrencies]" placeholder="e.g. 50, 500" value=custom.get_untracked() on:input=move |ev| custom.set(event_target_value(&ev))/>
                         </label>
-                        {error_for("scenarios")}
+                        {error_for("concurrencies")}
                     </fieldset>
                     <ScenarioChoice scenario=scenario chosen=chosen.clone() error=error_for("scenario").into_any()/>
                     <div class="grid2">
@@ -277,7 +279,7 @@ fn ScenarioChoice(
         listed().into_iter().find(|s| s.spec == spec)
     };
     let concurrencies = Signal::derive(move || -> Vec<u32> {
-        DEFAULT_SCENARIOS
+        DEFAULT_CONCURRENCIES
             .iter()
             .zip(&chosen)
             .filter(|(_, on)| on.get())

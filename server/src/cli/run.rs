@@ -9,6 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use domain::builds::MiteBuild;
+use domain::defaults;
 use domain::format::mib as format_mib;
 use domain::profile::ProfileSpec;
 use mite_perf::compare::sides::SideSpec;
@@ -32,25 +33,27 @@ pub(crate) type ProcessKinds = Vec<mite_perf::model::ProcessKind>;
 
 #[derive(Args, Debug)]
 pub(crate) struct RunArgs {
-    /// Concurrent journeys of each scenario, run one after another.
+    /// Concurrent journeys of each scenario (one scenario per concurrency),
+    /// run one after another. `--scenarios` is the old name.
     #[arg(
         long,
+        alias = "scenarios",
         value_delimiter = ',',
-        default_value = "1,10,100,1000",
+        default_value = defaults::CONCURRENCIES_TEXT,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
-    pub(crate) scenarios: Vec<u32>,
+    pub(crate) concurrencies: Vec<u32>,
     /// How long each scenario's volume model keeps its journeys running
     /// (60, 60s, 90s, 2m, ...).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::DURATION_TEXT, value_parser = parse_duration)]
     pub(crate) duration: Duration,
     /// mite's --spawn-rate: journeys started per second at most. The default,
     /// as in mite's own perf script, leaves mite unthrottled: with mite's own
     /// default (1000) throughput stalls for seconds at a time.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value = defaults::SPAWN_RATE_TEXT)]
     pub(crate) spawn_rate: u32,
     /// Time between samples (100ms at the least).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = defaults::INTERVAL_TEXT, value_parser = parse_duration)]
     pub(crate) interval: Duration,
     /// A label to find this run by later (e.g. the mite commit under test).
     #[arg(long, default_value = "")]
@@ -75,7 +78,7 @@ pub(crate) struct RunArgs {
     /// request): `all`, `none`, or the last N MiB (`100`, the oldest files
     /// go first). The collector runs in every case: it is part of what is
     /// measured.
-    #[arg(long, alias = "collector-keep-mib", default_value = "100", value_parser = CollectorKeep::parse)]
+    #[arg(long, alias = "collector-keep-mib", default_value = defaults::COLLECTOR_KEEP_TEXT, value_parser = CollectorKeep::parse)]
     pub(crate) collector_keep: CollectorKeep,
     /// The Python venv with mite in it (the pinned build).
     #[arg(long, env = mite_env::VENV_ENV)]
@@ -92,11 +95,11 @@ pub(crate) struct RunArgs {
     pub(crate) mite: Vec<MiteBuild>,
     /// How many times each scenario runs with each build (3 or more for a
     /// verdict that can say "worse").
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value = defaults::REPEATS_TEXT)]
     pub(crate) repeat: u32,
     /// mite runners started against the one controller, as mite's users go
     /// past one core (1 to 32); each is sampled on its own.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value = defaults::RUNNERS_TEXT)]
     pub(crate) runners: u32,
     /// Sample the stacks of mite's processes with py-spy (scripts/setup
     /// installs it in the lab's tools venv): a flame graph per process and
@@ -104,16 +107,20 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) profile: bool,
     /// Stack samples a second (py-spy's --rate; it does not pause mite).
-    #[arg(long, default_value_t = ProfileSpec::DEFAULT_RATE, requires = "profile")]
+    #[arg(long, default_value_t = defaults::PROFILE_RATE, requires = "profile")]
     pub(crate) profile_rate: u32,
     /// The processes profiled: runner, controller, duplicator, collector, or all.
-    #[arg(long, default_value = "runner", value_parser = ProfileSpec::parse_processes, requires = "profile")]
+    #[arg(long, default_value = defaults::PROFILE_PROCESSES_TEXT, value_parser = ProfileSpec::parse_processes, requires = "profile")]
     pub(crate) profile_processes: ProcessKinds,
     /// Once the run is done, compare it with `baseline` (its label's
     /// baseline) or a run number, print the comparison and exit 1 when a
     /// figure got significantly worse.
     #[arg(long)]
     pub(crate) compare_to: Option<SideSpec>,
+    /// Print the run these options describe (its parameters, as JSON) and
+    /// exit without running it or opening the database.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
     #[command(flatten)]
     pub(crate) verdict: VerdictArgs,
     #[command(flatten)]
@@ -129,7 +136,7 @@ pub(crate) fn params_from(args: &RunArgs) -> RunParams {
         label: args.label.clone(),
         launched_by: std::env::var("USER").unwrap_or_default(),
         agent: None,
-        concurrencies: args.scenarios.clone(),
+        concurrencies: args.concurrencies.clone(),
         duration_ms: args.duration.as_millis() as u64,
         spawn_rate: args.spawn_rate,
         interval_ms: args.interval.as_millis() as u64,
@@ -175,6 +182,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.compare_to == Some(SideSpec::Baseline) && params.label.trim().is_empty() {
         to_stderr!("error: --compare-to baseline needs a --label: a baseline is a label's");
         return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(&params)?);
+        return Ok(ExitCode::SUCCESS);
     }
     let (store, setup) = open_lab(
         &args.db,
