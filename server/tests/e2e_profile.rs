@@ -435,3 +435,55 @@ fn under_py_spy_records_the_command_and_ends_as_it_did() {
         );
     }
 }
+
+/// Without py-spy a profiled run cannot start: it fails before any process
+/// starts, says why, and the lab's log line names the run (its span).
+#[tokio::test]
+async fn a_profiled_run_without_py_spy_fails_before_it_starts_and_logs_in_its_span() {
+    let lab = Lab::new("no-py-spy");
+    let output = wait_output(
+        lab.command(&[
+            "run",
+            "--profile",
+            "--concurrencies",
+            "1",
+            "--duration",
+            "1s",
+            "--output-dir",
+            "output",
+        ])
+        .env(
+            mite_perf::profile::py_spy::PY_SPY_ENV,
+            "/nonexistent/py-spy",
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run"),
+        Duration::from_secs(60),
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("run{run=1}: run 1 cannot start: profiling needs py-spy"),
+        "{all}"
+    );
+    // Nothing was measured: no overhead figure (a share of nothing).
+    assert!(!all.contains("lab overhead"), "{all}");
+    assert!(
+        !all.contains('\u{1b}'),
+        "no terminal colours in a pipe: {all}"
+    );
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("read").expect("the run");
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("/nonexistent/py-spy is missing")),
+        "{:?}",
+        run.error
+    );
+    // Refused before its scenarios were recorded: nothing started.
+    assert!(store.scenarios(1).await.expect("read").is_empty());
+}

@@ -1389,3 +1389,48 @@ async fn a_long_scenario_is_read_in_bounded_answers() {
     let run_csv = get(&f.app, &format!("/runs/{run}/transactions.csv")).await;
     assert_eq!(run_csv.body, csv.body);
 }
+
+/// What the lab logs while it answers a request says which request: its
+/// method and route, the route as declared, so a share link's secret in
+/// the path is never written to the log.
+#[tokio::test]
+async fn each_request_logs_in_a_span_of_its_route_and_never_a_secret_path() {
+    #[derive(Clone, Default)]
+    struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Log {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut log) = self.0.lock() {
+                log.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // This test's thread only (the test runtime is single-threaded).
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let f = fixture("request-spans").await;
+    let secret = "s3cr3t-share-token-in-the-path";
+    let answer = get(&f.app, &format!("/share/{secret}")).await;
+    assert_ne!(answer.status, StatusCode::OK, "no such share link");
+    let health = get(&f.app, "/healthz").await;
+    assert_eq!(health.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&log.0.lock().expect("the log")).into_owned();
+    assert!(
+        text.contains("request{method=GET route=/share/{secret}}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("request{method=GET route=/healthz}"),
+        "{text}"
+    );
+    assert!(!text.contains(secret), "the secret was logged: {text}");
+}

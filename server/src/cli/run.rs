@@ -163,6 +163,8 @@ pub(crate) fn params_from(args: &RunArgs) -> RunParams {
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // The lab's own cost is counted from here: start-up and stop included.
+    let lab_started = std::time::Instant::now();
     let params = params_from(&args);
     let errors = params.validate();
     if !errors.is_empty() {
@@ -233,7 +235,6 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         builds.join(", ")
     );
     let progress = progress::CliProgress::new();
-    let started = std::time::Instant::now();
     let outcome = execute_run(&store, run_id, &params, &setup, &cancel, &progress).await;
     progress.finish();
     let outcome = outcome.with_context(|| {
@@ -242,8 +243,6 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
              database answers"
         )
     })?;
-    let wall = started.elapsed().as_secs_f64();
-
     let measured_cpu_seconds = print_summary(&store, run_id).await?;
     to_stdout!(
         "\nrun {run_id}: {}{}",
@@ -263,17 +262,18 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         print_profiles(&store, run_id).await;
     }
-    if let Some((cpu_seconds, peak_rss)) = mite_perf::sampler::own_usage() {
+    // Only for a run that measured something: a share of nothing, or of a
+    // few milliseconds, is no figure.
+    let own_usage = mite_perf::sampler::own_usage().filter(|_| measured_cpu_seconds > 0.0);
+    if let Some((cpu_seconds, peak_rss)) = own_usage {
+        // CPU time and wall time both since start-up.
+        let wall = lab_started.elapsed().as_secs_f64();
         // Its share of the CPU of what it measured holds across machines
         // better than a share of one core.
-        let share = if measured_cpu_seconds > 0.0 {
-            format!(
-                " ({:.2} % of the CPU time of the processes it measured)",
-                cpu_seconds / measured_cpu_seconds * 100.0
-            )
-        } else {
-            String::new()
-        };
+        let share = format!(
+            " ({:.2} % of the CPU time of the processes it measured)",
+            cpu_seconds / measured_cpu_seconds * 100.0
+        );
         to_stdout!(
             "lab overhead: {:.2} % of one core over {:.0} s{share}, peak RSS {}",
             cpu_seconds / wall.max(0.001) * 100.0,

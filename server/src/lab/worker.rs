@@ -107,36 +107,40 @@ impl Lab {
         self.executes
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let lab = self.clone();
-        tokio::spawn(async move {
-            // The library is listed while no run is measured: between runs.
-            let mut listed_at: Option<std::time::Instant> = None;
-            while !lab.shutdown.is_cancelled() {
-                if listed_at.is_none_or(|at| at.elapsed() >= super::library::LIBRARY_RESCAN) {
-                    lab.refresh_library().await;
-                    listed_at = Some(std::time::Instant::now());
+        let span = tracing::info_span!("worker", agent = %self.setup.host.id);
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                // The library is listed while no run is measured: between runs.
+                let mut listed_at: Option<std::time::Instant> = None;
+                while !lab.shutdown.is_cancelled() {
+                    if listed_at.is_none_or(|at| at.elapsed() >= super::library::LIBRARY_RESCAN) {
+                        lab.refresh_library().await;
+                        listed_at = Some(std::time::Instant::now());
+                    }
+                    let next = match lab
+                        .store
+                        .claim_next_queued(&lab.setup.host, std::process::id())
+                        .await
+                    {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::warn!("cannot read the queue: {e}");
+                            None
+                        }
+                    };
+                    let Some(run) = next else {
+                        tokio::select! {
+                            _ = lab.wake.notified() => {}
+                            _ = tokio::time::sleep(QUEUE_POLL) => {}
+                            _ = lab.shutdown.cancelled() => {}
+                        }
+                        continue;
+                    };
+                    lab.execute(&run, executor.as_ref()).await;
                 }
-                let next = match lab
-                    .store
-                    .claim_next_queued(&lab.setup.host, std::process::id())
-                    .await
-                {
-                    Ok(next) => next,
-                    Err(e) => {
-                        tracing::warn!("cannot read the queue: {e}");
-                        None
-                    }
-                };
-                let Some(run) = next else {
-                    tokio::select! {
-                        _ = lab.wake.notified() => {}
-                        _ = tokio::time::sleep(QUEUE_POLL) => {}
-                        _ = lab.shutdown.cancelled() => {}
-                    }
-                    continue;
-                };
-                lab.execute(&run, executor.as_ref()).await;
-            }
-        })
+            },
+            span,
+        ))
     }
 
     async fn execute(&self, run: &RunRecord, executor: &dyn RunExecutor) {

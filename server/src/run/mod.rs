@@ -328,6 +328,7 @@ struct Prepared {
 /// Whatever happens, the run ends with a final status in the database;
 /// only when the database cannot be reached even for that is an error
 /// returned (and `cleanup` will close the run later).
+#[tracing::instrument(name = "run", skip_all, fields(run = run_id))]
 pub async fn execute_run(
     store: &Store,
     run_id: i64,

@@ -59,6 +59,11 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioRun<'_> {
+    #[tracing::instrument(
+        name = "scenario",
+        skip_all,
+        fields(scenario = self.scenario_id, concurrency = self.concurrency)
+    )]
     pub async fn execute(&self, cancel: &CancellationToken) -> ScenarioResult {
         let mut figures = RunningFigures::default();
         if let Err(failure) = self.preflight() {
@@ -135,6 +140,7 @@ impl ScenarioRun<'_> {
         })
     }
 
+    #[tracing::instrument(name = "sampling", skip_all)]
     async fn launch_and_sample(
         &self,
         children: &mut Children,

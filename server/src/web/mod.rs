@@ -30,6 +30,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
@@ -236,7 +237,23 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
             host::served_hosts_only,
         ))
         .layer(axum::middleware::map_response(security_headers))
+        // Outermost: everything logged while a request is answered says
+        // which request it was.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state))
+}
+
+/// A request's span: its method and route. The route as declared
+/// (`/share/{secret}`), so no share link's secret is logged; a path that
+/// matched no route (pages, files) is cut short; never the query.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    /// Characters of an unrouted path kept in the log.
+    const LOGGED_PATH: usize = 120;
+    let route = match request.extensions().get::<axum::extract::MatchedPath>() {
+        Some(matched) => matched.as_str().to_string(),
+        None => request.uri().path().chars().take(LOGGED_PATH).collect(),
+    };
+    tracing::info_span!("request", method = %request.method(), route = %route)
 }
 
 /// Headers every answer carries: no type sniffing, no framing by other
