@@ -485,7 +485,7 @@ pub trait LabApi: Send + Sync {
     fn mite_view(&self, scenario_id: i64) -> BoxFuture<'_, Result<MiteView, LabError>>;
     fn ports(&self) -> BoxFuture<'_, Result<Vec<PortView>, LabError>>;
     fn cleanup<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<String, LabError>>;
-    /// The mite builds this lab host has installed.
+    /// The mite builds this agent has installed.
     fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>>;
     /// The scenarios the live agents found in their `--scenario-dir` folders.
     fn library(&self) -> BoxFuture<'_, Result<Vec<LibraryScenario>, LabError>>;
@@ -676,7 +676,7 @@ pub async fn cleanup_ports() -> Result<String, LabError> {
     lab()?.cleanup(&caller).await
 }
 
-/// The mite builds the lab host already has (`pinned`, then versions).
+/// The mite builds the agent already has (`pinned`, then versions).
 #[server(endpoint = "get_builds")]
 pub async fn get_builds() -> Result<Vec<String>, LabError> {
     allowed(Action::Read)?;

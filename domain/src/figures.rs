@@ -76,7 +76,7 @@ pub struct SteadyFigures {
 pub fn steady_figures(samples: &[Sample]) -> Option<SteadyFigures> {
     let mut http: Vec<(i64, i64)> = samples
         .iter()
-        .filter(|s| s.process == ProcessKind::Http)
+        .filter(|s| s.process == ProcessKind::Target)
         .filter_map(|s| Some((s.elapsed_ms, s.requests?)))
         .collect();
     http.sort_unstable();
@@ -164,7 +164,7 @@ pub struct RunningFigures {
 impl RunningFigures {
     pub fn add(&mut self, s: &Sample) {
         self.last_elapsed_ms = self.last_elapsed_ms.max(s.elapsed_ms);
-        if s.process == ProcessKind::Http {
+        if s.process == ProcessKind::Target {
             if let Some(n) = s.requests {
                 self.total_requests = self.total_requests.max(n);
             }
@@ -271,9 +271,9 @@ mod tests {
     #[test]
     fn figures_from_two_ticks() {
         let samples = vec![
-            sample(ProcessKind::Http, 1000, 10.0, 100, Some((1000, 1000))),
+            sample(ProcessKind::Target, 1000, 10.0, 100, Some((1000, 1000))),
             sample(ProcessKind::Runner, 1000, 50.0, 300, None),
-            sample(ProcessKind::Http, 2000, 20.0, 200, Some((3000, 2000))),
+            sample(ProcessKind::Target, 2000, 20.0, 200, Some((3000, 2000))),
             sample(ProcessKind::Runner, 2000, 100.0, 200, None),
         ];
         let f = scenario_figures(&samples, 1000);
@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(f.peak_requests_per_second, 2000.0);
         assert_eq!(f.requests_per_runner_cpu_second, Some(2000.0));
         assert_eq!(f.processes.len(), 2);
-        assert_eq!(f.processes[0].process, ProcessKind::Http);
+        assert_eq!(f.processes[0].process, ProcessKind::Target);
         assert_eq!(f.processes[0].mean_cpu, 15.0);
         assert_eq!(f.processes[1].peak_cpu, 100.0);
         assert_eq!(f.processes[1].peak_rss, 300);
@@ -305,7 +305,7 @@ mod tests {
         for (i, n) in served.iter().enumerate() {
             let t = (i as i64 + 1) * 1000;
             total += n;
-            samples.push(sample(ProcessKind::Http, t, 5.0, 10, Some((total, *n))));
+            samples.push(sample(ProcessKind::Target, t, 5.0, 10, Some((total, *n))));
             samples.push(runner(7, t, 50.0, 100 + i as i64));
             samples.push(runner(8, t, 50.0, 200));
         }
@@ -353,7 +353,7 @@ mod tests {
         for (i, n) in served.iter().enumerate() {
             let t = (i as i64 + 1) * 1000;
             total += n;
-            samples.push(sample(ProcessKind::Http, t, 5.0, 10, Some((total, *n))));
+            samples.push(sample(ProcessKind::Target, t, 5.0, 10, Some((total, *n))));
             let cpu = if i < 2 { 100.0 } else { 50.0 };
             samples.push(sample(ProcessKind::Runner, t, cpu, 10, None));
         }
@@ -381,7 +381,7 @@ mod tests {
             total += served;
             let tick_samples = [
                 sample(
-                    ProcessKind::Http,
+                    ProcessKind::Target,
                     tick * 500,
                     (tick % 3) as f64,
                     100 + tick,

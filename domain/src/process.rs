@@ -4,12 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::text_enum::text_enum;
 
-/// The processes a scenario runs, in start order. `Http` is the target
-/// server (named as in the original script's CSV).
+/// The processes a scenario runs, in start order: the target (the HTTP
+/// server under load; `http` in the original script's CSV and in rows
+/// stored before it was named so), then mite's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessKind {
-    Http,
+    #[serde(alias = "http")]
+    Target,
     Duplicator,
     Collector,
     Runner,
@@ -22,7 +24,7 @@ pub enum ProcessKind {
 impl ProcessKind {
     /// The processes a scenario measures.
     pub const ALL: [ProcessKind; 5] = [
-        ProcessKind::Http,
+        ProcessKind::Target,
         ProcessKind::Duplicator,
         ProcessKind::Collector,
         ProcessKind::Runner,
@@ -31,10 +33,30 @@ impl ProcessKind {
 }
 
 text_enum!(ProcessKind {
-    Http => "http",
+    Target => "target" | "http",
     Duplicator => "duplicator",
     Collector => "collector",
     Runner => "runner",
     Controller => "controller",
     Profiler => "profiler",
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_target_is_named_so_and_old_rows_still_read() {
+        assert_eq!(ProcessKind::Target.to_string(), "target");
+        assert_eq!("target".parse(), Ok(ProcessKind::Target));
+        // Rows and figures stored before the rename.
+        assert_eq!("http".parse(), Ok(ProcessKind::Target));
+        let old: ProcessKind = serde_json::from_str("\"http\"").expect("old JSON");
+        assert_eq!(old, ProcessKind::Target);
+        assert_eq!(
+            serde_json::to_string(&ProcessKind::Target).expect("JSON"),
+            "\"target\""
+        );
+        assert!("nginx".parse::<ProcessKind>().is_err());
+    }
+}

@@ -148,8 +148,8 @@ mod tests {
         assert!(spec(0, vec![ProcessKind::Runner]).problem().is_some());
         assert!(spec(5000, vec![ProcessKind::Runner]).problem().is_some());
         assert!(spec(100, vec![]).problem().is_some());
-        let target = spec(100, vec![ProcessKind::Http]).problem();
-        assert!(target.is_some_and(|p| p.contains("http cannot be profiled")));
+        let target = spec(100, vec![ProcessKind::Target]).problem();
+        assert!(target.is_some_and(|p| p.contains("target cannot be profiled")));
         assert_eq!(
             ProfileSpec::parse_processes("runner, controller,runner"),
             Ok(vec![ProcessKind::Runner, ProcessKind::Controller])

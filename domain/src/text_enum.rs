@@ -1,8 +1,10 @@
 //! Enums stored and shown as a word (`running`, `runner`): `as_str`,
-//! `Display` and `FromStr` from one list of variants and words.
+//! `Display` and `FromStr` from one list of variants and words. A variant
+//! may also be read from older words (`Target => "target" | "http"`): rows
+//! stored before a rename still read.
 
 macro_rules! text_enum {
-    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($ty:ty { $($variant:ident => $text:literal $(| $old:literal)*),+ $(,)? }) => {
         impl $ty {
             pub fn as_str(&self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
@@ -17,7 +19,7 @@ macro_rules! text_enum {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
-                    $($text => Ok(Self::$variant),)+
+                    $($text $(| $old)* => Ok(Self::$variant),)+
                     other => Err(format!("unknown {}: {other}", stringify!($ty))),
                 }
             }

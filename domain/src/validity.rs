@@ -112,7 +112,7 @@ pub fn validity_flags(figures: &ScenarioFigures, bus: &BusSummary) -> Vec<Validi
             ),
         );
     }
-    if let Some(share) = busy_share(figures, ProcessKind::Http).filter(|s| *s > MOST) {
+    if let Some(share) = busy_share(figures, ProcessKind::Target).filter(|s| *s > MOST) {
         flag(
             Issue::TargetCpuBound,
             format!(
@@ -156,7 +156,7 @@ mod tests {
             peak_requests_per_second: 12.0,
             requests_per_runner_cpu_second: None,
             processes: vec![
-                process(ProcessKind::Http, target_busy),
+                process(ProcessKind::Target, target_busy),
                 process(ProcessKind::Runner, runner_busy),
             ],
             steady: None,

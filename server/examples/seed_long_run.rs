@@ -78,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
                 let served = (3000 + (500.0 * wave) as i64) * interval_ms / 1000;
                 total += served;
                 for (i, kind) in ProcessKind::ALL.iter().enumerate() {
-                    let is_target = *kind == ProcessKind::Http;
+                    let is_target = *kind == ProcessKind::Target;
                     batch.push(Sample {
                         process: *kind,
                         pid: 1000 + i as i64,

@@ -65,10 +65,10 @@ impl AgentIdentity {
         id.rsplit_once(" (boot ").map_or(id, |(name, _)| name)
     }
 
-    /// Whether a run recorded with `lab_host` is this host's (runs from
+    /// Whether a run recorded with `agent_id` is this host's (runs from
     /// before hosts were recorded are).
-    pub fn owns(&self, lab_host: Option<&str>) -> bool {
-        lab_host.is_none_or(|h| h == self.id)
+    pub fn owns(&self, agent_id: Option<&str>) -> bool {
+        agent_id.is_none_or(|h| h == self.id)
     }
 
     /// How often its leases are renewed (and a cancel asked elsewhere read).

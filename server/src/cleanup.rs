@@ -2,7 +2,7 @@
 //! after a crash, stop what the lab started and report who holds the lab's
 //! ports. Processes the lab did not start are named, never signalled.
 //!
-//! Several lab hosts may share the database: this host decides whether one
+//! Several agents may share the database: this one decides whether one
 //! of its own runs is alive from its `/proc`, and another host's only from
 //! that run's lease; it never signals another host's processes (their pids
 //! mean nothing here) nor writes into another host's run folder.
@@ -27,9 +27,9 @@ pub struct CleanupReport {
     pub abandoned_runs: Vec<i64>,
     /// Runs still being run by a live lab (left alone), with its pid.
     pub live_runs: Vec<(i64, i64)>,
-    /// Runs another lab host executes and holds a lease on (left alone).
+    /// Runs another agent executes and holds a lease on (left alone).
     pub remote_live_runs: Vec<(i64, String)>,
-    /// Runs of another lab host whose lease ran out, now marked interrupted
+    /// Runs of another agent whose lease ran out, now marked interrupted
     /// (their processes and files, on that host, are left to it).
     pub remote_abandoned_runs: Vec<(i64, String)>,
     /// Runs whose folder is outside the output root: their files were not rewritten.
@@ -55,7 +55,7 @@ impl CleanupReport {
         }
         for (run, host) in &self.remote_live_runs {
             lines.push(format!(
-                "run {run} is in progress on lab host {host}, whose lease on it holds: left alone"
+                "run {run} is in progress on agent {host}, whose lease on it holds: left alone"
             ));
         }
         if self.processes.is_empty() {
@@ -74,7 +74,7 @@ impl CleanupReport {
         }
         for (run, host) in &self.remote_abandoned_runs {
             lines.push(format!(
-                "run {run}: lab host {host} stopped renewing its lease: marked interrupted; \
+                "run {run}: agent {host} stopped renewing its lease: marked interrupted; \
                  its processes and files there are left to that host's cleanup"
             ));
         }
@@ -165,7 +165,7 @@ async fn close_remote_run(
     host: &AgentIdentity,
     run: &crate::store::RunRecord,
 ) -> Result<String, StoreError> {
-    let other = run.lab_host.clone().unwrap_or_default();
+    let other = run.agent_id.clone().unwrap_or_default();
     let why = format!(
         "its lab agent {other} stopped renewing its lease (no heartbeat for {} s; found by {})",
         host.lease.as_secs(),
@@ -248,7 +248,7 @@ pub async fn cleanup(
     let now = store.database_now_ms().await?;
     let mut dead = Vec::new();
     for run in store.running_runs().await? {
-        if host.owns(run.lab_host.as_deref()) {
+        if host.owns(run.agent_id.as_deref()) {
             match run.lab_pid {
                 Some(pid) if pid != i64::from(std::process::id()) && is_live_lab(pid) => {
                     report.live_runs.push((run.id, pid));
@@ -258,7 +258,7 @@ pub async fn cleanup(
         } else if run.lease_expires_at.is_some_and(|end| end > now) {
             report
                 .remote_live_runs
-                .push((run.id, run.lab_host.clone().unwrap_or_default()));
+                .push((run.id, run.agent_id.clone().unwrap_or_default()));
         } else {
             dead.push(run);
         }
@@ -277,7 +277,7 @@ pub async fn cleanup(
             Some(mine) => *mine,
             None => {
                 let run = store.run(process.run_id).await?;
-                let mine = host.owns(run.as_ref().and_then(|r| r.lab_host.as_deref()));
+                let mine = host.owns(run.as_ref().and_then(|r| r.agent_id.as_deref()));
                 ours.insert(process.run_id, mine);
                 mine
             }
@@ -289,7 +289,7 @@ pub async fn cleanup(
         report.processes.push((process, outcome));
     }
     for run in dead {
-        if !host.owns(run.lab_host.as_deref()) {
+        if !host.owns(run.agent_id.as_deref()) {
             let other = close_remote_run(store, host, &run).await?;
             report.remote_abandoned_runs.push((run.id, other));
             continue;

@@ -346,7 +346,7 @@ pub async fn stop_all(children: &mut [Supervised], grace: Duration) {
 fn polite_signal(kind: ProcessKind) -> Signal {
     match kind {
         // py-spy writes its profile on SIGINT (Ctrl+C) only.
-        ProcessKind::Controller | ProcessKind::Http | ProcessKind::Profiler => Signal::SIGINT,
+        ProcessKind::Controller | ProcessKind::Target | ProcessKind::Profiler => Signal::SIGINT,
         _ => Signal::SIGTERM,
     }
 }
@@ -566,8 +566,12 @@ mod tests {
     async fn grandchild_of_an_ended_group_leader_is_stopped() {
         let log = temp_log("orphan");
         // The leader starts a grandchild in its group and exits at once.
-        let (mut child, _, _) =
-            spawn(&sh(ProcessKind::Http, "sleep 300 & echo $! ; exit 0", &log)).expect("spawn");
+        let (mut child, _, _) = spawn(&sh(
+            ProcessKind::Target,
+            "sleep 300 & echo $! ; exit 0",
+            &log,
+        ))
+        .expect("spawn");
         let status = child
             .wait_timeout(Duration::from_secs(5))
             .await

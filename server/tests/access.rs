@@ -62,6 +62,26 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
     let (other_run_id, _) = common::seed::finished_run(&store, &output).await;
     // A profile of the first run's runner (profile 1), for its downloads.
     common::seed::runner_profile(&store, scenario_id).await;
+    // A collector file the first run kept, for its download.
+    let scenario_dir = output.join("2026-11-26/10-00/scenario10");
+    std::fs::create_dir_all(scenario_dir.join("collector")).expect("collector folder");
+    std::fs::write(scenario_dir.join("collector/current"), b"\x80").expect("collector file");
+    let collector_log = scenario_dir.join("collector.log");
+    std::fs::write(&collector_log, "").expect("collector log");
+    let collector = store
+        .record_process(
+            scenario_id,
+            mite_perf::store::NewProcess {
+                kind: mite_perf::model::ProcessKind::Collector,
+                pid: 4,
+                start_ticks: 4,
+                command: "mite collector",
+                log_path: &collector_log.display().to_string(),
+            },
+        )
+        .await
+        .expect("collector");
+    store.end_process(collector, "exit 0").await.expect("end");
     for (user, role) in [
         ("vi", Role::Viewer),
         ("ru", Role::Runner),
@@ -239,6 +259,41 @@ enum Ask {
     OwnRun(&'static str),
     /// Cancels (or removes) a run someone else launched.
     OthersRun(&'static str),
+    /// Revokes a share link the caller made.
+    OwnShare,
+    /// Revokes a share link someone else made.
+    OthersShare,
+    /// A server function anyone may call, signed in or not.
+    Open(&'static str),
+}
+
+impl Ask {
+    /// The server function or route asked for, as declared.
+    fn target(&self) -> &'static str {
+        match self {
+            Ask::Call(name, _) | Ask::OwnRun(name) | Ask::OthersRun(name) | Ask::Open(name) => name,
+            Ask::OwnShare | Ask::OthersShare => "revoke_share_link",
+            Ask::Download(path) | Ask::Page(path) => path,
+        }
+    }
+}
+
+async fn share_link_by(f: &Fixture, maker: &str) -> i64 {
+    f.store
+        .create_share_link(
+            f.run_id,
+            &format!("hash-of-{maker}-{}", rand_suffix()),
+            maker,
+            i64::MAX,
+        )
+        .await
+        .expect("share link")
+}
+
+/// A different token hash each time.
+fn rand_suffix() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `{run}`, `{other}`, `{scenario}` filled in.
@@ -288,6 +343,15 @@ async fn ask(f: &Fixture, who: &Who, what: Ask) -> StatusCode {
             let run = queued_run(f, "someone-else").await;
             call(name, format!("run_id={run}"))
         }
+        Ask::OwnShare => {
+            let link = share_link_by(f, &who.name()).await;
+            call("revoke_share_link", format!("link_id={link}"))
+        }
+        Ask::OthersShare => {
+            let link = share_link_by(f, "someone-else").await;
+            call("revoke_share_link", format!("link_id={link}"))
+        }
+        Ask::Open(name) => call(name, String::new()),
     };
     send(&f.app, request).await.status
 }
@@ -383,6 +447,30 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Call("get_activity", ""), Role::Admin),
         (Ask::Call("share_run", "run_id={run}&days=7"), Role::Runner),
         (Ask::Call("get_share_links", "run_id={run}"), Role::Runner),
+        (Ask::OwnShare, Role::Runner),
+        (Ask::OthersShare, Role::Admin),
+        (Ask::Open("who_am_i"), Role::Viewer),
+        (
+            Ask::Call("get_mite_view", "scenario_id={scenario}"),
+            Role::Viewer,
+        ),
+        (Ask::Download("/runs/{run}/transactions.csv"), Role::Viewer),
+        (
+            Ask::Download("/scenarios/{scenario}/transactions.csv"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/scenarios/{scenario}/processes.csv"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/scenarios/{scenario}/collector/current"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/compare/flamegraph.svg?runs={run},{run}&concurrency=10"),
+            Role::Viewer,
+        ),
     ];
     let mut table = format!("{:<48}", "request \\ caller");
     for who in &callers {
@@ -397,10 +485,14 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
             Ask::Page(path) => format!("page {path}"),
             Ask::OwnRun(name) => format!("{name}(own run)"),
             Ask::OthersRun(name) => format!("{name}(another's run)"),
+            Ask::OwnShare => "revoke_share_link(own link)".into(),
+            Ask::OthersShare => "revoke_share_link(another's link)".into(),
+            Ask::Open(name) => format!("{name}() (open)"),
         };
         let _ = write!(table, "{name:<48}");
         for who in &callers {
             let expected = match who.role() {
+                _ if matches!(what, Ask::Open(_)) => StatusCode::OK,
                 None if matches!(what, Ask::Page(_)) => StatusCode::SEE_OTHER,
                 None => StatusCode::UNAUTHORIZED,
                 Some(role) if role >= *least => StatusCode::OK,
@@ -421,8 +513,41 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
     }
     println!("the permission matrix checked:\n{table}");
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
-    assert_eq!(checks.len(), 38);
     assert_eq!(callers.len(), 6);
+    // Every server function and every route is in the matrix, or is one of
+    // the few anyone may reach (each with its own test).
+    let asked: Vec<String> = checks
+        .iter()
+        .map(|(what, _)| {
+            what.target()
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let elsewhere = [
+        "/assets/echarts.min.js",
+        "/signin",
+        "/signout",
+        "/share/{secret}",
+        "/healthz",
+        "/metrics",
+    ];
+    let mut missing = Vec::new();
+    for endpoint in declared_server_functions() {
+        if !asked.contains(&endpoint) {
+            missing.push(format!("server function {endpoint}"));
+        }
+    }
+    for route in declared_routes() {
+        let covered =
+            asked.iter().any(|a| same_route(a, &route)) || elsewhere.contains(&route.as_str());
+        if !covered {
+            missing.push(format!("route {route}"));
+        }
+    }
+    assert!(missing.is_empty(), "not in the matrix: {missing:?}");
 }
 
 #[tokio::test]
@@ -1911,4 +2036,38 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
         "{}",
         answer.body
     );
+}
+
+/// The server functions app/src/api.rs declares (`endpoint = "name"`).
+fn declared_server_functions() -> Vec<String> {
+    let source = include_str!("../../app/src/api.rs");
+    source
+        .split("endpoint = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(String::from)
+        .collect()
+}
+
+/// The routes the lab's router declares (`.route("/path", …)`).
+fn declared_routes() -> Vec<String> {
+    let source = include_str!("../src/web/mod.rs");
+    source
+        .split(".route(")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .map(String::from)
+        .collect()
+}
+
+/// Whether `asked` (`/runs/12/samples.csv`, with the fixture's ids still as
+/// `{run}`) is an instance of `route` (`/runs/{id}/samples.csv`).
+fn same_route(asked: &str, route: &str) -> bool {
+    let asked: Vec<&str> = asked.split('/').collect();
+    let route: Vec<&str> = route.split('/').collect();
+    asked.len() == route.len()
+        && asked
+            .iter()
+            .zip(&route)
+            .all(|(a, r)| a == r || (r.starts_with('{') && (a.starts_with('{') || !a.is_empty())))
 }

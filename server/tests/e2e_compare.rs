@@ -1,15 +1,21 @@
-//! END-TO-END (about three minutes): comparing mite builds with real mite.
-//! A local checkout of mite made by the test from the installed mite, with
-//! a deliberate delay on its request path (a busy wait of 5 ms in
+//! END-TO-END (about a minute and a half): comparing mite builds with real
+//! mite. A local checkout of mite made by the test from the installed mite,
+//! with a deliberate delay on its request path (a busy wait of 5 ms in
 //! mite_http's response callback, in the runner: a slowdown large enough
 //! to call in three short repeats a side), is called worse on requests/s
 //! and requests per runner CPU-second, and `mite-perf run --compare-to
-//! baseline` exits 1; the same build against itself, taking turns (A B,
-//! B A, A B) in one run, is no significant change and `mite-perf compare`
-//! exits 0 (bench/verdict-false-positives measures how often it is not).
-//! A matrix of two PyPI versions runs end to end, interleaved, and its
-//! venvs are made once and reused. The tests use the lab's fixed ports, so
-//! they take turns.
+//! baseline` exits 1.
+//!
+//! The slow tier (`scripts/test --slow`, about three minutes more): the same
+//! build against itself, taking turns (A B, B A, A B) in one run, is no
+//! significant change and `mite-perf compare` exits 0
+//! (bench/verdict-false-positives measures how often it is not); a matrix
+//! of two PyPI versions, installed cold, runs end to end, interleaved, and
+//! its venvs are made once and reused. The pieces they rest on are tested
+//! in the default suite below the end-to-end level: the interleaving
+//! (`domain::builds`), venvs made once and reused (`builds.rs`), the
+//! version matrix's view (`router.rs`). The tests use the lab's fixed
+//! ports, so they take turns.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -102,7 +108,7 @@ fn run(lab: &Lab, repeat: &str, args: &[&str]) -> std::process::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
+async fn e2e_a_slowed_mite_is_worse() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("compare");
     let checkout = slow_checkout(&lab.dir);
@@ -209,9 +215,47 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
     );
     drop(checkout);
 
+    // The compare page draws the differential flame graph, in Chromium.
+    let server = common::Server::front_for("compare-web", lab.db_url()).await;
+    let browser = common::Browser::start().await;
+    browser.goto(&server.url("/compare?runs=1,2")).await;
+    browser.wait_hydrated().await;
+    browser
+        .wait_for(
+            "the differential flame graph and its frame table",
+            &format!(
+                r#"const s = document.querySelector('section.profile-changes[data-concurrency="10"]');
+                   if (!s) return false;
+                   const top = s.querySelector('table.frames tbody tr');
+                   const i = s.querySelector('img.differential');
+                   if (!i || !top || !i.complete || !(i.naturalWidth > 0)) return false;
+                   return top.dataset.frame === '{SPIN}' && top.classList.contains('notable');"#
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+    browser
+        .screenshot(&server.dir.join("differential.png"))
+        .await;
+    let (status, svg) = server
+        .get("/compare/flamegraph.svg?runs=1,2&concurrency=10")
+        .await
+        .expect("differential flame graph");
+    assert_eq!(status, 200);
+    assert!(svg.contains("_spin"), "the slowed frame is drawn");
+}
+
+/// The same mite against itself, taking turns (A B, B A, A B) in one run:
+/// no verdict either way, no frame moved past the noise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the slow tier: scripts/test --slow"]
+async fn e2e_the_same_mite_against_itself_is_not_worse() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("compare-same");
+    let store = lab.store().await;
     // The same mite against itself, taking turns (A B, B A, A B) in one run.
     {
-        let (try_number, run_id) = (1, 3);
+        let (try_number, run_id) = (1, 1);
         let same = run(
             &lab,
             "3",
@@ -250,44 +294,17 @@ async fn e2e_a_slowed_mite_is_worse_and_the_same_mite_is_not() {
         );
     }
 
-    // The compare page draws the differential flame graph, in Chromium.
-    let server = common::Server::front_for("compare-web", lab.db_url()).await;
-    let browser = common::Browser::start().await;
-    browser.goto(&server.url("/compare?runs=1,2")).await;
-    browser.wait_hydrated().await;
-    browser
-        .wait_for(
-            "the differential flame graph and its frame table",
-            &format!(
-                r#"const s = document.querySelector('section.profile-changes[data-concurrency="10"]');
-                   if (!s) return false;
-                   const top = s.querySelector('table.frames tbody tr');
-                   const i = s.querySelector('img.differential');
-                   if (!i || !top || !i.complete || !(i.naturalWidth > 0)) return false;
-                   return top.dataset.frame === '{SPIN}' && top.classList.contains('notable');"#
-            ),
-            Duration::from_secs(30),
-        )
-        .await;
-    browser
-        .screenshot(&server.dir.join("differential.png"))
-        .await;
-    let (status, svg) = server
-        .get("/compare/flamegraph.svg?runs=1,2&concurrency=10")
-        .await
-        .expect("differential flame graph");
-    assert_eq!(status, 200);
-    assert!(svg.contains("_spin"), "the slowed frame is drawn");
     // A run of two builds needs the build named.
-    let (code, _) = (
-        lab.command(&["compare", "1", "3"])
-            .output()
-            .expect("compare")
-            .status
-            .code(),
-        (),
+    let named = lab
+        .command(&["compare", "1", "1"])
+        .output()
+        .expect("compare");
+    assert_eq!(named.status.code(), Some(2), "{}", text(&named));
+    assert!(
+        text(&named).contains("measured 2 builds: name one"),
+        "{}",
+        text(&named)
     );
-    assert_eq!(code, Some(2));
 }
 
 /// When a build's venv was last made: its marker file's modification time.
@@ -298,6 +315,7 @@ fn made_at(builds: &Path, name: &str) -> std::time::SystemTime {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the slow tier: scripts/test --slow"]
 async fn e2e_a_matrix_of_two_pypi_versions_runs_interleaved_and_reuses_their_venvs() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("matrix");

@@ -259,7 +259,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
         .wait_for(
             "the first chart's target series",
             r#"const c = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart'));
-               return !!c && (c.getOption().series || []).some(s => s.name === 'http' && s.data.length >= 2);"#,
+               return !!c && (c.getOption().series || []).some(s => s.name === 'target' && s.data.length >= 2);"#,
             Duration::from_secs(30),
         )
         .await;
@@ -268,7 +268,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
             r#"const c = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart'));
                c.dispatchAction({type: 'dataZoom', startValue: 1, endValue: 3});
                c.dispatchAction({type: 'legendUnSelect', name: 'runner'});
-               return c.getOption().series.find(s => s.name === 'http').data.length;"#,
+               return c.getOption().series.find(s => s.name === 'target').data.length;"#,
         )
         .await;
     let first_total = browser
@@ -284,7 +284,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
             r#"const o = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart')).getOption();
                return {start: o.dataZoom[0].startValue, end: o.dataZoom[0].endValue,
                        runner: o.legend[0].selected.runner,
-                       points: o.series.find(s => s.name === 'http').data.length};"#,
+                       points: o.series.find(s => s.name === 'target').data.length};"#,
         )
         .await;
     assert!(
@@ -375,7 +375,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     }
     assert!(rows
         .iter()
-        .any(|r| r.sample.process == ProcessKind::Http && r.sample.requests.unwrap_or(0) > 0));
+        .any(|r| r.sample.process == ProcessKind::Target && r.sample.requests.unwrap_or(0) > 0));
 
     // A run stored before some charts existed (its kept overview has only
     // CPU, memory and throughput): those three are drawn, the places of
@@ -463,7 +463,7 @@ async fn seed_compared_run(store: &Store, label: &str, rps: i64, repeats: u32) -
         let rps = rps + i64::from(slot.repeat) * rps / 100;
         for t in 1..=10i64 {
             for (i, kind) in ProcessKind::ALL.iter().enumerate() {
-                let http = *kind == ProcessKind::Http;
+                let http = *kind == ProcessKind::Target;
                 samples.push(Sample {
                     process: *kind,
                     pid: 100 + i as i64,

@@ -158,7 +158,7 @@ async fn e2e_browser_launches_a_scenario_from_the_library() {
             .await
             .expect("samples")
             .iter()
-            .filter(|s| s.process == ProcessKind::Http)
+            .filter(|s| s.process == ProcessKind::Target)
             .filter_map(|s| s.requests)
             .max()
             .unwrap_or(0);

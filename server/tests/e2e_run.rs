@@ -126,7 +126,7 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
     let chart = std::fs::read_to_string(dir.join("chart.html")).expect("chart.html");
     assert!(chart.contains("scenario1 <small>") && chart.contains("scenario10 <small>"));
     assert!(chart.contains("echarts.init") && !chart.contains("://cdn"));
-    for name in ["http", "duplicator", "collector", "runner", "controller"] {
+    for name in ["target", "duplicator", "collector", "runner", "controller"] {
         assert!(
             dir.join("scenario10").join(format!("{name}.log")).is_file(),
             "{name}.log"

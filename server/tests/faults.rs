@@ -40,7 +40,7 @@ static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 fn assert_no_gap(samples: &[Sample], max_gap_ms: i64) {
     let times: Vec<i64> = samples
         .iter()
-        .filter(|s| s.process == ProcessKind::Http)
+        .filter(|s| s.process == ProcessKind::Target)
         .map(|s| s.elapsed_ms)
         .collect();
     assert!(times.len() > 3, "too few samples: {times:?}");
@@ -612,7 +612,7 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
         .await
         .expect("open")
         .into_iter()
-        .find(|p| p.name == "http")
+        .find(|p| p.name == "target")
         .expect("the target");
     let members = os_process::group_members(http.pid as u32);
     assert!(
@@ -627,7 +627,7 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
             .error
             .as_deref()
             .unwrap_or("")
-            .contains("http exit 0"),
+            .contains("target exit 0"),
         "{scenario:?}"
     );
     for pid in members {
@@ -890,7 +890,7 @@ async fn held_run(holding: &mut tokio::sync::mpsc::UnboundedReceiver<(i64, u32)>
 
 // 19. Two lab hosts on one PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_lab_hosts_on_one_database_leave_each_others_runs_and_processes_alone() {
+async fn two_agent_ids_on_one_database_leave_each_others_runs_and_processes_alone() {
     use mite_perf::agent_identity::AgentIdentity;
     use mite_perf::cleanup::cleanup;
 
@@ -954,7 +954,7 @@ async fn two_lab_hosts_on_one_database_leave_each_others_runs_and_processes_alon
     assert!(os_process::pid_alive(pid));
     let run = store_b.run(first).await.expect("query").expect("run");
     assert_eq!(run.status, RunStatus::Running);
-    assert_eq!(run.lab_host.as_deref(), Some("lab-a"));
+    assert_eq!(run.agent_id.as_deref(), Some("lab-a"));
 
     // A cancel asked on host b stops it on host a within seconds.
     assert!(lab_b.cancel(first).await.expect("cancel"));
@@ -1177,7 +1177,7 @@ async fn a_same_named_agent_in_another_pid_namespace_leaves_the_live_one_alone()
     let now = store.run(run).await.expect("run").expect("stored");
     assert_eq!(now.status, RunStatus::Running, "{}", first.log());
     assert_eq!(now.lease_id, leased.lease_id);
-    assert_eq!(now.lab_host, leased.lab_host);
+    assert_eq!(now.agent_id, leased.agent_id);
     assert!(now.lease_expires_at > leased.lease_expires_at, "renewed");
     let agent = store
         .agent("twin")
@@ -1290,6 +1290,46 @@ async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
     );
     assert!(!marker.exists(), "the command ran");
     assert!(store.open_processes().await.expect("open").is_empty());
+
+    // A lab started with --allow-target-cmd runs such a run: the command
+    // is the target, and the run is measured to its end.
+    let allowing_dir = common::temp_dir("db-command-allowed");
+    let allowing_url = format!("sqlite://{}/lab.db", allowing_dir.display());
+    let allowing_store = Store::connect(&allowing_url).await.expect("store");
+    let ran = allowing_dir.join("ran");
+    let allowed = allowing_store
+        .create_run(
+            &RunParams {
+                target: TargetSpec::Command(format!(
+                    "touch {} && exec {BIN} target",
+                    ran.display()
+                )),
+                ..params.clone()
+            },
+            RunStatus::Queued,
+        )
+        .await
+        .expect("queue");
+    let allowing = Server::start_with(
+        "db-command-allowed",
+        ServeOptions {
+            dir: Some(allowing_dir.clone()),
+            db_url: Some(allowing_url),
+            args: vec!["--allow-target-cmd".into()],
+        },
+    )
+    .await;
+    let executed = wait_status(
+        &allowing,
+        allowed,
+        &["failed", "done"],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(executed["status"], "done", "{executed}");
+    assert!(ran.exists(), "the command did not run");
+    drop(allowing);
+    let _ = std::fs::remove_dir_all(allowing_dir);
 
     // A run whose folder (as stored) lies outside the output folder: cleanup
     // closes it but writes nothing there.

@@ -688,10 +688,31 @@ async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
     };
     let refused = f
         .lab
-        .launch(&local_caller(), params)
+        .launch(&local_caller(), params.clone())
         .await
         .expect_err("refused");
     assert!(refused.to_string().contains("--scenario-dir"), "{refused}");
+
+    // A lab started to allow them queues both (faults.rs sees such a run
+    // execute).
+    let mut setup = common::seed::lab_setup(&f.dir, &f.dir.join("output"));
+    setup.policy.allow_target_cmd = true;
+    setup.policy.scenario_roots = vec![f.dir.clone()];
+    let allowing = Lab::new(f.lab.store().clone(), setup);
+    let command = RunParams {
+        target: mite_perf::model::TargetSpec::Command("mite-perf target".into()),
+        ..RunParams::default()
+    };
+    for allowed in [command, params] {
+        let queued = allowing
+            .launch(&local_caller(), allowed)
+            .await
+            .expect("allowed");
+        assert!(
+            matches!(queued, app::api::LaunchOutcome::Queued { .. }),
+            "{queued:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1269,17 +1290,17 @@ async fn a_long_scenario_is_read_in_bounded_answers() {
     let batches: Vec<SampleBatch> = (1..=TICKS)
         .map(|tick| SampleBatch {
             scenario_id: scenario,
-            samples: [ProcessKind::Http, ProcessKind::Runner]
+            samples: [ProcessKind::Target, ProcessKind::Runner]
                 .into_iter()
                 .map(|process| Sample {
                     process,
-                    pid: if process == ProcessKind::Http { 2 } else { 1 },
+                    pid: if process == ProcessKind::Target { 2 } else { 1 },
                     at_ms: ORIGIN + tick * 1000,
                     elapsed_ms: tick * 1000,
                     cpu: (tick % 97) as f64,
                     mem: 1 << 20,
-                    requests: (process == ProcessKind::Http).then_some(tick * 10),
-                    requests_in_interval: (process == ProcessKind::Http).then_some(10),
+                    requests: (process == ProcessKind::Target).then_some(tick * 10),
+                    requests_in_interval: (process == ProcessKind::Target).then_some(10),
                     detail: None,
                 })
                 .collect(),

@@ -221,7 +221,7 @@ async fn suite(store: Store) {
         .is_none());
     // The claim names its host, with a lease; a cancel asked anywhere
     // reaches the host when it renews; another host renews nothing.
-    assert_eq!(claimed.lab_host.as_deref(), Some(host.id.as_str()));
+    assert_eq!(claimed.agent_id.as_deref(), Some(host.id.as_str()));
     assert_eq!(claimed.lab_pid, Some(4242));
     // The lease ends a lease time from now on the database's clock.
     let now = store.database_now_ms().await.expect("the database's clock");
@@ -341,9 +341,10 @@ async fn suite(store: Store) {
     let writer = store.sample_writer().await.expect("writer");
     let mut all = Vec::new();
     for second in 1..=10 {
+        // In the order the store reads them back: by time, then name.
         let tick = vec![
-            sample(ProcessKind::Http, second, 10.0, Some((100 * second, 100))),
             sample(ProcessKind::Runner, second, 50.0 + second as f64, None),
+            sample(ProcessKind::Target, second, 10.0, Some((100 * second, 100))),
         ];
         all.extend(tick.clone());
         writer
@@ -381,7 +382,7 @@ async fn suite(store: Store) {
         .expect("buckets");
     let http: Vec<&Sample> = buckets
         .iter()
-        .filter(|s| s.process == ProcessKind::Http)
+        .filter(|s| s.process == ProcessKind::Target)
         .collect();
     // Buckets 0 (1–4 s), 5000 (5–9 s) and 10000 (10 s), each with its peak.
     assert_eq!(
@@ -464,7 +465,7 @@ async fn suite(store: Store) {
         "{processes}"
     );
     assert!(
-        processes.contains("\nscenario1,1,http,42,3.000,1700000003.000,10.00,,1048579,,,,,,\n"),
+        processes.contains("\nscenario1,1,target,42,3.000,1700000003.000,10.00,,1048579,,,,,,\n"),
         "{processes}"
     );
 
@@ -964,7 +965,7 @@ async fn hosts_never_take_the_same_run(store: &Store) {
             while tries < 3 {
                 match store.claim_next_queued(&host, 1).await {
                     Ok(Some(run)) => {
-                        assert_eq!(run.lab_host.as_deref(), Some(host.id.as_str()));
+                        assert_eq!(run.agent_id.as_deref(), Some(host.id.as_str()));
                         taken.push(run.id);
                         tries = 0;
                     }

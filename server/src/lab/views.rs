@@ -234,7 +234,7 @@ impl Lab {
             stage: run.stage,
             cancelled_by: run.cancelled_by,
             agent: run
-                .lab_host
+                .agent_id
                 .as_deref()
                 .map(|id| AgentIdentity::name_of(id).to_string()),
             can_cancel: false,

@@ -93,7 +93,7 @@ pub struct Installed {
     pub provenance: BuildProvenance,
 }
 
-/// The builds this lab host has made, and the means to make more.
+/// The builds this agent has made, and the means to make more.
 #[derive(Debug, Clone)]
 pub struct BuildCache {
     /// One venv per build inside.

@@ -134,14 +134,14 @@ pub fn metric_series(metric: Metric, samples: &[Sample], interval_ms: i64) -> Ve
         Metric::Throughput => {
             let points = samples
                 .iter()
-                .filter(|s| s.process == ProcessKind::Http)
+                .filter(|s| s.process == ProcessKind::Target)
                 .filter_map(|s| {
                     let n = s.requests_in_interval?;
                     Some([x(s), (n as f64 * per_second).round()])
                 })
                 .collect();
             vec![SeriesPoints {
-                name: "http (target)".to_string(),
+                name: "target".to_string(),
                 points,
             }]
         }

@@ -266,7 +266,7 @@ mod tests {
             scenario: "scenario10".into(),
             concurrency: 10,
             sample: Sample {
-                process: ProcessKind::Http,
+                process: ProcessKind::Target,
                 pid: 7,
                 at_ms: 1_700_000_000_250,
                 elapsed_ms: 2500,
@@ -279,7 +279,7 @@ mod tests {
         };
         assert_eq!(
             line(&row),
-            "2.500,http,12.35,1048576,scenario10,9000,3000,1700000000.250,7,10\n"
+            "2.500,target,12.35,1048576,scenario10,9000,3000,1700000000.250,7,10\n"
         );
         assert!(HEADER.starts_with("elapsed,process,cpu,mem,scenario,requests,"));
     }

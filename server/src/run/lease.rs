@@ -1,4 +1,4 @@
-//! Several lab hosts on one database: which host executes a run, and its
+//! Several agents on one database: which agent executes a run, and its
 //! lease on it.
 //!
 //! A run taken from the queue (or started by `mite-perf run`) names the

@@ -10,7 +10,7 @@
 //! - [`verdict`]: a scenario's and a run's status (pure);
 //! - [`scenario`]: one scenario, phase after phase;
 //! - [`output`]: the run's folder and what goes in it;
-//! - [`lease`]: which lab host executes a run, and its lease on it.
+//! - [`lease`]: which agent executes a run, and its lease on it.
 
 pub mod launch;
 pub mod lease;
@@ -259,7 +259,7 @@ pub struct LabSetup {
     pub self_exe: PathBuf,
     pub limits: RunLimits,
     pub policy: RunPolicy,
-    /// This lab host, named on the runs it executes.
+    /// This agent, named on the runs it executes.
     pub host: crate::agent_identity::AgentIdentity,
 }
 

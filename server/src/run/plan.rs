@@ -113,7 +113,7 @@ impl PlanInputs<'_> {
         let log_path = self.dir.join("http.log");
         let spec = match &self.params.target {
             TargetSpec::Builtin => ChildSpec {
-                kind: ProcessKind::Http,
+                kind: ProcessKind::Target,
                 program: self.self_exe.to_path_buf(),
                 args: vec![
                     "target".into(),
@@ -128,7 +128,7 @@ impl PlanInputs<'_> {
                 measured: Measured::Itself,
             },
             TargetSpec::Command(cmd) => ChildSpec {
-                kind: ProcessKind::Http,
+                kind: ProcessKind::Target,
                 program: "/bin/sh".into(),
                 // `exec` makes the server itself the process the lab samples.
                 args: vec!["-c".into(), format!("exec {cmd}")],
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                ProcessKind::Http,
+                ProcessKind::Target,
                 ProcessKind::Duplicator,
                 ProcessKind::Collector,
                 ProcessKind::Runner,

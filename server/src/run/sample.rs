@@ -64,7 +64,7 @@ pub fn tick_samples(
         .iter()
         .filter_map(|(kind, pid)| {
             let reading = readings.get(pid)?;
-            let is_target = *kind == ProcessKind::Http;
+            let is_target = *kind == ProcessKind::Target;
             let on_target = |n: Option<u64>| n.filter(|_| is_target).map(|n| n as i64);
             Some(Sample {
                 process: *kind,
@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn readings_become_samples_with_counts_on_the_target_only() {
         let running = [
-            (ProcessKind::Http, 10),
+            (ProcessKind::Target, 10),
             (ProcessKind::Runner, 11),
             (ProcessKind::Controller, 12),
         ];
@@ -307,7 +307,7 @@ mod tests {
             (Some(900), Some(300)),
         );
         assert_eq!(samples.len(), 2);
-        assert_eq!(samples[0].process, ProcessKind::Http);
+        assert_eq!(samples[0].process, ProcessKind::Target);
         assert_eq!(samples[0].requests, Some(900));
         assert_eq!(samples[0].requests_in_interval, Some(300));
         assert_eq!(samples[0].elapsed_ms, 2500);

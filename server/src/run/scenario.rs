@@ -276,7 +276,7 @@ impl ScenarioRun<'_> {
         let target = children
             .list
             .iter_mut()
-            .find(|l| l.child.kind == ProcessKind::Http)
+            .find(|l| l.child.kind == ProcessKind::Target)
             .ok_or_else(|| Failure::new("the target was not started"))?;
         let log_path = target.child.log_path.clone();
         let log = std::fs::OpenOptions::new()

@@ -269,7 +269,7 @@ mod tests {
         .expect("a sample");
         assert_eq!(s.detail, None);
         assert_eq!(id, 7);
-        assert_eq!(s.process, ProcessKind::Http);
+        assert_eq!(s.process, ProcessKind::Target);
         assert_eq!(
             (s.pid, s.at_ms, s.elapsed_ms, s.mem),
             (42, 1_700_000_001_000, 1000, 1 << 20)

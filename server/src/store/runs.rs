@@ -35,9 +35,9 @@ pub struct RunRecord {
     pub provenance: Option<Provenance>,
     /// What it does before its first scenario (installing a mite build).
     pub stage: Option<String>,
-    /// The lab host executing it ([`crate::agent_identity::AgentIdentity`]), and
+    /// The agent executing it ([`crate::agent_identity::AgentIdentity`]), and
     /// until when its lease holds (ms since the epoch).
-    pub lab_host: Option<String>,
+    pub agent_id: Option<String>,
     pub lease_expires_at: Option<i64>,
     /// The id of that lease ([`Fence`]).
     pub lease_id: Option<String>,
@@ -87,7 +87,7 @@ struct RunRow {
     error: Option<String>,
     provenance: Option<String>,
     stage: Option<String>,
-    lab_host: Option<String>,
+    agent_id: Option<String>,
     lease_expires_at: Option<i64>,
     lease_id: Option<String>,
     cancel_requested: bool,
@@ -120,7 +120,7 @@ impl TryFrom<RunRow> for RunRecord {
                 .map(serde_json::from_str)
                 .transpose()?,
             stage: row.stage,
-            lab_host: row.lab_host,
+            agent_id: row.agent_id,
             lease_expires_at: row.lease_expires_at,
             lease_id: row.lease_id,
             cancel_requested: row.cancel_requested,
@@ -138,7 +138,7 @@ struct RunListRow {
 }
 
 const RUN_COLUMNS: &str = "id, label, status, created_at, started_at, ended_at, params, \
-     output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance, stage, lab_host, lease_expires_at, \
+     output_dir, mite_version, python_version, host, cores, lab_pid, error, provenance, stage, agent_id, lease_expires_at, \
      lease_id, cancel_requested, cancelled_by";
 
 fn records(rows: Vec<RunRow>) -> Result<Vec<RunRecord>> {
@@ -340,7 +340,7 @@ impl Store {
             super::Backend::Sqlite => "ORDER BY id LIMIT 1) AND status = $2",
         };
         let sql = format!(
-            "UPDATE runs SET status = $1, lab_host = $3, lab_pid = $4, \
+            "UPDATE runs SET status = $1, agent_id = $3, lab_pid = $4, \
              lease_expires_at = {now} + $5, lease_id = $7 \
              WHERE id = (SELECT id FROM runs WHERE status = $2 \
              AND (wanted_agent IS NULL OR wanted_agent = $6) {pick} RETURNING id",
@@ -375,7 +375,7 @@ impl Store {
         lab_pid: u32,
     ) -> Result<Fence> {
         let sql = format!(
-            "UPDATE runs SET lab_host = $1, lab_pid = $2, lease_expires_at = {now} + $3, \
+            "UPDATE runs SET agent_id = $1, lab_pid = $2, lease_expires_at = {now} + $3, \
              lease_id = $6 WHERE id = $4 AND status = $5 AND lease_id IS NULL",
             now = self.now_sql()
         );
@@ -430,8 +430,8 @@ impl Store {
     /// database's clock: their agent went silent.
     pub async fn abandoned_runs(&self, host: &AgentIdentity) -> Result<Vec<RunRecord>> {
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 AND lab_host IS NOT NULL \
-             AND lab_host <> $2 AND lease_expires_at IS NOT NULL \
+            "SELECT {RUN_COLUMNS} FROM runs WHERE status = $1 AND agent_id IS NOT NULL \
+             AND agent_id <> $2 AND lease_expires_at IS NOT NULL \
              AND lease_expires_at <= {now} ORDER BY id",
             now = self.now_sql()
         );

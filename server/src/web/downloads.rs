@@ -281,7 +281,8 @@ async fn log_file(
         .processes(id)
         .await?
         .into_iter()
-        .find(|p| p.name == kind.as_str())
+        // Stored names are read as kinds: older runs call the target `http`.
+        .find(|p| p.name.parse::<ProcessKind>().ok() == Some(kind))
         .ok_or_else(|| LabError::NotFound(format!("scenario {id} has no {kind} log")))?;
     let path = std::path::Path::new(&record.log_path);
     if !is_inside(&state.lab.setup().output_root, path) {

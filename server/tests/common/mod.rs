@@ -711,7 +711,7 @@ pub async fn wait_for_samples(
                 .unwrap_or_default();
             let target = samples
                 .iter()
-                .filter(|s| s.process == mite_perf::model::ProcessKind::Http)
+                .filter(|s| s.process == mite_perf::model::ProcessKind::Target)
                 .count();
             if target >= ticks {
                 return store;

@@ -103,7 +103,7 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
     for tick in 1..=30i64 {
         let samples = vec![
             Sample {
-                process: ProcessKind::Http,
+                process: ProcessKind::Target,
                 pid: 2,
                 at_ms: 1_700_000_000_000 + tick * 1000,
                 elapsed_ms: tick * 1000,
