@@ -219,7 +219,8 @@ pub struct SeriesPoints {
 /// New points for one chart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChartSeries {
-    pub dom_id: String,
+    /// The chart's number among the scenario's.
+    pub slot: usize,
     pub series: Vec<SeriesPoints>,
 }
 

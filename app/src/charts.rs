@@ -86,6 +86,27 @@ export function splice_window(id, json, from, to) {
     }
 }
 
+/// The element a scenario's chart `slot` is drawn in (the run page).
+pub fn scenario_chart_id(scenario_id: i64, slot: usize) -> String {
+    format!("chart-{scenario_id}-{slot}")
+}
+
+/// The element chart `slot` of mite's view of a scenario is drawn in.
+pub fn mite_chart_id(scenario_id: i64, slot: usize) -> String {
+    format!("mite-chart-{scenario_id}-{slot}")
+}
+
+/// The element an overlaid comparison chart is drawn in: its group (one
+/// per concurrency, `compare-10`) and its number.
+pub fn compare_chart_id(spec: &domain::chart_spec::ChartSpec) -> String {
+    format!("{}-{}", spec.group, spec.slot)
+}
+
+/// The element a version matrix's chart `slot` is drawn in.
+pub fn matrix_chart_id(slot: usize) -> String {
+    format!("matrix-{slot}")
+}
+
 /// Draws (or updates) a chart in the element with id `dom_id`. Does nothing
 /// on the server.
 pub fn render(dom_id: &str, option_json: &str, group: &str) {
@@ -126,7 +147,12 @@ pub fn follow_zoom(dom_id: &str, scenario_id: i64) {
                 let window = Some(((from * 1000.0) as i64, (to * 1000.0).ceil() as i64));
                 if let Ok(found) = crate::api::get_charts(scenario_id, window).await {
                     for spec in found.charts {
-                        glue::splice_window(&spec.dom_id, &spec.option_json, from, to);
+                        glue::splice_window(
+                            &scenario_chart_id(scenario_id, spec.slot),
+                            &spec.option_json,
+                            from,
+                            to,
+                        );
                     }
                 }
             });

@@ -387,7 +387,11 @@ mod tests {
         let (ticks, wall) = window.read(at(1000), 100);
         assert_eq!(cpu_percent(ticks, HZ, wall, 1, 2), 100.0);
         let (ticks, wall) = window.read(at(1001), 101);
-        assert_eq!((ticks, wall), (101, 1.001), "measured from the reading before");
+        assert_eq!(
+            (ticks, wall),
+            (101, 1.001),
+            "measured from the reading before"
+        );
         let cpu = cpu_percent(ticks, HZ, wall, 1, 2);
         assert!((99.0..=100.0).contains(&cpu), "{cpu}");
         // The old way: one tick over one millisecond.

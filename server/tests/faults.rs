@@ -1300,8 +1300,9 @@ async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
     let allowed = allowing_store
         .create_run(
             &RunParams {
+                // The lab runs `exec COMMAND`: a shell of its own here.
                 target: TargetSpec::Command(format!(
-                    "touch {} && exec {BIN} target",
+                    "sh -c 'touch {} && exec {BIN} target'",
                     ran.display()
                 )),
                 ..params.clone()

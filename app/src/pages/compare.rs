@@ -118,7 +118,11 @@ fn OverlayCharts(sides: String) -> impl IntoView {
                 specs.set(found);
                 request_animation_frame(move || {
                     for spec in specs.get_untracked() {
-                        charts::render(&spec.dom_id, &spec.option_json, &spec.group);
+                        charts::render(
+                            &charts::compare_chart_id(&spec),
+                            &spec.option_json,
+                            &spec.group,
+                        );
                     }
                 });
             }
@@ -126,7 +130,7 @@ fn OverlayCharts(sides: String) -> impl IntoView {
     });
     view! {
         <div class="charts overlay-charts">
-            {move || specs.get().into_iter().map(|spec| view! { <div class="chart" id=spec.dom_id></div> }).collect_view()}
+            {move || specs.get().into_iter().map(|spec| view! { <div class="chart" id=charts::compare_chart_id(&spec)></div> }).collect_view()}
         </div>
     }
 }

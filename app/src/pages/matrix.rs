@@ -46,7 +46,11 @@ pub fn BuildMatrix(run: RwSignal<RunView>) -> impl IntoView {
         if let Some(Ok(Some(m))) = matrix.get() {
             request_animation_frame(move || {
                 for spec in &m.charts {
-                    charts::render(&spec.dom_id, &spec.option_json, &spec.group);
+                    charts::render(
+                        &charts::matrix_chart_id(spec.slot),
+                        &spec.option_json,
+                        &spec.group,
+                    );
                 }
             });
         }
@@ -126,7 +130,7 @@ fn MatrixTable(matrix: RunMatrix) -> impl IntoView {
             </tbody>
         </table>
         <div class="charts matrix-charts">
-            {matrix.charts.iter().map(|spec| view! { <div class="chart" id=spec.dom_id.clone()></div> }).collect_view()}
+            {matrix.charts.iter().map(|spec| view! { <div class="chart" id=charts::matrix_chart_id(spec.slot)></div> }).collect_view()}
         </div>
     }
 }

@@ -8,7 +8,8 @@ use leptos::prelude::*;
 use super::poll;
 use crate::api::{get_mite_view, MiteView};
 use crate::charts;
-use domain::chart_spec::{mite_chart_dom_id, MITE_CHARTS};
+use crate::charts::mite_chart_id;
+use domain::chart_spec::MITE_CHARTS;
 use domain::format;
 use domain::model::ScenarioStatus;
 
@@ -43,7 +44,11 @@ pub fn MiteViewPanel(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl Int
                 view_now.set(Some(found));
                 request_animation_frame(move || {
                     for spec in &specs {
-                        charts::render(&spec.dom_id, &spec.option_json, &spec.group);
+                        charts::render(
+                            &mite_chart_id(scenario_id, spec.slot),
+                            &spec.option_json,
+                            &spec.group,
+                        );
                     }
                 });
             }
@@ -120,7 +125,7 @@ pub fn MiteViewPanel(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl Int
                 }))}
             </Show>
             <div class="charts mite-charts">
-                {(0..MITE_CHARTS).map(|i| view! { <div class="chart" id=mite_chart_dom_id(scenario_id, i)></div> }).collect_view()}
+                {(0..MITE_CHARTS).map(|i| view! { <div class="chart" id=mite_chart_id(scenario_id, i)></div> }).collect_view()}
             </div>
         </div>
     }

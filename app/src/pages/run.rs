@@ -19,8 +19,9 @@ use crate::api::{
     ScenarioView,
 };
 use crate::charts;
+use crate::charts::scenario_chart_id;
 use domain::access::Action;
-use domain::chart_spec::{chart_dom_id, CHARTS_PER_SCENARIO};
+use domain::chart_spec::CHARTS_PER_SCENARIO;
 use domain::format;
 use domain::model::{RunStatus, ScenarioStatus};
 use domain::profile::ProfileView;
@@ -421,21 +422,26 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
     let asking = StoredValue::new(false);
     // The charts the scenario has: runs stored before a chart existed have
     // fewer, and their empty places are not shown.
-    let present = RwSignal::new(None::<Vec<String>>);
+    let present = RwSignal::new(None::<Vec<usize>>);
     let draw_all = move || {
         leptos::task::spawn_local(async move {
             if let Ok(found) = get_charts(scenario_id, None).await {
                 drawn.set_value(Some((found.bucket_ms, found.last_ms)));
-                present.set(Some(
-                    found.charts.iter().map(|c| c.dom_id.clone()).collect(),
-                ));
+                present.set(Some(found.charts.iter().map(|c| c.slot).collect()));
                 request_animation_frame(move || {
                     for spec in &found.charts {
-                        charts::render(&spec.dom_id, &spec.option_json, &spec.group);
+                        charts::render(
+                            &scenario_chart_id(scenario_id, spec.slot),
+                            &spec.option_json,
+                            &spec.group,
+                        );
                     }
                     // A scenario's charts zoom together: following the first is enough.
                     if let Some(first) = found.charts.first() {
-                        charts::follow_zoom(&first.dom_id, scenario_id);
+                        charts::follow_zoom(
+                            &scenario_chart_id(scenario_id, first.slot),
+                            scenario_id,
+                        );
                     }
                 });
             }
@@ -461,7 +467,7 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
             if let Ok(points) = get_chart_points(scenario_id, bucket, last.max(0)).await {
                 drawn.set_value(Some((bucket, points.last_ms.max(last))));
                 for chart in &points.charts {
-                    charts::append(&chart.dom_id, &chart.series);
+                    charts::append(&scenario_chart_id(scenario_id, chart.slot), &chart.series);
                 }
             }
             asking.set_value(false);
@@ -469,12 +475,10 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
     });
     view! {
         <div class="charts processes">
-            {(0..CHARTS_PER_SCENARIO).map(|i| {
-                let id = chart_dom_id(scenario_id, i);
-                let absent = {
-                    let id = id.clone();
-                    move || present.with(|p| p.as_ref().is_some_and(|ids| !ids.contains(&id)))
-                };
+            {(0..CHARTS_PER_SCENARIO).map(|slot| {
+                let id = scenario_chart_id(scenario_id, slot);
+                let absent =
+                    move || present.with(|p| p.as_ref().is_some_and(|slots| !slots.contains(&slot)));
                 view! { <div class="chart" class:absent=absent id=id></div> }
             }).collect_view()}
         </div>

@@ -13,11 +13,6 @@ use crate::model::ProcessKind;
 use crate::reports::chart::{metric_axes, metric_series, overview_bucket, Metric};
 use crate::store::{Store, StoreError};
 
-/// The DOM id of overlay chart `index` of `concurrency`.
-pub fn overlay_dom_id(concurrency: u32, index: usize) -> String {
-    format!("compare-{concurrency}-{index}")
-}
-
 /// Which repeat stands for a side: the one whose requests/s is nearest the
 /// median of its repeats.
 pub fn representative(values: &[f64]) -> Option<usize> {
@@ -103,7 +98,7 @@ pub async fn overlay_charts(
                 }
             }
             specs.push(ChartSpec {
-                dom_id: overlay_dom_id(concurrency, index),
+                slot: index,
                 group: format!("compare-{concurrency}"),
                 option_json: serde_json::to_string(&chart)?,
             });

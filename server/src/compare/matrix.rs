@@ -90,11 +90,6 @@ pub fn matrix_rows(
     rows
 }
 
-/// The DOM id of matrix chart `index`.
-pub fn matrix_dom_id(index: usize) -> String {
-    format!("matrix-{index}")
-}
-
 /// The matrix's charts (pure): per figure, its median against the number
 /// of concurrent journeys (a log axis), one line per build; the memory
 /// figures of mite's processes share a chart per kind (peak, mean).
@@ -162,7 +157,7 @@ pub fn matrix_charts(
         }
         if any {
             specs.push(ChartSpec {
-                dom_id: matrix_dom_id(specs.len()),
+                slot: specs.len(),
                 group: "matrix".into(),
                 option_json: serde_json::to_string(&chart)?,
             });
@@ -256,8 +251,8 @@ mod tests {
         let rows = matrix_rows(&groups, |b| builds[b as usize].clone());
         let charts = matrix_charts(&builds, &rows).expect("charts");
         // requests/s; MiB per journey, peak and mean RSS (build 1 at 1 journey).
-        let ids: Vec<&str> = charts.iter().map(|c| c.dom_id.as_str()).collect();
-        assert_eq!(ids, ["matrix-0", "matrix-1", "matrix-2", "matrix-3"]);
+        let slots: Vec<usize> = charts.iter().map(|c| c.slot).collect();
+        assert_eq!(slots, [0, 1, 2, 3]);
         let rps: serde_json::Value = serde_json::from_str(&charts[0].option_json).expect("json");
         assert_eq!(rps["xAxis"]["type"], "log", "{rps}");
         let series = rps["series"].as_array().expect("series");

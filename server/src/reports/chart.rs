@@ -10,7 +10,7 @@ use charming::series::Line;
 use charming::Chart;
 
 use app::api::{ChartPoints, ChartSeries, ChartSpec, ScenarioCharts, SeriesPoints};
-use domain::chart_spec::{chart_dom_id, CHARTS_PER_SCENARIO};
+use domain::chart_spec::CHARTS_PER_SCENARIO;
 
 use super::ReportError;
 use crate::model::Sample;
@@ -246,7 +246,7 @@ pub async fn scenario_charts(
         .enumerate()
         .map(|(i, metric)| {
             Ok(ChartSpec {
-                dom_id: chart_dom_id(scenario.id, i),
+                slot: i,
                 group: format!("scenario-{}", scenario.id),
                 option_json: serde_json::to_string(&metric_chart(
                     *metric,
@@ -297,7 +297,7 @@ pub async fn chart_points(
             .take(CHARTS_PER_SCENARIO)
             .enumerate()
             .map(|(i, metric)| ChartSeries {
-                dom_id: chart_dom_id(scenario.id, i),
+                slot: i,
                 series: metric_series(*metric, &samples, scenario.interval_ms),
             })
             .collect(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use charming::series::Line;
 
 use app::api::{ChartSpec, MiteView};
-use domain::chart_spec::{mite_chart_dom_id, MITE_CHARTS};
+use domain::chart_spec::MITE_CHARTS;
 
 use super::chart::base_chart;
 use super::ReportError;
@@ -174,7 +174,7 @@ pub fn charts(
         .enumerate()
         .map(|(i, chart)| {
             Ok(ChartSpec {
-                dom_id: mite_chart_dom_id(scenario_id, i),
+                slot: i,
                 group: format!("scenario-{scenario_id}"),
                 option_json: serde_json::to_string(&chart)?,
             })
@@ -377,6 +377,7 @@ mod tests {
         assert!(specs[0].option_json.contains("\"b p50\""));
         assert!(specs[1].option_json.contains("\"b\""));
         assert!(specs[2].option_json.contains("\"required\""));
-        assert_eq!(specs[2].dom_id, mite_chart_dom_id(7, 2));
+        assert_eq!(specs[2].slot, 2);
+        assert_eq!(specs[2].group, "scenario-7");
     }
 }

@@ -110,7 +110,7 @@ impl PlanInputs<'_> {
     }
 
     fn target_stage(&self) -> Stage {
-        let log_path = self.dir.join("http.log");
+        let log_path = self.dir.join("target.log");
         let spec = match &self.params.target {
             TargetSpec::Builtin => ChildSpec {
                 kind: ProcessKind::Target,
