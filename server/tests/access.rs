@@ -64,24 +64,8 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
     common::seed::runner_profile(&store, scenario_id).await;
     // A collector file the first run kept, for its download.
     let scenario_dir = output.join("2026-11-26/10-00/scenario10");
-    std::fs::create_dir_all(scenario_dir.join("collector")).expect("collector folder");
-    std::fs::write(scenario_dir.join("collector/current"), b"\x80").expect("collector file");
-    let collector_log = scenario_dir.join("collector.log");
-    std::fs::write(&collector_log, "").expect("collector log");
-    let collector = store
-        .record_process(
-            scenario_id,
-            mite_perf::store::NewProcess {
-                kind: mite_perf::model::ProcessKind::Collector,
-                pid: 4,
-                start_ticks: 4,
-                command: "mite collector",
-                log_path: &collector_log.display().to_string(),
-            },
-        )
-        .await
-        .expect("collector");
-    store.end_process(collector, "exit 0").await.expect("end");
+    let collector = common::seed::collector(&store, &scenario_dir, scenario_id).await;
+    std::fs::write(collector.join("current"), b"\x80").expect("collector file");
     for (user, role) in [
         ("vi", Role::Viewer),
         ("ru", Role::Runner),

@@ -223,8 +223,7 @@ async fn collector_files_are_listed_and_served_by_name_only() {
     let run = store.run(f.run_id).await.expect("run").expect("stored");
     let scenario_dir =
         std::path::Path::new(run.output_dir.as_deref().expect("dir")).join("scenario10");
-    let collector = scenario_dir.join("collector");
-    std::fs::create_dir_all(&collector).expect("collector folder");
+    let collector = common::seed::collector(store, &scenario_dir, f.scenario_id).await;
     std::fs::write(
         collector.join("1700000000_1700000030_1"),
         b"\x81\xa4type\xa3txn",
@@ -233,22 +232,6 @@ async fn collector_files_are_listed_and_served_by_name_only() {
     std::fs::write(collector.join("current"), b"\x80").expect("current");
     std::fs::write(collector.join(".hidden"), b"not offered").expect("hidden");
     std::fs::write(scenario_dir.join("secret.txt"), b"not for the browser").expect("secret");
-    let log = scenario_dir.join("collector.log");
-    std::fs::write(&log, "").expect("log");
-    let p = store
-        .record_process(
-            f.scenario_id,
-            NewProcess {
-                kind: ProcessKind::Collector,
-                pid: 4,
-                start_ticks: 4,
-                command: "mite collector",
-                log_path: &log.display().to_string(),
-            },
-        )
-        .await
-        .expect("process");
-    store.end_process(p, "exit 0").await.expect("end");
 
     // The run's page lists what the collector kept, oldest first.
     let view = call(&f.app, "get_run", &format!("run_id={}", f.run_id)).await;

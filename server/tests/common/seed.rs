@@ -216,3 +216,28 @@ pub fn agent(name: &str, pid: i64) -> mite_perf::store::AgentRecord {
         stopped_at: None,
     }
 }
+
+/// A collector that ran in `scenario_dir` for scenario `scenario_id`
+/// (recorded, ended, its log there), and its `collector/` folder, made
+/// empty: the caller writes the files it kept. The folder.
+pub async fn collector(store: &Store, scenario_dir: &Path, scenario_id: i64) -> PathBuf {
+    let folder = scenario_dir.join("collector");
+    std::fs::create_dir_all(&folder).expect("collector folder");
+    let log = scenario_dir.join("collector.log");
+    std::fs::write(&log, "").expect("collector log");
+    let p = store
+        .record_process(
+            scenario_id,
+            NewProcess {
+                kind: ProcessKind::Collector,
+                pid: 4,
+                start_ticks: 4,
+                command: "mite collector",
+                log_path: &log.display().to_string(),
+            },
+        )
+        .await
+        .expect("collector");
+    store.end_process(p, "exit 0").await.expect("end");
+    folder
+}
