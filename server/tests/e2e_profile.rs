@@ -163,8 +163,8 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
     let _ports = PORTS.lock().await;
     // The runner crashes (SIGKILL): its py-spy sees it go and writes.
     let lab = Lab::new("profile-crash");
-    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s", "--profile"]);
-    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let mut child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s", "--profile"]);
+    let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     let runner = common::kill_runner(&store, scenario.id).await;
     let output = wait_output(child, Duration::from_secs(60));
@@ -182,8 +182,8 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
     // The run is stopped (SIGTERM, as a cancel): py-spy is stopped first,
     // and writes.
     let lab = Lab::new("profile-stop");
-    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s", "--profile"]);
-    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let mut child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s", "--profile"]);
+    let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("stop the lab");
     let output = wait_output(child, Duration::from_secs(60));
     assert!(!output.status.success(), "{}", text(&output));
@@ -309,8 +309,8 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     // The runner py-spy started is killed: the lab sees how it ended (not
     // py-spy's exit 0), fails the run, and keeps the stacks.
     let lab = Lab::new("profile-started-crash");
-    let child = start_under(&lab, &[&profiled[..], &["--duration", "30s"]].concat());
-    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let mut child = start_under(&lab, &[&profiled[..], &["--duration", "30s"]].concat());
+    let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     let runner_pid = sampled_pid(&store, scenario.id, ProcessKind::Runner).await;
     let cmdline = std::fs::read_to_string(format!("/proc/{runner_pid}/cmdline")).expect("cmdline");
@@ -356,12 +356,12 @@ async fn e2e_the_stacks_of_a_lab_killed_mid_profile_are_stored_by_cleanup() {
     let _ports = PORTS.lock().await;
     for (reach, mode) in [("attach", "attached"), ("start", "started under py-spy")] {
         let lab = Lab::new(&format!("profile-lab-killed-{reach}"));
-        let child = spawn_reaching(
+        let mut child = spawn_reaching(
             &lab,
             reach,
             &["--concurrencies", "10", "--duration", "30s", "--profile"],
         );
-        let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+        let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
         kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill the lab");
         let _ = wait_output(child, Duration::from_secs(10));
         let scenario = store.scenarios(1).await.expect("scenarios").remove(0);

@@ -158,9 +158,9 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
 
 async fn stop_with(signal: Signal, expected_code: i32) {
     let lab = Lab::new(&format!("stop-{}", signal.as_str()));
-    let child = lab.spawn_run(&["--concurrencies", "10,100", "--duration", "60s"]);
+    let mut child = lab.spawn_run(&["--concurrencies", "10,100", "--duration", "60s"]);
     let lab_pid = child.id();
-    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
     let asked = Instant::now();
     kill(Pid::from_raw(lab_pid as i32), signal).expect("signal the lab");
     let output = wait_output(child, Duration::from_secs(30));
@@ -209,7 +209,7 @@ async fn e2e_a_closed_terminal_stops_every_child_and_keeps_the_samples() {
     let lab = Lab::new("hangup");
     let mut child = lab.spawn_run(&["--concurrencies", "10,100", "--duration", "60s"]);
     let lab_pid = child.id();
-    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
     // Nobody reads its output any more; it prints progress into the void.
     drop(child.stdout.take());
     drop(child.stderr.take());
@@ -296,8 +296,8 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
 async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("killed-child");
-    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s"]);
-    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let mut child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s"]);
+    let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     common::kill_runner(&store, scenario.id).await;
     let output = wait_output(child, Duration::from_secs(30));
@@ -320,7 +320,7 @@ async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
 async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("killed-second-runner");
-    let child = lab.spawn_run(&[
+    let mut child = lab.spawn_run(&[
         "--concurrencies",
         "10",
         "--duration",
@@ -328,7 +328,7 @@ async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
         "--runners",
         "2",
     ]);
-    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     let second = store
         .processes(scenario.id)
@@ -356,8 +356,8 @@ async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
 async fn e2e_cleanup_after_the_lab_was_sigkilled() {
     let _ports = PORTS.lock().await;
     let lab = Lab::new("cleanup");
-    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "60s"]);
-    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let mut child = lab.spawn_run(&["--concurrencies", "10", "--duration", "60s"]);
+    let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill the lab");
     let _ = wait_output(child, Duration::from_secs(10));
 

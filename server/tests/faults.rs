@@ -179,8 +179,8 @@ async fn a_child_that_cannot_be_recorded_is_stopped() {
 async fn samples_wait_while_sqlite_is_locked_and_none_is_lost() {
     let _ports = PORTS.lock().await;
     let lab = CliLab::new("sqlite-locked");
-    let child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
-    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let mut child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
+    let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
     // Another writer takes the database for 10 s.
     let mut locker = sqlx::SqliteConnection::connect(&lab.db_url())
         .await
@@ -215,8 +215,8 @@ async fn samples_wait_while_postgres_is_down_and_none_is_lost() {
     let _ports = PORTS.lock().await;
     let pg = Postgres::start();
     let lab = CliLab::with_database("pg-down", pg.url());
-    let child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
-    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let mut child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
+    let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
     pg.server_stop();
     tokio::time::sleep(Duration::from_secs(10)).await;
     pg.server_start();
@@ -239,7 +239,7 @@ async fn samples_wait_while_postgres_is_down_and_none_is_lost() {
 async fn past_the_bound_of_unsaved_samples_the_scenario_fails_and_keeps_what_was_stored() {
     let _ports = PORTS.lock().await;
     let lab = CliLab::new("unsaved-bound");
-    let child = lab.spawn_run(&[
+    let mut child = lab.spawn_run(&[
         "--concurrencies",
         "1,10",
         "--duration",
@@ -247,7 +247,7 @@ async fn past_the_bound_of_unsaved_samples_the_scenario_fails_and_keeps_what_was
         "--max-unsaved-samples",
         "20",
     ]);
-    let store = wait_for_samples(&lab, 3, Duration::from_secs(60)).await;
+    let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
     let mut locker = sqlx::SqliteConnection::connect(&lab.db_url())
         .await
         .expect("connect");
@@ -598,7 +598,7 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
     // when mite is slow to start on a busy machine).
     let target =
         format!("sh -c '{BIN} target --port 9898 --report-every 1s & sleep 600 & sleep 12'");
-    let child = lab.spawn_run(&[
+    let mut child = lab.spawn_run(&[
         "--concurrencies",
         "1",
         "--duration",
@@ -606,7 +606,7 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
         "--target-cmd",
         &target,
     ]);
-    let store = wait_for_samples(&lab, 2, Duration::from_secs(60)).await;
+    let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
     let http = store
         .open_processes()
         .await

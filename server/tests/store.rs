@@ -1022,3 +1022,24 @@ async fn store_suite_on_postgres() {
         .expect("ping");
     suite(store).await;
 }
+
+/// Several processes opening one new SQLite file at once (a `serve` and a
+/// `run`, or a test and the lab it started) take turns at its migrations:
+/// sqlx locks nothing on SQLite, so each would apply the first migration
+/// and all but one fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_sqlite_file_opened_by_several_at_once_is_migrated_once() {
+    for attempt in 0..5 {
+        let dir = temp_dir(&format!("migrate-together-{attempt}"));
+        let url = format!("sqlite://{}", dir.join("lab.db").display());
+        let opened = futures_util::future::join_all((0..4).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { Store::connect(&url).await.map(drop) })
+        }))
+        .await;
+        for result in opened {
+            let opened = result.expect("the task ran");
+            assert!(opened.is_ok(), "attempt {attempt}: {opened:?}");
+        }
+    }
+}

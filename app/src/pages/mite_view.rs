@@ -87,7 +87,14 @@ pub fn MiteViewPanel(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl Int
                 }
             }))}
             <Show when=has_data fallback=move || view! {
-                <p class="empty">{move || if status.get() == ScenarioStatus::Running { "Waiting for mite's first messages." } else { "No messages from mite were recorded for this scenario." }}</p>
+                <p class="empty">{move || if view_now.with(Option::is_none) {
+                    // Not asked yet (the page as served, before its script runs).
+                    "Loading mite's own view…"
+                } else if status.get() == ScenarioStatus::Running {
+                    "Waiting for mite's first messages."
+                } else {
+                    "No messages from mite were recorded for this scenario."
+                }}</p>
             }>
                 <table class="procs transactions">
                     <thead><tr>

@@ -24,6 +24,8 @@ mod tokens;
 mod users;
 
 use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -62,6 +64,9 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("cannot apply the schema migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Another process kept its turn at the SQLite file's migrations.
+    #[error("cannot apply the schema migrations to {path}: {reason}")]
+    MigrationTurn { path: String, reason: String },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("stored run parameters are unreadable: {0}")]
@@ -86,7 +91,7 @@ impl StoreError {
     /// a query or a stored value being wrong): trying again later may work.
     pub fn is_unavailable(&self) -> bool {
         let sql = match self {
-            StoreError::Connect(_) => return true,
+            StoreError::Connect(_) | StoreError::MigrationTurn { .. } => return true,
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
             StoreError::Read(rusqlite::Error::SqliteFailure(e, _)) => {
                 return matches!(
@@ -258,6 +263,11 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
+        let _turn = match &self.target {
+            Target::Sqlite(options) => migration_turn(options.get_filename()).await?,
+            // sqlx takes an advisory lock for the migrations on PostgreSQL.
+            Target::Postgres(_) => None,
+        };
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
             Pool::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
@@ -365,6 +375,47 @@ impl Target {
                     .await
                     .map_err(StoreError::Connect)?,
             )),
+        }
+    }
+}
+
+/// The SQLite file's turn at its migrations, held until dropped. sqlx locks
+/// nothing there (it takes an advisory lock on PostgreSQL), so two
+/// processes opening a new lab file at once (a `serve` and a `run`, a test
+/// and the lab it started) would each apply the first migration, and one
+/// would fail. An exclusive `flock` on the file itself makes them take
+/// turns: SQLite's own locks are POSIX record locks, which `flock` leaves
+/// alone. The wait is bounded (a holder that hangs makes this unavailable).
+async fn migration_turn(path: &Path) -> Result<Option<Flock<std::fs::File>>> {
+    use nix::errno::Errno;
+    if path == Path::new(":memory:") {
+        return Ok(None);
+    }
+    let failed = |reason: String| StoreError::MigrationTurn {
+        path: path.display().to_string(),
+        reason,
+    };
+    // The pool's first connection made the file.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| failed(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + ACQUIRE_TIMEOUT;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(turn) => return Ok(Some(turn)),
+            Err((back, Errno::EWOULDBLOCK)) if tokio::time::Instant::now() < deadline => {
+                file = back;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err((_, Errno::EWOULDBLOCK)) => {
+                return Err(failed(format!(
+                    "another process kept its turn for {} s",
+                    ACQUIRE_TIMEOUT.as_secs()
+                )))
+            }
+            Err((_, errno)) => return Err(failed(errno.to_string())),
         }
     }
 }

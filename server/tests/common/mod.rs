@@ -695,15 +695,24 @@ pub fn text(output: &Output) -> String {
 }
 
 /// Polls the store until run 1's first scenario has stored at least
-/// `ticks` samples of the target.
+/// `ticks` samples of the target. A lab that ends first, or one still
+/// without them at `timeout`, fails the test with what it printed (its
+/// output must be piped): a wait that only says "no samples" hides why.
 pub async fn wait_for_samples(
     lab: &CliLab,
+    child: &mut Child,
     ticks: usize,
     timeout: Duration,
 ) -> mite_perf::store::Store {
     let store = lab.store().await;
     let deadline = Instant::now() + timeout;
     loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the lab ended ({status}) before {ticks} samples\n{}",
+                printed(child)
+            );
+        }
         if let Ok(Some(scenario)) = store.scenarios(1).await.map(|s| s.into_iter().next()) {
             let samples = store
                 .scenario_samples(scenario.id)
@@ -717,9 +726,27 @@ pub async fn wait_for_samples(
                 return store;
             }
         }
-        assert!(Instant::now() < deadline, "no samples within {timeout:?}");
+        if Instant::now() >= deadline {
+            signal(child.id(), nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            panic!("no samples within {timeout:?}\n{}", printed(child));
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// What an ended child printed on its piped stdout and stderr.
+fn printed(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stdout.take() {
+        let _ = pipe.read_to_string(&mut stdout);
+    }
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    format!("--- stdout\n{stdout}\n--- stderr\n{stderr}")
 }
 
 /// Runs `git ARGS` in `dir` as a throwaway identity; panics if it fails.
