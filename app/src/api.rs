@@ -292,6 +292,9 @@ pub struct LaunchForm {
     pub profile: String,
     /// Profile its controller, duplicator and collector too (`on`).
     pub profile_all: String,
+    /// Leave mite's message bus unread (`on`, as a checkbox posts it): the
+    /// seed's measurement only; empty: the lab reads it.
+    pub bus_off: String,
 }
 
 impl Default for LaunchForm {
@@ -312,6 +315,7 @@ impl Default for LaunchForm {
             scenario: String::new(),
             profile: String::new(),
             profile_all: String::new(),
+            bus_off: String::new(),
         }
     }
 }
@@ -421,6 +425,10 @@ impl LaunchForm {
                     processes: ProfileSpec::PROFILABLE.to_vec(),
                 }),
                 _ => Some(ProfileSpec::runners()),
+            },
+            read_bus: match self.bus_off.trim() {
+                "" | "off" | "false" => defaults::READ_BUS,
+                _ => false,
             },
             agent: Some(self.agent.trim().to_string()).filter(|a| !a.is_empty()),
             label: self.label.trim().to_string(),
@@ -784,6 +792,7 @@ mod tests {
             scenario: "../x.py:f".into(),
             profile: "on".into(),
             profile_all: String::new(),
+            bus_off: String::new(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -824,6 +833,16 @@ mod tests {
         assert_eq!(profiled("", "on"), Ok(None));
         assert_eq!(profiled("on", ""), Ok(Some(1)));
         assert_eq!(profiled("on", "on"), Ok(Some(4)));
+        let reads_bus = |bus_off: &str| {
+            LaunchForm {
+                bus_off: bus_off.into(),
+                ..LaunchForm::default()
+            }
+            .to_params()
+            .map(|p| p.read_bus)
+        };
+        assert_eq!(reads_bus(""), Ok(true));
+        assert_eq!(reads_bus("on"), Ok(false));
         let empty = kept("last", " ").expect_err("no size");
         assert_eq!(empty[0].field, "collector");
         assert!(empty[0].message.contains("how many MiB"), "{empty:?}");

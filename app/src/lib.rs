@@ -5,6 +5,8 @@
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
 //! - [`pages`]: the Leptos pages (launch, runs, run detail, compare, ports,
 //!   agents, sign-in, activity), and [`charts`], the ECharts they draw.
+// The pages' view types are deep (as in the server and the frontend).
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod charts;

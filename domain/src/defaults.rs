@@ -36,6 +36,11 @@ pub const RUNNERS_TEXT: &str = "1";
 /// The mite build measured: the pinned one (scripts/setup's venv).
 pub const MITE_BUILD_TEXT: &str = "pinned";
 
+/// The lab reads mite's message bus (mite's own view of each scenario);
+/// `off` keeps the lab's footprint at the seed's measurement only.
+pub const READ_BUS: bool = true;
+pub const BUS_TEXT: &str = "on";
+
 /// py-spy's samples a second: half its own default, where its cost on a
 /// CPU-bound runner stays within the noise (BENCHMARKS.md).
 pub const PROFILE_RATE: u32 = 50;
@@ -72,6 +77,7 @@ mod tests {
             Ok(CollectorKeep::LastMib(COLLECTOR_KEEP_MIB))
         );
         assert_eq!(MiteBuild::parse(MITE_BUILD_TEXT), Ok(MiteBuild::Pinned));
+        assert_eq!(crate::model::parse_bus(BUS_TEXT), Ok(READ_BUS));
         assert_eq!(
             ProfileSpec::parse_processes(PROFILE_PROCESSES_TEXT),
             Ok(vec![ProcessKind::Runner])

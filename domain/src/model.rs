@@ -194,6 +194,25 @@ pub struct RunParams {
     /// py-spy samples the stacks of these processes (none: not profiled).
     #[serde(default)]
     pub profile: Option<crate::profile::ProfileSpec>,
+    /// The lab reads mite's message bus (mite's own view). Off, mite's
+    /// duplicator gets no output of the lab's and only the seed's
+    /// measurement runs. Runs stored before the choice existed read it.
+    #[serde(default = "reads_bus_by_default")]
+    pub read_bus: bool,
+}
+
+fn reads_bus_by_default() -> bool {
+    defaults::READ_BUS
+}
+
+/// `--bus on|off` (and the form's words for it): whether the lab reads
+/// mite's message bus.
+pub fn parse_bus(text: &str) -> Result<bool, String> {
+    match text.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("`{other}` is not `on` or `off`")),
+    }
 }
 
 /// The most runners one scenario may start.
@@ -220,6 +239,7 @@ impl Default for RunParams {
             repeats: defaults::REPEATS,
             runners: defaults::RUNNERS,
             profile: None,
+            read_bus: defaults::READ_BUS,
         }
     }
 }
@@ -628,12 +648,15 @@ mod tests {
         let mut stored = serde_json::to_value(RunParams::default()).expect("json");
         let fields = stored.as_object_mut().expect("object");
         fields.remove("collector");
+        fields.remove("read_bus");
         fields.insert("collector_keep_mib".into(), 0.into());
         let old: RunParams = serde_json::from_value(stored.clone()).expect("old");
         assert_eq!(old.collector, CollectorKeep::Nothing);
         stored["collector_keep_mib"] = 64.into();
         let old: RunParams = serde_json::from_value(stored).expect("old");
         assert_eq!(old.collector, CollectorKeep::LastMib(64));
+        // Runs stored before `--bus off` existed read mite's bus.
+        assert!(old.read_bus);
         for keep in [
             CollectorKeep::All,
             CollectorKeep::Nothing,

@@ -100,6 +100,9 @@ pub fn validity_flags(figures: &ScenarioFigures, bus: &BusSummary) -> Vec<Validi
     if missed + collector > 0 {
         let consequence = if missed > 0 {
             format!("mite's own figures here are short by {}", messages(missed))
+        } else if bus.messages.is_none() {
+            // A run that left the bus unread: only the collector's output.
+            "the collector's files are not whole".to_string()
         } else {
             "mite's own figures here are whole, the collector's files are not".to_string()
         };

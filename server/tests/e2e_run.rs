@@ -24,6 +24,66 @@ use common::{
 
 static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// `--bus off`: the seed's measurement only. mite's duplicator gets no
+/// output of the lab's, nothing of mite's bus is stored, and the run says
+/// so; the samples are as in any run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_run_that_leaves_the_bus_unread_measures_without_it() {
+    let _ports = PORTS.lock().await;
+    let lab = Lab::new("bus-off");
+    let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "3s", "--bus", "off"]);
+    let output = wait_output(child, Duration::from_secs(120));
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("mite's bus unread"), "{}", text(&output));
+    assert!(!stdout.contains("the lab read"), "{}", text(&output));
+    assert!(stdout.contains("lab overhead:"), "{}", text(&output));
+
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("query").expect("run 1 stored");
+    assert_eq!(run.status, RunStatus::Done);
+    assert!(!run.params.read_bus);
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert_eq!(scenario.status, ScenarioStatus::Done, "{scenario:?}");
+    let duplicator = store
+        .processes(scenario.id)
+        .await
+        .expect("processes")
+        .into_iter()
+        .find(|p| p.name == "duplicator")
+        .expect("the duplicator recorded");
+    let bus = mite_perf::ports::LabPorts::default().bus;
+    assert!(
+        !duplicator.command.contains(&format!(":{bus}")),
+        "{}",
+        duplicator.command
+    );
+    assert!(store
+        .bus_totals(scenario.id)
+        .await
+        .expect("mite's totals")
+        .is_empty());
+    assert_eq!(
+        store
+            .bus_summary(scenario.id)
+            .await
+            .expect("counts")
+            .messages,
+        None
+    );
+    let samples = store.scenario_samples(scenario.id).await.expect("samples");
+    for kind in ProcessKind::ALL {
+        assert!(
+            samples.iter().any(|s| s.process == kind && s.mem > 0),
+            "no samples of {kind}"
+        );
+    }
+    assert!(samples.iter().filter_map(|s| s.requests).max() > Some(0));
+    assert_ports_free();
+    assert_no_child_left(&store, 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_short_run_stores_samples_that_match_the_csv() {
     let _ports = PORTS.lock().await;

@@ -489,7 +489,8 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
             .header(header::REFERER, "http://127.0.0.1:3000/")
             .body(Body::from(
                 "form[chosen][0]=1&form[chosen][2]=100&form[scenarios]=&form[duration]=5s\
-                 &form[spawn_rate]=1000000&form[interval]=1s&form[label]=no+js",
+                 &form[spawn_rate]=1000000&form[interval]=1s&form[label]=no+js\
+                 &form[bus_off]=on",
             ))
             .expect("a request"),
     )
@@ -498,6 +499,7 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
     let queued = f.lab.store().queued_runs().await.expect("queue");
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].params.concurrencies, [1, 100]);
+    assert!(!queued[0].params.read_bus, "the box left mite's bus unread");
     assert_eq!(
         plain.headers[header::LOCATION],
         format!("/runs/{}", queued[0].id)
@@ -548,6 +550,8 @@ fn the_command_lines_defaults_are_a_default_run() {
     );
     assert_eq!(dry_run(&["--concurrencies", "5,50"]).concurrencies, [5, 50]);
     assert_eq!(dry_run(&["--scenarios", "7"]).concurrencies, [7]);
+    assert!(!dry_run(&["--bus", "off"]).read_bus);
+    assert!(dry_run(&["--bus", "on"]).read_bus);
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ pub fn LaunchPage() -> impl IntoView {
     let scenario = RwSignal::new(String::new());
     let profile = RwSignal::new(false);
     let profile_all = RwSignal::new(false);
+    let bus_off = RwSignal::new(false);
     let agent = RwSignal::new(String::new());
     let builds = Resource::new(|| (), |_| get_builds());
 
@@ -112,6 +113,11 @@ pub fn LaunchPage() -> impl IntoView {
                     String::new()
                 },
                 profile_all: if profile_all.get_untracked() {
+                    "on".into()
+                } else {
+                    String::new()
+                },
+                bus_off: if bus_off.get_untracked() {
                     "on".into()
                 } else {
                     String::new()
@@ -221,6 +227,13 @@ pub fn LaunchPage() -> impl IntoView {
                                 "its controller, duplicator and collector too"
                             </label>
                             {error_for("profile")}
+                        </fieldset>
+                        <fieldset class="bus-choice">
+                            <legend>"mite's own view"</legend>
+                            <label class="check">
+                                <input type="checkbox" name="form[bus_off]" value="on" on:change=move |ev| bus_off.set(event_target_checked(&ev))/>
+                                "leave mite's message bus unread: the seed's measurement only, the lab's footprint at its floor"
+                            </label>
                         </fieldset>
                     </div>
                     {error_for("form")}

@@ -85,6 +85,7 @@ fn LiveRun(initial: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
     let scenario_ids =
         Memo::new(move |_| latest.with(|r| r.scenarios.iter().map(|s| s.id).collect::<Vec<_>>()));
     let matrix = latest.with_untracked(has_matrix);
+    let read_bus = latest.with_untracked(|r| r.params.read_bus);
     view! {
         <RunHeader run=latest cancel=cancel/>
         {matrix.then(|| view! { <BuildMatrix run=latest/> })}
@@ -92,7 +93,7 @@ fn LiveRun(initial: RunView, cancel: ServerAction<CancelRun>) -> impl IntoView {
         <For each=move || scenario_ids.get() key=|id| *id let:scenario_id>
             <ScenarioCard scenario=Memo::new(move |_| {
                 latest.with(|r| r.scenarios.iter().find(|s| s.id == scenario_id).cloned())
-            }) scenario_id=scenario_id/>
+            }) scenario_id=scenario_id read_bus=read_bus/>
         </For>
     }
 }
@@ -127,6 +128,10 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 {r.params.profile.clone().map(|p| view! {
                     <dt>"Profiled"</dt>
                     <dd class="profiled">{format!("{} ({} stack samples a second, py-spy)", p.processes.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "), p.rate)}</dd>
+                })}
+                {(!r.params.read_bus).then(|| view! {
+                    <dt>"mite's bus"</dt>
+                    <dd class="bus-unread">"not read (the seed's measurement only)"</dd>
                 })}
                 <dt>"Collector data"</dt><dd class="collector-keep">{format!("{} kept per scenario", r.params.collector)}</dd>
                 <dt>"Queued"</dt><dd>{format::utc(r.created_at)}{(!r.params.launched_by.is_empty()).then(|| view! { " by " <span class="launched-by">{r.params.launched_by.clone()}</span> })}</dd>
@@ -277,7 +282,12 @@ fn status_text(s: &ScenarioView) -> String {
 }
 
 #[component]
-fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl IntoView {
+fn ScenarioCard(
+    scenario: Memo<Option<ScenarioView>>,
+    scenario_id: i64,
+    /// Whether the run read mite's bus (its own view has nothing otherwise).
+    read_bus: bool,
+) -> impl IntoView {
     let s = scenario.get_untracked();
     let name = s.as_ref().map(|s| s.name.clone()).unwrap_or_default();
     let concurrency = s.as_ref().map(|s| s.concurrency).unwrap_or_default();
@@ -327,7 +337,11 @@ fn ScenarioCard(scenario: Memo<Option<ScenarioView>>, scenario_id: i64) -> impl 
             }}
             <Show when=move || charted.get()>
                 <ScenarioCharts scenario_id=scenario_id status=status/>
-                <MiteViewPanel scenario_id=scenario_id status=status/>
+                {if read_bus {
+                    view! { <MiteViewPanel scenario_id=scenario_id status=status/> }.into_any()
+                } else {
+                    view! { <p class="empty bus-unread">"mite's own view: the run left mite's message bus unread (the seed's measurement only)."</p> }.into_any()
+                }}
             </Show>
             <div class="downloads">
                 <strong>"Downloads: "</strong>

@@ -15,7 +15,8 @@ use domain::profile::ProfileSpec;
 use mite_perf::compare::sides::SideSpec;
 use mite_perf::mite_env::{self};
 use mite_perf::model::{
-    format_duration, parse_duration, CollectorKeep, RunParams, RunStatus, ScenarioSpec, TargetSpec,
+    format_duration, parse_bus, parse_duration, CollectorKeep, RunParams, RunStatus, ScenarioSpec,
+    TargetSpec,
 };
 use mite_perf::run::{execute_run, RunPolicy};
 use mite_perf::store::Store;
@@ -112,6 +113,12 @@ pub(crate) struct RunArgs {
     /// The processes profiled: runner, controller, duplicator, collector, or all.
     #[arg(long, default_value = defaults::PROFILE_PROCESSES_TEXT, value_parser = ProfileSpec::parse_processes, requires = "profile")]
     pub(crate) profile_processes: ProcessKinds,
+    /// Read mite's message bus (mite's own view: requests, errors and
+    /// latency per transaction, validity flags), `on` or `off`. Off, mite's
+    /// duplicator gets no output of the lab's: the seed's measurement only,
+    /// the lab's footprint at its floor.
+    #[arg(long, default_value = defaults::BUS_TEXT, value_parser = parse_bus, action = clap::ArgAction::Set)]
+    pub(crate) bus: bool,
     /// Once the run is done, compare it with `baseline` (its label's
     /// baseline) or a run number, print the comparison and exit 1 when a
     /// figure got significantly worse.
@@ -159,6 +166,7 @@ pub(crate) fn params_from(args: &RunArgs) -> RunParams {
             rate: args.profile_rate,
             processes: args.profile_processes.clone(),
         }),
+        read_bus: args.bus,
     }
 }
 
@@ -227,8 +235,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         String::new()
     };
+    let bus = if params.read_bus {
+        ""
+    } else {
+        ", mite's bus unread"
+    };
     to_stderr!(
-        "run {run_id}: scenarios {:?}, {} each{repeats}, sampling every {}, mite {}",
+        "run {run_id}: scenarios {:?}, {} each{repeats}, sampling every {}, mite {}{bus}",
         params.concurrencies,
         format_duration(params.duration()),
         format_duration(params.interval()),

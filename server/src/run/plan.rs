@@ -155,9 +155,10 @@ impl PlanInputs<'_> {
 
 /// The start-up of one scenario (MITE-NOTES.md): the target first (mite's
 /// journeys need it from their first request), then the duplicator (bound
-/// before anything sends, with an output for the collector and one for the
-/// lab's bus reader, which connects right after it: see [`BUS_AFTER`]), the
-/// collector, the runner, and the controller.
+/// before anything sends, with an output for the collector and, unless the
+/// run leaves the bus unread, one for the lab's bus reader, which connects
+/// right after it: see [`BUS_AFTER`]), the collector, the runner, and the
+/// controller.
 pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
     let scenario = match &inputs.params.scenario {
         ScenarioSpec::Builtin => BUILTIN_SCENARIO.to_string(),
@@ -172,19 +173,24 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
     } = inputs.ports;
     let message_socket = format!("--message-socket=tcp://127.0.0.1:{message}");
     let controller_socket = format!("--controller-socket=tcp://127.0.0.1:{controller}");
+    let mut duplicator = vec![
+        "duplicator".into(),
+        message_socket.clone(),
+        format!("tcp://127.0.0.1:{collector}"),
+    ];
+    let mut duplicator_listens = vec![message, collector];
+    if inputs.params.read_bus {
+        // The lab's own copy of every message (its bus reader connects
+        // before any runner starts).
+        duplicator.push(format!("tcp://127.0.0.1:{bus}"));
+        duplicator_listens.push(bus);
+    }
     let mut stages = vec![
         inputs.target_stage(),
         inputs.mite_stage(
             ProcessKind::Duplicator,
-            vec![
-                "duplicator".into(),
-                message_socket.clone(),
-                format!("tcp://127.0.0.1:{collector}"),
-                // The lab's own copy of every message (its bus reader
-                // connects before any runner starts).
-                format!("tcp://127.0.0.1:{bus}"),
-            ],
-            Readiness::Listens(vec![message, collector, bus]),
+            duplicator,
+            Readiness::Listens(duplicator_listens),
         ),
         inputs.mite_stage(
             ProcessKind::Collector,
@@ -287,6 +293,26 @@ mod tests {
             .spec
             .args
             .contains(&"--collector-dir=/out/scenario10/collector".to_string()));
+    }
+
+    #[test]
+    fn a_run_that_leaves_the_bus_unread_gives_the_duplicator_no_lab_output() {
+        let params = RunParams {
+            read_bus: false,
+            ..RunParams::default()
+        };
+        let plan = scenario_plan(&inputs(&params, Path::new("/out/s")));
+        let duplicator = &plan[1];
+        assert_eq!(duplicator.spec.kind, ProcessKind::Duplicator);
+        assert_eq!(duplicator.ready, Readiness::Listens(vec![14302, 14303]));
+        assert_eq!(
+            duplicator.spec.args,
+            [
+                "duplicator",
+                "--message-socket=tcp://127.0.0.1:14302",
+                "tcp://127.0.0.1:14303"
+            ]
+        );
     }
 
     #[test]

@@ -93,8 +93,9 @@ pub struct SamplingContext<'a> {
     pub collector_keep: crate::model::CollectorKeep,
     pub observer: &'a dyn RunObserver,
     pub sink: &'a SampleSink,
-    /// mite's own account, counted from its bus: stored with the samples.
-    pub bus: &'a BusReader,
+    /// mite's own account, counted from its bus: stored with the samples
+    /// (none when the run leaves the bus unread).
+    pub bus: Option<&'a BusReader>,
 }
 
 /// One tick's measuring, shared by the ticks of the loop and the last one.
@@ -140,7 +141,10 @@ impl Ticker<'_, '_> {
         // The live figures go with the samples about once a second (the
         // final ones are stored when the scenario ends).
         let with_figures = self.ticks == 1 || self.ticks.is_multiple_of(self.figures_every);
-        let bus = ctx.bus.take_ready(at_ms);
+        let bus = ctx
+            .bus
+            .map(|reader| reader.take_ready(at_ms))
+            .unwrap_or_default();
         ctx.sink
             .push(SampleBatch {
                 scenario_id: ctx.scenario_id,
@@ -173,7 +177,9 @@ pub async fn sample(
     figures: &mut RunningFigures,
 ) -> Result<Ending, Failure> {
     let start = Instant::now();
-    ctx.bus.set_origin(now_ms());
+    if let Some(reader) = ctx.bus {
+        reader.set_origin(now_ms());
+    }
     let mut sampler = ProcessSampler::new();
     let mut pids = children.pids();
     pids.push(std::process::id());

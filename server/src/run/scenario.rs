@@ -185,9 +185,15 @@ impl ScenarioRun<'_> {
         if let Some(ending) = self.launch(plan, cancel, children).await? {
             return Ok(ending);
         }
-        let bus = BusReader::connect(self.setup.host.ports.bus, BUS_CONNECT_TIMEOUT)
-            .await
-            .map_err(|e| Failure::new(e.to_string()))?;
+        let bus = if self.params.read_bus {
+            Some(
+                BusReader::connect(self.setup.host.ports.bus, BUS_CONNECT_TIMEOUT)
+                    .await
+                    .map_err(|e| Failure::new(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         if let Some(ending) = self.launch(after_bus, cancel, children).await? {
             return Ok(ending);
         }
@@ -223,22 +229,24 @@ impl ScenarioRun<'_> {
             collector_keep: self.params.collector,
             observer: self.observer,
             sink: self.sink,
-            bus: &bus,
+            bus: bus.as_ref(),
         };
         let ending = sample::sample(&ctx, children, &mut counter, cancel, figures).await;
         // A scenario that ended by itself has its runner's last messages on
         // the way: wait for them. Otherwise keep what arrived.
         let quiet = matches!(ending, Ok(Ending::Finished)).then_some(BUS_QUIET);
-        // Always stored: with the last rows come the final counts.
-        let last = bus.finish(quiet, BUS_DRAIN_LIMIT).await;
-        self.sink
-            .push(SampleBatch {
-                scenario_id: self.scenario_id,
-                samples: Vec::new(),
-                figures: None,
-                bus: Some(last),
-            })
-            .map_err(|overflow| Failure::new(overflow.to_string()))?;
+        // Always stored when read: with the last rows come the final counts.
+        if let Some(reader) = bus {
+            let last = reader.finish(quiet, BUS_DRAIN_LIMIT).await;
+            self.sink
+                .push(SampleBatch {
+                    scenario_id: self.scenario_id,
+                    samples: Vec::new(),
+                    figures: None,
+                    bus: Some(last),
+                })
+                .map_err(|overflow| Failure::new(overflow.to_string()))?;
+        }
         ending
     }
 
