@@ -1043,3 +1043,35 @@ async fn a_new_sqlite_file_opened_by_several_at_once_is_migrated_once() {
         }
     }
 }
+
+/// Someone reads the lab's SQLite file with `sqlite3` while the lab has it
+/// open (as people inspect a lab): the lab goes on writing. Taking turns
+/// at the migrations once locked the database file itself, and closing
+/// that descriptor dropped SQLite's own locks in the lab: `sqlite3`, as it
+/// closed, took itself for the last user and removed the write-ahead log,
+/// and every later write of the lab failed with a disk I/O error.
+#[tokio::test]
+async fn an_outside_reader_of_the_sqlite_file_leaves_the_lab_writing() {
+    let dir = temp_dir("outside-reader");
+    let db = dir.join("lab.db");
+    let store = Store::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .expect("open");
+    store
+        .create_run(&RunParams::default(), RunStatus::Queued)
+        .await
+        .expect("a first write");
+    let read = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT count(*) FROM runs")
+        .output()
+        .expect("sqlite3 (scripts/setup installs it)");
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "1", "{read:?}");
+    for n in 2..=3 {
+        store
+            .create_run(&RunParams::default(), RunStatus::Queued)
+            .await
+            .unwrap_or_else(|e| panic!("write {n} after the outside reader: {e}"));
+    }
+    assert_eq!(store.queued_runs().await.expect("read").len(), 3);
+}

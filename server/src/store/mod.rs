@@ -383,23 +383,35 @@ impl Target {
 /// nothing there (it takes an advisory lock on PostgreSQL), so two
 /// processes opening a new lab file at once (a `serve` and a `run`, a test
 /// and the lab it started) would each apply the first migration, and one
-/// would fail. An exclusive `flock` on the file itself makes them take
-/// turns: SQLite's own locks are POSIX record locks, which `flock` leaves
-/// alone. The wait is bounded (a holder that hangs makes this unavailable).
+/// would fail. An exclusive `flock` on a file beside the database
+/// (`lab.db.migrate-lock`, kept) makes them take turns. Never on the
+/// database file itself: closing any descriptor of that file drops every
+/// POSIX lock this process holds on it, SQLite's included, and then another
+/// process's `sqlite3` closing the file believes it is the last and removes
+/// the write-ahead log under the lab (disk I/O errors on every later
+/// write). The wait is bounded: a holder that hangs makes this unavailable.
 async fn migration_turn(path: &Path) -> Result<Option<Flock<std::fs::File>>> {
     use nix::errno::Errno;
+    use std::os::unix::fs::OpenOptionsExt;
     if path == Path::new(":memory:") {
         return Ok(None);
     }
+    let lock_path = {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".migrate-lock");
+        std::path::PathBuf::from(name)
+    };
     let failed = |reason: String| StoreError::MigrationTurn {
-        path: path.display().to_string(),
+        path: lock_path.display().to_string(),
         reason,
     };
-    // The pool's first connection made the file.
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(path)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
         .map_err(|e| failed(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + ACQUIRE_TIMEOUT;
     loop {
