@@ -30,8 +30,30 @@ pub trait RunExecutor: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<RunOutcome, RunError>>;
 }
 
-/// Runs against real mite ([`execute_run`]).
+/// Runs against real mite ([`execute_run`]), on the measuring runtime.
 pub struct RealRuns;
+
+/// The runtime that executes runs: a thread of its own, apart from the web
+/// front's, so that pages rendered for any number of viewers cannot make
+/// the sampler's ticks late (the operating system shares the CPU between
+/// threads; a task waits for its runtime's threads). Made once and kept
+/// for the process's life: database connections a run opens here stay
+/// usable by the web front after the run (PostgreSQL's sockets belong to
+/// the runtime that opened them).
+fn measuring_runtime() -> Result<&'static tokio::runtime::Runtime, RunError> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("mite-perf-measure")
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Measuring(e.to_string()))?;
+    // Two workers racing here: the loser's runtime is dropped unused.
+    Ok(RUNTIME.get_or_init(|| runtime))
+}
 
 impl RunExecutor for RealRuns {
     fn execute<'a>(
@@ -41,12 +63,32 @@ impl RunExecutor for RealRuns {
         setup: &'a LabSetup,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<RunOutcome, RunError>> {
+        use tracing::Instrument;
+        let (store, run, setup, cancel) =
+            (store.clone(), run.clone(), setup.clone(), cancel.clone());
         async move {
-            let (observer, stages) = StageObserver::new(store.clone(), run.id);
-            let outcome = execute_run(store, run.id, &run.params, setup, cancel, &observer).await;
-            // Every stage said is written before the run is reported ended.
-            drop(observer);
-            let _ = stages.await;
+            let runtime = measuring_runtime()?;
+            // Whoever stops waiting for the run (an aborted worker) stops it.
+            let stop_if_dropped = cancel.clone().drop_guard();
+            let executed = runtime.spawn(
+                async move {
+                    let (observer, stages) = StageObserver::new(store.clone(), run.id);
+                    let outcome =
+                        execute_run(&store, run.id, &run.params, &setup, &cancel, &observer).await;
+                    // Every stage said is written before the run is reported ended.
+                    drop(observer);
+                    let _ = stages.await;
+                    outcome
+                }
+                .in_current_span(),
+            );
+            let outcome = match executed.await {
+                Ok(outcome) => outcome,
+                // The worker's own catch_unwind sees the run's panic as before.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(RunError::Measuring(e.to_string())),
+            };
+            stop_if_dropped.disarm();
             outcome
         }
         .boxed()

@@ -48,6 +48,9 @@ pub const LOG_TAIL_LINES: usize = 30;
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The runtime that executes runs could not start, or lost the run.
+    #[error("the lab's measuring thread: {0}")]
+    Measuring(String),
 }
 
 /// Why this lab will not run these parameters (its start-up flags forbid
