@@ -191,8 +191,15 @@ fn owners(inodes: &HashSet<u64>) -> HashMap<u64, u32> {
 
 /// The processes listening on `port` (IPv4 or IPv6). Empty means the port is free.
 pub fn listeners(port: u16) -> Vec<Holder> {
-    let inodes: HashSet<u64> = tcp_sockets()
-        .into_iter()
+    listeners_among(&tcp_sockets(), port)
+}
+
+/// The processes listening on `port` among `sockets` (the machine's socket
+/// tables, read once for several ports: after a scenario they hold
+/// thousands of closed connections, and each read walks them all).
+fn listeners_among(sockets: &[TcpNetEntry], port: u16) -> Vec<Holder> {
+    let inodes: HashSet<u64> = sockets
+        .iter()
         .filter(|s| s.state == TcpState::Listen && s.local_address.port() == port)
         .map(|s| s.inode)
         .collect();
@@ -212,11 +219,16 @@ pub fn listeners(port: u16) -> Vec<Holder> {
     holders
 }
 
-/// Whether `pid` listens on `port`.
-pub fn is_listening(pid: u32, port: u16) -> bool {
+/// Whether `pid` listens on every one of `ports` (the socket tables read once).
+pub fn is_listening(pid: u32, ports: &[u16]) -> bool {
     let mine = socket_inodes_of(pid);
-    tcp_sockets().iter().any(|s| {
-        s.state == TcpState::Listen && s.local_address.port() == port && mine.contains(&s.inode)
+    let sockets = tcp_sockets();
+    ports.iter().all(|port| {
+        sockets.iter().any(|s| {
+            s.state == TcpState::Listen
+                && s.local_address.port() == *port
+                && mine.contains(&s.inode)
+        })
     })
 }
 
@@ -240,13 +252,14 @@ pub struct PortReport {
 
 /// The state of every port of a set.
 pub fn lab_port_reports(ports: &LabPorts) -> Vec<PortReport> {
+    let sockets = tcp_sockets();
     ports
         .purposes()
         .iter()
         .map(|(port, purpose)| PortReport {
             port: *port,
             purpose: (*purpose).to_string(),
-            holders: listeners(*port),
+            holders: listeners_among(&sockets, *port),
         })
         .collect()
 }
@@ -286,7 +299,7 @@ mod tests {
         let holders = listeners(port);
         assert_eq!(holders.len(), 1);
         assert_eq!(holders[0].pid, Some(me));
-        assert!(is_listening(me, port));
+        assert!(is_listening(me, &[port]));
         let _client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
         assert!(is_connected_to(me, port));
         drop(listener);

@@ -1066,7 +1066,11 @@ async fn an_outside_reader_of_the_sqlite_file_leaves_the_lab_writing() {
         .arg("SELECT count(*) FROM runs")
         .output()
         .expect("sqlite3 (scripts/setup installs it)");
-    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "1", "{read:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).trim(),
+        "1",
+        "{read:?}"
+    );
     for n in 2..=3 {
         store
             .create_run(&RunParams::default(), RunStatus::Queued)

@@ -47,7 +47,7 @@ fn is_ready(ready: &Readiness, child: &mut Supervised) -> bool {
     };
     match ready {
         Readiness::Accepts(port) => TcpStream::connect(("127.0.0.1", *port)).is_ok(),
-        Readiness::Listens(ports) => ports.iter().all(|p| ports::is_listening(pid, *p)),
+        Readiness::Listens(ports) => ports::is_listening(pid, ports),
         Readiness::ConnectedTo(port) => ports::is_connected_to(pid, *port),
         Readiness::Started => true,
     }
