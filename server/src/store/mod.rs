@@ -64,9 +64,9 @@ pub enum StoreError {
     Connect(#[source] sqlx::Error),
     #[error("cannot apply the schema migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// Another process kept its turn at the SQLite file's migrations.
-    #[error("cannot apply the schema migrations to {path}: {reason}")]
-    MigrationTurn { path: String, reason: String },
+    /// Another process kept its turn at opening and migrating the SQLite file.
+    #[error("cannot take the turn to open the database ({path}): {reason}")]
+    OpeningTurn { path: String, reason: String },
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
     #[error("stored run parameters are unreadable: {0}")]
@@ -91,7 +91,7 @@ impl StoreError {
     /// a query or a stored value being wrong): trying again later may work.
     pub fn is_unavailable(&self) -> bool {
         let sql = match self {
-            StoreError::Connect(_) | StoreError::MigrationTurn { .. } => return true,
+            StoreError::Connect(_) | StoreError::OpeningTurn { .. } => return true,
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
             StoreError::Read(rusqlite::Error::SqliteFailure(e, _)) => {
                 return matches!(
@@ -252,6 +252,13 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(redact_url(url)));
         };
+        // A new SQLite file is made, put in WAL mode and migrated by one
+        // process at a time (sqlx takes an advisory lock for the
+        // migrations on PostgreSQL).
+        let turn = match &target {
+            Target::Sqlite(options) => opening_turn(options.get_filename()).await?,
+            Target::Postgres(_) => None,
+        };
         let pool = target.pool(8).await?;
         let store = Store {
             pool,
@@ -259,15 +266,11 @@ impl Store {
             fence: None,
         };
         store.migrate().await?;
+        drop(turn);
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<()> {
-        let _turn = match &self.target {
-            Target::Sqlite(options) => migration_turn(options.get_filename()).await?,
-            // sqlx takes an advisory lock for the migrations on PostgreSQL.
-            Target::Postgres(_) => None,
-        };
         match &self.pool {
             Pool::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
             Pool::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
@@ -379,18 +382,21 @@ impl Target {
     }
 }
 
-/// The SQLite file's turn at its migrations, held until dropped. sqlx locks
-/// nothing there (it takes an advisory lock on PostgreSQL), so two
-/// processes opening a new lab file at once (a `serve` and a `run`, a test
-/// and the lab it started) would each apply the first migration, and one
-/// would fail. An exclusive `flock` on a file beside the database
+/// The SQLite file's turn at being opened and migrated, held until
+/// dropped. sqlx locks nothing there (it takes an advisory lock on
+/// PostgreSQL), so two processes opening a new lab file at once (a `serve`
+/// and a `run`, a test and the lab it started) would each apply the first
+/// migration, and one would fail; or one would find the file locked while
+/// the other put it in WAL mode ("database is locked" at connect, which
+/// SQLite's busy handler does not wait out). An exclusive `flock` on a file
+/// beside the database
 /// (`lab.db.migrate-lock`, kept) makes them take turns. Never on the
 /// database file itself: closing any descriptor of that file drops every
 /// POSIX lock this process holds on it, SQLite's included, and then another
 /// process's `sqlite3` closing the file believes it is the last and removes
 /// the write-ahead log under the lab (disk I/O errors on every later
 /// write). The wait is bounded: a holder that hangs makes this unavailable.
-async fn migration_turn(path: &Path) -> Result<Option<Flock<std::fs::File>>> {
+async fn opening_turn(path: &Path) -> Result<Option<Flock<std::fs::File>>> {
     use nix::errno::Errno;
     use std::os::unix::fs::OpenOptionsExt;
     if path == Path::new(":memory:") {
@@ -401,7 +407,7 @@ async fn migration_turn(path: &Path) -> Result<Option<Flock<std::fs::File>>> {
         name.push(".migrate-lock");
         std::path::PathBuf::from(name)
     };
-    let failed = |reason: String| StoreError::MigrationTurn {
+    let failed = |reason: String| StoreError::OpeningTurn {
         path: lock_path.display().to_string(),
         reason,
     };
