@@ -86,11 +86,7 @@ async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
     assert!(frames("(mite/runner.py)") > 0, "{stacks:?}");
     assert!(frames("journey (mite_perf_scenario.py)") > 0, "{stacks:?}");
     // py-spy ran as a recorded child of the lab, and ended.
-    let processes = store.processes(scenario.id).await.expect("processes");
-    let profiler = processes
-        .iter()
-        .find(|p| p.name == "profiler")
-        .expect("py-spy recorded");
+    let profiler = common::recorded(&store, scenario.id, "profiler").await;
     assert!(profiler.exit_status.is_some(), "{profiler:?}");
     // The folder has the stacks and the flame graph, and the CLI says where.
     let dir = run_dir(&lab.dir).join("scenario10");
@@ -260,11 +256,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     );
     // The lab's child is py-spy; the runner it measured and profiled is
     // the process two generations down, busy serving journeys.
-    let processes = store.processes(scenario.id).await.expect("processes");
-    let recorded = processes
-        .iter()
-        .find(|p| p.name == "runner")
-        .expect("the runner recorded");
+    let recorded = common::recorded(&store, scenario.id, "runner").await;
     assert!(
         recorded.command.contains("mite-perf under-py-spy --py-spy"),
         "{recorded:?}"
@@ -328,13 +320,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     assert!(profile.samples > 0 && !stacks.is_empty(), "{profile:?}");
     // The controller, still running, was asked to stop itself (SIGINT, not
     // the group's SIGKILL), and its py-spy then wrote what it had.
-    let controller = store
-        .processes(scenario.id)
-        .await
-        .expect("processes")
-        .into_iter()
-        .find(|p| p.name == "controller")
-        .expect("the controller recorded");
+    let controller = common::recorded(&store, scenario.id, "controller").await;
     assert_eq!(
         controller.exit_status.as_deref(),
         Some("exit 0"),

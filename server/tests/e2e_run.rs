@@ -46,13 +46,7 @@ async fn e2e_a_run_that_leaves_the_bus_unread_measures_without_it() {
     assert!(!run.params.read_bus);
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     assert_eq!(scenario.status, ScenarioStatus::Done, "{scenario:?}");
-    let duplicator = store
-        .processes(scenario.id)
-        .await
-        .expect("processes")
-        .into_iter()
-        .find(|p| p.name == "duplicator")
-        .expect("the duplicator recorded");
+    let duplicator = common::recorded(&store, scenario.id, "duplicator").await;
     let bus = mite_perf::ports::LabPorts::default().bus;
     assert!(
         !duplicator.command.contains(&format!(":{bus}")),

@@ -768,17 +768,27 @@ pub async fn kill_runner(
     store: &mite_perf::store::Store,
     scenario_id: i64,
 ) -> mite_perf::store::ProcessRecord {
-    let runner = store
-        .processes(scenario_id)
-        .await
-        .expect("processes")
-        .into_iter()
-        .find(|p| p.name == "runner")
-        .expect("a runner");
+    let runner = recorded(store, scenario_id, "runner").await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(runner.pid as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill the runner");
     runner
+}
+
+/// The first child named `name` (`runner`, `profiler`, …) the lab recorded
+/// for a scenario; panics if there is none.
+pub async fn recorded(
+    store: &mite_perf::store::Store,
+    scenario_id: i64,
+    name: &str,
+) -> mite_perf::store::ProcessRecord {
+    store
+        .processes(scenario_id)
+        .await
+        .expect("processes")
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no {name} recorded for scenario {scenario_id}"))
 }
