@@ -131,7 +131,9 @@ struct UnderPySpyArgs {
 
 #[derive(Args, Debug)]
 struct TargetArgs {
-    #[arg(long, default_value_t = 9898)]
+    /// The port to listen on (as a lab's `--target-cmd`, the lab's target
+    /// port, which it sets in MITE_PERF_TARGET_PORT).
+    #[arg(long, env = "MITE_PERF_TARGET_PORT", default_value_t = 9898)]
     port: u16,
     #[arg(long, default_value = "127.0.0.1")]
     host: std::net::IpAddr,

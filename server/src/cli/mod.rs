@@ -83,7 +83,7 @@ pub(crate) struct AgentArgs {
     pub(crate) agent_name: Option<String>,
     /// The five ports a run uses: TARGET,CONTROLLER,MESSAGE,COLLECTOR,BUS
     /// (with four, BUS is COLLECTOR+1). Two agents on one machine need two sets.
-    #[arg(long, default_value = "9898,14301,14302,14303,14304", value_parser = |s: &str| s.parse::<LabPorts>())]
+    #[arg(long, env = "MITE_PERF_PORTS", default_value = "9898,14301,14302,14303,14304", value_parser = |s: &str| s.parse::<LabPorts>())]
     pub(crate) ports: LabPorts,
     /// How long a run's lease (and the agent's heartbeat) holds unless
     /// renewed: an agent silent this long has its running run marked
