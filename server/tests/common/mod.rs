@@ -12,15 +12,62 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mite_perf::ports::LabPorts;
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mite-perf");
 
+/// The end-to-end tests run side by side (two at a time on two cores), each
+/// lab on ports of its own (`own_ports`). A test whose figures another
+/// would disturb (a verdict on CPU-seconds) has the machine to itself.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A turn beside the other end-to-end tests.
+pub async fn share_the_machine() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
+}
+
+/// The machine to this test alone (the others finish first; fair, so it
+/// is not starved).
+pub async fn have_the_machine() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+/// A port of the test's own (a web front, a PostgreSQL cluster, a
+/// chromedriver): never handed out twice by this process, free when handed
+/// out, and below the kernel's ephemeral range, where the outgoing
+/// connections of mite's runners (tests run side by side) take theirs.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    // Spread by process, so two test processes at once rarely meet.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        LOW + (std::process::id() % 50) as u16 * 200,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < HIGH, "no free ports left between {LOW} and {HIGH}");
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Five ports of the test's own for a lab (TARGET,CONTROLLER,MESSAGE,
+/// COLLECTOR,BUS), so its run can go on beside another test's.
+pub fn own_ports() -> LabPorts {
+    LabPorts {
+        target: free_port(),
+        controller: free_port(),
+        message: free_port(),
+        collector: free_port(),
+        bus: free_port(),
+    }
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -47,6 +94,9 @@ pub fn http_client() -> reqwest::Client {
 /// `mite-perf serve` on a free port with its own database and output folder.
 pub struct Server {
     pub addr: SocketAddr,
+    /// The ports its agent's runs use (`MITE_PERF_PORTS`; an explicit
+    /// `--ports` in the options wins).
+    pub ports: LabPorts,
     pub dir: PathBuf,
     pub db_url: String,
     child: Child,
@@ -105,6 +155,12 @@ impl Server {
     pub async fn start_with(name: &str, options: ServeOptions) -> Server {
         let dir = options.dir.clone().unwrap_or_else(|| temp_dir(name));
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let ports = match options.args.iter().position(|a| a == "--ports") {
+            Some(at) => options.args[at + 1]
+                .parse()
+                .expect("--ports in the options"),
+            None => own_ports(),
+        };
         let db_url = options
             .db_url
             .clone()
@@ -125,6 +181,7 @@ impl Server {
             .args(&options.args)
             .current_dir(&dir)
             .env("MITE_PERF_DATABASE_URL", &db_url)
+            .env("MITE_PERF_PORTS", ports.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -132,6 +189,7 @@ impl Server {
             .expect("start mite-perf serve");
         let server = Server {
             addr,
+            ports,
             dir,
             db_url,
             child,
@@ -435,8 +493,9 @@ pub async fn assert_no_child_left(store: &mite_perf::store::Store, run_id: i64) 
     }
 }
 
-pub fn assert_ports_free() {
-    for port in mite_perf::ports::lab_port_reports(&mite_perf::ports::LabPorts::default()) {
+/// No process listens on a lab's ports.
+pub fn assert_ports_free(ports: &LabPorts) {
+    for port in mite_perf::ports::lab_port_reports(ports) {
         assert!(
             port.holders.is_empty(),
             "port {} is held: {:?}",
@@ -607,13 +666,20 @@ pub fn run_dir(dir: &Path) -> PathBuf {
 pub struct CliLab {
     pub dir: PathBuf,
     pub db_url: String,
+    /// The ports its runs use (`MITE_PERF_PORTS`; an explicit `--ports`
+    /// wins).
+    pub ports: LabPorts,
 }
 
 impl CliLab {
     pub fn new(name: &str) -> Self {
         let dir = temp_dir(&format!("cli-{name}"));
         let db_url = format!("sqlite://{}/lab.db", dir.display());
-        CliLab { dir, db_url }
+        CliLab {
+            dir,
+            db_url,
+            ports: own_ports(),
+        }
     }
 
     /// The same, on another database.
@@ -621,6 +687,7 @@ impl CliLab {
         CliLab {
             dir: temp_dir(&format!("cli-{name}")),
             db_url,
+            ports: own_ports(),
         }
     }
 
@@ -633,6 +700,7 @@ impl CliLab {
         cmd.args(args)
             .current_dir(&self.dir)
             .env("MITE_PERF_DATABASE_URL", &self.db_url)
+            .env("MITE_PERF_PORTS", self.ports.to_string())
             .stdin(Stdio::null());
         cmd
     }

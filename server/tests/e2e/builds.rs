@@ -11,8 +11,6 @@ use domain::builds::MiteBuild;
 use mite_perf::mite_env::builds::{BuildCache, BuildError};
 use mite_perf::mite_env::{self, MiteEnv};
 
-mod common;
-
 /// A checkout of a package called mite, at `version`, with a `mite` command.
 fn fake_checkout(dir: &Path, version: &str) {
     std::fs::create_dir_all(dir.join("mite")).expect("mkdir");
@@ -52,12 +50,12 @@ async fn install(
 }
 
 async fn checkout_is_installed_reused_and_reinstalled(uv: bool) {
-    let dir = common::temp_dir(if uv { "builds-uv" } else { "builds-pip" });
+    let dir = crate::common::temp_dir(if uv { "builds-uv" } else { "builds-pip" });
     let checkout: PathBuf = dir.join("mite-src");
     fake_checkout(&checkout, "0.0.1");
-    common::git(&checkout, &["init", "-q"]);
-    common::git(&checkout, &["add", "."]);
-    common::git(&checkout, &["commit", "-q", "-m", "fake mite"]);
+    crate::common::git(&checkout, &["init", "-q"]);
+    crate::common::git(&checkout, &["add", "."]);
+    crate::common::git(&checkout, &["commit", "-q", "-m", "fake mite"]);
     let cache = cache(&dir, uv);
     let build = MiteBuild::Checkout(checkout.clone());
 
@@ -97,17 +95,20 @@ async fn checkout_is_installed_reused_and_reinstalled(uv: bool) {
 
 #[tokio::test]
 async fn a_checkout_is_installed_with_uv_kept_and_reinstalled_when_it_changes() {
+    let _turn = crate::common::share_the_machine().await;
     checkout_is_installed_reused_and_reinstalled(true).await;
 }
 
 #[tokio::test]
 async fn without_uv_pip_does_the_same() {
+    let _turn = crate::common::share_the_machine().await;
     checkout_is_installed_reused_and_reinstalled(false).await;
 }
 
 #[tokio::test]
 async fn builds_that_cannot_be_had_are_refused_with_the_reason() {
-    let dir = common::temp_dir("builds-refused");
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("builds-refused");
     let cache = cache(&dir, true);
     std::fs::create_dir_all(dir.join("empty")).expect("mkdir");
     let cases = [
@@ -148,8 +149,9 @@ async fn builds_that_cannot_be_had_are_refused_with_the_reason() {
 /// half-made venv is made again by the next run that asks for the build.
 #[tokio::test]
 async fn a_stop_while_installing_ends_the_installer_and_interrupts_the_run() {
+    let _turn = crate::common::share_the_machine().await;
     use std::time::{Duration, Instant};
-    let lab = common::CliLab::new("stop-installing");
+    let lab = crate::common::CliLab::new("stop-installing");
     let checkout = lab.dir.join("sleepy-src");
     let started = lab.dir.join("backend-started");
     std::fs::create_dir_all(checkout.join("mite")).expect("mkdir");
@@ -184,14 +186,19 @@ async fn a_stop_while_installing_ends_the_installer_and_interrupts_the_run() {
         assert!(Instant::now() < deadline, "the build backend never started");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    common::signal(child.id(), nix::sys::signal::Signal::SIGINT);
-    let output = common::wait_output(child, Duration::from_secs(60));
-    assert_eq!(output.status.code(), Some(130), "{}", common::text(&output));
+    crate::common::signal(child.id(), nix::sys::signal::Signal::SIGINT);
+    let output = crate::common::wait_output(child, Duration::from_secs(60));
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        crate::common::text(&output)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("run 1: interrupted (stopped while installing mite ./sleepy-src)"),
         "{}",
-        common::text(&output)
+        crate::common::text(&output)
     );
     // The backend (a grandchild of the lab, through uv) is gone.
     let gone = Instant::now() + Duration::from_secs(10);

@@ -7,11 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-mod common;
-
-use common::{text, wait_output, CliLab as Lab};
-
-static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::{text, wait_output, CliLab as Lab};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
@@ -63,7 +59,7 @@ fn copy_fixture(name: &str, into: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramps() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("bus-two-transactions");
     let scenarios = lab.dir.join("scenarios");
     std::fs::create_dir_all(&scenarios).expect("scenario folder");
@@ -156,7 +152,7 @@ async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramp
             .sum();
         assert_eq!(sum, t.requests, "{}: intervals", t.transaction);
     }
-    let csv = std::fs::read_to_string(common::run_dir(&lab.dir).join("transactions.csv"))
+    let csv = std::fs::read_to_string(crate::common::run_dir(&lab.dir).join("transactions.csv"))
         .expect("transactions.csv beside samples.csv");
     let csv_requests: i64 = csv
         .lines()
@@ -204,7 +200,7 @@ async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramp
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("bus-validity");
     // Keeping no collector data: at 1000 journeys the collector writes
     // megabytes a second, and none of it is left.
@@ -222,9 +218,9 @@ async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
     let store = lab.store().await;
     let collector = collector_once_the_controller_runs(&store, Duration::from_secs(180)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    common::signal(collector, nix::sys::signal::Signal::SIGSTOP);
+    crate::common::signal(collector, nix::sys::signal::Signal::SIGSTOP);
     tokio::time::sleep(Duration::from_secs(6)).await;
-    common::signal(collector, nix::sys::signal::Signal::SIGCONT);
+    crate::common::signal(collector, nix::sys::signal::Signal::SIGCONT);
     let output = wait_output(child, Duration::from_secs(240));
     assert!(output.status.success(), "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -289,7 +285,7 @@ async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
     );
     // The scenario of one journey dropped nothing.
     assert!(!one.contains(&Issue::MessagesDropped), "{one:?}");
-    let dir = common::run_dir(&lab.dir);
+    let dir = crate::common::run_dir(&lab.dir);
     for scenario in ["scenario1", "scenario1000"] {
         let collector = dir.join(scenario).join("collector");
         let left: Vec<_> = std::fs::read_dir(&collector)
@@ -305,7 +301,7 @@ async fn e2e_a_thousand_journeys_are_flagged_runner_cpu_bound_and_one_is_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("bus-runners");
     let child = lab.spawn_run(&[
         "--concurrencies",
@@ -363,8 +359,8 @@ async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws
     }
 
     // The scaling view: its charts, in a real browser.
-    let server = common::Server::front_for("bus-runners-web", lab.db_url()).await;
-    let browser = common::Browser::start().await;
+    let server = crate::common::Server::front_for("bus-runners-web", lab.db_url()).await;
+    let browser = crate::common::Browser::start().await;
     browser.goto(&server.url("/runs/1")).await;
     browser.wait_hydrated().await;
     browser

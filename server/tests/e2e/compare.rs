@@ -23,11 +23,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod common;
-
-use common::{run_dir, text, wait_output, CliLab as Lab};
-
-static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::{run_dir, text, wait_output, CliLab as Lab};
 
 /// The frame the slowed mite spends its extra millisecond in, as py-spy names it.
 const SPIN: &str = "_spin (mite_http/__init__.py)";
@@ -47,9 +43,9 @@ fn slow_checkout(dir: &Path) -> PathBuf {
         .output()
         .expect("run the checkout maker");
     assert!(made.status.success(), "{}", text(&made));
-    common::git(&checkout, &["init", "-q"]);
-    common::git(&checkout, &["add", "."]);
-    common::git(&checkout, &["commit", "-q", "-m", "mite as installed"]);
+    crate::common::git(&checkout, &["init", "-q"]);
+    crate::common::git(&checkout, &["add", "."]);
+    crate::common::git(&checkout, &["commit", "-q", "-m", "mite as installed"]);
     let http = checkout.join("mite_http/__init__.py");
     let source = std::fs::read_to_string(&http).expect("mite_http source");
     let hook = "        def response_callback(r):\n";
@@ -109,7 +105,7 @@ fn run(lab: &Lab, repeat: &str, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_slowed_mite_is_worse() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::have_the_machine().await;
     let lab = Lab::new("compare");
     let checkout = slow_checkout(&lab.dir);
 
@@ -216,8 +212,8 @@ async fn e2e_a_slowed_mite_is_worse() {
     drop(checkout);
 
     // The compare page draws the differential flame graph, in Chromium.
-    let server = common::Server::front_for("compare-web", lab.db_url()).await;
-    let browser = common::Browser::start().await;
+    let server = crate::common::Server::front_for("compare-web", lab.db_url()).await;
+    let browser = crate::common::Browser::start().await;
     browser.goto(&server.url("/compare?runs=1,2")).await;
     browser.wait_hydrated().await;
     browser
@@ -250,7 +246,7 @@ async fn e2e_a_slowed_mite_is_worse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the slow tier: scripts/test --slow"]
 async fn e2e_the_same_mite_against_itself_is_not_worse() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::have_the_machine().await;
     let lab = Lab::new("compare-same");
     let store = lab.store().await;
     // The same mite against itself, taking turns (A B, B A, A B) in one run.
@@ -317,7 +313,7 @@ fn made_at(builds: &Path, name: &str) -> std::time::SystemTime {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the slow tier: scripts/test --slow"]
 async fn e2e_a_matrix_of_two_pypi_versions_runs_interleaved_and_reuses_their_venvs() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::have_the_machine().await;
     let lab = Lab::new("matrix");
     let builds = lab.dir.join("builds");
     let args = |scenarios: &'static str, mite: &'static str| {
@@ -354,7 +350,7 @@ async fn e2e_a_matrix_of_two_pypi_versions_runs_interleaved_and_reuses_their_ven
     );
 
     let store = lab.store().await;
-    common::assert_no_child_left(&store, 1).await;
+    crate::common::assert_no_child_left(&store, 1).await;
     let run = store.run(1).await.expect("query").expect("run 1");
     let versions: Vec<String> = run
         .provenance
@@ -426,6 +422,6 @@ async fn e2e_a_matrix_of_two_pypi_versions_runs_interleaved_and_reuses_their_ven
         ),
         made
     );
-    common::assert_no_child_left(&store, 2).await;
-    common::assert_ports_free();
+    crate::common::assert_no_child_left(&store, 2).await;
+    crate::common::assert_ports_free(&lab.ports);
 }

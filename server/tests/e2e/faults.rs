@@ -7,8 +7,6 @@
 //! the worker's panic is brought about in process with an executor that
 //! panics, and the parsers get property tests.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -20,7 +18,7 @@ use sqlx::{Connection, Executor};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use common::{
+use crate::common::{
     assert_no_child_left, assert_ports_free, launch_form, text, wait_for_samples, wait_output,
     wait_status, CliLab, Postgres, ServeOptions, Server, BIN,
 };
@@ -31,9 +29,6 @@ use mite_perf::model::{
 use mite_perf::os_process;
 use mite_perf::store::{NewProcess, RunRecord, Store};
 use mite_perf::web::WebConfig;
-
-// The tests share the lab's fixed ports, so they take turns.
-static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The target's samples of a scenario never skip a tick: the gaps between
 /// consecutive samples stay under `max_gap_ms`.
@@ -67,7 +62,7 @@ async fn final_run(store: &Store, run_id: i64) -> RunRecord {
 // 1. `serve` SIGKILLed mid-run, then started again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_killed_mid_run_is_cleaned_up_by_the_next_serve_and_the_queue_goes_on() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let mut server = Server::start("killed-serve").await;
     let dir = server.dir.clone();
     let store = Store::connect(&server.db_url()).await.expect("store");
@@ -125,13 +120,13 @@ async fn serve_killed_mid_run_is_cleaned_up_by_the_next_serve_and_the_queue_goes
         "{}",
         server.log()
     );
-    assert_ports_free();
+    assert_ports_free(&server.ports);
 }
 
 // 2. The database row for a child cannot be written after it was spawned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_that_cannot_be_recorded_is_stopped() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = CliLab::new("unrecorded");
     let store = lab.store().await;
     if let mite_perf::store::Backend::Sqlite = store.backend() {
@@ -171,13 +166,13 @@ async fn a_child_that_cannot_be_recorded_is_stopped() {
     );
     assert_eq!(final_run(&store, 1).await.status, RunStatus::Failed);
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 // 3a. SQLite held locked by another writer for 10 s mid-scenario.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_wait_while_sqlite_is_locked_and_none_is_lost() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = CliLab::new("sqlite-locked");
     let mut child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
     let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
@@ -206,13 +201,13 @@ async fn samples_wait_while_sqlite_is_locked_and_none_is_lost() {
     );
     assert_eq!(final_run(&store, 1).await.status, RunStatus::Done);
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 // 3b. PostgreSQL stopped for 10 s mid-scenario, then started again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_wait_while_postgres_is_down_and_none_is_lost() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let pg = Postgres::start();
     let lab = CliLab::with_database("pg-down", pg.url());
     let mut child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
@@ -231,13 +226,13 @@ async fn samples_wait_while_postgres_is_down_and_none_is_lost() {
     );
     assert_eq!(final_run(&store, 1).await.status, RunStatus::Done);
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 // 3c. Past the bound of samples kept in memory, the scenario fails cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_bound_of_unsaved_samples_the_scenario_fails_and_keeps_what_was_stored() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = CliLab::new("unsaved-bound");
     let mut child = lab.spawn_run(&[
         "--concurrencies",
@@ -270,7 +265,7 @@ async fn past_the_bound_of_unsaved_samples_the_scenario_fails_and_keeps_what_was
     assert!(store.sample_count(1).await.expect("count") >= stored);
     assert_eq!(final_run(&store, 1).await.status, RunStatus::Failed);
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 /// Asks for `path`, then reads one byte a second until the server ends the
@@ -323,7 +318,7 @@ async fn slow_downloads(
 /// (a recursive query), in a second or two where writing them through the
 /// lab's writer took over a minute.
 async fn seed_finished_run(store: &Store, db_url: &str, ticks: i64) -> i64 {
-    let (run, scenario) = common::seed::running_scenario(store, "seeded").await;
+    let (run, scenario) = crate::common::seed::running_scenario(store, "seeded").await;
     let mut db = sqlx::SqliteConnection::connect(db_url)
         .await
         .expect("the database");
@@ -369,8 +364,8 @@ async fn seed_finished_run(store: &Store, db_url: &str, ticks: i64) -> i64 {
 //    capped and time out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_downloads_neither_stall_sampling_nor_hold_the_database() {
-    let _ports = PORTS.lock().await;
-    let dir = common::temp_dir("slow-downloads");
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("slow-downloads");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
     // About 30 MB of CSV: far more than the socket buffers hold.
@@ -434,13 +429,13 @@ async fn slow_downloads_neither_stall_sampling_nor_hold_the_database() {
         1_600,
     );
     assert_no_child_left(&store, live).await;
-    assert_ports_free();
+    assert_ports_free(&server.ports);
 }
 
 // 5. The output folder's disk is full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_run_cleanly_and_leaves_no_truncated_csv() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     assert!(
         nix::unistd::Uid::effective().is_root(),
         "this test mounts a small tmpfs: run it as root"
@@ -493,7 +488,7 @@ async fn a_full_disk_stops_the_run_cleanly_and_leaves_no_truncated_csv() {
     let kept = store.sample_count(1).await.expect("count");
     assert!(kept > 10, "samples kept: {kept}; {error}");
     // Either no samples.csv, or a whole one: never a truncated file.
-    let run_dir = common::run_dir(&mount);
+    let run_dir = crate::common::run_dir(&mount);
     assert!(!run_dir.join("samples.csv.partial").exists());
     if let Ok(csv) = std::fs::read_to_string(run_dir.join("samples.csv")) {
         assert_eq!(
@@ -502,7 +497,7 @@ async fn a_full_disk_stops_the_run_cleanly_and_leaves_no_truncated_csv() {
         );
     }
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 /// A scenario whose volume model never stops: its controller never ends.
@@ -513,7 +508,7 @@ fn forever_module(dir: &Path) -> PathBuf {
         module.join("forever.py"),
         "from mite_http import mite_http\n\n\
          @mite_http\nasync def journey(ctx):\n    async with ctx.transaction('test'):\n        \
-         await ctx.http.get('http://127.0.0.1:9898/')\n\n\
+         await ctx.http.get(ctx.config.get('mite_perf_target_url'))\n\n\
          def scenario():\n    return [('forever:journey', None, lambda start, end: 1)]\n",
     )
     .expect("module");
@@ -523,7 +518,7 @@ fn forever_module(dir: &Path) -> PathBuf {
 // 6a. A child that never gets ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_child_that_never_gets_ready_fails_the_scenario_at_its_deadline() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = CliLab::new("never-ready");
     let started = Instant::now();
     let output = wait_output(
@@ -545,18 +540,21 @@ async fn a_child_that_never_gets_ready_fails_the_scenario_at_its_deadline() {
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     let error = scenario.error.unwrap_or_default();
     assert!(
-        error.contains("timed out after 3 s waiting for the target to listen on 9898"),
+        error.contains(&format!(
+            "timed out after 3 s waiting for the target to listen on {}",
+            lab.ports.target
+        )),
         "{error}"
     );
     assert_eq!(final_run(&store, 1).await.status, RunStatus::Failed);
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 // 6b. A controller that never ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_that_never_ends_fails_the_scenario_at_its_deadline() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = CliLab::new("endless");
     let module = forever_module(&lab.dir);
     let output = wait_output(
@@ -585,19 +583,19 @@ async fn a_controller_that_never_ends_fails_the_scenario_at_its_deadline() {
     );
     assert!(store.sample_count(1).await.expect("count") > 0);
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 // 7. A group leader exits while a grandchild it started lives on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grandchildren_of_an_ended_group_leader_are_stopped() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = CliLab::new("grandchild");
     // The target command starts the server and a sleeper in its group, and
     // exits after 12 s while both live on (time enough for two samples
     // when mite is slow to start on a busy machine).
     let target =
-        format!("sh -c '{BIN} target --port 9898 --report-every 1s & sleep 600 & sleep 12'");
+        format!("sh -c '{BIN} target --port $MITE_PERF_TARGET_PORT --report-every 1s & sleep 600 & sleep 12'");
     let mut child = lab.spawn_run(&[
         "--concurrencies",
         "1",
@@ -637,7 +635,7 @@ async fn grandchildren_of_an_ended_group_leader_are_stopped() {
         );
     }
     assert_no_child_left(&store, 1).await;
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
 }
 
 /// Starts `script` in a process group of its own as run `run`'s runner, in
@@ -727,12 +725,13 @@ impl mite_perf::lab::RunExecutor for PanickingRuns {
 // 8. A panic in the run worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the_queue_goes_on() {
+    let _turn = crate::common::share_the_machine().await;
     use axum::body::Body;
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
-    let dir = common::temp_dir("worker-panic");
+    let dir = crate::common::temp_dir("worker-panic");
     let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
         .await
         .expect("store");
@@ -749,7 +748,7 @@ async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the
         self_exe: BIN.into(),
         limits: Default::default(),
         policy: Default::default(),
-        host: mite_perf::agent_identity::AgentIdentity::this(),
+        host: mite_perf::agent_identity::AgentIdentity::named(None, crate::common::own_ports()),
     };
     let lab = mite_perf::lab::Lab::new(store.clone(), setup);
     let app = mite_perf::web::router(lab.clone(), WebConfig::local(dir.join("site")))
@@ -891,11 +890,12 @@ async fn held_run(holding: &mut tokio::sync::mpsc::UnboundedReceiver<(i64, u32)>
 // 19. Two lab hosts on one PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agent_ids_on_one_database_leave_each_others_runs_and_processes_alone() {
+    let _turn = crate::common::share_the_machine().await;
     use mite_perf::agent_identity::AgentIdentity;
     use mite_perf::cleanup::cleanup;
 
     let pg = Postgres::start();
-    let dir = common::temp_dir("two-hosts");
+    let dir = crate::common::temp_dir("two-hosts");
     let lease = Duration::from_secs(3);
     let lab = |name: &str| {
         let url = pg.url();
@@ -920,7 +920,7 @@ async fn two_agent_ids_on_one_database_leave_each_others_runs_and_processes_alon
                     id: format!("lab-{name}"),
                     name: format!("lab-{name}"),
                     lease,
-                    ports: Default::default(),
+                    ports: crate::common::own_ports(),
                 },
             };
             (store.clone(), mite_perf::lab::Lab::new(store, setup))
@@ -1084,15 +1084,11 @@ mod bad_input {
 /// runs, under the first agent's lease, without mite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_same_named_agent_in_another_pid_namespace_leaves_the_live_one_alone() {
-    let dir = common::temp_dir("twins");
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("twins");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
-    let ports = || {
-        (0..5)
-            .map(|_| common::free_port().to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let ports = || crate::common::own_ports().to_string();
     let params = RunParams {
         concurrencies: vec![1],
         duration_ms: 2000,
@@ -1204,14 +1200,14 @@ async fn a_same_named_agent_in_another_pid_namespace_leaves_the_live_one_alone()
 /// ports and builds, not its own defaults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_web_front_needs_no_mite_and_shows_the_agents_ports() {
-    let dir = common::temp_dir("front-no-mite");
+    let dir = crate::common::temp_dir("front-no-mite");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
     let elsewhere = mite_perf::store::AgentRecord {
         ports: "19898,24301,24302,24303,24304".into(),
         builds: "pinned,2.10.0".into(),
         hostname: "another-machine".into(),
-        ..common::seed::agent("far", 4242)
+        ..crate::common::seed::agent("far", 4242)
     };
     store.register_agent(&elsewhere).await.expect("agent");
     let server = Server::start_with(
@@ -1255,8 +1251,8 @@ async fn a_web_front_needs_no_mite_and_shows_the_agents_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
-    let _ports = PORTS.lock().await;
-    let dir = common::temp_dir("db-command");
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("db-command");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
     let marker = dir.join("ran");
@@ -1293,7 +1289,7 @@ async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
 
     // A lab started with --allow-target-cmd runs such a run: the command
     // is the target, and the run is measured to its end.
-    let allowing_dir = common::temp_dir("db-command-allowed");
+    let allowing_dir = crate::common::temp_dir("db-command-allowed");
     let allowing_url = format!("sqlite://{}/lab.db", allowing_dir.display());
     let allowing_store = Store::connect(&allowing_url).await.expect("store");
     let ran = allowing_dir.join("ran");
@@ -1334,7 +1330,7 @@ async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
 
     // A run whose folder (as stored) lies outside the output folder: cleanup
     // closes it but writes nothing there.
-    let outside = common::temp_dir("outside");
+    let outside = crate::common::temp_dir("outside");
     let stray = store
         .create_run(&RunParams::default(), RunStatus::Running)
         .await
@@ -1371,8 +1367,8 @@ async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
 // 11. SIGTERM to `serve` while a long download is open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_to_serve_stops_the_run_within_seconds_whatever_downloads_are_open() {
-    let _ports = PORTS.lock().await;
-    let dir = common::temp_dir("sigterm-download");
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("sigterm-download");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
     let big = seed_finished_run(&store, &db_url, 80_000).await;
@@ -1398,7 +1394,7 @@ async fn sigterm_to_serve_stops_the_run_within_seconds_whatever_downloads_are_op
     tokio::time::sleep(Duration::from_secs(2)).await;
     let asked = mite_perf::clock::now_ms();
     let asked_at = Instant::now();
-    common::signal(server.pid(), nix::sys::signal::Signal::SIGTERM);
+    crate::common::signal(server.pid(), nix::sys::signal::Signal::SIGTERM);
     let status = server.wait(Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
     assert!(
@@ -1414,12 +1410,13 @@ async fn sigterm_to_serve_stops_the_run_within_seconds_whatever_downloads_are_op
         "the run took {stopped_after} ms to stop"
     );
     assert_no_child_left(&store, live).await;
-    assert_ports_free();
+    assert_ports_free(&server.ports);
 }
 
 // 12. The database URL's password never appears in output or logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_password_is_never_printed() {
+    let _turn = crate::common::share_the_machine().await;
     let pg = Postgres::start();
     // The test server trusts every connection, so any password works.
     let with_password = format!("postgres://lab:s3cret-pw@127.0.0.1:{}/postgres", pg.port);
@@ -1437,7 +1434,7 @@ async fn the_database_password_is_never_printed() {
     assert!(!log.contains("s3cret-pw"), "{log}");
     let unreachable = format!(
         "postgres://lab:s3cret-pw@127.0.0.1:{}/postgres",
-        common::free_port()
+        crate::common::free_port()
     );
     for args in [
         vec!["cleanup", "--database-url", unreachable.as_str()],
@@ -1484,7 +1481,7 @@ async fn the_database_password_is_never_printed() {
 // 13. Database URLs in sqlx's documented forms work.
 #[test]
 fn sqlite_urls_with_a_query_keep_their_file_name() {
-    let dir = common::temp_dir("url-forms");
+    let dir = crate::common::temp_dir("url-forms");
     for url in ["sqlite://output/lab.db?mode=rwc", "sqlite:other/lab.db"] {
         let out = Command::new(BIN)
             .args(["cleanup", "--database-url", url])
@@ -1508,9 +1505,10 @@ fn sqlite_urls_with_a_query_keep_their_file_name() {
 //     to the server function and lands on the run's page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_launch_form_works_without_javascript() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let server = Server::start("no-js").await;
-    let browser = common::Browser::start_with(&["--blink-settings=scriptEnabled=false"]).await;
+    let browser =
+        crate::common::Browser::start_with(&["--blink-settings=scriptEnabled=false"]).await;
     browser.goto(&server.url("/")).await;
     let form = browser
         .client

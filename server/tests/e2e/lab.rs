@@ -4,19 +4,16 @@
 //! Chromium (Debian's chromium + chromium-driver) through the whole flow.
 //! The pages need the site cargo-leptos builds (scripts/test builds it).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use serde_json::Value;
 
-use common::{assert_no_child_left, assert_ports_free, launch_form, wait_status, Browser, Server};
+use crate::common::{
+    assert_no_child_left, assert_ports_free, launch_form, wait_status, Browser, Server,
+};
 use mite_perf::model::ProcessKind;
 use mite_perf::store::{SampleRow, Store};
-
-// The tests share the lab's fixed ports, so they take turns.
-static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn run_status(server: &Server, id: i64) -> Value {
     server.call("get_run", &format!("run_id={id}")).await
@@ -24,7 +21,7 @@ async fn run_status(server: &Server, id: i64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_validate_input() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let mut server = Server::start("validate").await;
     let answer = server
         .call("launch_run", &launch_form("1,0", "soon", ""))
@@ -52,7 +49,7 @@ async fn server_functions_validate_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_second_launch_waits_in_the_queue_then_runs() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let mut server = Server::start("queue").await;
     let first = server
         .call("launch_run", &launch_form("1", "5s", "first"))
@@ -131,7 +128,7 @@ async fn e2e_second_launch_waits_in_the_queue_then_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let mut server = Server::start("cancel").await;
     let store = Store::connect(&server.db_url()).await.expect("store");
     let launched = server
@@ -161,7 +158,7 @@ async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
     assert!(asked.elapsed() < Duration::from_secs(15));
     assert_eq!(run["scenarios"][0]["status"], "interrupted");
     assert_eq!(run["scenarios"][1]["status"], "skipped");
-    assert_ports_free();
+    assert_ports_free(&server.ports);
     assert_no_child_left(&store, id).await;
     let health = server.get("/healthz").await.expect("healthz").1;
     assert!(health.contains("\"run_in_progress\":null"), "{health}");
@@ -170,7 +167,7 @@ async fn e2e_cancel_stops_every_child_and_frees_the_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_browser_launch_watch_detail_and_csv() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let mut server = Server::start("browser").await;
     let store = Store::connect(&server.db_url()).await.expect("store");
     let browser = Browser::start().await;
@@ -415,7 +412,7 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
         .await;
     assert_eq!(shown, serde_json::json!([3, 0, 7]));
 
-    assert_ports_free();
+    assert_ports_free(&server.ports);
     assert_no_child_left(&store, run_id).await;
     drop(browser);
     assert!(server.stop().success());
@@ -508,14 +505,15 @@ async fn seed_compared_run(store: &Store, label: &str, rps: i64, repeats: u32) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_browser_compares_two_runs_from_the_history() {
-    let dir = common::temp_dir("browser-compare");
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("browser-compare");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
     let base = seed_compared_run(&store, "branch", 1000, 3).await;
     let new = seed_compared_run(&store, "branch", 700, 3).await;
     let server = Server::start_with(
         "browser-compare",
-        common::ServeOptions {
+        crate::common::ServeOptions {
             db_url: Some(db_url),
             dir: Some(dir),
             ..Default::default()
@@ -656,7 +654,7 @@ async fn e2e_browser_compares_two_runs_from_the_history() {
 fn add_user(db_url: &str, dir: &std::path::Path, name: &str, role: &str) {
     let secret = dir.join(format!("{name}.password"));
     std::fs::write(&secret, format!("{name}-password\n")).expect("password file");
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(crate::common::BIN)
         .args(["user", "add", name, "--role", role, "--password-file"])
         .arg(&secret)
         .env("MITE_PERF_DATABASE_URL", db_url)
@@ -696,15 +694,15 @@ async fn status_of(store: &Store, id: i64) -> mite_perf::model::RunStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_browser_a_shared_lab_names_launchers_and_lets_only_them_or_an_admin_cancel() {
-    let _ports = PORTS.lock().await;
-    let dir = common::temp_dir("shared-lab");
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("shared-lab");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     for (name, role) in [("ana", "runner"), ("bo", "runner"), ("ad", "admin")] {
         add_user(&db_url, &dir, name, role);
     }
     let server = Server::start_with(
         "shared-lab",
-        common::ServeOptions {
+        crate::common::ServeOptions {
             dir: Some(dir.clone()),
             ..Default::default()
         },
@@ -839,7 +837,7 @@ async fn e2e_browser_a_shared_lab_names_launchers_and_lets_only_them_or_an_admin
     )
     .await;
     assert_no_child_left(&store, run_id).await;
-    assert_ports_free();
+    assert_ports_free(&server.ports);
 
     // Signed out, the CSV link leads through sign-in to the file.
     bo.eval("document.querySelector('form.signout button').click(); return true;")

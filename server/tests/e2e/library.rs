@@ -8,8 +8,6 @@ use domain::library::SHAPE_DURATION_S;
 use mite_perf::library::{LibraryError, ScenarioLibrary};
 use mite_perf::mite_env::{self, MiteEnv};
 
-mod common;
-
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/library")
 }
@@ -98,7 +96,7 @@ async fn the_finder_lists_scenarios_with_their_docstrings_and_volume_shapes() {
 
 #[tokio::test]
 async fn a_folder_that_cannot_be_listed_is_said_and_the_others_still_are() {
-    let missing = common::temp_dir("library-missing").join("gone");
+    let missing = crate::common::temp_dir("library-missing").join("gone");
     let library = ScenarioLibrary::new(vec![missing.clone(), fixtures()]);
     let found = library.discover("a", &python()).await;
     assert_eq!(found.scenarios.len(), 4);
@@ -139,7 +137,7 @@ fn a_run_finds_its_scenario_again_only_inside_the_library_folders() {
         );
     }
     // A module that is a link to a file outside the folder is not taken.
-    let dir = common::temp_dir("library-link");
+    let dir = crate::common::temp_dir("library-link");
     let outside = dir.join("outside");
     let root = dir.join("root");
     std::fs::create_dir_all(&outside).expect("outside");
@@ -155,7 +153,7 @@ fn a_run_finds_its_scenario_again_only_inside_the_library_folders() {
 
 #[test]
 fn the_scenarios_command_prints_the_listing() {
-    let output = std::process::Command::new(common::BIN)
+    let output = std::process::Command::new(crate::common::BIN)
         .args(["scenarios", "--scenario-dir"])
         .arg(fixtures())
         .output()
@@ -175,8 +173,8 @@ fn the_scenarios_command_prints_the_listing() {
         "{stdout}"
     );
     // Nothing found: said, and exit 1.
-    let empty = common::temp_dir("library-empty");
-    let output = std::process::Command::new(common::BIN)
+    let empty = crate::common::temp_dir("library-empty");
+    let output = std::process::Command::new(crate::common::BIN)
         .args(["scenarios", "--scenario-dir"])
         .arg(&empty)
         .output()

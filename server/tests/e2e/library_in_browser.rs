@@ -4,17 +4,18 @@
 //! shape of its volume model shown before launch) and launches it by name;
 //! the agent finds it in its folder again and real mite runs it.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{assert_no_child_left, assert_ports_free, wait_status, Browser, ServeOptions, Server};
+use crate::common::{
+    assert_no_child_left, assert_ports_free, wait_status, Browser, ServeOptions, Server,
+};
 use mite_perf::model::{ProcessKind, ScenarioSpec};
 use mite_perf::store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_browser_launches_a_scenario_from_the_library() {
+    let _turn = crate::common::share_the_machine().await;
     let library = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/library");
     let mut server = Server::start_with(
         "library",
@@ -177,7 +178,7 @@ async fn e2e_browser_launches_a_scenario_from_the_library() {
         let expected = if scenario.concurrency == 1 { 1 } else { 2 };
         assert_eq!(most, expected, "{}", scenario.name);
     }
-    assert_ports_free();
+    assert_ports_free(&server.ports);
     assert_no_child_left(&store, run_id).await;
     server.stop();
 }

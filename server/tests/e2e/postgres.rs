@@ -3,25 +3,20 @@
 //! scripts/setup installs). The store itself is tested on both backends in
 //! `store.rs`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
 
-use common::{Postgres, BIN};
+use crate::common::{Postgres, BIN};
 use mite_perf::model::RunStatus;
 use mite_perf::store::{SampleRow, Store};
 
-/// The tests take turns: each runs mite at full speed, and two at once on
-/// a 2-core machine starve the PostgreSQL server they share it with.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cli_run_stores_in_postgres() {
-    let _turn = ONE_AT_A_TIME.lock().await;
+    let _turn = crate::common::share_the_machine().await;
+    let ports = crate::common::own_ports();
     let pg = Postgres::start();
     let dir = std::env::temp_dir().join(format!("mite-perf-pg-run-{}", pg.port));
     std::fs::create_dir_all(&dir).expect("folder");
@@ -36,6 +31,7 @@ async fn e2e_cli_run_stores_in_postgres() {
         ])
         .arg(dir.join("output"))
         .args(["--database-url", &pg.url()])
+        .args(["--ports", &ports.to_string()])
         .stdin(Stdio::null())
         .output()
         .expect("mite-perf run");
@@ -60,9 +56,7 @@ async fn e2e_cli_run_stores_in_postgres() {
     let _ = std::fs::remove_dir_all(&dir);
     // Give the lab's stop path a moment to be visible in the ports table.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for port in mite_perf::ports::lab_port_reports(&mite_perf::ports::LabPorts::default()) {
-        assert!(port.holders.is_empty(), "port {} held", port.port);
-    }
+    crate::common::assert_ports_free(&ports);
 }
 
 /// `mite-perf agent` named `name` on `ports`, logging to `dir/NAME.log`.
@@ -119,7 +113,7 @@ struct Agent(std::process::Child);
 impl Drop for Agent {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
-            common::signal(self.0.id(), nix::sys::signal::Signal::SIGTERM);
+            crate::common::signal(self.0.id(), nix::sys::signal::Signal::SIGTERM);
             let deadline = std::time::Instant::now() + Duration::from_secs(40);
             while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
@@ -136,7 +130,7 @@ fn agent_log(dir: &Path, name: &str) -> String {
 
 /// Calls a server function that must succeed, asking again while the front
 /// answers 503 (its database busy), for up to 30 s.
-async fn call(server: &common::Server, name: &str, args: &str) -> serde_json::Value {
+async fn call(server: &crate::common::Server, name: &str, args: &str) -> serde_json::Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let (status, body) = server.call_raw(name, args).await;
@@ -153,7 +147,7 @@ async fn call(server: &common::Server, name: &str, args: &str) -> serde_json::Va
 
 /// Waits until `check` holds for the JSON `server` answers to `call`.
 async fn wait_for(
-    server: &common::Server,
+    server: &crate::common::Server,
     call: (&str, &str),
     what: &str,
     timeout: Duration,
@@ -214,23 +208,25 @@ fn held(ports: &str) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_the_other_alone() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    const PORTS_A: &str = "19898,24301,24302,24303,24304";
-    const PORTS_B: &str = "29898,34301,34302,34303,34304";
+    // Two runs of mite at full speed take both cores: no other test beside.
+    let _turn = crate::common::have_the_machine().await;
+    let ports_a = crate::common::own_ports().to_string();
+    let ports_b = crate::common::own_ports().to_string();
+    let (ports_a, ports_b) = (ports_a.as_str(), ports_b.as_str());
     let pg = Postgres::start();
     let db_url = pg.fresh_database("agents").await;
-    let dir = common::temp_dir("agents");
-    let front = common::Server::start_with(
+    let dir = crate::common::temp_dir("agents");
+    let front = crate::common::Server::start_with(
         "agents-front",
-        common::ServeOptions {
+        crate::common::ServeOptions {
             db_url: Some(db_url.clone()),
             args: vec!["--no-agent".into(), "--lease".into(), LEASE.into()],
             dir: None,
         },
     )
     .await;
-    let mut agent_a = spawn_agent("lab-a", PORTS_A, &dir, &db_url);
-    let mut agent_b = spawn_agent("lab-b", PORTS_B, &dir, &db_url);
+    let mut agent_a = spawn_agent("lab-a", ports_a, &dir, &db_url);
+    let mut agent_b = spawn_agent("lab-b", ports_b, &dir, &db_url);
     wait_for(
         &front,
         ("get_agents", ""),
@@ -249,7 +245,7 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
             "--agent-name",
             "lab-b",
             "--ports",
-            "39898,44301,44302,44303",
+            &crate::common::own_ports().to_string(),
         ])
         .args(["--output-dir", &dir.join("twin").display().to_string()])
         .args(["--database-url", &db_url])
@@ -267,7 +263,7 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
     let launch = |agent: &str| {
         format!(
             "{}&form[agent]={agent}",
-            common::launch_form("1", "180s", agent)
+            crate::common::launch_form("1", "180s", agent)
         )
     };
     let unknown = call(&front, "launch_run", &launch("lab-z")).await;
@@ -306,8 +302,8 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         (a["agent"].as_str(), b["agent"].as_str()),
         (Some("lab-a"), Some("lab-b"))
     );
-    assert_eq!(held(PORTS_A).len(), 5, "run a holds lab-a's ports");
-    assert_eq!(held(PORTS_B).len(), 5, "run b holds lab-b's ports");
+    assert_eq!(held(ports_a).len(), 5, "run a holds lab-a's ports");
+    assert_eq!(held(ports_b).len(), 5, "run b holds lab-b's ports");
     let store = Store::connect(&db_url).await.expect("store");
     assert!(run_processes_alive(&store, run_a).await);
 
@@ -353,7 +349,7 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
     assert_eq!(state("lab-b"), Some("Running".into()), "{agents}");
 
     // lab-a comes back: it stops its own leftovers, and nothing of lab-b's.
-    agent_a = spawn_agent("lab-a", PORTS_A, &dir, &db_url);
+    agent_a = spawn_agent("lab-a", ports_a, &dir, &db_url);
     wait_for(
         &front,
         ("get_agents", ""),
@@ -372,17 +368,17 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         "lab-a left its old processes: {}",
         agent_log(&dir, "lab-a")
     );
-    common::assert_no_child_left(&store, run_a).await;
+    crate::common::assert_no_child_left(&store, run_a).await;
     assert!(
-        held(PORTS_A).is_empty(),
+        held(ports_a).is_empty(),
         "lab-a's ports: {:?}",
-        held(PORTS_A)
+        held(ports_a)
     );
     assert!(
         run_processes_alive(&store, run_b).await,
         "lab-a touched lab-b's run"
     );
-    assert_eq!(held(PORTS_B).len(), 5);
+    assert_eq!(held(ports_b).len(), 5);
 
     // A cancel from the web front reaches lab-b.
     assert_eq!(
@@ -397,10 +393,10 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         |r| r["status"] == "interrupted",
     )
     .await;
-    common::assert_no_child_left(&store, run_b).await;
-    assert!(held(PORTS_B).is_empty());
+    crate::common::assert_no_child_left(&store, run_b).await;
+    assert!(held(ports_b).is_empty());
     for agent in [&mut agent_a, &mut agent_b] {
-        common::signal(agent.0.id(), nix::sys::signal::Signal::SIGTERM);
+        crate::common::signal(agent.0.id(), nix::sys::signal::Signal::SIGTERM);
         assert!(agent.0.wait().expect("exit").success());
     }
     let agents = call(&front, "get_agents", "").await;

@@ -15,15 +15,10 @@ use mite_perf::model::{ProcessKind, RunStatus};
 use mite_perf::profile::folded;
 use mite_perf::store::Store;
 
-mod common;
-
-use common::{
+use crate::common::{
     assert_no_child_left, assert_ports_free, run_dir, text, wait_for_samples, wait_output, Browser,
     CliLab as Lab, Server,
 };
-
-// The tests share the lab's fixed ports, so they take turns.
-static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The stored profile of the `kind` process of scenario `scenario_id`.
 async fn profile_of(
@@ -56,7 +51,7 @@ async fn runner_profile(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("profile");
     let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "6s", "--profile"]);
     let output = wait_output(child, Duration::from_secs(120));
@@ -86,7 +81,7 @@ async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
     assert!(frames("(mite/runner.py)") > 0, "{stacks:?}");
     assert!(frames("journey (mite_perf_scenario.py)") > 0, "{stacks:?}");
     // py-spy ran as a recorded child of the lab, and ended.
-    let profiler = common::recorded(&store, scenario.id, "profiler").await;
+    let profiler = crate::common::recorded(&store, scenario.id, "profiler").await;
     assert!(profiler.exit_status.is_some(), "{profiler:?}");
     // The folder has the stacks and the flame graph, and the CLI says where.
     let dir = run_dir(&lab.dir).join("scenario10");
@@ -156,13 +151,13 @@ async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopped() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     // The runner crashes (SIGKILL): its py-spy sees it go and writes.
     let lab = Lab::new("profile-crash");
     let mut child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s", "--profile"]);
     let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
-    let runner = common::kill_runner(&store, scenario.id).await;
+    let runner = crate::common::kill_runner(&store, scenario.id).await;
     let output = wait_output(child, Duration::from_secs(60));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let (profile, stacks) = runner_profile(&store, scenario.id).await;
@@ -172,7 +167,7 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
         store.run(1).await.expect("q").expect("run").status,
         RunStatus::Failed
     );
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 
     // The run is stopped (SIGTERM, as a cancel): py-spy is stopped first,
@@ -191,7 +186,7 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
         store.run(1).await.expect("q").expect("run").status,
         RunStatus::Interrupted
     );
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
@@ -222,7 +217,7 @@ async fn sampled_pid(store: &Store, scenario_id: i64, kind: ProcessKind) -> i64 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_crash_seen() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let start_under = |lab: &Lab, args: &[&str]| spawn_reaching(lab, "start", args);
     let profiled = [
         "--concurrencies",
@@ -256,7 +251,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     );
     // The lab's child is py-spy; the runner it measured and profiled is
     // the process two generations down, busy serving journeys.
-    let recorded = common::recorded(&store, scenario.id, "runner").await;
+    let recorded = crate::common::recorded(&store, scenario.id, "runner").await;
     assert!(
         recorded.command.contains("mite-perf under-py-spy --py-spy"),
         "{recorded:?}"
@@ -295,7 +290,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
         )),
         "{stdout}"
     );
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 
     // The runner py-spy started is killed: the lab sees how it ended (not
@@ -320,7 +315,7 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
     assert!(profile.samples > 0 && !stacks.is_empty(), "{profile:?}");
     // The controller, still running, was asked to stop itself (SIGINT, not
     // the group's SIGKILL), and its py-spy then wrote what it had.
-    let controller = common::recorded(&store, scenario.id, "controller").await;
+    let controller = crate::common::recorded(&store, scenario.id, "controller").await;
     assert_eq!(
         controller.exit_status.as_deref(),
         Some("exit 0"),
@@ -333,13 +328,13 @@ async fn e2e_processes_started_under_py_spy_are_measured_profiled_and_their_cras
         profiled.pid
     ));
     assert!(written.is_file(), "{}", written.display());
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_the_stacks_of_a_lab_killed_mid_profile_are_stored_by_cleanup() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     for (reach, mode) in [("attach", "attached"), ("start", "started under py-spy")] {
         let lab = Lab::new(&format!("profile-lab-killed-{reach}"));
         let mut child = spawn_reaching(
@@ -376,14 +371,14 @@ async fn e2e_the_stacks_of_a_lab_killed_mid_profile_are_stored_by_cleanup() {
             store.run(1).await.expect("q").expect("run").status,
             RunStatus::Interrupted
         );
-        assert_ports_free();
+        assert_ports_free(&lab.ports);
         assert_no_child_left(&store, 1).await;
     }
 }
 
 #[test]
 fn under_py_spy_records_the_command_and_ends_as_it_did() {
-    let dir = common::temp_dir("under-py-spy");
+    let dir = crate::common::temp_dir("under-py-spy");
     let python = mite_perf::mite_env::default_venv().join("bin/python");
     let py_spy = mite_perf::profile::py_spy::py_spy();
     // Busy for a second, then killed, or ending with a code.
@@ -391,7 +386,7 @@ fn under_py_spy_records_the_command_and_ends_as_it_did() {
     for (ending, code) in [("os.kill(os.getpid(), 9)", 128 + 9), ("sys.exit(4)", 4)] {
         let output_file = dir.join("profile.folded");
         let _ = std::fs::remove_file(&output_file);
-        let output = std::process::Command::new(common::BIN)
+        let output = std::process::Command::new(crate::common::BIN)
             .arg("under-py-spy")
             .arg("--py-spy")
             .arg(&py_spy)
@@ -426,6 +421,7 @@ fn under_py_spy_records_the_command_and_ends_as_it_did() {
 /// starts, says why, and the lab's log line names the run (its span).
 #[tokio::test]
 async fn a_profiled_run_without_py_spy_fails_before_it_starts_and_logs_in_its_span() {
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("no-py-spy");
     let output = wait_output(
         lab.command(&[

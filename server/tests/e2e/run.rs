@@ -1,7 +1,7 @@
 //! END-TO-END (multi-minute in total): `mite-perf run` and `mite-perf cleanup`
 //! against real mite (the venv scripts/setup creates), a real SQLite file and
-//! the real ports 9898/14301/14302/14303/14304. The tests share those ports, so they
-//! take turns.
+//! real ports, five of each test's own (`MITE_PERF_PORTS`), so the tests run
+//! side by side.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,21 +15,18 @@ use mite_perf::ports;
 use mite_perf::store::SampleRow;
 
 // The tests share the lab's fixed ports, so they take turns.
-mod common;
 
-use common::{
+use crate::common::{
     assert_no_child_left, assert_ports_free, run_dir, text, wait_for_samples, wait_output,
     CliLab as Lab,
 };
-
-static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `--bus off`: the seed's measurement only. mite's duplicator gets no
 /// output of the lab's, nothing of mite's bus is stored, and the run says
 /// so; the samples are as in any run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_run_that_leaves_the_bus_unread_measures_without_it() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("bus-off");
     let child = lab.spawn_run(&["--concurrencies", "10", "--duration", "3s", "--bus", "off"]);
     let output = wait_output(child, Duration::from_secs(120));
@@ -46,8 +43,8 @@ async fn e2e_a_run_that_leaves_the_bus_unread_measures_without_it() {
     assert!(!run.params.read_bus);
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
     assert_eq!(scenario.status, ScenarioStatus::Done, "{scenario:?}");
-    let duplicator = common::recorded(&store, scenario.id, "duplicator").await;
-    let bus = mite_perf::ports::LabPorts::default().bus;
+    let duplicator = crate::common::recorded(&store, scenario.id, "duplicator").await;
+    let bus = lab.ports.bus;
     assert!(
         !duplicator.command.contains(&format!(":{bus}")),
         "{}",
@@ -74,13 +71,13 @@ async fn e2e_a_run_that_leaves_the_bus_unread_measures_without_it() {
         );
     }
     assert!(samples.iter().filter_map(|s| s.requests).max() > Some(0));
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_short_run_stores_samples_that_match_the_csv() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("short");
     let child = lab.spawn_run(&[
         "--concurrencies",
@@ -206,7 +203,7 @@ async fn e2e_short_run_stores_samples_that_match_the_csv() {
         "{kept} bytes kept for {served_at_10} requests"
     );
 
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
@@ -238,19 +235,19 @@ async fn stop_with(signal: Signal, expected_code: i32) {
     // What was measured is kept and written out.
     let csv = std::fs::read_to_string(run_dir(&lab.dir).join("samples.csv")).expect("samples.csv");
     assert!(csv.lines().count() > 5, "{csv}");
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_ctrl_c_stops_every_child_and_keeps_the_samples() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     stop_with(Signal::SIGINT, 130).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_sigterm_stops_every_child_and_keeps_the_samples() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     stop_with(Signal::SIGTERM, 143).await;
 }
 
@@ -259,7 +256,7 @@ async fn e2e_sigterm_stops_every_child_and_keeps_the_samples() {
 /// the broken streams must not end the lab before its stop path has run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_closed_terminal_stops_every_child_and_keeps_the_samples() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("hangup");
     let mut child = lab.spawn_run(&["--concurrencies", "10,100", "--duration", "60s"]);
     let lab_pid = child.id();
@@ -286,22 +283,23 @@ async fn e2e_a_closed_terminal_stops_every_child_and_keeps_the_samples() {
     assert_eq!(run.status, RunStatus::Interrupted);
     let csv = std::fs::read_to_string(run_dir(&lab.dir).join("samples.csv")).expect("samples.csv");
     assert!(csv.lines().count() > 5, "{csv}");
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("foreign");
     let mut foreign = Command::new("python3")
-        .args(["-m", "http.server", "14302", "--bind", "127.0.0.1"])
+        .args(["-m", "http.server", &lab.ports.message.to_string()])
+        .args(["--bind", "127.0.0.1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start a foreign server");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while ports::listeners(14302).is_empty() {
+    while ports::listeners(lab.ports.message).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the foreign server did not listen"
@@ -315,7 +313,10 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
     );
     let all = text(&output);
     assert_eq!(output.status.code(), Some(1), "{all}");
-    assert!(all.contains("port 14302"), "{all}");
+    assert!(
+        all.contains(&format!("port {}", lab.ports.message)),
+        "{all}"
+    );
     assert!(all.contains(&format!("pid {}", foreign.id())), "{all}");
     assert!(all.contains("http.server"), "{all}");
     let store = lab.store().await;
@@ -348,12 +349,12 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("killed-child");
     let mut child = lab.spawn_run(&["--concurrencies", "10", "--duration", "30s"]);
     let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
-    common::kill_runner(&store, scenario.id).await;
+    crate::common::kill_runner(&store, scenario.id).await;
     let output = wait_output(child, Duration::from_secs(30));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
 
@@ -366,13 +367,13 @@ async fn e2e_child_killed_mid_scenario_fails_it_with_the_reason() {
         store.run(1).await.expect("q").expect("run").status,
         RunStatus::Failed
     );
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("killed-second-runner");
     let mut child = lab.spawn_run(&[
         "--concurrencies",
@@ -402,13 +403,13 @@ async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
         error.contains("runner-2.log"),
         "the failed runner's log: {error}"
     );
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_cleanup_after_the_lab_was_sigkilled() {
-    let _ports = PORTS.lock().await;
+    let _turn = crate::common::share_the_machine().await;
     let lab = Lab::new("cleanup");
     let mut child = lab.spawn_run(&["--concurrencies", "10", "--duration", "60s"]);
     let store = wait_for_samples(&lab, &mut child, 2, Duration::from_secs(60)).await;
@@ -421,17 +422,20 @@ async fn e2e_cleanup_after_the_lab_was_sigkilled() {
     assert!(open
         .iter()
         .all(|p| mite_perf::os_process::pid_alive(p.pid as u32)));
-    assert!(!ports::listeners(9898).is_empty());
+    assert!(!ports::listeners(lab.ports.target).is_empty());
 
     let output = lab.cleanup();
     let all = text(&output);
     assert!(output.status.success(), "{all}");
     assert!(all.contains("run 1: marked interrupted"), "{all}");
     assert!(
-        all.contains("port 9898 (target HTTP server): free"),
+        all.contains(&format!(
+            "port {} (target HTTP server): free",
+            lab.ports.target
+        )),
         "{all}"
     );
-    assert_ports_free();
+    assert_ports_free(&lab.ports);
     assert_no_child_left(&store, 1).await;
     assert_eq!(
         store.run(1).await.expect("q").expect("run").status,

@@ -4,9 +4,7 @@
 //! `user` and `token` commands and `serve`'s refusal to start unguarded,
 //! through the binary. No mite runs.
 
-mod common;
-
-use common::seed::{send, Answer};
+use crate::common::seed::{send, Answer};
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -52,19 +50,19 @@ fn password(name: &str) -> String {
 }
 
 async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
-    let dir = common::temp_dir(&format!("access-{name}"));
+    let dir = crate::common::temp_dir(&format!("access-{name}"));
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output folder");
     let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
         .await
         .expect("store");
-    let (run_id, scenario_id) = common::seed::finished_run(&store, &output).await;
-    let (other_run_id, _) = common::seed::finished_run(&store, &output).await;
+    let (run_id, scenario_id) = crate::common::seed::finished_run(&store, &output).await;
+    let (other_run_id, _) = crate::common::seed::finished_run(&store, &output).await;
     // A profile of the first run's runner (profile 1), for its downloads.
-    common::seed::runner_profile(&store, scenario_id).await;
+    crate::common::seed::runner_profile(&store, scenario_id).await;
     // A collector file the first run kept, for its download.
     let scenario_dir = output.join("2026-11-26/10-00/scenario10");
-    let collector = common::seed::collector(&store, &scenario_dir, scenario_id).await;
+    let collector = crate::common::seed::collector(&store, &scenario_dir, scenario_id).await;
     std::fs::write(collector.join("current"), b"\x80").expect("collector file");
     for (user, role) in [
         ("vi", Role::Viewer),
@@ -94,7 +92,7 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
             .expect("token");
         tokens.push((token_name.to_string(), token));
     }
-    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let lab = Lab::new(store.clone(), crate::common::seed::lab_setup(&dir, &output));
     let app = router(&lab, policy).await;
     Fixture {
         dir,
@@ -112,7 +110,7 @@ async fn router(lab: &Arc<Lab>, access: AccessPolicy) -> Router {
     mite_perf::web::router(
         lab.clone(),
         WebConfig {
-            site_root: common::seed::site_root(),
+            site_root: crate::common::seed::site_root(),
             addr: ([10, 0, 0, 1], 3000).into(),
             public_urls: Vec::new(),
             access,
@@ -147,9 +145,9 @@ async fn post_sign_in(app: &Router, name: &str, password: &str, next: &str) -> A
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from(format!(
                 "name={}&password={}&next={}",
-                common::enc(name),
-                common::enc(password),
-                common::enc(next)
+                crate::common::enc(name),
+                crate::common::enc(password),
+                crate::common::enc(next)
             )))
             .expect("a request"),
     )
@@ -673,8 +671,8 @@ async fn sign_in_from(
     let mut request = request
         .body(Body::from(format!(
             "name={}&password={}&next=/",
-            common::enc(name),
-            common::enc(password)
+            crate::common::enc(name),
+            crate::common::enc(password)
         )))
         .expect("a request");
     request
@@ -1042,18 +1040,18 @@ async fn a_local_process_cannot_forge_the_proxy_header() {
 /// names it serves, so nothing runs and nothing is read.
 #[tokio::test]
 async fn a_rebinding_page_reaches_no_handler() {
-    let dir = common::temp_dir("access-rebinding");
+    let dir = crate::common::temp_dir("access-rebinding");
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output");
     let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
         .await
         .expect("store");
-    let (run_id, _) = common::seed::finished_run(&store, &output).await;
-    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let (run_id, _) = crate::common::seed::finished_run(&store, &output).await;
+    let lab = Lab::new(store.clone(), crate::common::seed::lab_setup(&dir, &output));
     let app = mite_perf::web::router(
         lab.clone(),
         WebConfig {
-            site_root: common::seed::site_root(),
+            site_root: crate::common::seed::site_root(),
             addr: ([127, 0, 0, 1], 3000).into(),
             public_urls: vec!["https://lab.example.com".parse().expect("url")],
             access: AccessPolicy::local(),
@@ -1126,13 +1124,13 @@ async fn a_rebinding_page_reaches_no_handler() {
 
 #[tokio::test]
 async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
-    let dir = common::temp_dir("access-open");
+    let dir = crate::common::temp_dir("access-open");
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output");
     let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
         .await
         .expect("store");
-    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let lab = Lab::new(store.clone(), crate::common::seed::lab_setup(&dir, &output));
     let app = router(&lab, AccessPolicy::local()).await;
     let who = send(
         &app,
@@ -1175,7 +1173,7 @@ async fn a_loopback_lab_needs_no_sign_in_until_its_first_account() {
     let everywhere = mite_perf::web::router(
         lab.clone(),
         WebConfig {
-            site_root: common::seed::site_root(),
+            site_root: crate::common::seed::site_root(),
             addr: ([0, 0, 0, 0], 3000).into(),
             public_urls: Vec::new(),
             access: AccessPolicy::local().for_address(([0, 0, 0, 0], 3000).into()),
@@ -1269,12 +1267,12 @@ async fn runs_show_who_launched_and_who_cancelled_them_and_a_new_password_ends_s
 
 #[tokio::test]
 async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguarded_address() {
-    let dir = common::temp_dir("access-cli");
+    let dir = crate::common::temp_dir("access-cli");
     let db = format!("sqlite://{}/lab.db", dir.display());
     let secret = dir.join("secret");
     std::fs::write(&secret, "correct horse battery\n").expect("password file");
     let cli = |args: &[&str]| {
-        std::process::Command::new(common::BIN)
+        std::process::Command::new(crate::common::BIN)
             .args(args)
             .env("MITE_PERF_DATABASE_URL", &db)
             .stdin(std::process::Stdio::null())
@@ -1291,7 +1289,7 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
     let secret_arg = secret.display().to_string();
 
     // Off loopback, without an admin: refused, with what to do.
-    let port = common::free_port().to_string();
+    let port = crate::common::free_port().to_string();
     let serve_args = [
         "serve",
         "--addr",
@@ -1433,7 +1431,7 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
     let store = Store::connect(&db).await.expect("store");
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output");
-    let lab = Lab::new(store.clone(), common::seed::lab_setup(&dir, &output));
+    let lab = Lab::new(store.clone(), crate::common::seed::lab_setup(&dir, &output));
     let app = router(&lab, shared()).await;
     let queue = Request::post("/api/get_queue")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -1471,7 +1469,7 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
     );
 
     // With an admin, the same address is served.
-    let mut serve = std::process::Command::new(common::BIN)
+    let mut serve = std::process::Command::new(crate::common::BIN)
         .args(serve_args)
         .arg(&output_dir)
         .env("MITE_PERF_DATABASE_URL", &db)
@@ -1480,7 +1478,7 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("serve");
-    let client = common::http_client();
+    let client = crate::common::http_client();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let health = loop {
         if let Ok(answer) = client
@@ -1501,7 +1499,7 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
         .await
         .expect("an answer");
     assert_eq!(anonymous.status().as_u16(), 401);
-    common::signal(serve.id(), nix::sys::signal::Signal::SIGTERM);
+    crate::common::signal(serve.id(), nix::sys::signal::Signal::SIGTERM);
     assert!(serve.wait().expect("exit").success());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1949,7 +1947,7 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
     let app = mite_perf::web::router(
         f.lab.clone(),
         WebConfig {
-            site_root: common::seed::site_root(),
+            site_root: crate::common::seed::site_root(),
             addr: ([10, 0, 0, 1], 3000).into(),
             public_urls: Vec::new(),
             access: shared(),
@@ -2024,7 +2022,7 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
 
 /// The server functions app/src/api.rs declares (`endpoint = "name"`).
 fn declared_server_functions() -> Vec<String> {
-    let source = include_str!("../../app/src/api.rs");
+    let source = include_str!("../../../app/src/api.rs");
     source
         .split("endpoint = \"")
         .skip(1)
@@ -2035,7 +2033,7 @@ fn declared_server_functions() -> Vec<String> {
 
 /// The routes the lab's router declares (`.route("/path", …)`).
 fn declared_routes() -> Vec<String> {
-    let source = include_str!("../src/web/mod.rs");
+    let source = include_str!("../../src/web/mod.rs");
     source
         .split(".route(")
         .skip(1)

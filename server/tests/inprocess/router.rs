@@ -2,9 +2,7 @@
 //! a temporary SQLite store: health, downloads, pages, server functions,
 //! and bad input on each. Fast: no mite, no network.
 
-mod common;
-
-use common::seed::{send, Answer};
+use crate::common::seed::{send, Answer};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,18 +34,21 @@ impl Drop for Fixture {
 }
 
 async fn fixture(name: &str) -> Fixture {
-    let dir = common::temp_dir(&format!("router-{name}"));
+    let dir = crate::common::temp_dir(&format!("router-{name}"));
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output folder");
     let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
         .await
         .expect("store");
-    let setup = common::seed::lab_setup(&dir, &output);
-    let (run_id, scenario_id) = common::seed::finished_run(&store, &output).await;
+    let setup = crate::common::seed::lab_setup(&dir, &output);
+    let (run_id, scenario_id) = crate::common::seed::finished_run(&store, &output).await;
     let lab = Lab::new(store, setup);
-    let app = mite_perf::web::router(lab.clone(), WebConfig::local(common::seed::site_root()))
-        .await
-        .expect("router");
+    let app = mite_perf::web::router(
+        lab.clone(),
+        WebConfig::local(crate::common::seed::site_root()),
+    )
+    .await
+    .expect("router");
     Fixture {
         dir,
         lab,
@@ -223,7 +224,7 @@ async fn collector_files_are_listed_and_served_by_name_only() {
     let run = store.run(f.run_id).await.expect("run").expect("stored");
     let scenario_dir =
         std::path::Path::new(run.output_dir.as_deref().expect("dir")).join("scenario10");
-    let collector = common::seed::collector(store, &scenario_dir, f.scenario_id).await;
+    let collector = crate::common::seed::collector(store, &scenario_dir, f.scenario_id).await;
     std::fs::write(
         collector.join("1700000000_1700000030_1"),
         b"\x81\xa4type\xa3txn",
@@ -526,7 +527,7 @@ async fn launches_are_validated_bounded_and_work_without_javascript() {
 #[test]
 fn the_command_lines_defaults_are_a_default_run() {
     let dry_run = |args: &[&str]| -> RunParams {
-        let out = std::process::Command::new(common::BIN)
+        let out = std::process::Command::new(crate::common::BIN)
             .arg("run")
             .args(args)
             .arg("--dry-run")
@@ -560,7 +561,7 @@ async fn a_library_scenario_is_launched_by_name_on_an_agent_that_lists_it() {
     let store = f.lab.store();
     for name in ["lab-a", "lab-b"] {
         store
-            .register_agent(&common::seed::agent(name, 1))
+            .register_agent(&crate::common::seed::agent(name, 1))
             .await
             .expect("agent");
     }
@@ -682,7 +683,7 @@ async fn runs_that_ask_for_commands_are_refused_unless_allowed() {
 
     // A lab started to allow them queues both (faults.rs sees such a run
     // execute).
-    let mut setup = common::seed::lab_setup(&f.dir, &f.dir.join("output"));
+    let mut setup = crate::common::seed::lab_setup(&f.dir, &f.dir.join("output"));
     setup.policy.allow_target_cmd = true;
     setup.policy.scenario_roots = vec![f.dir.clone()];
     let allowing = Lab::new(f.lab.store().clone(), setup);
@@ -709,7 +710,7 @@ async fn local_mite_builds_from_the_browser_are_refused_unless_allowed() {
         let answer = call(
             &f.app,
             "launch_run",
-            &format!("form[mite]={}&form[scenarios]=1", common::enc(mite)),
+            &format!("form[mite]={}&form[scenarios]=1", crate::common::enc(mite)),
         )
         .await;
         assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
@@ -754,15 +755,15 @@ async fn local_builds_come_only_from_the_allowed_folders() {
     let allowed = f.dir.join("checkouts");
     std::fs::create_dir_all(allowed.join("mite")).expect("a checkout");
     std::os::unix::fs::symlink("/etc", allowed.join("out")).expect("a link out");
-    let mut setup = common::seed::lab_setup(&f.dir, &f.dir.join("output"));
+    let mut setup = crate::common::seed::lab_setup(&f.dir, &f.dir.join("output"));
     setup.policy.local_build_roots = vec![allowed.canonicalize().expect("absolute")];
     let lab = Lab::new(f.lab.store().clone(), setup);
-    let app = mite_perf::web::router(lab, WebConfig::local(common::seed::site_root()))
+    let app = mite_perf::web::router(lab, WebConfig::local(crate::common::seed::site_root()))
         .await
         .expect("router");
     let launch = |mite: &str| {
         let app = app.clone();
-        let form = format!("form[mite]={}&form[scenarios]=1", common::enc(mite));
+        let form = format!("form[mite]={}&form[scenarios]=1", crate::common::enc(mite));
         async move { call(&app, "launch_run", &form).await }
     };
     let refusal = |answer: &Answer, path: &str| {
@@ -1072,7 +1073,7 @@ async fn cross_site_requests_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn every_answer_carries_the_security_headers() {
     let f = fixture("headers").await;
-    let profile = common::seed::runner_profile(f.lab.store(), f.scenario_id).await;
+    let profile = crate::common::seed::runner_profile(f.lab.store(), f.scenario_id).await;
     let header = |a: &Answer, name: header::HeaderName| {
         a.headers
             .get(&name)
@@ -1195,7 +1196,7 @@ async fn every_download_answers_503_with_the_database_down() {
                 open: mite_perf::access::Openness::Always,
                 ..mite_perf::access::AccessPolicy::local()
             },
-            ..WebConfig::local(common::seed::site_root())
+            ..WebConfig::local(crate::common::seed::site_root())
         },
     )
     .await
@@ -1274,7 +1275,7 @@ async fn a_long_scenario_is_read_in_bounded_answers() {
     const TICKS: i64 = 20_000;
     const BUS_SECONDS: i64 = 3_000;
     const ORIGIN: i64 = 1_700_000_000_000;
-    let (run, scenario) = common::seed::running_scenario(store, "long").await;
+    let (run, scenario) = crate::common::seed::running_scenario(store, "long").await;
     let writer = store.sample_writer().await.expect("writer");
     let batches: Vec<SampleBatch> = (1..=TICKS)
         .map(|tick| SampleBatch {

@@ -1,11 +1,9 @@
 //! The store, one suite run against both backends: SQLite in a temporary
 //! folder and a PostgreSQL server the test starts on a loopback port.
 
-mod common;
-
 use futures_util::{StreamExt, TryStreamExt};
 
-use common::{temp_dir, Postgres};
+use crate::common::{temp_dir, Postgres};
 use mite_perf::agent_identity::AgentIdentity;
 use mite_perf::bus::message::BusMessage;
 use mite_perf::bus::tally::BusTally;
@@ -755,7 +753,7 @@ async fn the_last_admin_stays_whoever_races(store: &Store) {
 /// gone from the listing once the agent stopped.
 async fn library_round_trip(store: &Store) {
     use domain::library::{LibraryScenario, VolumeShape};
-    let agent = common::seed::agent("lib-agent", 7);
+    let agent = crate::common::seed::agent("lib-agent", 7);
     store.register_agent(&agent).await.expect("agent");
     let scenario = |spec: &str, problem: Option<&str>| LibraryScenario {
         agent: "lib-agent".into(),
