@@ -521,13 +521,25 @@ mod tests {
         let mut spec = sh(ProcessKind::Runner, "sleep 30", &log);
         spec.env = vec![("MITE_CONF_given".into(), "yes".into())];
         let (child, _, _) = spawn(&spec).expect("spawn");
-        let environ = std::fs::read(format!("/proc/{}/environ", child.pid)).expect("environ");
-        let names: Vec<String> = environ
-            .split(|b| *b == 0)
-            .filter_map(|pair| pair.split(|b| *b == b'=').next())
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .filter(|n| !n.is_empty())
-            .collect();
+        // Read once `sh` runs: while the exec is under way the file is empty
+        // (and before it, the lab's own).
+        let read_names = || {
+            let environ = std::fs::read(format!("/proc/{}/environ", child.pid)).unwrap_or_default();
+            environ
+                .split(|b| *b == 0)
+                .filter_map(|pair| pair.split(|b| *b == b'=').next())
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<String>>()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut names = read_names();
+        while !names.contains(&"MITE_CONF_given".to_string())
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            names = read_names();
+        }
         let mut children = [child];
         stop_all(&mut children, Duration::from_millis(300)).await;
         let _ = std::fs::remove_file(log);
