@@ -17,6 +17,13 @@ pub struct BuildProvenance {
     /// A checkout's commit and whether it had uncommitted changes.
     pub git_commit: Option<String>,
     pub git_dirty: Option<bool>,
+    /// The commit's committer time (Unix seconds) and its parents, for a
+    /// series' commit order (runs stored before they were recorded have
+    /// none).
+    #[serde(default)]
+    pub git_commit_time: Option<i64>,
+    #[serde(default)]
+    pub git_parents: Vec<String>,
     /// A wheel's SHA-256.
     pub wheel_sha256: Option<String>,
     /// The venv it ran from.
@@ -62,6 +69,13 @@ pub struct Provenance {
     pub host: String,
     pub cores: i64,
     pub cpu_model: String,
+    /// The machine's memory (runs stored before it was recorded have none).
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Bumped by the agent's admin (`--machine-epoch`) when the host
+    /// changed in a way its facts do not show: a new machine class.
+    #[serde(default)]
+    pub machine_epoch: u32,
     pub kernel: String,
     /// In the run's build order (scenario `-b2` used `builds[1]`).
     pub builds: Vec<BuildProvenance>,
@@ -138,6 +152,8 @@ mod tests {
             host: "lab1".into(),
             cores: 2,
             cpu_model: "EPYC".into(),
+            memory_bytes: Some(8 << 30),
+            machine_epoch: 0,
             kernel: "6.1".into(),
             builds: vec![BuildProvenance {
                 asked: "pinned".into(),
@@ -156,6 +172,25 @@ mod tests {
             duration_ms: 10_000,
             repeats: 3,
         }
+    }
+
+    /// Runs stored before the machine's memory, its epoch and commits'
+    /// times were recorded still read.
+    #[test]
+    fn provenance_stored_before_the_machine_facts_still_reads() {
+        let mut stored = serde_json::to_value(provenance()).expect("json");
+        let fields = stored.as_object_mut().expect("an object");
+        fields.remove("memory_bytes");
+        fields.remove("machine_epoch");
+        for build in fields["builds"].as_array_mut().expect("builds") {
+            let build = build.as_object_mut().expect("a build");
+            build.remove("git_commit_time");
+            build.remove("git_parents");
+        }
+        let read: Provenance = serde_json::from_value(stored).expect("older provenance");
+        assert_eq!((read.memory_bytes, read.machine_epoch), (None, 0));
+        assert_eq!(read.builds[0].git_commit_time, None);
+        assert!(read.builds[0].git_parents.is_empty());
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct AgentIdentity {
     pub name: String,
     pub lease: Duration,
     pub ports: LabPorts,
+    /// Bumped by the host's admin when the machine changed in a way its
+    /// facts do not show: its runs start a new machine class (trends).
+    pub machine_epoch: u32,
 }
 
 impl AgentIdentity {
@@ -52,6 +55,7 @@ impl AgentIdentity {
             name,
             lease: LEASE,
             ports,
+            machine_epoch: 0,
         }
     }
 
@@ -100,6 +104,7 @@ mod tests {
             name: "lab-a".into(),
             lease: Duration::from_secs(8),
             ports: LabPorts::default(),
+            machine_epoch: 0,
         };
         assert!(host.owns(Some("lab-a (boot 1234abcd)")));
         assert!(host.owns(None));

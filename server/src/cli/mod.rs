@@ -91,6 +91,12 @@ pub(crate) struct AgentArgs {
     /// 5 s at most; 3 s at least).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub(crate) lease: Duration,
+    /// Bump when this machine changed in a way its facts (CPU model, cores,
+    /// memory, kernel, Python) do not show (a BIOS setting, another disk):
+    /// its runs then start new series in the trends, never mixed with the
+    /// old.
+    #[arg(long, env = "MITE_PERF_MACHINE_EPOCH", default_value_t = 0)]
+    pub(crate) machine_epoch: u32,
 }
 
 impl AgentArgs {
@@ -104,6 +110,7 @@ impl AgentArgs {
         }
         Ok(AgentIdentity {
             lease: self.lease,
+            machine_epoch: self.machine_epoch,
             ..AgentIdentity::named(self.agent_name.clone(), self.ports)
         })
     }

@@ -214,6 +214,8 @@ impl BuildCache {
                 let mut provenance = self.provenance(build, &env);
                 provenance.git_commit = state.git_commit;
                 provenance.git_dirty = state.git_dirty;
+                provenance.git_commit_time = state.git_commit_time;
+                provenance.git_parents = state.git_parents;
                 Ok(Installed { env, provenance })
             }
         }

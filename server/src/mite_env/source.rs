@@ -16,6 +16,9 @@ pub struct CheckoutState {
     /// Its commit and whether it has uncommitted changes (a git checkout only).
     pub git_commit: Option<String>,
     pub git_dirty: Option<bool>,
+    /// The commit's committer time (Unix seconds) and parents.
+    pub git_commit_time: Option<i64>,
+    pub git_parents: Vec<String>,
     /// Changes whenever a file that would be installed changes.
     pub fingerprint: String,
 }
@@ -54,6 +57,16 @@ pub fn checkout_state(dir: &Path) -> std::io::Result<CheckoutState> {
     let git_dirty = git_commit.as_ref().and_then(|_| {
         git(&["status", "--porcelain", "--untracked-files=normal"]).map(|s| !s.trim().is_empty())
     });
+    // `%ct %P`: the committer time, then the parents (none for a root).
+    let (git_commit_time, git_parents) = git_commit
+        .as_ref()
+        .and_then(|_| git(&["show", "-s", "--format=%ct %P", "HEAD"]))
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            let time = words.next().and_then(|t| t.parse().ok());
+            (time, words.map(str::to_string).collect())
+        })
+        .unwrap_or_default();
     let mut hasher = Sha256::new();
     if let Some(commit) = &git_commit {
         hasher.update(commit.as_bytes());
@@ -68,6 +81,8 @@ pub fn checkout_state(dir: &Path) -> std::io::Result<CheckoutState> {
     Ok(CheckoutState {
         git_commit,
         git_dirty,
+        git_commit_time,
+        git_parents,
         fingerprint: hex::encode(hasher.finalize()),
     })
 }
@@ -151,7 +166,7 @@ mod tests {
     }
 
     #[test]
-    fn a_git_checkout_names_its_commit_and_whether_it_is_dirty() {
+    fn a_git_checkout_names_its_commit_its_time_parents_and_whether_it_is_dirty() {
         let dir = temp_dir("git");
         let git = |args: &[&str]| {
             let status = Command::new("git")
@@ -174,6 +189,18 @@ mod tests {
         let dirty = checkout_state(&dir).expect("state");
         assert_eq!(dirty.git_dirty, Some(true));
         assert_eq!(dirty.git_commit, clean.git_commit);
+        // The root commit: its time, no parents; the next names it.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        assert!(clean.git_commit_time.is_some_and(|t| (now - t).abs() < 600));
+        assert!(clean.git_parents.is_empty());
+        git(&["commit", "-q", "-am", "two"]);
+        let second = checkout_state(&dir).expect("state");
+        assert_eq!(
+            second.git_parents,
+            vec![clean.git_commit.clone().expect("a commit")]
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -562,6 +562,7 @@ async fn prepare(
         params,
         installed.into_iter().map(|b| b.provenance).collect(),
         &module_dir,
+        setup.host.machine_epoch,
     );
     store
         .save_provenance(run_id, &provenance)

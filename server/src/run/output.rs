@@ -101,6 +101,7 @@ pub fn provenance(
     params: &RunParams,
     builds: Vec<BuildProvenance>,
     module_dir: &Path,
+    machine_epoch: u32,
 ) -> Provenance {
     use procfs::Current as _;
     let cpu_model = procfs::CpuInfo::current()
@@ -112,6 +113,8 @@ pub fn provenance(
         host: sysinfo::System::host_name().unwrap_or_default(),
         cores: cores(),
         cpu_model,
+        memory_bytes: procfs::Meminfo::current().ok().map(|m| m.mem_total),
+        machine_epoch,
         kernel: sysinfo::System::kernel_version().unwrap_or_default(),
         builds,
         target: match &params.target {
@@ -176,10 +179,15 @@ mod tests {
         assert!(first.is_absolute() && first.is_dir() && second.is_dir());
         let builtin = scenario_module_dir(&RunParams::default(), &first).expect("module");
         assert!(builtin.join("mite_perf_scenario.py").is_file());
-        let provenance = provenance(&RunParams::default(), vec![], &builtin);
+        let provenance = provenance(&RunParams::default(), vec![], &builtin, 3);
         assert_eq!(provenance.scenario.sha256, sha256_text(SCENARIO_MODULE));
         assert!(provenance.cores >= 1 && !provenance.kernel.is_empty());
         assert_eq!(provenance.target, "built-in");
+        // The machine's class needs its memory, and the admin's epoch.
+        assert!(provenance
+            .memory_bytes
+            .is_some_and(|m| m > 64 * 1024 * 1024));
+        assert_eq!(provenance.machine_epoch, 3);
         let _ = std::fs::remove_dir_all(root);
     }
 }

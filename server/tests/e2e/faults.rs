@@ -921,6 +921,7 @@ async fn two_agent_ids_on_one_database_leave_each_others_runs_and_processes_alon
                     name: format!("lab-{name}"),
                     lease,
                     ports: crate::common::own_ports(),
+                    machine_epoch: 0,
                 },
             };
             (store.clone(), mite_perf::lab::Lab::new(store, setup))

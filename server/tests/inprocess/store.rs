@@ -194,6 +194,7 @@ async fn suite(store: Store) {
         name: "lab-a".into(),
         lease: std::time::Duration::from_secs(60),
         ports: Default::default(),
+        machine_epoch: 0,
     };
     let other = AgentIdentity {
         id: "lab-b (boot 0000bbbb)".into(),
@@ -514,6 +515,7 @@ async fn writes_after_a_lost_lease_store_nothing(store: &Store) {
         name: "twin".into(),
         lease: std::time::Duration::from_secs(60),
         ports: Default::default(),
+        machine_epoch: 0,
     };
     let params = RunParams {
         concurrencies: vec![1],
@@ -890,6 +892,7 @@ async fn agents_take_only_runs_for_them_and_late_endings_change_nothing(store: &
         name: "lab-a".into(),
         lease: std::time::Duration::from_secs(60),
         ports: Default::default(),
+        machine_epoch: 0,
     };
     let other = AgentIdentity {
         id: "lab-b (boot 0000bbbb)".into(),
@@ -953,6 +956,7 @@ async fn hosts_never_take_the_same_run(store: &Store) {
             name: name.to_string(),
             lease: std::time::Duration::from_secs(60),
             ports: Default::default(),
+            machine_epoch: 0,
         };
         tokio::spawn(async move {
             let mut taken = Vec::new();
