@@ -41,4 +41,5 @@ pub mod sampler;
 pub mod store;
 pub mod supervisor;
 pub mod target;
+pub mod trend;
 pub mod web;
