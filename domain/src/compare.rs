@@ -69,7 +69,7 @@ pub struct Comparison {
 }
 
 /// A figure a scenario is compared by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "figure", content = "process")]
 pub enum Figure {
     RequestsPerSecond,

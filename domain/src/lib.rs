@@ -12,6 +12,8 @@
 //! - [`compare`]: figures over repeats and their verdicts;
 //! - [`validity`]: whether a scenario measured what it seems to;
 //! - [`matrix`]: a run's figures per build and concurrency (the version matrix);
+//! - [`series`]: a figure of a scenario on a machine class across mite
+//!   builds (the trends), and the order of its points;
 //! - [`chart_spec`]: which charts a scenario has, as data;
 //! - [`library`]: scenarios from a library folder, and their shapes;
 //! - [`access`]: roles, and what each may do;
@@ -30,5 +32,6 @@ pub mod model;
 pub mod process;
 pub mod profile;
 pub mod provenance;
+pub mod series;
 mod text_enum;
 pub mod validity;

@@ -7,7 +7,7 @@ use crate::text_enum::text_enum;
 /// The processes a scenario runs, in start order: the target (the HTTP
 /// server under load; `http` in the original script's CSV and in rows
 /// stored before it was named so), then mite's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProcessKind {
     #[serde(alias = "http")]

@@ -88,6 +88,12 @@ enum Command {
     /// Mark a run as the baseline of its label: `run --compare-to baseline`
     /// and the pages of that label's runs compare against it.
     Baseline(BaselineArgs),
+    /// mite's figures over its releases and commits: one series per figure,
+    /// scenario and machine class, a point per mite build (its repeats
+    /// pooled), and the steps found in each (E-divisive means with a
+    /// t-test; changes past --floor flagged, suspected until three points
+    /// follow them).
+    Trend(cli::trend::TrendArgs),
     /// Manage the accounts of a shared lab (sign-in with a password).
     #[command(subcommand)]
     User(cli::accounts::UserCommand),
@@ -168,6 +174,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => with_runtime(cli::lab::agent(args)),
         Command::Compare(args) => with_runtime(cli::compare::compare_command(args)),
         Command::Baseline(args) => with_runtime(cli::compare::baseline(args)),
+        Command::Trend(args) => with_runtime(cli::trend::trend(args)),
         Command::User(command) => with_runtime(cli::accounts::user(command)),
         Command::Token(command) => with_runtime(cli::accounts::token(command)),
         Command::Label(command) => with_runtime(cli::accounts::label(command)),

@@ -9,6 +9,7 @@ pub(crate) mod lab;
 pub(crate) mod progress;
 pub(crate) mod run;
 pub(crate) mod scenarios;
+pub(crate) mod trend;
 
 use std::path::PathBuf;
 use std::time::Duration;

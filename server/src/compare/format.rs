@@ -81,7 +81,7 @@ fn verdict(c: &Option<Comparison>) -> String {
 /// Text for a terminal: no control character but the line break (a label
 /// holding an escape sequence cannot move the cursor, retitle the window
 /// or hide a line).
-fn terminal_safe(text: &str) -> String {
+pub fn terminal_safe(text: &str) -> String {
     text.chars()
         .map(|c| {
             if c.is_control() && c != '\n' {

@@ -10,3 +10,4 @@ mod common;
 mod access;
 mod router;
 mod store;
+mod trend;

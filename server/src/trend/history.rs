@@ -1,0 +1,259 @@
+//! The lab's history as series: every finished scenario's figures, grouped
+//! by figure, scenario and machine class, pooled by mite build into points,
+//! ordered (releases by version, commits by commit time) and read by the
+//! change-point detector.
+
+use std::collections::BTreeMap;
+
+use domain::compare::{Better, Figure};
+use domain::provenance::BuildProvenance;
+use domain::series::{sort_points, MachineClass, PointOrder, ScenarioKey, SeriesKey};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use crate::compare::stats::median;
+use crate::model::ScenarioStatus;
+use crate::store::{Store, StoreError};
+
+use super::changepoint::{analyse, Analysis, SeriesError, Settings};
+
+/// One mite build's repeats in a series, pooled.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Point {
+    /// `2.11.0`, `2.12.0.dev0 @ 1a2b3c4d5e`.
+    pub build: String,
+    pub order: PointOrder,
+    /// When its first repeat ran (ms since the epoch).
+    pub first_ran_at: i64,
+    /// One value per repeat, in the order they ran.
+    pub values: Vec<f64>,
+    pub median: f64,
+    /// A 95 % interval of the build's level (Student's t on the logs of
+    /// its repeats); none from a single repeat.
+    pub interval: Option<(f64, f64)>,
+    /// The runs its repeats came from.
+    pub run_ids: Vec<i64>,
+}
+
+/// A series with its points in order and what the detector found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Series {
+    pub key: SeriesKey,
+    /// `requests per runner CPU-s`, and whether higher is better.
+    pub figure_name: String,
+    pub better: Better,
+    pub points: Vec<Point>,
+    pub analysis: Analysis,
+}
+
+/// Which series to read. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesFilter {
+    /// Figure keys (`requests_per_runner_cpu_second`).
+    pub figures: Vec<String>,
+    /// A part of the scenario's name.
+    pub scenario: Option<String>,
+    pub concurrency: Option<u32>,
+    /// A part of the machine class.
+    pub machine: Option<String>,
+    /// A part of the runs' label.
+    pub label: String,
+}
+
+impl SeriesFilter {
+    fn wants(&self, key: &SeriesKey) -> bool {
+        let has = |text: &str, part: &Option<String>| {
+            part.as_ref()
+                .is_none_or(|p| text.to_lowercase().contains(&p.to_lowercase()))
+        };
+        (self.figures.is_empty() || self.figures.contains(&key.figure.key()))
+            && has(&key.scenario.scenario, &self.scenario)
+            && self
+                .concurrency
+                .is_none_or(|c| c == key.scenario.concurrency)
+            && has(&key.machine.0, &self.machine)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrendError {
+    #[error("`{figure}` is no figure: give one of {}", figure_keys().join(", "))]
+    NoSuchFigure { figure: String },
+    #[error(transparent)]
+    Series(#[from] SeriesError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Every figure's key, as `--figure` takes them.
+pub fn figure_keys() -> Vec<String> {
+    Figure::all().iter().map(Figure::key).collect()
+}
+
+/// How many runs are read from the store at a time.
+const PAGE: i64 = 200;
+
+/// The series of the lab's finished scenarios that `filter` wants.
+pub async fn load_series(
+    store: &Store,
+    filter: &SeriesFilter,
+    settings: &Settings,
+) -> Result<Vec<Series>, TrendError> {
+    if let Some(unknown) = filter.figures.iter().find(|f| !figure_keys().contains(f)) {
+        return Err(TrendError::NoSuchFigure {
+            figure: unknown.clone(),
+        });
+    }
+    // Series → build → its repeats.
+    let mut gathered: BTreeMap<SeriesKey, BTreeMap<String, Point>> = BTreeMap::new();
+    let mut offset = 0;
+    loop {
+        let (runs, _) = store.list_runs(&filter.label, None, PAGE, offset).await?;
+        if runs.is_empty() {
+            break;
+        }
+        offset += runs.len() as i64;
+        for (run, _) in runs {
+            let Some(provenance) = run.provenance else {
+                continue;
+            };
+            for scenario in store.scenarios(run.id).await? {
+                if scenario.status != ScenarioStatus::Done {
+                    continue;
+                }
+                let Some(build) = provenance.builds.get(scenario.build_index as usize) else {
+                    continue;
+                };
+                let Some(figures) = store.stored_figures(scenario.id).await? else {
+                    continue;
+                };
+                let concurrency = scenario.concurrency as u32;
+                let ran_at = scenario.started_at.unwrap_or(run.created_at);
+                for figure in Figure::all() {
+                    let Some(value) = figure.value(&figures, concurrency) else {
+                        continue;
+                    };
+                    let key = SeriesKey {
+                        scenario: ScenarioKey::of(&provenance, concurrency),
+                        figure,
+                        machine: MachineClass::of(&provenance, build),
+                    };
+                    if !filter.wants(&key) {
+                        continue;
+                    }
+                    let point = gathered
+                        .entry(key)
+                        .or_default()
+                        .entry(pooling_key(build, run.id))
+                        .or_insert_with(|| Point {
+                            build: build.describe(),
+                            order: PointOrder::of(build, ran_at),
+                            first_ran_at: ran_at,
+                            values: Vec::new(),
+                            median: 0.0,
+                            interval: None,
+                            run_ids: Vec::new(),
+                        });
+                    point.values.push(value);
+                    point.first_ran_at = point.first_ran_at.min(ran_at);
+                    if !point.run_ids.contains(&run.id) {
+                        point.run_ids.push(run.id);
+                    }
+                }
+            }
+        }
+    }
+    gathered
+        .into_iter()
+        .map(|(key, builds)| {
+            let mut points: Vec<Point> = builds
+                .into_values()
+                .map(|mut p| {
+                    p.median = median(&p.values);
+                    p.interval = interval(&p.values);
+                    p
+                })
+                .collect();
+            sort_points(&mut points, |p| (&p.order, p.first_ran_at));
+            let better = key.figure.better();
+            let medians: Vec<f64> = points.iter().map(|p| p.median).collect();
+            let releases: Vec<usize> = (0..points.len())
+                .filter(|&i| points[i].order.is_release())
+                .collect();
+            let analysis = analyse(&medians, better, &releases, settings)?;
+            Ok(Series {
+                figure_name: key.figure.name(),
+                better,
+                key,
+                points,
+                analysis,
+            })
+        })
+        .collect()
+}
+
+/// Which repeats are one build: a release by its version, a commit by its
+/// hash, a wheel by its hash. A checkout with uncommitted changes is its
+/// run's own (the next run's changes may differ).
+fn pooling_key(build: &BuildProvenance, run_id: i64) -> String {
+    match (&build.git_commit, build.git_dirty, &build.wheel_sha256) {
+        (Some(commit), Some(true), _) => format!("{commit} dirty in run {run_id}"),
+        (Some(commit), _, _) => commit.clone(),
+        (None, _, Some(sha)) => format!("wheel {sha}"),
+        _ => format!("version {}", build.mite_version),
+    }
+}
+
+/// A 95 % interval of the level of `values` (Student's t on their logs,
+/// back as a ratio interval around their geometric mean); none from fewer
+/// than two.
+fn interval(values: &[f64]) -> Option<(f64, f64)> {
+    let n = values.len();
+    if n < 2 || values.iter().any(|v| *v <= 0.0) {
+        return None;
+    }
+    let logs: Vec<f64> = values.iter().map(|v| v.ln()).collect();
+    let mean = logs.iter().sum::<f64>() / n as f64;
+    let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
+        .ok()?
+        .inverse_cdf(0.975);
+    let half = t * sd / (n as f64).sqrt();
+    Some(((mean - half).exp(), (mean + half).exp()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builds_interval_holds_its_level() {
+        assert_eq!(interval(&[100.0]), None);
+        let (low, high) = interval(&[98.0, 100.0, 102.0]).expect("an interval");
+        assert!(low < 100.0 && high > 100.0, "{low} {high}");
+        // t(0.975, 2) = 4.303: the interval is wide with three repeats.
+        assert!(high / low > 1.08 && high / low < 1.12, "{low} {high}");
+        let (same_low, same_high) = interval(&[5.0, 5.0]).expect("an interval");
+        assert!((same_low - 5.0).abs() < 1e-9 && (same_high - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn repeats_pool_by_build_and_a_dirty_checkout_stays_its_runs() {
+        let release = BuildProvenance {
+            mite_version: "2.11.0".into(),
+            ..BuildProvenance::default()
+        };
+        assert_eq!(pooling_key(&release, 1), pooling_key(&release, 2));
+        let commit = BuildProvenance {
+            git_commit: Some("abc".into()),
+            git_dirty: Some(false),
+            ..release.clone()
+        };
+        assert_eq!(pooling_key(&commit, 1), pooling_key(&commit, 2));
+        assert_ne!(pooling_key(&commit, 1), pooling_key(&release, 1));
+        let dirty = BuildProvenance {
+            git_dirty: Some(true),
+            ..commit.clone()
+        };
+        assert_ne!(pooling_key(&dirty, 1), pooling_key(&dirty, 2));
+    }
+}
