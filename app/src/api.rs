@@ -449,6 +449,64 @@ pub enum LaunchOutcome {
     Invalid(Vec<FieldError>),
 }
 
+/// A change found in a series, as the trends pages show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendChange {
+    /// The build at the new level.
+    pub build: String,
+    /// `-9.8 %`.
+    pub change: String,
+    pub worse: bool,
+    pub confirmed: bool,
+    pub p: f64,
+    /// The compare page of the points before and at the change.
+    pub compare: Option<String>,
+}
+
+/// A series in the list of /trends: what it is, a sparkline's values and
+/// the latest change found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSummary {
+    pub id: String,
+    /// `requests per runner CPU-s`.
+    pub figure: String,
+    pub higher_is_better: bool,
+    /// `built-in, 100 journeys, 1 min 00 s`.
+    pub scenario: String,
+    pub machine: String,
+    /// Each point's median, in order (the sparkline).
+    pub medians: Vec<f64>,
+    pub latest_build: String,
+    /// `11,650 req/CPU-s`.
+    pub latest: String,
+    pub latest_change: Option<TrendChange>,
+    /// `-6.1 % from the best level since the last release`.
+    pub creep: Option<String>,
+}
+
+/// A point of a series on its page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    pub build: String,
+    pub median: String,
+    /// `990 – 1,022`, or empty from a single repeat.
+    pub interval: String,
+    pub repeats: usize,
+    pub runs: Vec<i64>,
+    pub release: bool,
+    pub outlier: bool,
+    pub step: bool,
+}
+
+/// One series' page: its points, its changes and its chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesView {
+    pub summary: SeriesSummary,
+    pub points: Vec<TrendPoint>,
+    pub changes: Vec<TrendChange>,
+    pub chart: ChartSpec,
+}
+
 /// What the lab does for the pages. The server implements it and provides
 /// it as context (`Arc<dyn LabApi>`).
 #[cfg(feature = "ssr")]
@@ -533,6 +591,10 @@ pub trait LabApi: Send + Sync {
     fn activity(&self, before: Option<i64>) -> BoxFuture<'_, Result<Vec<ActivityEntry>, LabError>>;
     /// The run's figures per build and concurrency, with their charts.
     fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>>;
+    /// The series of the lab's history whose figure key holds `figure`
+    /// (all when empty).
+    fn trends(&self, figure: String) -> BoxFuture<'_, Result<Vec<SeriesSummary>, LabError>>;
+    fn series(&self, id: String) -> BoxFuture<'_, Result<SeriesView, LabError>>;
 }
 
 #[cfg(feature = "ssr")]
@@ -725,6 +787,21 @@ pub async fn get_compare_charts(runs: String) -> Result<Vec<ChartSpec>, LabError
 pub async fn get_matrix(run_id: i64) -> Result<RunMatrix, LabError> {
     allowed(Action::ReadRun(run_id))?;
     lab()?.matrix(run_id).await
+}
+
+/// The lab's history as series (a figure of a scenario on a machine
+/// class), each with its latest change: the trends page.
+#[server(endpoint = "get_trends")]
+pub async fn get_trends(figure: String) -> Result<Vec<SeriesSummary>, LabError> {
+    allowed(Action::Read)?;
+    lab()?.trends(figure).await
+}
+
+/// One series: its points, changes and chart.
+#[server(endpoint = "get_series")]
+pub async fn get_series(id: String) -> Result<SeriesView, LabError> {
+    allowed(Action::Read)?;
+    lab()?.series(id).await
 }
 
 /// Makes a run the baseline of its label; returns the label.

@@ -3,8 +3,8 @@
 //!
 //! - [`error`]: the contract's one error type, its kind kept end to end;
 //! - [`api`]: the types the pages exchange with the lab, and the server functions;
-//! - [`pages`]: the Leptos pages (launch, runs, run detail, compare, ports,
-//!   agents, sign-in, activity), and [`charts`], the ECharts they draw.
+//! - [`pages`]: the Leptos pages (launch, runs, run detail, compare, trends,
+//!   ports, agents, sign-in, activity), and [`charts`], the ECharts they draw.
 // The pages' view types are deep (as in the server and the frontend).
 #![recursion_limit = "256"]
 
@@ -79,6 +79,7 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Launch"</A>
                     <A href="/runs">"Runs"</A>
                     <A href="/compare">"Compare"</A>
+                    <A href="/trends">"Trends"</A>
                     <A href="/ports">"Ports"</A>
                     <A href="/agents">"Agents"</A>
                     <pages::signin::IfMay action=domain::access::Action::Administer>
@@ -97,6 +98,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signin") view=pages::signin::SignInPage/>
                     <Route path=path!("/activity") view=pages::activity::ActivityPage/>
                     <Route path=path!("/agents") view=pages::agents::AgentsPage/>
+                    <Route path=path!("/trends") view=pages::trends::TrendsPage/>
+                    <Route path=path!("/trends/:id") view=pages::trends::SeriesPage/>
                 </Routes>
             </main>
         </Router>

@@ -11,6 +11,7 @@ pub mod run;
 pub mod runs;
 pub mod share;
 pub mod signin;
+pub mod trends;
 
 use leptos::prelude::*;
 use std::time::Duration;

@@ -2,7 +2,8 @@
 
 use app::api::{
     ActivityEntry, AgentView, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome,
-    MiteView, PortView, QueueEntry, RunList, RunView, ScenarioCharts, ShareLinkView,
+    MiteView, PortView, QueueEntry, RunList, RunView, ScenarioCharts, SeriesSummary, SeriesView,
+    ShareLinkView,
 };
 use domain::access::{Caller, Role};
 use futures_util::FutureExt;
@@ -249,6 +250,14 @@ impl LabApi for Lab {
                 .collect())
         }
         .boxed()
+    }
+
+    fn trends(&self, figure: String) -> BoxFuture<'_, Result<Vec<SeriesSummary>, LabError>> {
+        async move { self.trend_summaries(&figure).await }.boxed()
+    }
+
+    fn series(&self, id: String) -> BoxFuture<'_, Result<SeriesView, LabError>> {
+        async move { self.series_view(&id).await }.boxed()
     }
 
     fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>> {

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod api;
 pub mod library;
 pub mod share;
+pub mod trends;
 pub mod views;
 pub mod worker;
 

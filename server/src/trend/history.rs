@@ -32,11 +32,16 @@ pub struct Point {
     pub interval: Option<(f64, f64)>,
     /// The runs its repeats came from.
     pub run_ids: Vec<i64>,
+    /// The same as compare sides: `12`, or `12:2` for build 2 of a run
+    /// that measured several.
+    pub sides: Vec<String>,
 }
 
 /// A series with its points in order and what the detector found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Series {
+    /// A stable name for links (`/trends/ID`): a hash of the key.
+    pub id: String,
     pub key: SeriesKey,
     /// `requests per runner CPU-s`, and whether higher is better.
     pub figure_name: String,
@@ -76,12 +81,27 @@ impl SeriesFilter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrendError {
+    #[error("no series {0}: it may have had no finished scenario since")]
+    NoSuchSeries(String),
     #[error("`{figure}` is no figure: give one of {}", figure_keys().join(", "))]
     NoSuchFigure { figure: String },
     #[error(transparent)]
     Series(#[from] SeriesError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// As the pages see it: an unknown figure or series is bad input or not
+/// found; the store keeps its own kinds.
+impl From<TrendError> for app::api::LabError {
+    fn from(e: TrendError) -> Self {
+        match e {
+            TrendError::NoSuchFigure { .. } => app::api::LabError::invalid("figure", e.to_string()),
+            TrendError::NoSuchSeries(_) => app::api::LabError::NotFound(e.to_string()),
+            TrendError::Series(e) => app::api::LabError::Internal(e.to_string()),
+            TrendError::Store(e) => e.into(),
+        }
+    }
 }
 
 /// Every figure's key, as `--figure` takes them.
@@ -106,6 +126,8 @@ pub async fn load_series(
     // Series → build → its repeats.
     let mut gathered: BTreeMap<SeriesKey, BTreeMap<String, Point>> = BTreeMap::new();
     let mut offset = 0;
+    // A run queued while the pages are read shifts them: none counts twice.
+    let mut seen = std::collections::HashSet::new();
     loop {
         let (runs, _) = store.list_runs(&filter.label, None, PAGE, offset).await?;
         if runs.is_empty() {
@@ -113,6 +135,9 @@ pub async fn load_series(
         }
         offset += runs.len() as i64;
         for (run, _) in runs {
+            if !seen.insert(run.id) {
+                continue;
+            }
             let Some(provenance) = run.provenance else {
                 continue;
             };
@@ -152,11 +177,17 @@ pub async fn load_series(
                             median: 0.0,
                             interval: None,
                             run_ids: Vec::new(),
+                            sides: Vec::new(),
                         });
                     point.values.push(value);
                     point.first_ran_at = point.first_ran_at.min(ran_at);
                     if !point.run_ids.contains(&run.id) {
                         point.run_ids.push(run.id);
+                        point.sides.push(if provenance.builds.len() > 1 {
+                            format!("{}:{}", run.id, scenario.build_index + 1)
+                        } else {
+                            run.id.to_string()
+                        });
                     }
                 }
             }
@@ -181,6 +212,7 @@ pub async fn load_series(
                 .collect();
             let analysis = analyse(&medians, better, &releases, settings)?;
             Ok(Series {
+                id: series_id(&key),
                 figure_name: key.figure.name(),
                 better,
                 key,
@@ -189,6 +221,22 @@ pub async fn load_series(
             })
         })
         .collect()
+}
+
+/// The series `id` (as [`series_id`] names it).
+pub async fn load_one(store: &Store, id: &str, settings: &Settings) -> Result<Series, TrendError> {
+    load_series(store, &SeriesFilter::default(), settings)
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| TrendError::NoSuchSeries(id.to_string()))
+}
+
+/// A series' id: the first 16 hex digits of the SHA-256 of its key.
+pub fn series_id(key: &SeriesKey) -> String {
+    use sha2::{Digest, Sha256};
+    let text = serde_json::to_string(key).unwrap_or_default();
+    hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
 /// Which repeats are one build: a release by its version, a commit by its

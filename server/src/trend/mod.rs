@@ -6,10 +6,11 @@
 //!   release or commit order) and the detector's reading;
 //! - [`changepoint`]: finds the steps, outliers and creep in a series of
 //!   points (pure: no store, no clock);
-//! - [`format`]: series as text and JSON;
+//! - [`format`]: series as text and JSON; [`chart`]: a series' chart;
 //! - [`synthetic`]: series with known steps, for its tests and benchmark.
 
 pub mod changepoint;
+pub mod chart;
 pub mod format;
 pub mod history;
 pub mod synthetic;

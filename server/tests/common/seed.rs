@@ -2,11 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
+use domain::provenance::{BuildProvenance, Provenance, ScenarioSource};
 use mite_perf::figures::scenario_figures;
 use mite_perf::mite_env::MiteEnv;
 use mite_perf::model::{ProcessKind, RunParams, RunStatus, Sample, ScenarioStatus};
 use mite_perf::run::{LabSetup, RunLimits, RunPolicy};
 use mite_perf::store::{NewProcess, SampleBatch, Store};
+use mite_perf::trend::synthetic::Noise;
 
 /// What a lab host needs, with no mite installed (nothing here runs mite).
 pub fn lab_setup(dir: &Path, output: &Path) -> LabSetup {
@@ -101,30 +103,7 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
     let writer = store.sample_writer().await.expect("writer");
     let mut all = Vec::new();
     for tick in 1..=30i64 {
-        let samples = vec![
-            Sample {
-                process: ProcessKind::Target,
-                pid: 2,
-                at_ms: 1_700_000_000_000 + tick * 1000,
-                elapsed_ms: tick * 1000,
-                cpu: 8.25,
-                mem: 3 << 20,
-                requests: Some(tick * 500),
-                requests_in_interval: Some(500),
-                detail: None,
-            },
-            Sample {
-                process: ProcessKind::Runner,
-                pid: 1,
-                at_ms: 1_700_000_000_000 + tick * 1000,
-                elapsed_ms: tick * 1000,
-                cpu: 99.5,
-                mem: 50 << 20,
-                requests: None,
-                requests_in_interval: None,
-                detail: None,
-            },
-        ];
+        let samples = tick_samples(tick, 99.5);
         all.extend(samples.clone());
         writer
             .write(&[SampleBatch {
@@ -240,4 +219,138 @@ pub async fn collector(store: &Store, scenario_dir: &Path, scenario_id: i64) -> 
         .expect("collector");
     store.end_process(p, "exit 0").await.expect("end");
     folder
+}
+
+// A lab's history of mite releases, for the trends (`mite-perf trend`,
+// /trends): runs of one scenario with provenance and figures.
+
+pub const RELEASES: [&str; 10] = [
+    "2.2.0", "2.3.0", "2.4.0", "2.5.0", "2.6.0", "2.7.0", "2.8.0", "2.9.0", "2.10.0", "2.11.0",
+];
+
+/// Finished scenario figures whose runner served `per_cpu_second` requests
+/// per CPU-second (a constant 500 requests/s against a runner at a
+/// constant CPU share).
+pub fn figures_at(per_cpu_second: f64) -> domain::figures::ScenarioFigures {
+    let cpu = 500.0 * 100.0 / per_cpu_second;
+    let samples: Vec<Sample> = (1..=30i64)
+        .flat_map(|tick| tick_samples(tick, cpu))
+        .collect();
+    scenario_figures(&samples, 1000)
+}
+
+/// Tick `tick` (1 s apart) of a scenario: the target serving 500 requests
+/// a second at 8.25 % CPU, the runner at `runner_cpu` % and 50 MiB.
+fn tick_samples(tick: i64, runner_cpu: f64) -> Vec<Sample> {
+    let at_ms = 1_700_000_000_000 + tick * 1000;
+    vec![
+        Sample {
+            process: ProcessKind::Target,
+            pid: 2,
+            at_ms,
+            elapsed_ms: tick * 1000,
+            cpu: 8.25,
+            mem: 3 << 20,
+            requests: Some(tick * 500),
+            requests_in_interval: Some(500),
+            detail: None,
+        },
+        Sample {
+            process: ProcessKind::Runner,
+            pid: 1,
+            at_ms,
+            elapsed_ms: tick * 1000,
+            cpu: runner_cpu,
+            mem: 50 << 20,
+            requests: None,
+            requests_in_interval: None,
+            detail: None,
+        },
+    ]
+}
+
+/// A finished run of `version` on a machine with `cpu_model`, whose
+/// scenario of 10 journeys measured `per_cpu_second`.
+pub async fn release_run(store: &Store, version: &str, cpu_model: &str, per_cpu_second: f64) {
+    let params = RunParams {
+        concurrencies: vec![10],
+        label: "nightly".into(),
+        ..RunParams::default()
+    };
+    let run_id = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    store
+        .start_run(run_id, &Default::default(), "/nowhere", 1)
+        .await
+        .expect("start");
+    let provenance = provenance(version, cpu_model);
+    store
+        .save_provenance(run_id, &provenance)
+        .await
+        .expect("provenance");
+    let scenario = store
+        .create_scenario(run_id, 0, domain::builds::Slot::once(10), &params)
+        .await
+        .expect("scenario");
+    store
+        .finish_scenario(
+            scenario,
+            ScenarioStatus::Done,
+            None,
+            None,
+            &figures_at(per_cpu_second),
+        )
+        .await
+        .expect("finish");
+    store
+        .finish_run(run_id, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+}
+
+/// A run's provenance: mite `version` on a 2-core, 8 GiB machine with
+/// `cpu_model`, the built-in scenario of 30 s.
+pub fn provenance(version: &str, cpu_model: &str) -> Provenance {
+    Provenance {
+        cpu_model: cpu_model.into(),
+        cores: 2,
+        memory_bytes: Some(8 << 30),
+        kernel: "6.1.0-18-amd64".into(),
+        builds: vec![BuildProvenance {
+            asked: version.into(),
+            mite_version: version.into(),
+            python_version: "3.11.7".into(),
+            ..BuildProvenance::default()
+        }],
+        target: "built-in".into(),
+        scenario: ScenarioSource {
+            name: "built-in".into(),
+            dir: None,
+            sha256: "5ce0a710".into(),
+        },
+        duration_ms: 30_000,
+        ..Provenance::default()
+    }
+}
+
+/// Ten releases (stored newest first, then the rest, three repeats each)
+/// on an EPYC machine, the runner's requests per CPU-second 10 % lower from
+/// 2.8.0 on (1 % noise, seeded), and one run of 2.2.0 on another machine.
+pub async fn release_history(store: &Store) {
+    let mut noise = Noise::new(42);
+    let mut order: Vec<usize> = (0..RELEASES.len()).rev().collect();
+    order.rotate_left(3);
+    for repeat in 0..3 {
+        for &i in &order {
+            let level = if i >= 6 { 900.0 } else { 1000.0 };
+            let value = noise.around(level, 0.01);
+            release_run(store, RELEASES[i], "AMD EPYC 7B13", value).await;
+            if repeat == 0 && i == 0 {
+                // Another machine: its own series, however slow.
+                release_run(store, RELEASES[i], "Intel Xeon", 400.0).await;
+            }
+        }
+    }
 }

@@ -16,3 +16,4 @@ mod library_in_browser;
 mod postgres;
 mod profile;
 mod run;
+mod trends;

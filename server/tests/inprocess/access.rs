@@ -34,6 +34,8 @@ struct Fixture {
     run_id: i64,
     other_run_id: i64,
     scenario_id: i64,
+    /// The first run's requests/s series (it has provenance).
+    series_id: String,
     /// API tokens by name (`ci`: runner, `dash`: viewer).
     tokens: Vec<(String, String)>,
 }
@@ -58,6 +60,28 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         .expect("store");
     let (run_id, scenario_id) = crate::common::seed::finished_run(&store, &output).await;
     let (other_run_id, _) = crate::common::seed::finished_run(&store, &output).await;
+    // The first run's provenance: its figures make series (the trends).
+    store
+        .save_provenance(
+            run_id,
+            &crate::common::seed::provenance("2.11.0", "seeded CPU"),
+        )
+        .await
+        .expect("provenance");
+    let series_id = mite_perf::trend::history::load_series(
+        &store,
+        &mite_perf::trend::history::SeriesFilter {
+            figures: vec!["requests_per_second".into()],
+            ..Default::default()
+        },
+        &Default::default(),
+    )
+    .await
+    .expect("series")
+    .first()
+    .expect("the first run's series")
+    .id
+    .clone();
     // A profile of the first run's runner (profile 1), for its downloads.
     crate::common::seed::runner_profile(&store, scenario_id).await;
     // A collector file the first run kept, for its download.
@@ -102,6 +126,7 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         run_id,
         other_run_id,
         scenario_id,
+        series_id,
         tokens,
     }
 }
@@ -278,11 +303,12 @@ fn rand_suffix() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// `{run}`, `{other}`, `{scenario}` filled in.
+/// `{run}`, `{other}`, `{scenario}`, `{series}` filled in.
 fn fill(text: &str, f: &Fixture) -> String {
     text.replace("{run}", &f.run_id.to_string())
         .replace("{other}", &f.other_run_id.to_string())
         .replace("{scenario}", &f.scenario_id.to_string())
+        .replace("{series}", &f.series_id)
 }
 
 async fn queued_run(f: &Fixture, launched_by: &str) -> i64 {
@@ -397,6 +423,8 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         ),
         (Ask::Call("get_matrix", "run_id={run}"), Role::Viewer),
         (Ask::Call("get_agents", ""), Role::Viewer),
+        (Ask::Call("get_trends", "figure="), Role::Viewer),
+        (Ask::Call("get_series", "id={series}"), Role::Viewer),
         (Ask::Download("/runs/{run}/samples.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/figures.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/chart.html"), Role::Viewer),
@@ -418,6 +446,8 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Page("/compare?runs={run},{other}"), Role::Viewer),
         (Ask::Page("/ports"), Role::Viewer),
         (Ask::Page("/agents"), Role::Viewer),
+        (Ask::Page("/trends"), Role::Viewer),
+        (Ask::Page("/trends/{series}"), Role::Viewer),
         (Ask::Page("/activity"), Role::Admin),
         (Ask::Call("launch_run", launch), Role::Runner),
         (Ask::Call("mark_baseline", "run_id={run}"), Role::Runner),

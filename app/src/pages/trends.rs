@@ -1,0 +1,191 @@
+//! Trends: every series of the lab's history (a figure of a scenario on a
+//! machine class, across mite builds) with a sparkline and its latest
+//! change, and one series' page with its chart, changes and points.
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use super::answer_status;
+use crate::api::{get_series, get_trends, SeriesSummary, TrendChange};
+use crate::charts;
+
+#[component]
+pub fn TrendsPage() -> impl IntoView {
+    let query = use_query_map();
+    let figure = move || query.read().get("figure").unwrap_or_default();
+    let series = Resource::new_blocking(figure, get_trends);
+    view! {
+        <section class="card">
+            <h1>"Trends"</h1>
+            <p class="hint">"Each figure of each scenario on one machine class, across mite builds (releases in version order, commits in commit order), with the steps found in it. Also on the command line: " <code>"mite-perf trend"</code> "."</p>
+            <form method="get" action="/trends" class="filters">
+                <input type="text" name="figure" placeholder="figure contains… (rss, cpu, journey)" value=figure/>
+                <button type="submit">"Filter"</button>
+            </form>
+            <Transition fallback=|| view! { <p>"Loading…"</p> }>
+                {move || series.get().map(|answer| match answer {
+                    Err(e) => {
+                        answer_status(e.status());
+                        view! { <p class="error">{e.to_string()}</p> }.into_any()
+                    }
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="empty">"No series yet: a series needs finished runs (with provenance) of a scenario. Measure a few mite builds, e.g. " <code>"mite-perf run --mite 2.10.0,2.11.0 --repeat 3"</code> "."</p>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <table class="trends">
+                            <thead><tr><th>"Figure"</th><th>"Scenario"</th><th>"Machine"</th><th>"Builds"</th><th>"Latest"</th><th>"Latest change"</th></tr></thead>
+                            <tbody>{list.into_iter().map(|s| view! { <SeriesRow series=s/> }).collect_view()}</tbody>
+                        </table>
+                    }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn SeriesRow(series: SeriesSummary) -> impl IntoView {
+    let href = format!("/trends/{}", series.id);
+    let direction = if series.higher_is_better {
+        "↑"
+    } else {
+        "↓"
+    };
+    view! {
+        <tr data-series=series.id.clone()>
+            <td><a href=href>{format!("{} {direction}", series.figure)}</a></td>
+            <td>{series.scenario.clone()}</td>
+            <td class="machine">{series.machine.clone()}</td>
+            <td><Sparkline values=series.medians.clone()/></td>
+            <td>{format!("{}: {}", series.latest_build, series.latest)}</td>
+            <td>
+                {series.latest_change.map(|c| view! { <Change change=c/> })}
+                {series.creep.map(|c| view! { <span class="badge badge-failed" data-creep="1">{format!("creep {c}")}</span> })}
+            </td>
+        </tr>
+    }
+}
+
+/// A change: its size, worse or better, suspected or confirmed, and the
+/// comparison around it.
+#[component]
+fn Change(change: TrendChange) -> impl IntoView {
+    let class = if change.worse {
+        "badge badge-failed"
+    } else {
+        "badge badge-done"
+    };
+    let state = if change.confirmed {
+        "confirmed"
+    } else {
+        "suspected"
+    };
+    view! {
+        <span class="change" data-change=change.build.clone() data-state=state>
+            <span class=class>{format!("{} at {}", change.change, change.build)}</span>
+            " " {state}
+            {change.compare.map(|href| view! { " · " <a href=href>"compare"</a> })}
+        </span>
+    }
+}
+
+/// A series' medians as a small line, newest at the right.
+#[component]
+fn Sparkline(values: Vec<f64>) -> impl IntoView {
+    let (low, high) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        });
+    let span = if high > low { high - low } else { 1.0 };
+    let step = if values.len() > 1 {
+        100.0 / (values.len() - 1) as f64
+    } else {
+        0.0
+    };
+    let points: String = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                i as f64 * step,
+                22.0 - (v - low) / span * 20.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    view! {
+        <svg class="sparkline" viewBox="0 0 100 24" preserveAspectRatio="none" role="img">
+            <title>{format!("{} builds", values.len())}</title>
+            <polyline points=points fill="none" stroke="currentColor" stroke-width="1.5"/>
+        </svg>
+    }
+}
+
+/// The element a series' chart is drawn in.
+const SERIES_CHART: &str = "series-chart";
+
+#[component]
+pub fn SeriesPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let series = Resource::new_blocking(id, get_series);
+    Effect::new(move |_| {
+        if let Some(Ok(view)) = series.get() {
+            request_animation_frame(move || {
+                charts::render(SERIES_CHART, &view.chart.option_json, &view.chart.group);
+            });
+        }
+    });
+    view! {
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || series.get().map(|answer| match answer {
+                Err(e) => {
+                    answer_status(e.status());
+                    view! { <section class="card"><p class="error">{e.to_string()}</p></section> }.into_any()
+                }
+                Ok(view) => {
+                    let s = view.summary.clone();
+                    view! {
+                        <section class="card">
+                            <h1>{format!("{} {}", s.figure, if s.higher_is_better { "↑" } else { "↓" })}</h1>
+                            <p>{s.scenario.clone()} " · on " {s.machine.clone()}</p>
+                            <p><a href="/trends">"All series"</a></p>
+                            <div class="chart wide" id=SERIES_CHART></div>
+                            <h2>"Changes"</h2>
+                            {if view.changes.is_empty() {
+                                view! { <p class="empty">"No change found."</p> }.into_any()
+                            } else {
+                                view! { <ul class="changes">{view.changes.into_iter().map(|c| view! { <li><Change change=c/></li> }).collect_view()}</ul> }.into_any()
+                            }}
+                            {s.creep.map(|c| view! { <p class="warning" data-creep="1">{format!("Creep: {c}.")}</p> })}
+                            <h2>"Points"</h2>
+                            <table class="points">
+                                <thead><tr><th>"Build"</th><th>"Median"</th><th>"95 % interval"</th><th>"Repeats"</th><th>"Runs"</th><th></th></tr></thead>
+                                <tbody>
+                                    {view.points.into_iter().map(|p| {
+                                        let mut marks = Vec::new();
+                                        if p.release { marks.push("release"); }
+                                        if p.step { marks.push("step"); }
+                                        if p.outlier { marks.push("outlier"); }
+                                        view! {
+                                            <tr data-build=p.build.clone()>
+                                                <td>{p.build.clone()}</td>
+                                                <td>{p.median.clone()}</td>
+                                                <td>{p.interval.clone()}</td>
+                                                <td>{p.repeats}</td>
+                                                <td>{p.runs.iter().map(|r| view! { <a href=format!("/runs/{r}")>{r.to_string()}</a> " " }).collect_view()}</td>
+                                                <td>{marks.join(", ")}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </section>
+                    }.into_any()
+                }
+            })}
+        </Transition>
+    }
+}

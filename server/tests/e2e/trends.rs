@@ -1,0 +1,78 @@
+//! END-TO-END (seconds): the trends pages in headless Chromium, on a
+//! seeded history of ten mite releases (see `common::seed::release_history`)
+//! served by a web front: /trends lists the series with their latest
+//! change, and a series' page draws its chart, its change and its points.
+
+use std::time::Duration;
+
+use mite_perf::store::Store;
+
+use crate::common::{Browser, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_browser_trends_list_series_with_their_changes_and_draw_one() {
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("trends-web");
+    let db_url = format!("sqlite://{}/lab.db", dir.display());
+    let store = Store::connect(&db_url).await.expect("store");
+    crate::common::seed::release_history(&store).await;
+    let server = Server::front_for("trends-web", db_url).await;
+    let browser = Browser::start().await;
+
+    browser.goto(&server.url("/trends")).await;
+    // The runner's requests per CPU-second on the EPYC machine, with its
+    // step at 2.8.0, confirmed.
+    let row = r#"const row = [...document.querySelectorAll('tr[data-series]')].find(r =>
+            r.textContent.includes('requests per runner CPU-s') && r.textContent.includes('EPYC'));"#;
+    browser
+        .wait_for(
+            "the series with its change",
+            &format!(
+                "{row} return !!row && !!row.querySelector('[data-change=\"2.8.0\"][data-state=\"confirmed\"]') && !!row.querySelector('svg.sparkline polyline');"
+            ),
+            Duration::from_secs(30),
+        )
+        .await;
+    // The other machine's run is a series of its own, with no change.
+    let intel = browser
+        .eval(
+            r#"return [...document.querySelectorAll('tr[data-series]')].filter(r =>
+                 r.textContent.includes('Intel') && !r.querySelector('[data-change]')).length;"#,
+        )
+        .await;
+    assert!(intel.as_u64().is_some_and(|n| n > 0), "{intel}");
+    let href = browser
+        .eval(&format!(
+            "{row} return row.querySelector('a').getAttribute('href');"
+        ))
+        .await;
+    let href = href.as_str().expect("a link to the series").to_string();
+    assert!(href.starts_with("/trends/"), "{href}");
+
+    browser.goto(&server.url(&href)).await;
+    browser
+        .wait_for(
+            "the series' chart",
+            "const el = document.getElementById('series-chart'); return !!el && el.dataset.rendered === '1';",
+            Duration::from_secs(30),
+        )
+        .await;
+    let shown = browser
+        .eval(
+            r#"const rows = [...document.querySelectorAll('table.points tr[data-build]')];
+               const step = rows.find(r => r.dataset.build === '2.8.0');
+               const compare = document.querySelector('ul.changes a[href^="/compare?runs="]');
+               return [rows.length, step ? step.textContent.includes('step') : false, !!compare];"#,
+        )
+        .await;
+    assert_eq!(shown, serde_json::json!([10, true, true]));
+    // A series that does not exist is a 404 page, said.
+    let (status, body) = server
+        .get("/trends/0123456789abcdef")
+        .await
+        .expect("an answer");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("no series 0123456789abcdef"), "{body}");
+    drop(browser);
+    let _ = std::fs::remove_dir_all(dir);
+}
