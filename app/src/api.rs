@@ -461,6 +461,8 @@ pub struct TrendChange {
     pub p: f64,
     /// The compare page of the points before and at the change.
     pub compare: Option<String>,
+    /// Who acknowledged it, if anyone.
+    pub acknowledged_by: Option<String>,
 }
 
 /// A series in the list of /trends: what it is, a sparkline's values and
@@ -496,6 +498,8 @@ pub struct TrendPoint {
     pub release: bool,
     pub outlier: bool,
     pub step: bool,
+    /// Who excluded it from the fit, if anyone.
+    pub excluded_by: Option<String>,
 }
 
 /// One series' page: its points, its changes and its chart.
@@ -595,6 +599,17 @@ pub trait LabApi: Send + Sync {
     /// (all when empty).
     fn trends(&self, figure: String) -> BoxFuture<'_, Result<Vec<SeriesSummary>, LabError>>;
     fn series(&self, id: String) -> BoxFuture<'_, Result<SeriesView, LabError>>;
+    /// Excludes a point of a series from its fit, or acknowledges the
+    /// change at it (`kind`: `excluded`, `acknowledged`); `set` false takes
+    /// the mark back.
+    fn mark_trend<'a>(
+        &'a self,
+        caller: &'a Caller,
+        series: String,
+        build: String,
+        kind: String,
+        set: bool,
+    ) -> BoxFuture<'a, Result<(), LabError>>;
 }
 
 #[cfg(feature = "ssr")]
@@ -802,6 +817,19 @@ pub async fn get_trends(figure: String) -> Result<Vec<SeriesSummary>, LabError> 
 pub async fn get_series(id: String) -> Result<SeriesView, LabError> {
     allowed(Action::Read)?;
     lab()?.series(id).await
+}
+
+/// Excludes a series' point from its fit, or acknowledges the change at
+/// it (runners and admins; recorded in the activity log).
+#[server(endpoint = "mark_trend")]
+pub async fn mark_trend(
+    series: String,
+    build: String,
+    kind: String,
+    set: bool,
+) -> Result<(), LabError> {
+    let caller = allowed(Action::MarkTrend)?;
+    lab()?.mark_trend(&caller, series, build, kind, set).await
 }
 
 /// Makes a run the baseline of its label; returns the label.

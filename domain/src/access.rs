@@ -85,6 +85,8 @@ pub enum Action {
     Launch,
     /// Make a run the baseline of its label.
     MarkBaseline,
+    /// Exclude a trend's point from its fit, or acknowledge a change.
+    MarkTrend,
     /// Cancel or remove a run someone else launched (one's own: [`Role::Runner`]).
     CancelAnyones,
     /// Stop the leftovers of a crashed lab.
@@ -98,7 +100,9 @@ impl Action {
     pub fn least_role(self) -> Role {
         match self {
             Action::Read | Action::ReadRun(_) => Role::Viewer,
-            Action::Launch | Action::MarkBaseline | Action::Share => Role::Runner,
+            Action::Launch | Action::MarkBaseline | Action::MarkTrend | Action::Share => {
+                Role::Runner
+            }
             Action::CancelAnyones | Action::Cleanup | Action::Administer => Role::Admin,
         }
     }
@@ -110,6 +114,7 @@ impl Action {
             Action::Share => "share runs",
             Action::Launch => "launch runs",
             Action::MarkBaseline => "mark baselines",
+            Action::MarkTrend => "mark trends' points",
             Action::CancelAnyones => "cancel other people's runs",
             Action::Cleanup => "clean up the lab host",
             Action::Administer => "manage the lab",

@@ -10,6 +10,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::compare::Figure;
 use crate::provenance::{BuildProvenance, Provenance};
+use crate::text_enum::text_enum;
+
+/// What a member said about a point of a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    /// Left out of the fit (a broken run, a busy machine): kept and shown.
+    Excluded,
+    /// The change at this build was looked at: shown as such, no longer
+    /// the series' latest news.
+    Acknowledged,
+}
+
+text_enum!(MarkKind {
+    Excluded => "excluded",
+    Acknowledged => "acknowledged",
+});
 
 /// The stable facts of the machine a run was measured on, as one key:
 /// `AMD EPYC 7B13 · 2 cores · 8 GiB · Linux 6.1 · Python 3.11`, and

@@ -6,8 +6,10 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::answer_status;
-use crate::api::{get_series, get_trends, SeriesSummary, TrendChange};
+use super::signin::IfMay;
+use crate::api::{get_series, get_trends, MarkTrend, SeriesSummary, TrendChange};
 use crate::charts;
+use domain::access::Action;
 
 #[component]
 pub fn TrendsPage() -> impl IntoView {
@@ -85,6 +87,7 @@ fn Change(change: TrendChange) -> impl IntoView {
             <span class=class>{format!("{} at {}", change.change, change.build)}</span>
             " " {state}
             {change.compare.map(|href| view! { " · " <a href=href>"compare"</a> })}
+            {change.acknowledged_by.map(|who| view! { <span class="acknowledged" data-acknowledged=who.clone()>{format!(" · acknowledged by {who}")}</span> })}
         </span>
     }
 }
@@ -130,7 +133,24 @@ const SERIES_CHART: &str = "series-chart";
 pub fn SeriesPage() -> impl IntoView {
     let params = use_params_map();
     let id = move || params.read().get("id").unwrap_or_default();
-    let series = Resource::new_blocking(id, get_series);
+    let mark = ServerAction::<MarkTrend>::new();
+    let series = Resource::new_blocking(
+        move || (id(), mark.version().get()),
+        |(id, _)| get_series(id),
+    );
+    // A mark's refusal (a role too low, a build gone) is said, not lost.
+    let refused = move || match mark.value().get() {
+        Some(Err(e)) => Some(view! { <p class="error">{e.to_string()}</p> }),
+        _ => None,
+    };
+    let toggle = move |series: String, build: String, kind: &'static str, set: bool| {
+        mark.dispatch(MarkTrend {
+            series,
+            build,
+            kind: kind.into(),
+            set,
+        });
+    };
     Effect::new(move |_| {
         if let Some(Ok(view)) = series.get() {
             request_animation_frame(move || {
@@ -154,21 +174,37 @@ pub fn SeriesPage() -> impl IntoView {
                             <p><a href="/trends">"All series"</a></p>
                             <div class="chart wide" id=SERIES_CHART></div>
                             <h2>"Changes"</h2>
+                            {refused}
                             {if view.changes.is_empty() {
                                 view! { <p class="empty">"No change found."</p> }.into_any()
                             } else {
-                                view! { <ul class="changes">{view.changes.into_iter().map(|c| view! { <li><Change change=c/></li> }).collect_view()}</ul> }.into_any()
+                                let series_id = s.id.clone();
+                                view! { <ul class="changes">{view.changes.into_iter().map(|c| {
+                                    let (series_id, build, set) = (series_id.clone(), c.build.clone(), c.acknowledged_by.is_none());
+                                    let label = if set { "Acknowledge" } else { "Take back" };
+                                    view! {
+                                        <li>
+                                            <Change change=c/>
+                                            <IfMay action=Action::MarkTrend>
+                                                " " <button class="small" data-acknowledge=build.clone() on:click=move |_| toggle(series_id.clone(), build.clone(), "acknowledged", set)>{label}</button>
+                                            </IfMay>
+                                        </li>
+                                    }
+                                }).collect_view()}</ul> }.into_any()
                             }}
                             {s.creep.map(|c| view! { <p class="warning" data-creep="1">{format!("Creep: {c}.")}</p> })}
                             <h2>"Points"</h2>
                             <table class="points">
-                                <thead><tr><th>"Build"</th><th>"Median"</th><th>"95 % interval"</th><th>"Repeats"</th><th>"Runs"</th><th></th></tr></thead>
+                                <thead><tr><th>"Build"</th><th>"Median"</th><th>"95 % interval"</th><th>"Repeats"</th><th>"Runs"</th><th></th><th></th></tr></thead>
                                 <tbody>
                                     {view.points.into_iter().map(|p| {
-                                        let mut marks = Vec::new();
-                                        if p.release { marks.push("release"); }
-                                        if p.step { marks.push("step"); }
-                                        if p.outlier { marks.push("outlier"); }
+                                        let mut marks: Vec<String> = Vec::new();
+                                        if p.release { marks.push("release".into()); }
+                                        if p.step { marks.push("step".into()); }
+                                        if p.outlier { marks.push("outlier".into()); }
+                                        if let Some(who) = &p.excluded_by { marks.push(format!("excluded by {who}")); }
+                                        let (series_id, build, set) = (s.id.clone(), p.build.clone(), p.excluded_by.is_none());
+                                        let label = if set { "Exclude" } else { "Include" };
                                         view! {
                                             <tr data-build=p.build.clone()>
                                                 <td>{p.build.clone()}</td>
@@ -177,6 +213,14 @@ pub fn SeriesPage() -> impl IntoView {
                                                 <td>{p.repeats}</td>
                                                 <td>{p.runs.iter().map(|r| view! { <a href=format!("/runs/{r}")>{r.to_string()}</a> " " }).collect_view()}</td>
                                                 <td>{marks.join(", ")}</td>
+                                                <td>
+                                                    <IfMay action=Action::MarkTrend>
+                                                        <button class="small" data-exclude=build.clone() on:click={
+                                                            let (series_id, build) = (series_id.clone(), build.clone());
+                                                            move |_| toggle(series_id.clone(), build.clone(), "excluded", set)
+                                                        }>{label}</button>
+                                                    </IfMay>
+                                                </td>
                                             </tr>
                                         }
                                     }).collect_view()}

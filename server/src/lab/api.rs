@@ -260,6 +260,21 @@ impl LabApi for Lab {
         async move { self.series_view(&id).await }.boxed()
     }
 
+    fn mark_trend<'a>(
+        &'a self,
+        caller: &'a Caller,
+        series: String,
+        build: String,
+        kind: String,
+        set: bool,
+    ) -> BoxFuture<'a, Result<(), LabError>> {
+        async move {
+            self.mark_trend_point(caller, &series, &build, &kind, set)
+                .await
+        }
+        .boxed()
+    }
+
     fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>> {
         async move {
             run_matrix(&self.store, run_id)

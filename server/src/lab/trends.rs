@@ -1,7 +1,9 @@
 //! The trends pages' views of the lab's series.
 
 use app::api::{LabError, SeriesSummary, SeriesView, TrendChange, TrendPoint};
+use domain::access::Caller;
 use domain::compare::Better;
+use domain::series::MarkKind;
 
 use super::Lab;
 use crate::trend::changepoint::{Confidence, Settings, Step};
@@ -21,8 +23,50 @@ impl Lab {
         Ok(series)
     }
 
-    /// Series `id`, whole.
-    pub async fn series_view(&self, id: &str) -> Result<SeriesView, LabError> {
+    /// Marks (or unmarks) `build` of series `id`: excluded from the fit,
+    /// or its change acknowledged. The series and the build must exist.
+    pub async fn mark_trend_point(
+        &self,
+        caller: &Caller,
+        id: &str,
+        build: &str,
+        kind: &str,
+        set: bool,
+    ) -> Result<(), LabError> {
+        let kind: MarkKind = kind
+            .parse()
+            .map_err(|_| LabError::invalid("kind", "`excluded` or `acknowledged`"))?;
+        let series = self.checked_series(id).await?;
+        if !series.points.iter().any(|p| p.build == build) {
+            return Err(LabError::NotFound(format!(
+                "series {} has no build `{build}`",
+                series.id
+            )));
+        }
+        if set {
+            self.store
+                .set_trend_mark(&series.id, build, kind, &caller.name)
+                .await?;
+        } else {
+            self.store.clear_trend_mark(&series.id, build, kind).await?;
+        }
+        let action = match (kind, set) {
+            (MarkKind::Excluded, true) => "exclude trend point",
+            (MarkKind::Excluded, false) => "include trend point",
+            (MarkKind::Acknowledged, true) => "acknowledge trend change",
+            (MarkKind::Acknowledged, false) => "unacknowledge trend change",
+        };
+        self.note(
+            caller,
+            action,
+            &format!("{build} of series {} ({})", series.id, series.figure_name),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Series `id`, read after checking its name.
+    async fn checked_series(&self, id: &str) -> Result<Series, LabError> {
         let id = id.trim();
         if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(LabError::invalid(
@@ -30,7 +74,12 @@ impl Lab {
                 "a series is named by hex digits",
             ));
         }
-        let series = load_one(&self.store, id, &Settings::default()).await?;
+        Ok(load_one(&self.store, id, &Settings::default()).await?)
+    }
+
+    /// Series `id`, whole.
+    pub async fn series_view(&self, id: &str) -> Result<SeriesView, LabError> {
+        let series = self.checked_series(id).await?;
         let chart = series_chart(&series).map_err(|e| LabError::Internal(format!("chart: {e}")))?;
         Ok(SeriesView {
             summary: summary(&series),
@@ -53,6 +102,7 @@ impl Lab {
                     release: p.order.is_release(),
                     outlier: series.analysis.outliers.contains(&i),
                     step: series.analysis.changes().any(|s| s.index == i),
+                    excluded_by: series.excluded_by.get(&p.build).cloned(),
                 })
                 .collect(),
             changes: series
@@ -75,8 +125,10 @@ fn change(series: &Series, step: &Step) -> TrendChange {
         },
         _ => None,
     };
+    let build = at.map_or_else(String::new, |p| p.build.clone());
     TrendChange {
-        build: at.map_or_else(String::new, |p| p.build.clone()),
+        acknowledged_by: series.acknowledged_by.get(&build).cloned(),
+        build,
         change: format!("{:+.1} %", step.change * 100.0),
         worse: step.worse,
         confirmed: step.confidence == Confidence::Confirmed,
@@ -99,7 +151,13 @@ fn summary(series: &Series) -> SeriesSummary {
         latest: latest.map_or_else(String::new, |p| {
             format!("{} {}", figure.format(p.median), figure.unit())
         }),
-        latest_change: series.analysis.changes().last().map(|s| change(series, s)),
+        // The latest change nobody acknowledged: the series' news.
+        latest_change: series
+            .analysis
+            .changes()
+            .map(|s| change(series, s))
+            .filter(|c| c.acknowledged_by.is_none())
+            .last(),
         creep: series.analysis.creep.as_ref().map(|c| {
             format!(
                 "{:+.1} % from the best level since the last release",

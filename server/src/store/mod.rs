@@ -21,6 +21,7 @@ mod scenarios;
 mod sessions;
 mod share_links;
 mod tokens;
+mod trend_marks;
 mod users;
 
 use std::path::Path;

@@ -125,8 +125,11 @@ pub struct Creep {
 /// What the detector found in a series.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Analysis {
-    /// Points kept but not fitted.
+    /// Points kept but not fitted: found off their neighbours, and
+    /// excluded by a member.
     pub outliers: Vec<usize>,
+    #[serde(default)]
+    pub excluded: Vec<usize>,
     pub steps: Vec<Step>,
     /// From the first point to the last, one per step plus one.
     pub levels: Vec<Level>,
@@ -148,6 +151,18 @@ pub fn analyse(
     releases: &[usize],
     settings: &Settings,
 ) -> Result<Analysis, SeriesError> {
+    analyse_excluding(values, better, releases, &[], settings)
+}
+
+/// [`analyse`], with the points `excluded` (by a member) left out of the
+/// fit as outliers are: kept, shown, neither fitted nor a neighbour.
+pub fn analyse_excluding(
+    values: &[f64],
+    better: Better,
+    releases: &[usize],
+    excluded: &[usize],
+    settings: &Settings,
+) -> Result<Analysis, SeriesError> {
     if settings.window < 6 {
         return Err(SeriesError::Window(settings.window));
     }
@@ -162,9 +177,26 @@ pub fn analyse(
         return Ok(Analysis::default());
     }
     let logs: Vec<f64> = values.iter().map(|v| v.ln()).collect();
-    let outliers = outliers(&logs, settings);
-    // The fitted series: every point but the outliers, with where each was.
-    let kept: Vec<usize> = (0..logs.len()).filter(|i| !outliers.contains(i)).collect();
+    let excluded: Vec<usize> = (0..logs.len()).filter(|i| excluded.contains(i)).collect();
+    // Outliers among the points a member left in.
+    let candidates: Vec<usize> = (0..logs.len()).filter(|i| !excluded.contains(i)).collect();
+    let candidate_logs: Vec<f64> = candidates.iter().map(|&i| logs[i]).collect();
+    let outliers: Vec<usize> = outliers(&candidate_logs, settings)
+        .into_iter()
+        .map(|k| candidates[k])
+        .collect();
+    // The fitted series: every point but those, with where each was.
+    let kept: Vec<usize> = candidates
+        .into_iter()
+        .filter(|i| !outliers.contains(i))
+        .collect();
+    if kept.is_empty() {
+        return Ok(Analysis {
+            outliers,
+            excluded,
+            ..Analysis::default()
+        });
+    }
     let fitted: Vec<f64> = kept.iter().map(|&i| logs[i]).collect();
     let cuts = change_points(&fitted, settings);
 
@@ -212,6 +244,7 @@ pub fn analyse(
     let creep = creep(&levels, better, releases, floor);
     Ok(Analysis {
         outliers,
+        excluded,
         steps,
         levels,
         creep,
@@ -545,6 +578,34 @@ mod tests {
         values.push(1400.0);
         let analysis = analyse_higher(&values);
         assert_eq!(analysis.outliers, vec![20, 30]);
+    }
+
+    #[test]
+    fn an_excluded_point_is_kept_but_not_fitted() {
+        // A broken run at 25 that would be a step of its own, excluded.
+        let mut values = series(&[(40, 1000.0)], 0.01, 8);
+        for v in &mut values[25..29] {
+            *v *= 0.8;
+        }
+        let fitted = analyse_higher(&values);
+        assert_eq!(fitted.changes().count(), 2, "{fitted:?}");
+        let excluded = analyse_excluding(
+            &values,
+            Better::Higher,
+            &[],
+            &[25, 26, 27, 28],
+            &Settings::default(),
+        )
+        .expect("valid");
+        assert_eq!(excluded.excluded, vec![25, 26, 27, 28]);
+        assert_eq!(excluded.changes().count(), 0, "{excluded:?}");
+        assert_eq!(excluded.levels.len(), 1);
+        assert_eq!(excluded.levels[0].end, 40);
+        // Everything excluded: nothing fitted, nothing found.
+        let all: Vec<usize> = (0..40).collect();
+        let none = analyse_excluding(&values, Better::Higher, &[], &all, &Settings::default())
+            .expect("valid");
+        assert!(none.levels.is_empty() && none.steps.is_empty());
     }
 
     #[test]

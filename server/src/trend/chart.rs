@@ -211,6 +211,8 @@ mod tests {
             better: Figure::RequestsPerSecond.better(),
             points,
             analysis,
+            excluded_by: Default::default(),
+            acknowledged_by: Default::default(),
         };
         let spec = series_chart(&series).expect("a chart");
         let option: serde_json::Value = serde_json::from_str(&spec.option_json).expect("JSON");

@@ -41,8 +41,13 @@ fn step_line(series: &Series, step: &Step) -> String {
         Confidence::Suspected => "suspected",
         Confidence::Confirmed => "confirmed",
     };
+    let acknowledged = series
+        .acknowledged_by
+        .get(build)
+        .map(|who| format!(", acknowledged by {who}"))
+        .unwrap_or_default();
     format!(
-        "change at {build}: {:+.1} % ({direction}, {confidence}, p {:.2e})",
+        "change at {build}: {:+.1} % ({direction}, {confidence}, p {:.2e}{acknowledged})",
         step.change * 100.0,
         step.p
     )
@@ -98,6 +103,9 @@ fn text(series: &Series, points: bool) -> String {
             }
             if series.analysis.outliers.contains(&i) {
                 marks.push("outlier");
+            }
+            if series.analysis.excluded.contains(&i) {
+                marks.push("excluded");
             }
             if series.analysis.changes().any(|s| s.index == i) {
                 marks.push("step");

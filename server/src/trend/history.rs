@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 
 use domain::compare::{Better, Figure};
 use domain::provenance::BuildProvenance;
-use domain::series::{sort_points, MachineClass, PointOrder, ScenarioKey, SeriesKey};
+use domain::series::{sort_points, MachineClass, MarkKind, PointOrder, ScenarioKey, SeriesKey};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::compare::stats::median;
 use crate::model::ScenarioStatus;
 use crate::store::{Store, StoreError};
 
-use super::changepoint::{analyse, Analysis, SeriesError, Settings};
+use super::changepoint::{analyse_excluding, Analysis, SeriesError, Settings};
 
 /// One mite build's repeats in a series, pooled.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -48,6 +48,10 @@ pub struct Series {
     pub better: Better,
     pub points: Vec<Point>,
     pub analysis: Analysis,
+    /// Builds a member excluded from the fit, and builds whose change a
+    /// member acknowledged: build → who.
+    pub excluded_by: BTreeMap<String, String>,
+    pub acknowledged_by: BTreeMap<String, String>,
 }
 
 /// Which series to read. Empty fields match everything.
@@ -193,9 +197,20 @@ pub async fn load_series(
             }
         }
     }
+    let marks = store.trend_marks().await?;
     gathered
         .into_iter()
         .map(|(key, builds)| {
+            let id = series_id(&key);
+            let marked = |kind: MarkKind| -> BTreeMap<String, String> {
+                marks
+                    .iter()
+                    .filter(|m| m.series_id == id && m.kind == kind)
+                    .map(|m| (m.build.clone(), m.marked_by.clone()))
+                    .collect()
+            };
+            let (excluded_by, acknowledged_by) =
+                (marked(MarkKind::Excluded), marked(MarkKind::Acknowledged));
             let mut points: Vec<Point> = builds
                 .into_values()
                 .map(|mut p| {
@@ -210,9 +225,14 @@ pub async fn load_series(
             let releases: Vec<usize> = (0..points.len())
                 .filter(|&i| points[i].order.is_release())
                 .collect();
-            let analysis = analyse(&medians, better, &releases, settings)?;
+            let excluded: Vec<usize> = (0..points.len())
+                .filter(|&i| excluded_by.contains_key(&points[i].build))
+                .collect();
+            let analysis = analyse_excluding(&medians, better, &releases, &excluded, settings)?;
             Ok(Series {
-                id: series_id(&key),
+                id,
+                excluded_by,
+                acknowledged_by,
                 figure_name: key.figure.name(),
                 better,
                 key,

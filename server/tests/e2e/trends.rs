@@ -1,7 +1,8 @@
 //! END-TO-END (seconds): the trends pages in headless Chromium, on a
 //! seeded history of ten mite releases (see `common::seed::release_history`)
 //! served by a web front: /trends lists the series with their latest
-//! change, and a series' page draws its chart, its change and its points.
+//! change, and a series' page draws its chart, its change and its points;
+//! a member acknowledges the change and excludes a point there.
 
 use std::time::Duration;
 
@@ -66,6 +67,58 @@ async fn e2e_browser_trends_list_series_with_their_changes_and_draw_one() {
         )
         .await;
     assert_eq!(shown, serde_json::json!([10, true, true]));
+
+    // A member (the loopback lab's local user) acknowledges the change and
+    // excludes a point: both are shown, and said in the activity log.
+    browser.wait_hydrated().await;
+    browser
+        .eval("document.querySelector('button[data-acknowledge=\"2.8.0\"]').click(); return true;")
+        .await;
+    browser
+        .wait_for(
+            "the change acknowledged",
+            "return !!document.querySelector('ul.changes [data-acknowledged]');",
+            Duration::from_secs(20),
+        )
+        .await;
+    browser
+        .eval("document.querySelector('button[data-exclude=\"2.4.0\"]').click(); return true;")
+        .await;
+    browser
+        .wait_for(
+            "the point excluded",
+            "const row = document.querySelector('table.points tr[data-build=\"2.4.0\"]'); return !!row && row.textContent.includes('excluded by');",
+            Duration::from_secs(20),
+        )
+        .await;
+    let actions: Vec<String> = store
+        .activity(None, 10)
+        .await
+        .expect("activity")
+        .into_iter()
+        .map(|a| format!("{} {}", a.action, a.subject))
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("acknowledge trend change 2.8.0 of series")),
+        "{actions:?}"
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.starts_with("exclude trend point 2.4.0 of series")),
+        "{actions:?}"
+    );
+    // The list's news is gone with the acknowledgement.
+    browser.goto(&server.url("/trends")).await;
+    browser
+        .wait_for(
+            "the series without news",
+            &format!("{row} return !!row && !row.querySelector('[data-change]');"),
+            Duration::from_secs(30),
+        )
+        .await;
     // A series that does not exist is a 404 page, said.
     let (status, body) = server
         .get("/trends/0123456789abcdef")

@@ -425,6 +425,13 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Call("get_agents", ""), Role::Viewer),
         (Ask::Call("get_trends", "figure="), Role::Viewer),
         (Ask::Call("get_series", "id={series}"), Role::Viewer),
+        (
+            Ask::Call(
+                "mark_trend",
+                "series={series}&build=2.11.0&kind=acknowledged&set=true",
+            ),
+            Role::Runner,
+        ),
         (Ask::Download("/runs/{run}/samples.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/figures.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/chart.html"), Role::Viewer),

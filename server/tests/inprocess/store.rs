@@ -497,6 +497,7 @@ async fn suite(store: Store) {
 
     builds_provenance_and_baselines(&store, first, other).await;
     library_round_trip(&store).await;
+    trend_marks_round_trip(&store).await;
     the_last_admin_stays_whoever_races(&store).await;
     writes_after_a_lost_lease_store_nothing(&store).await;
 }
@@ -753,6 +754,42 @@ async fn the_last_admin_stays_whoever_races(store: &Store) {
 
 /// An agent's scenario library: replaced whole, read back with its shapes,
 /// gone from the listing once the agent stopped.
+/// A series' marks: set (again: the newest marker stays), listed, cleared.
+async fn trend_marks_round_trip(store: &Store) {
+    use domain::series::MarkKind;
+    store
+        .set_trend_mark("00aa", "2.9.2", MarkKind::Excluded, "ana")
+        .await
+        .expect("mark");
+    store
+        .set_trend_mark("00aa", "2.9.2", MarkKind::Excluded, "bo")
+        .await
+        .expect("mark again");
+    store
+        .set_trend_mark("00aa", "2.10.0", MarkKind::Acknowledged, "ana")
+        .await
+        .expect("acknowledge");
+    let marks: Vec<(String, MarkKind, String)> = store
+        .trend_marks()
+        .await
+        .expect("marks")
+        .into_iter()
+        .map(|m| (m.build, m.kind, m.marked_by))
+        .collect();
+    assert_eq!(marks.len(), 2, "{marks:?}");
+    assert!(marks.contains(&("2.9.2".into(), MarkKind::Excluded, "bo".into())));
+    assert!(marks.contains(&("2.10.0".into(), MarkKind::Acknowledged, "ana".into())));
+    assert!(store
+        .clear_trend_mark("00aa", "2.9.2", MarkKind::Excluded)
+        .await
+        .expect("clear"));
+    assert!(!store
+        .clear_trend_mark("00aa", "2.9.2", MarkKind::Excluded)
+        .await
+        .expect("clear again"));
+    assert_eq!(store.trend_marks().await.expect("marks").len(), 1);
+}
+
 async fn library_round_trip(store: &Store) {
     use domain::library::{LibraryScenario, VolumeShape};
     let agent = crate::common::seed::agent("lib-agent", 7);
