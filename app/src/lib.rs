@@ -16,7 +16,7 @@ pub mod pages;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Stylesheet, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::path;
+use leptos_router::{path, SsrMode};
 
 /// The Content-Security-Policy of every page, with the nonce of its
 /// answer: scripts only from the lab (ECharts, the wasm module and its
@@ -92,14 +92,18 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("/") view=pages::launch::LaunchPage/>
                     <Route path=path!("/runs") view=pages::runs::RunsPage/>
-                    <Route path=path!("/runs/:id") view=pages::run::RunPage/>
+                    // Pages whose answer's status says what they found
+                    // (404, 503) render whole before answering: streamed,
+                    // the status could go out as 200 before the page's
+                    // resource had set it (about 1 answer in 6 here).
+                    <Route path=path!("/runs/:id") view=pages::run::RunPage ssr=SsrMode::Async/>
                     <Route path=path!("/ports") view=pages::ports::PortsPage/>
-                    <Route path=path!("/compare") view=pages::compare::ComparePage/>
+                    <Route path=path!("/compare") view=pages::compare::ComparePage ssr=SsrMode::Async/>
                     <Route path=path!("/signin") view=pages::signin::SignInPage/>
-                    <Route path=path!("/activity") view=pages::activity::ActivityPage/>
-                    <Route path=path!("/agents") view=pages::agents::AgentsPage/>
-                    <Route path=path!("/trends") view=pages::trends::TrendsPage/>
-                    <Route path=path!("/trends/:id") view=pages::trends::SeriesPage/>
+                    <Route path=path!("/activity") view=pages::activity::ActivityPage ssr=SsrMode::Async/>
+                    <Route path=path!("/agents") view=pages::agents::AgentsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/trends") view=pages::trends::TrendsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/trends/:id") view=pages::trends::SeriesPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
