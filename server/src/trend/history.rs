@@ -11,7 +11,6 @@ use domain::series::{sort_points, MachineClass, MarkKind, PointOrder, ScenarioKe
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use crate::compare::stats::median;
-use crate::model::ScenarioStatus;
 use crate::store::{Store, StoreError};
 
 use super::changepoint::{analyse_excluding, Analysis, SeriesError, Settings};
@@ -113,9 +112,6 @@ pub fn figure_keys() -> Vec<String> {
     Figure::all().iter().map(Figure::key).collect()
 }
 
-/// How many runs are read from the store at a time.
-const PAGE: i64 = 200;
-
 /// The series of the lab's finished scenarios that `filter` wants.
 pub async fn load_series(
     store: &Store,
@@ -129,71 +125,49 @@ pub async fn load_series(
     }
     // Series → build → its repeats.
     let mut gathered: BTreeMap<SeriesKey, BTreeMap<String, Point>> = BTreeMap::new();
-    let mut offset = 0;
-    // A run queued while the pages are read shifts them: none counts twice.
-    let mut seen = std::collections::HashSet::new();
-    loop {
-        let (runs, _) = store.list_runs(&filter.label, None, PAGE, offset).await?;
-        if runs.is_empty() {
-            break;
-        }
-        offset += runs.len() as i64;
-        for (run, _) in runs {
-            if !seen.insert(run.id) {
-                continue;
-            }
-            let Some(provenance) = run.provenance else {
+    for scenario in store.finished_scenarios(&filter.label).await? {
+        let provenance = &scenario.provenance;
+        let Some(build) = provenance.builds.get(scenario.build_index as usize) else {
+            continue;
+        };
+        let concurrency = scenario.concurrency as u32;
+        let ran_at = scenario.started_at.unwrap_or(scenario.run_created_at);
+        let run_id = scenario.run_id;
+        for figure in Figure::all() {
+            let Some(value) = figure.value(&scenario.figures, concurrency) else {
                 continue;
             };
-            for scenario in store.scenarios(run.id).await? {
-                if scenario.status != ScenarioStatus::Done {
-                    continue;
-                }
-                let Some(build) = provenance.builds.get(scenario.build_index as usize) else {
-                    continue;
-                };
-                let Some(figures) = store.stored_figures(scenario.id).await? else {
-                    continue;
-                };
-                let concurrency = scenario.concurrency as u32;
-                let ran_at = scenario.started_at.unwrap_or(run.created_at);
-                for figure in Figure::all() {
-                    let Some(value) = figure.value(&figures, concurrency) else {
-                        continue;
-                    };
-                    let key = SeriesKey {
-                        scenario: ScenarioKey::of(&provenance, concurrency),
-                        figure,
-                        machine: MachineClass::of(&provenance, build),
-                    };
-                    if !filter.wants(&key) {
-                        continue;
-                    }
-                    let point = gathered
-                        .entry(key)
-                        .or_default()
-                        .entry(pooling_key(build, run.id))
-                        .or_insert_with(|| Point {
-                            build: build.describe(),
-                            order: PointOrder::of(build, ran_at),
-                            first_ran_at: ran_at,
-                            values: Vec::new(),
-                            median: 0.0,
-                            interval: None,
-                            run_ids: Vec::new(),
-                            sides: Vec::new(),
-                        });
-                    point.values.push(value);
-                    point.first_ran_at = point.first_ran_at.min(ran_at);
-                    if !point.run_ids.contains(&run.id) {
-                        point.run_ids.push(run.id);
-                        point.sides.push(if provenance.builds.len() > 1 {
-                            format!("{}:{}", run.id, scenario.build_index + 1)
-                        } else {
-                            run.id.to_string()
-                        });
-                    }
-                }
+            let key = SeriesKey {
+                scenario: ScenarioKey::of(provenance, concurrency),
+                figure,
+                machine: MachineClass::of(provenance, build),
+            };
+            if !filter.wants(&key) {
+                continue;
+            }
+            let point = gathered
+                .entry(key)
+                .or_default()
+                .entry(pooling_key(build, run_id))
+                .or_insert_with(|| Point {
+                    build: build.describe(),
+                    order: PointOrder::of(build, ran_at),
+                    first_ran_at: ran_at,
+                    values: Vec::new(),
+                    median: 0.0,
+                    interval: None,
+                    run_ids: Vec::new(),
+                    sides: Vec::new(),
+                });
+            point.values.push(value);
+            point.first_ran_at = point.first_ran_at.min(ran_at);
+            if !point.run_ids.contains(&run_id) {
+                point.run_ids.push(run_id);
+                point.sides.push(if provenance.builds.len() > 1 {
+                    format!("{run_id}:{}", scenario.build_index + 1)
+                } else {
+                    run_id.to_string()
+                });
             }
         }
     }
