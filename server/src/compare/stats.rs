@@ -27,7 +27,9 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn mean_and_variance(values: &[f64]) -> (f64, f64) {
+/// The mean and the sample variance (0 for a single value) of `values`
+/// (which must not be empty).
+pub fn mean_and_variance(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let variance = if values.len() > 1 {

@@ -28,7 +28,7 @@
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::compare::stats::median;
+use crate::compare::stats::{mean_and_variance, median};
 use domain::compare::Better;
 
 /// How the detector reads a series.
@@ -318,10 +318,9 @@ fn student_t_p(left: &[f64], right: &[f64]) -> f64 {
     if left.is_empty() || right.is_empty() || n1 + n2 < 3.0 {
         return 1.0;
     }
-    let (m1, m2) = (mean(left), mean(right));
-    let ss = |v: &[f64], m: f64| v.iter().map(|x| (x - m).powi(2)).sum::<f64>();
+    let ((m1, v1), (m2, v2)) = (mean_and_variance(left), mean_and_variance(right));
     let df = n1 + n2 - 2.0;
-    let pooled = (ss(left, m1) + ss(right, m2)) / df;
+    let pooled = ((n1 - 1.0) * v1 + (n2 - 1.0) * v2) / df;
     let se = (pooled * (1.0 / n1 + 1.0 / n2)).sqrt();
     let diff = (m1 - m2).abs();
     if se == 0.0 || !se.is_finite() {

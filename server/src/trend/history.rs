@@ -10,7 +10,7 @@ use domain::provenance::BuildProvenance;
 use domain::series::{sort_points, MachineClass, MarkKind, PointOrder, ScenarioKey, SeriesKey};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::compare::stats::median;
+use crate::compare::stats::{mean_and_variance, median};
 use crate::store::{Store, StoreError};
 
 use super::changepoint::{analyse_excluding, Analysis, SeriesError, Settings};
@@ -254,8 +254,8 @@ fn interval(values: &[f64]) -> Option<(f64, f64)> {
         return None;
     }
     let logs: Vec<f64> = values.iter().map(|v| v.ln()).collect();
-    let mean = logs.iter().sum::<f64>() / n as f64;
-    let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let (mean, variance) = mean_and_variance(&logs);
+    let sd = variance.sqrt();
     let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
         .ok()?
         .inverse_cdf(0.975);
