@@ -29,6 +29,31 @@ pub enum MiteBuild {
     Checkout(PathBuf),
     /// A built wheel file.
     Wheel(PathBuf),
+    /// A wheel uploaded to the lab (`mite-perf ci check`), by its SHA-256
+    /// in lower-case hex: every agent installs exactly those bytes.
+    Uploaded(String),
+}
+
+/// How an uploaded wheel is named in `--mite` text and in a launch.
+pub const UPLOADED_PREFIX: &str = "upload:";
+
+/// The lab's answer to a wheel upload (`POST /api/wheels`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadedWheel {
+    /// How a launch names it: `upload:SHA256`.
+    pub build: String,
+    pub sha256: String,
+    pub file_name: String,
+    /// mite's version, as the wheel says.
+    pub version: String,
+    pub size: u64,
+    /// False when the lab had these bytes already.
+    pub new: bool,
+}
+
+/// Whether `text` is a SHA-256 in lower-case hex.
+pub fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl MiteBuild {
@@ -39,6 +64,16 @@ impl MiteBuild {
         let text = text.trim();
         if text.is_empty() || text == "pinned" || text == "default" {
             return Ok(MiteBuild::Pinned);
+        }
+        if let Some(sha) = text.strip_prefix(UPLOADED_PREFIX) {
+            return if is_sha256(sha) {
+                Ok(MiteBuild::Uploaded(sha.to_string()))
+            } else {
+                Err(format!(
+                    "`{text}` is not an uploaded wheel: give `upload:` and the SHA-256 \
+                     (64 lower-case hex digits) the lab answered the upload with"
+                ))
+            };
         }
         if text.contains('/') || text.starts_with('.') || text.starts_with('~') {
             let path = PathBuf::from(text);
@@ -78,7 +113,7 @@ impl MiteBuild {
     pub fn local_path(&self) -> Option<&std::path::Path> {
         match self {
             MiteBuild::Checkout(p) | MiteBuild::Wheel(p) => Some(p),
-            MiteBuild::Pinned | MiteBuild::Version(_) => None,
+            MiteBuild::Pinned | MiteBuild::Version(_) | MiteBuild::Uploaded(_) => None,
         }
     }
 }
@@ -89,6 +124,7 @@ impl fmt::Display for MiteBuild {
             MiteBuild::Pinned => f.write_str("pinned"),
             MiteBuild::Version(v) => f.write_str(v),
             MiteBuild::Checkout(p) | MiteBuild::Wheel(p) => write!(f, "{}", p.display()),
+            MiteBuild::Uploaded(sha) => write!(f, "{UPLOADED_PREFIX}{sha}"),
         }
     }
 }
@@ -131,6 +167,15 @@ pub fn validate(builds: &[MiteBuild], repeats: u32) -> Vec<(&'static str, String
         _ => None,
     }) {
         errors.push(("mite", format!("`{bad}` is not a version")));
+    }
+    if let Some(bad) = builds.iter().find_map(|b| match b {
+        MiteBuild::Uploaded(sha) if !is_sha256(sha) => Some(sha),
+        _ => None,
+    }) {
+        errors.push((
+            "mite",
+            format!("`{bad}` is not the SHA-256 of an uploaded wheel"),
+        ));
     }
     if repeats == 0 || repeats > MAX_REPEATS {
         errors.push((
@@ -231,6 +276,27 @@ mod tests {
             let err = MiteBuild::parse(bad).expect_err(bad);
             assert!(err.contains("is not a mite build"), "{err}");
         }
+    }
+
+    #[test]
+    fn an_uploaded_wheel_is_named_by_its_whole_sha256_and_round_trips() {
+        let sha = "0123456789abcdef".repeat(4);
+        let build = MiteBuild::parse(&format!("upload:{sha}")).expect("an upload");
+        assert_eq!(build, MiteBuild::Uploaded(sha.clone()));
+        assert_eq!(MiteBuild::parse(&build.to_string()), Ok(build.clone()));
+        assert!(!build.is_local());
+        for bad in [
+            "upload:",
+            "upload:abc",
+            &format!("upload:{}", sha.to_uppercase()),
+            &format!("upload:{sha}0"),
+            &format!("upload:../{}", &sha[3..]),
+        ] {
+            let err = MiteBuild::parse(bad).expect_err(bad);
+            assert!(err.contains("is not an uploaded wheel"), "{bad}: {err}");
+        }
+        let errors = validate(&[MiteBuild::Uploaded("nope".into())], 1);
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod api;
 pub mod library;
 pub mod share;
 pub mod trends;
+pub mod uploads;
 pub mod views;
 pub mod worker;
 
@@ -125,6 +126,19 @@ impl Lab {
         }
         if let Some(refusal) = self.setup.policy.refusal(&params) {
             return Err(LabError::Forbidden(refusal.to_string()));
+        }
+        for build in &params.mite {
+            if let domain::builds::MiteBuild::Uploaded(sha) = build {
+                if self.store.wheel(sha).await?.is_none() {
+                    return Ok(LaunchOutcome::Invalid(vec![domain::model::FieldError {
+                        field: "mite".into(),
+                        message: format!(
+                            "no wheel {sha} was uploaded to this lab (upload it first: \
+                             POST /api/wheels, as `mite-perf ci check` does)"
+                        ),
+                    }]));
+                }
+            }
         }
         if let Some(error) = self.place_library_run(&mut params).await? {
             return Ok(LaunchOutcome::Invalid(vec![error]));

@@ -10,7 +10,7 @@ use domain::builds::MiteBuild;
 use domain::provenance::BuildProvenance;
 use tokio::process::Command;
 
-use super::source::{checkout_state, sha256_file, sha256_text};
+use super::source::{checkout_state, sha256_bytes, sha256_file, sha256_text};
 use super::{data_dir, MiteEnv, MiteEnvError};
 use crate::child_env::CleanEnv;
 
@@ -37,6 +37,18 @@ pub enum BuildError {
     Env(#[from] MiteEnvError),
     #[error("mite {build} installed, but it says it is version {found}")]
     WrongVersion { build: String, found: String },
+    #[error(
+        "the uploaded wheel {sha256} is not on this agent: the lab's database has no such \
+         upload (upload it again with `mite-perf ci check`)"
+    )]
+    UploadMissing { sha256: String },
+    #[error("the uploaded wheel {sha256} is not what was uploaded: {reason}")]
+    UploadInvalid { sha256: String, reason: String },
+    #[error("cannot write the uploaded wheel to {path}: {source}")]
+    UploadWrite {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Why a venv could not be made or filled.
@@ -191,6 +203,28 @@ impl BuildCache {
                 provenance.wheel_sha256 = Some(sha);
                 Ok(Installed { env, provenance })
             }
+            MiteBuild::Uploaded(sha) => {
+                let path = self.uploaded_wheel(sha)?;
+                // The file is checked again: what the agent installs is
+                // exactly what was uploaded.
+                let found = sha256_file(&path).map_err(|source| BuildError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                if found != *sha {
+                    return Err(BuildError::UploadInvalid {
+                        sha256: sha.clone(),
+                        reason: format!("{} has SHA-256 {found}", path.display()),
+                    });
+                }
+                let venv = self.root.join(format!("upload-{}", &sha[..16]));
+                let env = self
+                    .ensure(&venv, build, sha, &path.display().to_string(), say)
+                    .await?;
+                let mut provenance = self.provenance(build, &env);
+                provenance.wheel_sha256 = Some(sha.clone());
+                Ok(Installed { env, provenance })
+            }
             MiteBuild::Checkout(path) => {
                 let path = absolute(path)?;
                 if !path.join("pyproject.toml").is_file() && !path.join("setup.py").is_file() {
@@ -219,6 +253,75 @@ impl BuildCache {
                 Ok(Installed { env, provenance })
             }
         }
+    }
+
+    /// The folder uploaded wheel `sha256` is written to on this host.
+    fn upload_dir(&self, sha256: &str) -> PathBuf {
+        self.root.join("uploads").join(sha256)
+    }
+
+    /// Writes the uploaded wheel `sha256` (`content`, named `file_name`, as
+    /// the lab's database keeps them) where [`Self::install`] finds it,
+    /// after checking both again; kept once written, written again if the
+    /// file on disk is no longer those bytes.
+    pub fn place_upload(
+        &self,
+        sha256: &str,
+        file_name: &str,
+        content: &[u8],
+    ) -> Result<PathBuf, BuildError> {
+        let invalid = |reason: String| BuildError::UploadInvalid {
+            sha256: sha256.to_string(),
+            reason,
+        };
+        if !domain::builds::is_sha256(sha256) {
+            return Err(invalid("that is not a SHA-256".into()));
+        }
+        super::wheel::parse_wheel_name(file_name).map_err(|e| invalid(e.to_string()))?;
+        let found = sha256_bytes(content);
+        if found != sha256 {
+            return Err(invalid(format!("the stored bytes have SHA-256 {found}")));
+        }
+        let dir = self.upload_dir(sha256);
+        let path = dir.join(file_name);
+        // Kept from an earlier run only while it is still those bytes.
+        if sha256_file(&path).is_ok_and(|found| found == sha256) {
+            return Ok(path);
+        }
+        let write = |path: &Path| {
+            let failed = |source| BuildError::UploadWrite {
+                path: path.to_path_buf(),
+                source,
+            };
+            std::fs::create_dir_all(&dir).map_err(failed)?;
+            // Written aside and renamed: an agent stopped half-way leaves
+            // no half wheel under the real name.
+            let partial = dir.join(format!(".{file_name}.partial"));
+            std::fs::write(&partial, content).map_err(failed)?;
+            std::fs::rename(&partial, path).map_err(failed)
+        };
+        write(&path)?;
+        Ok(path)
+    }
+
+    /// The uploaded wheel `sha256` placed on this host.
+    fn uploaded_wheel(&self, sha256: &str) -> Result<PathBuf, BuildError> {
+        let missing = || BuildError::UploadMissing {
+            sha256: sha256.to_string(),
+        };
+        if !domain::builds::is_sha256(sha256) {
+            return Err(missing());
+        }
+        std::fs::read_dir(self.upload_dir(sha256))
+            .map_err(|_| missing())?
+            .flatten()
+            .map(|entry| entry.path())
+            .find(|path| {
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| super::wheel::parse_wheel_name(n).is_ok())
+            })
+            .ok_or_else(missing)
     }
 
     fn pinned_build(&self, asked: &str) -> Installed {

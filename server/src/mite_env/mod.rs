@@ -1,10 +1,12 @@
 //! Where mite is installed (a Python venv) and what versions it has.
 //!
 //! - [`builds`]: one venv per mite build (PyPI version, checkout, wheel), kept;
-//! - [`source`]: a local build's commit, dirty flag, fingerprint and hashes.
+//! - [`source`]: a local build's commit, dirty flag, fingerprint and hashes;
+//! - [`wheel`]: what makes an uploaded file a mite wheel.
 
 pub mod builds;
 pub mod source;
+pub mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

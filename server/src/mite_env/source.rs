@@ -130,7 +130,12 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// The SHA-256 of some text, in hex.
 pub fn sha256_text(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
+    sha256_bytes(text.as_bytes())
+}
+
+/// The SHA-256 of some bytes, in hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]

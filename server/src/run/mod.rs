@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use domain::builds::Slot;
+use domain::builds::{MiteBuild, Slot};
 use domain::provenance::RunJson;
 
 use crate::mite_env::builds::BuildCache;
@@ -68,6 +68,11 @@ pub enum Refusal {
          instead"
     )]
     LocalBuild(String),
+    #[error(
+        "this run asks for the uploaded wheel {0}, and this lab was not started with \
+         --allow-uploaded-builds (a wheel is code its agents would run)"
+    )]
+    UploadedBuild(String),
     #[error(
         "this run asks for scenarios from {}, which is not inside a folder this lab \
          was started with (--scenario-dir)",
@@ -158,6 +163,9 @@ pub struct RunPolicy {
     pub local_build_roots: Vec<PathBuf>,
     /// Any checkout or wheel will do (the command line's own choice).
     pub any_local_build: bool,
+    /// Runs may install wheels uploaded to the lab (`ci check`), and the
+    /// web front takes uploads.
+    pub allow_uploaded_builds: bool,
 }
 
 impl RunPolicy {
@@ -169,6 +177,7 @@ impl RunPolicy {
             any_scenario_dir: true,
             local_build_roots: vec![],
             any_local_build: true,
+            allow_uploaded_builds: true,
         }
     }
 
@@ -232,6 +241,15 @@ impl RunPolicy {
             .find(|b| b.local_path().is_some_and(|p| !self.allows_local_build(p)))
         {
             return Some(Refusal::LocalBuild(local.to_string()));
+        }
+        if !self.allow_uploaded_builds {
+            if let Some(uploaded) = params
+                .mite
+                .iter()
+                .find(|b| matches!(b, MiteBuild::Uploaded(_)))
+            {
+                return Some(Refusal::UploadedBuild(uploaded.to_string()));
+            }
         }
         if let ScenarioSpec::Custom { dir, .. } = &params.scenario {
             if self.any_scenario_dir {
@@ -494,6 +512,39 @@ async fn close_run(
     .await
 }
 
+/// Writes the run's uploaded wheels from the database to this host's
+/// build folder (checked again on the way: hash and name).
+async fn place_uploads(
+    store: &Store,
+    params: &RunParams,
+    setup: &LabSetup,
+) -> Result<(), Unprepared> {
+    for build in &params.mite {
+        let MiteBuild::Uploaded(sha) = build else {
+            continue;
+        };
+        let missing = || {
+            Unprepared::Build(crate::mite_env::builds::BuildError::UploadMissing {
+                sha256: sha.clone(),
+            })
+        };
+        let record = store
+            .wheel(sha)
+            .await
+            .map_err(Unprepared::record("the uploaded wheel's name"))?
+            .ok_or_else(missing)?;
+        let content = store
+            .wheel_content(sha)
+            .await
+            .map_err(Unprepared::record("the uploaded wheel"))?
+            .ok_or_else(missing)?;
+        setup
+            .builds
+            .place_upload(sha, &record.file_name, &content)?;
+    }
+    Ok(())
+}
+
 /// Checks the run may go, makes its folder, installs its mite builds,
 /// records its start, provenance and scenarios, and opens its sample
 /// writer. The error says why not, with the folder if it was made; no
@@ -533,6 +584,7 @@ async fn prepare(
             message: message.to_string(),
         });
     };
+    place_uploads(store, params, setup).await.map_err(in_dir)?;
     let mut installed = Vec::new();
     for build in params.builds() {
         // A stop while installing ends the installer (the future owns it,

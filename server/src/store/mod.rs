@@ -24,6 +24,7 @@ mod share_links;
 mod tokens;
 mod trend_marks;
 mod users;
+mod wheels;
 
 use std::path::Path;
 
@@ -51,6 +52,7 @@ pub use sessions::Sessions;
 pub use share_links::ShareLinkRecord;
 pub use tokens::TokenRecord;
 pub use users::{AccountChange, UserRecord};
+pub use wheels::UploadedWheel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

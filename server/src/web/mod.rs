@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod origin;
 pub mod share;
 pub mod signin;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,7 +47,8 @@ use crate::store::StoreError;
 use caller::identify;
 use host::{PublicUrl, ServedHosts};
 
-/// The largest request body the lab reads (a launch form is a few hundred bytes).
+/// The largest request body the lab reads (a launch form is a few hundred
+/// bytes), but for an uploaded wheel ([`uploads::MAX_WHEEL_BYTES`]).
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// How long a signed-in browser stays signed in without using the lab.
@@ -215,20 +217,33 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
             let leptos = leptos.clone();
             move || shell(leptos.clone())
         })
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        // The one route that takes more than a form: a wheel, under a
+        // bound of its own.
+        .merge(
+            Router::new()
+                .route("/api/wheels", post(uploads::upload_wheel))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    uploads::MAX_WHEEL_BYTES,
+                ))
+                .layer(RequestBodyLimitLayer::new(uploads::MAX_WHEEL_BYTES)),
+        )
         .layer(axum::middleware::from_fn_with_state(access, identify))
         .layer(accounts)
         .layer(axum::middleware::from_fn(errors::sessions_unavailable));
     // Health and the site's files answer without sessions or callers: a
     // health check must not depend on them, and the sign-in page needs
     // its script and styles.
-    Ok(app
+    let unsigned = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::serve_metrics))
         .merge(files)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY));
+    Ok(app
+        .merge(unsigned)
         .layer(axum::middleware::from_fn(metrics::count_requests))
         .layer(axum::middleware::from_fn(errors::server_fn_status))
         .layer(axum::middleware::from_fn(origin::same_origin_only))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(CompressionLayer::new())
         // A request for a name the lab does not serve (DNS rebinding)
         // reaches nothing else.

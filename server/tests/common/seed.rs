@@ -354,3 +354,49 @@ pub async fn release_history(store: &Store) {
         }
     }
 }
+
+/// A wheel of a package named `name` at `version`, as `uv build` would
+/// make it (METADATA, WHEEL, RECORD; a `mite` command): `uv pip install`
+/// takes it, and it runs nothing but `print`.
+pub fn fake_wheel(name: &str, version: &str) -> Vec<u8> {
+    use std::io::Write;
+    let dist_info = format!("{name}-{version}.dist-info");
+    let files = [
+        (
+            "mite/__init__.py".to_string(),
+            "def main():\n    print('fake mite')\n".to_string(),
+        ),
+        (
+            format!("{dist_info}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+        ),
+        (
+            format!("{dist_info}/WHEEL"),
+            "Wheel-Version: 1.0\nGenerator: mite-perf-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_string(),
+        ),
+        (
+            format!("{dist_info}/entry_points.txt"),
+            "[console_scripts]\nmite = mite:main\n".to_string(),
+        ),
+        (format!("{dist_info}/RECORD"), String::new()),
+    ];
+    let mut record = String::new();
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (path, text) in &files {
+        let text = if path.ends_with("RECORD") {
+            record.push_str(&format!("{path},,\n"));
+            record.clone()
+        } else {
+            record.push_str(&format!("{path},,\n"));
+            text.clone()
+        };
+        writer
+            .start_file(path.as_str(), options)
+            .expect("zip entry");
+        writer.write_all(text.as_bytes()).expect("zip write");
+    }
+    writer.finish().expect("zip").into_inner()
+}

@@ -143,6 +143,60 @@ async fn builds_that_cannot_be_had_are_refused_with_the_reason() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// An uploaded wheel (as the lab's database keeps it) is written out,
+/// checked against its hash, installed with the real uv and recorded by
+/// its SHA-256; bytes that are not what the hash says, a file changed on
+/// disk, and a hash the agent never received are refused with the reason.
+#[tokio::test]
+async fn an_uploaded_wheel_is_checked_placed_and_installed_by_its_hash() {
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("builds-uploaded");
+    let cache = cache(&dir, true);
+    let name = "mite-0.0.7-py3-none-any.whl";
+    let wheel = crate::common::seed::fake_wheel("mite", "0.0.7");
+    let sha = mite_perf::mite_env::source::sha256_bytes(&wheel);
+    let build = MiteBuild::Uploaded(sha.clone());
+
+    let (missing, _) = install(&cache, &build).await;
+    let err = missing.expect_err("nothing placed yet").to_string();
+    assert!(err.contains("is not on this agent"), "{err}");
+    let other = crate::common::seed::fake_wheel("mite", "0.0.8");
+    let err = cache
+        .place_upload(&sha, name, &other)
+        .expect_err("other bytes")
+        .to_string();
+    assert!(err.contains("the stored bytes have SHA-256"), "{err}");
+    let err = cache
+        .place_upload(&sha, "../../mite-0.0.7-py3-none-any.whl", &wheel)
+        .expect_err("a path")
+        .to_string();
+    assert!(err.contains("not a mite wheel's name"), "{err}");
+
+    let path = cache.place_upload(&sha, name, &wheel).expect("placed");
+    assert!(path.starts_with(&cache.root), "{}", path.display());
+    let (installed, said) = install(&cache, &build).await;
+    let installed = installed.expect("installed");
+    assert_eq!(installed.env.mite_version, "0.0.7", "{said:?}");
+    assert_eq!(
+        installed.provenance.wheel_sha256.as_deref(),
+        Some(sha.as_str())
+    );
+    assert_eq!(installed.provenance.asked, format!("upload:{sha}"));
+
+    // Changed on disk after it was placed: refused, not installed.
+    std::fs::write(&path, &other).expect("tamper");
+    let (tampered, _) = install(&cache, &build).await;
+    let err = tampered.expect_err("tampered").to_string();
+    assert!(err.contains("is not what was uploaded"), "{err}");
+    // The next run places it again from the database, and it installs.
+    cache
+        .place_upload(&sha, name, &wheel)
+        .expect("placed again");
+    let (healed, _) = install(&cache, &build).await;
+    assert_eq!(healed.expect("installed").env.mite_version, "0.0.7");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A fault: Ctrl+C while a build installs. The installer's whole process
 /// group (here a build backend that would sleep a minute) is stopped, the
 /// run ends `interrupted` before any of mite's processes started, and the

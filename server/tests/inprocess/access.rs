@@ -116,7 +116,9 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
             .expect("token");
         tokens.push((token_name.to_string(), token));
     }
-    let lab = Lab::new(store.clone(), crate::common::seed::lab_setup(&dir, &output));
+    let mut setup = crate::common::seed::lab_setup(&dir, &output);
+    setup.policy.allow_uploaded_builds = true;
+    let lab = Lab::new(store.clone(), setup);
     let app = router(&lab, policy).await;
     Fixture {
         dir,
@@ -272,6 +274,8 @@ enum Ask {
     OthersShare,
     /// A server function anyone may call, signed in or not.
     Open(&'static str),
+    /// Uploads a mite wheel (`POST /api/wheels`).
+    Upload,
 }
 
 impl Ask {
@@ -281,6 +285,7 @@ impl Ask {
             Ask::Call(name, _) | Ask::OwnRun(name) | Ask::OthersRun(name) | Ask::Open(name) => name,
             Ask::OwnShare | Ask::OthersShare => "revoke_share_link",
             Ask::Download(path) | Ask::Page(path) => path,
+            Ask::Upload => "/api/wheels",
         }
     }
 }
@@ -360,6 +365,13 @@ async fn ask(f: &Fixture, who: &Who, what: Ask) -> StatusCode {
             call("revoke_share_link", format!("link_id={link}"))
         }
         Ask::Open(name) => call(name, String::new()),
+        Ask::Upload => who
+            .sign(Request::post(
+                "/api/wheels?name=mite-9.9.9-py3-none-any.whl",
+            ))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(crate::common::seed::fake_wheel("mite", "9.9.9")))
+            .expect("a request"),
     };
     send(&f.app, request).await.status
 }
@@ -457,6 +469,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Page("/trends/{series}"), Role::Viewer),
         (Ask::Page("/activity"), Role::Admin),
         (Ask::Call("launch_run", launch), Role::Runner),
+        (Ask::Upload, Role::Runner),
         (Ask::Call("mark_baseline", "run_id={run}"), Role::Runner),
         (Ask::OwnRun("cancel_run"), Role::Runner),
         (Ask::OwnRun("remove_queued_run"), Role::Runner),
@@ -507,6 +520,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
             Ask::OwnShare => "revoke_share_link(own link)".into(),
             Ask::OthersShare => "revoke_share_link(another's link)".into(),
             Ask::Open(name) => format!("{name}() (open)"),
+            Ask::Upload => "POST /api/wheels".into(),
         };
         let _ = write!(table, "{name:<48}");
         for who in &callers {

@@ -11,3 +11,4 @@ mod access;
 mod router;
 mod store;
 mod trend;
+mod uploads;

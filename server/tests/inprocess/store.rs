@@ -498,6 +498,7 @@ async fn suite(store: Store) {
     builds_provenance_and_baselines(&store, first, other).await;
     library_round_trip(&store).await;
     trend_marks_round_trip(&store).await;
+    wheels_round_trip(&store).await;
     the_last_admin_stays_whoever_races(&store).await;
     writes_after_a_lost_lease_store_nothing(&store).await;
 }
@@ -752,8 +753,6 @@ async fn the_last_admin_stays_whoever_races(store: &Store) {
     assert!(!link.is_valid(mite_perf::clock::now_ms()), "{link:?}");
 }
 
-/// An agent's scenario library: replaced whole, read back with its shapes,
-/// gone from the listing once the agent stopped.
 /// A series' marks: set (again: the newest marker stays), listed, cleared.
 async fn trend_marks_round_trip(store: &Store) {
     use domain::series::MarkKind;
@@ -790,6 +789,37 @@ async fn trend_marks_round_trip(store: &Store) {
     assert_eq!(store.trend_marks().await.expect("marks").len(), 1);
 }
 
+/// An uploaded wheel: its bytes back exactly (BLOB / BYTEA), kept once.
+async fn wheels_round_trip(store: &Store) {
+    let content: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    let sha = mite_perf::mite_env::source::sha256_bytes(&content);
+    let name = "mite-2.12.0-py3-none-any.whl";
+    assert!(store
+        .put_wheel(&sha, name, &content, "token:ci")
+        .await
+        .expect("put"));
+    assert!(!store
+        .put_wheel(&sha, "mite-other.whl", b"x", "bo")
+        .await
+        .expect("again"));
+    let record = store.wheel(&sha).await.expect("read").expect("kept");
+    assert_eq!(
+        (
+            record.file_name.as_str(),
+            record.size,
+            record.uploaded_by.as_str()
+        ),
+        (name, 70_000, "token:ci")
+    );
+    assert_eq!(
+        store.wheel_content(&sha).await.expect("read"),
+        Some(content)
+    );
+    assert_eq!(store.wheel(&"0".repeat(64)).await.expect("read"), None);
+}
+
+/// An agent's scenario library: replaced whole, read back with its shapes,
+/// gone from the listing once the agent stopped.
 async fn library_round_trip(store: &Store) {
     use domain::library::{LibraryScenario, VolumeShape};
     let agent = crate::common::seed::agent("lib-agent", 7);

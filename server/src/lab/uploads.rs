@@ -1,0 +1,60 @@
+//! mite wheels uploaded by CI jobs: checked (a runner's, a lab that takes
+//! them, a mite wheel by name and content), kept by SHA-256, logged.
+
+use app::api::LabError;
+use domain::access::{Action, Caller};
+use domain::builds::{UploadedWheel, UPLOADED_PREFIX};
+
+use super::Lab;
+use crate::mite_env::source::sha256_bytes;
+use crate::mite_env::wheel::{inspect, WheelError};
+
+impl Lab {
+    /// Whether this lab takes uploaded wheels (`--allow-uploaded-builds`).
+    pub fn takes_uploads(&self) -> bool {
+        self.setup.policy.allow_uploaded_builds
+    }
+
+    /// Keeps the wheel `file_name` (`content`) uploaded by `caller`.
+    pub async fn upload_wheel(
+        &self,
+        caller: &Caller,
+        file_name: &str,
+        content: &[u8],
+    ) -> Result<UploadedWheel, LabError> {
+        caller.require(Action::Launch)?;
+        if !self.takes_uploads() {
+            return Err(LabError::Forbidden(
+                "this lab does not take uploaded builds: its web front and agents must be \
+                 started with --allow-uploaded-builds (a wheel is code its agents will run)"
+                    .into(),
+            ));
+        }
+        let name = inspect(file_name, content).map_err(|e| match e {
+            WheelError::Name(_) => LabError::invalid("name", e.to_string()),
+            _ => LabError::invalid("wheel", e.to_string()),
+        })?;
+        let sha256 = sha256_bytes(content);
+        let new = self
+            .store
+            .put_wheel(&sha256, file_name, content, &caller.name)
+            .await?;
+        if new {
+            self.note(
+                caller,
+                "upload wheel",
+                &format!("{file_name} ({})", &sha256[..12]),
+            )
+            .await;
+        }
+        tracing::info!(file_name, sha256 = %sha256, new, "wheel uploaded");
+        Ok(UploadedWheel {
+            build: format!("{UPLOADED_PREFIX}{sha256}"),
+            sha256,
+            file_name: file_name.to_string(),
+            version: name.version,
+            size: content.len() as u64,
+            new,
+        })
+    }
+}

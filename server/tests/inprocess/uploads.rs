@@ -1,0 +1,202 @@
+//! Wheels uploaded for `mite-perf ci check` (`POST /api/wheels`): taken
+//! only by a lab started with `--allow-uploaded-builds`, only if they are
+//! mite wheels by name and content, within the size bound, from no other
+//! site; kept once by SHA-256; and a launch may name only what was
+//! uploaded. Who may upload is in the permission matrix (access.rs).
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+
+use crate::common::seed::{fake_wheel, send, Answer};
+use domain::builds::MiteBuild;
+use mite_perf::lab::Lab;
+use mite_perf::store::Store;
+use mite_perf::web::WebConfig;
+
+struct Fixture {
+    dir: std::path::PathBuf,
+    store: Store,
+    app: Router,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn fixture(name: &str, allow: bool) -> Fixture {
+    let dir = crate::common::temp_dir(&format!("uploads-{name}"));
+    let output = dir.join("output");
+    std::fs::create_dir_all(&output).expect("output folder");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let mut setup = crate::common::seed::lab_setup(&dir, &output);
+    setup.policy.allow_uploaded_builds = allow;
+    let lab = Lab::new(store.clone(), setup);
+    let app = mite_perf::web::router(lab, WebConfig::local(crate::common::seed::site_root()))
+        .await
+        .expect("router");
+    Fixture { dir, store, app }
+}
+
+async fn upload(app: &Router, name: &str, body: Vec<u8>) -> Answer {
+    send(
+        app,
+        Request::post(format!("/api/wheels?name={name}"))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(body))
+            .expect("a request"),
+    )
+    .await
+}
+
+async fn launch(app: &Router, mite: &str) -> Answer {
+    let form = format!(
+        "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s\
+         &form[label]=uploads&form[repeat]=1&form[mite]={}",
+        crate::common::enc(mite)
+    );
+    send(
+        app,
+        Request::post("/api/launch_run")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(form))
+            .expect("a request"),
+    )
+    .await
+}
+
+const NAME: &str = "mite-2.12.0-py3-none-any.whl";
+
+#[tokio::test]
+async fn a_lab_started_without_the_flag_takes_no_wheel_and_runs_none() {
+    let f = fixture("refused", false).await;
+    let answer = upload(&f.app, NAME, fake_wheel("mite", "2.12.0")).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(
+        answer.body.contains("--allow-uploaded-builds"),
+        "{}",
+        answer.body
+    );
+    // A run naming an upload (queued by some other front) is refused too.
+    let answer = launch(&f.app, &format!("upload:{}", "ab".repeat(32))).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    assert!(
+        answer.body.contains("--allow-uploaded-builds"),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test]
+async fn a_mite_wheel_is_kept_once_by_its_hash_and_a_launch_may_name_it() {
+    let f = fixture("kept", true).await;
+    let wheel = fake_wheel("mite", "2.12.0");
+    let sha = mite_perf::mite_env::source::sha256_bytes(&wheel);
+    let answer = upload(&f.app, NAME, wheel.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let first: domain::builds::UploadedWheel =
+        serde_json::from_str(&answer.body).expect("the answer");
+    assert_eq!(first.build, format!("upload:{sha}"));
+    assert_eq!(
+        (first.new, first.version.as_str(), first.size),
+        (true, "2.12.0", wheel.len() as u64)
+    );
+    let again: domain::builds::UploadedWheel =
+        serde_json::from_str(&upload(&f.app, NAME, wheel.clone()).await.body).expect("again");
+    assert!(!again.new, "the same bytes are kept once");
+    let stored = f.store.wheel(&sha).await.expect("read").expect("stored");
+    assert_eq!(
+        (stored.file_name.as_str(), stored.size),
+        (NAME, wheel.len() as i64)
+    );
+    assert_eq!(
+        f.store.wheel_content(&sha).await.expect("read"),
+        Some(wheel.clone())
+    );
+    let logged = f.store.activity(None, 100).await.expect("activity");
+    assert_eq!(
+        logged.iter().filter(|a| a.action == "upload wheel").count(),
+        1,
+        "{logged:?}"
+    );
+
+    // A launch may name it, and no other upload.
+    let answer = launch(&f.app, &first.build).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let run_id = answer.json()["Queued"]["run_id"].as_i64().expect("queued");
+    let run = f.store.run(run_id).await.expect("read").expect("the run");
+    assert_eq!(run.params.mite, vec![MiteBuild::Uploaded(sha.clone())]);
+    let answer = launch(&f.app, &format!("upload:{}", "cd".repeat(32))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let text = answer.body;
+    assert!(
+        text.contains("Invalid") && text.contains("was uploaded to this lab"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn what_is_not_a_mite_wheel_is_refused_with_the_reason_and_nothing_kept() {
+    let f = fixture("bad", true).await;
+    let wheel = fake_wheel("mite", "2.12.0");
+    let refusals: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "evil-2.12.0-py3-none-any.whl",
+            wheel.clone(),
+            StatusCode::BAD_REQUEST,
+            "not a mite wheel's name",
+        ),
+        (
+            "..%2Fmite-2.12.0-py3-none-any.whl",
+            wheel.clone(),
+            StatusCode::BAD_REQUEST,
+            "not a mite wheel's name",
+        ),
+        (
+            NAME,
+            b"#!/bin/sh\necho pwned\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "not a wheel",
+        ),
+        (
+            NAME,
+            fake_wheel("requests", "2.12.0"),
+            StatusCode::BAD_REQUEST,
+            "no mite-2.12.0.dist-info/METADATA",
+        ),
+        (
+            "mite-2.13.0-py3-none-any.whl",
+            wheel.clone(),
+            StatusCode::BAD_REQUEST,
+            "no mite-2.13.0.dist-info/METADATA",
+        ),
+        (
+            NAME,
+            vec![0u8; mite_perf::web::uploads::MAX_WHEEL_BYTES + 1],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+    ];
+    for (name, body, status, says) in refusals {
+        let answer = upload(&f.app, name, body).await;
+        assert_eq!(answer.status, status, "{name}: {}", answer.body);
+        assert!(answer.body.contains(says), "{name}: {}", answer.body);
+    }
+    // From another site's page: refused before anything reads it.
+    let answer = send(
+        &f.app,
+        Request::post(format!("/api/wheels?name={NAME}"))
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::from(wheel.clone()))
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.body);
+    let sha = mite_perf::mite_env::source::sha256_bytes(&wheel);
+    assert_eq!(f.store.wheel(&sha).await.expect("read"), None);
+}
