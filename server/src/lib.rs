@@ -10,9 +10,12 @@
 //!   concurrency) from its message bus;
 //! - [`store`] keeps runs and samples (SQLite or PostgreSQL);
 //! - [`reports`] writes `samples.csv`, `transactions.csv` and `chart.html`;
+//! - [`trend`] finds the steps in a figure's history and [`bisect`] the
+//!   commit that made one;
 //! - [`cleanup`] stops what a crashed lab left behind;
 //! - [`lab`] queues runs for the browser and [`web`] serves it, to the
-//!   callers [`access`] lets in.
+//!   callers [`access`] lets in; [`client`] asks a lab over HTTP, as
+//!   `ci check` does.
 
 // The pages' view types (Leptos keeps them whole in debug builds) are deep.
 #![recursion_limit = "256"]
@@ -21,10 +24,12 @@ pub use domain::{figures, model};
 
 pub mod access;
 pub mod agent_identity;
+pub mod bisect;
 pub mod bus;
 pub mod child_env;
 pub mod children;
 pub mod cleanup;
+pub mod client;
 pub mod clock;
 pub mod compare;
 pub mod lab;

@@ -94,6 +94,19 @@ enum Command {
     /// t-test; changes past --floor flagged, suspected until three points
     /// follow them).
     Trend(cli::trend::TrendArgs),
+    /// Find the commit that made a figure worse: good against bad first,
+    /// then midpoints of the first-parent commits between, measured on a
+    /// lab (built here, uploaded; the lab needs --allow-uploaded-builds),
+    /// and last the first bad commit against its parent.
+    ///
+    /// Exits 0 when it names the first bad commit, 1 when good against bad
+    /// is no regression (or only a range of commits that do not build is
+    /// left), 3 when the lab failed, 4 for bad usage or a refused token.
+    Bisect(cli::bisect::BisectArgs),
+    /// Continuous benchmarking against a shared lab: gate a pull request on
+    /// mite's performance (`ci check`).
+    #[command(subcommand)]
+    Ci(cli::ci::CiCommand),
     /// Manage the accounts of a shared lab (sign-in with a password).
     #[command(subcommand)]
     User(cli::accounts::UserCommand),
@@ -152,7 +165,16 @@ fn main() -> ExitCode {
     // Everything the lab creates (its SQLite database, run folders, logs,
     // what its children write) is readable by its user only.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `ci check` and `bisect` promise 4 for bad usage (2 means
+        // "inconclusive" there); everything else keeps clap's exit code.
+        Err(e) if is_ci_usage_error(&e) => {
+            let _ = e.print();
+            return ExitCode::from(cli::remote::EXIT_USAGE);
+        }
+        Err(e) => e.exit(),
+    };
     init_logging();
     let result = match cli.command {
         Command::Target(args) => {
@@ -175,6 +197,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => with_runtime(cli::compare::compare_command(args)),
         Command::Baseline(args) => with_runtime(cli::compare::baseline(args)),
         Command::Trend(args) => with_runtime(cli::trend::trend(args)),
+        Command::Ci(command) => with_runtime(cli::ci::ci(command)),
+        Command::Bisect(args) => with_runtime(cli::bisect::bisect_command(args)),
         Command::User(command) => with_runtime(cli::accounts::user(command)),
         Command::Token(command) => with_runtime(cli::accounts::token(command)),
         Command::Label(command) => with_runtime(cli::accounts::label(command)),
@@ -183,6 +207,19 @@ fn main() -> ExitCode {
         to_stderr!("error: {err:#}");
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// Whether `error` is a usage error of `mite-perf ci …` or `bisect` (not
+/// their help).
+fn is_ci_usage_error(error: &clap::Error) -> bool {
+    use clap::error::ErrorKind;
+    let asked_for_output = matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    !asked_for_output && matches!(std::env::args().nth(1).as_deref(), Some("ci" | "bisect"))
 }
 
 /// What the lab logs goes to stderr, at the level `RUST_LOG` says (info by default).

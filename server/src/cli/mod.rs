@@ -3,10 +3,13 @@
 //! signals that stop a run.
 
 pub(crate) mod accounts;
+pub(crate) mod bisect;
+pub(crate) mod ci;
 pub(crate) mod cleanup;
 pub(crate) mod compare;
 pub(crate) mod lab;
 pub(crate) mod progress;
+pub(crate) mod remote;
 pub(crate) mod run;
 pub(crate) mod scenarios;
 pub(crate) mod trend;

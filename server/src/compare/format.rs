@@ -25,7 +25,7 @@ pub fn render(report: &ComparisonReport, format: Format) -> String {
     }
 }
 
-fn spread(figure: Figure, s: &Option<Spread>) -> String {
+pub(crate) fn spread(figure: Figure, s: &Option<Spread>) -> String {
     match s {
         None => "–".to_string(),
         Some(s) if s.repeats == 1 => figure.format(s.median),
@@ -104,7 +104,7 @@ fn one_line(text: &str) -> String {
 /// Text put in markdown, inside a line, as written: every character
 /// markdown (or the HTML it may hold) would read as markup there is
 /// escaped, line breaks become spaces.
-fn markdown_text(text: &str) -> String {
+pub(crate) fn markdown_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -121,7 +121,7 @@ fn markdown_text(text: &str) -> String {
 
 /// A code span holding `text` as written: fenced by more backticks than any
 /// run inside it, with `|` escaped for the table it sits in.
-fn markdown_code(text: &str) -> String {
+pub(crate) fn markdown_code(text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     let text: String = text
@@ -170,7 +170,7 @@ fn summary(report: &ComparisonReport) -> String {
     )
 }
 
-fn notes(report: &ComparisonReport) -> Vec<String> {
+pub(crate) fn notes(report: &ComparisonReport) -> Vec<String> {
     let mut notes = report.warnings.clone();
     if report.rests_on_single_repeats() {
         notes.push(

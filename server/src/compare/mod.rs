@@ -3,12 +3,16 @@
 //! - [`sides`]: what each side of a comparison measured (from the store);
 //! - [`stats`]: a figure over repeats, compared, as a verdict (pure);
 //! - [`matrix`]: a run's figures per build and concurrency, and its CSV;
-//! - [`report`]: two sides compared figure by figure, and the CI gate (pure);
+//! - [`report`]: two sides compared figure by figure (pure);
 //! - [`charts`]: the sides' charts overlaid on one time axis;
-//! - [`format`]: the comparison as text, markdown, JSON and CSV (pure).
+//! - [`format`]: the comparison as text, markdown, JSON and CSV (pure);
+//! - [`gate`]: the CI gate's call on each figure, corrected for the number
+//!   of figures tested, and [`gate_summary`] its markdown (pure).
 
 pub mod charts;
 pub mod format;
+pub mod gate;
+pub mod gate_summary;
 pub mod matrix;
 pub mod report;
 pub mod sides;

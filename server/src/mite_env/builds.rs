@@ -503,7 +503,7 @@ impl Drop for InstallerGroup {
 
 /// Runs an installer in a process group of its own; its error is the last
 /// lines of what it printed. Dropped before it ends, the group is killed.
-async fn run_quietly(mut command: Command) -> Result<(), InstallError> {
+pub(super) async fn run_quietly(mut command: Command) -> Result<(), InstallError> {
     command
         .installer_env()
         .env("UV_PYTHON_DOWNLOADS", "never")

@@ -6,8 +6,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bisect;
 mod builds;
 mod bus;
+mod ci;
 mod compare;
 mod faults;
 mod lab;
