@@ -1,11 +1,13 @@
-//! END-TO-END (about four minutes, with the machine to itself): `mite-perf
-//! ci check` against a lab the test starts (a closed one: an admin and a
-//! runner's token; `--allow-uploaded-builds`), with real mite built from a
-//! local git repository of mite's source that the test makes from the
-//! installed mite. A commit that burns CPU on every message mite sends is
-//! a regression (exit 1, the figure in the markdown and in
-//! $GITHUB_STEP_SUMMARY); a commit that only edits a comment is not (exit
-//! 0); a bad token exits 4; the lab stopped, 3.
+//! END-TO-END (about a minute and a half): `mite-perf ci check` against a
+//! lab the test starts (a closed one: an admin and a runner's token;
+//! `--allow-uploaded-builds`), with real mite built from a local git
+//! repository of mite's source that the test makes from the installed
+//! mite. A commit that burns CPU on every message mite sends is a
+//! regression (exit 1, the figure in the markdown and in
+//! $GITHUB_STEP_SUMMARY), even on a machine another test shares; a bad
+//! token or an unknown ref exits 4; a lab without agents and a stopped lab,
+//! 3. The slow tier (the machine to itself): a commit that only edits a
+//! comment is no regression (exit 0).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -93,7 +95,7 @@ fn check(lab: &str, token: &str, repo: &Path, base: &str, head: &str, dir: &Path
             "--concurrencies",
             "10",
             "--duration",
-            "4s",
+            "3s",
             "--interval",
             "250ms",
             "--repeat",
@@ -152,13 +154,13 @@ pub(super) async fn closed_lab(dir: &Path, more: &[&str]) -> (Server, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e2e_ci_check_fails_a_slow_commit_and_passes_a_comment() {
-    let _turn = crate::common::have_the_machine().await;
+async fn e2e_ci_check_fails_a_slow_commit_and_says_why_it_cannot_judge() {
+    // The slowdown is far past any noise: another test may share the machine.
+    let _turn = crate::common::share_the_machine().await;
     let dir = crate::common::temp_dir("ci-check");
     let repo: PathBuf = dir.join("mite");
     let base = mite_repository(&repo);
     let slow = commit_on(&repo, "slow", &base, burn_per_message);
-    let comment = commit_on(&repo, "comment", &base, comment_only);
     let lab_dir = dir.join("lab");
     std::fs::create_dir_all(&lab_dir).expect("lab folder");
     let (mut server, token) = closed_lab(&lab_dir, &[]).await;
@@ -196,21 +198,6 @@ async fn e2e_ci_check_fails_a_slow_commit_and_passes_a_comment() {
         std::fs::read_to_string(dir.join("step-summary.md")).expect("$GITHUB_STEP_SUMMARY");
     assert!(step_summary.contains(regression), "{step_summary}");
 
-    // A comment only: no regression.
-    let commented = check(&lab, &token, &repo, &base, &comment, &dir);
-    assert_eq!(
-        commented.status.code(),
-        Some(0),
-        "{}\n{}",
-        text(&commented),
-        server.log()
-    );
-    let markdown = String::from_utf8_lossy(&commented.stdout).into_owned();
-    assert!(
-        markdown.contains("### mite perf lab: 0 regressions"),
-        "{markdown}"
-    );
-
     // The runs are ordinary runs of the lab: two builds each, uploaded.
     let runs: serde_json::Value = crate::common::http_client()
         .post(server.url("/api/list_runs"))
@@ -224,7 +211,7 @@ async fn e2e_ci_check_fails_a_slow_commit_and_passes_a_comment() {
         .await
         .expect("the runs");
     let items = runs["items"].as_array().cloned().unwrap_or_default();
-    assert!(items.len() >= 2, "{runs}");
+    assert!(!items.is_empty(), "{runs}");
     assert!(items.iter().all(|r| r["status"] == "done"), "{runs}");
 
     server.stop();
@@ -247,5 +234,39 @@ async fn e2e_ci_check_fails_a_slow_commit_and_passes_a_comment() {
         "{}",
         text(&down)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The slow tier: a commit that only edits a comment is no regression.
+/// Its figures differ only by the machine's noise, so the test has the
+/// machine to itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the slow tier: scripts/test --slow"]
+async fn e2e_ci_check_passes_a_comment_only_commit() {
+    let _turn = crate::common::have_the_machine().await;
+    let dir = crate::common::temp_dir("ci-comment");
+    let repo: PathBuf = dir.join("mite");
+    let base = mite_repository(&repo);
+    let comment = commit_on(&repo, "comment", &base, comment_only);
+    let lab_dir = dir.join("lab");
+    std::fs::create_dir_all(&lab_dir).expect("lab folder");
+    let (server, token) = closed_lab(&lab_dir, &[]).await;
+    let lab = server.url("");
+    // A comment only: no regression.
+    let commented = check(&lab, &token, &repo, &base, &comment, &dir);
+    assert_eq!(
+        commented.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&commented),
+        server.log()
+    );
+    let markdown = String::from_utf8_lossy(&commented.stdout).into_owned();
+    assert!(
+        markdown.contains("### mite perf lab: 0 regressions"),
+        "{markdown}"
+    );
+
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
