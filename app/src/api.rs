@@ -502,6 +502,15 @@ pub struct TrendPoint {
     pub excluded_by: Option<String>,
 }
 
+/// What a backfill of releases did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum BackfillOutcome {
+    /// The runs queued, oldest release first: (version, run).
+    Queued(Vec<(String, i64)>),
+    /// Why nothing was queued (the range, or no release in it).
+    Invalid(String),
+}
+
 /// One series' page: its points, its changes and its chart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesView {
@@ -610,6 +619,13 @@ pub trait LabApi: Send + Sync {
         kind: String,
         set: bool,
     ) -> BoxFuture<'a, Result<(), LabError>>;
+
+    /// Queues one run per PyPI release of `range` (`2.0.0..2.11.0`).
+    fn backfill<'a>(
+        &'a self,
+        caller: &'a Caller,
+        range: String,
+    ) -> BoxFuture<'a, Result<BackfillOutcome, LabError>>;
 }
 
 #[cfg(feature = "ssr")]
@@ -830,6 +846,14 @@ pub async fn mark_trend(
 ) -> Result<(), LabError> {
     let caller = allowed(Action::MarkTrend)?;
     lab()?.mark_trend(&caller, series, build, kind, set).await
+}
+
+/// Queues one run per PyPI release of `range` (runners and admins): a
+/// fresh lab's release history.
+#[server(endpoint = "backfill_releases")]
+pub async fn backfill_releases(range: String) -> Result<BackfillOutcome, LabError> {
+    let caller = allowed(Action::Launch)?;
+    lab()?.backfill(&caller, range).await
 }
 
 /// Makes a run the baseline of its label; returns the label.

@@ -171,6 +171,53 @@ pub fn release_numbers(version: &str) -> Option<Vec<u64>> {
     numbers.filter(|n| !n.is_empty())
 }
 
+/// A range of mite releases, both ends included: `2.0.0..2.11.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseRange {
+    pub from: Vec<u64>,
+    pub to: Vec<u64>,
+}
+
+impl std::str::FromStr for ReleaseRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "`{}` is not a range of releases: give FIRST..LAST, such as 2.0.0..2.11.0",
+                text.trim()
+            )
+        };
+        let (from, to) = text.trim().split_once("..").ok_or_else(bad)?;
+        let (from, to) = (
+            release_numbers(from).ok_or_else(bad)?,
+            release_numbers(to).ok_or_else(bad)?,
+        );
+        if from > to {
+            return Err(format!(
+                "`{}` runs backwards: the first release goes first",
+                text.trim()
+            ));
+        }
+        Ok(ReleaseRange { from, to })
+    }
+}
+
+impl ReleaseRange {
+    /// The releases among `versions` inside the range, oldest first
+    /// (pre-releases and dev builds are no releases).
+    pub fn releases_in(&self, versions: &[String]) -> Vec<String> {
+        let mut inside: Vec<(Vec<u64>, String)> = versions
+            .iter()
+            .filter_map(|v| Some((release_numbers(v)?, v.trim().to_string())))
+            .filter(|(n, _)| *n >= self.from && *n <= self.to)
+            .collect();
+        inside.sort();
+        inside.dedup_by(|a, b| a.0 == b.0);
+        inside.into_iter().map(|(_, v)| v).collect()
+    }
+}
+
 /// Sorts points into their order: releases by version, commits by time,
 /// others by when they ran; when kinds mix (a series of releases and
 /// commits), by when each first ran, the only order they share.
@@ -255,6 +302,38 @@ mod tests {
         assert!(MachineClass::of(&older, &build("3.11.7"))
             .0
             .contains("memory unknown"));
+    }
+
+    #[test]
+    fn a_release_range_takes_the_releases_inside_it_in_version_order() {
+        let range: ReleaseRange = "2.0.0..2.11.0".parse().expect("a range");
+        let pypi: Vec<String> = [
+            "0.1.10",
+            "1.1.9",
+            "2.0.0",
+            "2.10.0",
+            "2.11.0",
+            "2.12.0rc1",
+            "2.2.0",
+            "2.9.2",
+            "2.12.0",
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
+        assert_eq!(
+            range.releases_in(&pypi),
+            vec!["2.0.0", "2.2.0", "2.9.2", "2.10.0", "2.11.0"]
+        );
+        for bad in [
+            "2.0.0",
+            "2.0.0..",
+            "..2.1",
+            "2.0.0..latest",
+            "2.11.0..2.0.0",
+        ] {
+            assert!(bad.parse::<ReleaseRange>().is_err(), "{bad}");
+        }
     }
 
     #[test]

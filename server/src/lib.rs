@@ -32,6 +32,7 @@ pub mod cleanup;
 pub mod client;
 pub mod clock;
 pub mod compare;
+pub mod http_client;
 pub mod lab;
 pub mod library;
 pub mod metrics;

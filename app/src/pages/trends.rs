@@ -7,7 +7,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::answer_status;
 use super::signin::IfMay;
-use crate::api::{get_series, get_trends, MarkTrend, SeriesSummary, TrendChange};
+use crate::api::{
+    get_series, get_trends, BackfillOutcome, BackfillReleases, MarkTrend, SeriesSummary,
+    TrendChange,
+};
 use crate::charts;
 use domain::access::Action;
 
@@ -41,7 +44,39 @@ pub fn TrendsPage() -> impl IntoView {
                     }.into_any(),
                 })}
             </Transition>
+            <IfMay action=Action::Launch>
+                <Backfill/>
+            </IfMay>
         </section>
+    }
+}
+
+/// A fresh lab's release history: one queued run per PyPI release of a range.
+#[component]
+fn Backfill() -> impl IntoView {
+    let backfill = ServerAction::<BackfillReleases>::new();
+    view! {
+        <h2>"Release history"</h2>
+        <p class="hint">"Queue one run per mite release on PyPI in a range (10 and 100 journeys, 30 s, three repeats, labelled " <code>"releases"</code> "), so the trends show mite across its releases on this lab's machines. More choices: " <code>"mite-perf trend --backfill 2.0.0..2.11.0"</code> "."</p>
+        <ActionForm action=backfill attr:class="filters" attr:data-backfill="1">
+            <input type="text" name="range" placeholder="2.0.0..2.11.0" required/>
+            <button type="submit" disabled=move || backfill.pending().get()>"Queue the releases"</button>
+        </ActionForm>
+        {move || backfill.value().get().map(|answer| match answer {
+            Ok(BackfillOutcome::Queued(runs)) => {
+                let count = runs.len();
+                view! {
+                <p class="ok" data-backfilled=count.to_string()>
+                    {format!("Queued {count} runs: ")}
+                    {runs.into_iter().map(|(version, id)| view! {
+                        <a href=format!("/runs/{id}")>{version}</a>" "
+                    }).collect_view()}
+                </p>
+                }.into_any()
+            }
+            Ok(BackfillOutcome::Invalid(why)) => view! { <p class="error">{why}</p> }.into_any(),
+            Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+        })}
     }
 }
 

@@ -10,6 +10,8 @@ use mite_perf::trend::changepoint::Settings;
 use mite_perf::trend::format::{render, TrendFormat};
 use mite_perf::trend::history::{load_series, SeriesFilter, TrendError};
 
+use mite_perf::model::parse_duration;
+
 use super::{connect, DbArgs, EXIT_USAGE};
 
 #[derive(Args, Debug)]
@@ -39,13 +41,40 @@ pub(crate) struct TrendArgs {
     /// How to print the series.
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) format: TrendFormat,
+    /// Queue one run per PyPI release in this range (`2.0.0..2.11.0`, both
+    /// included) instead of printing: a fresh lab's release history. The
+    /// runs are labelled --label (`releases` when empty).
+    #[arg(long, value_name = "FIRST..LAST")]
+    pub(crate) backfill: Option<String>,
+    /// With --backfill: the concurrencies each release is measured at.
+    #[arg(
+        long,
+        default_value = "10,100",
+        requires = "backfill",
+        value_delimiter = ','
+    )]
+    pub(crate) concurrencies: Vec<u32>,
+    /// With --backfill: repeats of each scenario (pooled into one point).
+    #[arg(long, default_value_t = 3, requires = "backfill")]
+    pub(crate) repeat: u32,
+    /// With --backfill: how long each scenario runs.
+    #[arg(long, default_value = "30s", requires = "backfill", value_parser = parse_duration)]
+    pub(crate) duration: std::time::Duration,
+    /// With --backfill: the agent that must measure them all (one machine
+    /// class for the whole history; any free one by default).
+    #[arg(long, requires = "backfill")]
+    pub(crate) agent: Option<String>,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }
 
-/// Prints the series; exits 2 for bad usage.
+/// Prints the series (or queues the releases of --backfill); exits 2 for
+/// bad usage.
 pub(crate) async fn trend(args: TrendArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
+    if let Some(range) = &args.backfill {
+        return backfill(&store, range, &args).await;
+    }
     let filter = SeriesFilter {
         figures: args.figures,
         scenario: args.scenario,
@@ -67,6 +96,62 @@ pub(crate) async fn trend(args: TrendArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ TrendError::NoSuchFigure { .. }) => {
+            to_stderr!("error: {e}");
+            Ok(ExitCode::from(EXIT_USAGE))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Queues one run per release of `range`.
+async fn backfill(
+    store: &mite_perf::store::Store,
+    range: &str,
+    args: &TrendArgs,
+) -> anyhow::Result<ExitCode> {
+    use mite_perf::trend::backfill::{queue_releases, releases, BackfillError};
+    let by = std::env::var("USER").unwrap_or_default();
+    let template = mite_perf::model::RunParams {
+        label: if args.label.trim().is_empty() {
+            "releases".to_string()
+        } else {
+            args.label.trim().to_string()
+        },
+        agent: args.agent.clone(),
+        concurrencies: args.concurrencies.clone(),
+        duration_ms: u64::try_from(args.duration.as_millis()).unwrap_or(u64::MAX),
+        repeats: args.repeat,
+        ..mite_perf::model::RunParams::default()
+    };
+    let queued = match releases(range).await {
+        Ok(versions) => {
+            queue_releases(store, &versions, &template, &by, mite_perf::lab::MAX_QUEUED).await
+        }
+        Err(e) => Err(e),
+    };
+    match queued {
+        Ok(queued) => {
+            for (version, id) in &queued {
+                to_stdout!("queued run {id}: mite {version}");
+            }
+            let subject = format!("{} releases of {}", queued.len(), range.trim());
+            if let Err(e) = store
+                .record_activity(&by, "backfill", &subject, "command line")
+                .await
+            {
+                to_stderr!("the activity log could not record the backfill: {e}");
+            }
+            to_stdout!(
+                "{subject} queued: a lab agent measures them one after another; `mite-perf trend` shows them as they finish"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(
+            e @ (BackfillError::Range(_)
+            | BackfillError::NoRelease(_)
+            | BackfillError::TooMany { .. }
+            | BackfillError::Invalid(_)),
+        ) => {
             to_stderr!("error: {e}");
             Ok(ExitCode::from(EXIT_USAGE))
         }

@@ -12,6 +12,8 @@ use domain::builds::UploadedWheel;
 use domain::compare::ComparisonReport;
 use reqwest::StatusCode;
 
+use crate::http_client::http_client;
+
 /// How long one request may take (an upload of a large wheel included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -40,30 +42,6 @@ impl ClientError {
             _ => None,
         }
     }
-}
-
-/// rustls needs a process-wide cryptography provider; the lab uses ring.
-/// Installing it again is harmless.
-///
-/// rustls 0.23.48 deprecates ring's provider for its lack of post-quantum
-/// key exchange. ring builds in seconds with nothing but cc; aws-lc-rs,
-/// the other provider, adds minutes of C build to every clean build and
-/// test run. A CI job talking to its own lab does not need post-quantum
-/// secrecy; move to aws-lc-rs when rustls drops ring.
-#[allow(deprecated)]
-pub fn install_crypto() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// An HTTP client as the lab's commands and tests use it: rustls with the
-/// system's roots, no redirects followed (an answer is judged as it is).
-pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    install_crypto();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("mite-perf/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// A lab at an address, asked with a token.

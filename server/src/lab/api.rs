@@ -1,9 +1,9 @@
 //! The lab as the server functions see it ([`LabApi`]).
 
 use app::api::{
-    ActivityEntry, AgentView, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError, LaunchOutcome,
-    MiteView, PortView, QueueEntry, RunList, RunView, ScenarioCharts, SeriesSummary, SeriesView,
-    ShareLinkView,
+    ActivityEntry, AgentView, BackfillOutcome, BoxFuture, ChartPoints, ChartSpec, LabApi, LabError,
+    LaunchOutcome, MiteView, PortView, QueueEntry, RunList, RunView, ScenarioCharts, SeriesSummary,
+    SeriesView, ShareLinkView,
 };
 use domain::access::{Caller, Role};
 use futures_util::FutureExt;
@@ -273,6 +273,14 @@ impl LabApi for Lab {
                 .await
         }
         .boxed()
+    }
+
+    fn backfill<'a>(
+        &'a self,
+        caller: &'a Caller,
+        range: String,
+    ) -> BoxFuture<'a, Result<BackfillOutcome, LabError>> {
+        self.backfill_releases(caller, range).boxed()
     }
 
     fn matrix(&self, run_id: i64) -> BoxFuture<'_, Result<RunMatrix, LabError>> {

@@ -1,16 +1,54 @@
 //! The trends pages' views of the lab's series.
 
-use app::api::{LabError, SeriesSummary, SeriesView, TrendChange, TrendPoint};
+use app::api::{BackfillOutcome, LabError, SeriesSummary, SeriesView, TrendChange, TrendPoint};
 use domain::access::Caller;
 use domain::compare::Better;
 use domain::series::MarkKind;
 
 use super::Lab;
+use crate::trend::backfill::{self, queue_releases, releases, BackfillError};
 use crate::trend::changepoint::{Confidence, Settings, Step};
 use crate::trend::chart::series_chart;
 use crate::trend::history::{load_one, load_series, Series, SeriesFilter};
 
 impl Lab {
+    /// Queues one run per PyPI release of `range` by `caller`, with the
+    /// backfill's defaults; a range that is not one, or holds no release
+    /// (or too many), is answered, not an error.
+    pub async fn backfill_releases(
+        &self,
+        caller: &Caller,
+        range: String,
+    ) -> Result<BackfillOutcome, LabError> {
+        caller.require(domain::access::Action::Launch)?;
+        let versions = match releases(&range).await {
+            Ok(versions) => versions,
+            Err(
+                e @ (BackfillError::Range(_)
+                | BackfillError::NoRelease(_)
+                | BackfillError::TooMany { .. }),
+            ) => return Ok(BackfillOutcome::Invalid(e.to_string())),
+            Err(e) => return Err(backfill_error(e)),
+        };
+        let queued = queue_releases(
+            &self.store,
+            &versions,
+            &backfill::template(),
+            &caller.name,
+            super::MAX_QUEUED,
+        )
+        .await
+        .map_err(backfill_error)?;
+        self.wake.notify_one();
+        self.note(
+            caller,
+            "backfill",
+            &format!("{} releases of {}", queued.len(), range.trim()),
+        )
+        .await;
+        Ok(BackfillOutcome::Queued(queued))
+    }
+
     /// Every series whose figure key holds `figure` (all when empty).
     pub async fn trend_summaries(&self, figure: &str) -> Result<Vec<SeriesSummary>, LabError> {
         let figure = figure.trim().to_lowercase();
@@ -164,5 +202,15 @@ fn summary(series: &Series) -> SeriesSummary {
                 c.change * 100.0
             )
         }),
+    }
+}
+
+/// A backfill's failure as the pages' kinds say it.
+fn backfill_error(e: BackfillError) -> LabError {
+    match e {
+        BackfillError::Pypi(_) => LabError::Unavailable(e.to_string()),
+        BackfillError::QueueFull { .. } => LabError::Busy(e.to_string()),
+        BackfillError::Store(e) => e.into(),
+        other => LabError::invalid("range", other.to_string()),
     }
 }

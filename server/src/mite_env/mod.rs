@@ -3,10 +3,12 @@
 //! - [`builds`]: one venv per mite build (PyPI version, checkout, wheel), kept;
 //! - [`source`]: a local build's commit, dirty flag, fingerprint and hashes;
 //! - [`wheel`]: what makes an uploaded file a mite wheel;
-//! - [`git_wheels`]: wheels built from a repository's commits, kept by commit.
+//! - [`git_wheels`]: wheels built from a repository's commits, kept by commit;
+//! - [`pypi`]: mite's releases on PyPI.
 
 pub mod builds;
 pub mod git_wheels;
+pub mod pypi;
 pub mod source;
 pub mod wheel;
 

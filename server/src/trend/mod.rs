@@ -7,8 +7,10 @@
 //! - [`changepoint`]: finds the steps, outliers and creep in a series of
 //!   points (pure: no store, no clock);
 //! - [`format`]: series as text and JSON; [`chart`]: a series' chart;
-//! - [`synthetic`]: series with known steps, for its tests and benchmark.
+//! - [`synthetic`]: series with known steps, for its tests and benchmark;
+//! - [`backfill`]: one queued run per PyPI release of a range.
 
+pub mod backfill;
 pub mod changepoint;
 pub mod chart;
 pub mod format;

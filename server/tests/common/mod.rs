@@ -84,7 +84,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 }
 
 pub fn http_client() -> reqwest::Client {
-    mite_perf::client::install_crypto();
+    mite_perf::http_client::install_crypto();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .redirect(reqwest::redirect::Policy::none())

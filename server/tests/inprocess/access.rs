@@ -470,6 +470,11 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Page("/activity"), Role::Admin),
         (Ask::Call("launch_run", launch), Role::Runner),
         (Ask::Upload, Role::Runner),
+        // A range that is not one: answered (200) without asking PyPI.
+        (
+            Ask::Call("backfill_releases", "range=not-a-range"),
+            Role::Runner,
+        ),
         (Ask::Call("mark_baseline", "run_id={run}"), Role::Runner),
         (Ask::OwnRun("cancel_run"), Role::Runner),
         (Ask::OwnRun("remove_queued_run"), Role::Runner),
