@@ -569,11 +569,13 @@ pub trait LabApi: Send + Sync {
     fn builds(&self) -> BoxFuture<'_, Result<Vec<String>, LabError>>;
     /// The scenarios the live agents found in their `--scenario-dir` folders.
     fn library(&self) -> BoxFuture<'_, Result<Vec<LibraryScenario>, LabError>>;
-    /// `sides` as `12,15` or `12:1,12:2`; `threshold` as `5%`.
+    /// `sides` as `12,15` or `12:1,12:2`; `threshold` as `5%`; sides
+    /// measured on different machines only `across` machines.
     fn compare(
         &self,
         sides: String,
         threshold: Option<String>,
+        across: bool,
     ) -> BoxFuture<'_, Result<ComparisonReport, LabError>>;
     /// The sides' charts overlaid, per concurrency.
     fn compare_charts(&self, sides: String) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>>;
@@ -794,14 +796,18 @@ pub async fn get_library() -> Result<Vec<LibraryScenario>, LabError> {
 }
 
 /// Two runs (or two builds of one run) compared: `runs` is `12,15` (base
-/// first) or `12:1,12:2`.
+/// first) or `12:1,12:2`; runs of different machines only with `across`
+/// (`true`).
 #[server(endpoint = "compare_runs")]
 pub async fn compare_runs(
     runs: String,
     threshold: Option<String>,
+    across: Option<bool>,
 ) -> Result<ComparisonReport, LabError> {
     allowed(Action::Read)?;
-    lab()?.compare(runs, threshold).await
+    lab()?
+        .compare(runs, threshold, across.unwrap_or(false))
+        .await
 }
 
 /// The compared runs' charts on one elapsed-time axis (requests/s, runner

@@ -59,6 +59,28 @@ impl MachineClass {
     }
 }
 
+/// The machine's stable facts alone, without the Python a build ran
+/// with: `AMD EPYC 7B13 · 2 cores · 8 GiB · Linux 6.1` (and its epoch).
+/// The two sides of a comparison must share them; their Pythons may
+/// differ, as builds do.
+pub fn machine_facts(provenance: &Provenance) -> String {
+    let memory = provenance
+        .memory_bytes
+        .map(|b| format!("{} GiB", (b as f64 / GIB).round() as u64))
+        .unwrap_or_else(|| "memory unknown".into());
+    let mut facts = format!(
+        "{} · {} cores · {} · Linux {}",
+        provenance.cpu_model.trim(),
+        provenance.cores,
+        memory,
+        major_minor(&provenance.kernel),
+    );
+    if provenance.machine_epoch > 0 {
+        facts.push_str(&format!(" · epoch {}", provenance.machine_epoch));
+    }
+    facts
+}
+
 impl std::fmt::Display for MachineClass {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
@@ -302,6 +324,16 @@ mod tests {
         assert!(MachineClass::of(&older, &build("3.11.7"))
             .0
             .contains("memory unknown"));
+    }
+
+    #[test]
+    fn machine_facts_leave_python_out_and_keep_the_epoch() {
+        let mut p = provenance();
+        let facts = machine_facts(&p);
+        assert!(!facts.contains("Python"), "{facts}");
+        assert!(MachineClass::of(&p, &build("3.11.7")).0.starts_with(&facts));
+        p.machine_epoch = 2;
+        assert!(machine_facts(&p).ends_with(" · epoch 2"));
     }
 
     #[test]

@@ -30,13 +30,20 @@ pub fn ComparePage() -> impl IntoView {
     let query = use_query_map();
     let sides = move || sides_from_query(query.read().get_all("runs").unwrap_or_default());
     let threshold = move || query.read().get("threshold");
+    // `&across=1`: the sides ran on different machines, compared anyway.
+    let across = move || {
+        query
+            .read()
+            .get("across")
+            .is_some_and(|a| a == "1" || a == "true")
+    };
     let report = Resource::new(
-        move || (sides(), threshold()),
-        |(sides, threshold)| async move {
+        move || (sides(), threshold(), across()),
+        |(sides, threshold, across)| async move {
             if sides.is_empty() {
                 Ok(None)
             } else {
-                compare_runs(sides, threshold).await.map(Some)
+                compare_runs(sides, threshold, Some(across)).await.map(Some)
             }
         },
     );
@@ -54,7 +61,11 @@ pub fn ComparePage() -> impl IntoView {
                             " and compare them, or open a run of several builds and compare its builds."</p>
                     }.into_any(),
                     Ok(Some(report)) => {
-                        let csv = format!("/compare.csv?runs={}", sides());
+                        let csv = format!(
+                            "/compare.csv?runs={}{}",
+                            sides(),
+                            if across() { "&across=1" } else { "" }
+                        );
                         view! {
                             <ComparisonTable report=report.clone() changed_only=false/>
                             <p><a class="download" href=csv>"Download as CSV"</a></p>

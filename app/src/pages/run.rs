@@ -227,9 +227,9 @@ fn Baseline(run: RwSignal<RunView>) -> impl IntoView {
         move || (done(), baseline()),
         move |(done, baseline)| async move {
             match baseline {
-                Some(b) if done && b != id => {
-                    compare_runs(format!("{b},{id}"), None).await.map(Some)
-                }
+                Some(b) if done && b != id => compare_runs(format!("{b},{id}"), None, None)
+                    .await
+                    .map(Some),
                 _ => Ok(None),
             }
         },

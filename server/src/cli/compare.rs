@@ -23,6 +23,11 @@ pub(crate) struct VerdictArgs {
     /// How to print the comparison.
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) format: Format,
+    /// Compare runs measured on different machines (CPU, cores, memory,
+    /// kernel, epoch) anyway; the comparison says so. Without it they are
+    /// refused: their figures differ by machine as much as by mite.
+    #[arg(long)]
+    pub(crate) across_machines: bool,
 }
 
 #[derive(Args, Debug)]
@@ -99,7 +104,8 @@ pub(crate) async fn print_comparison(
     new: SideSpec,
     verdict: &VerdictArgs,
 ) -> ExitCode {
-    match compare::compare_runs(store, base, new, verdict.threshold).await {
+    match compare::compare_runs(store, base, new, verdict.threshold, verdict.across_machines).await
+    {
         Ok(report) => {
             {
                 use std::io::Write as _;

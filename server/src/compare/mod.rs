@@ -19,20 +19,45 @@ pub mod sides;
 pub mod stats;
 
 use domain::compare::ComparisonReport;
+use domain::series::machine_facts;
 use sides::{load_side, SideError, SideSpec};
 
 use crate::store::Store;
 
 /// Compares side `new` against side `base`; `baseline` on either side is
 /// the baseline of the other side's label.
+///
+/// Two sides measured on different machines (by their stable facts) are
+/// compared only `across_machines`, and the report then says so.
 pub async fn compare_runs(
     store: &Store,
     base: SideSpec,
     new: SideSpec,
     threshold: f64,
+    across_machines: bool,
 ) -> Result<ComparisonReport, SideError> {
     let (base_data, new_data) = load_sides(store, base, new).await?;
-    Ok(report::build_report(&base_data, &new_data, threshold))
+    let machines = match (&base_data.provenance, &new_data.provenance) {
+        (Some(b), Some(n)) => Some((machine_facts(b), machine_facts(n))),
+        _ => None,
+    };
+    let mut report = report::build_report(&base_data, &new_data, threshold);
+    if let Some((base_machine, new_machine)) = machines.filter(|(b, n)| b != n) {
+        if !across_machines {
+            return Err(SideError::OtherMachine {
+                base: base_machine,
+                new: new_machine,
+            });
+        }
+        report.warnings.insert(
+            0,
+            format!(
+                "compared across machines: {base_machine} against {new_machine}; a \
+                 difference may be the machines', not mite's"
+            ),
+        );
+    }
+    Ok(report)
 }
 
 /// Both sides' data; `baseline` on either side is the baseline of the

@@ -109,6 +109,12 @@ pub enum SideError {
     NoBaseline(String),
     #[error("run {0} has no label, so it has no baseline")]
     NoLabel(i64),
+    #[error(
+        "the two sides ran on different machines ({base} against {new}): their figures \
+         differ by machine as much as by mite; compare them anyway with --across-machines \
+         (on the compare page, add &across=1 to its address)"
+    )]
+    OtherMachine { base: String, new: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -134,6 +134,7 @@ impl LabApi for Lab {
         &self,
         sides: String,
         threshold: Option<String>,
+        across: bool,
     ) -> BoxFuture<'_, Result<ComparisonReport, LabError>> {
         async move {
             let (base, new) = parse_sides(&sides)?;
@@ -142,7 +143,7 @@ impl LabApi for Lab {
                 Some(text) => parse_threshold(text)
                     .map_err(|e| LabError::invalid("threshold", e.to_string()))?,
             };
-            compare_runs(&self.store, base, new, threshold)
+            compare_runs(&self.store, base, new, threshold, across)
                 .await
                 .map_err(side_error)
         }

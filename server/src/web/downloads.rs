@@ -412,11 +412,13 @@ async fn open_collector_file(
     tokio::fs::File::open(&path).await.map_err(|_| gone())
 }
 
-/// `?runs=12,15&threshold=5%` for [`comparison_csv`].
+/// `?runs=12,15&threshold=5%` (and `&across=1` for runs of different
+/// machines) for [`comparison_csv`].
 #[derive(Debug, serde::Deserialize)]
 pub struct CompareQuery {
     runs: String,
     threshold: Option<String>,
+    across: Option<String>,
 }
 
 /// A comparison as CSV: one row per side × concurrency × figure.
@@ -430,7 +432,11 @@ pub async fn comparison_csv(
         return ErrorResponse(e.into()).into_response();
     }
     let filename = format!("compare-{}.csv", query.runs.replace([',', ':'], "-"));
-    match state.lab.compare(query.runs, query.threshold).await {
+    let across = query
+        .across
+        .as_deref()
+        .is_some_and(|a| a == "1" || a == "true");
+    match state.lab.compare(query.runs, query.threshold, across).await {
         Ok(report) => (
             attachment("text/csv; charset=utf-8", &filename),
             crate::compare::format::render(&report, crate::compare::format::Format::Csv),

@@ -806,6 +806,78 @@ async fn local_builds_come_only_from_the_allowed_folders() {
     }
 }
 
+/// Runs measured on different machines are compared only when asked to
+/// (`across`), and the comparison then says so; another Python on the same
+/// machine is no other machine.
+#[tokio::test]
+async fn runs_of_different_machines_are_compared_only_when_asked() {
+    let f = fixture("across").await;
+    let store = f.lab.store();
+    let output = f.dir.join("output");
+    let (other, _) = crate::common::seed::finished_run(store, &output).await;
+    let (same_machine, _) = crate::common::seed::finished_run(store, &output).await;
+    let here = crate::common::seed::provenance("2.11.0", "AMD EPYC 7B13");
+    let mut newer_python = here.clone();
+    newer_python.builds[0].python_version = "3.12.1".into();
+    for (run, provenance) in [
+        (f.run_id, here),
+        (
+            other,
+            crate::common::seed::provenance("2.11.0", "Intel Xeon 8375C"),
+        ),
+        (same_machine, newer_python),
+    ] {
+        store
+            .save_provenance(run, &provenance)
+            .await
+            .expect("provenance");
+    }
+    let id = f.run_id;
+    let refused = call(&f.app, "compare_runs", &format!("runs={id}%2C{other}")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("ran on different machines")
+            && refused.body.contains("AMD EPYC 7B13")
+            && refused.body.contains("Intel Xeon 8375C")
+            && refused.body.contains("across"),
+        "{}",
+        refused.body
+    );
+    let csv = get(&f.app, &format!("/compare.csv?runs={id},{other}")).await;
+    assert_eq!(csv.status, StatusCode::BAD_REQUEST, "{}", csv.body);
+
+    let asked = call(
+        &f.app,
+        "compare_runs",
+        &format!("runs={id}%2C{other}&across=true"),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    let first_warning = asked.json()["warnings"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first_warning.starts_with("compared across machines: AMD EPYC 7B13"),
+        "{first_warning}"
+    );
+    let csv = get(&f.app, &format!("/compare.csv?runs={id},{other}&across=1")).await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.body);
+
+    let python = call(
+        &f.app,
+        "compare_runs",
+        &format!("runs={id}%2C{same_machine}"),
+    )
+    .await;
+    assert_eq!(python.status, StatusCode::OK, "{}", python.body);
+    assert!(
+        !python.body.contains("compared across machines"),
+        "{}",
+        python.body
+    );
+}
+
 #[tokio::test]
 async fn comparisons_answer_bad_input_400_and_missing_runs_404() {
     let f = fixture("compare").await;
