@@ -25,7 +25,9 @@ use mite_perf::compare::parse_threshold;
 use mite_perf::mite_env::git_wheels::first_parent_range;
 use mite_perf::model::parse_duration;
 
-use super::remote::{follow, launch_run, need_an_agent, LabAccess, RemoteError, WheelBuilding};
+use super::remote::{
+    file_name, follow, launch_run, need_an_agent, LabAccess, RemoteError, WheelBuilding,
+};
 
 /// The first bad commit was found.
 const EXIT_FOUND: u8 = 0;
@@ -107,12 +109,11 @@ impl LabProber<'_> {
             .await
             .map_err(|e| unbuildable(e.to_string()))?;
         let content = std::fs::read(&built.path).map_err(|e| unbuildable(e.to_string()))?;
-        let name = built
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let uploaded = match self.client.upload_wheel(&name, content).await {
+        let uploaded = match self
+            .client
+            .upload_wheel(&file_name(&built.path), content)
+            .await
+        {
             Ok(u) => u,
             // The lab refuses what is not a mite wheel: that commit does
             // not build one.

@@ -25,7 +25,9 @@ use mite_perf::compare::parse_threshold;
 use mite_perf::mite_env::git_wheels::resolve_commit;
 use mite_perf::model::parse_duration;
 
-use super::remote::{follow, launch_run, need_an_agent, LabAccess, RemoteError, WheelBuilding};
+use super::remote::{
+    file_name, follow, launch_run, need_an_agent, LabAccess, RemoteError, WheelBuilding,
+};
 
 /// No figure regressed.
 pub(crate) const EXIT_PASS: u8 = 0;
@@ -160,20 +162,18 @@ async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
         publish(args, &text);
         return Ok(EXIT_PASS);
     }
-    let file_name = |side: &Side| {
-        side.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
     to_stderr!(
         "uploading {} and {} to {}",
         base.name,
         head.name,
         client.base()
     );
-    let base_upload = client.upload_wheel(&file_name(&base), base_bytes).await?;
-    let head_upload = client.upload_wheel(&file_name(&head), head_bytes).await?;
+    let base_upload = client
+        .upload_wheel(&file_name(&base.path), base_bytes)
+        .await?;
+    let head_upload = client
+        .upload_wheel(&file_name(&head.path), head_bytes)
+        .await?;
     need_an_agent(&client, args.agent.as_deref()).await?;
     let launch = Launch {
         mite: format!("{},{}", base_upload.build, head_upload.build),
@@ -244,10 +244,7 @@ fn exit_code(verdict: &GateVerdict, fail_on_inconclusive: bool) -> u8 {
 async fn wheels(args: &CheckArgs) -> Result<(Side, Side), RemoteError> {
     if let (Some(base), Some(head)) = (&args.base_wheel, &args.head_wheel) {
         let side = |path: &Path| Side {
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            name: file_name(path),
             path: path.to_path_buf(),
         };
         return Ok((side(base), side(head)));
@@ -267,11 +264,7 @@ async fn wheels(args: &CheckArgs) -> Result<(Side, Side), RemoteError> {
         let built = args.wheels.build(repo, &commit).await?;
         to_stderr!(
             "built {} in {:.0} s",
-            built
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            file_name(&built.path),
             started.elapsed().as_secs_f64()
         );
         sides.push(Side {

@@ -37,6 +37,13 @@ pub(crate) struct LabAccess {
     pub(crate) token_file: Option<PathBuf>,
 }
 
+/// The last part of `path` (a wheel's file name), as text.
+pub(crate) fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// How wheels are built here, and how often a run is asked about.
 #[derive(Args, Debug)]
 pub(crate) struct WheelBuilding {
