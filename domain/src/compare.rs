@@ -78,6 +78,9 @@ pub enum Figure {
     MeanRss(ProcessKind),
     /// The runner's peak RSS per concurrent journey.
     MibPerJourney,
+    /// mite's own p99 response time over the steady seconds, read from its
+    /// bus (every transaction together).
+    LatencyP99,
 }
 
 /// mite's processes (the target is the lab's, not mite's).
@@ -95,6 +98,7 @@ impl Figure {
             Figure::RequestsPerSecond,
             Figure::RequestsPerRunnerCpuSecond,
             Figure::MibPerJourney,
+            Figure::LatencyP99,
         ];
         all.extend(MITE_PROCESSES.iter().map(|p| Figure::PeakRss(*p)));
         all.extend(MITE_PROCESSES.iter().map(|p| Figure::MeanRss(*p)));
@@ -114,6 +118,7 @@ impl Figure {
             Figure::RequestsPerSecond => "requests/s".into(),
             Figure::RequestsPerRunnerCpuSecond => "requests per runner CPU-s".into(),
             Figure::MibPerJourney => "MiB per journey".into(),
+            Figure::LatencyP99 => "mite p99 latency".into(),
             Figure::PeakRss(p) => format!("peak RSS {p}"),
             Figure::MeanRss(p) => format!("mean RSS {p}"),
         }
@@ -125,6 +130,7 @@ impl Figure {
             Figure::RequestsPerSecond => "requests_per_second".into(),
             Figure::RequestsPerRunnerCpuSecond => "requests_per_runner_cpu_second".into(),
             Figure::MibPerJourney => "mib_per_journey".into(),
+            Figure::LatencyP99 => "latency_p99".into(),
             Figure::PeakRss(p) => format!("peak_rss_{p}"),
             Figure::MeanRss(p) => format!("mean_rss_{p}"),
         }
@@ -135,7 +141,8 @@ impl Figure {
         match self {
             Figure::RequestsPerSecond => "req/s",
             Figure::RequestsPerRunnerCpuSecond => "req/CPU-s",
-            _ => "MiB",
+            Figure::LatencyP99 => "ms",
+            Figure::MibPerJourney | Figure::PeakRss(_) | Figure::MeanRss(_) => "MiB",
         }
     }
 
@@ -146,6 +153,7 @@ impl Figure {
                 crate::format::count(v.round() as i64)
             }
             Figure::MibPerJourney => format!("{v:.3}"),
+            Figure::LatencyP99 => format!("{v:.2}"),
             Figure::PeakRss(_) | Figure::MeanRss(_) => format!("{v:.1}"),
         }
     }
@@ -171,6 +179,7 @@ impl Figure {
                 .runners_peak_rss
                 .or_else(|| process(ProcessKind::Runner).map(|p| p.peak_rss))
                 .map(|rss| mib(rss) / f64::from(concurrency.max(1))),
+            Figure::LatencyP99 => figures.latency_p99_ms,
             Figure::PeakRss(kind) => process(*kind).map(|p| mib(p.peak_rss)),
             Figure::MeanRss(kind) => process(*kind).and_then(|p| p.mean_rss).map(mib),
         };
@@ -363,6 +372,7 @@ mod tests {
             other_cpu: None,
             runners: None,
             runners_peak_rss: None,
+            latency_p99_ms: None,
         };
         assert_eq!(Figure::RequestsPerSecond.value(&figures, 10), Some(100.0));
         assert_eq!(
@@ -383,7 +393,16 @@ mod tests {
             Figure::PeakRss(ProcessKind::Controller).value(&figures, 10),
             None
         );
-        assert_eq!(Figure::all().len(), 11);
+        // mite's latency only with its bus read.
+        assert_eq!(Figure::LatencyP99.value(&figures, 10), None);
+        let with_bus = ScenarioFigures {
+            latency_p99_ms: Some(4.25),
+            ..figures.clone()
+        };
+        assert_eq!(Figure::LatencyP99.value(&with_bus, 10), Some(4.25));
+        assert_eq!(Figure::LatencyP99.better(), Better::Lower);
+        assert_eq!(Figure::LatencyP99.format(4.25), "4.25");
+        assert_eq!(Figure::all().len(), 12);
         // The steady window, when there is one, is what is compared.
         let steady = ScenarioFigures {
             steady: Some(crate::figures::SteadyFigures {

@@ -57,6 +57,12 @@ pub struct ScenarioFigures {
     pub runners: Option<u32>,
     #[serde(default)]
     pub runners_peak_rss: Option<i64>,
+    /// mite's own p99 response time (ms), every transaction's responses
+    /// together, over the scenario's steady seconds: its bus seconds less
+    /// the first and the last with a response (absent when mite's bus was
+    /// not read, and for figures stored before it was kept).
+    #[serde(default)]
+    pub latency_p99_ms: Option<f64>,
 }
 
 /// Throughput over a scenario's steady window: from the end of the first
@@ -159,6 +165,9 @@ pub struct RunningFigures {
     runners_max: u32,
     #[serde(default)]
     runners_peak_rss: i64,
+    /// From mite's bus, once the scenario ended.
+    #[serde(default)]
+    latency_p99_ms: Option<f64>,
 }
 
 impl RunningFigures {
@@ -197,6 +206,12 @@ impl RunningFigures {
             totals.rss_sum += s.mem as f64;
             totals.busy += u64::from(cpu_demand(s) >= BUSY_CPU);
         }
+    }
+
+    /// Keeps mite's p99 response time over the steady seconds (ms), read
+    /// from its bus when the scenario ended.
+    pub fn set_latency_p99_ms(&mut self, p99_ms: Option<f64>) {
+        self.latency_p99_ms = p99_ms.filter(|v| v.is_finite() && *v > 0.0);
     }
 
     /// Adds a reading of the machine's CPU beyond the lab's processes.
@@ -240,6 +255,7 @@ impl RunningFigures {
                 .then(|| self.other_cpu_sum / self.other_cpu_readings as f64),
             runners: (self.runners_max > 0).then_some(self.runners_max),
             runners_peak_rss: (self.runners_max > 0).then_some(self.runners_peak_rss),
+            latency_p99_ms: self.latency_p99_ms,
         }
     }
 }

@@ -166,6 +166,7 @@ mod tests {
             other_cpu: other,
             runners: None,
             runners_peak_rss: None,
+            latency_p99_ms: None,
         }
     }
 

@@ -89,6 +89,9 @@ pub struct BusBatch {
     pub totals: Vec<TransactionTotal>,
     pub errors: Vec<ErrorCount>,
     pub counts: BusCounts,
+    /// mite's p99 response time (ms), every transaction together, over the
+    /// steady seconds handed out so far (see [`SteadyLatency`]).
+    pub steady_p99_ms: Option<f64>,
 }
 
 impl BusBatch {
@@ -117,6 +120,59 @@ pub struct BusTally {
     counts: BusCounts,
     /// Totals changed since they were last handed out.
     changed: bool,
+    steady: SteadyLatency,
+}
+
+/// Every response's latency over a scenario's steady seconds: its bus
+/// intervals less the first and the last with a response, as the steady
+/// window of the samples leaves out mite's start and wind-down. Fed an
+/// interval at a time as they are handed out, so it holds the latest one
+/// back until the next arrives; the one held when the scenario ends is its
+/// last and is never counted.
+struct SteadyLatency {
+    /// An interval with a response was seen (the first is left out).
+    started: bool,
+    held: Option<Histogram<u64>>,
+    counted: Histogram<u64>,
+}
+
+impl SteadyLatency {
+    fn new() -> Self {
+        SteadyLatency {
+            started: false,
+            held: None,
+            counted: histogram(),
+        }
+    }
+
+    /// One interval's latencies, every transaction together.
+    fn add_interval<'a>(&mut self, transactions: impl Iterator<Item = &'a Counts>) {
+        let mut interval = histogram();
+        for counts in transactions {
+            add_latencies(&mut interval, &counts.latency);
+        }
+        if interval.is_empty() {
+            return;
+        }
+        if !std::mem::replace(&mut self.started, true) {
+            return;
+        }
+        if let Some(previous) = self.held.replace(interval) {
+            add_latencies(&mut self.counted, &previous);
+        }
+    }
+
+    fn p99_ms(&self) -> Option<f64> {
+        (!self.counted.is_empty()).then(|| millis(self.counted.value_at_quantile(0.99)))
+    }
+}
+
+/// Adds `from` into `into` (histograms of the same bounds, so it cannot
+/// fail; a failure would drop those latencies, not the tally).
+fn add_latencies(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if let Err(e) = into.add(from) {
+        tracing::warn!("cannot add mite's latencies up: {e}");
+    }
 }
 
 impl BusTally {
@@ -131,6 +187,7 @@ impl BusTally {
             reports: Vec::new(),
             counts: BusCounts::default(),
             changed: false,
+            steady: SteadyLatency::new(),
         }
     }
 
@@ -279,6 +336,7 @@ impl BusTally {
                 break;
             }
             let (index, by_transaction) = entry.remove_entry();
+            self.steady.add_interval(by_transaction.values());
             let mut rows: Vec<TransactionInterval> = by_transaction
                 .into_iter()
                 .map(|(transaction, c)| TransactionInterval {
@@ -310,6 +368,7 @@ impl BusTally {
             totals,
             errors,
             counts: self.counts,
+            steady_p99_ms: self.steady.p99_ms(),
         }
     }
 
@@ -363,8 +422,7 @@ fn merge(into: &mut Counts, from: &Counts) {
     into.errors += from.errors;
     into.exceptions += from.exceptions;
     into.transactions += from.transactions;
-    // Both have the same bounds, so adding cannot fail.
-    let _ = into.latency.add(&from.latency);
+    add_latencies(&mut into.latency, &from.latency);
 }
 
 #[cfg(test)]
@@ -439,6 +497,56 @@ mod tests {
         let totals = tally.totals();
         let browse_total = &totals[0];
         assert_eq!((browse_total.requests, browse_total.errors), (101, 0));
+    }
+
+    #[test]
+    fn the_steady_p99_leaves_out_the_first_and_last_seconds_with_responses() {
+        let mut tally = BusTally::new(ORIGIN);
+        // Second 0: no response (a journey's start); second 1: mite's
+        // start-up, slow; seconds 2-4: 100 responses each of 1..=100 ms
+        // over two transactions; second 5: the wind-down, slow again.
+        tally.add(&BusMessage::TransactionEnd {
+            transaction: "",
+            time: at(10),
+            had_error: false,
+        });
+        for i in 0..50 {
+            tally.add(&response("start", 1000 + i, 200, 900.0));
+        }
+        for second in 2..=4 {
+            for i in 1..=100 {
+                let name = if i % 2 == 0 { "a" } else { "b" };
+                tally.add(&response(name, second * 1000 + i, 200, i as f64));
+            }
+        }
+        for i in 0..50 {
+            tally.add(&response("end", 5000 + i, 200, 800.0));
+        }
+        // Handed out a second at a time, as the sampler takes them: the
+        // latest is held back until the next comes.
+        assert_eq!(tally.take_ready(ORIGIN + 2300).steady_p99_ms, None);
+        let live = tally.take_ready(ORIGIN + 4300).steady_p99_ms;
+        assert!(
+            live.is_some_and(|p99| (98.9..=99.1).contains(&p99)),
+            "{live:?}"
+        );
+        let p99 = tally.take_all().steady_p99_ms.expect("a steady p99");
+        assert!((98.9..=99.1).contains(&p99), "p99 {p99}");
+        // Without the steady seconds, the slow ends would be the p99.
+        let whole = tally
+            .totals()
+            .iter()
+            .filter_map(|t| t.max_ms)
+            .fold(0.0, f64::max);
+        assert!(whole > 799.0, "max {whole}");
+    }
+
+    #[test]
+    fn a_scenario_of_two_seconds_or_less_has_no_steady_p99() {
+        let mut tally = BusTally::new(ORIGIN);
+        tally.add(&response("a", 100, 200, 5.0));
+        tally.add(&response("a", 1100, 200, 5.0));
+        assert_eq!(tally.take_all().steady_p99_ms, None);
     }
 
     #[test]

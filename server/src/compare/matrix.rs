@@ -103,6 +103,7 @@ pub fn matrix_charts(
         Figure::RequestsPerSecond,
         Figure::RequestsPerRunnerCpuSecond,
         Figure::MibPerJourney,
+        Figure::LatencyP99,
     ]
     .into_iter()
     .map(|f| (f.name(), f.unit(), vec![f]))
@@ -207,6 +208,7 @@ mod tests {
             other_cpu: None,
             runners: None,
             runners_peak_rss: None,
+            latency_p99_ms: None,
         }
     }
 

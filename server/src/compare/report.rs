@@ -156,6 +156,7 @@ mod tests {
             other_cpu: None,
             runners: None,
             runners_peak_rss: None,
+            latency_p99_ms: None,
         }
     }
 

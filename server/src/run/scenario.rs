@@ -238,6 +238,7 @@ impl ScenarioRun<'_> {
         // Always stored when read: with the last rows come the final counts.
         if let Some(reader) = bus {
             let last = reader.finish(quiet, BUS_DRAIN_LIMIT).await;
+            figures.set_latency_p99_ms(last.steady_p99_ms);
             self.sink
                 .push(SampleBatch {
                     scenario_id: self.scenario_id,

@@ -129,6 +129,20 @@ async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramp
             target.max_ms
         );
     }
+    // mite's p99 over the steady seconds, every transaction together, is
+    // kept with the scenario's figures (compared, and a trend's series).
+    let figures = store
+        .stored_figures(scenario.id)
+        .await
+        .expect("figures")
+        .expect("the scenario's figures");
+    let steady_p99 = figures.latency_p99_ms.expect("mite's steady p99");
+    let fastest = counted.values().map(|c| c.min_ms).fold(f64::MAX, f64::min);
+    let slowest = counted.values().map(|c| c.max_ms).fold(0.0, f64::max);
+    assert!(
+        steady_p99 >= fastest && steady_p99 <= slowest + 50.0,
+        "steady p99 {steady_p99} ms outside the target's {fastest}..{slowest} ms"
+    );
     let checkout = &counted["/checkout"];
     assert_eq!(checkout.errors, checkout.count / 4, "the target's own rule");
     assert_eq!(counted["/browse"].errors, 0);

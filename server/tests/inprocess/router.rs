@@ -973,6 +973,7 @@ async fn two_build_run(store: &Store, ratio: f64) -> i64 {
             other_cpu: None,
             runners: None,
             runners_peak_rss: None,
+            latency_p99_ms: None,
         };
         store
             .finish_scenario(scenario, ScenarioStatus::Done, None, None, &figures)
