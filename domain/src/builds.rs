@@ -49,6 +49,95 @@ pub struct UploadedWheel {
     pub size: u64,
     /// False when the lab had these bytes already.
     pub new: bool,
+    /// The commit the lab records for these bytes (the first upload's word).
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+/// The most parents a commit of an uploaded wheel may name.
+pub const MAX_PARENTS: usize = 16;
+
+/// The commit an uploaded wheel was built from, as the CI job that built it
+/// says: its hash, committer time (Unix seconds) and parents. Checked for
+/// form only (the lab has no repository to check it against); it places
+/// the wheel's runs in a trend's commit order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WheelCommit {
+    pub commit: String,
+    pub time: i64,
+    pub parents: Vec<String>,
+}
+
+impl WheelCommit {
+    /// Reads a commit's hash, its time and its parents (separated by commas
+    /// or spaces; none for a root commit). The error says which is wrong
+    /// and how.
+    pub fn parse(
+        commit: &str,
+        time: &str,
+        parents: &str,
+    ) -> Result<WheelCommit, (&'static str, String)> {
+        let commit = commit.trim();
+        if !is_git_hash(commit) {
+            return Err((
+                "commit",
+                format!(
+                    "`{}` is not a full git commit hash (40 or 64 lower-case hex digits)",
+                    shown(commit)
+                ),
+            ));
+        }
+        let time = match time.trim().parse::<i64>() {
+            Ok(t) if t > 0 => t,
+            _ => {
+                return Err((
+                    "commit_time",
+                    format!(
+                        "`{}` is not a commit time in Unix seconds",
+                        shown(time.trim())
+                    ),
+                ))
+            }
+        };
+        let parents: Vec<String> = parents
+            .split([',', ' '])
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(bad) = parents.iter().find(|p| !is_git_hash(p)) {
+            return Err((
+                "parents",
+                format!("`{}` is not a full git commit hash", shown(bad)),
+            ));
+        }
+        if parents.len() > MAX_PARENTS {
+            return Err((
+                "parents",
+                format!("{} parents: at most {MAX_PARENTS}", parents.len()),
+            ));
+        }
+        Ok(WheelCommit {
+            commit: commit.to_string(),
+            time,
+            parents,
+        })
+    }
+
+    /// The parents as [`WheelCommit::parse`] reads them back.
+    pub fn parents_text(&self) -> String {
+        self.parents.join(" ")
+    }
+}
+
+/// Whether `text` is a full git object name: SHA-1 (40) or SHA-256 (64)
+/// in lower-case hex.
+pub fn is_git_hash(text: &str) -> bool {
+    matches!(text.len(), 40 | 64) && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// At most 80 characters of what a caller sent, for an error message.
+fn shown(text: &str) -> String {
+    text.chars().take(80).collect()
 }
 
 /// Whether `text` is a SHA-256 in lower-case hex.
@@ -250,6 +339,42 @@ pub fn plan(concurrencies: &[u32], builds: usize, repeats: u32) -> Vec<Slot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wheels_commit_is_read_with_its_time_and_parents_or_refused() {
+        let a = "a".repeat(40);
+        let b = "b".repeat(40);
+        let read = WheelCommit::parse(&a, "1700000000", &format!("{b},{a}")).expect("valid");
+        assert_eq!(read.time, 1_700_000_000);
+        assert_eq!(read.parents, vec![b.clone(), a.clone()]);
+        assert_eq!(
+            WheelCommit::parse(&a, "1700000000", &read.parents_text()),
+            Ok(read)
+        );
+        let root = WheelCommit::parse(&"c".repeat(64), " 5 ", "").expect("a root");
+        assert!(root.parents.is_empty());
+        let field = |commit: &str, time: &str, parents: &str| {
+            WheelCommit::parse(commit, time, parents)
+                .expect_err("refused")
+                .0
+        };
+        assert_eq!(field("abc123", "1", ""), "commit");
+        assert_eq!(field(&"A".repeat(40), "1", ""), "commit");
+        assert_eq!(field(&a, "yesterday", ""), "commit_time");
+        assert_eq!(field(&a, "-5", ""), "commit_time");
+        assert_eq!(field(&a, "1", "HEAD~1"), "parents");
+        let many = vec![b.as_str(); MAX_PARENTS + 1].join(",");
+        assert_eq!(field(&a, "1", &many), "parents");
+        // What is echoed back is cut short.
+        let long = "x".repeat(5000);
+        assert!(
+            WheelCommit::parse(&long, "1", "")
+                .expect_err("long")
+                .1
+                .len()
+                < 200
+        );
+    }
 
     #[test]
     fn builds_parse_as_versions_paths_and_wheels() {

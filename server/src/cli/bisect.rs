@@ -111,7 +111,7 @@ impl LabProber<'_> {
         let content = std::fs::read(&built.path).map_err(|e| unbuildable(e.to_string()))?;
         let uploaded = match self
             .client
-            .upload_wheel(&file_name(&built.path), content)
+            .upload_wheel(&file_name(&built.path), content, Some(&built.commit))
             .await
         {
             Ok(u) => u,

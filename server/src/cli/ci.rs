@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
+use domain::builds::WheelCommit;
 use mite_perf::client::Launch;
 use mite_perf::compare::gate::{judge, Call, GateSettings, GateVerdict};
 use mite_perf::compare::gate_summary::{summary, SummaryContext};
@@ -140,10 +141,12 @@ pub(crate) async fn ci(command: CiCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One side: its wheel and how the summary names it.
+/// One side: its wheel, how the summary names it, and the commit it was
+/// built from (unknown for a wheel given as a file).
 struct Side {
     name: String,
     path: PathBuf,
+    commit: Option<WheelCommit>,
 }
 
 async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
@@ -169,10 +172,10 @@ async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
         client.base()
     );
     let base_upload = client
-        .upload_wheel(&file_name(&base.path), base_bytes)
+        .upload_wheel(&file_name(&base.path), base_bytes, base.commit.as_ref())
         .await?;
     let head_upload = client
-        .upload_wheel(&file_name(&head.path), head_bytes)
+        .upload_wheel(&file_name(&head.path), head_bytes, head.commit.as_ref())
         .await?;
     need_an_agent(&client, args.agent.as_deref()).await?;
     let launch = Launch {
@@ -246,6 +249,7 @@ async fn wheels(args: &CheckArgs) -> Result<(Side, Side), RemoteError> {
         let side = |path: &Path| Side {
             name: file_name(path),
             path: path.to_path_buf(),
+            commit: None,
         };
         return Ok((side(base), side(head)));
     }
@@ -270,6 +274,7 @@ async fn wheels(args: &CheckArgs) -> Result<(Side, Side), RemoteError> {
         sides.push(Side {
             name: format!("{reference} ({})", &commit[..12]),
             path: built.path,
+            commit: Some(built.commit),
         });
     }
     let head = sides

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use app::api::{AgentView, LabError, LaunchOutcome, RunView};
-use domain::builds::UploadedWheel;
+use domain::builds::{UploadedWheel, WheelCommit};
 use domain::compare::ComparisonReport;
 use reqwest::StatusCode;
 
@@ -139,16 +139,24 @@ impl LabClient {
         })
     }
 
-    /// Uploads the wheel `file_name` (`content`).
+    /// Uploads the wheel `file_name` (`content`), built from `commit` when
+    /// known (its runs then take their place in a trend's commit order).
     pub async fn upload_wheel(
         &self,
         file_name: &str,
         content: Vec<u8>,
+        commit: Option<&WheelCommit>,
     ) -> Result<UploadedWheel, ClientError> {
+        let mut query = vec![("name", file_name.to_string())];
+        if let Some(c) = commit {
+            query.push(("commit", c.commit.clone()));
+            query.push(("commit_time", c.time.to_string()));
+            query.push(("parents", c.parents.join(",")));
+        }
         let request = self
             .http
             .post(format!("{}/api/wheels", self.base))
-            .query(&[("name", file_name)])
+            .query(&query)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(content);
         self.send("the upload", request).await

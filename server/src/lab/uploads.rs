@@ -3,7 +3,7 @@
 
 use app::api::LabError;
 use domain::access::{Action, Caller};
-use domain::builds::{UploadedWheel, UPLOADED_PREFIX};
+use domain::builds::{UploadedWheel, WheelCommit, UPLOADED_PREFIX};
 
 use super::Lab;
 use crate::mite_env::source::sha256_bytes;
@@ -15,13 +15,9 @@ impl Lab {
         self.setup.policy.allow_uploaded_builds
     }
 
-    /// Keeps the wheel `file_name` (`content`) uploaded by `caller`.
-    pub async fn upload_wheel(
-        &self,
-        caller: &Caller,
-        file_name: &str,
-        content: &[u8],
-    ) -> Result<UploadedWheel, LabError> {
+    /// Whether `caller` may upload a wheel here: a runner's, on a lab that
+    /// takes them (asked before anything of the upload is read).
+    pub fn may_upload(&self, caller: &Caller) -> Result<(), LabError> {
         caller.require(Action::Launch)?;
         if !self.takes_uploads() {
             return Err(LabError::Forbidden(
@@ -30,6 +26,20 @@ impl Lab {
                     .into(),
             ));
         }
+        Ok(())
+    }
+
+    /// Keeps the wheel `file_name` (`content`) uploaded by `caller`, built
+    /// from `commit` if the caller said (checked for form: a hash, a time
+    /// and parents, all three or none).
+    pub async fn upload_wheel(
+        &self,
+        caller: &Caller,
+        file_name: &str,
+        content: &[u8],
+        commit: Option<WheelCommit>,
+    ) -> Result<UploadedWheel, LabError> {
+        self.may_upload(caller)?;
         let name = inspect(file_name, content).map_err(|e| match e {
             WheelError::Name(_) => LabError::invalid("name", e.to_string()),
             _ => LabError::invalid("wheel", e.to_string()),
@@ -37,8 +47,10 @@ impl Lab {
         let sha256 = sha256_bytes(content);
         let new = self
             .store
-            .put_wheel(&sha256, file_name, content, &caller.name)
+            .put_wheel(&sha256, file_name, content, &caller.name, commit.as_ref())
             .await?;
+        // The commit kept: the first upload's, or this one's.
+        let recorded = self.store.wheel(&sha256).await?.and_then(|w| w.commit());
         if new {
             self.note(
                 caller,
@@ -55,6 +67,7 @@ impl Lab {
             version: name.version,
             size: content.len() as u64,
             new,
+            commit: recorded.map(|c| c.commit),
         })
     }
 }

@@ -6,16 +6,19 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use domain::builds::WheelCommit;
+
 use super::builds::{run_quietly, InstallError};
 use super::data_dir;
+use super::source::{commit_time_and_parents, COMMIT_TIME_AND_PARENTS};
 use crate::child_env::CleanEnv;
 
 /// A wheel built from a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltWheel {
     pub path: PathBuf,
-    /// The full commit it was built from.
-    pub commit: String,
+    /// The commit it was built from: its hash, time and parents.
+    pub commit: WheelCommit,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,8 @@ pub enum WheelBuildError {
     },
     #[error("building {commit} left no wheel in {dir}")]
     NoWheel { commit: String, dir: PathBuf },
+    #[error("cannot read the time and parents of {commit}: {reason}")]
+    CommitFacts { commit: String, reason: String },
     #[error("cannot use {path}: {source}")]
     Folder {
         path: PathBuf,
@@ -114,6 +119,20 @@ pub fn resolve_commit(repo: &Path, reference: &str) -> Result<String, WheelBuild
     })
 }
 
+/// Commit `commit` of `repo`: its time and parents, as a wheel uploaded
+/// from it names them.
+pub fn commit_facts(repo: &Path, commit: &str) -> Result<WheelCommit, WheelBuildError> {
+    let unreadable = |reason: String| WheelBuildError::CommitFacts {
+        commit: commit.to_string(),
+        reason,
+    };
+    let line = git(repo, &["show", "-s", COMMIT_TIME_AND_PARENTS, commit]).map_err(unreadable)?;
+    let (time, parents) = commit_time_and_parents(&line);
+    let time = time.ok_or_else(|| unreadable(format!("git said `{line}`")))?;
+    WheelCommit::parse(commit, &time.to_string(), &parents.join(" "))
+        .map_err(|(_, reason)| unreadable(reason))
+}
+
 /// `good` and the first-parent commits after it up to and including
 /// `bad`, oldest first: (commit, subject). `good` must be an ancestor of `bad`.
 pub fn first_parent_range(
@@ -170,11 +189,12 @@ pub async fn build_wheel(
         let path = path.to_path_buf();
         move |source| WheelBuildError::Folder { path, source }
     };
+    let facts = commit_facts(repo, commit)?;
     let out = cache.join(commit);
     if let Some(path) = cached(&out) {
         return Ok(BuiltWheel {
             path,
-            commit: commit.to_string(),
+            commit: facts,
         });
     }
     std::fs::create_dir_all(cache).map_err(folder(cache))?;
@@ -224,6 +244,6 @@ pub async fn build_wheel(
     let _ = std::fs::remove_dir_all(&partial);
     Ok(BuiltWheel {
         path,
-        commit: commit.to_string(),
+        commit: facts,
     })
 }

@@ -39,6 +39,18 @@ const SKIPPED_DIRS: [&str; 9] = [
 /// Reads `dir`'s state: with git when it is a git checkout (commit, dirty
 /// flag), and in any case a fingerprint of every file's path, size and
 /// modification time.
+/// git's format for a commit's committer time and parents (`%ct %P`):
+/// read by [`commit_time_and_parents`].
+pub const COMMIT_TIME_AND_PARENTS: &str = "--format=%ct %P";
+
+/// A line of [`COMMIT_TIME_AND_PARENTS`]: the time, then the parents (none
+/// for a root commit).
+pub fn commit_time_and_parents(line: &str) -> (Option<i64>, Vec<String>) {
+    let mut words = line.split_whitespace();
+    let time = words.next().and_then(|t| t.parse().ok());
+    (time, words.map(str::to_string).collect())
+}
+
 pub fn checkout_state(dir: &Path) -> std::io::Result<CheckoutState> {
     let git = |args: &[&str]| -> Option<String> {
         let output = Command::new("git")
@@ -57,15 +69,10 @@ pub fn checkout_state(dir: &Path) -> std::io::Result<CheckoutState> {
     let git_dirty = git_commit.as_ref().and_then(|_| {
         git(&["status", "--porcelain", "--untracked-files=normal"]).map(|s| !s.trim().is_empty())
     });
-    // `%ct %P`: the committer time, then the parents (none for a root).
     let (git_commit_time, git_parents) = git_commit
         .as_ref()
-        .and_then(|_| git(&["show", "-s", "--format=%ct %P", "HEAD"]))
-        .map(|line| {
-            let mut words = line.split_whitespace();
-            let time = words.next().and_then(|t| t.parse().ok());
-            (time, words.map(str::to_string).collect())
-        })
+        .and_then(|_| git(&["show", "-s", COMMIT_TIME_AND_PARENTS, "HEAD"]))
+        .map(|line| commit_time_and_parents(&line))
         .unwrap_or_default();
     let mut hasher = Sha256::new();
     if let Some(commit) = &git_commit {

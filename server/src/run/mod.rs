@@ -22,13 +22,14 @@ pub mod sink;
 pub mod teardown;
 pub mod verdict;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use domain::builds::{MiteBuild, Slot};
-use domain::provenance::RunJson;
+use domain::builds::{MiteBuild, Slot, WheelCommit};
+use domain::provenance::{BuildProvenance, RunJson};
 
 use crate::mite_env::builds::BuildCache;
 use crate::mite_env::MiteEnv;
@@ -513,12 +514,14 @@ async fn close_run(
 }
 
 /// Writes the run's uploaded wheels from the database to this host's
-/// build folder (checked again on the way: hash and name).
+/// build folder (checked again on the way: hash and name), and gives the
+/// commits their uploaders named, by SHA-256.
 async fn place_uploads(
     store: &Store,
     params: &RunParams,
     setup: &LabSetup,
-) -> Result<(), Unprepared> {
+) -> Result<HashMap<String, WheelCommit>, Unprepared> {
+    let mut commits = HashMap::new();
     for build in &params.mite {
         let MiteBuild::Uploaded(sha) = build else {
             continue;
@@ -541,8 +544,23 @@ async fn place_uploads(
         setup
             .builds
             .place_upload(sha, &record.file_name, &content)?;
+        if let Some(commit) = record.commit() {
+            commits.insert(sha.clone(), commit);
+        }
     }
-    Ok(())
+    Ok(commits)
+}
+
+/// An uploaded wheel's build, with the commit its uploader named: placed
+/// in a trend's commit order like a checkout's (never marked clean or
+/// dirty: the lab did not see the tree).
+fn with_commit(mut provenance: BuildProvenance, commit: Option<&WheelCommit>) -> BuildProvenance {
+    if let Some(c) = commit {
+        provenance.git_commit = Some(c.commit.clone());
+        provenance.git_commit_time = Some(c.time);
+        provenance.git_parents = c.parents.clone();
+    }
+    provenance
 }
 
 /// Checks the run may go, makes its folder, installs its mite builds,
@@ -584,7 +602,7 @@ async fn prepare(
             message: message.to_string(),
         });
     };
-    place_uploads(store, params, setup).await.map_err(in_dir)?;
+    let commits = place_uploads(store, params, setup).await.map_err(in_dir)?;
     let mut installed = Vec::new();
     for build in params.builds() {
         // A stop while installing ends the installer (the future owns it,
@@ -595,7 +613,11 @@ async fn prepare(
                 return Err(in_dir(Unprepared::Stopped(build.to_string())));
             }
         };
-        installed.push(result.map_err(|e| in_dir(e.into()))?);
+        let mut build_installed = result.map_err(|e| in_dir(e.into()))?;
+        if let MiteBuild::Uploaded(sha) = &build {
+            build_installed.provenance = with_commit(build_installed.provenance, commits.get(sha));
+        }
+        installed.push(build_installed);
     }
     let envs: Vec<MiteEnv> = installed.iter().map(|b| b.env.clone()).collect();
     let env = output::environment(&envs[0]);

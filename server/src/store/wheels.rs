@@ -3,6 +3,8 @@
 //! exactly what was uploaded; the agent checks the hash again before it
 //! installs (a database row is not trusted).
 
+use domain::builds::WheelCommit;
+
 use super::{with_pool, Result, Store};
 use crate::clock::now_ms;
 
@@ -14,22 +16,54 @@ pub struct UploadedWheel {
     pub size: i64,
     pub uploaded_by: String,
     pub uploaded_at: i64,
+    git_commit: Option<String>,
+    git_commit_time: Option<i64>,
+    git_parents: Option<String>,
+}
+
+impl UploadedWheel {
+    /// The commit the uploader named, read again as it was checked when
+    /// uploaded (a row that no longer reads as one names none).
+    pub fn commit(&self) -> Option<WheelCommit> {
+        let commit = self.git_commit.as_deref()?;
+        let time = self.git_commit_time?.to_string();
+        let parents = self.git_parents.as_deref().unwrap_or_default();
+        match WheelCommit::parse(commit, &time, parents) {
+            Ok(read) => Some(read),
+            Err((field, reason)) => {
+                tracing::warn!(sha256 = %self.sha256, "a stored wheel's {field} is unreadable: {reason}");
+                None
+            }
+        }
+    }
 }
 
 impl Store {
-    /// Keeps `content` as the wheel `sha256` (named `file_name`); whether it
-    /// was new. Uploading the same bytes again keeps the first record.
+    /// Keeps `content` as the wheel `sha256` (named `file_name`), built
+    /// from `commit` if the uploader said; whether it was new. Uploading the
+    /// same bytes again keeps the first record, and adds a commit to a
+    /// record that had none.
     pub async fn put_wheel(
         &self,
         sha256: &str,
         file_name: &str,
         content: &[u8],
         by: &str,
+        commit: Option<&WheelCommit>,
     ) -> Result<bool> {
         let size = i64::try_from(content.len()).unwrap_or(i64::MAX);
+        let (git_commit, git_commit_time, git_parents) = match commit {
+            Some(c) => (
+                Some(c.commit.as_str()),
+                Some(c.time),
+                Some(c.parents_text()),
+            ),
+            None => (None, None, None),
+        };
         let rows = with_pool!(self, |pool| sqlx::query(
             "INSERT INTO uploaded_wheels (sha256, file_name, size, content, uploaded_by, \
-             uploaded_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING"
+             uploaded_at, git_commit, git_commit_time, git_parents) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (sha256) DO NOTHING"
         )
         .bind(sha256)
         .bind(file_name)
@@ -37,9 +71,25 @@ impl Store {
         .bind(content)
         .bind(by)
         .bind(now_ms())
+        .bind(git_commit)
+        .bind(git_commit_time)
+        .bind(&git_parents)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
+        if rows == 0 && git_commit.is_some() {
+            with_pool!(self, |pool| sqlx::query(
+                "UPDATE uploaded_wheels SET git_commit = $1, git_commit_time = $2, \
+                 git_parents = $3 WHERE sha256 = $4 AND git_commit IS NULL"
+            )
+            .bind(git_commit)
+            .bind(git_commit_time)
+            .bind(&git_parents)
+            .bind(sha256)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        }
         Ok(rows == 1)
     }
 
@@ -47,8 +97,8 @@ impl Store {
     pub async fn wheel(&self, sha256: &str) -> Result<Option<UploadedWheel>> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as::<_, UploadedWheel>(
-                "SELECT sha256, file_name, size, uploaded_by, uploaded_at FROM uploaded_wheels \
-             WHERE sha256 = $1",
+                "SELECT sha256, file_name, size, uploaded_by, uploaded_at, git_commit, \
+                 git_commit_time, git_parents FROM uploaded_wheels WHERE sha256 = $1",
             )
             .bind(sha256)
             .fetch_optional(pool)

@@ -214,6 +214,32 @@ async fn e2e_ci_check_fails_a_slow_commit_and_says_why_it_cannot_judge() {
     assert!(!items.is_empty(), "{runs}");
     assert!(items.iter().all(|r| r["status"] == "done"), "{runs}");
 
+    // Each uploaded wheel names the commit it was built from, with its
+    // time and parents: its runs fall in a trend's commit order.
+    let run_id = items[0]["id"].as_i64().expect("a run id");
+    let provenance = mite_perf::client::LabClient::new(&lab, Some(&token))
+        .expect("a client")
+        .run(run_id)
+        .await
+        .expect("the run")
+        .and_then(|r| r.provenance)
+        .expect("the run's provenance");
+    let builds: Vec<_> = provenance
+        .builds
+        .iter()
+        .map(|b| (b.git_commit.clone(), b.git_parents.clone()))
+        .collect();
+    assert_eq!(
+        builds,
+        vec![
+            (Some(base.clone()), Vec::new()),
+            (Some(slow.clone()), vec![base.clone()])
+        ]
+    );
+    assert!(provenance
+        .builds
+        .iter()
+        .all(|b| b.git_commit_time.is_some()));
     server.stop();
 
     // A lab with no agent (a web front alone): 3, and it says so.

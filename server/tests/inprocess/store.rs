@@ -789,19 +789,47 @@ async fn trend_marks_round_trip(store: &Store) {
     assert_eq!(store.trend_marks().await.expect("marks").len(), 1);
 }
 
-/// An uploaded wheel: its bytes back exactly (BLOB / BYTEA), kept once.
+/// An uploaded wheel: its bytes back exactly (BLOB / BYTEA), kept once;
+/// the commit it was built from added once and never replaced.
 async fn wheels_round_trip(store: &Store) {
+    use domain::builds::WheelCommit;
     let content: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
     let sha = mite_perf::mite_env::source::sha256_bytes(&content);
     let name = "mite-2.12.0-py3-none-any.whl";
     assert!(store
-        .put_wheel(&sha, name, &content, "token:ci")
+        .put_wheel(&sha, name, &content, "token:ci", None)
         .await
         .expect("put"));
+    assert_eq!(
+        store
+            .wheel(&sha)
+            .await
+            .expect("read")
+            .expect("kept")
+            .commit(),
+        None
+    );
+    let commit = |hash: char| {
+        WheelCommit::parse(&hash.to_string().repeat(40), "1700000000", &"b".repeat(40))
+            .expect("a commit")
+    };
     assert!(!store
-        .put_wheel(&sha, "mite-other.whl", b"x", "bo")
+        .put_wheel(&sha, "mite-other.whl", b"x", "bo", Some(&commit('a')))
         .await
         .expect("again"));
+    assert!(!store
+        .put_wheel(&sha, name, &content, "bo", Some(&commit('c')))
+        .await
+        .expect("once more"));
+    assert_eq!(
+        store
+            .wheel(&sha)
+            .await
+            .expect("read")
+            .expect("kept")
+            .commit(),
+        Some(commit('a'))
+    );
     let record = store.wheel(&sha).await.expect("read").expect("kept");
     assert_eq!(
         (

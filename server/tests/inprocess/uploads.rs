@@ -200,3 +200,61 @@ async fn what_is_not_a_mite_wheel_is_refused_with_the_reason_and_nothing_kept() 
     let sha = mite_perf::mite_env::source::sha256_bytes(&wheel);
     assert_eq!(f.store.wheel(&sha).await.expect("read"), None);
 }
+
+#[tokio::test]
+async fn a_wheels_commit_is_kept_once_and_a_malformed_one_refused() {
+    let f = fixture("commit", true).await;
+    let wheel = fake_wheel("mite", "2.12.0");
+    let sha = mite_perf::mite_env::source::sha256_bytes(&wheel);
+    let (commit, parent) = ("c".repeat(40), "d".repeat(40));
+    // Half a commit, or one that is not a hash, a time or parents: refused
+    // with the field, and nothing kept.
+    for (query, field) in [
+        (format!("commit={commit}"), "commit"),
+        ("commit_time=1700000000".to_string(), "commit"),
+        (format!("parents={parent}"), "commit"),
+        ("commit=HEAD&commit_time=1700000000".to_string(), "commit"),
+        (format!("commit={commit}&commit_time=soon"), "commit_time"),
+        (
+            format!("commit={commit}&commit_time=1700000000&parents=main"),
+            "parents",
+        ),
+    ] {
+        let answer = upload(&f.app, &format!("{NAME}&{query}"), wheel.clone()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.body
+        );
+        assert!(
+            answer.body.starts_with(&format!("{field}: ")),
+            "{query}: {}",
+            answer.body
+        );
+        assert_eq!(f.store.wheel(&sha).await.expect("read"), None, "{query}");
+    }
+    let with = |c: &str| format!("{NAME}&commit={c}&commit_time=1700000000&parents={parent}");
+    let answer = upload(&f.app, &with(&commit), wheel.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let first: domain::builds::UploadedWheel =
+        serde_json::from_str(&answer.body).expect("the answer");
+    assert_eq!(first.commit.as_deref(), Some(commit.as_str()));
+    // The same bytes said to be another commit: the first word stands.
+    let again: domain::builds::UploadedWheel =
+        serde_json::from_str(&upload(&f.app, &with(&"e".repeat(40)), wheel).await.body)
+            .expect("again");
+    assert_eq!(again.commit.as_deref(), Some(commit.as_str()));
+    let kept = f
+        .store
+        .wheel(&sha)
+        .await
+        .expect("read")
+        .expect("kept")
+        .commit()
+        .expect("its commit");
+    assert_eq!(
+        (kept.commit.as_str(), kept.time, kept.parents.clone()),
+        (commit.as_str(), 1_700_000_000, vec![parent])
+    );
+}
