@@ -1,9 +1,10 @@
 //! The lab's reader on mite's message bus: a ZeroMQ PULL socket on the
 //! duplicator's output of the lab's own (PUSH load-balances between its
 //! consumers, so the lab never shares the collector's), counting every
-//! message into a [`BusTally`] as it arrives, on a thread of its own. A
-//! runner freezes when its messages are not taken, so the reader only ever
-//! counts: never waits on the database or anything else.
+//! message into a [`BusTally`], on a thread of its own that wakes every
+//! [`GATHER`] and reads all that arrived meanwhile. A runner freezes when
+//! its messages are not taken, so the reader only ever counts: never waits
+//! on the database or anything else.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -92,20 +93,23 @@ impl BusReader {
                             return;
                         }
                     };
-                    runtime.block_on(async move {
-                        let mut socket = PullSocket::new();
-                        let outcome = tokio::select! {
-                            outcome = socket.connect(&endpoint) => outcome,
-                            _ = stop.cancelled() => return,
-                        };
-                        let failed = outcome.is_err();
-                        let _ = connected_tx.send(outcome.map_err(|e| e.to_string()));
-                        if !failed {
-                            receive(&mut socket, &shared, &stop).await;
+                    let mut socket = PullSocket::new();
+                    let outcome = runtime.block_on(async {
+                        tokio::select! {
+                            outcome = socket.connect(&endpoint) => Some(outcome),
+                            _ = stop.cancelled() => None,
                         }
-                        let _ = socket.close().await;
-                        shared.cpu_ms.store(thread_cpu_ms(), Ordering::Relaxed);
                     });
+                    let Some(outcome) = outcome else {
+                        return;
+                    };
+                    let failed = outcome.is_err();
+                    let _ = connected_tx.send(outcome.map_err(|e| e.to_string()));
+                    if !failed {
+                        receive(&runtime, &mut socket, &shared, &stop);
+                    }
+                    let _ = runtime.block_on(socket.close());
+                    shared.cpu_ms.store(thread_cpu_ms(), Ordering::Relaxed);
                 })
                 .map_err(|e| BusError::Thread(e.to_string()))?
         };
@@ -177,49 +181,72 @@ impl Drop for BusReader {
     }
 }
 
-/// Once nothing more is waiting, the reader sleeps this long: messages
-/// gather in the socket's buffers meanwhile (150 at 30,000 a second, far
-/// below what the duplicator queues before it drops: 1,000 plus the
-/// kernel's buffers), so each wake-up reads many, not one (BENCHMARKS.md).
-const GATHER: Duration = Duration::from_millis(5);
+/// Between readings the reader's thread sleeps this long outside its
+/// runtime, so that nothing wakes it while mite's messages gather in the
+/// kernel's buffers (320 at 16,000 a second, far below what the duplicator
+/// queues before it drops: 1,000 plus those buffers); each reading then
+/// takes them all. Sleeping on the runtime instead left its epoll woken by
+/// every packet (BENCHMARKS.md, the bus reader).
+const GATHER: Duration = Duration::from_millis(20);
 
-async fn receive(socket: &mut PullSocket, shared: &Shared, stop: &CancellationToken) {
-    use futures_util::FutureExt;
-    loop {
-        // What is waiting already, without a wake-up; else gather a while.
-        let message = match socket.recv().now_or_never() {
-            Some(message) => message,
-            None => {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(GATHER) => {}
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    message = socket.recv() => message,
-                }
+fn receive(
+    runtime: &tokio::runtime::Runtime,
+    socket: &mut PullSocket,
+    shared: &Shared,
+    stop: &CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        std::thread::sleep(GATHER);
+        runtime.block_on(async {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = drain(socket, shared, GATHER) => {}
             }
-        };
-        match message {
-            Ok(message) => {
-                shared.latest_ms.store(now_ms(), Ordering::Relaxed);
-                let mut tally = shared.tally();
-                for frame in message.iter() {
-                    match decode(frame) {
-                        Ok(decoded) => tally.add(&decoded),
-                        Err(error) => {
-                            tally.add_undecodable();
-                            tracing::debug!(%error, "a bus frame the lab cannot read");
-                        }
+        });
+    }
+    // What arrived since the last reading is counted too.
+    runtime.block_on(drain(socket, shared, Duration::from_millis(1)));
+}
+
+/// Counts every message waiting, once the first comes (within `wait`).
+async fn drain(socket: &mut PullSocket, shared: &Shared, wait: Duration) {
+    use futures_util::FutureExt;
+    // The first needs the runtime to see the socket readable; the rest
+    // are waiting already.
+    let Ok(first) = tokio::time::timeout(wait, socket.recv()).await else {
+        return;
+    };
+    shared.latest_ms.store(now_ms(), Ordering::Relaxed);
+    let mut tally = shared.tally();
+    let mut next = Some(first);
+    while let Some(message) = next.take() {
+        if !count(message, &mut tally) {
+            return;
+        }
+        next = socket.recv().now_or_never();
+    }
+}
+
+/// Counts one message; false when the socket failed (the duplicator went
+/// away, in the scenario's teardown: a new one would connect again; until
+/// then there is nothing to read).
+fn count(message: zeromq::ZmqResult<zeromq::ZmqMessage>, tally: &mut BusTally) -> bool {
+    match message {
+        Ok(message) => {
+            for frame in message.iter() {
+                match decode(frame) {
+                    Ok(decoded) => tally.add(&decoded),
+                    Err(error) => {
+                        tally.add_undecodable();
+                        tracing::debug!(%error, "a bus frame the lab cannot read");
                     }
                 }
             }
-            // The duplicator went away (the scenario's teardown): a new
-            // one would connect again; until then there is nothing to read.
-            Err(error) => {
-                tracing::debug!(%error, "mite's bus");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            true
+        }
+        Err(error) => {
+            tracing::debug!(%error, "mite's bus");
+            false
         }
     }
 }

@@ -3,9 +3,14 @@
 //! controller's required against actual concurrency. Pure: the reader feeds
 //! it, the sampler takes what is ready at each tick.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
+// Counting looks a transaction's name up four times a message (its
+// interval, the totals): rustc's hash rather than SipHash, which was a
+// tenth of the reader's CPU (BENCHMARKS.md, the bus reader); the names
+// are mite's own.
+use rustc_hash::FxHashMap as HashMap;
 
 use super::message::BusMessage;
 use crate::model::{
@@ -182,7 +187,7 @@ impl BusTally {
             origin_ms,
             open: BTreeMap::new(),
             next_out: 0,
-            totals: HashMap::new(),
+            totals: HashMap::default(),
             errors: BTreeMap::new(),
             reports: Vec::new(),
             counts: BusCounts::default(),
