@@ -116,6 +116,9 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if !std::thread::panicking() {
+            assert_possible_cpu(&self.dir);
+        }
     }
 }
 
@@ -732,7 +735,47 @@ impl CliLab {
 impl Drop for CliLab {
     fn drop(&mut self) {
         if !std::thread::panicking() {
+            assert_possible_cpu(&self.dir);
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Every `samples.csv` under `dir` holds only CPU readings a process can
+/// have: none above 100 % times the machine's cores (a reading divided by
+/// a too-short interval once gave 1,071.9 % on 2 cores). Checked as each
+/// lab of the suite is dropped, so that every file the suite writes is.
+pub fn assert_possible_cpu(dir: &Path) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.file_name().is_some_and(|n| n == "samples.csv") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let mut lines = text.lines();
+                let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+                let Some(cpu) = header.iter().position(|c| *c == "cpu") else {
+                    panic!("{}: no cpu column in {header:?}", path.display());
+                };
+                for line in lines {
+                    let reading: f64 = line
+                        .split(',')
+                        .nth(cpu)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| panic!("{}: no CPU in `{line}`", path.display()));
+                    assert!(
+                        (0.0..=100.0 * cores).contains(&reading),
+                        "{}: an impossible CPU reading on {cores} cores: `{line}`",
+                        path.display()
+                    );
+                }
+            }
         }
     }
 }

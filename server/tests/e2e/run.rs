@@ -513,3 +513,25 @@ fn bad_flags_get_a_clear_message() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+/// The check every lab of the suite runs on its samples.csv files as it is
+/// dropped refuses the reading issue 21 found (1,071.9 % on 2 cores).
+#[test]
+fn the_suites_cpu_check_refuses_an_impossible_reading() {
+    let dir = crate::common::temp_dir("impossible-cpu");
+    let run = dir.join("output/2026-12-07/10-00");
+    std::fs::create_dir_all(&run).expect("a run folder");
+    let header =
+        "elapsed,process,cpu,mem,scenario,requests,requests_in_interval,timestamp,pid,concurrency";
+    let csv = |cpu: &str| {
+        format!("{header}\n14.001,http,12.5,1,s,,,0,1,1000\n14.002,http,{cpu},1,s,,,0,1,1000\n")
+    };
+    std::fs::write(run.join("samples.csv"), csv("99.5")).expect("a possible file");
+    crate::common::assert_possible_cpu(&dir);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let impossible = format!("{:.1}", 100.0 * cores as f64 + 871.9);
+    std::fs::write(run.join("samples.csv"), csv(&impossible)).expect("an impossible file");
+    let refused = std::panic::catch_unwind(|| crate::common::assert_possible_cpu(&dir));
+    assert!(refused.is_err(), "{impossible} % on {cores} cores passed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
