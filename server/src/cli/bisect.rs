@@ -48,7 +48,7 @@ pub(crate) struct BisectArgs {
     #[arg(long)]
     bad: String,
     /// The figure: requests_per_second, requests_per_runner_cpu_second,
-    /// mib_per_journey, peak_rss_runner, mean_rss_collector, …
+    /// mib_per_journey, latency_p99, peak_rss_runner, mean_rss_collector, …
     #[arg(long, default_value = "requests_per_runner_cpu_second")]
     figure: String,
     /// The concurrency the figure is read at.

@@ -17,7 +17,7 @@ use super::{connect, DbArgs, EXIT_USAGE};
 #[derive(Args, Debug)]
 pub(crate) struct TrendArgs {
     /// Only this figure (repeatable): requests_per_second,
-    /// requests_per_runner_cpu_second, mib_per_journey, peak_rss_runner, …
+    /// requests_per_runner_cpu_second, mib_per_journey, latency_p99, peak_rss_runner, …
     #[arg(long = "figure")]
     pub(crate) figures: Vec<String>,
     /// Only scenarios whose name holds this (`built-in`, `checkout`).
