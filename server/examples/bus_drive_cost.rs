@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use mite_perf::bus::message::decode;
+use mite_perf::bus::reader::count_frames;
 use mite_perf::bus::tally::BusTally;
 use zeromq::{PullSocket, Socket, SocketRecv, ZmqMessage};
 
@@ -32,12 +32,7 @@ fn thread_cpu_ms() -> f64 {
 }
 
 fn count(tally: &mut BusTally, message: &ZmqMessage) {
-    for frame in message.iter() {
-        match decode(frame) {
-            Ok(decoded) => tally.add(&decoded),
-            Err(_) => tally.add_undecodable(),
-        }
-    }
+    count_frames(message, tally);
 }
 
 fn main() -> anyhow::Result<()> {

@@ -227,21 +227,27 @@ async fn drain(socket: &mut PullSocket, shared: &Shared, wait: Duration) {
     }
 }
 
+/// Counts every frame of `message` (a frame the lab cannot read counts as
+/// undecodable).
+pub fn count_frames(message: &zeromq::ZmqMessage, tally: &mut BusTally) {
+    for frame in message.iter() {
+        match decode(frame) {
+            Ok(decoded) => tally.add(&decoded),
+            Err(error) => {
+                tally.add_undecodable();
+                tracing::debug!(%error, "a bus frame the lab cannot read");
+            }
+        }
+    }
+}
+
 /// Counts one message; false when the socket failed (the duplicator went
 /// away, in the scenario's teardown: a new one would connect again; until
 /// then there is nothing to read).
 fn count(message: zeromq::ZmqResult<zeromq::ZmqMessage>, tally: &mut BusTally) -> bool {
     match message {
         Ok(message) => {
-            for frame in message.iter() {
-                match decode(frame) {
-                    Ok(decoded) => tally.add(&decoded),
-                    Err(error) => {
-                        tally.add_undecodable();
-                        tracing::debug!(%error, "a bus frame the lab cannot read");
-                    }
-                }
-            }
+            count_frames(&message, tally);
             true
         }
         Err(error) => {
