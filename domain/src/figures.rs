@@ -2,7 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ProcessKind, Sample};
+use crate::model::{ProcessKind, Sample, MIN_INTERVAL};
+
+/// The shortest interval a rate is computed over: a closing sample taken
+/// a moment after a tick divides a handful of requests by a millisecond.
+const MIN_RATE_INTERVAL_MS: i64 = MIN_INTERVAL.as_millis() as i64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessFigures {
@@ -118,13 +122,13 @@ pub fn steady_figures(samples: &[Sample]) -> Option<SteadyFigures> {
     })
 }
 
-/// Figures for one scenario's samples (in time order), sampled every `interval_ms`.
-pub fn scenario_figures(samples: &[Sample], interval_ms: i64) -> ScenarioFigures {
+/// Figures for one scenario's samples (in time order).
+pub fn scenario_figures(samples: &[Sample]) -> ScenarioFigures {
     let mut running = RunningFigures::default();
     for sample in samples {
         running.add(sample);
     }
-    running.figures(interval_ms)
+    running.figures()
 }
 
 /// Per-process totals so far.
@@ -148,9 +152,21 @@ struct ProcessTotals {
 pub struct RunningFigures {
     total_requests: i64,
     last_elapsed_ms: i64,
-    peak_in_interval: i64,
-    /// Sum of the runner's CPU readings (percent of one core).
-    runner_cpu_sum: f64,
+    /// The target's latest sample (elapsed ms): its next interval starts there.
+    #[serde(default)]
+    target_last_ms: i64,
+    /// The most requests a second served over one interval of at least
+    /// [`MIN_RATE_INTERVAL_MS`], each over its real length (a late tick's
+    /// longer interval is not read as a faster one).
+    #[serde(default)]
+    peak_rate: f64,
+    /// The runners' CPU time (seconds): each reading over the time since
+    /// that runner's previous sample.
+    #[serde(default)]
+    runner_cpu_seconds: f64,
+    /// Each runner's latest sample: (pid, elapsed ms).
+    #[serde(default)]
+    runner_last_ms: Vec<(i64, i64)>,
     /// In [`ProcessKind::ALL`] order.
     processes: [Option<ProcessTotals>; 5],
     /// The machine's other load: sum of readings and how many.
@@ -177,12 +193,31 @@ impl RunningFigures {
             if let Some(n) = s.requests {
                 self.total_requests = self.total_requests.max(n);
             }
-            if let Some(n) = s.requests_in_interval {
-                self.peak_in_interval = self.peak_in_interval.max(n);
+            // The target's count is read at every tick, from the scenario's start.
+            let gap_ms = s.elapsed_ms - std::mem::replace(&mut self.target_last_ms, s.elapsed_ms);
+            if let Some(n) = s
+                .requests_in_interval
+                .filter(|_| gap_ms >= MIN_RATE_INTERVAL_MS)
+            {
+                self.peak_rate = self.peak_rate.max(n as f64 * 1000.0 / gap_ms as f64);
             }
         }
         if s.process == ProcessKind::Runner {
-            self.runner_cpu_sum += s.cpu;
+            // Its CPU reading is a share of a core since its previous
+            // sample (or since the scenario's start, when it was first read).
+            let since_ms = match self
+                .runner_last_ms
+                .iter_mut()
+                .find(|(pid, _)| *pid == s.pid)
+            {
+                Some((_, last)) => std::mem::replace(last, s.elapsed_ms),
+                None => {
+                    self.runner_last_ms.push((s.pid, s.elapsed_ms));
+                    0
+                }
+            };
+            self.runner_cpu_seconds +=
+                s.cpu / 100.0 * (s.elapsed_ms - since_ms).max(0) as f64 / 1000.0;
             let (at, count, rss) = &mut self.runner_tick;
             if *at == s.elapsed_ms && *count > 0 {
                 *count += 1;
@@ -220,10 +255,11 @@ impl RunningFigures {
         self.other_cpu_readings += 1;
     }
 
-    pub fn figures(&self, interval_ms: i64) -> ScenarioFigures {
+    /// The figures so far. Rates are over each interval's real length, so
+    /// the sampling interval asked for no longer enters them.
+    pub fn figures(&self) -> ScenarioFigures {
         let measured_seconds = self.last_elapsed_ms as f64 / 1000.0;
-        let interval_s = (interval_ms.max(1)) as f64 / 1000.0;
-        let runner_cpu_seconds = self.runner_cpu_sum / 100.0 * interval_s;
+        let runner_cpu_seconds = self.runner_cpu_seconds;
         ScenarioFigures {
             total_requests: self.total_requests,
             measured_seconds,
@@ -232,7 +268,7 @@ impl RunningFigures {
             } else {
                 0.0
             },
-            peak_requests_per_second: self.peak_in_interval as f64 / interval_s,
+            peak_requests_per_second: self.peak_rate,
             requests_per_runner_cpu_second: (runner_cpu_seconds > 0.0)
                 .then(|| self.total_requests as f64 / runner_cpu_seconds),
             processes: ProcessKind::ALL
@@ -292,7 +328,7 @@ mod tests {
             sample(ProcessKind::Target, 2000, 20.0, 200, Some((3000, 2000))),
             sample(ProcessKind::Runner, 2000, 100.0, 200, None),
         ];
-        let f = scenario_figures(&samples, 1000);
+        let f = scenario_figures(&samples);
         assert_eq!(f.total_requests, 3000);
         assert_eq!(f.mean_requests_per_second, 1500.0);
         assert_eq!(f.peak_requests_per_second, 2000.0);
@@ -307,6 +343,36 @@ mod tests {
         assert_eq!(f.processes[1].busy_share, Some(0.5));
         assert_eq!(f.processes[0].busy_share, Some(0.0));
         assert_eq!(f.other_cpu, None);
+    }
+
+    #[test]
+    fn rates_are_over_each_intervals_real_length_and_a_closing_sample_is_no_peak() {
+        let runner = |pid, t, cpu| Sample {
+            pid,
+            ..sample(ProcessKind::Runner, t, cpu, 1, None)
+        };
+        let samples = vec![
+            sample(ProcessKind::Target, 1000, 5.0, 1, Some((1000, 1000))),
+            runner(7, 1000, 100.0),
+            // A late tick: 1500 requests over 1.5 s is 1000 a second, not 1500.
+            sample(ProcessKind::Target, 2500, 5.0, 1, Some((2500, 1500))),
+            runner(7, 2500, 100.0),
+            // A second runner, first read here: its CPU since the start.
+            runner(8, 2500, 40.0),
+            // The closing sample 1 ms after the tick: 30 requests are not
+            // 30,000 a second.
+            sample(ProcessKind::Target, 2501, 5.0, 1, Some((2530, 30))),
+            runner(7, 2501, 100.0),
+        ];
+        let f = scenario_figures(&samples);
+        assert_eq!(f.peak_requests_per_second, 1000.0);
+        // Runner 7: a core for 2.501 s; runner 8: 40 % of one for 2.5 s.
+        let cpu_seconds = 2.501 + 0.4 * 2.5;
+        let per_cpu_s = f.requests_per_runner_cpu_second.expect("a ratio");
+        assert!(
+            (per_cpu_s - 2530.0 / cpu_seconds).abs() < 1e-9,
+            "{per_cpu_s}"
+        );
     }
 
     #[test]
@@ -325,7 +391,7 @@ mod tests {
             samples.push(runner(7, t, 50.0, 100 + i as i64));
             samples.push(runner(8, t, 50.0, 200));
         }
-        let f = scenario_figures(&samples, 1000);
+        let f = scenario_figures(&samples);
         assert_eq!(f.runners, Some(2));
         // 105 + 200 at the last tick: their RSS added up, at one tick.
         assert_eq!(f.runners_peak_rss, Some(305));
@@ -353,7 +419,7 @@ mod tests {
             with_wait(96.0, 0.0),
         ];
         assert_eq!(cpu_demand(&samples[0]), 98.0);
-        let f = scenario_figures(&samples, 1000);
+        let f = scenario_figures(&samples);
         let share = f.processes[0].busy_share.expect("a share");
         assert!((share - 2.0 / 3.0).abs() < 1e-9, "{share}");
     }
@@ -380,7 +446,7 @@ mod tests {
         // 4 intervals at 50 % of a core: 2 CPU-seconds for 4000 requests.
         assert_eq!(steady.requests_per_runner_cpu_second, Some(2000.0));
         // Over the whole scenario the start-up drags both down.
-        let whole = scenario_figures(&samples, 1000);
+        let whole = scenario_figures(&samples);
         assert!(whole.mean_requests_per_second < 500.0);
         // Too short to have a window.
         assert_eq!(steady_figures(&samples[..6]), None);
@@ -426,7 +492,7 @@ mod tests {
                 .filter_map(|s| s.requests_in_interval)
                 .max()
                 .unwrap_or(0);
-            let f = running.figures(500);
+            let f = running.figures();
             assert_eq!(f.total_requests, total, "tick {tick}");
             assert_eq!(f.measured_seconds, tick as f64 * 0.5);
             assert!((f.mean_requests_per_second - total as f64 / (tick as f64 * 0.5)).abs() < 1e-9);
@@ -442,6 +508,6 @@ mod tests {
                 );
             }
         }
-        assert_eq!(RunningFigures::default().figures(1000).processes, vec![]);
+        assert_eq!(RunningFigures::default().figures().processes, vec![]);
     }
 }

@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
                 .write(&[SampleBatch {
                     scenario_id: scenario,
                     samples: batch,
-                    figures: Some(figures.figures(interval_ms)),
+                    figures: Some(figures.figures()),
                     bus: None,
                 }])
                 .await?;
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
                 ScenarioStatus::Done,
                 None,
                 None,
-                &figures.figures(interval_ms),
+                &figures.figures(),
             )
             .await?;
         if let Some(record) = store.scenario(scenario).await? {

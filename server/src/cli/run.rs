@@ -333,7 +333,7 @@ pub(crate) async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<
         let figures = store
             .stored_figures(scenario.id)
             .await?
-            .unwrap_or_else(|| mite_perf::figures::scenario_figures(&[], scenario.interval_ms));
+            .unwrap_or_else(|| mite_perf::figures::scenario_figures(&[]));
         let mut first = true;
         let head = |first: bool| {
             if first {

@@ -167,7 +167,7 @@ impl Lab {
             // same cost at minute 1 and at hour 24.
             let figures = match store.stored_figures(s.id).await? {
                 Some(f) => f,
-                None => scenario_figures(&[], s.interval_ms),
+                None => scenario_figures(&[]),
             };
             let latest = if s.status == ScenarioStatus::Running {
                 store.latest_samples(s.id).await?

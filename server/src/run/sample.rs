@@ -137,7 +137,6 @@ impl Ticker<'_, '_> {
         for s in &samples {
             figures.add(s);
         }
-        let interval_ms = ctx.interval.as_millis() as i64;
         // The live figures go with the samples about once a second (the
         // final ones are stored when the scenario ends).
         let with_figures = self.ticks == 1 || self.ticks.is_multiple_of(self.figures_every);
@@ -149,7 +148,7 @@ impl Ticker<'_, '_> {
             .push(SampleBatch {
                 scenario_id: ctx.scenario_id,
                 samples,
-                figures: with_figures.then(|| figures.figures(interval_ms)),
+                figures: with_figures.then(|| figures.figures()),
                 bus: (!bus.is_empty()).then_some(bus),
             })
             .map_err(|overflow| Failure::new(overflow.to_string()))?;

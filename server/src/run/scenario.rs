@@ -116,7 +116,7 @@ impl ScenarioRun<'_> {
         ScenarioResult {
             status,
             failure,
-            figures: figures.figures(self.params.interval_ms as i64),
+            figures: figures.figures(),
         }
     }
 

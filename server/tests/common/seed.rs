@@ -109,7 +109,7 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
             .write(&[SampleBatch {
                 scenario_id,
                 samples,
-                figures: Some(scenario_figures(&all, 1000)),
+                figures: Some(scenario_figures(&all)),
                 bus: None,
             }])
             .await
@@ -121,7 +121,7 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
             ScenarioStatus::Done,
             None,
             None,
-            &scenario_figures(&all, 1000),
+            &scenario_figures(&all),
         )
         .await
         .expect("finish scenario");
@@ -236,7 +236,7 @@ pub fn figures_at(per_cpu_second: f64) -> domain::figures::ScenarioFigures {
     let samples: Vec<Sample> = (1..=30i64)
         .flat_map(|tick| tick_samples(tick, cpu))
         .collect();
-    scenario_figures(&samples, 1000)
+    scenario_figures(&samples)
 }
 
 /// Tick `tick` (1 s apart) of a scenario: the target serving 500 requests

@@ -349,7 +349,7 @@ async fn seed_finished_run(store: &Store, db_url: &str, ticks: i64) -> i64 {
             ScenarioStatus::Done,
             None,
             None,
-            &mite_perf::figures::scenario_figures(&[], 1000),
+            &mite_perf::figures::scenario_figures(&[]),
         )
         .await
         .expect("finish");

@@ -481,7 +481,7 @@ async fn seed_compared_run(store: &Store, label: &str, rps: i64, repeats: u32) -
         for s in &samples {
             figures.add(s);
         }
-        let figures = figures.figures(1000);
+        let figures = figures.figures();
         writer
             .write(&[SampleBatch {
                 scenario_id: scenario,

@@ -350,7 +350,7 @@ async fn suite(store: Store) {
             .write(&[SampleBatch {
                 scenario_id: sc1,
                 samples: tick,
-                figures: Some(scenario_figures(&all, 1000)),
+                figures: Some(scenario_figures(&all)),
                 bus: None,
             }])
             .await
@@ -400,7 +400,7 @@ async fn suite(store: Store) {
     assert_eq!(runner_peaks, [54.0, 59.0, 60.0]);
     bus_rows_round_trip(&store, sc1).await;
 
-    let figures = scenario_figures(&all, 1000);
+    let figures = scenario_figures(&all);
     store
         .finish_scenario(sc1, ScenarioStatus::Done, None, None, &figures)
         .await
@@ -657,7 +657,7 @@ async fn writes_after_a_lost_lease_store_nothing(store: &Store) {
                 ScenarioStatus::Done,
                 None,
                 None,
-                &scenario_figures(&[], 1000),
+                &scenario_figures(&[]),
             )
             .await,
     );
