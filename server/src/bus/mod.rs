@@ -13,6 +13,7 @@ pub mod dropped;
 pub mod message;
 pub mod reader;
 pub mod tally;
+pub mod zmtp;
 
 pub use reader::{BusError, BusReader};
 pub use tally::{BusBatch, BusCounts, BUS_INTERVAL_MS};

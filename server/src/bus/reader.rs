@@ -1,20 +1,21 @@
-//! The lab's reader on mite's message bus: a ZeroMQ PULL socket on the
-//! duplicator's output of the lab's own (PUSH load-balances between its
-//! consumers, so the lab never shares the collector's), counting every
-//! message into a [`BusTally`], on a thread of its own that wakes every
-//! [`GATHER`] and reads all that arrived meanwhile. A runner freezes when
-//! its messages are not taken, so the reader only ever counts: never waits
-//! on the database or anything else.
+//! The lab's reader on mite's message bus: a ZeroMQ PULL peer
+//! ([`PullStream`]) on the duplicator's output of the lab's own (PUSH
+//! load-balances between its consumers, so the lab never shares the
+//! collector's), counting every message into a [`BusTally`], on a thread
+//! of its own that wakes every [`GATHER`] and reads all that arrived
+//! meanwhile. A runner freezes when its messages are not taken, so the
+//! reader only ever counts: never waits on the database or anything else.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use zeromq::{PullSocket, Socket, SocketRecv};
 
 use super::message::decode;
 use super::tally::{BusBatch, BusCounts, BusTally};
+use super::zmtp::{PullStream, ZmtpError};
 use crate::clock::now_ms;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,36 +80,23 @@ impl BusReader {
         let stop = CancellationToken::new();
         let (connected_tx, connected) = tokio::sync::oneshot::channel();
         let thread = {
-            let (shared, stop, endpoint) = (shared.clone(), stop.clone(), endpoint.clone());
+            let (shared, stop) = (shared.clone(), stop.clone());
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             std::thread::Builder::new()
                 .name("mite-bus".into())
                 .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime,
+                    match PullStream::connect(addr, timeout) {
+                        // Nobody waits for it any more (the scenario was
+                        // stopped meanwhile): nothing to read for.
+                        Ok(stream) => {
+                            if connected_tx.send(Ok(())).is_ok() {
+                                receive(stream, &shared, &stop);
+                            }
+                        }
                         Err(e) => {
-                            let _ = connected_tx.send(Err(e.to_string()));
-                            return;
+                            let _ = connected_tx.send(Err(e));
                         }
-                    };
-                    let mut socket = PullSocket::new();
-                    let outcome = runtime.block_on(async {
-                        tokio::select! {
-                            outcome = socket.connect(&endpoint) => Some(outcome),
-                            _ = stop.cancelled() => None,
-                        }
-                    });
-                    let Some(outcome) = outcome else {
-                        return;
-                    };
-                    let failed = outcome.is_err();
-                    let _ = connected_tx.send(outcome.map_err(|e| e.to_string()));
-                    if !failed {
-                        receive(&runtime, &mut socket, &shared, &stop);
                     }
-                    let _ = runtime.block_on(socket.close());
                     shared.cpu_ms.store(thread_cpu_ms(), Ordering::Relaxed);
                 })
                 .map_err(|e| BusError::Thread(e.to_string()))?
@@ -118,17 +106,17 @@ impl BusReader {
             stop,
             thread: Some(thread),
         };
-        match tokio::time::timeout(timeout, connected).await {
-            Ok(Ok(Ok(()))) => Ok(reader),
-            Ok(Ok(Err(reason))) => Err(BusError::Connect { endpoint, reason }),
-            Ok(Err(_)) => Err(BusError::Thread("the reader thread ended".into())),
-            Err(_) => {
-                reader.stop.cancel();
-                Err(BusError::Timeout {
-                    endpoint,
-                    seconds: timeout.as_secs(),
-                })
-            }
+        match connected.await {
+            Ok(Ok(())) => Ok(reader),
+            Ok(Err(ZmtpError::Timeout)) => Err(BusError::Timeout {
+                endpoint,
+                seconds: timeout.as_secs(),
+            }),
+            Ok(Err(e)) => Err(BusError::Connect {
+                endpoint,
+                reason: e.to_string(),
+            }),
+            Err(_) => Err(BusError::Thread("the reader thread ended".into())),
         }
     }
 
@@ -181,78 +169,54 @@ impl Drop for BusReader {
     }
 }
 
-/// Between readings the reader's thread sleeps this long outside its
-/// runtime, so that nothing wakes it while mite's messages gather in the
-/// kernel's buffers (320 at 16,000 a second, far below what the duplicator
-/// queues before it drops: 1,000 plus those buffers); each reading then
-/// takes them all. Sleeping on the runtime instead left its epoll woken by
-/// every packet (BENCHMARKS.md, the bus reader).
-const GATHER: Duration = Duration::from_millis(20);
+/// Between readings the reader's thread sleeps this long, so that nothing
+/// wakes it while mite's messages gather in the kernel's buffers (1,400 at
+/// 28,000 a second, about 450 KB: the duplicator queues 1,000 more before
+/// it drops, and the kernel lets a socket's buffer grow to 32 MB here);
+/// each reading then takes them all. Each wake-up costs the thread tens of
+/// microseconds: 50 ms cost 0.78 times the CPU of 20 ms (BENCHMARKS.md, the
+/// bus reader).
+const GATHER: Duration = Duration::from_millis(50);
 
-fn receive(
-    runtime: &tokio::runtime::Runtime,
-    socket: &mut PullSocket,
-    shared: &Shared,
-    stop: &CancellationToken,
-) {
-    while !stop.is_cancelled() {
-        std::thread::sleep(GATHER);
-        runtime.block_on(async {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                _ = drain(socket, shared, GATHER) => {}
-            }
+fn receive(mut stream: PullStream, shared: &Shared, stop: &CancellationToken) {
+    loop {
+        let stopping = stop.is_cancelled();
+        // Once stopped, what arrived since the last reading is counted too.
+        if !stopping {
+            std::thread::sleep(GATHER);
+        }
+        let mut tally = None;
+        let drained = stream.drain(|frame| {
+            let tally = tally.get_or_insert_with(|| shared.tally());
+            count_frame(frame, tally);
         });
-    }
-    // What arrived since the last reading is counted too.
-    runtime.block_on(drain(socket, shared, Duration::from_millis(1)));
-}
-
-/// Counts every message waiting, once the first comes (within `wait`).
-async fn drain(socket: &mut PullSocket, shared: &Shared, wait: Duration) {
-    use futures_util::FutureExt;
-    // The first needs the runtime to see the socket readable; the rest
-    // are waiting already.
-    let Ok(first) = tokio::time::timeout(wait, socket.recv()).await else {
-        return;
-    };
-    shared.latest_ms.store(now_ms(), Ordering::Relaxed);
-    let mut tally = shared.tally();
-    let mut next = Some(first);
-    while let Some(message) = next.take() {
-        if !count(message, &mut tally) {
-            return;
+        if tally.is_some() {
+            shared.latest_ms.store(now_ms(), Ordering::Relaxed);
         }
-        next = socket.recv().now_or_never();
-    }
-}
-
-/// Counts every frame of `message` (a frame the lab cannot read counts as
-/// undecodable).
-pub fn count_frames(message: &zeromq::ZmqMessage, tally: &mut BusTally) {
-    for frame in message.iter() {
-        match decode(frame) {
-            Ok(decoded) => tally.add(&decoded),
+        match drained {
+            // The duplicator went away (the scenario's teardown): nothing
+            // more will come.
+            Ok(drained) if drained.closed => return,
+            Ok(_) if stopping => return,
+            Ok(_) => {}
+            // A stream the lab cannot follow: what it still holds is
+            // unread, so mite's view says it is short (one unreadable).
             Err(error) => {
-                tally.add_undecodable();
-                tracing::debug!(%error, "a bus frame the lab cannot read");
+                tracing::warn!(%error, "mite's bus: the lab stops reading it");
+                shared.tally().add_undecodable();
+                return;
             }
         }
     }
 }
 
-/// Counts one message; false when the socket failed (the duplicator went
-/// away, in the scenario's teardown: a new one would connect again; until
-/// then there is nothing to read).
-fn count(message: zeromq::ZmqResult<zeromq::ZmqMessage>, tally: &mut BusTally) -> bool {
-    match message {
-        Ok(message) => {
-            count_frames(&message, tally);
-            true
-        }
+/// Counts one frame (a frame the lab cannot read counts as undecodable).
+pub fn count_frame(frame: &[u8], tally: &mut BusTally) {
+    match decode(frame) {
+        Ok(decoded) => tally.add(&decoded),
         Err(error) => {
-            tracing::debug!(%error, "mite's bus");
-            false
+            tally.add_undecodable();
+            tracing::debug!(%error, "a bus frame the lab cannot read");
         }
     }
 }

@@ -1,0 +1,528 @@
+//! The receiving half of ZeroMQ's wire protocol (ZMTP 3.0 and 3.1, the
+//! NULL mechanism, RFC 23 and 37), as a PULL peer on a plain TCP stream:
+//! all the lab needs of mite's duplicator, which binds a PUSH socket for it.
+//!
+//! Why not a ZeroMQ library: the reader sleeps between readings so that
+//! mite's messages gather in the kernel's buffers, then takes them all at
+//! once. Here that is one `read` of up to [`READ_CHUNK`] bytes per few
+//! hundred messages, and each frame is handed over as a slice of the read
+//! buffer: no future, allocation or copy per message. The `zeromq` crate
+//! cost about twice as much CPU per message, and libzmq's I/O thread is
+//! woken by every packet (BENCHMARKS.md, the bus reader).
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// What the lab's side of the bus can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum ZmtpError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the peer does not speak ZMTP 3: {0}")]
+    Protocol(String),
+    #[error("the peer refused the lab: {0}")]
+    Refused(String),
+    #[error("no answer in time")]
+    Timeout,
+}
+
+/// How much one read asks the kernel for.
+pub const READ_CHUNK: usize = 256 * 1024;
+/// The largest frame accepted: mite's messages are about half a kilobyte;
+/// a larger size is a broken stream, not a message.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+const GREETING_LEN: usize = 64;
+const FLAG_MORE: u8 = 0x01;
+const FLAG_LONG: u8 = 0x02;
+const FLAG_COMMAND: u8 = 0x04;
+
+/// The lab's greeting: ZMTP 3.0, the NULL mechanism, as a client.
+fn greeting() -> [u8; GREETING_LEN] {
+    let mut g = [0u8; GREETING_LEN];
+    g[0] = 0xff;
+    g[9] = 0x7f;
+    g[10] = 3;
+    g[11] = 0;
+    g[12..16].copy_from_slice(b"NULL");
+    g
+}
+
+/// A command frame (short form) with `name` and `body`.
+fn command(name: &[u8], body: &[u8]) -> Vec<u8> {
+    let len = 1 + name.len() + body.len();
+    let mut frame = Vec::with_capacity(2 + len);
+    frame.push(FLAG_COMMAND);
+    // Commands the lab sends are short; a PONG echoes at most 16 bytes.
+    frame.push(len as u8);
+    frame.push(name.len() as u8);
+    frame.extend_from_slice(name);
+    frame.extend_from_slice(body);
+    frame
+}
+
+/// The lab's READY: a PULL socket.
+fn ready() -> Vec<u8> {
+    let mut body = Vec::new();
+    body.push(11);
+    body.extend_from_slice(b"Socket-Type");
+    body.extend_from_slice(&4u32.to_be_bytes());
+    body.extend_from_slice(b"PULL");
+    command(b"READY", &body)
+}
+
+/// The frame at the front of a buffer.
+enum Frame<'a> {
+    /// Complete: its flags, its body, and the bytes it took.
+    Whole {
+        flags: u8,
+        body: &'a [u8],
+        used: usize,
+    },
+    /// Incomplete: the bytes it needs at least.
+    Short { need: usize },
+}
+
+/// The frame at the front of `buf`.
+fn frame(buf: &[u8]) -> Result<Frame<'_>, ZmtpError> {
+    let Some(&flags) = buf.first() else {
+        return Ok(Frame::Short { need: 2 });
+    };
+    if flags & !(FLAG_MORE | FLAG_LONG | FLAG_COMMAND) != 0 {
+        return Err(ZmtpError::Protocol(format!(
+            "a frame with reserved flags {flags:#04x}"
+        )));
+    }
+    let (header, size) = if flags & FLAG_LONG == 0 {
+        match buf.get(1) {
+            Some(&size) => (2, usize::from(size)),
+            None => return Ok(Frame::Short { need: 2 }),
+        }
+    } else {
+        match buf.get(1..9) {
+            Some(bytes) => {
+                let mut be = [0u8; 8];
+                be.copy_from_slice(bytes);
+                let size = u64::from_be_bytes(be);
+                match usize::try_from(size) {
+                    Ok(size) if size <= MAX_FRAME => (9, size),
+                    _ => {
+                        return Err(ZmtpError::Protocol(format!(
+                            "a frame of {size} bytes, above the {MAX_FRAME} the lab reads"
+                        )))
+                    }
+                }
+            }
+            None => return Ok(Frame::Short { need: 9 }),
+        }
+    };
+    Ok(match buf.get(header..header + size) {
+        Some(body) => Frame::Whole {
+            flags,
+            body,
+            used: header + size,
+        },
+        None => Frame::Short {
+            need: header + size,
+        },
+    })
+}
+
+/// A command's name and the rest of its body.
+fn command_parts(body: &[u8]) -> Result<(&[u8], &[u8]), ZmtpError> {
+    let (&len, rest) = body
+        .split_first()
+        .ok_or_else(|| ZmtpError::Protocol("an empty command".into()))?;
+    let len = usize::from(len);
+    match (rest.get(..len), rest.get(len..)) {
+        (Some(name), Some(data)) => Ok((name, data)),
+        _ => Err(ZmtpError::Protocol("a command cut short".into())),
+    }
+}
+
+/// What one [`PullStream::drain`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Drained {
+    /// Message frames handed over.
+    pub frames: u64,
+    /// The peer closed the connection (nothing more will come).
+    pub closed: bool,
+}
+
+/// A connected PULL peer: frames are read as they wait, never waited for.
+pub struct PullStream {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// The unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl PullStream {
+    /// Connects to a PUSH socket bound at `addr` and completes the
+    /// handshake within `timeout`.
+    pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ZmtpError> {
+        let deadline = Instant::now() + timeout;
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_nodelay(true)?;
+        let mut pull = PullStream {
+            stream,
+            buf: vec![0; READ_CHUNK],
+            start: 0,
+            end: 0,
+        };
+        pull.handshake(deadline)?;
+        pull.stream.set_read_timeout(None)?;
+        pull.stream.set_nonblocking(true)?;
+        Ok(pull)
+    }
+
+    /// Reads at least `n` unread bytes before `deadline`.
+    fn fill_to(&mut self, n: usize, deadline: Instant) -> Result<(), ZmtpError> {
+        while self.end - self.start < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ZmtpError::Timeout);
+            }
+            self.stream.set_read_timeout(Some(left))?;
+            self.make_room(n);
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    return Err(ZmtpError::Protocol(
+                        "the connection closed in the handshake".into(),
+                    ))
+                }
+                Ok(read) => self.end += read,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(ZmtpError::Timeout)
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn handshake(&mut self, deadline: Instant) -> Result<(), ZmtpError> {
+        self.stream.write_all(&greeting())?;
+        self.fill_to(GREETING_LEN, deadline)?;
+        let peer = &self.buf[self.start..self.start + GREETING_LEN];
+        if peer[0] != 0xff || peer[9] & 0x01 != 0x01 {
+            return Err(ZmtpError::Protocol("not a ZMTP greeting".into()));
+        }
+        if peer[10] < 3 {
+            return Err(ZmtpError::Protocol(format!("version {}", peer[10])));
+        }
+        if !peer[12..32].starts_with(b"NULL\0") {
+            return Err(ZmtpError::Protocol(
+                "a security mechanism other than NULL".into(),
+            ));
+        }
+        self.start += GREETING_LEN;
+        self.stream.write_all(&ready())?;
+        loop {
+            let (flags, body, used) = loop {
+                match frame(&self.buf[self.start..self.end])? {
+                    Frame::Whole { flags, body, used } => break (flags, body.to_vec(), used),
+                    Frame::Short { need } => self.fill_to(need, deadline)?,
+                }
+            };
+            self.start += used;
+            if flags & FLAG_COMMAND == 0 {
+                return Err(ZmtpError::Protocol("a message before READY".into()));
+            }
+            let (name, data) = command_parts(&body)?;
+            match name {
+                b"READY" => return Ok(()),
+                b"ERROR" => {
+                    let reason = data.get(1..).unwrap_or_default();
+                    return Err(ZmtpError::Refused(
+                        String::from_utf8_lossy(reason).into_owned(),
+                    ));
+                }
+                // Anything else before READY (none is defined) is skipped.
+                _ => {}
+            }
+        }
+    }
+
+    /// Makes room for `n` unread bytes and a read after them: moves the
+    /// unread bytes to the front and grows the buffer for a large frame.
+    fn make_room(&mut self, n: usize) {
+        if self.start > 0 && self.buf.len() - self.end < READ_CHUNK / 4 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let want = (self.start + n).max(self.end + READ_CHUNK / 4);
+        if want > self.buf.len() {
+            self.buf.resize(want.max(READ_CHUNK), 0);
+        }
+    }
+
+    /// Hands every complete message frame waiting to `each`, without
+    /// blocking; answers the peer's PINGs. After `closed`, or an error,
+    /// nothing more will come.
+    pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<Drained, ZmtpError> {
+        let mut drained = Drained::default();
+        loop {
+            // Every complete frame in the buffer first.
+            let mut pongs = Vec::new();
+            let need = loop {
+                match frame(&self.buf[self.start..self.end])? {
+                    Frame::Whole { flags, body, used } => {
+                        if flags & FLAG_COMMAND == 0 {
+                            each(body);
+                            drained.frames += 1;
+                        } else if let (b"PING", data) = command_parts(body)? {
+                            // A PING's context follows its 2-byte TTL.
+                            let context = data.get(2..).unwrap_or_default();
+                            pongs.push(command(b"PONG", &context[..context.len().min(16)]));
+                        }
+                        self.start += used;
+                    }
+                    Frame::Short { need } => break need,
+                }
+            };
+            for pong in pongs {
+                self.stream.set_nonblocking(false)?;
+                let written = self.stream.write_all(&pong);
+                self.stream.set_nonblocking(true)?;
+                written?;
+            }
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            }
+            self.make_room(need);
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    drained.closed = true;
+                    return Ok(drained);
+                }
+                Ok(read) => self.end += read,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(drained),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use zeromq::{PushSocket, Socket, SocketSend, ZmqMessage};
+
+    /// A frame of `size` bytes numbered `i`: its first 4 bytes.
+    fn numbered(i: u32, size: usize) -> Vec<u8> {
+        let mut body = vec![(i % 251) as u8; size.max(4)];
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        body
+    }
+
+    /// Drains until `n` frames came or the peer closed (at most 10 s).
+    fn read_frames(stream: &mut PullStream, n: usize) -> (Vec<Vec<u8>>, bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut frames = Vec::new();
+        loop {
+            let drained = stream.drain(|f| frames.push(f.to_vec())).expect("drains");
+            if drained.closed || frames.len() >= n || Instant::now() > deadline {
+                return (frames, drained.closed);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_from_a_zeromq_push_socket_arrive_whole_in_order_until_it_closes() {
+        let mut push = PushSocket::new();
+        let bound = push.bind("tcp://127.0.0.1:0").await.expect("binds");
+        let zeromq::Endpoint::Tcp(_, port) = bound else {
+            panic!("a TCP endpoint: {bound:?}");
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let reading = tokio::task::spawn_blocking(move || {
+            PullStream::connect(addr, Duration::from_secs(5)).expect("connects")
+        });
+        // Sizes across the short and long forms, and larger than a read.
+        let sizes = [0usize, 1, 255, 256, 461, 70_000, 400_000];
+        let sent: Vec<Vec<u8>> = (0..600u32)
+            .map(|i| numbered(i, sizes[i as usize % sizes.len()]))
+            .collect();
+        // The socket takes messages once the reader's handshake is done.
+        let mut first = Some(ZmqMessage::from(sent[0].clone()));
+        while let Some(message) = first.take() {
+            if let Err(zeromq::ZmqError::ReturnToSender { message, .. }) = push.send(message).await
+            {
+                first = Some(message);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let mut stream = reading.await.expect("joins");
+        for body in &sent[1..] {
+            push.send(ZmqMessage::from(body.clone()))
+                .await
+                .expect("sends");
+        }
+        let (frames, closed) = tokio::task::spawn_blocking(move || read_frames(&mut stream, 600))
+            .await
+            .expect("joins");
+        assert!(!closed);
+        assert_eq!(frames.len(), sent.len());
+        assert!(frames == sent, "every frame whole and in order");
+
+        // The peer going away ends the stream.
+        let mut stream = {
+            let reading = tokio::task::spawn_blocking(move || {
+                PullStream::connect(addr, Duration::from_secs(5)).expect("connects again")
+            });
+            reading.await.expect("joins")
+        };
+        drop(push);
+        let (frames, closed) = tokio::task::spawn_blocking(move || read_frames(&mut stream, 1))
+            .await
+            .expect("joins");
+        assert!(closed, "closed, with {} frames", frames.len());
+    }
+
+    /// A peer written by hand: accepts one connection, reads the lab's
+    /// greeting and READY, then writes `script` in pieces.
+    fn scripted_peer(script: Vec<Vec<u8>>) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let peer = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accepts");
+            conn.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            for piece in script {
+                conn.write_all(&piece).expect("writes");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // What the lab wrote.
+            let mut got = Vec::new();
+            let _ = conn.read_to_end(&mut got);
+            got
+        });
+        (addr, peer)
+    }
+
+    fn push_greeting() -> Vec<u8> {
+        let mut g = greeting().to_vec();
+        g[11] = 1;
+        g
+    }
+
+    fn push_ready() -> Vec<u8> {
+        let mut body = vec![11];
+        body.extend_from_slice(b"Socket-Type");
+        body.extend_from_slice(&4u32.to_be_bytes());
+        body.extend_from_slice(b"PUSH");
+        command(b"READY", &body)
+    }
+
+    #[test]
+    fn a_frame_split_across_reads_is_handed_over_once_whole_and_pings_get_pongs() {
+        let mut long = vec![FLAG_LONG];
+        long.extend_from_slice(&300u64.to_be_bytes());
+        long.extend(std::iter::repeat_n(7u8, 300));
+        let mut ping = vec![2]; // TTL
+        ping.extend_from_slice(&[0, 10]);
+        ping.extend_from_slice(b"ctx");
+        let script = vec![
+            push_greeting(),
+            push_ready(),
+            vec![0x00, 3, b'a'],
+            vec![b'b', b'c', FLAG_MORE, 1, b'x', 0x00],
+            vec![1, b'y'],
+            long[..5].to_vec(),
+            long[5..100].to_vec(),
+            long[100..].to_vec(),
+            command(b"PING", &ping[1..]),
+        ];
+        let (addr, peer) = scripted_peer(script);
+        let mut stream = PullStream::connect(addr, Duration::from_secs(5)).expect("connects");
+        let (frames, _) = read_frames(&mut stream, 4);
+        assert_eq!(
+            frames,
+            vec![
+                b"abc".to_vec(),
+                b"x".to_vec(),
+                b"y".to_vec(),
+                vec![7u8; 300]
+            ]
+        );
+        // The PING follows the frames: drain a moment longer to answer it.
+        for _ in 0..50 {
+            stream.drain(|_| {}).expect("drains");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(stream);
+        let written = peer.join().expect("peer");
+        let mut expected = greeting().to_vec();
+        expected.extend_from_slice(&ready());
+        expected.extend_from_slice(&command(b"PONG", b"ctx"));
+        assert_eq!(written, expected);
+    }
+
+    #[test]
+    fn peers_that_are_not_zeromq_or_refuse_or_break_the_framing_get_errors() {
+        // Not ZMTP at all.
+        let (addr, _peer) = scripted_peer(vec![b"HTTP/1.1 400 Bad Request\r\n\r\n".repeat(3)]);
+        let err = PullStream::connect(addr, Duration::from_secs(5)).err();
+        assert!(
+            matches!(&err, Some(ZmtpError::Protocol(m)) if m == "not a ZMTP greeting"),
+            "{err:?}"
+        );
+        // A security mechanism the lab does not speak.
+        let mut curve = push_greeting();
+        curve[12..17].copy_from_slice(b"CURVE");
+        let (addr, _peer) = scripted_peer(vec![curve]);
+        let err = PullStream::connect(addr, Duration::from_secs(5)).err();
+        assert!(
+            matches!(&err, Some(ZmtpError::Protocol(m)) if m.contains("NULL")),
+            "{err:?}"
+        );
+        // The peer says no.
+        let (addr, _peer) = scripted_peer(vec![
+            push_greeting(),
+            command(b"ERROR", b"\x0cnot for you!"),
+        ]);
+        let err = PullStream::connect(addr, Duration::from_secs(5)).err();
+        assert!(
+            matches!(&err, Some(ZmtpError::Refused(m)) if m == "not for you!"),
+            "{err:?}"
+        );
+        // Silence.
+        let silent = TcpListener::bind("127.0.0.1:0").expect("binds");
+        let started = Instant::now();
+        let err = PullStream::connect(
+            silent.local_addr().expect("addr"),
+            Duration::from_millis(300),
+        )
+        .err();
+        assert!(matches!(err, Some(ZmtpError::Timeout)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        // Reserved flags, then a frame larger than the lab reads.
+        let mut huge = vec![FLAG_LONG];
+        huge.extend_from_slice(&(MAX_FRAME as u64 + 1).to_be_bytes());
+        for (bad, says) in [(vec![0x08, 1, 0], "reserved flags"), (huge, "above")] {
+            let (addr, _peer) = scripted_peer(vec![push_greeting(), push_ready(), bad]);
+            let mut stream = PullStream::connect(addr, Duration::from_secs(5)).expect("connects");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let err = loop {
+                match stream.drain(|_| {}) {
+                    Err(e) => break Some(e),
+                    Ok(_) if Instant::now() > deadline => break None,
+                    Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            };
+            assert!(
+                matches!(&err, Some(ZmtpError::Protocol(m)) if m.contains(says)),
+                "{err:?}"
+            );
+        }
+    }
+}
