@@ -220,8 +220,17 @@ fn listeners_among(sockets: &[TcpNetEntry], port: u16) -> Vec<Holder> {
 }
 
 /// Whether `pid` listens on every one of `ports` (the socket tables read once).
+///
+/// Reading the machine's socket tables costs the kernel milliseconds (it
+/// walks every bucket of its connection table, about 7 ms here, charged to
+/// the lab), so they are read only once `pid` holds a socket for each
+/// port: a Python component importing its modules holds none, and readiness
+/// is polled every 50 ms.
 pub fn is_listening(pid: u32, ports: &[u16]) -> bool {
     let mine = socket_inodes_of(pid);
+    if mine.len() < ports.len() {
+        return false;
+    }
     let sockets = tcp_sockets();
     ports.iter().all(|port| {
         sockets.iter().any(|s| {
@@ -235,6 +244,10 @@ pub fn is_listening(pid: u32, ports: &[u16]) -> bool {
 /// Whether `pid` has an established connection to `port` on this machine.
 pub fn is_connected_to(pid: u32, port: u16) -> bool {
     let mine = socket_inodes_of(pid);
+    // As for listening: the tables only once it holds a socket.
+    if mine.is_empty() {
+        return false;
+    }
     tcp_sockets().iter().any(|s| {
         s.state == TcpState::Established
             && s.remote_address.port() == port
@@ -248,6 +261,22 @@ pub struct PortReport {
     pub port: u16,
     pub purpose: String,
     pub holders: Vec<Holder>,
+}
+
+/// The ports of a set that have a listener (the socket tables read once,
+/// and nobody looked up: that scans every process's files).
+pub fn listened(ports: &LabPorts) -> Vec<u16> {
+    let sockets = tcp_sockets();
+    ports
+        .purposes()
+        .iter()
+        .map(|(port, _)| *port)
+        .filter(|port| {
+            sockets
+                .iter()
+                .any(|s| s.state == TcpState::Listen && s.local_address.port() == *port)
+        })
+        .collect()
 }
 
 /// The state of every port of a set.
@@ -304,5 +333,33 @@ mod tests {
         assert!(is_connected_to(me, port));
         drop(listener);
         assert!(listeners(port).is_empty());
+    }
+
+    #[test]
+    fn a_process_without_sockets_is_not_ready_and_listened_ports_are_named() {
+        // A child that holds no socket (as a Python component importing
+        // its modules): neither listening nor connected, tables unread.
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local addr").port();
+        assert!(!is_listening(sleeper.id(), &[port]));
+        assert!(!is_connected_to(sleeper.id(), port));
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        // This process holds one socket: not enough for two ports.
+        let other = TcpListener::bind("127.0.0.1:0").expect("bind another");
+        let other_port = other.local_addr().expect("local addr").port();
+        drop(other);
+        assert!(!is_listening(std::process::id(), &[port, other_port]));
+        let ports = LabPorts {
+            target: port,
+            ..LabPorts::default()
+        };
+        assert_eq!(listened(&ports), vec![port]);
+        drop(listener);
+        assert_eq!(listened(&ports), Vec::<u16>::new());
     }
 }
