@@ -349,17 +349,22 @@ mod tests {
         assert!(!is_connected_to(sleeper.id(), port));
         let _ = sleeper.kill();
         let _ = sleeper.wait();
-        // This process holds one socket: not enough for two ports.
-        let other = TcpListener::bind("127.0.0.1:0").expect("bind another");
-        let other_port = other.local_addr().expect("local addr").port();
-        drop(other);
-        assert!(!is_listening(std::process::id(), &[port, other_port]));
+        // (The other ports of the set may be another test's.)
         let ports = LabPorts {
             target: port,
             ..LabPorts::default()
         };
-        assert_eq!(listened(&ports), vec![port]);
+        assert!(listened(&ports).contains(&port));
         drop(listener);
-        assert_eq!(listened(&ports), Vec::<u16>::new());
+        // A child another test forks meanwhile holds a copy of the socket
+        // until it execs: free within moments.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while listened(&ports).contains(&port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{port} still listened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 }
