@@ -2076,9 +2076,9 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
     );
 }
 
-/// The server functions app/src/api.rs declares (`endpoint = "name"`).
+/// The server functions app/src/api/functions.rs declares (`endpoint = "name"`).
 fn declared_server_functions() -> Vec<String> {
-    let source = include_str!("../../../app/src/api.rs");
+    let source = include_str!("../../../app/src/api/functions.rs");
     source
         .split("endpoint = \"")
         .skip(1)
