@@ -139,6 +139,11 @@ impl fmt::Display for Holder {
     }
 }
 
+/// Whether a socket of the tables listens on `port`.
+fn listens_on(socket: &TcpNetEntry, port: u16) -> bool {
+    socket.state == TcpState::Listen && socket.local_address.port() == port
+}
+
 fn tcp_sockets() -> Vec<TcpNetEntry> {
     let mut all = procfs::net::tcp().unwrap_or_default();
     all.extend(procfs::net::tcp6().unwrap_or_default());
@@ -200,7 +205,7 @@ pub fn listeners(port: u16) -> Vec<Holder> {
 fn listeners_among(sockets: &[TcpNetEntry], port: u16) -> Vec<Holder> {
     let inodes: HashSet<u64> = sockets
         .iter()
-        .filter(|s| s.state == TcpState::Listen && s.local_address.port() == port)
+        .filter(|s| listens_on(s, port))
         .map(|s| s.inode)
         .collect();
     let owners = owners(&inodes);
@@ -233,11 +238,9 @@ pub fn is_listening(pid: u32, ports: &[u16]) -> bool {
     }
     let sockets = tcp_sockets();
     ports.iter().all(|port| {
-        sockets.iter().any(|s| {
-            s.state == TcpState::Listen
-                && s.local_address.port() == *port
-                && mine.contains(&s.inode)
-        })
+        sockets
+            .iter()
+            .any(|s| listens_on(s, *port) && mine.contains(&s.inode))
     })
 }
 
@@ -271,11 +274,7 @@ pub fn listened(ports: &LabPorts) -> Vec<u16> {
         .purposes()
         .iter()
         .map(|(port, _)| *port)
-        .filter(|port| {
-            sockets
-                .iter()
-                .any(|s| s.state == TcpState::Listen && s.local_address.port() == *port)
-        })
+        .filter(|port| sockets.iter().any(|s| listens_on(s, *port)))
         .collect()
 }
 
