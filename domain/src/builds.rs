@@ -205,6 +205,13 @@ impl MiteBuild {
             MiteBuild::Pinned | MiteBuild::Version(_) | MiteBuild::Uploaded(_) => None,
         }
     }
+
+    /// Whether this build is code nobody vouches for: a checkout, a wheel
+    /// file or an upload (a pull request's), not the pinned mite or a
+    /// release from the index. A host that cannot sandbox refuses them.
+    pub fn is_untrusted(&self) -> bool {
+        !matches!(self, MiteBuild::Pinned | MiteBuild::Version(_))
+    }
 }
 
 impl fmt::Display for MiteBuild {

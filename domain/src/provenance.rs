@@ -86,6 +86,10 @@ pub struct Provenance {
     pub interval_ms: u64,
     pub duration_ms: u64,
     pub repeats: u32,
+    /// How the measured code ran: in a sandbox (`bubblewrap 0.8.0`), or
+    /// `none (…)` and why (runs stored before it was recorded: empty).
+    #[serde(default)]
+    pub sandbox: String,
 }
 
 /// A run's provenance with its identity, as written to `run.json`.
@@ -171,6 +175,7 @@ mod tests {
             interval_ms: 1000,
             duration_ms: 10_000,
             repeats: 3,
+            sandbox: "bubblewrap 0.8.0".into(),
         }
     }
 
@@ -182,6 +187,7 @@ mod tests {
         let fields = stored.as_object_mut().expect("an object");
         fields.remove("memory_bytes");
         fields.remove("machine_epoch");
+        fields.remove("sandbox");
         for build in fields["builds"].as_array_mut().expect("builds") {
             let build = build.as_object_mut().expect("a build");
             build.remove("git_commit_time");
@@ -189,6 +195,7 @@ mod tests {
         }
         let read: Provenance = serde_json::from_value(stored).expect("older provenance");
         assert_eq!((read.memory_bytes, read.machine_epoch), (None, 0));
+        assert_eq!(read.sandbox, "");
         assert_eq!(read.builds[0].git_commit_time, None);
         assert!(read.builds[0].git_parents.is_empty());
     }

@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let port: u16 = args.next().unwrap_or_default().parse()?;
     let count: u64 = args.next().unwrap_or_default().parse()?;
-    let reader = BusReader::connect(port, Duration::from_secs(30)).await?;
+    let reader = BusReader::connect(port, Duration::from_secs(30), None).await?;
     // The clock starts with the first message.
     let mut started = None;
     loop {

@@ -317,6 +317,6 @@ pub async fn cleanup(
         }
         report.abandoned_runs.push(run.id);
     }
-    report.ports = ports::lab_port_reports(&host.ports);
+    report.ports = ports::lab_port_reports(&host.ports, ports::Tables::Host);
     Ok(report)
 }

@@ -12,6 +12,8 @@
 //! - [`reports`] writes `samples.csv`, `transactions.csv` and `chart.html`;
 //! - [`trend`] finds the steps in a figure's history and [`bisect`] the
 //!   commit that made one;
+//! - [`sandbox`] runs measured code (builds, scenarios, targets) where it
+//!   cannot reach the lab;
 //! - [`cleanup`] stops what a crashed lab left behind;
 //! - [`lab`] queues runs for the browser and [`web`] serves it, to the
 //!   callers [`access`] lets in; [`client`] asks a lab over HTTP, as
@@ -44,6 +46,7 @@ pub mod profile;
 pub mod reports;
 pub mod run;
 pub mod sampler;
+pub mod sandbox;
 pub mod store;
 pub mod supervisor;
 pub mod target;

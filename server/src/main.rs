@@ -130,6 +130,18 @@ enum Command {
     /// where py-spy may not attach.
     #[command(name = "under-py-spy", hide = true)]
     UnderPySpy(UnderPySpyArgs),
+    /// Connect to 127.0.0.1:PORT inside a sandboxed scenario's network and
+    /// hand the socket back to the lab on descriptor 3 (the lab runs it
+    /// there: how its bus reader reaches mite's duplicator).
+    #[command(name = "sandbox-connect", hide = true)]
+    SandboxConnect(SandboxConnectArgs),
+}
+
+#[derive(Args, Debug)]
+struct SandboxConnectArgs {
+    port: u16,
+    /// Milliseconds the connection may take.
+    timeout_ms: u64,
 }
 
 #[derive(Args, Debug)]
@@ -165,6 +177,12 @@ fn main() -> ExitCode {
     // Everything the lab creates (its SQLite database, run folders, logs,
     // what its children write) is readable by its user only.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // No process of the lab's user may read this one's memory, environment
+    // (the database URL) or command line through /proc, or attach to it:
+    // measured code that runs unsandboxed is such a process.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("warning: cannot keep other processes out of this one's memory: {e}");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // `ci check` and `bisect` promise 4 for bad usage (2 means
@@ -180,6 +198,9 @@ fn main() -> ExitCode {
         Command::Target(args) => {
             mite_perf::target::serve(SocketAddr::new(args.host, args.port), args.report_every)
                 .map(|()| ExitCode::SUCCESS)
+        }
+        Command::SandboxConnect(args) => {
+            return mite_perf::sandbox::net::serve_connect(args.port, args.timeout_ms);
         }
         Command::UnderPySpy(args) => {
             return mite_perf::profile::started::run_under_py_spy(

@@ -144,10 +144,34 @@ fn listens_on(socket: &TcpNetEntry, port: u16) -> bool {
     socket.state == TcpState::Listen && socket.local_address.port() == port
 }
 
-fn tcp_sockets() -> Vec<TcpNetEntry> {
-    let mut all = procfs::net::tcp().unwrap_or_default();
-    all.extend(procfs::net::tcp6().unwrap_or_default());
-    all
+/// Whose socket tables: the host's (this process's network), or those of
+/// the network a process is in (a sandboxed scenario's own: see
+/// [`crate::sandbox::net`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tables {
+    Host,
+    Of(u32),
+}
+
+fn tcp_sockets(tables: Tables) -> Vec<TcpNetEntry> {
+    match tables {
+        Tables::Host => {
+            let mut all = procfs::net::tcp().unwrap_or_default();
+            all.extend(procfs::net::tcp6().unwrap_or_default());
+            all
+        }
+        Tables::Of(pid) => {
+            let Some(process) = i32::try_from(pid)
+                .ok()
+                .and_then(|pid| procfs::process::Process::new(pid).ok())
+            else {
+                return Vec::new();
+            };
+            let mut all = process.tcp().unwrap_or_default();
+            all.extend(process.tcp6().unwrap_or_default());
+            all
+        }
+    }
 }
 
 /// Socket inodes a process has open.
@@ -196,7 +220,7 @@ fn owners(inodes: &HashSet<u64>) -> HashMap<u64, u32> {
 
 /// The processes listening on `port` (IPv4 or IPv6). Empty means the port is free.
 pub fn listeners(port: u16) -> Vec<Holder> {
-    listeners_among(&tcp_sockets(), port)
+    listeners_among(&tcp_sockets(Tables::Host), port)
 }
 
 /// The processes listening on `port` among `sockets` (the machine's socket
@@ -236,7 +260,7 @@ pub fn is_listening(pid: u32, ports: &[u16]) -> bool {
     if mine.len() < ports.len() {
         return false;
     }
-    let sockets = tcp_sockets();
+    let sockets = tcp_sockets(Tables::Of(pid));
     ports.iter().all(|port| {
         sockets
             .iter()
@@ -244,14 +268,22 @@ pub fn is_listening(pid: u32, ports: &[u16]) -> bool {
     })
 }
 
-/// Whether `pid` has an established connection to `port` on this machine.
+/// Whether something in `pid`'s network listens on `port` (the port was
+/// free there before, so it is what `pid` started).
+pub fn is_listened_near(pid: u32, port: u16) -> bool {
+    tcp_sockets(Tables::Of(pid))
+        .iter()
+        .any(|s| listens_on(s, port))
+}
+
+/// Whether `pid` has an established connection to `port` in its network.
 pub fn is_connected_to(pid: u32, port: u16) -> bool {
     let mine = socket_inodes_of(pid);
     // As for listening: the tables only once it holds a socket.
     if mine.is_empty() {
         return false;
     }
-    tcp_sockets().iter().any(|s| {
+    tcp_sockets(Tables::Of(pid)).iter().any(|s| {
         s.state == TcpState::Established
             && s.remote_address.port() == port
             && mine.contains(&s.inode)
@@ -266,10 +298,10 @@ pub struct PortReport {
     pub holders: Vec<Holder>,
 }
 
-/// The ports of a set that have a listener (the socket tables read once,
-/// and nobody looked up: that scans every process's files).
-pub fn listened(ports: &LabPorts) -> Vec<u16> {
-    let sockets = tcp_sockets();
+/// The ports of a set that have a listener in `tables` (read once, and
+/// nobody looked up: that scans every process's files).
+pub fn listened(ports: &LabPorts, tables: Tables) -> Vec<u16> {
+    let sockets = tcp_sockets(tables);
     ports
         .purposes()
         .iter()
@@ -278,9 +310,9 @@ pub fn listened(ports: &LabPorts) -> Vec<u16> {
         .collect()
 }
 
-/// The state of every port of a set.
-pub fn lab_port_reports(ports: &LabPorts) -> Vec<PortReport> {
-    let sockets = tcp_sockets();
+/// The state of every port of a set in `tables`.
+pub fn lab_port_reports(ports: &LabPorts, tables: Tables) -> Vec<PortReport> {
+    let sockets = tcp_sockets(tables);
     ports
         .purposes()
         .iter()
@@ -353,12 +385,12 @@ mod tests {
             target: port,
             ..LabPorts::default()
         };
-        assert!(listened(&ports).contains(&port));
+        assert!(listened(&ports, Tables::Host).contains(&port));
         drop(listener);
         // A child another test forks meanwhile holds a copy of the socket
         // until it execs: free within moments.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while listened(&ports).contains(&port) {
+        while listened(&ports, Tables::Host).contains(&port) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{port} still listened"

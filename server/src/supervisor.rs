@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -20,6 +21,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use crate::child_env::CleanEnv;
 use crate::model::ProcessKind;
 use crate::os_process;
+use crate::sandbox::ScenarioNet;
 
 /// How long a stopped child gets between the polite signal and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -55,6 +57,9 @@ pub struct ChildSpec {
     pub pipe_stdout: bool,
     /// Which process the lab measures for it.
     pub measured: Measured,
+    /// The scenario network it joins before it starts (a sandboxed child:
+    /// see [`crate::sandbox::net`]).
+    pub network: Option<Arc<ScenarioNet>>,
 }
 
 /// Which process the lab measures (its pid and sockets) and asks to stop
@@ -66,7 +71,20 @@ pub enum Measured {
     /// Its child's child: `mite-perf under-py-spy` runs py-spy, which runs
     /// mite's runner (see `profile::started`). The child ends as that
     /// process did.
-    Grandchild,
+    UnderPySpy,
+    /// Its child's child: bubblewrap runs its init in the sandbox's PID
+    /// namespace, which runs the command (see [`crate::sandbox`]). The
+    /// child ends with the command's exit code, or, where a signal ended
+    /// it, 128 plus the signal's number, as a shell says it: read back as
+    /// that signal.
+    Sandboxed,
+}
+
+impl Measured {
+    /// Whether the lab measures the child's grandchild.
+    pub fn is_grandchild(self) -> bool {
+        self != Measured::Itself
+    }
 }
 
 /// How long the py-spy between a child and its grandchild gets to write its
@@ -128,7 +146,6 @@ pub fn spawn(
         // what this child is given.
         .basic_env()
         .envs(spec.env.iter().cloned())
-        .process_group(0)
         .kill_on_drop(false)
         .stdin(if spec.pipe_stdin {
             Stdio::piped()
@@ -141,6 +158,23 @@ pub fn spawn(
             Stdio::from(log)
         })
         .stderr(Stdio::from(log_err));
+    match &spec.network {
+        // A session of its own (so no terminal it could write into), then
+        // the scenario's network. Only system calls between fork and exec.
+        Some(network) => {
+            let join = network.joiner();
+            // SAFETY: setsid and setns are async-signal-safe.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::unistd::setsid()?;
+                    join()
+                });
+            }
+        }
+        None => {
+            command.process_group(0);
+        }
+    }
     let spawn_error = |source| SupervisorError::Spawn {
         kind: spec.kind,
         command: spec.command_line(),
@@ -178,15 +212,23 @@ impl Supervised {
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.exit = Some(status);
+                self.exit = Some(self.ended_as(status));
             }
         }
         self.exit
     }
 
+    /// How the process the lab measures ended, from the child's status.
+    fn ended_as(&self, status: ExitStatus) -> ExitStatus {
+        match (self.measured, status.code()) {
+            (Measured::Sandboxed, Some(code)) => as_shell_said(code).unwrap_or(status),
+            _ => status,
+        }
+    }
+
     /// Whether the lab measures its grandchild (see [`Measured`]).
     pub fn measures_grandchild(&self) -> bool {
-        self.measured == Measured::Grandchild
+        self.measured.is_grandchild()
     }
 
     /// The process the lab measures for this child: the child itself, or
@@ -253,6 +295,7 @@ impl Supervised {
         }
         match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(Ok(status)) => {
+                let status = self.ended_as(status);
                 self.exit = Some(status);
                 Some(status)
             }
@@ -277,18 +320,18 @@ impl Supervised {
             }
             // Not there yet, or ended: py-spy stops what it started on
             // SIGINT, writing what it has.
-            (None, Some(middle)) => {
+            (None, Some(middle)) if self.measured == Measured::UnderPySpy => {
                 let _ = nix::sys::signal::kill(middle, Signal::SIGINT);
             }
-            (None, None) => self.signal_group(signal),
+            _ => self.signal_group(signal),
         }
     }
 
     /// A child still running after its grace, whose grandchild the lab
-    /// measures: py-spy is asked to write what it has (SIGINT; it stops
-    /// what it started) before the group is killed.
+    /// measures under py-spy: py-spy is asked to write what it has (SIGINT;
+    /// it stops what it started) before the group is killed.
     async fn let_write(&mut self) {
-        if self.measures_grandchild() && self.is_running() {
+        if self.measured == Measured::UnderPySpy && self.is_running() {
             if let Some(middle) = Self::still(self.middle) {
                 let _ = nix::sys::signal::kill(middle, Signal::SIGINT);
                 self.wait_timeout(GRANDCHILD_WRITE_GRACE).await;
@@ -349,6 +392,16 @@ fn polite_signal(kind: ProcessKind) -> Signal {
         ProcessKind::Controller | ProcessKind::Target | ProcessKind::Profiler => Signal::SIGINT,
         _ => Signal::SIGTERM,
     }
+}
+
+/// The status of a process a signal ended, from the code a shell (or
+/// bubblewrap) says for it: 128 plus the signal's number.
+fn as_shell_said(code: i32) -> Option<ExitStatus> {
+    let signal = code.checked_sub(128)?;
+    // A wait status whose low bits are the signal: "killed by it".
+    (1..=64)
+        .contains(&signal)
+        .then(|| ExitStatus::from_raw(signal))
 }
 
 /// How a process ended, in words: `exit 0`, `exit 1`, `killed by SIGKILL`.
@@ -430,8 +483,9 @@ pub async fn stop_recorded(
     }
     let group = Pid::from_raw(pid as i32);
     let polite = polite_signal(kind);
-    if measured == Measured::Grandchild {
-        // In the group the lab started: its child (py-spy) and grandchild.
+    if measured.is_grandchild() {
+        // In the group the lab started: its child (py-spy, or bubblewrap's
+        // init) and grandchild.
         let in_group = |p: &u32| os_process::process_group(*p) == Some(pid);
         let middle = os_process::children(pid).into_iter().find(in_group);
         let inner = middle.and_then(|m| os_process::children(m).into_iter().find(in_group));
@@ -441,7 +495,9 @@ pub async fn stop_recorded(
                 return RecordedOutcome::Stopped;
             }
         }
-        if let Some(middle) = middle.filter(|m| os_process::pid_alive(*m)) {
+        if let Some(middle) =
+            middle.filter(|m| measured == Measured::UnderPySpy && os_process::pid_alive(*m))
+        {
             let _ = nix::sys::signal::kill(Pid::from_raw(middle as i32), Signal::SIGINT);
             if wait_gone(pid, GRANDCHILD_WRITE_GRACE).await {
                 return RecordedOutcome::Stopped;
@@ -486,6 +542,7 @@ mod tests {
             pipe_stdin: false,
             pipe_stdout: false,
             measured: Measured::Itself,
+            network: None,
         }
     }
 
@@ -603,6 +660,62 @@ mod tests {
             "the grandchild was left"
         );
         assert!(os_process::group_members(children[0].pid).is_empty());
+        let _ = std::fs::remove_file(log);
+    }
+
+    /// A child in a sandbox: the lab's child is bubblewrap, the process it
+    /// measures and asks to stop is the command two generations down (in a
+    /// PID namespace of its own), and a death by signal, which bubblewrap
+    /// says as 128 + N, is read back as that signal.
+    #[tokio::test]
+    async fn a_sandboxed_child_is_measured_stopped_and_its_end_read_back() {
+        use crate::sandbox::{Jail, Network, Sandbox, ScenarioNet};
+        let sandbox = Sandbox::probe().expect("scripts/setup installs bubblewrap");
+        let network = Arc::new(ScenarioNet::create(sandbox.bwrap()).expect("a network"));
+        let log = temp_log("sandboxed");
+        let sandboxed = |script: &str| {
+            let args = Jail::new(Path::new("/tmp"), Network::Scenario)
+                .arguments(Path::new("/bin/sh"), &["-c".into(), script.into()]);
+            ChildSpec {
+                program: sandbox.bwrap().to_path_buf(),
+                args: args
+                    .into_iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+                measured: Measured::Sandboxed,
+                network: Some(network.clone()),
+                ..sh(ProcessKind::Duplicator, "", &log)
+            }
+        };
+        let (mut child, _, _) = spawn(&sandboxed("exec sleep 30")).expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let measured = loop {
+            if let Some(pid) = child.measured_pid() {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "no grandchild");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_ne!(measured, child.pid);
+        assert!(os_process::command_of(measured).starts_with("sleep 30"));
+        // In another PID namespace, and still in the lab's process group.
+        assert_ne!(
+            std::fs::read_link(format!("/proc/{measured}/ns/pid")).ok(),
+            std::fs::read_link("/proc/self/ns/pid").ok()
+        );
+        assert_eq!(os_process::process_group(measured), Some(child.pid));
+        let mut children = [child];
+        stop_all(&mut children, Duration::from_millis(500)).await;
+        let status = children[0].try_exit().expect("reaped");
+        assert_eq!(describe_exit(&status), "killed by SIGTERM");
+        assert!(!os_process::pid_alive(measured));
+        // A code of its own stays a code.
+        let (mut child, _, _) = spawn(&sandboxed("exit 3")).expect("spawn");
+        let status = child
+            .wait_timeout(Duration::from_secs(5))
+            .await
+            .expect("ends");
+        assert_eq!(describe_exit(&status), "exit 3");
         let _ = std::fs::remove_file(log);
     }
 

@@ -7,6 +7,7 @@
 //! reader only ever counts: never waits on the database or anything else.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use super::message::decode;
 use super::tally::{BusBatch, BusCounts, BusTally};
 use super::zmtp::{PullStream, ZmtpError};
 use crate::clock::now_ms;
+use crate::sandbox::ScenarioNet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -69,8 +71,14 @@ fn thread_cpu_ms() -> i64 {
 
 impl BusReader {
     /// Connects to the duplicator's output on `port` (which must be bound
-    /// already) and starts counting.
-    pub async fn connect(port: u16, timeout: Duration) -> Result<Self, BusError> {
+    /// already) and starts counting: on the host's loopback, or inside a
+    /// sandboxed scenario's network (made there by the lab's binary: see
+    /// [`ScenarioNet::connect`]).
+    pub async fn connect(
+        port: u16,
+        timeout: Duration,
+        inside: Option<(Arc<ScenarioNet>, PathBuf)>,
+    ) -> Result<Self, BusError> {
         let endpoint = endpoint(port);
         let shared = Arc::new(Shared {
             tally: Mutex::new(BusTally::new(now_ms())),
@@ -85,7 +93,14 @@ impl BusReader {
             std::thread::Builder::new()
                 .name("mite-bus".into())
                 .spawn(move || {
-                    match PullStream::connect(addr, timeout) {
+                    let stream = match &inside {
+                        None => std::net::TcpStream::connect_timeout(&addr, timeout),
+                        Some((network, self_exe)) => network.connect(self_exe, port, timeout),
+                    };
+                    match stream
+                        .map_err(ZmtpError::from)
+                        .and_then(|stream| PullStream::over(stream, timeout))
+                    {
                         // Nobody waits for it any more (the scenario was
                         // stopped meanwhile): nothing to read for.
                         Ok(stream) => {

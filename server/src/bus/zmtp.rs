@@ -163,8 +163,14 @@ impl PullStream {
     /// Connects to a PUSH socket bound at `addr` and completes the
     /// handshake within `timeout`.
     pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ZmtpError> {
-        let deadline = Instant::now() + timeout;
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        Self::over(stream, timeout)
+    }
+
+    /// Completes the handshake with the PUSH socket `stream` is connected
+    /// to, within `timeout`.
+    pub fn over(stream: TcpStream, timeout: Duration) -> Result<Self, ZmtpError> {
+        let deadline = Instant::now() + timeout;
         stream.set_nodelay(true)?;
         let mut pull = PullStream {
             stream,

@@ -17,7 +17,7 @@ use mite_perf::mite_env::{self};
 use mite_perf::run::{LabSetup, RunPolicy};
 use mite_perf::store::{redact_url, Store};
 
-use super::{open_lab, watch_signals, AgentArgs, DbArgs, LimitArgs, EXIT_USAGE};
+use super::{open_lab, watch_signals, AgentArgs, DbArgs, LimitArgs, SandboxArgs, EXIT_USAGE};
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
@@ -87,6 +87,8 @@ pub(crate) struct LabArgs {
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
+    pub(crate) sandbox: SandboxArgs,
+    #[command(flatten)]
     pub(crate) db: DbArgs,
 }
 
@@ -135,6 +137,7 @@ impl LabArgs {
             self.limits.limits(),
             self.policy()?,
             self.agent.host()?,
+            self.sandbox.isolation(),
             agent,
         )
         .await

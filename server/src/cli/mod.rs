@@ -27,6 +27,7 @@ use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::parse_duration;
 use mite_perf::ports::LabPorts;
 use mite_perf::run::{LabSetup, RunLimits, RunPolicy};
+use mite_perf::sandbox::Isolation;
 use mite_perf::store::{redact_url, Store};
 
 #[derive(Args)]
@@ -75,6 +76,41 @@ impl LimitArgs {
             controller_grace: self.controller_grace,
             max_unsaved_samples: self.max_unsaved_samples,
         }
+    }
+}
+
+/// Whether measured code runs in a sandbox.
+#[derive(Args, Debug)]
+pub(crate) struct SandboxArgs {
+    /// Run measured code (mite's builds and their installers, scenario
+    /// modules, target commands) without a sandbox, as the lab's own user:
+    /// it could then read the lab's database and secrets. By default it
+    /// runs in bubblewrap (its own namespaces, only its venv and scenario
+    /// folder in sight, a network of its own), and a host that cannot
+    /// sandbox refuses uploaded wheels and local builds. An admin's choice,
+    /// for a host without user namespaces or to measure the sandbox's cost.
+    #[arg(long)]
+    pub(crate) insecure_unsandboxed_builds: bool,
+}
+
+impl SandboxArgs {
+    /// This host's isolation, said once at start.
+    pub(crate) fn isolation(&self) -> Isolation {
+        let isolation = Isolation::detect(self.insecure_unsandboxed_builds);
+        match &isolation {
+            Isolation::Sandboxed(sandbox) => {
+                tracing::info!("measured code runs in a sandbox ({})", sandbox.version())
+            }
+            Isolation::Insecure => tracing::warn!(
+                "measured code runs WITHOUT a sandbox ({}): it can read this lab's secrets",
+                mite_perf::sandbox::INSECURE_FLAG
+            ),
+            Isolation::Impossible(missing) => tracing::warn!(
+                "this host cannot sandbox measured code ({missing}): uploaded wheels and \
+                 local builds are refused"
+            ),
+        }
+        isolation
     }
 }
 
@@ -145,6 +181,7 @@ pub(crate) async fn open_lab(
     limits: RunLimits,
     policy: RunPolicy,
     host: AgentIdentity,
+    isolation: Isolation,
     mite_needed: bool,
 ) -> anyhow::Result<(Store, LabSetup)> {
     let venv = venv.cloned().unwrap_or_else(mite_env::default_venv);
@@ -173,6 +210,7 @@ pub(crate) async fn open_lab(
         limits,
         policy,
         host,
+        isolation,
     };
     Ok((store, setup))
 }

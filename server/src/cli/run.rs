@@ -24,8 +24,8 @@ use mite_perf::store::Store;
 use super::compare::{print_comparison, VerdictArgs};
 
 use super::{
-    open_lab, progress, watch_signals, AgentArgs, DbArgs, LimitArgs, StopSignal, EXIT_FAILED,
-    EXIT_USAGE,
+    open_lab, progress, watch_signals, AgentArgs, DbArgs, LimitArgs, SandboxArgs, StopSignal,
+    EXIT_FAILED, EXIT_USAGE,
 };
 
 /// Several process kinds as one value (`runner,controller`): an alias, so
@@ -135,6 +135,8 @@ pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
+    pub(crate) sandbox: SandboxArgs,
+    #[command(flatten)]
     pub(crate) db: DbArgs,
 }
 
@@ -206,6 +208,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.limits.limits(),
         RunPolicy::command_line(),
         args.agent.host()?,
+        args.sandbox.isolation(),
         true,
     )
     .await?;

@@ -22,7 +22,11 @@ pub(crate) async fn list_scenarios(args: ScenariosArgs) -> anyhow::Result<ExitCo
     let venv = args.mite_venv.unwrap_or_else(mite_env::default_venv);
     let mite = MiteEnv::locate(&venv)?;
     let library = mite_perf::library::ScenarioLibrary::new(args.scenario_dirs);
-    let found = library.discover("this host", &mite.python()).await;
+    // Listing imports the folders' modules: sandboxed where this host can.
+    let isolation = mite_perf::sandbox::Isolation::detect(false);
+    let found = library
+        .discover("this host", &mite.python(), isolation.sandbox())
+        .await;
     for s in &found.scenarios {
         println!("{}", s.spec);
         for doc in [&s.function_doc, &s.doc] {

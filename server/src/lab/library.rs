@@ -26,7 +26,9 @@ impl Lab {
         }
         let agent = &self.setup.host.name;
         let python = self.setup.builds.pinned.python();
-        let found = library.discover(agent, &python).await;
+        let found = library
+            .discover(agent, &python, self.setup.isolation.sandbox())
+            .await;
         for skipped in &found.skipped {
             tracing::info!("scenario library: passed over {skipped}");
         }

@@ -361,7 +361,7 @@ impl Lab {
             .iter()
             .filter_map(|p| u32::try_from(p.pid).ok())
             .collect();
-        Ok(ports::lab_port_reports(ports)
+        Ok(ports::lab_port_reports(ports, ports::Tables::Host)
             .into_iter()
             .map(|r| PortView {
                 agent: agent.to_string(),

@@ -4,6 +4,7 @@
 //! and finds the one a run names in its own folders again when the run
 //! starts: the browser never sends a path or code.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use domain::library::{SHAPE_CONCURRENCIES, SHAPE_DURATION_S};
 
 use crate::child_env::CleanEnv;
 use crate::paths::is_inside;
+use crate::sandbox::{Jail, Network, Sandbox};
 
 /// The finder, run with the pinned mite's Python in each folder.
 const FINDER: &str = include_str!("discover.py");
@@ -89,12 +91,13 @@ impl ScenarioLibrary {
     }
 
     /// Lists the scenarios of every folder for `agent`, running the finder
-    /// with `python` (the pinned mite's). A folder that cannot be listed is
+    /// with `python` (the pinned mite's), in `sandbox` where there is one:
+    /// it imports the folder's modules. A folder that cannot be listed is
     /// said in `skipped`; the others are listed still.
-    pub async fn discover(&self, agent: &str, python: &Path) -> Found {
+    pub async fn discover(&self, agent: &str, python: &Path, sandbox: Option<&Sandbox>) -> Found {
         let mut found = Found::default();
         for root in &self.roots {
-            match list_folder(root, python).await {
+            match list_folder(root, python, sandbox).await {
                 Ok(listing) => {
                     found.skipped.extend(
                         listing
@@ -157,21 +160,49 @@ impl ScenarioLibrary {
 }
 
 /// Runs the finder in one folder.
-async fn list_folder(root: &Path, python: &Path) -> Result<Listing, LibraryError> {
+async fn list_folder(
+    root: &Path,
+    python: &Path,
+    sandbox: Option<&Sandbox>,
+) -> Result<Listing, LibraryError> {
     let dir = root.display().to_string();
     if !root.is_dir() {
         return Err(LibraryError::NoFolder { dir });
+    }
+    // Said here, not as the sandbox's failure to start it.
+    if !python.is_file() {
+        return Err(LibraryError::Start {
+            python: python.display().to_string(),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
     }
     let request = serde_json::json!({
         "concurrencies": SHAPE_CONCURRENCIES,
         "duration": SHAPE_DURATION_S,
         "target_url": "http://127.0.0.1:9898/",
     });
-    let child = tokio::process::Command::new(python)
+    let args = [
+        OsString::from("-c"),
+        OsString::from(FINDER),
+        OsString::from(request.to_string()),
+    ];
+    let mut command = match sandbox {
+        // The folder and the venv's Python read-only, nothing else.
+        Some(sandbox) => {
+            let mut jail = Jail::new(root, Network::Loopback).read_only(root);
+            if let Some(venv) = python.parent().and_then(Path::parent) {
+                jail = jail.read_only(venv).python_of(venv);
+            }
+            tokio::process::Command::from(sandbox.command(&jail, python, &args))
+        }
+        None => {
+            let mut command = tokio::process::Command::new(python);
+            command.args(&args);
+            command
+        }
+    };
+    let child = command
         .basic_env()
-        .arg("-c")
-        .arg(FINDER)
-        .arg(request.to_string())
         .current_dir(root)
         .env("PYTHONPATH", root)
         .env("PYTHONDONTWRITEBYTECODE", "1")

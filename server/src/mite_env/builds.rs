@@ -13,6 +13,8 @@ use tokio::process::Command;
 use super::source::{checkout_state, sha256_bytes, sha256_file, sha256_text};
 use super::{data_dir, MiteEnv, MiteEnvError};
 use crate::child_env::CleanEnv;
+use crate::sandbox::jail::python_prefix;
+use crate::sandbox::{Jail, Network, Sandbox};
 
 /// The environment variable naming the builds folder, as `--builds-dir` does.
 pub const BUILDS_DIR_ENV: &str = "MITE_PERF_BUILDS_DIR";
@@ -163,9 +165,12 @@ impl BuildCache {
 
     /// Makes `build` ready (installing it if it is not yet, or if a
     /// checkout changed). `say` hears what is going on.
+    /// Installers, build back ends and probes of the new venv run in
+    /// `sandbox` where there is one (see [`crate::sandbox`]).
     pub async fn install(
         &self,
         build: &MiteBuild,
+        sandbox: Option<&Sandbox>,
         say: &(dyn Fn(&str) + Sync),
     ) -> Result<Installed, BuildError> {
         match build {
@@ -176,7 +181,14 @@ impl BuildCache {
             MiteBuild::Version(version) => {
                 let venv = self.root.join(format!("pypi-{version}"));
                 let env = self
-                    .ensure(&venv, build, version, &format!("mite=={version}"), say)
+                    .ensure(
+                        &venv,
+                        build,
+                        version,
+                        &Source::Index(format!("mite=={version}")),
+                        sandbox,
+                        say,
+                    )
                     .await?;
                 if env.mite_version != *version {
                     return Err(BuildError::WrongVersion {
@@ -197,7 +209,7 @@ impl BuildCache {
                 })?;
                 let venv = self.root.join(format!("wheel-{}", &sha[..16]));
                 let env = self
-                    .ensure(&venv, build, &sha, &path.display().to_string(), say)
+                    .ensure(&venv, build, &sha, &Source::Wheel(&path), sandbox, say)
                     .await?;
                 let mut provenance = self.provenance(build, &env);
                 provenance.wheel_sha256 = Some(sha);
@@ -219,7 +231,7 @@ impl BuildCache {
                 }
                 let venv = self.root.join(format!("upload-{}", &sha[..16]));
                 let env = self
-                    .ensure(&venv, build, sha, &path.display().to_string(), say)
+                    .ensure(&venv, build, sha, &Source::Wheel(&path), sandbox, say)
                     .await?;
                 let mut provenance = self.provenance(build, &env);
                 provenance.wheel_sha256 = Some(sha.clone());
@@ -241,7 +253,8 @@ impl BuildCache {
                         &venv,
                         build,
                         &state.fingerprint,
-                        &path.display().to_string(),
+                        &Source::Checkout(&path),
+                        sandbox,
                         say,
                     )
                     .await?;
@@ -304,6 +317,34 @@ impl BuildCache {
         Ok(path)
     }
 
+    /// The uploads this host holds (their SHA-256s).
+    pub fn held_uploads(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("uploads"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|name| domain::builds::is_sha256(name))
+            .collect()
+    }
+
+    /// Removes this host's copy of upload `sha256`: the wheel and the venv
+    /// made of it (the lab's database no longer keeps it).
+    pub fn forget_upload(&self, sha256: &str) -> Result<(), BuildError> {
+        if !domain::builds::is_sha256(sha256) {
+            return Ok(());
+        }
+        let venv = self.root.join(format!("upload-{}", &sha256[..16]));
+        for path in [self.upload_dir(sha256), venv] {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(BuildError::UploadWrite { path, source }),
+            }
+        }
+        Ok(())
+    }
+
     /// The uploaded wheel `sha256` placed on this host.
     fn uploaded_wheel(&self, sha256: &str) -> Result<PathBuf, BuildError> {
         let missing = || BuildError::UploadMissing {
@@ -347,7 +388,7 @@ impl BuildCache {
         }
     }
 
-    /// The venv at `venv` with `requirement` installed, as recorded by
+    /// The venv at `venv` with `source` installed, as recorded by
     /// `fingerprint`: reused when its marker says so, made (again) otherwise.
     /// One lab process at a time makes a given venv.
     async fn ensure(
@@ -355,7 +396,8 @@ impl BuildCache {
         venv: &Path,
         build: &MiteBuild,
         fingerprint: &str,
-        requirement: &str,
+        source: &Source<'_>,
+        sandbox: Option<&Sandbox>,
         say: &(dyn Fn(&str) + Sync),
     ) -> Result<MiteEnv, BuildError> {
         let failed = |source: InstallError| BuildError::Install {
@@ -372,7 +414,7 @@ impl BuildCache {
             .and_then(|text| serde_json::from_str(&text).ok());
         if let Some(marker) = &marker {
             if marker.fingerprint == fingerprint {
-                if let Ok(env) = MiteEnv::locate(venv) {
+                if let Ok(env) = MiteEnv::locate_in(venv, sandbox) {
                     return Ok(env);
                 }
             }
@@ -391,17 +433,17 @@ impl BuildCache {
                     .map_err(InstallError::file("remove", venv))
                     .map_err(failed)?;
             }
-            self.make_venv(venv).await.map_err(failed)?;
+            self.make_venv(venv, sandbox).await.map_err(failed)?;
         } else {
             say(&format!(
                 "mite {build} changed since it was installed: reinstalling…"
             ));
             let _ = std::fs::remove_file(&marker_path);
         }
-        self.pip_install(venv, requirement, !fresh)
+        self.pip_install(venv, source, !fresh, sandbox)
             .await
             .map_err(failed)?;
-        let env = MiteEnv::locate(venv)?;
+        let env = MiteEnv::locate_in(venv, sandbox)?;
         let marker = Marker {
             asked: build.to_string(),
             fingerprint: fingerprint.to_string(),
@@ -418,33 +460,44 @@ impl BuildCache {
         Ok(env)
     }
 
-    async fn make_venv(&self, venv: &Path) -> Result<(), InstallError> {
+    async fn make_venv(&self, venv: &Path, sandbox: Option<&Sandbox>) -> Result<(), InstallError> {
+        // A sandboxed installer sees the venv's folder only if it exists.
+        std::fs::create_dir_all(venv).map_err(InstallError::file("create", venv))?;
+        let python = match sandbox {
+            // The pinned build's Python, at its real path: the sandbox has
+            // no PATH lookup through a shim.
+            Some(_) => self.base_python(),
+            None => self.python.clone(),
+        };
         let mut command = match &self.uv {
             Some(uv) => {
                 let mut c = Command::new(uv);
                 c.arg("venv")
                     .arg("--quiet")
+                    .arg("--allow-existing")
                     .arg("--python")
-                    .arg(&self.python);
+                    .arg(&python);
                 c
             }
             None => {
-                let mut c = Command::new(&self.python);
+                let mut c = Command::new(&python);
                 c.args(["-m", "venv"]);
                 c
             }
         };
         command.arg(venv);
-        run_quietly(command).await
+        run_quietly(self.installing(command, venv, None, sandbox)).await
     }
 
     async fn pip_install(
         &self,
         venv: &Path,
-        requirement: &str,
+        source: &Source<'_>,
         again: bool,
+        sandbox: Option<&Sandbox>,
     ) -> Result<(), InstallError> {
         let python = venv.join("bin/python");
+        let requirement = source.requirement();
         match &self.uv {
             Some(uv) => {
                 let mut c = Command::new(uv);
@@ -453,8 +506,24 @@ impl BuildCache {
                 if again {
                     c.args(["--reinstall-package", "mite"]);
                 }
-                c.arg(requirement);
-                run_quietly(c).await
+                if sandbox.is_some() {
+                    // Nothing a sandboxed install writes is shared with
+                    // another venv.
+                    c.args(["--link-mode", "copy"]);
+                    if !matches!(source, Source::Index(_)) {
+                        // What this host built from the index (acurl),
+                        // without building it again.
+                        self.fill_wheelhouse();
+                        c.arg("--find-links").arg(self.wheelhouse());
+                    }
+                }
+                if let Source::Wheel(_) = source {
+                    // A wheel runs no code as it is installed, and neither
+                    // may what it asks for: wheels only.
+                    c.arg("--no-build");
+                }
+                c.arg(&requirement);
+                run_quietly(self.installing(c, venv, Some(source), sandbox)).await
             }
             None => {
                 let pip = |extra: &[&str]| {
@@ -466,17 +535,172 @@ impl BuildCache {
                         "--quiet",
                         "--disable-pip-version-check",
                     ])
-                    .args(extra)
-                    .arg(requirement);
+                    .args(extra);
+                    if sandbox.is_some() {
+                        c.arg("--no-cache-dir");
+                    }
+                    if let Source::Wheel(_) = source {
+                        c.args(["--only-binary", ":all:"]);
+                    }
+                    c.arg(&requirement);
                     c
                 };
                 if again {
-                    run_quietly(pip(&["--force-reinstall", "--no-deps"])).await?;
+                    run_quietly(self.installing(
+                        pip(&["--force-reinstall", "--no-deps"]),
+                        venv,
+                        Some(source),
+                        sandbox,
+                    ))
+                    .await?;
                 }
-                run_quietly(pip(&[])).await
+                run_quietly(self.installing(pip(&[]), venv, Some(source), sandbox)).await
             }
         }
     }
+
+    /// An installer's command, in `sandbox` where there is one: it sees
+    /// the venv it makes (writable), the Python and uv it runs, what it
+    /// installs from, and uv's cache: this host's shared one for releases
+    /// from the index and wheels (only uv writes it then), a private one
+    /// for a checkout, whose build back end runs there. The host's network,
+    /// to fetch from the index.
+    fn installing(
+        &self,
+        command: Command,
+        venv: &Path,
+        source: Option<&Source<'_>>,
+        sandbox: Option<&Sandbox>,
+    ) -> Command {
+        let Some(sandbox) = sandbox else {
+            return command;
+        };
+        let mut jail = Jail::new(Path::new("/tmp"), Network::Host)
+            .writable(venv)
+            .python_of(&self.pinned.venv);
+        if let Some(uv) = &self.uv {
+            jail = jail.read_only(uv);
+        }
+        let cache = match source {
+            Some(Source::Checkout(_)) => private_cache(venv),
+            _ => uv_cache_dir(),
+        };
+        let _ = std::fs::create_dir_all(&cache);
+        jail = jail.writable(&cache).setting("UV_CACHE_DIR", &cache);
+        let _ = std::fs::create_dir_all(self.wheelhouse());
+        match source {
+            // Its back end writes its build folders there.
+            Some(Source::Checkout(path)) => {
+                jail = jail.writable(path).read_only(&self.wheelhouse());
+            }
+            Some(Source::Wheel(path)) => {
+                jail = jail.read_only(path).read_only(&self.wheelhouse());
+            }
+            Some(Source::Index(_)) | None => {}
+        }
+        sandbox.enclose(&jail, &command)
+    }
+
+    /// The Python the pinned build runs on (new venvs are made with it).
+    fn base_python(&self) -> PathBuf {
+        python_prefix(&self.pinned.venv)
+            .map(|prefix| prefix.join("bin/python3"))
+            .unwrap_or_else(|| self.python.clone())
+    }
+
+    /// Wheels this host built from the index's source distributions (acurl
+    /// builds from source), where a sandboxed install that may not build
+    /// them, or builds with a cache of its own, finds them.
+    fn wheelhouse(&self) -> PathBuf {
+        self.root.join("wheelhouse")
+    }
+
+    /// Copies into [`Self::wheelhouse`] the wheels uv built from source
+    /// distributions into its shared cache (kept there by uv).
+    fn fill_wheelhouse(&self) {
+        let house = self.wheelhouse();
+        let _ = std::fs::create_dir_all(&house);
+        let Ok(entries) = std::fs::read_dir(uv_cache_dir()) else {
+            return;
+        };
+        let built: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("sdists-"))
+            .flat_map(|e| wheels_under(&e.path(), 6))
+            .collect();
+        for wheel in built {
+            let Some(name) = wheel.file_name() else {
+                continue;
+            };
+            let kept = house.join(name);
+            if !kept.exists() {
+                let partial = house.join(format!(".{}.partial", name.to_string_lossy()));
+                if std::fs::copy(&wheel, &partial).is_ok() {
+                    let _ = std::fs::rename(&partial, &kept);
+                }
+            }
+        }
+    }
+}
+
+/// What a build is installed from, and so what its installer may run.
+enum Source<'a> {
+    /// A release from the index (`mite==2.10.0`): the index's source
+    /// distributions are built, into this host's shared cache.
+    Index(String),
+    /// A wheel file: nothing is built, not even what it asks for.
+    Wheel(&'a Path),
+    /// A checkout: its build back end runs, with a cache of its own.
+    Checkout(&'a Path),
+}
+
+impl Source<'_> {
+    fn requirement(&self) -> String {
+        match self {
+            Source::Index(requirement) => requirement.clone(),
+            Source::Wheel(path) | Source::Checkout(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// The cache of a checkout's installs, beside its venv.
+fn private_cache(venv: &Path) -> PathBuf {
+    let name = venv
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    venv.with_file_name(format!(".cache-{name}"))
+}
+
+/// uv's cache folder, as uv finds it.
+fn uv_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("UV_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("uv")
+}
+
+/// The wheel files under `dir`, `depth` folders down at most.
+fn wheels_under(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() && depth > 0 => found.extend(wheels_under(&path, depth - 1)),
+            Ok(t) if t.is_file() && path.extension().is_some_and(|e| e == "whl") => {
+                found.push(path)
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 /// `path` made absolute (against the current folder), checked to exist.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::child_env::CleanEnv;
+use crate::sandbox::{Jail, Network, Sandbox};
 
 /// The mite version the set-up script installs.
 pub const MITE_VERSION: &str = "2.11.0";
@@ -58,18 +59,39 @@ impl MiteEnv {
     /// Checks `venv` has mite and reads its versions (with
     /// `importlib.metadata`: `mite --version` prints usage in 2.11.0).
     pub fn locate(venv: &Path) -> Result<Self, MiteEnvError> {
+        Self::locate_in(venv, None)
+    }
+
+    /// As [`Self::locate`], asking the venv's Python in `sandbox` where
+    /// there is one: starting it runs the build's own code (a `.pth` file
+    /// of a wheel runs at every start).
+    pub fn locate_in(venv: &Path, sandbox: Option<&Sandbox>) -> Result<Self, MiteEnvError> {
         let python = venv.join("bin/python");
         if !venv.join("bin/mite").is_file() || !python.is_file() {
             return Err(MiteEnvError::Missing {
                 venv: venv.to_path_buf(),
             });
         }
-        let output = Command::new(&python)
+        let args = [
+            "-c",
+            "import importlib.metadata as m, platform; print(m.version('mite')); print(platform.python_version())",
+        ];
+        let mut command = match sandbox {
+            Some(sandbox) => sandbox.command(
+                &Jail::new(Path::new("/tmp"), Network::Loopback)
+                    .read_only(venv)
+                    .python_of(venv),
+                &python,
+                &args.map(std::ffi::OsString::from),
+            ),
+            None => {
+                let mut command = Command::new(&python);
+                command.args(args);
+                command
+            }
+        };
+        let output = command
             .basic_env()
-            .args([
-                "-c",
-                "import importlib.metadata as m, platform; print(m.version('mite')); print(platform.python_version())",
-            ])
             .output()
             .map_err(|e| MiteEnvError::Versions {
                 python: python.clone(),

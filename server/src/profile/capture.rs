@@ -106,6 +106,7 @@ impl Profilers {
                 pipe_stdin: false,
                 pipe_stdout: false,
                 measured: Measured::Itself,
+                network: None,
             };
             match start_recorded(&child, store, scenario_id).await {
                 Ok(launched) => {
@@ -189,7 +190,7 @@ pub async fn store_left_profiles(
         .collect();
     let reach = if processes
         .iter()
-        .any(|p| super::started::measured_of(&p.command) == supervisor::Measured::Grandchild)
+        .any(|p| super::started::measured_of(&p.command) == supervisor::Measured::UnderPySpy)
     {
         Reach::StartUnder
     } else {

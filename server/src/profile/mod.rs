@@ -23,7 +23,10 @@ pub enum ProfileError {
     BadCount { line: usize, count: String },
     #[error("cannot draw the flame graph: {0}")]
     Draw(#[source] std::io::Error),
-    #[error("{REACH_ENV} is `{0}`: use attach or start")]
+    #[error(
+        "{REACH_ENV} is `{0}`: use attach, or start (only on a lab without a sandbox: \
+         the lab attaches to sandboxed processes)"
+    )]
     ReachForced(String),
     #[error(
         "py-spy cannot read mite's processes here: kernel.yama.ptrace_scope is {scope} \

@@ -80,13 +80,15 @@ impl Reach {
 /// How py-spy can reach mite's processes here: attach as root, or where
 /// Yama is absent or lets a process trace others of its user
 /// (`ptrace_scope` 0); start them under py-spy where only a process's
-/// ancestors may (1); neither where only root may (2, 3). [`REACH_ENV`]
-/// forces either.
-pub fn reach() -> Result<Reach, ProfileError> {
+/// ancestors may (1); neither where only root may (2, 3). Processes in a
+/// sandbox are attached to wherever Yama allows any attaching (0 to 2):
+/// the lab's user owns the sandbox's user namespace, which is all Yama
+/// asks up to 2. [`REACH_ENV`] forces either (start only unsandboxed).
+pub fn reach(sandboxed: bool) -> Result<Reach, ProfileError> {
     if let Ok(forced) = std::env::var(REACH_ENV) {
         return match forced.as_str() {
             "attach" => Ok(Reach::Attach),
-            "start" => Ok(Reach::StartUnder),
+            "start" if !sandboxed => Ok(Reach::StartUnder),
             other => Err(ProfileError::ReachForced(other.to_string())),
         };
     }
@@ -96,12 +98,13 @@ pub fn reach() -> Result<Reach, ProfileError> {
     let Ok(scope) = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope") else {
         return Ok(Reach::Attach);
     };
-    reach_for_scope(scope.trim())
+    reach_for_scope(scope.trim(), sandboxed)
 }
 
-fn reach_for_scope(scope: &str) -> Result<Reach, ProfileError> {
+fn reach_for_scope(scope: &str, sandboxed: bool) -> Result<Reach, ProfileError> {
     match scope {
         "0" => Ok(Reach::Attach),
+        "1" | "2" if sandboxed => Ok(Reach::Attach),
         "1" => Ok(Reach::StartUnder),
         _ => Err(ProfileError::ReachDenied {
             scope: scope.to_string(),
@@ -122,10 +125,14 @@ mod tests {
 
     #[test]
     fn py_spy_attaches_or_starts_as_the_kernel_allows() {
-        assert_eq!(reach_for_scope("0").ok(), Some(Reach::Attach));
-        assert_eq!(reach_for_scope("1").ok(), Some(Reach::StartUnder));
+        assert_eq!(reach_for_scope("0", false).ok(), Some(Reach::Attach));
+        assert_eq!(reach_for_scope("1", false).ok(), Some(Reach::StartUnder));
+        // The lab owns a sandbox's user namespace: it may attach there.
+        assert_eq!(reach_for_scope("1", true).ok(), Some(Reach::Attach));
+        assert_eq!(reach_for_scope("2", true).ok(), Some(Reach::Attach));
+        assert!(reach_for_scope("3", true).is_err());
         for scope in ["2", "3"] {
-            let refusal = reach_for_scope(scope)
+            let refusal = reach_for_scope(scope, false)
                 .expect_err("only root may")
                 .to_string();
             assert!(

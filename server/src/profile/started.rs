@@ -56,16 +56,18 @@ pub fn wrap(
     ChildSpec {
         program: self_exe.to_path_buf(),
         args,
-        measured: Measured::Grandchild,
+        measured: Measured::UnderPySpy,
         ..spec.clone()
     }
 }
 
 /// Which process the lab measured for a child it recorded with this command
-/// line: the grandchild of an `under-py-spy`.
+/// line: the grandchild of an `under-py-spy` or of a sandbox.
 pub fn measured_of(command: &str) -> Measured {
     if command.split(' ').nth(1) == Some(UNDER_PY_SPY_COMMAND) {
-        Measured::Grandchild
+        Measured::UnderPySpy
+    } else if crate::sandbox::is_sandbox_command(command) {
+        Measured::Sandboxed
     } else {
         Measured::Itself
     }
@@ -230,6 +232,7 @@ mod tests {
             pipe_stdin: false,
             pipe_stdout: false,
             measured: Measured::Itself,
+            network: None,
         };
         let output = PathBuf::from("/out/s10/profile-runner-{pid}.folded");
         let wrapped = wrap(
@@ -245,8 +248,8 @@ mod tests {
              /out/s10/profile-runner-{pid}.folded -- /venv/bin/mite runner \
              --message-socket=tcp://127.0.0.1:1"
         );
-        assert_eq!(wrapped.measured, Measured::Grandchild);
-        assert_eq!(measured_of(&wrapped.command_line()), Measured::Grandchild);
+        assert_eq!(wrapped.measured, Measured::UnderPySpy);
+        assert_eq!(measured_of(&wrapped.command_line()), Measured::UnderPySpy);
         assert_eq!(measured_of(&spec.command_line()), Measured::Itself);
         assert_eq!(
             (wrapped.kind, wrapped.env, wrapped.cwd, wrapped.log_path),

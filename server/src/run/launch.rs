@@ -2,7 +2,6 @@
 //! group), record it in the database before anything else can go wrong, and
 //! wait until it is ready. One loop for any plan.
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -40,13 +39,15 @@ fn first_exit_failure(children: &mut Children, when: &str) -> Option<Failure> {
 }
 
 /// Whether a stage's child is ready (the process it stands for, when it
-/// runs under another: it holds the sockets).
+/// runs under another: it holds the sockets). Sockets are looked for in
+/// the network that process is in: the host's, or its sandboxed
+/// scenario's own.
 fn is_ready(ready: &Readiness, child: &mut Supervised) -> bool {
     let Some(pid) = child.measured_pid() else {
         return false;
     };
     match ready {
-        Readiness::Accepts(port) => TcpStream::connect(("127.0.0.1", *port)).is_ok(),
+        Readiness::Accepts(port) => ports::is_listened_near(pid, *port),
         Readiness::Listens(ports) => ports::is_listening(pid, ports),
         Readiness::ConnectedTo(port) => ports::is_connected_to(pid, *port),
         Readiness::Started => true,

@@ -80,6 +80,13 @@ pub enum Refusal {
         .0.display()
     )]
     ScenarioDir(PathBuf),
+    #[error(
+        "this run asks for mite {build}, code this host would have to run without a \
+         sandbox: {missing}; or start the agent with {flag} (an admin's choice: the \
+         build could then read the lab's secrets)",
+        flag = crate::sandbox::INSECURE_FLAG
+    )]
+    Unsandboxed { build: String, missing: String },
 }
 
 /// Why a run could not start. No process of it had started by then.
@@ -283,6 +290,8 @@ pub struct LabSetup {
     pub policy: RunPolicy,
     /// This agent, named on the runs it executes.
     pub host: crate::agent_identity::AgentIdentity,
+    /// Whether measured code runs in a sandbox here.
+    pub isolation: crate::sandbox::Isolation,
 }
 
 /// Progress, for a progress bar or a live page.
@@ -521,6 +530,7 @@ async fn place_uploads(
     params: &RunParams,
     setup: &LabSetup,
 ) -> Result<HashMap<String, WheelCommit>, Unprepared> {
+    forget_dropped_uploads(store, setup).await;
     let mut commits = HashMap::new();
     for build in &params.mite {
         let MiteBuild::Uploaded(sha) = build else {
@@ -563,6 +573,25 @@ fn with_commit(mut provenance: BuildProvenance, commit: Option<&WheelCommit>) ->
     provenance
 }
 
+/// Removes this host's copies (wheel and venv) of uploads the lab's
+/// database no longer keeps (past their retention, no run naming them).
+/// What cannot be looked up or removed now is left for the next run.
+async fn forget_dropped_uploads(store: &Store, setup: &LabSetup) {
+    for sha in setup.builds.held_uploads() {
+        match store.wheel(&sha).await {
+            Ok(None) => match setup.builds.forget_upload(&sha) {
+                Ok(()) => tracing::info!("removed upload {sha}: the lab no longer keeps it"),
+                Err(e) => tracing::warn!("cannot remove upload {sha}: {e}"),
+            },
+            Ok(Some(_)) => {}
+            Err(e) => {
+                tracing::warn!("cannot look up the uploads this host holds: {e}");
+                return;
+            }
+        }
+    }
+}
+
 /// Checks the run may go, makes its folder, installs its mite builds,
 /// records its start, provenance and scenarios, and opens its sample
 /// writer. The error says why not, with the folder if it was made; no
@@ -583,6 +612,17 @@ async fn prepare(
     if let Some(refusal) = setup.policy.refusal(params) {
         return Err(nowhere(refusal.into()));
     }
+    if let Some(missing) = setup.isolation.refuses_untrusted() {
+        if let Some(build) = params.builds().iter().find(|b| b.is_untrusted()) {
+            return Err(nowhere(
+                Refusal::Unsandboxed {
+                    build: build.to_string(),
+                    missing: missing.to_string(),
+                }
+                .into(),
+            ));
+        }
+    }
     let errors = params.validate();
     if !errors.is_empty() {
         let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -593,7 +633,8 @@ async fn prepare(
         if !py_spy.is_file() {
             return Err(nowhere(Unprepared::NoPySpy(py_spy)));
         }
-        crate::profile::py_spy::reach().map_err(|e| nowhere(e.into()))?;
+        crate::profile::py_spy::reach(setup.isolation.sandbox().is_some())
+            .map_err(|e| nowhere(e.into()))?;
     }
     let output_dir = create_output_dir(&setup.output_root).map_err(|e| nowhere(e.into()))?;
     let in_dir = |e: Unprepared| (e, Some(output_dir.clone()));
@@ -608,7 +649,7 @@ async fn prepare(
         // A stop while installing ends the installer (the future owns it,
         // killed when dropped); the half-made venv is made again next time.
         let result = tokio::select! {
-            result = setup.builds.install(&build, &say) => result,
+            result = setup.builds.install(&build, setup.isolation.sandbox(), &say) => result,
             () = cancel.cancelled() => {
                 return Err(in_dir(Unprepared::Stopped(build.to_string())));
             }
@@ -637,6 +678,7 @@ async fn prepare(
         installed.into_iter().map(|b| b.provenance).collect(),
         &module_dir,
         setup.host.machine_epoch,
+        setup.isolation.describe(),
     );
     store
         .save_provenance(run_id, &provenance)

@@ -102,6 +102,7 @@ pub fn provenance(
     builds: Vec<BuildProvenance>,
     module_dir: &Path,
     machine_epoch: u32,
+    sandbox: String,
 ) -> Provenance {
     use procfs::Current as _;
     let cpu_model = procfs::CpuInfo::current()
@@ -126,6 +127,7 @@ pub fn provenance(
         interval_ms: params.interval_ms,
         duration_ms: params.duration_ms,
         repeats: params.repeats,
+        sandbox,
     }
 }
 
@@ -179,7 +181,13 @@ mod tests {
         assert!(first.is_absolute() && first.is_dir() && second.is_dir());
         let builtin = scenario_module_dir(&RunParams::default(), &first).expect("module");
         assert!(builtin.join("mite_perf_scenario.py").is_file());
-        let provenance = provenance(&RunParams::default(), vec![], &builtin, 3);
+        let provenance = provenance(
+            &RunParams::default(),
+            vec![],
+            &builtin,
+            3,
+            "bubblewrap 0.8.0".into(),
+        );
         assert_eq!(provenance.scenario.sha256, sha256_text(SCENARIO_MODULE));
         assert!(provenance.cores >= 1 && !provenance.kernel.is_empty());
         assert_eq!(provenance.target, "built-in");

@@ -2,10 +2,13 @@
 //! each is known to be ready. [`scenario_plan`] builds it (pure: no process
 //! is started here); `launch` starts any plan.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::model::{ProcessKind, RunParams, ScenarioSpec, TargetSpec};
 use crate::ports::LabPorts;
+use crate::sandbox::{Jail, Sandbox, ScenarioNet};
 use crate::supervisor::{ChildSpec, Measured};
 
 /// The module shipped with the lab, importable as `mite_perf_scenario`.
@@ -14,6 +17,19 @@ pub const BUILTIN_SCENARIO: &str = "mite_perf_scenario:scenario";
 pub const COLLECTOR_ROLL: u64 = 20_000;
 /// A target command finds the port it must listen on in this variable.
 pub const TARGET_PORT_ENV: &str = "MITE_PERF_TARGET_PORT";
+/// A target command finds the folder it may write in (the scenario's
+/// `target` folder) in this variable.
+pub const TARGET_DIR_ENV: &str = "MITE_PERF_TARGET_DIR";
+
+/// The folder of a scenario's folder `dir` a target command may write in.
+pub fn target_dir(dir: &Path) -> PathBuf {
+    dir.join("target")
+}
+
+/// The collector's folder of a scenario's folder `dir`.
+pub fn collector_dir(dir: &Path) -> PathBuf {
+    dir.join("collector")
+}
 
 /// The stage after which the lab's bus reader connects: the duplicator's
 /// outputs are bound then, and no runner has sent a message yet.
@@ -22,8 +38,8 @@ pub const BUS_AFTER: ProcessKind = ProcessKind::Duplicator;
 /// How the lab knows a started child is ready for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
-    /// Something accepts TCP connections on this port (the port was free
-    /// before, so it is the child).
+    /// Something in the child's network listens on this port (the port
+    /// was free there before, so it is the child or what it started).
     Accepts(u16),
     /// The child itself listens on every one of these ports.
     Listens(Vec<u16>),
@@ -103,6 +119,7 @@ impl PlanInputs<'_> {
                 pipe_stdin: false,
                 pipe_stdout: false,
                 measured: Measured::Itself,
+                network: None,
             },
             ready,
             waiting_for,
@@ -120,12 +137,15 @@ impl PlanInputs<'_> {
                     "--port".into(),
                     self.ports.target.to_string(),
                 ],
-                cwd: self.dir.to_path_buf(),
+                // Where every child of the scenario starts (a sandboxed
+                // one sees that folder).
+                cwd: self.module_dir.to_path_buf(),
                 env: vec![],
                 log_path,
                 pipe_stdin: true,
                 pipe_stdout: true,
                 measured: Measured::Itself,
+                network: None,
             },
             TargetSpec::Command(cmd) => ChildSpec {
                 kind: ProcessKind::Target,
@@ -138,11 +158,17 @@ impl PlanInputs<'_> {
                     ("PYTHONUNBUFFERED".into(), "1".into()),
                     // The port the command must listen on.
                     (TARGET_PORT_ENV.into(), self.ports.target.to_string()),
+                    // Where it may write.
+                    (
+                        TARGET_DIR_ENV.into(),
+                        target_dir(self.dir).display().to_string(),
+                    ),
                 ],
                 log_path,
                 pipe_stdin: false,
                 pipe_stdout: true,
                 measured: Measured::Itself,
+                network: None,
             },
         };
         Stage {
@@ -197,7 +223,7 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
             vec![
                 "collector".into(),
                 format!("--collector-socket=tcp://127.0.0.1:{collector}"),
-                format!("--collector-dir={}", inputs.dir.join("collector").display()),
+                format!("--collector-dir={}", collector_dir(inputs.dir).display()),
                 format!("--collector-roll={COLLECTOR_ROLL}"),
             ],
             Readiness::ConnectedTo(collector),
@@ -232,6 +258,82 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
         Readiness::Started,
     ));
     stages
+}
+
+/// The plan with every child in a sandbox of its own (see
+/// [`crate::sandbox`]) that sees what `jail` gives it, on the scenario's
+/// own `network`: bubblewrap is the lab's child, and the lab measures (and
+/// asks to stop first) the command it runs.
+pub fn sandboxed(
+    plan: Vec<Stage>,
+    sandbox: &Sandbox,
+    jail: impl Fn(ProcessKind) -> Jail,
+    network: &Arc<ScenarioNet>,
+) -> Vec<Stage> {
+    plan.into_iter()
+        .map(|mut stage| {
+            let args: Vec<OsString> = stage.spec.args.iter().map(OsString::from).collect();
+            let jail = jail(stage.spec.kind).starting_in(&stage.spec.cwd);
+            stage.spec.args = jail
+                .arguments(&stage.spec.program, &args)
+                .into_iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            stage.spec.program = sandbox.bwrap().to_path_buf();
+            stage.spec.measured = Measured::Sandboxed;
+            stage.spec.network = Some(network.clone());
+            stage
+        })
+        .collect()
+}
+
+/// What a scenario's sandboxed child of `kind` sees: the build's venv and
+/// the Python it runs on, the scenario module's folder and the lab's own
+/// binary (the built-in target) read-only; a target command its files
+/// (the folders of the absolute paths it names) read-only too. The
+/// collector may write its folder, the target its own (`target` in the
+/// scenario's folder, [`TARGET_DIR_ENV`]); nothing else writes anywhere
+/// but its own `/tmp`. Logs are files the lab opened for them.
+pub fn scenario_jail(kind: ProcessKind, inputs: &PlanInputs<'_>, venv: &Path) -> Jail {
+    let mut jail = Jail::new(inputs.module_dir, crate::sandbox::Network::Scenario)
+        .read_only(venv)
+        .python_of(venv)
+        .read_only(inputs.module_dir)
+        .read_only(inputs.self_exe);
+    match kind {
+        ProcessKind::Collector => jail = jail.writable(&collector_dir(inputs.dir)),
+        ProcessKind::Target => {
+            jail = jail.writable(&target_dir(inputs.dir));
+            if let TargetSpec::Command(command) = &inputs.params.target {
+                for named in named_folders(command) {
+                    jail = jail.read_only(&named);
+                }
+            }
+        }
+        _ => {}
+    }
+    jail
+}
+
+/// The folders a command line names: each absolute path in it that
+/// exists, a file's folder for a file (`python /srv/app/server.py`: the
+/// script and what it imports beside it).
+fn named_folders(command: &str) -> Vec<PathBuf> {
+    command
+        .split_whitespace()
+        .map(|word| word.trim_matches(|c| c == '\'' || c == '"'))
+        .filter(|word| word.starts_with('/'))
+        .filter_map(|word| {
+            let path = Path::new(word);
+            if path.is_dir() {
+                Some(path.to_path_buf())
+            } else if path.is_file() {
+                path.parent().map(Path::to_path_buf)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -335,6 +437,21 @@ mod tests {
         );
         assert_eq!(plan[0].waiting_for, "the target to listen on 9898");
         assert_eq!(plan[3].waiting_for, "the runner to connect");
+    }
+
+    #[test]
+    fn a_target_command_sees_the_folders_it_names() {
+        let dir = std::env::temp_dir().join(format!("mite-perf-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("folder");
+        let script = dir.join("server.py");
+        std::fs::write(&script, "").expect("script");
+        let named = named_folders(&format!(
+            "python '{}' --root {} --missing /no/such/path relative.py",
+            script.display(),
+            dir.display()
+        ));
+        assert_eq!(named, [dir.clone(), dir.clone()]);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

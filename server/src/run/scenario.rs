@@ -1,11 +1,12 @@
 //! One scenario: preflight → launch → sample → teardown → verdict.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::launch;
-use super::plan::{scenario_plan, PlanInputs, Stage, BUS_AFTER};
+use super::plan::{sandboxed, scenario_jail, scenario_plan, PlanInputs, Stage, BUS_AFTER};
 use super::sample::{self, SamplingContext};
 use super::sink::SampleSink;
 use super::teardown;
@@ -19,9 +20,11 @@ use crate::clock::now_ms;
 use crate::figures::{RunningFigures, ScenarioFigures};
 use crate::mite_env::MiteEnv;
 use crate::model::{ProcessKind, RunParams, ScenarioStatus};
+use crate::ports::Tables;
 use crate::profile::capture::Profilers;
 use crate::profile::py_spy::{self, Reach};
 use crate::profile::started;
+use crate::sandbox::ScenarioNet;
 use crate::store::{SampleBatch, Store};
 use crate::target::RequestCounter;
 
@@ -66,13 +69,28 @@ impl ScenarioRun<'_> {
     )]
     pub async fn execute(&self, cancel: &CancellationToken) -> ScenarioResult {
         let mut figures = RunningFigures::default();
-        if let Err(failure) = self.preflight() {
+        // A sandboxed scenario's children have a network of their own: its
+        // ports are theirs alone, free whatever the host holds.
+        let network = match self.network() {
+            Ok(network) => network,
+            Err(failure) => return self.result(ScenarioStatus::Failed, Some(failure), &figures),
+        };
+        let tables = network
+            .as_ref()
+            .map_or(Tables::Host, |n| Tables::Of(n.inside_pid()));
+        if let Err(failure) = self.preflight(tables) {
             return self.result(ScenarioStatus::Failed, Some(failure), &figures);
         }
         let mut children = Children::default();
         let mut profilers = Profilers::default();
         let sampling = self
-            .launch_and_sample(&mut children, &mut profilers, cancel, &mut figures)
+            .launch_and_sample(
+                &mut children,
+                &mut profilers,
+                network.as_ref(),
+                cancel,
+                &mut figures,
+            )
             .await;
         // Attached py-spies first: they write their stacks while the
         // profiled still run (those started under py-spy write theirs as
@@ -81,7 +99,8 @@ impl ScenarioRun<'_> {
         children::stop_children(self.store, &mut children).await;
         profilers.save(self.store, self.scenario_id).await;
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector);
-        let ports_free = teardown::wait_ports_free(&self.setup.host.ports).await;
+        let ports_free = teardown::wait_ports_free(&self.setup.host.ports, tables).await;
+        drop(network);
         // Whatever was measured reaches the database before the verdict.
         let mut stored = self
             .sink
@@ -121,23 +140,37 @@ impl ScenarioRun<'_> {
     }
 
     fn collector_dir(&self) -> PathBuf {
-        self.dir.join("collector")
+        super::plan::collector_dir(&self.dir)
+    }
+
+    /// The scenario's own network, where this host sandboxes measured code.
+    fn network(&self) -> Result<Option<Arc<ScenarioNet>>, Failure> {
+        let Some(sandbox) = self.setup.isolation.sandbox() else {
+            return Ok(None);
+        };
+        ScenarioNet::create(sandbox.bwrap())
+            .map(|n| Some(Arc::new(n)))
+            .map_err(|e| Failure::ending_run(e.to_string()))
     }
 
     /// The ports must be free: a busy one fails the run with its holder
     /// named, and nothing is killed.
-    fn preflight(&self) -> Result<(), Failure> {
-        let busy = teardown::held_ports(&self.setup.host.ports, "is in use by");
+    fn preflight(&self, tables: Tables) -> Result<(), Failure> {
+        let busy = teardown::held_ports(&self.setup.host.ports, tables, "is in use by");
         if !busy.is_empty() {
             return Err(Failure::ending_run(format!(
                 "{}; stop it, or run `mite-perf cleanup` if the lab left it behind",
                 busy.join("; ")
             )));
         }
-        let collector_dir = self.collector_dir();
-        std::fs::create_dir_all(&collector_dir).map_err(|e| {
-            Failure::ending_run(format!("cannot create {}: {e}", collector_dir.display()))
-        })
+        // The folders the collector and the target write in (a sandbox
+        // binds only what exists).
+        for folder in [self.collector_dir(), super::plan::target_dir(&self.dir)] {
+            std::fs::create_dir_all(&folder).map_err(|e| {
+                Failure::ending_run(format!("cannot create {}: {e}", folder.display()))
+            })?;
+        }
+        Ok(())
     }
 
     #[tracing::instrument(name = "sampling", skip_all)]
@@ -145,6 +178,7 @@ impl ScenarioRun<'_> {
         &self,
         children: &mut Children,
         profilers: &mut Profilers,
+        network: Option<&Arc<ScenarioNet>>,
         cancel: &CancellationToken,
         figures: &mut RunningFigures,
     ) -> Result<Ending, Failure> {
@@ -159,7 +193,11 @@ impl ScenarioRun<'_> {
             ports: self.setup.host.ports,
         };
         let mut plan = scenario_plan(&inputs);
-        let reach = self.params.profile.as_ref().map(|_| py_spy::reach());
+        let reach = self
+            .params
+            .profile
+            .as_ref()
+            .map(|_| py_spy::reach(network.is_some()));
         if let (Some(spec), Some(Ok(Reach::StartUnder))) = (&self.params.profile, &reach) {
             let py_spy = py_spy::py_spy();
             for stage in &mut plan {
@@ -176,6 +214,10 @@ impl ScenarioRun<'_> {
                 }
             }
         }
+        if let (Some(sandbox), Some(network)) = (self.setup.isolation.sandbox(), network) {
+            let jail = |kind| scenario_jail(kind, &inputs, &self.mite.venv);
+            plan = sandboxed(plan, sandbox, jail, network);
+        }
         // The bus reader connects once the duplicator is up, before any runner.
         let split = plan
             .iter()
@@ -187,9 +229,13 @@ impl ScenarioRun<'_> {
         }
         let bus = if self.params.read_bus {
             Some(
-                BusReader::connect(self.setup.host.ports.bus, BUS_CONNECT_TIMEOUT)
-                    .await
-                    .map_err(|e| Failure::new(e.to_string()))?,
+                BusReader::connect(
+                    self.setup.host.ports.bus,
+                    BUS_CONNECT_TIMEOUT,
+                    network.map(|n| (n.clone(), self.setup.self_exe.clone())),
+                )
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?,
             )
         } else {
             None
@@ -202,10 +248,12 @@ impl ScenarioRun<'_> {
                 *profilers = Profilers::started_under(spec, children, &self.dir);
             }
             (Some(spec), _) => {
+                // The processes the lab measures: in a sandbox, the
+                // command bubblewrap runs.
                 let targets: Vec<(ProcessKind, u32)> = children
                     .list
-                    .iter()
-                    .map(|l| (l.child.kind, l.child.pid))
+                    .iter_mut()
+                    .filter_map(|l| Some((l.child.kind, l.child.measured_pid()?)))
                     .collect();
                 *profilers =
                     Profilers::attach(spec, &targets, &self.dir, self.store, self.scenario_id)

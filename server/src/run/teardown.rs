@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::CollectorKeep;
 use crate::ports;
-use crate::ports::LabPorts;
+use crate::ports::{LabPorts, Tables};
 use crate::reports;
 
 /// How long the ports may take to be free after the children stopped.
@@ -19,17 +19,19 @@ pub fn bound_collector_data(collector_dir: &Path, keep: CollectorKeep) {
     reports::collector::trim(collector_dir, keep, true);
 }
 
-/// Waits until none of the lab's ports has a listener; the error names who holds them.
-pub async fn wait_ports_free(ports: &LabPorts) -> Result<(), PortsHeld> {
+/// Waits until none of the lab's ports has a listener in `tables` (the
+/// host's, or a sandboxed scenario's own network); the error names who
+/// holds them.
+pub async fn wait_ports_free(ports: &LabPorts, tables: Tables) -> Result<(), PortsHeld> {
     let deadline = Instant::now() + PORTS_FREE_TIMEOUT;
     loop {
         // Who holds them is looked up only for the error: that reads every
         // process's open files.
-        if ports::listened(ports).is_empty() {
+        if ports::listened(ports, tables).is_empty() {
             return Ok(());
         }
         if Instant::now() > deadline {
-            let held = held_ports(ports, "is still held by");
+            let held = held_ports(ports, tables, "is still held by");
             if held.is_empty() {
                 return Ok(());
             }
@@ -39,9 +41,10 @@ pub async fn wait_ports_free(ports: &LabPorts) -> Result<(), PortsHeld> {
     }
 }
 
-/// `port N (purpose) <verb> pid …` for every lab port with a listener.
-pub fn held_ports(ports: &LabPorts, verb: &str) -> Vec<String> {
-    ports::lab_port_reports(ports)
+/// `port N (purpose) <verb> pid …` for every lab port with a listener in
+/// `tables`.
+pub fn held_ports(ports: &LabPorts, tables: Tables, verb: &str) -> Vec<String> {
+    ports::lab_port_reports(ports, tables)
         .into_iter()
         .filter(|r| !r.holders.is_empty())
         .map(|r| {

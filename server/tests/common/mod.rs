@@ -499,7 +499,7 @@ pub async fn assert_no_child_left(store: &mite_perf::store::Store, run_id: i64) 
 
 /// No process listens on a lab's ports.
 pub fn assert_ports_free(ports: &LabPorts) {
-    for port in mite_perf::ports::lab_port_reports(ports) {
+    for port in mite_perf::ports::lab_port_reports(ports, mite_perf::ports::Tables::Host) {
         assert!(
             port.holders.is_empty(),
             "port {} is held: {:?}",
@@ -874,19 +874,41 @@ pub fn git(dir: &Path, args: &[&str]) {
     assert!(ok, "git {args:?} in {}", dir.display());
 }
 
-/// SIGKILLs the runner of scenario `scenario_id` (as a crash would), and
-/// returns its record.
-pub async fn kill_runner(
-    store: &mite_perf::store::Store,
-    scenario_id: i64,
-) -> mite_perf::store::ProcessRecord {
+/// The process the lab measures for a child it recorded with `command`
+/// and `pid`: the child itself, or two generations down where it runs in
+/// a sandbox or under py-spy (waiting a moment for it to be there).
+pub fn measured(pid: u32, command: &str) -> u32 {
+    use mite_perf::supervisor::Measured;
+    if mite_perf::profile::started::measured_of(command) == Measured::Itself {
+        return pid;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let grandchild = mite_perf::os_process::children(pid)
+            .first()
+            .and_then(|middle| mite_perf::os_process::children(*middle).first().copied());
+        if let Some(grandchild) = grandchild {
+            return grandchild;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no grandchild under {pid}: {command}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGKILLs the runner of scenario `scenario_id` (as a crash would: the
+/// runner itself, in its sandbox), and returns its pid.
+pub async fn kill_runner(store: &mite_perf::store::Store, scenario_id: i64) -> u32 {
     let runner = recorded(store, scenario_id, "runner").await;
+    let pid = measured(runner.pid as u32, &runner.command);
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(runner.pid as i32),
+        nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill the runner");
-    runner
+    pid
 }
 
 /// The first child named `name` (`runner`, `profiler`, …) the lab recorded

@@ -26,6 +26,7 @@ pub fn lab_setup(dir: &Path, output: &Path) -> LabSetup {
         limits: RunLimits::default(),
         policy: RunPolicy::default(),
         host: mite_perf::agent_identity::AgentIdentity::this(),
+        isolation: mite_perf::sandbox::Isolation::detect(false),
     }
 }
 

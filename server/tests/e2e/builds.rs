@@ -45,7 +45,9 @@ async fn install(
 ) -> (Result<mite_env::builds::Installed, BuildError>, Vec<String>) {
     let said = Mutex::new(Vec::new());
     let say = |m: &str| said.lock().expect("lock").push(m.to_string());
-    let result = cache.install(build, &say).await;
+    // Installers run in a sandbox, as on an agent.
+    let sandbox = mite_perf::sandbox::Sandbox::probe().expect("scripts/setup installs bubblewrap");
+    let result = cache.install(build, Some(&sandbox), &say).await;
     (result, said.into_inner().expect("lock"))
 }
 
@@ -193,7 +195,14 @@ async fn an_uploaded_wheel_is_checked_placed_and_installed_by_its_hash() {
         .place_upload(&sha, name, &wheel)
         .expect("placed again");
     let (healed, _) = install(&cache, &build).await;
-    assert_eq!(healed.expect("installed").env.mite_version, "0.0.7");
+    let healed = healed.expect("installed");
+    assert_eq!(healed.env.mite_version, "0.0.7");
+    // Once the lab no longer keeps it, the host's copy goes: the wheel and
+    // the venv made of it.
+    assert_eq!(cache.held_uploads(), std::slice::from_ref(&sha));
+    cache.forget_upload(&sha).expect("forgotten");
+    assert!(cache.held_uploads().is_empty());
+    assert!(!healed.env.venv.exists() && !path.exists());
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -207,13 +216,17 @@ async fn a_stop_while_installing_ends_the_installer_and_interrupts_the_run() {
     use std::time::{Duration, Instant};
     let lab = crate::common::CliLab::new("stop-installing");
     let checkout = lab.dir.join("sleepy-src");
-    let started = lab.dir.join("backend-started");
+    // Inside the checkout: the only folder its sandboxed back end may write.
+    let started = checkout.join("backend-started");
     std::fs::create_dir_all(checkout.join("mite")).expect("mkdir");
     std::fs::write(checkout.join("mite/__init__.py"), "").expect("module");
+    // It names itself, so the test finds it from outside its sandbox's
+    // PID namespace.
     std::fs::write(
         checkout.join("setup.py"),
         format!(
-            "import os, time\nopen({:?}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n\
+            "import ctypes, time\nctypes.CDLL(None).prctl(15, b'mite-perf-sleepy', 0, 0, 0)\n\
+             open({:?}, 'w').write('started')\ntime.sleep(60)\n\
              from setuptools import setup\nsetup(name='mite', version='0.0.1', packages=['mite'])\n",
             started.display().to_string()
         ),
@@ -230,11 +243,15 @@ async fn a_stop_while_installing_ends_the_installer_and_interrupts_the_run() {
         "builds",
     ]);
     let deadline = Instant::now() + Duration::from_secs(120);
+    let sleepy = || {
+        procfs::process::all_processes()
+            .expect("processes")
+            .flatten()
+            .find(|p| p.stat().is_ok_and(|s| s.comm == "mite-perf-sleep"))
+            .map(|p| p.pid())
+    };
     let backend: i32 = loop {
-        if let Some(pid) = std::fs::read_to_string(&started)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-        {
+        if let (true, Some(pid)) = (started.exists(), sleepy()) {
             break pid;
         }
         assert!(Instant::now() < deadline, "the build backend never started");

@@ -39,11 +39,12 @@ async fn collector_once_the_controller_runs(
             .and_then(|s| s.get(1).cloned())
         {
             let processes = store.processes(second.id).await.unwrap_or_default();
+            // The component itself, in its sandbox.
             let running = |name: &str| {
                 processes
                     .iter()
                     .find(|p| p.name == name && p.ended_at.is_none())
-                    .map(|p| p.pid as u32)
+                    .map(|p| crate::common::measured(p.pid as u32, &p.command))
             };
             if let (Some(collector), Some(_)) = (running("collector"), running("controller")) {
                 return collector;
@@ -65,8 +66,9 @@ async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramp
     std::fs::create_dir_all(&scenarios).expect("scenario folder");
     copy_fixture("two_transactions.py", &scenarios);
     copy_fixture("counting_target.py", &scenarios);
-    let counts_file = lab.dir.join("target-counts.json");
-    let target = format!("python counting_target.py {}", counts_file.display());
+    // A target command writes in its own folder (the scenario's `target`),
+    // which the lab names in MITE_PERF_TARGET_DIR.
+    let target = "python counting_target.py \"$MITE_PERF_TARGET_DIR/counts.json\"".to_string();
     let child = lab.spawn_run(&[
         "--concurrencies",
         "4",
@@ -82,6 +84,7 @@ async fn e2e_two_transactions_match_what_the_target_counted_and_concurrency_ramp
     let output = wait_output(child, Duration::from_secs(180));
     assert!(output.status.success(), "{}", text(&output));
 
+    let counts_file = crate::common::run_dir(&lab.dir).join("scenario4/target/counts.json");
     let counted: HashMap<String, TargetCount> =
         serde_json::from_str(&std::fs::read_to_string(&counts_file).expect("the target's counts"))
             .expect("the target's counts as JSON");
@@ -338,15 +341,20 @@ async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws
         assert!(runners
             .iter()
             .all(|r| r.exit_status.as_deref() == Some("exit 0")));
-        // Each runner sampled on its own, each busy.
+        // Each runner sampled on its own (under its own pid: the runner
+        // itself, in its sandbox), each busy.
         let samples = store.scenario_samples(scenario.id).await.expect("samples");
-        for runner in &runners {
-            let cpu: f64 = samples
-                .iter()
-                .filter(|s| s.pid == runner.pid)
-                .map(|s| s.cpu)
-                .sum();
-            assert!(cpu > 0.0, "{}: runner {} idle", scenario.name, runner.pid);
+        let mut sampled: Vec<i64> = samples
+            .iter()
+            .filter(|s| s.process == mite_perf::model::ProcessKind::Runner)
+            .map(|s| s.pid)
+            .collect();
+        sampled.sort_unstable();
+        sampled.dedup();
+        assert_eq!(sampled.len(), 2, "{}: {sampled:?}", scenario.name);
+        for pid in sampled {
+            let cpu: f64 = samples.iter().filter(|s| s.pid == pid).map(|s| s.cpu).sum();
+            assert!(cpu > 0.0, "{}: runner {pid} idle", scenario.name);
         }
         let figures = store
             .stored_figures(scenario.id)

@@ -444,7 +444,7 @@ async fn a_full_disk_stops_the_run_cleanly_and_leaves_no_truncated_csv() {
     let mount = lab.dir.join("small");
     std::fs::create_dir_all(&mount).expect("mount point");
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=40m", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=20m", "tmpfs"])
         .arg(&mount)
         .status()
         .expect("mount");
@@ -661,6 +661,7 @@ async fn start_recorded_group(
         pipe_stdin: false,
         pipe_stdout: false,
         measured: mite_perf::supervisor::Measured::Itself,
+        network: None,
     })
     .expect("spawn");
     store
@@ -749,6 +750,7 @@ async fn a_panic_in_the_worker_shows_on_healthz_stops_the_runs_processes_and_the
         limits: Default::default(),
         policy: Default::default(),
         host: mite_perf::agent_identity::AgentIdentity::named(None, crate::common::own_ports()),
+        isolation: mite_perf::sandbox::Isolation::detect(false),
     };
     let lab = mite_perf::lab::Lab::new(store.clone(), setup);
     let app = mite_perf::web::router(lab.clone(), WebConfig::local(dir.join("site")))
@@ -923,6 +925,7 @@ async fn two_agent_ids_on_one_database_leave_each_others_runs_and_processes_alon
                     ports: crate::common::own_ports(),
                     machine_epoch: 0,
                 },
+                isolation: mite_perf::sandbox::Isolation::detect(false),
             };
             (store.clone(), mite_perf::lab::Lab::new(store, setup))
         }
@@ -1293,14 +1296,13 @@ async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
     let allowing_dir = crate::common::temp_dir("db-command-allowed");
     let allowing_url = format!("sqlite://{}/lab.db", allowing_dir.display());
     let allowing_store = Store::connect(&allowing_url).await.expect("store");
-    let ran = allowing_dir.join("ran");
     let allowed = allowing_store
         .create_run(
             &RunParams {
-                // The lab runs `exec COMMAND`: a shell of its own here.
+                // The lab runs `exec COMMAND`: a shell of its own here,
+                // which writes in the folder a target command may write in.
                 target: TargetSpec::Command(format!(
-                    "sh -c 'touch {} && exec {BIN} target'",
-                    ran.display()
+                    "sh -c 'touch \"$MITE_PERF_TARGET_DIR/ran\" && exec {BIN} target'"
                 )),
                 ..params.clone()
             },
@@ -1325,7 +1327,12 @@ async fn a_queued_run_naming_a_command_is_refused_unless_the_lab_allows_it() {
     )
     .await;
     assert_eq!(executed["status"], "done", "{executed}");
-    assert!(ran.exists(), "the command did not run");
+    let ran = crate::common::run_dir(&allowing_dir)
+        .read_dir()
+        .expect("the run's folder")
+        .flatten()
+        .any(|scenario| scenario.path().join("target/ran").exists());
+    assert!(ran, "the command did not run");
     drop(allowing);
     let _ = std::fs::remove_dir_all(allowing_dir);
 

@@ -12,6 +12,11 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/library")
 }
 
+/// The finder imports the folders' modules: in a sandbox, as an agent runs it.
+fn sandbox() -> Option<mite_perf::sandbox::Sandbox> {
+    Some(mite_perf::sandbox::Sandbox::probe().expect("scripts/setup installs bubblewrap"))
+}
+
 fn python() -> PathBuf {
     MiteEnv::locate(&mite_env::default_venv())
         .expect("scripts/setup's mite venv")
@@ -21,7 +26,9 @@ fn python() -> PathBuf {
 #[tokio::test]
 async fn the_finder_lists_scenarios_with_their_docstrings_and_volume_shapes() {
     let library = ScenarioLibrary::new(vec![fixtures()]);
-    let found = library.discover("agent-a", &python()).await;
+    let found = library
+        .discover("agent-a", &python(), sandbox().as_ref())
+        .await;
     let specs: Vec<&str> = found.scenarios.iter().map(|s| s.spec.as_str()).collect();
     // Top-level functions with "scenario" in their name, not private ones
     // nor helpers; packages too; a file that is no module name is passed over.
@@ -98,7 +105,7 @@ async fn the_finder_lists_scenarios_with_their_docstrings_and_volume_shapes() {
 async fn a_folder_that_cannot_be_listed_is_said_and_the_others_still_are() {
     let missing = crate::common::temp_dir("library-missing").join("gone");
     let library = ScenarioLibrary::new(vec![missing.clone(), fixtures()]);
-    let found = library.discover("a", &python()).await;
+    let found = library.discover("a", &python(), sandbox().as_ref()).await;
     assert_eq!(found.scenarios.len(), 4);
     assert!(
         found.skipped.iter().any(|s| s.contains("gone")),
@@ -107,7 +114,7 @@ async fn a_folder_that_cannot_be_listed_is_said_and_the_others_still_are() {
     );
     // Without Python, every folder says why.
     let found = ScenarioLibrary::new(vec![fixtures()])
-        .discover("a", Path::new("/nonexistent/python"))
+        .discover("a", Path::new("/nonexistent/python"), sandbox().as_ref())
         .await;
     assert!(found.scenarios.is_empty());
     assert!(

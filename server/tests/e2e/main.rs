@@ -18,4 +18,5 @@ mod library_in_browser;
 mod postgres;
 mod profile;
 mod run;
+mod sandbox;
 mod trends;

@@ -197,9 +197,20 @@ async fn run_processes_alive(store: &Store, run_id: i64) -> bool {
     any
 }
 
-fn held(ports: &str) -> Vec<u16> {
+/// The ports of a set that have a listener where run `run_id`'s processes
+/// are: in the network of its sandbox while one of them lives (a
+/// sandboxed scenario's ports are its own network's), else the host's.
+async fn held(store: &Store, run_id: i64, ports: &str) -> Vec<u16> {
     let ports: mite_perf::ports::LabPorts = ports.parse().expect("ports");
-    mite_perf::ports::lab_port_reports(&ports)
+    let mut tables = mite_perf::ports::Tables::Host;
+    for scenario in store.scenarios(run_id).await.expect("scenarios") {
+        for p in store.processes(scenario.id).await.expect("processes") {
+            if mite_perf::os_process::pid_alive(p.pid as u32) {
+                tables = mite_perf::ports::Tables::Of(p.pid as u32);
+            }
+        }
+    }
+    mite_perf::ports::lab_port_reports(&ports, tables)
         .into_iter()
         .filter(|r| !r.holders.is_empty())
         .map(|r| r.port)
@@ -302,9 +313,17 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         (a["agent"].as_str(), b["agent"].as_str()),
         (Some("lab-a"), Some("lab-b"))
     );
-    assert_eq!(held(ports_a).len(), 5, "run a holds lab-a's ports");
-    assert_eq!(held(ports_b).len(), 5, "run b holds lab-b's ports");
     let store = Store::connect(&db_url).await.expect("store");
+    assert_eq!(
+        held(&store, run_a, ports_a).await.len(),
+        5,
+        "run a holds lab-a's ports"
+    );
+    assert_eq!(
+        held(&store, run_b, ports_b).await.len(),
+        5,
+        "run b holds lab-b's ports"
+    );
     assert!(run_processes_alive(&store, run_a).await);
 
     // lab-a dies. lab-b's run goes on; once lab-a is silent for a lease,
@@ -369,16 +388,13 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         agent_log(&dir, "lab-a")
     );
     crate::common::assert_no_child_left(&store, run_a).await;
-    assert!(
-        held(ports_a).is_empty(),
-        "lab-a's ports: {:?}",
-        held(ports_a)
-    );
+    let held_a = held(&store, run_a, ports_a).await;
+    assert!(held_a.is_empty(), "lab-a's ports: {held_a:?}");
     assert!(
         run_processes_alive(&store, run_b).await,
         "lab-a touched lab-b's run"
     );
-    assert_eq!(held(ports_b).len(), 5);
+    assert_eq!(held(&store, run_b, ports_b).await.len(), 5);
 
     // A cancel from the web front reaches lab-b.
     assert_eq!(
@@ -394,7 +410,7 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
     )
     .await;
     crate::common::assert_no_child_left(&store, run_b).await;
-    assert!(held(ports_b).is_empty());
+    assert!(held(&store, run_b, ports_b).await.is_empty());
     for agent in [&mut agent_a, &mut agent_b] {
         crate::common::signal(agent.0.id(), nix::sys::signal::Signal::SIGTERM);
         assert!(agent.0.wait().expect("exit").success());

@@ -161,7 +161,7 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
     let output = wait_output(child, Duration::from_secs(60));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let (profile, stacks) = runner_profile(&store, scenario.id).await;
-    assert_eq!(profile.pid, runner.pid);
+    assert_eq!(profile.pid, i64::from(runner));
     assert!(profile.samples > 0 && !stacks.is_empty(), "{profile:?}");
     assert_eq!(
         store.run(1).await.expect("q").expect("run").status,
@@ -191,9 +191,13 @@ async fn e2e_profiles_are_kept_when_the_runner_crashes_and_when_the_run_is_stopp
 }
 
 /// `mite-perf run ARGS`, py-spy reaching the processes as `reach` says
-/// (`attach` or `start`).
+/// (`attach`, or `start`: only without a sandbox, whose processes the lab
+/// attaches to).
 fn spawn_reaching(lab: &Lab, reach: &str, args: &[&str]) -> std::process::Child {
     let mut all = vec!["run", "--output-dir", "output"];
+    if reach == "start" {
+        all.push("--insecure-unsandboxed-builds");
+    }
     all.extend_from_slice(args);
     lab.command(&all)
         .env(mite_perf::profile::py_spy::REACH_ENV, reach)

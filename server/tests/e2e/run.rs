@@ -307,8 +307,22 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // In a sandbox a scenario's ports are its own network's: a holder on
+    // the host takes nothing from it.
+    let sandboxed = wait_output(
+        lab.spawn_run(&["--concurrencies", "1", "--duration", "2s"]),
+        Duration::from_secs(60),
+    );
+    assert!(sandboxed.status.success(), "{}", text(&sandboxed));
+    // Without one, they are the host's: the run fails, naming the holder.
     let output = wait_output(
-        lab.spawn_run(&["--concurrencies", "1", "--duration", "5s"]),
+        lab.spawn_run(&[
+            "--concurrencies",
+            "1",
+            "--duration",
+            "5s",
+            "--insecure-unsandboxed-builds",
+        ]),
         Duration::from_secs(60),
     );
     let all = text(&output);
@@ -320,7 +334,7 @@ async fn e2e_port_held_by_a_foreign_process_is_named_and_left_alone() {
     assert!(all.contains(&format!("pid {}", foreign.id())), "{all}");
     assert!(all.contains("http.server"), "{all}");
     let store = lab.store().await;
-    let run = store.run(1).await.expect("query").expect("run");
+    let run = store.run(2).await.expect("query").expect("run");
     assert_eq!(run.status, RunStatus::Failed);
     assert!(store.open_processes().await.expect("open").is_empty());
 
@@ -393,7 +407,9 @@ async fn e2e_the_second_of_two_runners_killed_is_the_one_named() {
         .filter(|p| p.name == "runner")
         .nth(1)
         .expect("a second runner");
-    kill(Pid::from_raw(second.pid as i32), Signal::SIGKILL).expect("kill the second runner");
+    // The runner itself (in its sandbox), as a crash would.
+    let runner = crate::common::measured(second.pid as u32, &second.command);
+    kill(Pid::from_raw(runner as i32), Signal::SIGKILL).expect("kill the second runner");
     let output = wait_output(child, Duration::from_secs(30));
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
@@ -422,7 +438,13 @@ async fn e2e_cleanup_after_the_lab_was_sigkilled() {
     assert!(open
         .iter()
         .all(|p| mite_perf::os_process::pid_alive(p.pid as u32)));
-    assert!(!ports::listeners(lab.ports.target).is_empty());
+    // The target still listens, in the scenario's own network (its
+    // sandbox's), which outlives the lab with them.
+    let target = open
+        .iter()
+        .find(|p| p.name == "target")
+        .expect("the target's record");
+    assert!(ports::is_listened_near(target.pid as u32, lab.ports.target));
 
     let output = lab.cleanup();
     let all = text(&output);
