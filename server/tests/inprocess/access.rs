@@ -2076,6 +2076,65 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
     );
 }
 
+/// `/metrics` counts requests by method: the standard methods and
+/// "other", never whatever a client typed (hyper takes any token as a
+/// method, so each made-up one grew the label set for good).
+#[tokio::test]
+async fn made_up_methods_are_counted_as_other() {
+    use mite_perf::access::secret::Secret;
+    let f = fixture("metrics-methods", shared()).await;
+    let scraper = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d";
+    let app = mite_perf::web::router(
+        f.lab.clone(),
+        WebConfig {
+            site_root: crate::common::seed::site_root(),
+            addr: ([10, 0, 0, 1], 3000).into(),
+            public_urls: Vec::new(),
+            access: shared(),
+            metrics_token: Some(Secret::new(scraper).expect("token")),
+            download_idle_limit: mite_perf::web::downloads::IDLE_LIMIT,
+        },
+    )
+    .await
+    .expect("router");
+    for i in 0..3 {
+        let made_up = format!("FROBNICATE{i}");
+        let answer = send(
+            &app,
+            Request::builder()
+                .method(made_up.as_str())
+                .uri("/healthz")
+                .body(Body::empty())
+                .expect("a request"),
+        )
+        .await;
+        assert!(
+            answer.status.is_client_error(),
+            "{made_up}: {}",
+            answer.status
+        );
+    }
+    let scraped = send(
+        &app,
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, format!("Bearer {scraper}"))
+            .body(Body::empty())
+            .expect("a request"),
+    )
+    .await;
+    assert_eq!(scraped.status, StatusCode::OK, "{}", scraped.body);
+    assert!(!scraped.body.contains("FROBNICATE"), "{}", scraped.body);
+    assert!(
+        scraped
+            .body
+            .lines()
+            .any(|l| l
+                .starts_with("mite_perf_http_requests_total{method=\"other\",route=\"/healthz\"")),
+        "{}",
+        scraped.body
+    );
+}
+
 /// The server functions app/src/api/functions.rs declares (`endpoint = "name"`).
 fn declared_server_functions() -> Vec<String> {
     let source = include_str!("../../../app/src/api/functions.rs");
