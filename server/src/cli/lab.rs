@@ -167,7 +167,8 @@ pub(crate) struct AccessArgs {
     #[arg(long, default_value = "viewer", value_parser = |s: &str| s.parse::<domain::access::Role>())]
     pub(crate) proxy_default_role: domain::access::Role,
     /// The lab is reached over HTTPS (through a TLS proxy): session cookies
-    /// are then sent over HTTPS only.
+    /// are then sent over HTTPS only, and browsers told to keep to HTTPS
+    /// (Strict-Transport-Security).
     #[arg(long)]
     pub(crate) behind_https: bool,
     /// Let anyone who reaches the lab do anything, without signing in, even

@@ -2135,6 +2135,50 @@ async fn made_up_methods_are_counted_as_other() {
     );
 }
 
+/// Behind HTTPS every answer tells browsers to come back over HTTPS only
+/// (Strict-Transport-Security); a lab on plain HTTP says nothing of it.
+#[tokio::test]
+async fn behind_https_every_answer_carries_hsts() {
+    let f = fixture("hsts", shared()).await;
+    let https = router(
+        &f.lab,
+        AccessPolicy {
+            secure_cookies: true,
+            ..shared()
+        },
+    )
+    .await;
+    for path in ["/healthz", "/signin", "/api/get_queue", "/no-such-page"] {
+        let answer = send(
+            &https,
+            Request::get(path).body(Body::empty()).expect("a request"),
+        )
+        .await;
+        let hsts = answer
+            .headers
+            .get(header::STRICT_TRANSPORT_SECURITY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{path} ({}): no HSTS", answer.status));
+        let max_age: u64 = hsts
+            .strip_prefix("max-age=")
+            .and_then(|v| v.split(';').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{path}: {hsts}"));
+        assert!(max_age >= 180 * 24 * 3600, "{path}: {hsts}");
+        let plain = send(
+            &f.app,
+            Request::get(path).body(Body::empty()).expect("a request"),
+        )
+        .await;
+        assert!(
+            !plain
+                .headers
+                .contains_key(header::STRICT_TRANSPORT_SECURITY),
+            "{path} over plain HTTP"
+        );
+    }
+}
+
 /// The server functions app/src/api/functions.rs declares (`endpoint = "name"`).
 fn declared_server_functions() -> Vec<String> {
     let source = include_str!("../../../app/src/api/functions.rs");
