@@ -156,6 +156,7 @@ impl Access {
                         identity: Identity::Proxy,
                         from: self.source(parts),
                         run_scope: None,
+                        may_upload: false,
                     }));
                 }
                 tracing::warn!(
@@ -177,6 +178,7 @@ impl Access {
                 identity: Identity::Account,
                 from: self.source(parts),
                 run_scope: None,
+                may_upload: false,
             }));
         }
         let open = match self.policy.open {
@@ -191,6 +193,8 @@ impl Access {
                 identity: Identity::Local,
                 from: self.source(parts),
                 run_scope: None,
+                // The person who started a lab without accounts: every right.
+                may_upload: true,
             }));
         }
         self.share_caller(parts).await
@@ -227,6 +231,7 @@ impl Access {
                 identity: Identity::Share,
                 from: self.source(parts),
                 run_scope: Some(l.run_id),
+                may_upload: false,
             }))
     }
 
@@ -276,6 +281,7 @@ impl Access {
             identity: Identity::Token,
             from,
             run_scope: None,
+            may_upload: record.may_upload,
         })
     }
 

@@ -76,10 +76,11 @@ pub(crate) struct LabArgs {
     /// it); any other path is refused.
     #[arg(long, value_name = "DIR", num_args = 1..)]
     pub(crate) allow_local_builds: Vec<PathBuf>,
-    /// Take mite wheels uploaded by CI jobs (`mite-perf ci check`, a
-    /// runner's token) and let queued runs install them: a wheel is code
-    /// this lab's agents will run. Give it to the web front that takes the
-    /// uploads and to every agent that should run them.
+    /// Take mite wheels uploaded by CI jobs (`mite-perf ci check`, with a
+    /// token made with `token create --may-upload`) and let queued runs
+    /// install them: a wheel is code this lab's agents will run. Give it to
+    /// the web front that takes the uploads and to every agent that should
+    /// run them.
     #[arg(long)]
     pub(crate) allow_uploaded_builds: bool,
     #[command(flatten)]

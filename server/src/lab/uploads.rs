@@ -1,5 +1,6 @@
-//! mite wheels uploaded by CI jobs: checked (a runner's, a lab that takes
-//! them, a mite wheel by name and content), kept by SHA-256, logged.
+//! mite wheels uploaded by CI jobs: checked (a caller with the right to
+//! upload, a lab that takes them, a mite wheel by name and content), kept
+//! by SHA-256, logged.
 
 use app::api::LabError;
 use domain::access::{Action, Caller};
@@ -15,10 +16,11 @@ impl Lab {
         self.setup.policy.allow_uploaded_builds
     }
 
-    /// Whether `caller` may upload a wheel here: a runner's, on a lab that
-    /// takes them (asked before anything of the upload is read).
+    /// Whether `caller` may upload a wheel here: a runner's with the right
+    /// to upload (a CI token's), on a lab that takes them (asked before
+    /// anything of the upload is read).
     pub fn may_upload(&self, caller: &Caller) -> Result<(), LabError> {
-        caller.require(Action::Launch)?;
+        caller.require(Action::Upload)?;
         if !self.takes_uploads() {
             return Err(LabError::Forbidden(
                 "this lab does not take uploaded builds: its web front and agents must be \

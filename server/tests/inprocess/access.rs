@@ -36,7 +36,8 @@ struct Fixture {
     scenario_id: i64,
     /// The first run's requests/s series (it has provenance).
     series_id: String,
-    /// API tokens by name (`ci`: runner, `dash`: viewer).
+    /// API tokens by name (`ci`: runner, `dash`: viewer, `ci-upload`: a
+    /// runner that may upload builds).
     tokens: Vec<(String, String)>,
 }
 
@@ -101,17 +102,28 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
     }
     // The seeded runs' label is the runners' (ru's and the ci token's): they
     // may move its baseline.
-    for owner in ["ru", "token:ci"] {
+    for owner in ["ru", "token:ci", "token:ci-upload"] {
         store
             .add_label_owner("seeded", owner)
             .await
             .expect("label owner");
     }
     let mut tokens = Vec::new();
-    for (token_name, role) in [("ci", Role::Runner), ("dash", Role::Viewer)] {
+    for (token_name, role, may_upload) in [
+        ("ci", Role::Runner, false),
+        ("dash", Role::Viewer, false),
+        ("ci-upload", Role::Runner, true),
+    ] {
         let token = new_token().expect("token");
         store
-            .create_token(token_name, role, &token_hash(&token))
+            .create_token_as(&mite_perf::store::NewToken {
+                name: token_name,
+                role,
+                token_hash: &token_hash(&token),
+                owner: None,
+                expires_at: None,
+                may_upload,
+            })
             .await
             .expect("token");
         tokens.push((token_name.to_string(), token));
@@ -217,6 +229,8 @@ enum Who {
         role: Role,
         name: String,
         token: String,
+        /// Made with `--may-upload`.
+        may_upload: bool,
     },
 }
 
@@ -233,6 +247,17 @@ impl Who {
             Who::Anonymous => None,
             Who::Session { role, .. } | Who::Token { role, .. } => Some(*role),
         }
+    }
+
+    /// Whether it holds the right to upload builds.
+    fn may_upload(&self) -> bool {
+        matches!(
+            self,
+            Who::Token {
+                may_upload: true,
+                ..
+            }
+        )
     }
 
     /// What runs record as their launcher.
@@ -392,15 +417,17 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
             cookie: sign_in(&f.app, name, &password(name)).await,
         });
     }
-    for ((name, token), (label, role)) in f.tokens.iter().zip([
-        ("token runner", Role::Runner),
-        ("token viewer", Role::Viewer),
+    for ((name, token), (label, role, may_upload)) in f.tokens.iter().zip([
+        ("token runner", Role::Runner, false),
+        ("token viewer", Role::Viewer, false),
+        ("token upload", Role::Runner, true),
     ]) {
         callers.push(Who::Token {
             label,
             role,
             name: name.clone(),
             token: token.clone(),
+            may_upload,
         });
     }
     let launch = "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=matrix";
@@ -469,6 +496,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Page("/trends/{series}"), Role::Viewer),
         (Ask::Page("/activity"), Role::Admin),
         (Ask::Call("launch_run", launch), Role::Runner),
+        // A runner's with the right to upload only (the token column).
         (Ask::Upload, Role::Runner),
         // A range that is not one: answered (200) without asking PyPI.
         (
@@ -533,6 +561,13 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
                 _ if matches!(what, Ask::Open(_)) => StatusCode::OK,
                 None if matches!(what, Ask::Page(_)) => StatusCode::SEE_OTHER,
                 None => StatusCode::UNAUTHORIZED,
+                Some(role) if matches!(what, Ask::Upload) => {
+                    if role >= *least && who.may_upload() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::FORBIDDEN
+                    }
+                }
                 Some(role) if role >= *least => StatusCode::OK,
                 Some(_) => StatusCode::FORBIDDEN,
             };
@@ -551,7 +586,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
     }
     println!("the permission matrix checked:\n{table}");
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
-    assert_eq!(callers.len(), 6);
+    assert_eq!(callers.len(), 7);
     // Every server function and every route is in the matrix, or is one of
     // the few anyone may reach (each with its own test).
     let asked: Vec<String> = checks
@@ -1482,6 +1517,39 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
         "token", "create", "x", "--role", "viewer", "--owner", "nobody",
     ]);
     assert_eq!(nobody.status.code(), Some(2), "{}", text(&nobody));
+    // The right to upload builds: for a runner's (or admin's) token, said
+    // in the list; an ordinary token has none.
+    let viewer_upload = cli(&["token", "create", "up", "--role", "viewer", "--may-upload"]);
+    assert_eq!(
+        viewer_upload.status.code(),
+        Some(2),
+        "{}",
+        text(&viewer_upload)
+    );
+    assert!(
+        text(&viewer_upload).contains("--may-upload"),
+        "{}",
+        text(&viewer_upload)
+    );
+    let uploader = cli(&[
+        "token",
+        "create",
+        "ci-up",
+        "--role",
+        "runner",
+        "--may-upload",
+    ]);
+    assert!(uploader.status.success(), "{}", text(&uploader));
+    let listed = text(&cli(&["token", "list"]));
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name}: {listed}"))
+            .to_string()
+    };
+    assert!(line("ci-up").contains("may upload"), "{listed}");
+    assert!(!line("nightly").contains("may upload"), "{listed}");
 
     // The token works on a lab serving that database.
     let store = Store::connect(&db).await.expect("store");
@@ -1518,6 +1586,7 @@ async fn the_user_and_token_commands_manage_accounts_and_serve_refuses_an_unguar
             "user role",
             "user passwd",
             "user remove",
+            "token create",
             "token create",
             "token create",
             "token revoke"
