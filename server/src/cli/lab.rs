@@ -44,6 +44,11 @@ pub(crate) struct ServeArgs {
     /// /metrics as `Authorization: Bearer` (an admin's API token works too).
     #[arg(long)]
     pub(crate) metrics_token_file: Option<PathBuf>,
+    /// How long an uploaded wheel is kept once unused (neither uploaded
+    /// again nor named by a launch); never while a queued or running run
+    /// names it. Looked for at start and every hour.
+    #[arg(long, default_value = "30d", value_parser = domain::model::parse_duration)]
+    pub(crate) upload_retention: Duration,
     #[command(flatten)]
     pub(crate) access: AccessArgs,
     #[command(flatten)]
@@ -228,6 +233,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
+    if args.upload_retention < MIN_UPLOAD_RETENTION {
+        to_stderr!(
+            "error: --upload-retention: keep unused uploads an hour at the least (a launch \
+             naming one must find it)"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let (store, setup) = args.lab.open(!args.no_agent).await?;
     let admins = store
         .admin_count()
@@ -251,6 +263,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(mite_perf::web::default_site_root);
     let expiry = expire_sessions(&lab).await?;
+    let upload_sweep = lab.keep_forgetting_unused_uploads(args.upload_retention);
     let app = mite_perf::web::router(
         lab.clone(),
         mite_perf::web::WebConfig {
@@ -299,8 +312,12 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     expiry.abort();
+    upload_sweep.abort();
     Ok(ExitCode::SUCCESS)
 }
+
+/// The shortest `--upload-retention`.
+const MIN_UPLOAD_RETENTION: Duration = Duration::from_secs(3600);
 
 /// Closes what this agent's dead predecessor left (its runs marked
 /// running, its processes: only those of its own id, the same name, boot

@@ -139,7 +139,9 @@ impl Lab {
         }
         for build in &params.mite {
             if let domain::builds::MiteBuild::Uploaded(sha) = build {
-                if self.store.wheel(sha).await?.is_none() {
+                // Noted as used now: the sweep of unused wheels cannot take
+                // it before the run is queued, and then the run keeps it.
+                if !self.store.use_wheel(sha).await? {
                     return Ok(LaunchOutcome::Invalid(vec![domain::model::FieldError {
                         field: "mite".into(),
                         message: format!(

@@ -17,6 +17,7 @@ use mite_perf::web::WebConfig;
 struct Fixture {
     dir: std::path::PathBuf,
     store: Store,
+    lab: std::sync::Arc<Lab>,
     app: Router,
 }
 
@@ -36,10 +37,18 @@ async fn fixture(name: &str, allow: bool) -> Fixture {
     let mut setup = crate::common::seed::lab_setup(&dir, &output);
     setup.policy.allow_uploaded_builds = allow;
     let lab = Lab::new(store.clone(), setup);
-    let app = mite_perf::web::router(lab, WebConfig::local(crate::common::seed::site_root()))
-        .await
-        .expect("router");
-    Fixture { dir, store, app }
+    let app = mite_perf::web::router(
+        lab.clone(),
+        WebConfig::local(crate::common::seed::site_root()),
+    )
+    .await
+    .expect("router");
+    Fixture {
+        dir,
+        store,
+        lab,
+        app,
+    }
 }
 
 async fn upload(app: &Router, name: &str, body: Vec<u8>) -> Answer {
@@ -317,7 +326,9 @@ async fn shared_fixture(name: &str, allow: bool) -> Shared {
     let lab = Lab::new(store.clone(), setup);
     let mut config = WebConfig::local(crate::common::seed::site_root());
     config.access.open = mite_perf::access::Openness::Never;
-    let app = mite_perf::web::router(lab, config).await.expect("router");
+    let app = mite_perf::web::router(lab.clone(), config)
+        .await
+        .expect("router");
     let signed = send(
         &app,
         Request::post("/signin")
@@ -336,7 +347,12 @@ async fn shared_fixture(name: &str, allow: bool) -> Shared {
         .expect("vi signed in")
         .to_string();
     Shared {
-        f: Fixture { dir, store, app },
+        f: Fixture {
+            dir,
+            store,
+            lab,
+            app,
+        },
         viewer,
         runner_token,
         upload_token,
@@ -442,6 +458,51 @@ async fn who_may_not_upload_is_refused_before_the_body_is_read() {
         assert_eq!(runner.status, StatusCode::FORBIDDEN);
         assert!(runner.body.contains("--may-upload"), "{}", runner.body);
     }
+}
+
+/// `serve`'s sweep forgets uploads unused for the retention, never one a
+/// queued run names; a launch naming a forgotten wheel is refused, and one
+/// naming a kept wheel starts its retention again.
+#[tokio::test]
+async fn unused_uploads_are_forgotten_but_never_under_a_queued_run() {
+    let f = fixture("retention", true).await;
+    let named = fake_wheel("mite", "2.12.0");
+    let unnamed = fake_wheel("mite", "2.13.0");
+    let [named_sha, unnamed_sha] =
+        [&named, &unnamed].map(|w| mite_perf::mite_env::source::sha256_bytes(w));
+    for (name, wheel) in [
+        (NAME, named.clone()),
+        ("mite-2.13.0-py3-none-any.whl", unnamed.clone()),
+    ] {
+        let answer = upload(&f.app, name, wheel).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let queued = launch(&f.app, &format!("upload:{named_sha}")).await;
+    assert_eq!(queued.status, StatusCode::OK, "{}", queued.body);
+    assert!(queued.body.contains("Queued"), "{}", queued.body);
+    // A retention of nothing: whatever no waiting run names goes.
+    let forgotten = f
+        .lab
+        .forget_unused_uploads(std::time::Duration::ZERO)
+        .await
+        .expect("forget");
+    assert_eq!(forgotten, 1);
+    assert!(f.store.wheel_kept(&named_sha).await.expect("kept?"));
+    assert!(!f.store.wheel_kept(&unnamed_sha).await.expect("kept?"));
+    let refused = launch(&f.app, &format!("upload:{unnamed_sha}")).await;
+    assert!(
+        refused.body.contains("was uploaded to this lab"),
+        "{}",
+        refused.body
+    );
+    // A kept wheel's retention starts again with each launch naming it.
+    let kept_for_a_day = f
+        .lab
+        .forget_unused_uploads(std::time::Duration::from_secs(86_400))
+        .await
+        .expect("forget");
+    assert_eq!(kept_for_a_day, 0);
+    assert!(f.store.wheel_kept(&named_sha).await.expect("kept?"));
 }
 
 /// An upload whose body the test sends when it likes: what was sent so far
