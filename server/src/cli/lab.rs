@@ -11,7 +11,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use mite_perf::access::secret::{Secret, SecretError};
-use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
+use mite_perf::access::{AccessPolicy, Openness, ProxyError, TrustedProxy};
 use mite_perf::cleanup;
 use mite_perf::mite_env::{self};
 use mite_perf::run::{LabSetup, RunPolicy};
@@ -158,15 +158,18 @@ pub(crate) struct AccessArgs {
     /// names the user in, e.g. X-Forwarded-User.
     #[arg(long, requires = "trusted_proxy")]
     pub(crate) trusted_user_header: Option<axum::http::HeaderName>,
-    /// The proxy's address: the header counts only on requests from it
-    /// (may be given several times).
-    #[arg(long, requires = "trusted_user_header")]
+    /// The reverse proxy's address (may be given several times). On
+    /// requests from it that carry its secret (--trusted-proxy-secret-file),
+    /// its X-Forwarded-For names the client (for the sign-in throttle and
+    /// the activity log) and, with --trusted-user-header, its header the
+    /// user.
+    #[arg(long)]
     pub(crate) trusted_proxy: Vec<std::net::IpAddr>,
     /// A file holding a secret the proxy sends in the
-    /// X-Mite-Perf-Proxy-Secret header: the user header counts only with
-    /// it. Needed when the proxy is on this host (every local process
-    /// shares its address).
-    #[arg(long, requires = "trusted_user_header")]
+    /// X-Mite-Perf-Proxy-Secret header: the proxy counts only with it.
+    /// Needed whatever its address: every local process can connect from
+    /// any of this host's addresses.
+    #[arg(long)]
     pub(crate) trusted_proxy_secret_file: Option<PathBuf>,
     /// The role of a user the proxy names for the first time (an admin can
     /// change it with `mite-perf user role`).
@@ -183,14 +186,34 @@ pub(crate) struct AccessArgs {
     pub(crate) insecure_no_auth: bool,
 }
 
+/// Why the access arguments make no policy.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AccessArgsError {
+    #[error("--trusted-proxy-secret-file: {0}")]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+}
+
 impl AccessArgs {
-    /// The policy, or why these arguments make none (an unreadable secret).
-    pub(crate) fn policy(&self) -> Result<AccessPolicy, SecretError> {
+    /// The policy, or why these arguments make none (an unreadable secret,
+    /// a proxy without one).
+    pub(crate) fn policy(&self) -> Result<AccessPolicy, AccessArgsError> {
         let secret = self
             .trusted_proxy_secret_file
             .as_deref()
             .map(Secret::from_file)
             .transpose()?;
+        let proxy = if self.trusted_proxy.is_empty() && secret.is_none() {
+            None
+        } else {
+            Some(TrustedProxy::new(
+                self.trusted_proxy.clone(),
+                secret,
+                self.trusted_user_header.clone(),
+                self.proxy_default_role,
+            )?)
+        };
         Ok(AccessPolicy {
             open: if self.insecure_no_auth {
                 Openness::Always
@@ -199,12 +222,7 @@ impl AccessArgs {
             } else {
                 Openness::WhileNoAccounts
             },
-            proxy: self.trusted_user_header.clone().map(|header| TrustedProxy {
-                header,
-                addresses: self.trusted_proxy.clone(),
-                secret,
-                default_role: self.proxy_default_role,
-            }),
+            proxy,
             secure_cookies: self.behind_https,
         })
     }

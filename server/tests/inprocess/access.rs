@@ -942,20 +942,28 @@ async fn a_signed_out_colleague_opening_a_csv_link_signs_in_and_gets_the_file() 
 
 #[tokio::test]
 async fn tokens_and_proxy_names_count_only_when_valid() {
+    use mite_perf::access::proxy::PROXY_SECRET_HEADER;
     let proxy: std::net::IpAddr = [10, 0, 0, 2].into();
+    let secret = "0123456789abcdef0123456789abcdef";
     let policy = AccessPolicy {
-        proxy: Some(TrustedProxy {
-            header: HeaderName::from_static("x-forwarded-user"),
-            addresses: vec![proxy],
-            secret: None,
-            default_role: Role::Viewer,
-        }),
+        proxy: Some(
+            TrustedProxy::new(
+                vec![proxy],
+                Some(mite_perf::access::secret::Secret::new(secret).expect("secret")),
+                Some(HeaderName::from_static("x-forwarded-user")),
+                Role::Viewer,
+            )
+            .expect("a proxy"),
+        ),
         ..shared()
     };
     let f = fixture("proxy", policy).await;
+    // Every request carries the proxy's secret: only the proxy's address
+    // makes it the proxy's.
     let queue_as = |auth: Option<String>, user: Option<&str>, from: std::net::IpAddr| {
         let mut request = Request::post("/api/get_queue")
             .header(header::ACCEPT, "application/json")
+            .header(PROXY_SECRET_HEADER, secret)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(auth) = auth {
             request = request.header(header::AUTHORIZATION, auth);
@@ -1018,6 +1026,7 @@ async fn tokens_and_proxy_names_count_only_when_valid() {
         .header(header::ACCEPT, "application/json")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header("x-forwarded-user", "mo@example.com")
+        .header(PROXY_SECRET_HEADER, secret)
         .header("x-forwarded-for", "192.0.2.7")
         .body(Body::from(
             "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=sso&form[launched_by]=someone-else",
@@ -1064,26 +1073,26 @@ async fn a_local_process_cannot_forge_the_proxy_header() {
     use mite_perf::access::secret::Secret;
     let loopback: std::net::IpAddr = [127, 0, 0, 1].into();
     let secret = "5c1d0e3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
-    let proxy = |secret: Option<Secret>| TrustedProxy {
-        header: HeaderName::from_static("x-forwarded-user"),
-        addresses: vec![loopback],
-        secret,
-        default_role: Role::Viewer,
+    let proxy = |secret: Option<Secret>| {
+        TrustedProxy::new(
+            vec![loopback],
+            secret,
+            Some(HeaderName::from_static("x-forwarded-user")),
+            Role::Viewer,
+        )
     };
-    // Without a secret, a loopback proxy is refused at start.
-    let unproven = AccessPolicy {
-        proxy: Some(proxy(None)),
-        ..shared()
-    };
-    let why = unproven
-        .refusal(([127, 0, 0, 1], 3000).into(), 1)
-        .expect("a loopback proxy without a secret is refused");
-    assert!(why.contains("--trusted-proxy-secret-file"), "{why}");
+    // Without a secret, a proxy is refused at start (at any address:
+    // `a_proxy_without_its_secret_is_refused_at_any_address`).
+    let why = proxy(None).expect_err("a loopback proxy without a secret is refused");
+    assert!(
+        why.to_string().contains("--trusted-proxy-secret-file"),
+        "{why}"
+    );
 
     let f = fixture(
         "proxy-local",
         AccessPolicy {
-            proxy: Some(proxy(Some(Secret::new(secret).expect("secret")))),
+            proxy: Some(proxy(Some(Secret::new(secret).expect("secret"))).expect("a proxy")),
             ..shared()
         },
     )
@@ -2145,6 +2154,50 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
     );
 }
 
+/// A lab bound to `[::]` sees local peers as IPv4-mapped addresses
+/// (`::ffff:127.0.0.1`): the proxy named as 127.0.0.1 is matched in
+/// canonical form, so it is recognised, and only with its secret.
+#[tokio::test]
+async fn a_proxy_is_matched_by_its_canonical_address() {
+    use mite_perf::access::proxy::PROXY_SECRET_HEADER;
+    use mite_perf::access::secret::Secret;
+    let secret = "5c1d0e3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
+    let f = fixture(
+        "proxy-canonical",
+        AccessPolicy {
+            proxy: Some(
+                TrustedProxy::new(
+                    vec![[127, 0, 0, 1].into()],
+                    Some(Secret::new(secret).expect("secret")),
+                    Some(HeaderName::from_static("x-forwarded-user")),
+                    Role::Viewer,
+                )
+                .expect("a proxy"),
+            ),
+            ..shared()
+        },
+    )
+    .await;
+    let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().expect("an address");
+    let queue_as = |presented: Option<&str>| {
+        let mut request = Request::post("/api/get_queue")
+            .header(header::ACCEPT, "application/json")
+            .header("x-forwarded-user", "ad");
+        if let Some(presented) = presented {
+            request = request.header(PROXY_SECRET_HEADER, presented);
+        }
+        let mut request = request.body(Body::empty()).expect("a request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(mapped, 40000)));
+        request
+    };
+    let proven = send(&f.app, queue_as(Some(secret))).await;
+    assert_eq!(proven.status, StatusCode::OK, "{}", proven.body);
+    let forged = send(&f.app, queue_as(None)).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{}", forged.body);
+}
+
 /// `/metrics` counts requests by method: the standard methods and
 /// "other", never whatever a client typed (hyper takes any token as a
 /// method, so each made-up one grew the label set for good).
@@ -2246,6 +2299,69 @@ async fn behind_https_every_answer_carries_hsts() {
             "{path} over plain HTTP"
         );
     }
+}
+
+/// `serve --trusted-proxy ADDR` without the proxy's secret is refused
+/// whatever the address: not only loopback, but the host's own LAN
+/// address, a docker bridge's gateway and loopback written as an
+/// IPv4-mapped address (which `Ipv6Addr::is_loopback` does not see), each
+/// of which every local process can connect from.
+#[tokio::test]
+async fn a_proxy_without_its_secret_is_refused_at_any_address() {
+    let dir = crate::common::temp_dir("access-proxy-refused");
+    let db = format!("sqlite://{}/lab.db", dir.display());
+    let output = dir.join("output").display().to_string();
+    for address in [
+        "127.0.0.1",
+        "10.0.0.5",
+        "172.17.0.1",
+        "::ffff:127.0.0.1",
+        "::1",
+    ] {
+        let port = crate::common::free_port();
+        let mut serve = std::process::Command::new(crate::common::BIN)
+            .args([
+                "serve",
+                "--no-agent",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--output-dir", &output])
+            .args(["--trusted-user-header", "X-Forwarded-User"])
+            .args(["--trusted-proxy", address])
+            .env("MITE_PERF_DATABASE_URL", &db)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("serve");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = serve.try_wait().expect("serve's status") {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline
+                || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                crate::common::signal(serve.id(), nix::sys::signal::Signal::SIGKILL);
+                let _ = serve.wait();
+                break None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let output = serve.wait_with_output().expect("serve's output");
+        let said = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(
+            status.and_then(|s| s.code()),
+            Some(2),
+            "a proxy at {address} without a secret was trusted: {said}"
+        );
+        assert!(
+            said.contains("--trusted-proxy-secret-file"),
+            "{address}: {said}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The server functions app/src/api/functions.rs declares (`endpoint = "name"`).
