@@ -251,6 +251,13 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
+    if args.access.behind_https && access.proxy.is_none() {
+        tracing::warn!(
+            "behind HTTPS without --trusted-proxy: every client looks like the proxy, so the \
+             sign-in throttle slows them all together; name the proxy with --trusted-proxy and \
+             --trusted-proxy-secret-file (deploy/nginx.conf)"
+        );
+    }
     if args.upload_retention < MIN_UPLOAD_RETENTION {
         to_stderr!(
             "error: --upload-retention: keep unused uploads an hour at the least (a launch \

@@ -17,5 +17,6 @@ mod library;
 mod library_in_browser;
 mod postgres;
 mod profile;
+mod proxy;
 mod run;
 mod trends;
