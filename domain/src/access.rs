@@ -1,8 +1,11 @@
 //! Who may do what. Every request is someone's: a [`Caller`] with a
 //! [`Role`]. Viewers read and download; runners also launch, and cancel or
 //! remove their own runs; admins also cancel anyone's, clean up and manage
-//! accounts. The server decides the caller of each request; the pages use the
-//! same rules only to hide what the caller could not do anyway.
+//! accounts. Uploading a build ([`Action::Upload`]) comes with no role: it
+//! is a right of its own, carried only by an API token an admin made with
+//! it (for CI), since an uploaded wheel is code every agent will run. The
+//! server decides the caller of each request; the pages use the same rules
+//! only to hide what the caller could not do anyway.
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +72,11 @@ pub struct Caller {
     /// The one run a share link shows; `None`: not limited to a run.
     #[serde(default)]
     pub run_scope: Option<i64>,
+    /// Whether the caller holds the right to upload builds, which no role
+    /// brings: an API token made with it (`mite-perf token create …
+    /// --may-upload`), or the local user of a lab without accounts.
+    #[serde(default)]
+    pub may_upload: bool,
 }
 
 /// What a request does, as far as rights go.
@@ -83,6 +91,9 @@ pub enum Action {
     Share,
     /// Queue a run.
     Launch,
+    /// Upload a build (a mite wheel) for runs to install: a runner's, and
+    /// only with the right to upload ([`Caller::may_upload`]).
+    Upload,
     /// Make a run the baseline of its label.
     MarkBaseline,
     /// Exclude a trend's point from its fit, or acknowledge a change.
@@ -100,9 +111,11 @@ impl Action {
     pub fn least_role(self) -> Role {
         match self {
             Action::Read | Action::ReadRun(_) => Role::Viewer,
-            Action::Launch | Action::MarkBaseline | Action::MarkTrend | Action::Share => {
-                Role::Runner
-            }
+            Action::Launch
+            | Action::Upload
+            | Action::MarkBaseline
+            | Action::MarkTrend
+            | Action::Share => Role::Runner,
             Action::CancelAnyones | Action::Cleanup | Action::Administer => Role::Admin,
         }
     }
@@ -113,6 +126,7 @@ impl Action {
             Action::ReadRun(_) => "see this run",
             Action::Share => "share runs",
             Action::Launch => "launch runs",
+            Action::Upload => "upload builds",
             Action::MarkBaseline => "mark baselines",
             Action::MarkTrend => "mark trends' points",
             Action::CancelAnyones => "cancel other people's runs",
@@ -133,6 +147,7 @@ impl Caller {
         match self.run_scope {
             // A share link: its own run, and nothing else.
             Some(scope) => action == Action::ReadRun(scope),
+            None if action == Action::Upload => self.may_upload && self.role >= action.least_role(),
             None => self.role >= action.least_role(),
         }
     }
@@ -144,6 +159,13 @@ impl Caller {
         } else if let Some(scope) = self.run_scope {
             Err(Denied(format!(
                 "this share link shows run {scope} only: sign in to see more"
+            )))
+        } else if action == Action::Upload && self.role >= action.least_role() {
+            Err(Denied(format!(
+                "{} may not upload builds: a wheel is code every agent will run, so only an \
+                 API token an admin made with `mite-perf token create NAME --role runner \
+                 --may-upload` may (a CI job's)",
+                self.name
             )))
         } else {
             Err(Denied(format!(
@@ -222,6 +244,7 @@ mod tests {
             identity: Identity::Account,
             from: "10.0.0.9".into(),
             run_scope: None,
+            may_upload: false,
         }
     }
 
@@ -249,6 +272,36 @@ mod tests {
             refused.to_string(),
             "vi is a viewer: only a runner or above may launch runs"
         );
+    }
+
+    #[test]
+    fn uploading_is_a_right_of_its_own_that_no_role_brings() {
+        let runner = caller("ru", Role::Runner);
+        let admin = caller("ad", Role::Admin);
+        for who in [&runner, &admin] {
+            assert!(who.may(Action::Launch) && !who.may(Action::Upload));
+            let refused = who.require(Action::Upload).expect_err("no right");
+            assert!(refused.to_string().contains("--may-upload"), "{refused}");
+        }
+        let ci = Caller {
+            may_upload: true,
+            ..caller("token:ci", Role::Runner)
+        };
+        assert!(ci.may(Action::Upload));
+        // The right does not outrank the role: a token whose owner became a
+        // viewer acts as a viewer, and a share link only sees its run.
+        let demoted = Caller {
+            may_upload: true,
+            ..caller("token:ci", Role::Viewer)
+        };
+        assert!(!demoted.may(Action::Upload));
+        let refused = demoted.require(Action::Upload).expect_err("a viewer");
+        assert!(refused.to_string().contains("only a runner"), "{refused}");
+        let shared = Caller {
+            run_scope: Some(7),
+            ..ci.clone()
+        };
+        assert!(!shared.may(Action::Upload));
     }
 
     #[test]

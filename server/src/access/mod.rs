@@ -2,7 +2,7 @@
 //!
 //! Every request gets a [`Caller`] (or none) from, in this order: an API
 //! token (`Authorization: Bearer`), the single-sign-on proxy's header (only
-//! from the proxy's own addresses), a sign-in session, on a lab without
+//! from the proxy, proven by its secret), a sign-in session, on a lab without
 //! accounts the local user with every right, or an open share link (its
 //! run only). A request without a caller reaches only the sign-in page,
 //! share links, health and the site's files: a browser
@@ -28,7 +28,7 @@ use domain::access::{check_name, Caller, Identity, Role};
 
 use crate::store::Store;
 use accounts::Accounts;
-pub use proxy::TrustedProxy;
+pub use proxy::{ProxyError, TrustedProxy};
 use throttle::SignInThrottle;
 
 /// When the lab lets everyone in as the local user.
@@ -66,7 +66,7 @@ impl AccessPolicy {
     /// losing every account must not open it to the network.
     pub fn for_address(self, addr: SocketAddr) -> Self {
         let open = match self.open {
-            Openness::WhileNoAccounts if !addr.ip().is_loopback() => Openness::Never,
+            Openness::WhileNoAccounts if !addr.ip().to_canonical().is_loopback() => Openness::Never,
             open => open,
         };
         AccessPolicy { open, ..self }
@@ -74,16 +74,16 @@ impl AccessPolicy {
 
     /// Why `serve` must not start with this policy on `addr`, or `None`:
     /// off loopback (or behind an HTTPS proxy, which makes a loopback
-    /// address public) a lab needs an admin or a proxy's header, unless
-    /// told it is open.
+    /// address public) a lab needs an admin or a single-sign-on proxy's
+    /// header, unless told it is open. (A proxy without a secret never
+    /// gets this far: [`TrustedProxy::new`] refuses it.)
     pub fn refusal(&self, addr: SocketAddr, admins: i64) -> Option<String> {
-        if let Some(why) = self.proxy.as_ref().and_then(TrustedProxy::refusal) {
-            return Some(why);
-        }
-        let guarded = self.open == Openness::Always || self.proxy.is_some() || admins > 0;
-        let reachable = !addr.ip().is_loopback() || self.secure_cookies;
+        let single_sign_on = self.proxy.as_ref().is_some_and(|p| p.user_header.is_some());
+        let guarded = self.open == Openness::Always || single_sign_on || admins > 0;
+        let loopback = addr.ip().to_canonical().is_loopback();
+        let reachable = !loopback || self.secure_cookies;
         (reachable && !guarded).then(|| {
-            let whence = if addr.ip().is_loopback() {
+            let whence = if loopback {
                 format!("{addr} is reached through an HTTPS proxy")
             } else {
                 format!("{addr} is reachable from other machines")
@@ -91,8 +91,9 @@ impl AccessPolicy {
             format!(
                 "{whence} and the lab has no admin: add one with \
                  `mite-perf user add NAME --role admin` (same --database-url), or name a \
-                 single-sign-on proxy with --trusted-user-header and --trusted-proxy, or pass \
-                 --insecure-no-auth to let anyone who reaches it do anything"
+                 single-sign-on proxy with --trusted-user-header, --trusted-proxy and \
+                 --trusted-proxy-secret-file, or pass --insecure-no-auth to let anyone who \
+                 reaches it do anything"
             )
         })
     }
@@ -143,11 +144,15 @@ impl Access {
                 .map(Some);
         }
         if let Some(proxy) = &self.policy.proxy {
-            if let Some(name) = parts.headers.get(&proxy.header) {
+            let named = proxy
+                .user_header
+                .as_ref()
+                .and_then(|header| Some((header, parts.headers.get(header)?)));
+            if let Some((header, name)) = named {
                 if proxy.proven(parts, peer) {
                     let name = name.to_str().unwrap_or("").trim();
                     check_name(name).map_err(|why| {
-                        LabError::invalid(proxy.header.as_str(), format!("the proxy's user: {why}"))
+                        LabError::invalid(header.as_str(), format!("the proxy's user: {why}"))
                     })?;
                     let user = self.store.proxy_user(name, proxy.default_role).await?;
                     return Ok(Some(Caller {
@@ -156,12 +161,12 @@ impl Access {
                         identity: Identity::Proxy,
                         from: self.source(parts),
                         run_scope: None,
+                        may_upload: false,
                     }));
                 }
                 tracing::warn!(
-                    "ignored {} from {}: not the trusted proxy (its address, with its secret \
-                     when it has one)",
-                    proxy.header,
+                    "ignored {header} from {}: not the trusted proxy (its address, with its \
+                     secret)",
                     peer.map_or("an unknown address".into(), |ip| ip.to_string())
                 );
             }
@@ -177,6 +182,7 @@ impl Access {
                 identity: Identity::Account,
                 from: self.source(parts),
                 run_scope: None,
+                may_upload: false,
             }));
         }
         let open = match self.policy.open {
@@ -191,6 +197,8 @@ impl Access {
                 identity: Identity::Local,
                 from: self.source(parts),
                 run_scope: None,
+                // The person who started a lab without accounts: every right.
+                may_upload: true,
             }));
         }
         self.share_caller(parts).await
@@ -227,6 +235,7 @@ impl Access {
                 identity: Identity::Share,
                 from: self.source(parts),
                 run_scope: Some(l.run_id),
+                may_upload: false,
             }))
     }
 
@@ -276,25 +285,26 @@ impl Access {
             identity: Identity::Token,
             from,
             run_scope: None,
+            may_upload: record.may_upload,
         })
     }
 
-    /// Where a request comes from, for the activity log: the peer's
-    /// address, or the client a trusted proxy forwarded for.
-    pub fn source(&self, parts: &Parts) -> String {
+    /// The client's address: the one the proven proxy forwarded for, else
+    /// the peer's; canonical (`::ffff:192.0.2.7` is 192.0.2.7).
+    pub fn client(&self, parts: &Parts) -> Option<IpAddr> {
         let peer = peer_ip(parts);
-        let forwarded = self
-            .policy
+        self.policy
             .proxy
             .as_ref()
-            .filter(|p| p.proven(parts, peer))
-            .and_then(|_| parts.headers.get("x-forwarded-for"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|v| v.trim().to_string());
-        forwarded
-            .or_else(|| peer.map(|ip| ip.to_string()))
-            .unwrap_or_else(|| "unknown".into())
+            .and_then(|p| p.client(parts, peer))
+            .or(peer.map(|ip| ip.to_canonical()))
+    }
+
+    /// Where a request comes from, for the activity log and the sign-in
+    /// throttle: the client's address ([`Access::client`]).
+    pub fn source(&self, parts: &Parts) -> String {
+        self.client(parts)
+            .map_or_else(|| "unknown".into(), |ip| ip.to_string())
     }
 }
 
@@ -344,16 +354,27 @@ mod tests {
             ..AccessPolicy::local()
         };
         assert_eq!(open.refusal(public, 0), None);
+        let proxy = |header: Option<HeaderName>| {
+            TrustedProxy::new(
+                vec![[10, 0, 0, 2].into()],
+                Some(secret::Secret::new("0123456789abcdef0123456789abcdef").expect("secret")),
+                header,
+                Role::Viewer,
+            )
+            .expect("a proxy")
+        };
         let proxied = AccessPolicy {
-            proxy: Some(TrustedProxy {
-                header: HeaderName::from_static("x-forwarded-user"),
-                addresses: vec![[10, 0, 0, 2].into()],
-                secret: None,
-                default_role: Role::Viewer,
-            }),
+            proxy: Some(proxy(Some(HeaderName::from_static("x-forwarded-user")))),
             ..AccessPolicy::local()
         };
         assert_eq!(proxied.refusal(public, 0), None);
+        // A proxy that only forwards (TLS) names no user: it guards nothing.
+        let forwarding = AccessPolicy {
+            proxy: Some(proxy(None)),
+            ..AccessPolicy::local()
+        };
+        assert!(forwarding.refusal(public, 0).is_some());
+        assert_eq!(forwarding.refusal(public, 1), None);
         // Behind an HTTPS proxy, loopback is public too.
         let proxied_tls = AccessPolicy {
             secure_cookies: true,
@@ -368,7 +389,8 @@ mod tests {
     fn only_a_loopback_lab_may_be_open_while_it_has_no_accounts() {
         let loopback: SocketAddr = ([127, 0, 0, 1], 3000).into();
         let v6: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, 3000).into();
-        for addr in [loopback, v6] {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:3000".parse().expect("an address");
+        for addr in [loopback, v6, mapped] {
             assert_eq!(
                 AccessPolicy::local().for_address(addr).open,
                 Openness::WhileNoAccounts

@@ -13,7 +13,7 @@ use domain::access::{check_name, Role};
 use domain::format::utc;
 use mite_perf::access::accounts::hash_password;
 use mite_perf::access::tokens::{new_token, token_hash};
-use mite_perf::store::{AccountChange, Store, StoreError};
+use mite_perf::store::{AccountChange, NewToken, Store, StoreError};
 
 use super::{connect, DbArgs, EXIT_USAGE};
 
@@ -77,6 +77,12 @@ pub enum TokenCommand {
         /// How long it works (e.g. 90d, 12h; without: until revoked).
         #[arg(long, value_parser = domain::model::parse_duration)]
         expires: Option<std::time::Duration>,
+        /// It may also upload builds (mite wheels, `POST /api/wheels`), as a
+        /// CI job's `mite-perf ci check` and `bisect` do: a right no role
+        /// brings, since a wheel is code every agent will run. Runner or
+        /// admin tokens only.
+        #[arg(long)]
+        may_upload: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -251,10 +257,16 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             role,
             owner,
             expires,
+            may_upload,
             db,
         } => {
             if let Err(why) = check_name(&name) {
                 return usage(format!("{name}: {why}"));
+            }
+            if may_upload && role < Role::Runner {
+                return usage(format!(
+                    "a {role}'s token cannot upload builds: give --role runner with --may-upload"
+                ));
             }
             let store = connect(&db).await?;
             if let Some(owner) = &owner {
@@ -278,13 +290,14 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             };
             let token = new_token()?;
             match store
-                .create_owned_token(
-                    &name,
+                .create_token_as(&NewToken {
+                    name: &name,
                     role,
-                    &token_hash(&token),
-                    owner.as_deref(),
+                    token_hash: &token_hash(&token),
+                    owner: owner.as_deref(),
                     expires_at,
-                )
+                    may_upload,
+                })
                 .await
             {
                 Err(StoreError::Conflict(message)) => return usage(message),
@@ -297,13 +310,14 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let until = expires_at
                 .map(|at| format!(" until {}", utc(at)))
                 .unwrap_or_default();
+            let uploads = if may_upload { ", may upload" } else { "" };
             log(
                 &store,
                 "token create",
-                &format!("{name} as {role}{whose}{until}"),
+                &format!("{name} as {role}{uploads}{whose}{until}"),
             )
             .await?;
-            to_stderr!("token {name} ({role}); it is shown this once, keep it secret:");
+            to_stderr!("token {name} ({role}{uploads}); it is shown this once, keep it secret:");
             to_stdout!("{token}");
         }
         TokenCommand::List { owner, db } => {
@@ -315,9 +329,10 @@ pub async fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let now = mite_perf::clock::now_ms();
             for token in tokens {
                 to_stdout!(
-                    "{:<24} {:<7} owner {:<16} made {}  {}  last used {}",
+                    "{:<24} {:<7} {:<10} owner {:<16} made {}  {}  last used {}",
                     token.name,
                     token.role.as_str(),
+                    if token.may_upload { "may upload" } else { "" },
                     token.owner.as_deref().unwrap_or("(command line)"),
                     utc(token.created_at),
                     match token.expires_at {

@@ -11,7 +11,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use mite_perf::access::secret::{Secret, SecretError};
-use mite_perf::access::{AccessPolicy, Openness, TrustedProxy};
+use mite_perf::access::{AccessPolicy, Openness, ProxyError, TrustedProxy};
 use mite_perf::cleanup;
 use mite_perf::mite_env::{self};
 use mite_perf::run::{LabSetup, RunPolicy};
@@ -44,6 +44,11 @@ pub(crate) struct ServeArgs {
     /// /metrics as `Authorization: Bearer` (an admin's API token works too).
     #[arg(long)]
     pub(crate) metrics_token_file: Option<PathBuf>,
+    /// How long an uploaded wheel is kept once unused (neither uploaded
+    /// again nor named by a launch); never while a queued or running run
+    /// names it. Looked for at start and every hour.
+    #[arg(long, default_value = "30d", value_parser = domain::model::parse_duration)]
+    pub(crate) upload_retention: Duration,
     #[command(flatten)]
     pub(crate) access: AccessArgs,
     #[command(flatten)]
@@ -76,10 +81,11 @@ pub(crate) struct LabArgs {
     /// it); any other path is refused.
     #[arg(long, value_name = "DIR", num_args = 1..)]
     pub(crate) allow_local_builds: Vec<PathBuf>,
-    /// Take mite wheels uploaded by CI jobs (`mite-perf ci check`, a
-    /// runner's token) and let queued runs install them: a wheel is code
-    /// this lab's agents will run. Give it to the web front that takes the
-    /// uploads and to every agent that should run them.
+    /// Take mite wheels uploaded by CI jobs (`mite-perf ci check`, with a
+    /// token made with `token create --may-upload`) and let queued runs
+    /// install them: a wheel is code this lab's agents will run. Give it to
+    /// the web front that takes the uploads and to every agent that should
+    /// run them.
     #[arg(long)]
     pub(crate) allow_uploaded_builds: bool,
     #[command(flatten)]
@@ -155,22 +161,26 @@ pub(crate) struct AccessArgs {
     /// names the user in, e.g. X-Forwarded-User.
     #[arg(long, requires = "trusted_proxy")]
     pub(crate) trusted_user_header: Option<axum::http::HeaderName>,
-    /// The proxy's address: the header counts only on requests from it
-    /// (may be given several times).
-    #[arg(long, requires = "trusted_user_header")]
+    /// The reverse proxy's address (may be given several times). On
+    /// requests from it that carry its secret (--trusted-proxy-secret-file),
+    /// its X-Forwarded-For names the client (for the sign-in throttle and
+    /// the activity log) and, with --trusted-user-header, its header the
+    /// user.
+    #[arg(long)]
     pub(crate) trusted_proxy: Vec<std::net::IpAddr>,
     /// A file holding a secret the proxy sends in the
-    /// X-Mite-Perf-Proxy-Secret header: the user header counts only with
-    /// it. Needed when the proxy is on this host (every local process
-    /// shares its address).
-    #[arg(long, requires = "trusted_user_header")]
+    /// X-Mite-Perf-Proxy-Secret header: the proxy counts only with it.
+    /// Needed whatever its address: every local process can connect from
+    /// any of this host's addresses.
+    #[arg(long)]
     pub(crate) trusted_proxy_secret_file: Option<PathBuf>,
     /// The role of a user the proxy names for the first time (an admin can
     /// change it with `mite-perf user role`).
     #[arg(long, default_value = "viewer", value_parser = |s: &str| s.parse::<domain::access::Role>())]
     pub(crate) proxy_default_role: domain::access::Role,
     /// The lab is reached over HTTPS (through a TLS proxy): session cookies
-    /// are then sent over HTTPS only.
+    /// are then sent over HTTPS only, and browsers told to keep to HTTPS
+    /// (Strict-Transport-Security).
     #[arg(long)]
     pub(crate) behind_https: bool,
     /// Let anyone who reaches the lab do anything, without signing in, even
@@ -179,14 +189,34 @@ pub(crate) struct AccessArgs {
     pub(crate) insecure_no_auth: bool,
 }
 
+/// Why the access arguments make no policy.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AccessArgsError {
+    #[error("--trusted-proxy-secret-file: {0}")]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+}
+
 impl AccessArgs {
-    /// The policy, or why these arguments make none (an unreadable secret).
-    pub(crate) fn policy(&self) -> Result<AccessPolicy, SecretError> {
+    /// The policy, or why these arguments make none (an unreadable secret,
+    /// a proxy without one).
+    pub(crate) fn policy(&self) -> Result<AccessPolicy, AccessArgsError> {
         let secret = self
             .trusted_proxy_secret_file
             .as_deref()
             .map(Secret::from_file)
             .transpose()?;
+        let proxy = if self.trusted_proxy.is_empty() && secret.is_none() {
+            None
+        } else {
+            Some(TrustedProxy::new(
+                self.trusted_proxy.clone(),
+                secret,
+                self.trusted_user_header.clone(),
+                self.proxy_default_role,
+            )?)
+        };
         Ok(AccessPolicy {
             open: if self.insecure_no_auth {
                 Openness::Always
@@ -195,12 +225,7 @@ impl AccessArgs {
             } else {
                 Openness::WhileNoAccounts
             },
-            proxy: self.trusted_user_header.clone().map(|header| TrustedProxy {
-                header,
-                addresses: self.trusted_proxy.clone(),
-                secret,
-                default_role: self.proxy_default_role,
-            }),
+            proxy,
             secure_cookies: self.behind_https,
         })
     }
@@ -229,6 +254,20 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     }
+    if args.access.behind_https && access.proxy.is_none() {
+        tracing::warn!(
+            "behind HTTPS without --trusted-proxy: every client looks like the proxy, so the \
+             sign-in throttle slows them all together; name the proxy with --trusted-proxy and \
+             --trusted-proxy-secret-file (deploy/nginx.conf)"
+        );
+    }
+    if args.upload_retention < MIN_UPLOAD_RETENTION {
+        to_stderr!(
+            "error: --upload-retention: keep unused uploads an hour at the least (a launch \
+             naming one must find it)"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     let (store, setup) = args.lab.open(!args.no_agent).await?;
     let admins = store
         .admin_count()
@@ -252,6 +291,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(mite_perf::web::default_site_root);
     let expiry = expire_sessions(&lab).await?;
+    let upload_sweep = lab.keep_forgetting_unused_uploads(args.upload_retention);
     let app = mite_perf::web::router(
         lab.clone(),
         mite_perf::web::WebConfig {
@@ -300,8 +340,12 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     expiry.abort();
+    upload_sweep.abort();
     Ok(ExitCode::SUCCESS)
 }
+
+/// The shortest `--upload-retention`.
+const MIN_UPLOAD_RETENTION: Duration = Duration::from_secs(3600);
 
 /// Closes what this agent's dead predecessor left (its runs marked
 /// running, its processes: only those of its own id, the same name, boot

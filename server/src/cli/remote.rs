@@ -27,8 +27,9 @@ pub(crate) struct LabAccess {
     /// `scripts/lab` serves on this machine.
     #[arg(long, env = "MITE_PERF_LAB", default_value = "http://127.0.0.1:3000")]
     pub(crate) lab: String,
-    /// A runner's API token (`mite-perf token create ci --role runner`);
-    /// better from the environment than on a command line others can read.
+    /// A CI token that may upload builds (`mite-perf token create ci --role
+    /// runner --may-upload`); better from the environment than on a command
+    /// line others can read.
     /// A lab on loopback without accounts needs none.
     #[arg(long, env = "MITE_PERF_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,

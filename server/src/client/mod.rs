@@ -16,6 +16,10 @@ use crate::http_client::http_client;
 
 /// How long one request may take (an upload of a large wheel included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// How many times an upload is tried while the lab is busy with others.
+const UPLOAD_TRIES: u32 = 6;
+/// How long to wait before trying a busy lab again (its `Retry-After`).
+const UPLOAD_BUSY_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the lab could not be asked, or what it answered instead.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +145,7 @@ impl LabClient {
 
     /// Uploads the wheel `file_name` (`content`), built from `commit` when
     /// known (its runs then take their place in a trend's commit order).
+    /// A lab busy with other uploads (503) is asked again a few times.
     pub async fn upload_wheel(
         &self,
         file_name: &str,
@@ -153,13 +158,23 @@ impl LabClient {
             query.push(("commit_time", c.time.to_string()));
             query.push(("parents", c.parents.join(",")));
         }
-        let request = self
-            .http
-            .post(format!("{}/api/wheels", self.base))
-            .query(&query)
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(content);
-        self.send("the upload", request).await
+        let mut tries = 1;
+        loop {
+            let request = self
+                .http
+                .post(format!("{}/api/wheels", self.base))
+                .query(&query)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(content.clone());
+            match self.send("the upload", request).await {
+                Err(ClientError::Lab { status: 503, .. }) if tries < UPLOAD_TRIES => {
+                    tracing::info!("the lab is busy with other uploads: trying again");
+                    tokio::time::sleep(UPLOAD_BUSY_WAIT).await;
+                    tries += 1;
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// Queues a run.

@@ -29,6 +29,9 @@ pub use worker::{RealRuns, RunExecutor};
 pub const MAX_QUEUED: i64 = 100;
 /// At most this many downloads stream from the database at once.
 pub const MAX_DOWNLOADS: usize = 2;
+/// At most this many uploads are read at once (each up to 16 MiB in
+/// memory); the others are told to come back.
+pub const MAX_UPLOADS: usize = 2;
 
 /// What the worker went through that a health check should say.
 #[derive(Debug, Clone, Default)]
@@ -46,6 +49,7 @@ pub struct Lab {
     shutdown: CancellationToken,
     health: Mutex<WorkerHealth>,
     downloads: Arc<Semaphore>,
+    uploads: Arc<Semaphore>,
     /// Whether this lab executes runs (its worker started): a web front
     /// alone does not.
     executes: std::sync::atomic::AtomicBool,
@@ -63,6 +67,7 @@ impl Lab {
             shutdown: CancellationToken::new(),
             health: Mutex::new(WorkerHealth::default()),
             downloads: Arc::new(Semaphore::new(MAX_DOWNLOADS)),
+            uploads: Arc::new(Semaphore::new(MAX_UPLOADS)),
             executes: std::sync::atomic::AtomicBool::new(false),
             password_checks: Default::default(),
         })
@@ -103,6 +108,11 @@ impl Lab {
         self.downloads.clone().try_acquire_owned().ok()
     }
 
+    /// A place among the uploads being read, if one is free.
+    pub fn upload_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.uploads.clone().try_acquire_owned().ok()
+    }
+
     /// Stops the current run (two-stage stop) and the worker.
     pub fn shut_down(&self) {
         self.shutdown.cancel();
@@ -129,7 +139,9 @@ impl Lab {
         }
         for build in &params.mite {
             if let domain::builds::MiteBuild::Uploaded(sha) = build {
-                if self.store.wheel(sha).await?.is_none() {
+                // Noted as used now: the sweep of unused wheels cannot take
+                // it before the run is queued, and then the run keeps it.
+                if !self.store.use_wheel(sha).await? {
                     return Ok(LaunchOutcome::Invalid(vec![domain::model::FieldError {
                         field: "mite".into(),
                         message: format!(

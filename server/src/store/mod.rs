@@ -50,7 +50,7 @@ pub use samples::{SampleBatch, SampleRow, SampleSource, SampleWriter};
 pub use scenarios::ScenarioRecord;
 pub use sessions::Sessions;
 pub use share_links::ShareLinkRecord;
-pub use tokens::TokenRecord;
+pub use tokens::{NewToken, TokenRecord};
 pub use users::{AccountChange, UserRecord};
 pub use wheels::UploadedWheel;
 

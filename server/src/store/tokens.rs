@@ -1,7 +1,9 @@
 //! The `api_tokens` table: tokens for CI jobs and scripts, each with a name,
 //! a role, the user who owns it (none: the lab's operator made it on the
-//! command line) and maybe an expiry. Only a token's SHA-256 hash is kept;
-//! the token itself is shown once, when it is made.
+//! command line), maybe an expiry, and whether it may upload builds (a
+//! right no role brings: CI's tokens have it, ordinary runners' do not).
+//! Only a token's SHA-256 hash is kept; the token itself is shown once,
+//! when it is made.
 
 use domain::access::Role;
 
@@ -19,6 +21,21 @@ pub struct TokenRecord {
     pub owner: Option<String>,
     /// When it stops working (unix ms); `None`: never.
     pub expires_at: Option<i64>,
+    /// Whether it may upload builds (`token create --may-upload`).
+    pub may_upload: bool,
+}
+
+/// A token to keep ([`Store::create_token_as`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// The SHA-256 of the token, hex ([`crate::access::tokens::token_hash`]).
+    pub token_hash: &'a str,
+    pub owner: Option<&'a str>,
+    /// Unix ms.
+    pub expires_at: Option<i64>,
+    pub may_upload: bool,
 }
 
 impl TokenRecord {
@@ -37,6 +54,7 @@ struct TokenRow {
     last_used_at: Option<i64>,
     owner: Option<String>,
     expires_at: Option<i64>,
+    may_upload: bool,
 }
 
 impl TryFrom<TokenRow> for TokenRecord {
@@ -50,11 +68,13 @@ impl TryFrom<TokenRow> for TokenRecord {
             last_used_at: row.last_used_at,
             owner: row.owner,
             expires_at: row.expires_at,
+            may_upload: row.may_upload,
         })
     }
 }
 
-const TOKEN_COLUMNS: &str = "id, name, role, created_at, last_used_at, owner, expires_at";
+const TOKEN_COLUMNS: &str =
+    "id, name, role, created_at, last_used_at, owner, expires_at, may_upload";
 
 /// How often a token's last use is written (not on every request).
 const LAST_USE_RESOLUTION_MS: i64 = 60_000;
@@ -76,19 +96,38 @@ impl Store {
         owner: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<i64> {
+        self.create_token_as(&NewToken {
+            name,
+            role,
+            token_hash,
+            owner,
+            expires_at,
+            may_upload: false,
+        })
+        .await
+    }
+
+    /// Keeps a new token's hash, with everything it may be made with;
+    /// [`StoreError::Conflict`] when the name is taken.
+    pub async fn create_token_as(&self, token: &NewToken<'_>) -> Result<i64> {
         let id = with_pool!(self, |pool| sqlx::query_scalar(
-            "INSERT INTO api_tokens (name, role, token_hash, created_at, owner, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO api_tokens (name, role, token_hash, created_at, owner, expires_at, \
+             may_upload) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
-        .bind(name)
-        .bind(role.as_str())
-        .bind(token_hash)
+        .bind(token.name)
+        .bind(token.role.as_str())
+        .bind(token.token_hash)
         .bind(now_ms())
-        .bind(owner)
-        .bind(expires_at)
+        .bind(token.owner)
+        .bind(token.expires_at)
+        .bind(token.may_upload)
         .fetch_one(pool)
         .await)
-        .map_err(|e| super::conflict(e, || format!("there is already a token named {name}")))?;
+        .map_err(|e| {
+            super::conflict(e, || {
+                format!("there is already a token named {}", token.name)
+            })
+        })?;
         Ok(id)
     }
 

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -18,17 +18,35 @@ use super::errors::ErrorResponse;
 use super::WebState;
 use crate::metrics::{metrics, LabState, CONTENT_TYPE};
 
+/// A request's method as the metrics name it: one of the standard
+/// methods, or "other". Any token is a method to hyper (and to nginx), so a
+/// client's made-up ones must not each become a label kept for good.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Counts the request and its latency under the route it matched.
 pub async fn count_requests(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
     let response = next.run(request).await;
     metrics().request(
-        &method,
+        method,
         &route,
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
@@ -97,5 +115,24 @@ pub async fn serve_metrics(State(state): State<WebState>, request: Request) -> R
         Ok(Err(e)) => ErrorResponse(LabError::Internal(format!("cannot write the metrics: {e}")))
             .into_response(),
         Err(e) => ErrorResponse(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_the_standard_ones_or_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::POST), "POST");
+        for made_up in [
+            "FROBNICATE",
+            "get",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1",
+        ] {
+            let method = Method::from_bytes(made_up.as_bytes()).expect("a method token");
+            assert_eq!(method_label(&method), "other", "{made_up}");
+        }
     }
 }

@@ -152,6 +152,7 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
     )
     .build();
     let hosts = Arc::new(ServedHosts::new(config.addr, &config.public_urls));
+    let secure_cookies = config.access.secure_cookies;
     let access = Arc::new(Access::new(config.access, store));
     let state = WebState {
         lab,
@@ -251,7 +252,10 @@ pub async fn router(lab: Arc<Lab>, config: WebConfig) -> Result<Router, StoreErr
             hosts,
             host::served_hosts_only,
         ))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            Https(secure_cookies),
+            security_headers,
+        ))
         // Outermost: everything logged while a request is answered says
         // which request it was.
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
@@ -271,12 +275,31 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
     tracing::info_span!("request", method = %request.method(), route = %route)
 }
 
+/// Whether the lab is reached over HTTPS only (`serve --behind-https`).
+#[derive(Debug, Clone, Copy)]
+struct Https(bool);
+
+/// How long a browser that saw the lab over HTTPS keeps to HTTPS for it
+/// (`Strict-Transport-Security`): a year, renewed by every answer.
+pub const HSTS: &str = "max-age=31536000";
+
 /// Headers every answer carries: no type sniffing, no framing by other
 /// sites, no full URL (a share link's secret) sent to other origins, and,
 /// unless the answer has its own (pages, flame graphs), a policy under
-/// which nothing it holds may run.
-async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+/// which nothing it holds may run. Behind HTTPS, browsers are also told
+/// to come back over HTTPS only (HSTS), so that no one on their network
+/// can strip TLS from a later visit and read its session cookie.
+async fn security_headers(
+    axum::extract::State(Https(https)): axum::extract::State<Https>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
     let headers = response.headers_mut();
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

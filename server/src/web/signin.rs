@@ -37,10 +37,11 @@ fn back_to_form(next: &str, failed: &str) -> Response {
 /// the check's cost grows with it).
 pub const MAX_PASSWORD: usize = 1024;
 
-/// A 429 with a sentence and when to come back.
+/// A 429 with a sentence and when to come back (whole seconds, rounded up).
 fn slow_down(sentence: String, wait: std::time::Duration) -> Response {
     let mut response = (StatusCode::TOO_MANY_REQUESTS, format!("{sentence}\n")).into_response();
-    if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
@@ -72,7 +73,7 @@ pub async fn sign_in(
     // A name the lab cannot hold, or a password longer than any it keeps,
     // is wrong without being checked.
     if check_name(&name).is_err() || form.password.len() > MAX_PASSWORD {
-        throttle.failed(&name, &from, Instant::now());
+        throttle.failed(&name, &from, device.as_deref(), Instant::now());
         log(store, &bounded(&name), "sign-in failed", &from).await;
         return back_to_form(&form.next, "1");
     }
@@ -84,7 +85,7 @@ pub async fn sign_in(
     };
     // Failures counted while this one waited its turn count too.
     if let Err(refusal) = throttle.check(&name, &from, device.as_deref(), Instant::now()) {
-        return slow_down(refusal.sentence(&name), refusal.wait);
+        return slow_down(refusal.sentence(&bounded(&name)), refusal.wait);
     }
     let credentials = Credentials {
         name: name.clone(),
@@ -99,7 +100,7 @@ pub async fn sign_in(
                 ))
                 .into_response();
             }
-            let device = throttle.succeeded(&name, &from);
+            let device = throttle.succeeded(&name, &from, device.as_deref());
             log(store, &name, "sign-in", &from).await;
             let mut response = Redirect::to(safe_next(&form.next)).into_response();
             if let Some(value) = device.and_then(|d| {
@@ -119,7 +120,7 @@ pub async fn sign_in(
             response
         }
         Ok(None) => {
-            throttle.failed(&name, &from, Instant::now());
+            throttle.failed(&name, &from, device.as_deref(), Instant::now());
             log(store, &name, "sign-in failed", &from).await;
             back_to_form(&form.next, "1")
         }

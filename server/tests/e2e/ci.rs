@@ -1,5 +1,6 @@
 //! END-TO-END (about a minute and a half): `mite-perf ci check` against a
-//! lab the test starts (a closed one: an admin and a runner's token;
+//! lab the test starts (a closed one: an admin and a runner's token made
+//! with the right to upload;
 //! `--allow-uploaded-builds`), with real mite built from a local git
 //! repository of mite's source that the test makes from the installed
 //! mite. A commit that burns CPU on every message mite sends is a
@@ -135,7 +136,10 @@ pub(super) async fn closed_lab(dir: &Path, more: &[&str]) -> (Server, String) {
     let password = dir.join("password");
     std::fs::write(&password, "admin-password-long-enough\n").expect("password file");
     cli(&["user", "add", "ana", "--role", "admin"], Some(&password));
-    let token = cli(&["token", "create", "ci", "--role", "runner"], None);
+    let token = cli(
+        &["token", "create", "ci", "--role", "runner", "--may-upload"],
+        None,
+    );
     assert!(token.len() >= 32, "a token: {token}");
     let server = Server::start_with(
         "ci-lab",

@@ -17,6 +17,7 @@ mod library;
 mod library_in_browser;
 mod postgres;
 mod profile;
+mod proxy;
 mod run;
 mod sandbox;
 mod trends;

@@ -66,6 +66,7 @@ fn local_caller() -> domain::access::Caller {
         identity: domain::access::Identity::Local,
         from: "127.0.0.1".into(),
         run_scope: None,
+        may_upload: true,
     }
 }
 

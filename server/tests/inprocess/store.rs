@@ -499,6 +499,7 @@ async fn suite(store: Store) {
     library_round_trip(&store).await;
     trend_marks_round_trip(&store).await;
     wheels_round_trip(&store).await;
+    unused_wheels_are_forgotten_unless_a_waiting_or_running_run_names_them(&store).await;
     the_last_admin_stays_whoever_races(&store).await;
     writes_after_a_lost_lease_store_nothing(&store).await;
 }
@@ -836,6 +837,85 @@ async fn wheels_round_trip(store: &Store) {
         Some(content)
     );
     assert_eq!(store.wheel(&"0".repeat(64)).await.expect("read"), None);
+}
+
+/// Uploaded wheels unused for the retention are deleted, but never one a
+/// queued or running run names (the agent would find it gone); a finished
+/// run keeps none. Using a wheel (uploading it again, a launch naming it)
+/// starts its retention again, and agents learn which wheels are still
+/// kept (to delete their own copies of the others).
+async fn unused_wheels_are_forgotten_unless_a_waiting_or_running_run_names_them(store: &Store) {
+    use domain::builds::MiteBuild;
+    let wheel = |i: u8| {
+        let content = vec![i; 1000 + usize::from(i)];
+        (mite_perf::mite_env::source::sha256_bytes(&content), content)
+    };
+    let [queued, running, done, unnamed, used] = [1, 2, 3, 4, 5].map(wheel);
+    for (sha, content) in [&queued, &running, &done, &unnamed, &used] {
+        assert!(store
+            .put_wheel(
+                sha,
+                "mite-2.12.0-py3-none-any.whl",
+                content,
+                "token:ci",
+                None
+            )
+            .await
+            .expect("put"));
+    }
+    for ((sha, _), status) in [
+        (&queued, RunStatus::Queued),
+        (&running, RunStatus::Running),
+        (&done, RunStatus::Done),
+    ] {
+        let params = RunParams {
+            mite: vec![MiteBuild::Pinned, MiteBuild::Uploaded(sha.clone())],
+            launched_by: "token:ci".into(),
+            ..RunParams::default()
+        };
+        store.create_run(&params, status).await.expect("a run");
+    }
+    let cutoff = mite_perf::clock::now_ms() + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert!(store.use_wheel(&used.0).await.expect("use"));
+    assert!(!store.use_wheel(&"0".repeat(64)).await.expect("use"));
+    let forgotten = store.forget_unused_wheels(cutoff).await.expect("forget");
+    for (sha, what) in [(&done.0, "done"), (&unnamed.0, "unnamed")] {
+        assert!(forgotten.contains(sha), "{what}: {forgotten:?}");
+        assert!(!store.wheel_kept(sha).await.expect("kept?"), "{what}");
+        assert_eq!(store.wheel_content(sha).await.expect("read"), None);
+    }
+    let kept = store.kept_wheels().await.expect("kept");
+    for (sha, what) in [
+        (&queued.0, "queued"),
+        (&running.0, "running"),
+        (&used.0, "used"),
+    ] {
+        assert!(!forgotten.contains(sha), "{what}: {forgotten:?}");
+        assert!(kept.contains(sha), "{what}: {kept:?}");
+        assert!(store.wheel_kept(sha).await.expect("kept?"), "{what}");
+    }
+    // Uploaded again, a forgotten wheel is new again.
+    assert!(store
+        .put_wheel(
+            &done.0,
+            "mite-2.12.0-py3-none-any.whl",
+            &done.1,
+            "token:ci",
+            None
+        )
+        .await
+        .expect("again"));
+    assert!(!store
+        .put_wheel(
+            &done.0,
+            "mite-2.12.0-py3-none-any.whl",
+            &done.1,
+            "token:ci",
+            None
+        )
+        .await
+        .expect("once more"));
 }
 
 /// An agent's scenario library: replaced whole, read back with its shapes,

@@ -17,6 +17,7 @@ use mite_perf::web::WebConfig;
 struct Fixture {
     dir: std::path::PathBuf,
     store: Store,
+    lab: std::sync::Arc<Lab>,
     app: Router,
 }
 
@@ -36,10 +37,18 @@ async fn fixture(name: &str, allow: bool) -> Fixture {
     let mut setup = crate::common::seed::lab_setup(&dir, &output);
     setup.policy.allow_uploaded_builds = allow;
     let lab = Lab::new(store.clone(), setup);
-    let app = mite_perf::web::router(lab, WebConfig::local(crate::common::seed::site_root()))
-        .await
-        .expect("router");
-    Fixture { dir, store, app }
+    let app = mite_perf::web::router(
+        lab.clone(),
+        WebConfig::local(crate::common::seed::site_root()),
+    )
+    .await
+    .expect("router");
+    Fixture {
+        dir,
+        store,
+        lab,
+        app,
+    }
 }
 
 async fn upload(app: &Router, name: &str, body: Vec<u8>) -> Answer {
@@ -257,4 +266,320 @@ async fn a_wheels_commit_is_kept_once_and_a_malformed_one_refused() {
         (kept.commit.as_str(), kept.time, kept.parents.clone()),
         (commit.as_str(), 1_700_000_000, vec![parent])
     );
+}
+
+/// A shared lab taking uploads, with a viewer (`vi`), a runner's token
+/// (`ci`, no right to upload), a CI token that may upload (`ci-upload`)
+/// and a share link to a run.
+struct Shared {
+    f: Fixture,
+    viewer: String,
+    runner_token: String,
+    upload_token: String,
+    share: String,
+}
+
+async fn shared_fixture(name: &str, allow: bool) -> Shared {
+    use mite_perf::access::tokens::{new_token, token_hash};
+    let dir = crate::common::temp_dir(&format!("uploads-{name}"));
+    let output = dir.join("output");
+    std::fs::create_dir_all(&output).expect("output folder");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let (run_id, _) = crate::common::seed::finished_run(&store, &output).await;
+    let hash = mite_perf::access::accounts::hash_password("vi-password".into())
+        .await
+        .expect("hash");
+    store
+        .create_user("vi", domain::access::Role::Viewer, Some(&hash))
+        .await
+        .expect("user");
+    let runner_token = new_token().expect("token");
+    store
+        .create_token(
+            "ci",
+            domain::access::Role::Runner,
+            &token_hash(&runner_token),
+        )
+        .await
+        .expect("token");
+    let upload_token = new_token().expect("token");
+    store
+        .create_token_as(&mite_perf::store::NewToken {
+            name: "ci-upload",
+            role: domain::access::Role::Runner,
+            token_hash: &token_hash(&upload_token),
+            owner: None,
+            expires_at: None,
+            may_upload: true,
+        })
+        .await
+        .expect("token");
+    let share = new_token().expect("share secret");
+    store
+        .create_share_link(run_id, &token_hash(&share), "ru", i64::MAX)
+        .await
+        .expect("share link");
+    let mut setup = crate::common::seed::lab_setup(&dir, &output);
+    setup.policy.allow_uploaded_builds = allow;
+    let lab = Lab::new(store.clone(), setup);
+    let mut config = WebConfig::local(crate::common::seed::site_root());
+    config.access.open = mite_perf::access::Openness::Never;
+    let app = mite_perf::web::router(lab.clone(), config)
+        .await
+        .expect("router");
+    let signed = send(
+        &app,
+        Request::post("/signin")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("name=vi&password=vi-password&next=/"))
+            .expect("a request"),
+    )
+    .await;
+    let viewer = signed
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(mite_perf::web::SESSION_COOKIE))
+        .and_then(|v| v.split(';').next())
+        .expect("vi signed in")
+        .to_string();
+    Shared {
+        f: Fixture {
+            dir,
+            store,
+            lab,
+            app,
+        },
+        viewer,
+        runner_token,
+        upload_token,
+        share: format!("{}={share}", mite_perf::access::SHARE_COOKIE),
+    }
+}
+
+/// A 16 MiB upload whose body notes when anything reads it, and never ends
+/// (a slow client, or one that only wants the lab to hold its bytes).
+fn watched_upload(
+    sign: impl FnOnce(axum::http::request::Builder) -> axum::http::request::Builder,
+    read: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Request<Body> {
+    let body = futures_util::stream::poll_fn(move |_| {
+        read.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::task::Poll::<Option<Result<axum::body::Bytes, std::io::Error>>>::Pending
+    });
+    sign(Request::post(format!("/api/wheels?name={NAME}")))
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(
+            header::CONTENT_LENGTH,
+            mite_perf::web::uploads::MAX_WHEEL_BYTES,
+        )
+        .body(Body::from_stream(body))
+        .expect("a request")
+}
+
+/// A header that names a caller (a cookie, `Authorization`) and its value.
+type Credential = (header::HeaderName, String);
+
+/// Viewers, share links, runners' tokens without the right to upload,
+/// anonymous callers, and anyone on a lab that takes no uploads are
+/// refused before a byte of the body is read: the lab holds no one's 16 MiB
+/// (before, axum buffered the whole body and only then asked who sent it).
+#[tokio::test]
+async fn who_may_not_upload_is_refused_before_the_body_is_read() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for allow in [true, false] {
+        let s = shared_fixture(&format!("unread-{allow}"), allow).await;
+        let bearer = format!("Bearer {}", s.runner_token);
+        let callers: Vec<(&str, Option<Credential>, StatusCode)> = vec![
+            ("anonymous", None, StatusCode::UNAUTHORIZED),
+            (
+                "a viewer",
+                Some((header::COOKIE, s.viewer.clone())),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "a share link",
+                Some((header::COOKIE, s.share.clone())),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "a runner's token",
+                Some((header::AUTHORIZATION, bearer.clone())),
+                StatusCode::FORBIDDEN,
+            ),
+        ];
+        let mut callers = callers;
+        if !allow {
+            callers.push((
+                "a CI token on a lab that takes no uploads",
+                Some((header::AUTHORIZATION, format!("Bearer {}", s.upload_token))),
+                StatusCode::FORBIDDEN,
+            ));
+        }
+        for (who, sign, status) in callers {
+            let read = Arc::new(AtomicBool::new(false));
+            let request = watched_upload(
+                |r| match sign {
+                    Some((name, value)) => r.header(name, value),
+                    None => r,
+                },
+                read.clone(),
+            );
+            let answer =
+                tokio::time::timeout(std::time::Duration::from_secs(10), send(&s.f.app, request))
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("{who} (uploads allowed: {allow}): the lab waits for the body")
+                    });
+            assert_eq!(answer.status, status, "{who}: {}", answer.body);
+            assert!(!read.load(Ordering::SeqCst), "{who}: the body was read");
+        }
+        // The CI token's upload goes in where uploads are taken; the
+        // runner's is told what it lacks.
+        let by = |bearer: String| {
+            Request::post(format!("/api/wheels?name={NAME}"))
+                .header(header::AUTHORIZATION, bearer)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(Body::from(fake_wheel("mite", "2.12.0")))
+                .expect("a request")
+        };
+        let ci = send(&s.f.app, by(format!("Bearer {}", s.upload_token))).await;
+        let expected = if allow {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(ci.status, expected, "{}", ci.body);
+        let runner = send(&s.f.app, by(bearer)).await;
+        assert_eq!(runner.status, StatusCode::FORBIDDEN);
+        assert!(runner.body.contains("--may-upload"), "{}", runner.body);
+    }
+}
+
+/// `serve`'s sweep forgets uploads unused for the retention, never one a
+/// queued run names; a launch naming a forgotten wheel is refused, and one
+/// naming a kept wheel starts its retention again.
+#[tokio::test]
+async fn unused_uploads_are_forgotten_but_never_under_a_queued_run() {
+    let f = fixture("retention", true).await;
+    let named = fake_wheel("mite", "2.12.0");
+    let unnamed = fake_wheel("mite", "2.13.0");
+    let [named_sha, unnamed_sha] =
+        [&named, &unnamed].map(|w| mite_perf::mite_env::source::sha256_bytes(w));
+    for (name, wheel) in [
+        (NAME, named.clone()),
+        ("mite-2.13.0-py3-none-any.whl", unnamed.clone()),
+    ] {
+        let answer = upload(&f.app, name, wheel).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let queued = launch(&f.app, &format!("upload:{named_sha}")).await;
+    assert_eq!(queued.status, StatusCode::OK, "{}", queued.body);
+    assert!(queued.body.contains("Queued"), "{}", queued.body);
+    // A retention of nothing: whatever no waiting run names goes.
+    let forgotten = f
+        .lab
+        .forget_unused_uploads(std::time::Duration::ZERO)
+        .await
+        .expect("forget");
+    assert_eq!(forgotten, 1);
+    assert!(f.store.wheel_kept(&named_sha).await.expect("kept?"));
+    assert!(!f.store.wheel_kept(&unnamed_sha).await.expect("kept?"));
+    let refused = launch(&f.app, &format!("upload:{unnamed_sha}")).await;
+    assert!(
+        refused.body.contains("was uploaded to this lab"),
+        "{}",
+        refused.body
+    );
+    // A kept wheel's retention starts again with each launch naming it.
+    let kept_for_a_day = f
+        .lab
+        .forget_unused_uploads(std::time::Duration::from_secs(86_400))
+        .await
+        .expect("forget");
+    assert_eq!(kept_for_a_day, 0);
+    assert!(f.store.wheel_kept(&named_sha).await.expect("kept?"));
+}
+
+/// An upload whose body the test sends when it likes: what was sent so far
+/// is read, then the lab waits for the rest.
+fn open_upload(
+    app: &Router,
+    started: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (
+    tokio::sync::mpsc::Sender<axum::body::Bytes>,
+    tokio::task::JoinHandle<Answer>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<axum::body::Bytes>(4);
+    let body = futures_util::stream::unfold(rx, move |mut rx| {
+        started.store(true, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            rx.recv()
+                .await
+                .map(|bytes| (Ok::<_, std::io::Error>(bytes), rx))
+        }
+    });
+    let request = Request::post(format!("/api/wheels?name={NAME}"))
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from_stream(body))
+        .expect("a request");
+    let app = app.clone();
+    (tx, tokio::spawn(async move { send(&app, request).await }))
+}
+
+/// Uploads take turns: while the lab reads as many as it takes at once,
+/// another is told to come back (with Retry-After), not buffered; once
+/// one ends, the next goes in.
+#[tokio::test]
+async fn uploads_at_once_are_bounded() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const AT_ONCE: usize = mite_perf::lab::MAX_UPLOADS;
+    let f = fixture("at-once", true).await;
+    let wheel = fake_wheel("mite", "2.12.0");
+    let mut open = Vec::new();
+    for _ in 0..AT_ONCE {
+        let started = Arc::new(AtomicBool::new(false));
+        let (tx, answer) = open_upload(&f.app, started.clone());
+        tx.send(axum::body::Bytes::from(wheel[..10].to_vec()))
+            .await
+            .expect("the first bytes");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !started.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upload never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        open.push((tx, answer));
+    }
+    let turned_away = upload(&f.app, NAME, wheel.clone()).await;
+    assert_eq!(
+        turned_away.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        turned_away.body
+    );
+    assert!(
+        turned_away.body.contains("uploads at once"),
+        "{}",
+        turned_away.body
+    );
+    assert!(turned_away.headers.contains_key(header::RETRY_AFTER));
+    // One ends: the next is taken.
+    let (tx, answer) = open.remove(0);
+    tx.send(axum::body::Bytes::from(wheel[10..].to_vec()))
+        .await
+        .expect("the rest");
+    drop(tx);
+    let done = answer.await.expect("the first upload");
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let next = upload(&f.app, NAME, wheel.clone()).await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    drop(open);
 }
