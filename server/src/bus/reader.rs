@@ -187,7 +187,11 @@ fn receive(mut stream: PullStream, shared: &Shared, stop: &CancellationToken) {
         }
         let mut tally = None;
         let drained = stream.drain(|frame| {
-            let tally = tally.get_or_insert_with(|| shared.tally());
+            let tally = tally.get_or_insert_with(|| {
+                let mut tally = shared.tally();
+                tally.note_now(now_ms());
+                tally
+            });
             count_frame(frame, tally);
         });
         if tally.is_some() {
