@@ -112,7 +112,7 @@ impl LabApi for Lab {
             let now = self.store.database_now_ms().await?;
             let lease_ms = self.setup.host.lease_ms();
             for agent in self.store.agents().await? {
-                if agent.stopped_at.is_none() && now - agent.heartbeat_at <= lease_ms {
+                if agent.alive_at(now, lease_ms) {
                     builds.extend(
                         agent
                             .builds

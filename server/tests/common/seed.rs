@@ -193,6 +193,7 @@ pub fn agent(name: &str, pid: i64) -> mite_perf::store::AgentRecord {
         heartbeat_at: 0,
         current_run: None,
         stopped_at: None,
+        lease_ms: Some(30_000),
     }
 }
 
