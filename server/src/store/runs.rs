@@ -159,7 +159,7 @@ impl Store {
         .bind(&params.agent)
         .fetch_one(pool)
         .await)?;
-        self.claim_label(&params.label, &params.launched_by).await?;
+        // The label is claimed once a run of it finishes (`finish_run`).
         Ok(id)
     }
 
@@ -239,7 +239,21 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
-        self.fenced_rows(rows)
+        self.fenced_rows(rows)?;
+        if rows > 0 && status == RunStatus::Done {
+            // A label is owned once a run of it finished, by its launcher
+            // if the label has no owner yet. The run's end stands whatever
+            // happens to the claim.
+            let claimed = match self.run(run_id).await {
+                Ok(Some(run)) => self.claim_label(&run.label, &run.params.launched_by).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = claimed {
+                tracing::warn!(run_id, "cannot claim the finished run's label: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// Says what a run that has not started its scenarios does (installing

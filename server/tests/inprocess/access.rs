@@ -1901,9 +1901,13 @@ async fn tokens_expire_stay_within_their_owners_role_and_die_with_them() {
     assert!(f.store.tokens(Some("ad")).await.expect("tokens").is_empty());
 }
 
-/// A label's baseline is its owners' (whoever first ran it, or named by an
-/// admin) and admins': another team's runner cannot move it, and so cannot
-/// move that team's CI verdicts. Every move is in the activity log.
+/// A label's baseline is its owners' (the launcher of its first run to
+/// finish, or named by an admin) and admins': another team's runner cannot
+/// move it, and so cannot move that team's CI verdicts. Every move is in
+/// the activity log. FAULTS.md 54: a run queued (and removed at once)
+/// claims nothing, so a runner cannot squat another team's label; and
+/// ownership ends with the account: an account made again under the name
+/// inherits none.
 #[tokio::test]
 async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
     let f = fixture("label-owners", shared()).await;
@@ -1912,35 +1916,67 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
         .create_user("rb", Role::Runner, Some(&hash))
         .await
         .expect("another team's runner");
-    // ru runs the label first: it is ru's.
+    // rb queues a run of team-a's label first and removes it at once.
+    let rb = sign_in(&f.app, "rb", &password("rb")).await;
+    let squat = send(
+        &f.app,
+        call(
+            &rb,
+            "launch_run",
+            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=team-a".into(),
+        ),
+    )
+    .await;
+    assert_eq!(squat.status, StatusCode::OK, "{}", squat.body);
+    let squatted = squat.json()["Queued"]["run_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("queued: {}", squat.body));
+    let removed = send(
+        &f.app,
+        call(&rb, "remove_queued_run", format!("run_id={squatted}")),
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    assert!(
+        f.store
+            .label_owners("team-a")
+            .await
+            .expect("owners")
+            .is_empty(),
+        "a queued run claimed the label"
+    );
+    // ru's run of it finishes first: it is ru's.
     let params = RunParams {
         label: "team-a".into(),
         concurrencies: vec![1],
         launched_by: "ru".into(),
         ..RunParams::default()
     };
-    let run = f
-        .store
-        .create_run(&params, RunStatus::Done)
-        .await
-        .expect("run");
-    let later = f
-        .store
-        .create_run(
-            &RunParams {
-                launched_by: "rb".into(),
-                ..params.clone()
-            },
-            RunStatus::Done,
-        )
-        .await
-        .expect("a later run by someone else");
+    let finished = |params: RunParams| {
+        let store = f.store.clone();
+        async move {
+            let run = store
+                .create_run(&params, RunStatus::Running)
+                .await
+                .expect("run");
+            store
+                .finish_run(run, RunStatus::Done, None)
+                .await
+                .expect("finished");
+            run
+        }
+    };
+    let run = finished(params.clone()).await;
+    let later = finished(RunParams {
+        launched_by: "rb".into(),
+        ..params.clone()
+    })
+    .await;
     assert_eq!(
         f.store.label_owners("team-a").await.expect("owners"),
         ["ru"],
-        "the first launcher owns it"
+        "the launcher of its first finished run owns it"
     );
-    let rb = sign_in(&f.app, "rb", &password("rb")).await;
     let moved = send(
         &f.app,
         call(&rb, "mark_baseline", format!("run_id={later}")),
@@ -1971,6 +2007,32 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
         .expect("owner"));
     let now_ok = send(&f.app, call(&rb, "mark_baseline", format!("run_id={run}"))).await;
     assert_eq!(now_ok.status, StatusCode::OK, "{}", now_ok.body);
+    // A run that failed claims nothing; a name that is no account claims
+    // nothing either.
+    for (label, launcher, status) in [
+        ("team-b", "ru", RunStatus::Failed),
+        ("team-c", "nobody-here", RunStatus::Done),
+    ] {
+        let run = f
+            .store
+            .create_run(
+                &RunParams {
+                    label: label.into(),
+                    launched_by: launcher.into(),
+                    ..params.clone()
+                },
+                RunStatus::Running,
+            )
+            .await
+            .expect("run");
+        f.store.finish_run(run, status, None).await.expect("ended");
+        assert!(f
+            .store
+            .label_owners(label)
+            .await
+            .expect("owners")
+            .is_empty());
+    }
     let log = f.store.activity(None, 100).await.expect("activity");
     let moves: Vec<(&str, &str)> = log
         .iter()
@@ -1991,6 +2053,57 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
             ("rb", third.as_str())
         ]
     );
+
+    // Ownership ends with the account, and with its tokens: ru removed,
+    // then made again, owns nothing and may not move the baseline.
+    let token = new_token().expect("token");
+    f.store
+        .create_owned_token("ru-ci", Role::Runner, &token_hash(&token), Some("ru"), None)
+        .await
+        .expect("ru's token");
+    f.store
+        .add_label_owner("team-d", "token:ru-ci")
+        .await
+        .expect("owner");
+    assert_eq!(
+        f.store.remove_user("ru").await.expect("remove"),
+        AccountChange::Done
+    );
+    assert_eq!(
+        f.store.label_owners("team-a").await.expect("owners"),
+        ["rb"]
+    );
+    assert!(f
+        .store
+        .label_owners("team-d")
+        .await
+        .expect("owners")
+        .is_empty());
+    let hash = hash_password(password("ru")).await.expect("hash");
+    f.store
+        .create_user("ru", Role::Runner, Some(&hash))
+        .await
+        .expect("ru made again");
+    assert_eq!(
+        f.store.label_owners("team-a").await.expect("owners"),
+        ["rb"],
+        "inherited nothing"
+    );
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let refused = send(&f.app, call(&ru, "mark_baseline", format!("run_id={run}"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    // A revoked token's labels go with it.
+    f.store
+        .add_label_owner("team-e", "token:ci")
+        .await
+        .expect("owner");
+    assert!(f.store.revoke_token("ci").await.expect("revoke"));
+    assert!(f
+        .store
+        .label_owners("team-e")
+        .await
+        .expect("owners")
+        .is_empty());
 }
 
 /// `/metrics`, in the OpenMetrics text format, for an admin's API token or
