@@ -29,6 +29,11 @@ pub use worker::{RealRuns, RunExecutor};
 pub const MAX_QUEUED: i64 = 100;
 /// At most this many downloads stream from the database at once.
 pub const MAX_DOWNLOADS: usize = 2;
+/// At most this many reads over the whole history (the trends computed
+/// again, a comparison, its charts or flame graph) run at once; more are
+/// answered 429 "try again in a moment", so that viewers in a loop cannot
+/// occupy the machine that measures (FAULTS.md 56).
+pub const MAX_HEAVY_READS: usize = 2;
 
 /// What the worker went through that a health check should say.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +56,18 @@ pub struct Lab {
     executes: std::sync::atomic::AtomicBool,
     /// Password checks take turns (one machine's CPU).
     password_checks: crate::access::throttle::HashGate,
+    /// Places among the reads over the whole history ([`MAX_HEAVY_READS`]).
+    heavy_reads: Arc<Semaphore>,
+    /// The series last computed, with the history's stamp they were
+    /// computed from: served again until the stamp changes.
+    trends: Mutex<
+        Option<(
+            crate::store::TrendVersion,
+            Arc<Vec<crate::trend::history::Series>>,
+        )>,
+    >,
+    /// How many times the series were computed from the history.
+    history_reads: std::sync::atomic::AtomicU64,
 }
 
 impl Lab {
@@ -65,6 +82,9 @@ impl Lab {
             downloads: Arc::new(Semaphore::new(MAX_DOWNLOADS)),
             executes: std::sync::atomic::AtomicBool::new(false),
             password_checks: Default::default(),
+            heavy_reads: Arc::new(Semaphore::new(MAX_HEAVY_READS)),
+            trends: Mutex::new(None),
+            history_reads: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -101,6 +121,23 @@ impl Lab {
     /// A place among the downloads streaming from the database, if one is free.
     pub fn download_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.downloads.clone().try_acquire_owned().ok()
+    }
+
+    /// A place among the reads over the whole history, or 429 (`Busy`)
+    /// when [`MAX_HEAVY_READS`] run already.
+    pub fn heavy_read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, LabError> {
+        self.heavy_reads.clone().try_acquire_owned().map_err(|_| {
+            LabError::Busy(
+                "the lab is computing other trends or comparisons: try again in a moment".into(),
+            )
+        })
+    }
+
+    /// How many times the trends were computed from the whole history
+    /// (the rest were served as computed).
+    pub fn history_reads(&self) -> u64 {
+        self.history_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops the current run (two-stage stop) and the worker.

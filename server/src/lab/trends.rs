@@ -5,11 +5,14 @@ use domain::access::Caller;
 use domain::compare::Better;
 use domain::series::MarkKind;
 
+use std::sync::Arc;
+
 use super::Lab;
+use crate::store::TrendVersion;
 use crate::trend::backfill::{self, queue_releases, releases, BackfillError};
 use crate::trend::changepoint::{Confidence, Settings, Step};
 use crate::trend::chart::series_chart;
-use crate::trend::history::{load_one, load_series, Series, SeriesFilter};
+use crate::trend::history::{load_series, Series, SeriesFilter, TrendError};
 
 impl Lab {
     /// Queues one run per PyPI release of `range` by `caller`, with the
@@ -49,14 +52,55 @@ impl Lab {
         Ok(BackfillOutcome::Queued(queued))
     }
 
+    /// Every series of the history: as computed last while the history's
+    /// stamp is the same (a scenario finished, a mark changed: computed
+    /// again), else computed in one of the [`super::MAX_HEAVY_READS`]
+    /// places (429 when none is free).
+    async fn all_series(&self) -> Result<Arc<Vec<Series>>, LabError> {
+        let version = self.store.trend_version().await?;
+        if let Some(series) = self.kept_series(version) {
+            return Ok(series);
+        }
+        let _permit = self.heavy_read_permit()?;
+        // Another call may have computed them meanwhile.
+        if let Some(series) = self.kept_series(version) {
+            return Ok(series);
+        }
+        self.history_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let series = Arc::new(
+            load_series(&self.store, &SeriesFilter::default(), &Settings::default()).await?,
+        );
+        if let Ok(mut kept) = self.trends.lock() {
+            *kept = Some((version, series.clone()));
+        }
+        Ok(series)
+    }
+
+    /// The series computed for `version`, if they are kept.
+    fn kept_series(&self, version: TrendVersion) -> Option<Arc<Vec<Series>>> {
+        let kept = self.trends.lock().ok()?;
+        kept.as_ref()
+            .filter(|(at, _)| *at == version)
+            .map(|(_, series)| series.clone())
+    }
+
+    /// Forgets the series computed (a mark changed here).
+    fn forget_series(&self) {
+        if let Ok(mut kept) = self.trends.lock() {
+            *kept = None;
+        }
+    }
+
     /// Every series whose figure key holds `figure` (all when empty).
     pub async fn trend_summaries(&self, figure: &str) -> Result<Vec<SeriesSummary>, LabError> {
         let figure = figure.trim().to_lowercase();
-        let series = load_series(&self.store, &SeriesFilter::default(), &Settings::default())
+        let series = self
+            .all_series()
             .await?
-            .into_iter()
+            .iter()
             .filter(|s| figure.is_empty() || s.key.figure.key().contains(&figure))
-            .map(|s| summary(&s))
+            .map(summary)
             .collect();
         Ok(series)
     }
@@ -88,6 +132,7 @@ impl Lab {
         } else {
             self.store.clear_trend_mark(&series.id, build, kind).await?;
         }
+        self.forget_series();
         let action = match (kind, set) {
             (MarkKind::Excluded, true) => "exclude trend point",
             (MarkKind::Excluded, false) => "include trend point",
@@ -112,7 +157,12 @@ impl Lab {
                 "a series is named by hex digits",
             ));
         }
-        Ok(load_one(&self.store, id, &Settings::default()).await?)
+        self.all_series()
+            .await?
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| TrendError::NoSuchSeries(id.to_string()).into())
     }
 
     /// Series `id`, whole.
