@@ -1,7 +1,7 @@
 //! The trends pages' views of the lab's series.
 
 use app::api::{BackfillOutcome, LabError, SeriesSummary, SeriesView, TrendChange, TrendPoint};
-use domain::access::Caller;
+use domain::access::{Action, Caller, Role};
 use domain::compare::Better;
 use domain::series::MarkKind;
 
@@ -12,7 +12,10 @@ use crate::store::TrendVersion;
 use crate::trend::backfill::{self, queue_releases, releases, BackfillError};
 use crate::trend::changepoint::{Confidence, Settings, Step};
 use crate::trend::chart::series_chart;
-use crate::trend::history::{load_series, Series, SeriesFilter, TrendError};
+use crate::trend::history::{load_series, Point, Series, SeriesFilter, TrendError};
+
+/// `mark_trend`'s kind for every point of one uploader's claims.
+pub const CLAIMANT: &str = "claimant";
 
 impl Lab {
     /// Queues one run per PyPI release of `range` by `caller`, with the
@@ -106,7 +109,10 @@ impl Lab {
     }
 
     /// Marks (or unmarks) `build` of series `id`: excluded from the fit,
-    /// or its change acknowledged. The series and the build must exist.
+    /// or its change acknowledged (by an admin or the owners of every
+    /// label its runs carry); or, `kind` `claimant`, every point of every
+    /// series that the point's uploader claimed (an admin only). The
+    /// series and the build must exist.
     pub async fn mark_trend_point(
         &self,
         caller: &Caller,
@@ -115,16 +121,25 @@ impl Lab {
         kind: &str,
         set: bool,
     ) -> Result<(), LabError> {
-        let kind: MarkKind = kind
-            .parse()
-            .map_err(|_| LabError::invalid("kind", "`excluded` or `acknowledged`"))?;
+        let claimant_kind = kind.trim() == CLAIMANT;
+        let kind: Option<MarkKind> = if claimant_kind {
+            None
+        } else {
+            Some(kind.parse().map_err(|_| {
+                LabError::invalid("kind", "`excluded`, `acknowledged` or `claimant`")
+            })?)
+        };
         let series = self.checked_series(id).await?;
-        if !series.points.iter().any(|p| p.build == build) {
+        let Some(point) = series.points.iter().find(|p| p.build == build) else {
             return Err(LabError::NotFound(format!(
                 "series {} has no build `{build}`",
                 series.id
             )));
-        }
+        };
+        let Some(kind) = kind else {
+            return self.mark_claimant(caller, &series, point, set).await;
+        };
+        self.may_mark(caller, point).await?;
         if set {
             self.store
                 .set_trend_mark(&series.id, build, kind, &caller.name)
@@ -143,6 +158,87 @@ impl Lab {
             caller,
             action,
             &format!("{build} of series {} ({})", series.id, series.figure_name),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Whether `caller` may mark `point`: an admin, or an owner of every
+    /// label its runs carry (a point of runs without a label is only
+    /// admins'). A team's runner cannot hide another team's change.
+    async fn may_mark(&self, caller: &Caller, point: &Point) -> Result<(), LabError> {
+        if caller.role >= Role::Admin {
+            return Ok(());
+        }
+        let mut labels = std::collections::BTreeSet::new();
+        for run in &point.run_ids {
+            if let Some(run) = self.store.run(*run).await? {
+                labels.insert(run.label);
+            }
+        }
+        let mut others = Vec::new();
+        for label in &labels {
+            let owners = if label.trim().is_empty() {
+                Vec::new()
+            } else {
+                self.store.label_owners(label).await?
+            };
+            if !owners.contains(&caller.name) {
+                others.push(if label.trim().is_empty() {
+                    "(no label)".to_string()
+                } else {
+                    format!("`{label}`")
+                });
+            }
+        }
+        if others.is_empty() {
+            return Ok(());
+        }
+        Err(LabError::Forbidden(format!(
+            "the point {} comes from runs of {}: only the owners of those labels or an admin \
+             may mark it",
+            point.build,
+            others.join(", ")
+        )))
+    }
+
+    /// Leaves out (or takes back) every point the uploader of `point`'s
+    /// commit claimed, in every series: an admin's call.
+    async fn mark_claimant(
+        &self,
+        caller: &Caller,
+        series: &Series,
+        point: &Point,
+        set: bool,
+    ) -> Result<(), LabError> {
+        caller.require(Action::Administer)?;
+        let Some(claimant) = &point.claimed_by else {
+            return Err(LabError::invalid(
+                "build",
+                format!(
+                    "the point {} names no uploader: its commit is none, or the lab saw it",
+                    point.build
+                ),
+            ));
+        };
+        if set {
+            self.store.exclude_claimant(claimant, &caller.name).await?;
+        } else {
+            self.store.include_claimant(claimant).await?;
+        }
+        self.forget_series();
+        let action = if set {
+            "exclude claimant"
+        } else {
+            "include claimant"
+        };
+        self.note(
+            caller,
+            action,
+            &format!(
+                "every point {claimant} claimed (asked at {} of series {})",
+                point.build, series.id
+            ),
         )
         .await;
         Ok(())
@@ -191,6 +287,8 @@ impl Lab {
                     outlier: series.analysis.outliers.contains(&i),
                     step: series.analysis.changes().any(|s| s.index == i),
                     excluded_by: series.excluded_by.get(&p.build).cloned(),
+                    claimed_by: p.claimed_by.clone(),
+                    claimant_excluded: p.claim_excluded_by.is_some(),
                 })
                 .collect(),
             changes: series
@@ -216,6 +314,7 @@ fn change(series: &Series, step: &Step) -> TrendChange {
     let build = at.map_or_else(String::new, |p| p.build.clone());
     TrendChange {
         acknowledged_by: series.acknowledged_by.get(&build).cloned(),
+        claimed_by: at.and_then(|p| p.claimed_by.clone()),
         build,
         change: format!("{:+.1} %", step.change * 100.0),
         worse: step.worse,
@@ -235,7 +334,10 @@ fn summary(series: &Series) -> SeriesSummary {
         scenario: series.key.scenario.describe(),
         machine: series.key.machine.to_string(),
         medians: series.points.iter().map(|p| p.median).collect(),
-        latest_build: latest.map_or_else(String::new, |p| p.build.clone()),
+        latest_build: latest.map_or_else(String::new, |p| match &p.claimed_by {
+            Some(who) => format!("{} (claimed by {who})", p.build),
+            None => p.build.clone(),
+        }),
         latest: latest.map_or_else(String::new, |p| {
             format!("{} {}", figure.format(p.median), figure.unit())
         }),

@@ -60,6 +60,15 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         .expect("store");
     let (run_id, scenario_id) = crate::common::seed::finished_run(&store, &output).await;
     let (other_run_id, _) = crate::common::seed::finished_run(&store, &output).await;
+    // Another team's run in the same series (release 2.10.0): its point is
+    // only its label's owners' and admins' to mark (nobody here owns it).
+    crate::common::seed::measured_run(
+        &store,
+        "another-team",
+        "",
+        &crate::common::seed::provenance("2.10.0", "seeded CPU"),
+    )
+    .await;
     // The first run's provenance: its figures make series (the trends).
     store
         .save_provenance(
@@ -443,6 +452,14 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
                 "series={series}&build=2.11.0&kind=acknowledged&set=true",
             ),
             Role::Runner,
+        ),
+        // Another team's point: its label's owners' and admins' only.
+        (
+            Ask::Call(
+                "mark_trend",
+                "series={series}&build=2.10.0&kind=excluded&set=true",
+            ),
+            Role::Admin,
         ),
         (Ask::Download("/runs/{run}/samples.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/figures.csv"), Role::Viewer),
@@ -2168,7 +2185,7 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
             answer.headers
         );
         for line in [
-            "mite_perf_runs{status=\"done\"} 2",
+            "mite_perf_runs{status=\"done\"} 3",
             "mite_perf_agents_alive 0",
             "# TYPE mite_perf_http_request_duration_seconds histogram",
             "# TYPE mite_perf_sampler_tick_lag_seconds histogram",
@@ -2221,4 +2238,112 @@ fn same_route(asked: &str, route: &str) -> bool {
             .iter()
             .zip(&route)
             .all(|(a, r)| a == r || (r.starts_with('{') && (a.starts_with('{') || !a.is_empty())))
+}
+
+/// FAULTS.md 55: a trend's points are marked (excluded, acknowledged) by
+/// an admin or the owners of their runs' labels only: another team's
+/// runner cannot hide a change. A commit an uploader claimed shows as
+/// claimed, by whom, and only an admin leaves every point of that
+/// uploader out.
+#[tokio::test]
+async fn trend_points_are_their_labels_owners_to_mark_and_a_claimants_an_admins() {
+    use domain::provenance::BuildProvenance;
+    let f = fixture("trend-marks", shared()).await;
+    let hash = hash_password(password("rb")).await.expect("hash");
+    f.store
+        .create_user("rb", Role::Runner, Some(&hash))
+        .await
+        .expect("another team's runner");
+    // An uploaded wheel that says it is a commit of mite, in the series.
+    let sha = "c".repeat(64);
+    let mut provenance = crate::common::seed::provenance("2.11.0", "seeded CPU");
+    provenance.builds = vec![BuildProvenance {
+        asked: format!("upload:{sha}"),
+        mite_version: "2.12.0.dev0".into(),
+        python_version: "3.11.7".into(),
+        git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        wheel_sha256: Some(sha),
+        claimed_by: Some("token:ci".into()),
+        ..BuildProvenance::default()
+    }];
+    crate::common::seed::measured_run(&f.store, "seeded", "token:ci", &provenance).await;
+    let series = |cookie: String| {
+        let f = &f;
+        async move {
+            let answer = send(
+                &f.app,
+                call(&cookie, "get_series", format!("id={}", f.series_id)),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            answer.json()
+        }
+    };
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let view = series(ru.clone()).await;
+    let claimed = view["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .find(|p| p["claimed_by"] == "token:ci")
+        .unwrap_or_else(|| panic!("the claimed point: {view:#}"))
+        .clone();
+    let build = claimed["build"].as_str().expect("build").to_string();
+    assert!(build.contains("@ 0123456789"), "{build}");
+    assert_eq!(claimed["claimant_excluded"], false);
+    // The seeded label is ru's: rb may not mark its points.
+    let rb = sign_in(&f.app, "rb", &password("rb")).await;
+    let mark = |build: &str, kind: &str| {
+        format!(
+            "series={}&build={}&kind={kind}&set=true",
+            f.series_id,
+            crate::common::enc(build)
+        )
+    };
+    let refused = send(&f.app, call(&rb, "mark_trend", mark("2.11.0", "excluded"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        refused.body.contains("comes from runs of `seeded`"),
+        "{}",
+        refused.body
+    );
+    let own = send(
+        &f.app,
+        call(&ru, "mark_trend", mark("2.11.0", "acknowledged")),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    // Every point of one uploader: an admin's call only.
+    let refused = send(&f.app, call(&ru, "mark_trend", mark(&build, "claimant"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let not_claimed = send(&f.app, call(&ru, "mark_trend", mark("2.11.0", "claimant"))).await;
+    assert_eq!(
+        not_claimed.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        not_claimed.body
+    );
+    let ad = sign_in(&f.app, "ad", &password("ad")).await;
+    let none = send(&f.app, call(&ad, "mark_trend", mark("2.11.0", "claimant"))).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.body);
+    let done = send(&f.app, call(&ad, "mark_trend", mark(&build, "claimant"))).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let view = series(ru.clone()).await;
+    for point in view["points"].as_array().expect("points") {
+        let theirs = point["claimed_by"] == "token:ci";
+        assert_eq!(point["claimant_excluded"], theirs, "{point}");
+        let excluded_by = point["excluded_by"].as_str().unwrap_or_default();
+        assert_eq!(
+            excluded_by.contains("every point token:ci claimed"),
+            theirs,
+            "{point}"
+        );
+    }
+    let log = f.store.activity(None, 20).await.expect("activity");
+    assert!(
+        log.iter().any(|a| a.actor == "ad"
+            && a.action == "exclude claimant"
+            && a.subject.starts_with("every point token:ci claimed")),
+        "{log:?}"
+    );
 }
