@@ -160,9 +160,19 @@ async fn backfill(
         repeats: args.repeat,
         ..mite_perf::model::RunParams::default()
     };
-    let queued = match releases(range).await {
+    // The lab's operator (who holds its database) backfills as many as
+    // the command line allows, with no share of the queue.
+    let queued = match releases(range, mite_perf::trend::backfill::MAX_RELEASES).await {
         Ok(versions) => {
-            queue_releases(store, &versions, &template, &by, mite_perf::lab::MAX_QUEUED).await
+            queue_releases(
+                store,
+                &versions,
+                &template,
+                &by,
+                mite_perf::lab::MAX_QUEUED,
+                None,
+            )
+            .await
         }
         Err(e) => Err(e),
     };

@@ -27,6 +27,16 @@ pub use worker::{RealRuns, RunExecutor};
 
 /// At most this many runs wait in the queue.
 pub const MAX_QUEUED: i64 = 100;
+/// At most this many of them launched by one member who is not an admin
+/// (a quarter: one runner, or one click of the release backfill, cannot
+/// keep everyone else's runs out; FAULTS.md 57).
+pub const MAX_QUEUED_PER_MEMBER: i64 = MAX_QUEUED / 4;
+
+/// The share of the queue `caller` may fill: [`MAX_QUEUED_PER_MEMBER`],
+/// none for admins (the queue's own bound holds for them).
+pub fn queue_share(caller: &Caller) -> Option<i64> {
+    (caller.role < domain::access::Role::Admin).then_some(MAX_QUEUED_PER_MEMBER)
+}
 /// At most this many downloads stream from the database at once.
 pub const MAX_DOWNLOADS: usize = 2;
 /// At most this many reads over the whole history (the trends computed
@@ -192,6 +202,15 @@ impl Lab {
             return Err(LabError::Busy(format!(
                 "the queue is full ({MAX_QUEUED} runs wait): try again when some have run"
             )));
+        }
+        if let Some(share) = queue_share(caller) {
+            if self.store.queued_count_by(&caller.name).await? >= share {
+                return Err(LabError::Busy(format!(
+                    "{share} runs of {} wait in the queue already, as many as one member may \
+                     queue: try again when some have run",
+                    caller.name
+                )));
+            }
         }
         let run_id = self.store.create_run(&params, RunStatus::Queued).await?;
         let position = self.store.queue_position(run_id).await?.unwrap_or(0);

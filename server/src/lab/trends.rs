@@ -27,7 +27,7 @@ impl Lab {
         range: String,
     ) -> Result<BackfillOutcome, LabError> {
         caller.require(domain::access::Action::Launch)?;
-        let versions = match releases(&range).await {
+        let versions = match releases(&range, backfill::MAX_RELEASES_PER_CLICK).await {
             Ok(versions) => versions,
             Err(
                 e @ (BackfillError::Range(_)
@@ -42,6 +42,7 @@ impl Lab {
             &backfill::template(),
             &caller.name,
             super::MAX_QUEUED,
+            super::queue_share(caller),
         )
         .await
         .map_err(backfill_error)?;
@@ -361,7 +362,9 @@ fn summary(series: &Series) -> SeriesSummary {
 fn backfill_error(e: BackfillError) -> LabError {
     match e {
         BackfillError::Pypi(_) => LabError::Unavailable(e.to_string()),
-        BackfillError::QueueFull { .. } => LabError::Busy(e.to_string()),
+        BackfillError::QueueFull { .. } | BackfillError::ShareFull { .. } => {
+            LabError::Busy(e.to_string())
+        }
         BackfillError::Store(e) => e.into(),
         other => LabError::invalid("range", other.to_string()),
     }

@@ -324,6 +324,23 @@ impl Store {
         Ok(n)
     }
 
+    /// How many queued runs `launcher` launched (the queue is short: its
+    /// runs' parameters are read, whatever the backend's JSON).
+    pub async fn queued_count_by(&self, launcher: &str) -> Result<i64> {
+        let params: Vec<String> = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT params FROM runs WHERE status = $1"
+        )
+        .bind(RunStatus::Queued.as_str())
+        .fetch_all(pool)
+        .await)?;
+        let mut n = 0;
+        for text in params {
+            let params: RunParams = serde_json::from_str(&text)?;
+            n += i64::from(params.launched_by == launcher);
+        }
+        Ok(n)
+    }
+
     /// Where a queued run stands in line (1 is next), if it is queued.
     pub async fn queue_position(&self, run_id: i64) -> Result<Option<usize>> {
         let position: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(

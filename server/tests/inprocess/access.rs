@@ -2347,3 +2347,112 @@ async fn trend_points_are_their_labels_owners_to_mark_and_a_claimants_an_admins(
         "{log:?}"
     );
 }
+
+/// A simple index of mite's versions `2.0.0` to `2.29.0` on a loopback
+/// port, as PyPI's JSON answers it; its root URL.
+async fn local_index() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let versions: Vec<String> = (0..30).map(|minor| format!("2.{minor}.0")).collect();
+    let body = serde_json::json!({ "name": "mite", "versions": versions }).to_string();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.pypi.simple.v1+json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/simple")
+}
+
+/// FAULTS.md 57: one click of the release backfill queued up to 50 runs
+/// into a queue of 100, for any runner. Now one click queues at most
+/// `MAX_RELEASES_PER_CLICK`, and a member who is not an admin may have at
+/// most `MAX_QUEUED_PER_MEMBER` runs waiting, launched or backfilled.
+#[tokio::test]
+async fn one_backfill_click_queues_a_bounded_number_within_a_members_share() {
+    use mite_perf::lab::MAX_QUEUED_PER_MEMBER;
+    use mite_perf::trend::backfill::MAX_RELEASES_PER_CLICK;
+    // The only test of this binary that asks an index (the others' ranges
+    // are refused before): a local one.
+    std::env::set_var(mite_perf::mite_env::pypi::INDEX_ENV, local_index().await);
+    let f = fixture("backfill-share", shared()).await;
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let backfill = |range: &str| call(&ru, "backfill_releases", format!("range={range}"));
+    // Thirty releases in one click: refused, nothing queued.
+    let many = send(&f.app, backfill("2.0.0..2.29.0")).await;
+    assert_eq!(many.status, StatusCode::OK, "{}", many.body);
+    let said = many.json()["Invalid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        said.contains(&format!(
+            "30 releases in 2.0.0..2.29.0: at most {MAX_RELEASES_PER_CLICK}"
+        )),
+        "{}",
+        many.body
+    );
+    assert_eq!(f.store.queued_count().await.expect("queue"), 0);
+    // Ten at a time, twice.
+    for range in ["2.0.0..2.9.0", "2.10.0..2.19.0"] {
+        let queued = send(&f.app, backfill(range)).await;
+        assert_eq!(queued.status, StatusCode::OK, "{}", queued.body);
+        assert_eq!(
+            queued.json()["Queued"].as_array().map(Vec::len),
+            Some(MAX_RELEASES_PER_CLICK),
+            "{}",
+            queued.body
+        );
+    }
+    // Past ru's share of the queue: refused whole, the rest of the queue
+    // left to the others.
+    let past = send(&f.app, backfill("2.20.0..2.29.0")).await;
+    assert_eq!(past.status, StatusCode::TOO_MANY_REQUESTS, "{}", past.body);
+    assert!(
+        past.body.contains("may have 25 runs waiting"),
+        "{}",
+        past.body
+    );
+    let launch = |cookie: &str| {
+        call(
+            cookie,
+            "launch_run",
+            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=share".into(),
+        )
+    };
+    let room = MAX_QUEUED_PER_MEMBER - 2 * MAX_RELEASES_PER_CLICK as i64;
+    for _ in 0..room {
+        let answer = send(&f.app, launch(&ru)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let over = send(&f.app, launch(&ru)).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS, "{}", over.body);
+    assert_eq!(
+        f.store.queued_count_by("ru").await.expect("ru's"),
+        MAX_QUEUED_PER_MEMBER
+    );
+    // Others still launch; an admin's share is the queue's.
+    let ad = sign_in(&f.app, "ad", &password("ad")).await;
+    for _ in 0..MAX_QUEUED_PER_MEMBER + 1 {
+        let answer = send(&f.app, launch(&ad)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+}
