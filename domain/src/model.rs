@@ -591,6 +591,16 @@ pub struct BusSummary {
 /// The name of requests made outside any named transaction.
 pub const NO_TRANSACTION: &str = "(journey)";
 
+/// Where mite's view counts the transactions of a scenario past the first
+/// hundred names it saw (scenario code chooses the names: each costs the
+/// lab memory and time at every tick): a row of this name says the
+/// scenario had more.
+pub const OTHER_TRANSACTIONS: &str = "(other transactions)";
+
+/// Where mite's view counts a transaction's errors past the first hundred
+/// kinds the scenario raised.
+pub const OTHER_ERRORS: &str = "(other errors)";
+
 /// One transaction over a whole scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransactionTotal {

@@ -28,6 +28,13 @@ pub struct BuildProvenance {
     pub wheel_sha256: Option<String>,
     /// The venv it ran from.
     pub venv: String,
+    /// Whose word the commit is: an uploaded wheel's commit, time and
+    /// parents are what its uploader (`token:ci`) said, not what the lab
+    /// saw. Its trend points are shown as claimed, pooled apart from the
+    /// commit's other measurements, and an admin may leave a claimant's
+    /// points out of every fit. `None`: the lab saw the commit (or none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
 }
 
 impl BuildProvenance {

@@ -18,6 +18,8 @@ pub struct TrendChange {
     pub compare: Option<String>,
     /// Who acknowledged it, if anyone.
     pub acknowledged_by: Option<String>,
+    /// Whose word the commit at the new level is (an uploader's claim).
+    pub claimed_by: Option<String>,
 }
 
 /// A series in the list of /trends: what it is, a sparkline's values and
@@ -55,6 +57,11 @@ pub struct TrendPoint {
     pub step: bool,
     /// Who excluded it from the fit, if anyone.
     pub excluded_by: Option<String>,
+    /// Whose word its commit is (`token:ci`: an uploaded wheel's commit,
+    /// as its uploader said); `None`: the lab saw the commit, or none.
+    pub claimed_by: Option<String>,
+    /// Whether an admin left out every point of its claimant.
+    pub claimant_excluded: bool,
 }
 
 /// What a backfill of releases did.

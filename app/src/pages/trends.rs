@@ -123,6 +123,7 @@ fn Change(change: TrendChange) -> impl IntoView {
             " " {state}
             {change.compare.map(|href| view! { " · " <a href=href>"compare"</a> })}
             {change.acknowledged_by.map(|who| view! { <span class="acknowledged" data-acknowledged=who.clone()>{format!(" · acknowledged by {who}")}</span> })}
+            {change.claimed_by.map(|who| view! { <span class="claimed" data-claimed=who.clone()>{format!(" · its commit claimed by {who}")}</span> })}
         </span>
     }
 }
@@ -237,9 +238,22 @@ pub fn SeriesPage() -> impl IntoView {
                                         if p.release { marks.push("release".into()); }
                                         if p.step { marks.push("step".into()); }
                                         if p.outlier { marks.push("outlier".into()); }
+                                        if let Some(who) = &p.claimed_by { marks.push(format!("commit claimed by {who}")); }
                                         if let Some(who) = &p.excluded_by { marks.push(format!("excluded by {who}")); }
                                         let (series_id, build, set) = (s.id.clone(), p.build.clone(), p.excluded_by.is_none());
                                         let label = if set { "Exclude" } else { "Include" };
+                                        // An admin may leave out every point an uploader claimed.
+                                        let claimant = p.claimed_by.clone().map(|who| {
+                                            let (series_id, build, set) = (series_id.clone(), build.clone(), !p.claimant_excluded);
+                                            view! {
+                                                <IfMay action=Action::Administer>
+                                                    " " <button class="small" data-exclude-claimant=who.clone() on:click={
+                                                        let (series_id, build) = (series_id.clone(), build.clone());
+                                                        move |_| toggle(series_id.clone(), build.clone(), "claimant", set)
+                                                    }>{if set { format!("Exclude all of {who}") } else { format!("Include all of {who}") }}</button>
+                                                </IfMay>
+                                            }
+                                        });
                                         view! {
                                             <tr data-build=p.build.clone()>
                                                 <td>{p.build.clone()}</td>
@@ -255,6 +269,7 @@ pub fn SeriesPage() -> impl IntoView {
                                                             move |_| toggle(series_id.clone(), build.clone(), "excluded", set)
                                                         }>{label}</button>
                                                     </IfMay>
+                                                    {claimant}
                                                 </td>
                                             </tr>
                                         }

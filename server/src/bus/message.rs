@@ -55,6 +55,34 @@ pub enum DecodeError {
         kind: &'static str,
         field: &'static str,
     },
+    #[error("a message nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+/// The deepest nesting of arrays and maps a value may have. mite's
+/// messages are a map of scalars with a few maps and lists one level down;
+/// a message nested deeper is not mite's, and is counted as undecodable
+/// (without this bound, a frame of a million nested arrays pushed into
+/// mite's message port overflowed the reader's stack and aborted the lab:
+/// FAULTS.md, 50).
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a value could not be stepped over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Malformed {
+    /// Cut short, a length past the frame's end, or the reserved marker.
+    Cut,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+impl From<Malformed> for DecodeError {
+    fn from(m: Malformed) -> Self {
+        match m {
+            Malformed::Cut => DecodeError::NotMsgpack("a message cut short".into()),
+            Malformed::TooDeep => DecodeError::TooDeep,
+        }
+    }
 }
 
 /// A value the lab reads, as the map is walked: numbers and booleans
@@ -134,11 +162,12 @@ fn sized<const N: usize>(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= len).then(|| rest.split_at(len))
 }
 
-/// The first msgpack value of `buf` and the rest; `None` when it is cut
-/// short or not msgpack.
-fn read_value(buf: &[u8]) -> Option<(Raw<'_>, &[u8])> {
-    let (&marker, rest) = buf.split_first()?;
-    Some(match marker {
+/// The first msgpack value of `buf` and the rest; an error when it is cut
+/// short, not msgpack, or nested deeper than [`MAX_DEPTH`].
+fn read_value(buf: &[u8]) -> Result<(Raw<'_>, &[u8]), Malformed> {
+    let (&marker, rest) = buf.split_first().ok_or(Malformed::Cut)?;
+    let cut = Malformed::Cut;
+    Ok(match marker {
         0x00..=0x7f => (Raw::Uint(u64::from(marker)), rest),
         0xe0..=0xff => (Raw::Int(i64::from(marker as i8)), rest),
         0xc0 => (Raw::Nil, rest),
@@ -146,24 +175,51 @@ fn read_value(buf: &[u8]) -> Option<(Raw<'_>, &[u8])> {
         0xc3 => (Raw::Bool(true), rest),
         0xa0..=0xbf => {
             let len = usize::from(marker & 0x1f);
-            (rest.len() >= len).then(|| {
-                let (bytes, rest) = rest.split_at(len);
-                (Raw::Bytes(bytes), rest)
-            })?
+            if rest.len() < len {
+                return Err(cut);
+            }
+            let (bytes, rest) = rest.split_at(len);
+            (Raw::Bytes(bytes), rest)
         }
-        0xd9 | 0xc4 => sized::<1>(rest).map(|(b, r)| (Raw::Bytes(b), r))?,
-        0xda | 0xc5 => sized::<2>(rest).map(|(b, r)| (Raw::Bytes(b), r))?,
-        0xdb | 0xc6 => sized::<4>(rest).map(|(b, r)| (Raw::Bytes(b), r))?,
-        0xca => take::<4>(rest).map(|(b, r)| (Raw::Float(f64::from(f32::from_be_bytes(b))), r))?,
-        0xcb => take::<8>(rest).map(|(b, r)| (Raw::Float(f64::from_be_bytes(b)), r))?,
-        0xcc => take::<1>(rest).map(|(b, r)| (Raw::Uint(u64::from(b[0])), r))?,
-        0xcd => take::<2>(rest).map(|(b, r)| (Raw::Uint(u64::from(u16::from_be_bytes(b))), r))?,
-        0xce => take::<4>(rest).map(|(b, r)| (Raw::Uint(u64::from(u32::from_be_bytes(b))), r))?,
-        0xcf => take::<8>(rest).map(|(b, r)| (Raw::Uint(u64::from_be_bytes(b)), r))?,
-        0xd0 => take::<1>(rest).map(|(b, r)| (Raw::Int(i64::from(b[0] as i8)), r))?,
-        0xd1 => take::<2>(rest).map(|(b, r)| (Raw::Int(i64::from(i16::from_be_bytes(b))), r))?,
-        0xd2 => take::<4>(rest).map(|(b, r)| (Raw::Int(i64::from(i32::from_be_bytes(b))), r))?,
-        0xd3 => take::<8>(rest).map(|(b, r)| (Raw::Int(i64::from_be_bytes(b)), r))?,
+        0xd9 | 0xc4 => sized::<1>(rest)
+            .map(|(b, r)| (Raw::Bytes(b), r))
+            .ok_or(cut)?,
+        0xda | 0xc5 => sized::<2>(rest)
+            .map(|(b, r)| (Raw::Bytes(b), r))
+            .ok_or(cut)?,
+        0xdb | 0xc6 => sized::<4>(rest)
+            .map(|(b, r)| (Raw::Bytes(b), r))
+            .ok_or(cut)?,
+        0xca => take::<4>(rest)
+            .map(|(b, r)| (Raw::Float(f64::from(f32::from_be_bytes(b))), r))
+            .ok_or(cut)?,
+        0xcb => take::<8>(rest)
+            .map(|(b, r)| (Raw::Float(f64::from_be_bytes(b)), r))
+            .ok_or(cut)?,
+        0xcc => take::<1>(rest)
+            .map(|(b, r)| (Raw::Uint(u64::from(b[0])), r))
+            .ok_or(cut)?,
+        0xcd => take::<2>(rest)
+            .map(|(b, r)| (Raw::Uint(u64::from(u16::from_be_bytes(b))), r))
+            .ok_or(cut)?,
+        0xce => take::<4>(rest)
+            .map(|(b, r)| (Raw::Uint(u64::from(u32::from_be_bytes(b))), r))
+            .ok_or(cut)?,
+        0xcf => take::<8>(rest)
+            .map(|(b, r)| (Raw::Uint(u64::from_be_bytes(b)), r))
+            .ok_or(cut)?,
+        0xd0 => take::<1>(rest)
+            .map(|(b, r)| (Raw::Int(i64::from(b[0] as i8)), r))
+            .ok_or(cut)?,
+        0xd1 => take::<2>(rest)
+            .map(|(b, r)| (Raw::Int(i64::from(i16::from_be_bytes(b))), r))
+            .ok_or(cut)?,
+        0xd2 => take::<4>(rest)
+            .map(|(b, r)| (Raw::Int(i64::from(i32::from_be_bytes(b))), r))
+            .ok_or(cut)?,
+        0xd3 => take::<8>(rest)
+            .map(|(b, r)| (Raw::Int(i64::from_be_bytes(b)), r))
+            .ok_or(cut)?,
         _ => {
             let after = skip(buf)?;
             (Raw::Other(&buf[..buf.len() - after.len()]), after)
@@ -224,7 +280,7 @@ impl<'a> Fields<'a> {
                     key
                 }
                 _ => {
-                    rd = skip(rd).ok_or_else(cut)?;
+                    rd = skip(rd)?;
                     &[]
                 }
             };
@@ -242,12 +298,12 @@ impl<'a> Fields<'a> {
                     | (13, Some(b'r'))
             );
             if !maybe {
-                rd = skip(rd).ok_or_else(cut)?;
+                rd = skip(rd)?;
                 continue;
             }
             let slot = match key {
                 b"type" | b"transaction" => {
-                    let (value, rest) = read_value(rd).ok_or_else(cut)?;
+                    let (value, rest) = read_value(rd)?;
                     rd = rest;
                     let bytes = match value {
                         Raw::Bytes(bytes) => Some(bytes),
@@ -270,11 +326,11 @@ impl<'a> Fields<'a> {
                 b"actual" => &mut fields.actual,
                 b"num_runners" => &mut fields.num_runners,
                 _ => {
-                    rd = skip(rd).ok_or_else(cut)?;
+                    rd = skip(rd)?;
                     continue;
                 }
             };
-            let (value, rest) = read_value(rd).ok_or_else(cut)?;
+            let (value, rest) = read_value(rd)?;
             *slot = Some(value);
             rd = rest;
         }
@@ -298,32 +354,72 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The rest of `buf` after its first msgpack value; `None` when it is cut
-/// short or not msgpack.
-fn skip(buf: &[u8]) -> Option<&[u8]> {
-    let (&marker, rest) = buf.split_first()?;
+/// The rest of `buf` after its first msgpack value; an error when it is
+/// cut short, not msgpack, or nested deeper than [`MAX_DEPTH`].
+///
+/// Iterative, with the values still to step over at each open level in a
+/// fixed array: no recursion, so no message can exhaust the reader's
+/// stack, and the work is linear in the frame (which the ZMTP reader
+/// bounds): a container may not claim more values than bytes are left.
+fn skip(buf: &[u8]) -> Result<&[u8], Malformed> {
+    let (&marker, rest) = buf.split_first().ok_or(Malformed::Cut)?;
     // mite's values are mostly these: tested first, in this order, as
     // branches the processor learns rather than one jump through a table.
     if marker < 0x80 || marker == 0xc0 || marker == 0xc2 || marker == 0xc3 {
-        return Some(rest);
+        return Ok(rest);
     }
     if marker & 0xe0 == 0xa0 {
-        return rest.get(usize::from(marker & 0x1f)..);
+        return rest.get(usize::from(marker & 0x1f)..).ok_or(Malformed::Cut);
     }
     if marker == 0xcb {
-        return rest.get(8..);
+        return rest.get(8..).ok_or(Malformed::Cut);
     }
-    let be = |n: usize| -> Option<usize> {
-        let bytes = rest.get(..n)?;
-        Some(
-            bytes
-                .iter()
-                .fold(0usize, |acc, b| acc << 8 | usize::from(*b)),
-        )
+    // A container (or a rarer scalar): walked level by level.
+    // `left[d]` is how many values are still to step over at depth `d`;
+    // depth 0 is the value asked for.
+    let mut left = [0usize; MAX_DEPTH + 1];
+    let mut depth = 0;
+    left[0] = 1;
+    let mut rest = buf;
+    loop {
+        while left[depth] == 0 {
+            if depth == 0 {
+                return Ok(rest);
+            }
+            depth -= 1;
+        }
+        left[depth] -= 1;
+        let (values, after) = one_value(rest)?;
+        rest = after;
+        if values > 0 {
+            // Every value takes a byte at least.
+            if values > rest.len() {
+                return Err(Malformed::Cut);
+            }
+            if depth == MAX_DEPTH {
+                return Err(Malformed::TooDeep);
+            }
+            depth += 1;
+            left[depth] = values;
+        }
+    }
+}
+
+/// The marker, length and body of the value at the front of `buf`: the
+/// rest after them, and how many values a container holds (0 for a
+/// scalar; its values follow in the rest).
+fn one_value(buf: &[u8]) -> Result<(usize, &[u8]), Malformed> {
+    let (&marker, rest) = buf.split_first().ok_or(Malformed::Cut)?;
+    let be = |n: usize| -> Result<usize, Malformed> {
+        let bytes = rest.get(..n).ok_or(Malformed::Cut)?;
+        Ok(bytes
+            .iter()
+            .fold(0usize, |acc, b| acc << 8 | usize::from(*b)))
     };
+    let pairs = |n: usize| n.checked_mul(2).ok_or(Malformed::Cut);
     // (bytes of the length field, then that many bytes) or a fixed size,
     // or a container of that many values.
-    let (header, body, values) = match marker {
+    let (header, body, values): (usize, usize, usize) = match marker {
         0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0, 0),
         0x80..=0x8f => (0, 0, 2 * usize::from(marker & 0x0f)),
         0x90..=0x9f => (0, 0, usize::from(marker & 0x0f)),
@@ -347,15 +443,14 @@ fn skip(buf: &[u8]) -> Option<&[u8]> {
         0xd8 => (0, 17, 0),
         0xdc => (2, 0, be(2)?),
         0xdd => (4, 0, be(4)?),
-        0xde => (2, 0, 2 * be(2)?),
-        0xdf => (4, 0, 2 * be(4)?),
-        0xc1 => return None,
+        0xde => (2, 0, pairs(be(2)?)?),
+        0xdf => (4, 0, pairs(be(4)?)?),
+        0xc1 => return Err(Malformed::Cut),
     };
-    let mut rest = rest.get(header + body..)?;
-    for _ in 0..values {
-        rest = skip(rest)?;
-    }
-    Some(rest)
+    let rest = rest
+        .get(header.checked_add(body).ok_or(Malformed::Cut)?..)
+        .ok_or(Malformed::Cut)?;
+    Ok((values, rest))
 }
 
 /// `__root__ :: browse` is `browse`; `__root__` alone (requests outside a
@@ -567,8 +662,12 @@ pub(crate) mod tests {
             let mut buf = Vec::new();
             rmpv::encode::write_value(&mut buf, &value).expect("encodes");
             buf.push(0x2a);
-            assert_eq!(skip(&buf), Some(&[0x2a][..]), "{value:?}");
-            assert_eq!(skip(&buf[..buf.len() - 2]), None, "cut short: {value:?}");
+            assert_eq!(skip(&buf), Ok(&[0x2a][..]), "{value:?}");
+            assert_eq!(
+                skip(&buf[..buf.len() - 2]),
+                Err(Malformed::Cut),
+                "cut short: {value:?}"
+            );
         }
     }
 
@@ -597,10 +696,10 @@ pub(crate) mod tests {
             let mut buf = Vec::new();
             rmpv::encode::write_value(&mut buf, &value).expect("encodes");
             buf.push(0x2a);
-            assert_eq!(read_value(&buf), Some((raw, &[0x2a][..])), "{value:?}");
+            assert_eq!(read_value(&buf), Ok((raw, &[0x2a][..])), "{value:?}");
             assert_eq!(
                 read_value(&buf[..buf.len() - 2]),
-                None,
+                Err(Malformed::Cut),
                 "cut short: {value:?}"
             );
         }
@@ -611,7 +710,7 @@ pub(crate) mod tests {
             let mut buf = Vec::new();
             rmpv::encode::write_value(&mut buf, &long).expect("encodes");
             let text = long.as_str().expect("a string").as_bytes();
-            assert_eq!(read_value(&buf), Some((Raw::Bytes(text), &[][..])));
+            assert_eq!(read_value(&buf), Ok((Raw::Bytes(text), &[][..])));
         }
         // Containers are kept whole, for the few fields that are maps.
         let map = Value::Map(vec![(1.into(), 10.into()), (2.into(), 5.into())]);
@@ -620,6 +719,163 @@ pub(crate) mod tests {
         let (raw, rest) = read_value(&buf).expect("reads");
         assert_eq!((raw, rest), (Raw::Other(&buf[..]), &[][..]));
         assert_eq!(raw.map_sum(), Some(15));
+    }
+
+    /// `\x81\xa1k`, `depth` nested one-value arrays, then `nil`: a map
+    /// whose one value (under a key the lab does not read) is nested
+    /// `depth` levels.
+    fn nested_frame(depth: usize) -> Vec<u8> {
+        let mut frame = b"\x81\xa1k".to_vec();
+        frame.extend(std::iter::repeat_n(0x91, depth));
+        frame.push(0xc0);
+        frame
+    }
+
+    #[test]
+    fn a_million_nested_arrays_are_undecodable_rather_than_the_end_of_the_lab() {
+        // FAULTS.md 50: pushed into mite's message port, this frame
+        // overflowed the reader thread's stack and aborted the lab (its
+        // web front too). Decoded here on a small stack: no recursion.
+        let frame = nested_frame(1_000_000);
+        let decoded = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || decode(&frame).map(|_| ()))
+            .expect("a thread")
+            .join()
+            .expect("decoding never panics");
+        assert_eq!(decoded, Err(DecodeError::TooDeep));
+        // The same under a field the lab reads (`read_value`'s path), and
+        // as a key.
+        for prefix in [&b"\x81\xa4time"[..], b"\x81"] {
+            let mut frame = prefix.to_vec();
+            frame.extend(std::iter::repeat_n(0x91, 1_000_000));
+            frame.push(0xc0);
+            assert_eq!(decode(&frame).map(|_| ()), Err(DecodeError::TooDeep));
+        }
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_reads_and_past_it_does_not() {
+        assert_eq!(decode(&nested_frame(MAX_DEPTH)), Ok(BusMessage::Other));
+        assert_eq!(
+            decode(&nested_frame(MAX_DEPTH + 1)),
+            Err(DecodeError::TooDeep)
+        );
+        // A container claiming more values than bytes are left is cut
+        // short at once (not walked four billion times).
+        let mut frame = b"\x81\xa1k\xdd\xff\xff\xff\xff".to_vec();
+        frame.extend([0xc0; 16]);
+        assert!(matches!(decode(&frame), Err(DecodeError::NotMsgpack(_))));
+        let mut frame = b"\x81\xa1k\xdf\xff\xff\xff\xff".to_vec();
+        frame.extend([0xc0; 16]);
+        assert!(matches!(decode(&frame), Err(DecodeError::NotMsgpack(_))));
+    }
+
+    /// Any msgpack value, nested up to `depth` levels.
+    fn any_value(depth: u32) -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f32>().prop_map(Value::F32),
+            any::<f64>().prop_map(Value::F64),
+            ".{0,40}".prop_map(Value::from),
+            proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Binary),
+            (any::<i8>(), proptest::collection::vec(any::<u8>(), 0..20))
+                .prop_map(|(t, d)| Value::Ext(t, d)),
+        ];
+        leaf.prop_recursive(depth, 256, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    /// How many containers deep a value is.
+    fn depth_of(value: &Value) -> usize {
+        match value {
+            Value::Array(items) => 1 + items.iter().map(depth_of).max().unwrap_or(0),
+            Value::Map(entries) => {
+                1 + entries
+                    .iter()
+                    .map(|(k, v)| depth_of(k).max(depth_of(v)))
+                    .max()
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// Random bytes, alone and under a key: an answer, never a panic
+        /// or an overflow.
+        #[test]
+        fn random_bytes_decode_or_are_refused_never_crash(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let _ = decode(&bytes);
+            let mut under_a_key = b"\x82\xa1k".to_vec();
+            under_a_key.extend_from_slice(&bytes);
+            let _ = decode(&under_a_key);
+            let mut under_time = b"\x81\xa4time".to_vec();
+            under_time.extend_from_slice(&bytes);
+            let _ = decode(&under_time);
+            let _ = skip(&bytes);
+            let _ = read_value(&bytes);
+        }
+
+        /// Deep nesting of every container form: up to the limit it is
+        /// stepped over exactly, past it refused, at any depth.
+        #[test]
+        fn deep_nesting_is_stepped_over_up_to_the_limit_and_refused_past_it(
+            forms in proptest::prop_oneof![
+                proptest::collection::vec(0u8..4, 0..80),
+                proptest::collection::vec(0u8..4, 0..3000),
+            ],
+        ) {
+            let mut value = vec![];
+            for form in &forms {
+                match form {
+                    0 => value.push(0x91),
+                    1 => value.extend_from_slice(&[0xdc, 0, 1]),
+                    2 => value.extend_from_slice(&[0x81, 0xc0]),
+                    _ => value.extend_from_slice(&[0xdf, 0, 0, 0, 1, 0xa1, b'k']),
+                }
+            }
+            value.push(0xc0);
+            value.push(0x2a);
+            let skipped = skip(&value);
+            if forms.len() <= MAX_DEPTH {
+                proptest::prop_assert_eq!(skipped, Ok(&[0x2a][..]));
+            } else {
+                proptest::prop_assert_eq!(skipped, Err(Malformed::TooDeep));
+            }
+            let mut frame = b"\x81\xa1k".to_vec();
+            frame.extend_from_slice(&value[..value.len() - 1]);
+            let decoded = decode(&frame).map(|_| ());
+            if forms.len() <= MAX_DEPTH {
+                proptest::prop_assert_eq!(decoded, Ok(()));
+            } else {
+                proptest::prop_assert_eq!(decoded, Err(DecodeError::TooDeep));
+            }
+        }
+
+        /// Any value rmpv writes is stepped over to its end, as long as it
+        /// is within the limit.
+        #[test]
+        fn any_value_within_the_limit_is_stepped_over_whole(value in any_value(8)) {
+            let mut buf = Vec::new();
+            rmpv::encode::write_value(&mut buf, &value).expect("encodes");
+            buf.push(0x2a);
+            proptest::prop_assert!(depth_of(&value) <= MAX_DEPTH);
+            proptest::prop_assert_eq!(skip(&buf), Ok(&[0x2a][..]));
+            proptest::prop_assert_eq!(skip(&buf[..buf.len() - 2]), Err(Malformed::Cut));
+        }
     }
 
     #[test]

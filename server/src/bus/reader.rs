@@ -202,7 +202,11 @@ fn receive(mut stream: PullStream, shared: &Shared, stop: &CancellationToken) {
         }
         let mut tally = None;
         let drained = stream.drain(|frame| {
-            let tally = tally.get_or_insert_with(|| shared.tally());
+            let tally = tally.get_or_insert_with(|| {
+                let mut tally = shared.tally();
+                tally.note_now(now_ms());
+                tally
+            });
             count_frame(frame, tally);
         });
         if tally.is_some() {
@@ -225,13 +229,20 @@ fn receive(mut stream: PullStream, shared: &Shared, stop: &CancellationToken) {
     }
 }
 
-/// Counts one frame (a frame the lab cannot read counts as undecodable).
+/// Counts one frame (a frame the lab cannot read counts as undecodable,
+/// and the reading goes on). The first such frame of a scenario is logged
+/// as a warning, the rest only at debug level: a stream of them cannot
+/// flood the log.
 pub fn count_frame(frame: &[u8], tally: &mut BusTally) {
     match decode(frame) {
         Ok(decoded) => tally.add(&decoded),
         Err(error) => {
+            if tally.counts().undecodable == 0 {
+                tracing::warn!(%error, bytes = frame.len(), "mite's bus: a frame the lab cannot read (counted as undecodable)");
+            } else {
+                tracing::debug!(%error, bytes = frame.len(), "a bus frame the lab cannot read");
+            }
             tally.add_undecodable();
-            tracing::debug!(%error, "a bus frame the lab cannot read");
         }
     }
 }

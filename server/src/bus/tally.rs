@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap as HashMap;
 use super::message::BusMessage;
 use crate::model::{
     ConcurrencyPoint, ErrorCount, TransactionInterval, TransactionTotal, NO_TRANSACTION,
+    OTHER_ERRORS, OTHER_TRANSACTIONS,
 };
 
 /// The width of mite's intervals: a second, whatever the sampling interval.
@@ -26,6 +27,57 @@ const SETTLE_MS: i64 = 250;
 const HIGHEST_MICROS: u64 = 600_000_000;
 /// The longest message kept as an error's example.
 const EXAMPLE_CHARS: usize = 300;
+
+// The tally's state is bounded whatever the messages say (scenario code
+// and anyone who can push into mite's message port choose names, kinds
+// and times): FAULTS.md 52. Past a bound, messages still count, under an
+// "other" row that says so, and the first time is logged.
+
+/// Distinct transaction names counted per scenario; later names count as
+/// [`OTHER_TRANSACTIONS`]. Each costs a histogram (about 170 KB) per open
+/// interval and over the scenario, and its share of every tick.
+pub const MAX_TRANSACTIONS: usize = 100;
+/// Distinct (transaction, error kind) pairs per scenario; later kinds
+/// count as [`OTHER_ERRORS`] of their transaction.
+pub const MAX_ERROR_KINDS: usize = 100;
+/// The longest transaction name or error kind kept, in bytes (cut at a
+/// character's boundary).
+pub const MAX_NAME_BYTES: usize = 200;
+/// Histograms held by the intervals not handed out yet, every transaction
+/// together; past it, a transaction new to an interval counts there as
+/// [`OTHER_TRANSACTIONS`] (its totals stay its own).
+pub const MAX_OPEN_CELLS: usize = 1024;
+/// How far ahead of the reader's clock (in intervals) a message's time may
+/// place it: mite stamps its messages with the same clock before sending
+/// them, so a later time is not mite's; it counts in the latest interval
+/// allowed. The intervals held open are then those of one sampling
+/// interval (60 s at most).
+pub const MAX_AHEAD: i64 = 2;
+/// Controller reports waiting for the next tick (mite sends one a
+/// second); later ones are left out until the tick takes them.
+pub const MAX_REPORTS_WAITING: usize = 256;
+
+/// `name` cut to at most `max` bytes, at a character's boundary.
+fn cut(name: &str, max: usize) -> &str {
+    if name.len() <= max {
+        return name;
+    }
+    let mut end = max;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+/// Which bounds a scenario's messages reached (each logged once).
+#[derive(Debug, Clone, Copy, Default)]
+struct Reached {
+    transactions: bool,
+    errors: bool,
+    cells: bool,
+    ahead: bool,
+    reports: bool,
+}
 
 fn histogram() -> Histogram<u64> {
     // The bounds are constants that hdrhistogram accepts: a failure here is
@@ -115,6 +167,11 @@ pub struct BusTally {
     origin_ms: i64,
     /// Intervals not handed out yet, by index, then by transaction.
     open: BTreeMap<i64, HashMap<String, Counts>>,
+    /// The counts held in `open`, every interval together.
+    open_cells: usize,
+    /// The reader's clock (unix ms) as it last read: no message counts
+    /// later than [`MAX_AHEAD`] intervals after it.
+    now_ms: Option<i64>,
     /// The first interval not handed out yet: later messages for an earlier
     /// interval are counted in this one (never lost, never counted twice).
     next_out: i64,
@@ -126,6 +183,7 @@ pub struct BusTally {
     /// Totals changed since they were last handed out.
     changed: bool,
     steady: SteadyLatency,
+    reached: Reached,
 }
 
 /// Every response's latency over a scenario's steady seconds: its bus
@@ -186,6 +244,8 @@ impl BusTally {
         BusTally {
             origin_ms,
             open: BTreeMap::new(),
+            open_cells: 0,
+            now_ms: None,
             next_out: 0,
             totals: HashMap::default(),
             errors: BTreeMap::new(),
@@ -193,6 +253,7 @@ impl BusTally {
             counts: BusCounts::default(),
             changed: false,
             steady: SteadyLatency::new(),
+            reached: Reached::default(),
         }
     }
 
@@ -210,6 +271,7 @@ impl BusTally {
                     merge(first.entry(name).or_insert_with(Counts::new), &counts);
                 }
             }
+            self.open_cells = self.open.values().map(HashMap::len).sum();
         }
     }
 
@@ -217,19 +279,66 @@ impl BusTally {
         self.counts
     }
 
+    /// The reader's clock as it reads (unix ms): later times are not
+    /// mite's (see [`MAX_AHEAD`]).
+    pub fn note_now(&mut self, now_ms: i64) {
+        self.now_ms = Some(now_ms);
+    }
+
     fn elapsed_ms(&self, time: f64) -> i64 {
         ((time * 1000.0) as i64 - self.origin_ms).max(0)
     }
 
-    fn interval(&mut self, time: f64, transaction: &str) -> (&mut Counts, &mut Counts) {
-        let index = (self.elapsed_ms(time) / BUS_INTERVAL_MS).max(self.next_out);
-        let name = if transaction.is_empty() {
-            NO_TRANSACTION
-        } else {
-            transaction
-        };
+    /// The name a transaction is counted under: cut to
+    /// [`MAX_NAME_BYTES`], and [`OTHER_TRANSACTIONS`] past
+    /// [`MAX_TRANSACTIONS`] names.
+    fn name_of<'n>(&mut self, transaction: &'n str) -> &'n str {
+        if transaction.is_empty() {
+            return NO_TRANSACTION;
+        }
+        let name = cut(transaction, MAX_NAME_BYTES);
+        if self.totals.len() >= MAX_TRANSACTIONS && !self.totals.contains_key(name) {
+            if !std::mem::replace(&mut self.reached.transactions, true) {
+                tracing::warn!(
+                    "mite's bus: more than {MAX_TRANSACTIONS} transaction names; the rest count as \"{OTHER_TRANSACTIONS}\""
+                );
+            }
+            return OTHER_TRANSACTIONS;
+        }
+        name
+    }
+
+    /// The counts of transaction `name` (from [`Self::name_of`]) in the
+    /// interval of `time`, and over the scenario.
+    fn interval(&mut self, time: f64, name: &str) -> (&mut Counts, &mut Counts) {
+        let mut index = (self.elapsed_ms(time) / BUS_INTERVAL_MS).max(self.next_out);
+        if let Some(now) = self.now_ms {
+            let horizon = (now - self.origin_ms).div_euclid(BUS_INTERVAL_MS) + MAX_AHEAD;
+            if index > horizon {
+                if !std::mem::replace(&mut self.reached.ahead, true) {
+                    tracing::warn!(
+                        "mite's bus: a message stamped {} s after the lab's clock; counted in the latest second allowed",
+                        index - horizon + MAX_AHEAD
+                    );
+                }
+                index = horizon.max(self.next_out);
+            }
+        }
         self.changed = true;
-        let interval = counts_of(self.open.entry(index).or_default(), name);
+        let by_name = self.open.entry(index).or_default();
+        let mut cell = name;
+        if !by_name.contains_key(name) {
+            if self.open_cells >= MAX_OPEN_CELLS {
+                if !std::mem::replace(&mut self.reached.cells, true) {
+                    tracing::warn!("mite's bus: more than {MAX_OPEN_CELLS} transactions' seconds held at once; the rest count as \"{OTHER_TRANSACTIONS}\" in their second");
+                }
+                cell = OTHER_TRANSACTIONS;
+            }
+            if !by_name.contains_key(cell) {
+                self.open_cells += 1;
+            }
+        }
+        let interval = counts_of(by_name, cell);
         let total = counts_of(&mut self.totals, name);
         (interval, total)
     }
@@ -252,14 +361,15 @@ impl BusTally {
             } => {
                 let micros = (total_time * 1_000_000.0).round().max(1.0) as u64;
                 let failed = status >= 400;
-                let (interval, total) = self.interval(time, transaction);
+                let name = self.name_of(transaction);
+                let (interval, total) = self.interval(time, name);
                 for counts in [interval, total] {
                     counts.requests += 1;
                     counts.errors += i64::from(failed);
                     counts.latency.saturating_record(micros);
                 }
                 if failed {
-                    self.add_error(transaction, &format!("HTTP {status}"), "");
+                    self.add_error(name, &format!("HTTP {status}"), "");
                 }
             }
             BusMessage::TransactionEnd {
@@ -268,7 +378,8 @@ impl BusTally {
                 if transaction.is_empty() {
                     self.counts.journeys += 1;
                 } else {
-                    let (interval, total) = self.interval(time, transaction);
+                    let name = self.name_of(transaction);
+                    let (interval, total) = self.interval(time, name);
                     interval.transactions += 1;
                     total.transactions += 1;
                 }
@@ -279,10 +390,11 @@ impl BusTally {
                 kind,
                 message,
             } => {
-                let (interval, total) = self.interval(time, transaction);
+                let name = self.name_of(transaction);
+                let (interval, total) = self.interval(time, name);
                 interval.exceptions += 1;
                 total.exceptions += 1;
-                self.add_error(transaction, kind, message);
+                self.add_error(name, kind, message);
             }
             BusMessage::ControllerReport {
                 time,
@@ -294,6 +406,12 @@ impl BusTally {
                 if required > 0 {
                     self.counts.reports += 1;
                     self.counts.reports_short += u64::from(actual < required);
+                }
+                if self.reports.len() >= MAX_REPORTS_WAITING {
+                    if !std::mem::replace(&mut self.reached.reports, true) {
+                        tracing::warn!("mite's bus: more than {MAX_REPORTS_WAITING} controller reports between two ticks; the rest are left out");
+                    }
+                    return;
                 }
                 self.reports.push(ConcurrencyPoint {
                     elapsed_ms,
@@ -307,15 +425,22 @@ impl BusTally {
         }
     }
 
-    fn add_error(&mut self, transaction: &str, kind: &str, message: &str) {
-        let name = if transaction.is_empty() {
-            NO_TRANSACTION
-        } else {
-            transaction
-        };
+    /// Counts an error of transaction `name` (from [`Self::name_of`]):
+    /// its kind cut to [`MAX_NAME_BYTES`], and [`OTHER_ERRORS`] past
+    /// [`MAX_ERROR_KINDS`] kinds.
+    fn add_error(&mut self, name: &str, kind: &str, message: &str) {
+        let mut key = (name.to_string(), cut(kind, MAX_NAME_BYTES).to_string());
+        if self.errors.len() >= MAX_ERROR_KINDS && !self.errors.contains_key(&key) {
+            if !std::mem::replace(&mut self.reached.errors, true) {
+                tracing::warn!(
+                    "mite's bus: more than {MAX_ERROR_KINDS} kinds of error; the rest count as \"{OTHER_ERRORS}\""
+                );
+            }
+            key.1 = OTHER_ERRORS.to_string();
+        }
         let entry = self
             .errors
-            .entry((name.to_string(), kind.to_string()))
+            .entry(key)
             .or_insert_with(|| (0, message.chars().take(EXAMPLE_CHARS).collect()));
         entry.0 += 1;
         self.changed = true;
@@ -341,6 +466,7 @@ impl BusTally {
                 break;
             }
             let (index, by_transaction) = entry.remove_entry();
+            self.open_cells -= by_transaction.len();
             self.steady.add_interval(by_transaction.values());
             let mut rows: Vec<TransactionInterval> = by_transaction
                 .into_iter()
@@ -626,6 +752,146 @@ mod tests {
                 runners: 1
             }]
         );
+    }
+
+    #[test]
+    fn names_kinds_and_times_past_the_bounds_count_as_other_and_memory_stays_bounded() {
+        // FAULTS.md 52: scenario code (or anyone pushing into mite's
+        // message port) names 5,000 transactions of 10 KB each, raises
+        // 5,000 kinds of error, and stamps messages a day ahead.
+        let mut tally = BusTally::new(ORIGIN);
+        // The reader's clock, a second into the scenario.
+        tally.note_now(ORIGIN + 1000);
+        let names: Vec<String> = (0..5_000)
+            .map(|i| format!("{i:05}{}", "é".repeat(5_000)))
+            .collect();
+        let kinds: Vec<String> = (0..5_000)
+            .map(|i| format!("Kind{i}{}", "k".repeat(10_000)))
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            tally.add(&response(name, (i % 900) as i64, 200, 1.0));
+            tally.add(&BusMessage::Error {
+                transaction: "pay",
+                time: at(10),
+                kind: &kinds[i],
+                message: "boom",
+            });
+        }
+        tally.add(&response("browse", 86_400_000, 200, 1.0));
+        assert!(
+            tally.totals.len() <= MAX_TRANSACTIONS + 1,
+            "{}",
+            tally.totals.len()
+        );
+        assert!(
+            tally.errors.len() <= MAX_ERROR_KINDS + 1,
+            "{}",
+            tally.errors.len()
+        );
+        assert!(
+            tally.open.len() <= 2,
+            "{:?}",
+            tally.open.keys().collect::<Vec<_>>()
+        );
+        assert!(
+            tally.open_cells <= MAX_OPEN_CELLS + tally.open.len(),
+            "{}",
+            tally.open_cells
+        );
+        assert_eq!(
+            tally.open_cells,
+            tally.open.values().map(HashMap::len).sum::<usize>()
+        );
+        let batch = tally.take_all();
+        // Every message still counts: the names past the bound under one
+        // row that says so.
+        let totals = &batch.totals;
+        assert_eq!(totals.iter().map(|t| t.requests).sum::<i64>(), 5_001);
+        let other = totals
+            .iter()
+            .find(|t| t.transaction == OTHER_TRANSACTIONS)
+            .expect("the other row");
+        // "pay" (of the errors) and the first 99 names have rows of their
+        // own; the other 4,901 names and "browse" share this one.
+        assert_eq!(other.requests, 4_901 + 1);
+        assert!(totals.iter().all(|t| t.transaction.len() <= MAX_NAME_BYTES));
+        assert_eq!(
+            batch.intervals.iter().map(|i| i.requests).sum::<i64>(),
+            5_001,
+            "the intervals add up too"
+        );
+        // The message a day ahead counted in the last second allowed.
+        let last = batch.intervals.iter().map(|i| i.elapsed_ms).max();
+        assert_eq!(last, Some((1 + MAX_AHEAD) * BUS_INTERVAL_MS));
+        let errors = &batch.errors;
+        assert_eq!(errors.iter().map(|e| e.count).sum::<i64>(), 5_000);
+        let other_kinds = errors
+            .iter()
+            .find(|e| e.kind == OTHER_ERRORS)
+            .expect("the other kinds");
+        assert_eq!(other_kinds.count, 5_000 - MAX_ERROR_KINDS as i64);
+        assert!(errors.iter().all(|e| e.kind.len() <= MAX_NAME_BYTES));
+    }
+
+    #[test]
+    fn cells_past_the_bound_count_as_other_in_their_interval_with_totals_kept() {
+        let mut tally = BusTally::new(ORIGIN);
+        // 60 seconds open at once (a sampler ticking once a minute) of 50
+        // transactions: past the bound of open cells.
+        for second in 0..60 {
+            for t in 0..50 {
+                tally.add(&response(&format!("t{t}"), second * 1000, 200, 1.0));
+            }
+        }
+        assert!(
+            tally.open_cells <= MAX_OPEN_CELLS + 60,
+            "{}",
+            tally.open_cells
+        );
+        let batch = tally.take_all();
+        assert_eq!(batch.totals.len(), 50, "totals keep their names");
+        assert!(batch.totals.iter().all(|t| t.requests == 60));
+        assert!(batch
+            .intervals
+            .iter()
+            .any(|i| i.transaction == OTHER_TRANSACTIONS));
+        assert_eq!(
+            batch.intervals.iter().map(|i| i.requests).sum::<i64>(),
+            3_000
+        );
+        assert_eq!(tally.open_cells, 0);
+    }
+
+    #[test]
+    fn controller_reports_waiting_for_a_tick_are_bounded() {
+        let mut tally = BusTally::new(ORIGIN);
+        for i in 0..10_000 {
+            tally.add(&BusMessage::ControllerReport {
+                time: at(i),
+                required: 1,
+                actual: 1,
+                runners: 1,
+            });
+        }
+        let batch = tally.take_all();
+        assert_eq!(batch.concurrency.len(), MAX_REPORTS_WAITING);
+        // They still count.
+        assert_eq!(batch.counts.reports, 10_000);
+        // The next tick takes more.
+        tally.add(&BusMessage::ControllerReport {
+            time: at(20_000),
+            required: 1,
+            actual: 1,
+            runners: 1,
+        });
+        assert_eq!(tally.take_all().concurrency.len(), 1);
+    }
+
+    #[test]
+    fn names_are_cut_at_a_characters_boundary() {
+        assert_eq!(cut("abc", 2), "ab");
+        assert_eq!(cut("aé", 2), "a");
+        assert_eq!(cut("é", 200), "é");
     }
 
     #[test]

@@ -32,6 +32,11 @@ pub const READ_CHUNK: usize = 256 * 1024;
 /// The largest frame accepted: mite's messages are about half a kilobyte;
 /// a larger size is a broken stream, not a message.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The most the read buffer ever holds: the largest frame with its
+/// header, and one read after it.
+pub const MAX_BUFFER: usize = MAX_FRAME + 9 + READ_CHUNK;
+/// How long PONGs may wait for the peer to take them.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const GREETING_LEN: usize = 64;
 const FLAG_MORE: u8 = 0x01;
@@ -253,17 +258,52 @@ impl PullStream {
         }
     }
 
-    /// Makes room for `n` unread bytes and a read after them: moves the
-    /// unread bytes to the front and grows the buffer for a large frame.
+    /// Makes room for `n` unread bytes and a read after them. The unread
+    /// bytes move to the front whenever that avoids growing the buffer (or
+    /// the room after them is short), so the buffer grows only for a
+    /// frame larger than it: never past [`MAX_BUFFER`]. Once such a frame
+    /// is through, it shrinks back to [`READ_CHUNK`].
     fn make_room(&mut self, n: usize) {
-        if self.start > 0 && self.buf.len() - self.end < READ_CHUNK / 4 {
+        let unread = self.end - self.start;
+        // What the buffer must hold with the unread bytes at its front.
+        let want = n.max(unread + READ_CHUNK / 4);
+        let fits_here =
+            self.start + n <= self.buf.len() && self.end + READ_CHUNK / 4 <= self.buf.len();
+        let oversized = self.buf.len() > READ_CHUNK && want <= READ_CHUNK;
+        if self.start > 0 && (!fits_here || oversized) {
             self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            self.end = unread;
             self.start = 0;
         }
-        let want = (self.start + n).max(self.end + READ_CHUNK / 4);
-        if want > self.buf.len() {
-            self.buf.resize(want.max(READ_CHUNK), 0);
+        if oversized {
+            // The large frame is through: give its memory back.
+            self.buf.truncate(READ_CHUNK);
+            self.buf.shrink_to_fit();
+        } else if want > self.buf.len() {
+            self.buf.resize(want.clamp(READ_CHUNK, MAX_BUFFER), 0);
+        }
+    }
+
+    /// The read buffer's size (for the tests of its bounds).
+    #[cfg(test)]
+    fn buffer_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Writes PONGs, waiting at most [`WRITE_TIMEOUT`] for the peer to
+    /// take them: a peer that stops reading cannot hang the reader (and the
+    /// sampler waiting on its tally).
+    fn write_pong(&mut self, pong: &[u8]) -> Result<(), ZmtpError> {
+        self.stream.set_nonblocking(false)?;
+        self.stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        let written = self.stream.write_all(pong);
+        self.stream.set_nonblocking(true)?;
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Err(ZmtpError::Timeout)
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -274,6 +314,7 @@ impl PullStream {
         let mut drained = Drained::default();
         loop {
             // Every complete frame in the buffer first.
+            // Answered together, in one write, once the frames are through.
             let mut pongs = Vec::new();
             let need = loop {
                 match frame(&self.buf[self.start..self.end])? {
@@ -284,18 +325,15 @@ impl PullStream {
                         } else if let (b"PING", data) = command_parts(body)? {
                             // A PING's context follows its 2-byte TTL.
                             let context = data.get(2..).unwrap_or_default();
-                            pongs.push(command(b"PONG", &context[..context.len().min(16)]));
+                            pongs.extend(command(b"PONG", &context[..context.len().min(16)]));
                         }
                         self.start += used;
                     }
                     Frame::Short { need } => break need,
                 }
             };
-            for pong in pongs {
-                self.stream.set_nonblocking(false)?;
-                let written = self.stream.write_all(&pong);
-                self.stream.set_nonblocking(true)?;
-                written?;
+            if !pongs.is_empty() {
+                self.write_pong(&pongs)?;
             }
             if self.start == self.end {
                 self.start = 0;
@@ -471,6 +509,108 @@ mod tests {
         expected.extend_from_slice(&ready());
         expected.extend_from_slice(&command(b"PONG", b"ctx"));
         assert_eq!(written, expected);
+    }
+
+    /// A long frame of `size` bytes of `byte`.
+    fn long_frame(size: usize, byte: u8) -> Vec<u8> {
+        let mut frame = vec![FLAG_LONG];
+        frame.extend_from_slice(&(size as u64).to_be_bytes());
+        frame.extend(std::iter::repeat_n(byte, size));
+        frame
+    }
+
+    #[test]
+    fn the_read_buffer_never_passes_its_cap_and_shrinks_back_after_a_large_frame() {
+        // FAULTS.md 51. Three times: small frames filling part of a read,
+        // the last one cut short, then the largest frame the lab reads.
+        // The buffer once grew by the offset of the cut frame each time
+        // and never shrank.
+        let small: Vec<u8> = (0..2_400u32)
+            .flat_map(|i| {
+                let mut f = vec![0x00, 60];
+                f.extend(numbered(i, 60));
+                f
+            })
+            .collect();
+        let mut script = vec![push_greeting(), push_ready()];
+        for _ in 0..3 {
+            let big = long_frame(MAX_FRAME, 9);
+            let mut piece = small.clone();
+            piece.extend_from_slice(&big[..5]);
+            script.push(piece);
+            script.push(big[5..].to_vec());
+        }
+        script.push(small.clone());
+        let (addr, _peer) = scripted_peer(script);
+        let mut stream = PullStream::connect(addr, Duration::from_secs(5)).expect("connects");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut big, mut little, mut largest) = (0, 0, 0);
+        while big < 3 || little < 4 * 2_400 {
+            assert!(
+                Instant::now() < deadline,
+                "{big} large and {little} small frames"
+            );
+            stream
+                .drain(|f| {
+                    if f.len() == MAX_FRAME {
+                        big += 1;
+                    } else {
+                        little += 1;
+                    }
+                })
+                .expect("drains");
+            largest = largest.max(stream.buffer_len());
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(largest >= MAX_FRAME, "the large frame was held whole");
+        assert!(
+            largest <= MAX_BUFFER,
+            "the buffer grew to {largest} bytes, past {MAX_BUFFER}"
+        );
+        stream.drain(|_| {}).expect("drains");
+        assert_eq!(stream.buffer_len(), READ_CHUNK, "shrunk back");
+    }
+
+    #[test]
+    fn a_peer_that_stops_reading_cannot_hang_the_reader_on_its_pongs() {
+        // FAULTS.md 51. A peer sends PINGs and never reads the PONGs: once
+        // the kernel's buffers are full, the reader gives up on the peer
+        // within its write timeout instead of blocking for good.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let _peer = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accepts");
+            let mut pings = push_greeting();
+            pings.extend(push_ready());
+            let mut ping = vec![0, 10];
+            ping.extend_from_slice(&[b'c'; 16]);
+            let one = command(b"PING", &ping);
+            for _ in 0..1_000_000 {
+                pings.extend_from_slice(&one);
+            }
+            // Written until the reader stops taking them; never read.
+            let _ = conn.write_all(&pings);
+            let _ = done_rx.recv_timeout(Duration::from_secs(60));
+        });
+        let (result_tx, result_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stream = PullStream::connect(addr, Duration::from_secs(5)).expect("connects");
+            let deadline = Instant::now() + Duration::from_secs(50);
+            let outcome = loop {
+                match stream.drain(|_| {}) {
+                    Err(e) => break Some(e),
+                    Ok(d) if d.closed || Instant::now() > deadline => break None,
+                    Ok(_) => {}
+                }
+            };
+            let _ = result_tx.send(outcome);
+        });
+        let outcome = result_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the reader came back rather than blocking on its PONGs");
+        let _ = done_tx.send(());
+        assert!(matches!(outcome, Some(ZmtpError::Timeout)), "{outcome:?}");
     }
 
     #[test]

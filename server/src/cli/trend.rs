@@ -64,6 +64,14 @@ pub(crate) struct TrendArgs {
     /// class for the whole history; any free one by default).
     #[arg(long, requires = "backfill")]
     pub(crate) agent: Option<String>,
+    /// Leave every point whose commit this uploader claimed (`token:ci`:
+    /// an uploaded wheel's commit is its uploader's word) out of every
+    /// series' fit, instead of printing. The points stay shown, marked.
+    #[arg(long, value_name = "UPLOADER", conflicts_with_all = ["backfill", "include_claimant"])]
+    pub(crate) exclude_claimant: Option<String>,
+    /// Take --exclude-claimant back for this uploader.
+    #[arg(long, value_name = "UPLOADER", conflicts_with = "backfill")]
+    pub(crate) include_claimant: Option<String>,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }
@@ -74,6 +82,23 @@ pub(crate) async fn trend(args: TrendArgs) -> anyhow::Result<ExitCode> {
     let store = connect(&args.db).await?;
     if let Some(range) = &args.backfill {
         return backfill(&store, range, &args).await;
+    }
+    if let Some(claimant) = args.exclude_claimant.as_deref().map(str::trim) {
+        let by = std::env::var("USER").unwrap_or_default();
+        store.exclude_claimant(claimant, &by).await?;
+        note(&store, &by, "exclude claimant", claimant).await;
+        to_stdout!("every point {claimant} claimed is left out of its series' fit");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(claimant) = args.include_claimant.as_deref().map(str::trim) {
+        let by = std::env::var("USER").unwrap_or_default();
+        if store.include_claimant(claimant).await? {
+            note(&store, &by, "include claimant", claimant).await;
+            to_stdout!("the points {claimant} claimed are fitted again");
+        } else {
+            to_stdout!("{claimant}'s points were not left out");
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     let filter = SeriesFilter {
         figures: args.figures,
@@ -103,6 +128,18 @@ pub(crate) async fn trend(args: TrendArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Records a change to the trends in the activity log (a failure is said,
+/// not fatal: the change is made).
+async fn note(store: &mite_perf::store::Store, by: &str, action: &str, claimant: &str) {
+    let subject = format!("every point {claimant} claimed");
+    if let Err(e) = store
+        .record_activity(by, action, &subject, "command line")
+        .await
+    {
+        to_stderr!("the activity log could not record it: {e}");
+    }
+}
+
 /// Queues one run per release of `range`.
 async fn backfill(
     store: &mite_perf::store::Store,
@@ -123,9 +160,19 @@ async fn backfill(
         repeats: args.repeat,
         ..mite_perf::model::RunParams::default()
     };
-    let queued = match releases(range).await {
+    // The lab's operator (who holds its database) backfills as many as
+    // the command line allows, with no share of the queue.
+    let queued = match releases(range, mite_perf::trend::backfill::MAX_RELEASES).await {
         Ok(versions) => {
-            queue_releases(store, &versions, &template, &by, mite_perf::lab::MAX_QUEUED).await
+            queue_releases(
+                store,
+                &versions,
+                &template,
+                &by,
+                mite_perf::lab::MAX_QUEUED,
+                None,
+            )
+            .await
         }
         Err(e) => Err(e),
     };

@@ -64,6 +64,7 @@ impl Lab {
             heartbeat_at: 0,
             current_run: None,
             stopped_at: None,
+            lease_ms: Some(host.lease_ms()),
         }
     }
 

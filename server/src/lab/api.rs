@@ -112,7 +112,7 @@ impl LabApi for Lab {
             let now = self.store.database_now_ms().await?;
             let lease_ms = self.setup.host.lease_ms();
             for agent in self.store.agents().await? {
-                if agent.stopped_at.is_none() && now - agent.heartbeat_at <= lease_ms {
+                if agent.alive_at(now, lease_ms) {
                     builds.extend(
                         agent
                             .builds
@@ -138,6 +138,7 @@ impl LabApi for Lab {
     ) -> BoxFuture<'_, Result<ComparisonReport, LabError>> {
         async move {
             let (base, new) = parse_sides(&sides)?;
+            let _permit = self.heavy_read_permit()?;
             let threshold = match threshold.as_deref().map(str::trim) {
                 None | Some("") => DEFAULT_THRESHOLD,
                 Some(text) => parse_threshold(text)
@@ -153,6 +154,7 @@ impl LabApi for Lab {
     fn compare_charts(&self, sides: String) -> BoxFuture<'_, Result<Vec<ChartSpec>, LabError>> {
         async move {
             let (base, new) = parse_sides(&sides)?;
+            let _permit = self.heavy_read_permit()?;
             let (base, new) = load_sides(&self.store, base, new)
                 .await
                 .map_err(side_error)?;
@@ -318,6 +320,7 @@ impl Lab {
         concurrency: u32,
     ) -> Result<Vec<u8>, LabError> {
         let (base, new) = parse_sides(sides)?;
+        let _permit = self.heavy_read_permit()?;
         let (base, new) = load_sides(&self.store, base, new)
             .await
             .map_err(side_error)?;

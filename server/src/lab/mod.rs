@@ -27,11 +27,26 @@ pub use worker::{RealRuns, RunExecutor};
 
 /// At most this many runs wait in the queue.
 pub const MAX_QUEUED: i64 = 100;
+/// At most this many of them launched by one member who is not an admin
+/// (a quarter: one runner, or one click of the release backfill, cannot
+/// keep everyone else's runs out; FAULTS.md 57).
+pub const MAX_QUEUED_PER_MEMBER: i64 = MAX_QUEUED / 4;
+
+/// The share of the queue `caller` may fill: [`MAX_QUEUED_PER_MEMBER`],
+/// none for admins (the queue's own bound holds for them).
+pub fn queue_share(caller: &Caller) -> Option<i64> {
+    (caller.role < domain::access::Role::Admin).then_some(MAX_QUEUED_PER_MEMBER)
+}
 /// At most this many downloads stream from the database at once.
 pub const MAX_DOWNLOADS: usize = 2;
 /// At most this many uploads are read at once (each up to 16 MiB in
 /// memory); the others are told to come back.
 pub const MAX_UPLOADS: usize = 2;
+/// At most this many reads over the whole history (the trends computed
+/// again, a comparison, its charts or flame graph) run at once; more are
+/// answered 429 "try again in a moment", so that viewers in a loop cannot
+/// occupy the machine that measures (FAULTS.md 56).
+pub const MAX_HEAVY_READS: usize = 2;
 
 /// What the worker went through that a health check should say.
 #[derive(Debug, Clone, Default)]
@@ -55,6 +70,18 @@ pub struct Lab {
     executes: std::sync::atomic::AtomicBool,
     /// Password checks take turns (one machine's CPU).
     password_checks: crate::access::throttle::HashGate,
+    /// Places among the reads over the whole history ([`MAX_HEAVY_READS`]).
+    heavy_reads: Arc<Semaphore>,
+    /// The series last computed, with the history's stamp they were
+    /// computed from: served again until the stamp changes.
+    trends: Mutex<
+        Option<(
+            crate::store::TrendVersion,
+            Arc<Vec<crate::trend::history::Series>>,
+        )>,
+    >,
+    /// How many times the series were computed from the history.
+    history_reads: std::sync::atomic::AtomicU64,
 }
 
 impl Lab {
@@ -70,6 +97,9 @@ impl Lab {
             uploads: Arc::new(Semaphore::new(MAX_UPLOADS)),
             executes: std::sync::atomic::AtomicBool::new(false),
             password_checks: Default::default(),
+            heavy_reads: Arc::new(Semaphore::new(MAX_HEAVY_READS)),
+            trends: Mutex::new(None),
+            history_reads: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -111,6 +141,23 @@ impl Lab {
     /// A place among the uploads being read, if one is free.
     pub fn upload_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.uploads.clone().try_acquire_owned().ok()
+    }
+
+    /// A place among the reads over the whole history, or 429 (`Busy`)
+    /// when [`MAX_HEAVY_READS`] run already.
+    pub fn heavy_read_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, LabError> {
+        self.heavy_reads.clone().try_acquire_owned().map_err(|_| {
+            LabError::Busy(
+                "the lab is computing other trends or comparisons: try again in a moment".into(),
+            )
+        })
+    }
+
+    /// How many times the trends were computed from the whole history
+    /// (the rest were served as computed).
+    pub fn history_reads(&self) -> u64 {
+        self.history_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops the current run (two-stage stop) and the worker.
@@ -167,6 +214,15 @@ impl Lab {
             return Err(LabError::Busy(format!(
                 "the queue is full ({MAX_QUEUED} runs wait): try again when some have run"
             )));
+        }
+        if let Some(share) = queue_share(caller) {
+            if self.store.queued_count_by(&caller.name).await? >= share {
+                return Err(LabError::Busy(format!(
+                    "{share} runs of {} wait in the queue already, as many as one member may \
+                     queue: try again when some have run",
+                    caller.name
+                )));
+            }
         }
         let run_id = self.store.create_run(&params, RunStatus::Queued).await?;
         let position = self.store.queue_position(run_id).await?.unwrap_or(0);

@@ -1,15 +1,21 @@
 //! The trends pages' views of the lab's series.
 
 use app::api::{BackfillOutcome, LabError, SeriesSummary, SeriesView, TrendChange, TrendPoint};
-use domain::access::Caller;
+use domain::access::{Action, Caller, Role};
 use domain::compare::Better;
 use domain::series::MarkKind;
 
+use std::sync::Arc;
+
 use super::Lab;
+use crate::store::TrendVersion;
 use crate::trend::backfill::{self, queue_releases, releases, BackfillError};
 use crate::trend::changepoint::{Confidence, Settings, Step};
 use crate::trend::chart::series_chart;
-use crate::trend::history::{load_one, load_series, Series, SeriesFilter};
+use crate::trend::history::{load_series, Point, Series, SeriesFilter, TrendError};
+
+/// `mark_trend`'s kind for every point of one uploader's claims.
+pub const CLAIMANT: &str = "claimant";
 
 impl Lab {
     /// Queues one run per PyPI release of `range` by `caller`, with the
@@ -21,7 +27,7 @@ impl Lab {
         range: String,
     ) -> Result<BackfillOutcome, LabError> {
         caller.require(domain::access::Action::Launch)?;
-        let versions = match releases(&range).await {
+        let versions = match releases(&range, backfill::MAX_RELEASES_PER_CLICK).await {
             Ok(versions) => versions,
             Err(
                 e @ (BackfillError::Range(_)
@@ -36,6 +42,7 @@ impl Lab {
             &backfill::template(),
             &caller.name,
             super::MAX_QUEUED,
+            super::queue_share(caller),
         )
         .await
         .map_err(backfill_error)?;
@@ -49,20 +56,64 @@ impl Lab {
         Ok(BackfillOutcome::Queued(queued))
     }
 
+    /// Every series of the history: as computed last while the history's
+    /// stamp is the same (a scenario finished, a mark changed: computed
+    /// again), else computed in one of the [`super::MAX_HEAVY_READS`]
+    /// places (429 when none is free).
+    async fn all_series(&self) -> Result<Arc<Vec<Series>>, LabError> {
+        let version = self.store.trend_version().await?;
+        if let Some(series) = self.kept_series(version) {
+            return Ok(series);
+        }
+        let _permit = self.heavy_read_permit()?;
+        // Another call may have computed them meanwhile.
+        if let Some(series) = self.kept_series(version) {
+            return Ok(series);
+        }
+        self.history_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let series = Arc::new(
+            load_series(&self.store, &SeriesFilter::default(), &Settings::default()).await?,
+        );
+        if let Ok(mut kept) = self.trends.lock() {
+            *kept = Some((version, series.clone()));
+        }
+        Ok(series)
+    }
+
+    /// The series computed for `version`, if they are kept.
+    fn kept_series(&self, version: TrendVersion) -> Option<Arc<Vec<Series>>> {
+        let kept = self.trends.lock().ok()?;
+        kept.as_ref()
+            .filter(|(at, _)| *at == version)
+            .map(|(_, series)| series.clone())
+    }
+
+    /// Forgets the series computed (a mark changed here).
+    fn forget_series(&self) {
+        if let Ok(mut kept) = self.trends.lock() {
+            *kept = None;
+        }
+    }
+
     /// Every series whose figure key holds `figure` (all when empty).
     pub async fn trend_summaries(&self, figure: &str) -> Result<Vec<SeriesSummary>, LabError> {
         let figure = figure.trim().to_lowercase();
-        let series = load_series(&self.store, &SeriesFilter::default(), &Settings::default())
+        let series = self
+            .all_series()
             .await?
-            .into_iter()
+            .iter()
             .filter(|s| figure.is_empty() || s.key.figure.key().contains(&figure))
-            .map(|s| summary(&s))
+            .map(summary)
             .collect();
         Ok(series)
     }
 
     /// Marks (or unmarks) `build` of series `id`: excluded from the fit,
-    /// or its change acknowledged. The series and the build must exist.
+    /// or its change acknowledged (by an admin or the owners of every
+    /// label its runs carry); or, `kind` `claimant`, every point of every
+    /// series that the point's uploader claimed (an admin only). The
+    /// series and the build must exist.
     pub async fn mark_trend_point(
         &self,
         caller: &Caller,
@@ -71,16 +122,25 @@ impl Lab {
         kind: &str,
         set: bool,
     ) -> Result<(), LabError> {
-        let kind: MarkKind = kind
-            .parse()
-            .map_err(|_| LabError::invalid("kind", "`excluded` or `acknowledged`"))?;
+        let claimant_kind = kind.trim() == CLAIMANT;
+        let kind: Option<MarkKind> = if claimant_kind {
+            None
+        } else {
+            Some(kind.parse().map_err(|_| {
+                LabError::invalid("kind", "`excluded`, `acknowledged` or `claimant`")
+            })?)
+        };
         let series = self.checked_series(id).await?;
-        if !series.points.iter().any(|p| p.build == build) {
+        let Some(point) = series.points.iter().find(|p| p.build == build) else {
             return Err(LabError::NotFound(format!(
                 "series {} has no build `{build}`",
                 series.id
             )));
-        }
+        };
+        let Some(kind) = kind else {
+            return self.mark_claimant(caller, &series, point, set).await;
+        };
+        self.may_mark(caller, point).await?;
         if set {
             self.store
                 .set_trend_mark(&series.id, build, kind, &caller.name)
@@ -88,6 +148,7 @@ impl Lab {
         } else {
             self.store.clear_trend_mark(&series.id, build, kind).await?;
         }
+        self.forget_series();
         let action = match (kind, set) {
             (MarkKind::Excluded, true) => "exclude trend point",
             (MarkKind::Excluded, false) => "include trend point",
@@ -103,6 +164,87 @@ impl Lab {
         Ok(())
     }
 
+    /// Whether `caller` may mark `point`: an admin, or an owner of every
+    /// label its runs carry (a point of runs without a label is only
+    /// admins'). A team's runner cannot hide another team's change.
+    async fn may_mark(&self, caller: &Caller, point: &Point) -> Result<(), LabError> {
+        if caller.role >= Role::Admin {
+            return Ok(());
+        }
+        let mut labels = std::collections::BTreeSet::new();
+        for run in &point.run_ids {
+            if let Some(run) = self.store.run(*run).await? {
+                labels.insert(run.label);
+            }
+        }
+        let mut others = Vec::new();
+        for label in &labels {
+            let owners = if label.trim().is_empty() {
+                Vec::new()
+            } else {
+                self.store.label_owners(label).await?
+            };
+            if !owners.contains(&caller.name) {
+                others.push(if label.trim().is_empty() {
+                    "(no label)".to_string()
+                } else {
+                    format!("`{label}`")
+                });
+            }
+        }
+        if others.is_empty() {
+            return Ok(());
+        }
+        Err(LabError::Forbidden(format!(
+            "the point {} comes from runs of {}: only the owners of those labels or an admin \
+             may mark it",
+            point.build,
+            others.join(", ")
+        )))
+    }
+
+    /// Leaves out (or takes back) every point the uploader of `point`'s
+    /// commit claimed, in every series: an admin's call.
+    async fn mark_claimant(
+        &self,
+        caller: &Caller,
+        series: &Series,
+        point: &Point,
+        set: bool,
+    ) -> Result<(), LabError> {
+        caller.require(Action::Administer)?;
+        let Some(claimant) = &point.claimed_by else {
+            return Err(LabError::invalid(
+                "build",
+                format!(
+                    "the point {} names no uploader: its commit is none, or the lab saw it",
+                    point.build
+                ),
+            ));
+        };
+        if set {
+            self.store.exclude_claimant(claimant, &caller.name).await?;
+        } else {
+            self.store.include_claimant(claimant).await?;
+        }
+        self.forget_series();
+        let action = if set {
+            "exclude claimant"
+        } else {
+            "include claimant"
+        };
+        self.note(
+            caller,
+            action,
+            &format!(
+                "every point {claimant} claimed (asked at {} of series {})",
+                point.build, series.id
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
     /// Series `id`, read after checking its name.
     async fn checked_series(&self, id: &str) -> Result<Series, LabError> {
         let id = id.trim();
@@ -112,7 +254,12 @@ impl Lab {
                 "a series is named by hex digits",
             ));
         }
-        Ok(load_one(&self.store, id, &Settings::default()).await?)
+        self.all_series()
+            .await?
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| TrendError::NoSuchSeries(id.to_string()).into())
     }
 
     /// Series `id`, whole.
@@ -141,6 +288,8 @@ impl Lab {
                     outlier: series.analysis.outliers.contains(&i),
                     step: series.analysis.changes().any(|s| s.index == i),
                     excluded_by: series.excluded_by.get(&p.build).cloned(),
+                    claimed_by: p.claimed_by.clone(),
+                    claimant_excluded: p.claim_excluded_by.is_some(),
                 })
                 .collect(),
             changes: series
@@ -166,6 +315,7 @@ fn change(series: &Series, step: &Step) -> TrendChange {
     let build = at.map_or_else(String::new, |p| p.build.clone());
     TrendChange {
         acknowledged_by: series.acknowledged_by.get(&build).cloned(),
+        claimed_by: at.and_then(|p| p.claimed_by.clone()),
         build,
         change: format!("{:+.1} %", step.change * 100.0),
         worse: step.worse,
@@ -185,7 +335,10 @@ fn summary(series: &Series) -> SeriesSummary {
         scenario: series.key.scenario.describe(),
         machine: series.key.machine.to_string(),
         medians: series.points.iter().map(|p| p.median).collect(),
-        latest_build: latest.map_or_else(String::new, |p| p.build.clone()),
+        latest_build: latest.map_or_else(String::new, |p| match &p.claimed_by {
+            Some(who) => format!("{} (claimed by {who})", p.build),
+            None => p.build.clone(),
+        }),
         latest: latest.map_or_else(String::new, |p| {
             format!("{} {}", figure.format(p.median), figure.unit())
         }),
@@ -209,7 +362,9 @@ fn summary(series: &Series) -> SeriesSummary {
 fn backfill_error(e: BackfillError) -> LabError {
     match e {
         BackfillError::Pypi(_) => LabError::Unavailable(e.to_string()),
-        BackfillError::QueueFull { .. } => LabError::Busy(e.to_string()),
+        BackfillError::QueueFull { .. } | BackfillError::ShareFull { .. } => {
+            LabError::Busy(e.to_string())
+        }
         BackfillError::Store(e) => e.into(),
         other => LabError::invalid("range", other.to_string()),
     }

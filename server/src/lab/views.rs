@@ -48,15 +48,14 @@ pub fn check_window(window: (i64, i64)) -> Result<(i64, i64), LabError> {
     Ok((from, to))
 }
 
-/// An agent as the Agents page shows it, at `now` (ms).
 /// An agent as the Agents page shows it at `now`: silent once it has not
-/// beat for `lease_ms` (this lab's lease: the same that decides when its
-/// runs are taken for abandoned).
+/// beat for its own lease (`lease_ms`, this lab's, for an agent that kept
+/// none: the lease that decides when its runs are taken for abandoned).
 pub fn agent_view(agent: AgentRecord, now: i64, lease_ms: i64) -> AgentView {
     let age = now - agent.heartbeat_at;
     let state = if agent.stopped_at.is_some() {
         AgentState::Stopped
-    } else if age > lease_ms {
+    } else if !agent.alive_at(now, lease_ms) {
         AgentState::Silent
     } else if agent.current_run.is_some() {
         AgentState::Running
@@ -319,7 +318,7 @@ impl Lab {
             .agents()
             .await?
             .into_iter()
-            .filter(|a| a.stopped_at.is_none() && now - a.heartbeat_at <= lease_ms)
+            .filter(|a| a.alive_at(now, lease_ms))
             .filter_map(|a| {
                 let seen = a.hostname == this_machine;
                 a.ports.parse().ok().map(|p| (a.name, p, seen))

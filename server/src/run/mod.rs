@@ -524,12 +524,12 @@ async fn close_run(
 
 /// Writes the run's uploaded wheels from the database to this host's
 /// build folder (checked again on the way: hash and name), and gives the
-/// commits their uploaders named, by SHA-256.
+/// commits their uploaders named, with who named them, by SHA-256.
 async fn place_uploads(
     store: &Store,
     params: &RunParams,
     setup: &LabSetup,
-) -> Result<HashMap<String, WheelCommit>, Unprepared> {
+) -> Result<HashMap<String, (WheelCommit, String)>, Unprepared> {
     forget_dropped_uploads(store, setup).await;
     let mut commits = HashMap::new();
     for build in &params.mite {
@@ -555,7 +555,7 @@ async fn place_uploads(
             .builds
             .place_upload(sha, &record.file_name, &content)?;
         if let Some(commit) = record.commit() {
-            commits.insert(sha.clone(), commit);
+            commits.insert(sha.clone(), (commit, record.uploaded_by.clone()));
         }
     }
     Ok(commits)
@@ -563,12 +563,16 @@ async fn place_uploads(
 
 /// An uploaded wheel's build, with the commit its uploader named: placed
 /// in a trend's commit order like a checkout's (never marked clean or
-/// dirty: the lab did not see the tree).
-fn with_commit(mut provenance: BuildProvenance, commit: Option<&WheelCommit>) -> BuildProvenance {
-    if let Some(c) = commit {
+/// dirty: the lab did not see the tree), and claimed by its uploader.
+fn with_commit(
+    mut provenance: BuildProvenance,
+    commit: Option<&(WheelCommit, String)>,
+) -> BuildProvenance {
+    if let Some((c, uploader)) = commit {
         provenance.git_commit = Some(c.commit.clone());
         provenance.git_commit_time = Some(c.time);
         provenance.git_parents = c.parents.clone();
+        provenance.claimed_by = Some(uploader.clone());
     }
     provenance
 }
@@ -578,12 +582,12 @@ fn with_commit(mut provenance: BuildProvenance, commit: Option<&WheelCommit>) ->
 /// What cannot be looked up or removed now is left for the next run.
 async fn forget_dropped_uploads(store: &Store, setup: &LabSetup) {
     for sha in setup.builds.held_uploads() {
-        match store.wheel(&sha).await {
-            Ok(None) => match setup.builds.forget_upload(&sha) {
+        match store.wheel_kept(&sha).await {
+            Ok(false) => match setup.builds.forget_upload(&sha) {
                 Ok(()) => tracing::info!("removed upload {sha}: the lab no longer keeps it"),
                 Err(e) => tracing::warn!("cannot remove upload {sha}: {e}"),
             },
-            Ok(Some(_)) => {}
+            Ok(true) => {}
             Err(e) => {
                 tracing::warn!("cannot look up the uploads this host holds: {e}");
                 return;

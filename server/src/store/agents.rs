@@ -22,24 +22,41 @@ pub struct AgentRecord {
     pub heartbeat_at: i64,
     pub current_run: Option<i64>,
     pub stopped_at: Option<i64>,
+    /// The agent's own lease (ms): it holds its name (and its runs) while
+    /// it beat within it. `None` for an agent from before it was kept.
+    pub lease_ms: Option<i64>,
+}
+
+impl AgentRecord {
+    /// Whether the agent is alive at `now` (the database's clock): not
+    /// stopped, and it beat within its own lease (`fallback_ms` for an
+    /// agent that did not say).
+    pub fn alive_at(&self, now: i64, fallback_ms: i64) -> bool {
+        self.stopped_at.is_none() && now - self.heartbeat_at <= self.lease_ms.unwrap_or(fallback_ms)
+    }
 }
 
 const AGENT_COLUMNS: &str = "name, host_id, hostname, pid, cores, cpu_model, builds, ports, \
-     started_at, heartbeat_at, current_run, stopped_at";
+     started_at, heartbeat_at, current_run, stopped_at, lease_ms";
 
-/// The upsert of an agent's row, starting now on the database's clock. An
-/// existing row (another agent's) is taken over only when `$11` says so,
-/// or that agent stopped, or it beat longer ago than `$9` ms by the
-/// database's clock, or it is process `$10` on the same host id.
+/// The upsert of an agent's row (with its own lease, `$12` ms), starting
+/// now on the database's clock. An existing row (another agent's) is
+/// taken over only when `$11` says so, or that agent stopped, or it beat
+/// longer ago than ITS OWN lease by the database's clock (`$9` ms for a
+/// row from before leases were kept), or it is process `$10` on the same
+/// host id. Never by the newcomer's lease: a newcomer with a lease shorter
+/// than the holder's heartbeat took a live agent's name, and the holder
+/// stopped mid-run (FAULTS.md 53).
 const REGISTER: &str = "INSERT INTO agents (name, host_id, hostname, pid, cores, cpu_model, \
-     builds, ports, started_at, heartbeat_at, current_run, stopped_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}, {now}, NULL, NULL) \
+     builds, ports, started_at, heartbeat_at, current_run, stopped_at, lease_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {now}, {now}, NULL, NULL, $12) \
      ON CONFLICT (name) DO UPDATE SET host_id = excluded.host_id, \
      hostname = excluded.hostname, pid = excluded.pid, cores = excluded.cores, \
      cpu_model = excluded.cpu_model, builds = excluded.builds, ports = excluded.ports, \
      started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, \
-     current_run = NULL, stopped_at = NULL \
-     WHERE $11 OR agents.stopped_at IS NOT NULL OR agents.heartbeat_at <= {now} - $9 \
+     current_run = NULL, stopped_at = NULL, lease_ms = excluded.lease_ms \
+     WHERE $11 OR agents.stopped_at IS NOT NULL \
+     OR agents.heartbeat_at <= {now} - COALESCE(agents.lease_ms, $9) \
      OR (agents.host_id = $2 AND agents.pid = $10)";
 
 impl Store {
@@ -49,8 +66,9 @@ impl Store {
     }
 
     /// Registers an agent under its name unless another agent holds the
-    /// name: one that stopped, or beat longer ago than `lease_ms` by the
-    /// database's clock, or is this agent's predecessor `dead_pid` on the
+    /// name: one that stopped, or beat longer ago than its own lease by
+    /// the database's clock (`lease_ms`, the newcomer's, only for a holder
+    /// that kept none), or is this agent's predecessor `dead_pid` on the
     /// same host id (same boot and PID namespace: its death was seen in
     /// `/proc`) gives it up. Atomic; `false` when the name is taken.
     pub async fn claim_agent_name(
@@ -84,16 +102,18 @@ impl Store {
             .bind(lease_ms)
             .bind(dead_pid)
             .bind(force)
+            .bind(agent.lease_ms)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?)
     }
 
-    /// How many agents beat within `lease_ms`, by the database's clock, and
-    /// have not stopped.
+    /// How many agents beat within their own lease (`lease_ms` for one
+    /// that kept none), by the database's clock, and have not stopped.
     pub async fn agents_alive(&self, lease_ms: i64) -> Result<i64> {
         let sql = format!(
-            "SELECT COUNT(*) FROM agents WHERE stopped_at IS NULL AND heartbeat_at > {now} - $1",
+            "SELECT COUNT(*) FROM agents WHERE stopped_at IS NULL \
+             AND heartbeat_at > {now} - COALESCE(lease_ms, $1)",
             now = self.now_sql()
         );
         Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)

@@ -67,14 +67,20 @@ impl Store {
     }
 
     /// Makes `launcher` the owner of `label` when the label has none yet
-    /// (its first run).
+    /// and `launcher` is an account (a user, or `token:NAME` of a live
+    /// token): called once a run of the label finished (FAULTS.md 54).
+    /// Queuing a run claims nothing, so a label cannot be squatted by a
+    /// run queued and removed; a name that is no longer an account claims
+    /// nothing for whoever is given that name later.
     pub async fn claim_label(&self, label: &str, launcher: &str) -> Result<()> {
         if label.trim().is_empty() || launcher.is_empty() {
             return Ok(());
         }
         with_pool!(self, |pool| sqlx::query(
             "INSERT INTO label_owners (label, owner, added_at) \
-             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM label_owners WHERE label = $1)"
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM label_owners WHERE label = $1) \
+             AND (EXISTS (SELECT 1 FROM users WHERE name = $2) \
+             OR EXISTS (SELECT 1 FROM api_tokens WHERE 'token:' || name = $2))"
         )
         .bind(label)
         .bind(launcher)
@@ -83,6 +89,17 @@ impl Store {
         .await
         .map(drop))?;
         Ok(())
+    }
+
+    /// Ends every label ownership of `owner` (its account is gone).
+    pub async fn drop_label_ownerships(&self, owner: &str) -> Result<u64> {
+        Ok(with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM label_owners WHERE owner = $1"
+        )
+        .bind(owner)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?)
     }
 
     /// Who owns `label`, by name.

@@ -1,6 +1,7 @@
 //! What the trends read: every finished scenario of a run with provenance,
 //! with its figures, in one query (a history of thousands of runs is read
-//! whole each time the trends are).
+//! whole when the trends are computed), and a cheap stamp of that history
+//! the lab keeps its computed series by ([`TrendVersion`]).
 
 use domain::provenance::Provenance;
 
@@ -30,7 +31,39 @@ struct FinishedRow {
     figures: String,
 }
 
+/// A stamp of what the trends read: the finished scenarios and the marks
+/// on series (how many, and the latest time of each). Two equal stamps
+/// read the same series, so computed ones can be kept until it changes: a
+/// scenario finishes, a mark is set or taken back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct TrendVersion {
+    scenarios: i64,
+    scenarios_at: i64,
+    marks: i64,
+    marks_at: i64,
+    exclusions: i64,
+    exclusions_at: i64,
+}
+
 impl Store {
+    /// The history's stamp: a few counts and maxima, no figure read or parsed.
+    pub async fn trend_version(&self) -> Result<TrendVersion> {
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT \
+             (SELECT COUNT(*) FROM scenarios WHERE status = 'done' AND figures IS NOT NULL) \
+             AS scenarios, \
+             (SELECT COALESCE(MAX(ended_at), 0) FROM scenarios WHERE status = 'done') \
+             AS scenarios_at, \
+             (SELECT COUNT(*) FROM trend_marks) AS marks, \
+             (SELECT COALESCE(MAX(marked_at), 0) FROM trend_marks) AS marks_at, \
+             (SELECT COUNT(*) FROM trend_claimant_exclusions) AS exclusions, \
+             (SELECT COALESCE(MAX(excluded_at), 0) FROM trend_claimant_exclusions) \
+             AS exclusions_at"
+        )
+        .fetch_one(pool)
+        .await)?)
+    }
+
     /// Every finished scenario (with figures) of the runs whose label holds
     /// `label` (any case) and that recorded their provenance, oldest run
     /// first.

@@ -41,7 +41,7 @@ pub use activity::ActivityRecord;
 pub use agents::AgentRecord;
 pub use bulk::SampleRows;
 pub use fence::Fence;
-pub use finished::FinishedScenario;
+pub use finished::{FinishedScenario, TrendVersion};
 pub use processes::NewProcess;
 pub use processes::ProcessRecord;
 pub use profiles::NewProfile;

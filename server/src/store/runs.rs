@@ -159,7 +159,7 @@ impl Store {
         .bind(&params.agent)
         .fetch_one(pool)
         .await)?;
-        self.claim_label(&params.label, &params.launched_by).await?;
+        // The label is claimed once a run of it finishes (`finish_run`).
         Ok(id)
     }
 
@@ -239,7 +239,21 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
-        self.fenced_rows(rows)
+        self.fenced_rows(rows)?;
+        if rows > 0 && status == RunStatus::Done {
+            // A label is owned once a run of it finished, by its launcher
+            // if the label has no owner yet. The run's end stands whatever
+            // happens to the claim.
+            let claimed = match self.run(run_id).await {
+                Ok(Some(run)) => self.claim_label(&run.label, &run.params.launched_by).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = claimed {
+                tracing::warn!(run_id, "cannot claim the finished run's label: {e}");
+            }
+        }
+        Ok(())
     }
 
     /// Says what a run that has not started its scenarios does (installing
@@ -307,6 +321,23 @@ impl Store {
         .bind(RunStatus::Queued.as_str())
         .fetch_one(pool)
         .await)?;
+        Ok(n)
+    }
+
+    /// How many queued runs `launcher` launched (the queue is short: its
+    /// runs' parameters are read, whatever the backend's JSON).
+    pub async fn queued_count_by(&self, launcher: &str) -> Result<i64> {
+        let params: Vec<String> = with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT params FROM runs WHERE status = $1"
+        )
+        .bind(RunStatus::Queued.as_str())
+        .fetch_all(pool)
+        .await)?;
+        let mut n = 0;
+        for text in params {
+            let params: RunParams = serde_json::from_str(&text)?;
+            n += i64::from(params.launched_by == launcher);
+        }
         Ok(n)
     }
 

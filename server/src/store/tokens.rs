@@ -193,6 +193,7 @@ impl Store {
         .map(|r| r.rows_affected()))?;
         if done > 0 {
             self.revoke_share_links_by(&format!("token:{name}")).await?;
+            self.drop_label_ownerships(&format!("token:{name}")).await?;
         }
         Ok(done > 0)
     }

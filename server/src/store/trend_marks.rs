@@ -82,6 +82,46 @@ impl Store {
         Ok(rows > 0)
     }
 
+    /// The uploaders whose claimed commits an admin left out of every
+    /// fit: claimant → who did.
+    pub async fn claimant_exclusions(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT claimant, excluded_by FROM trend_claimant_exclusions ORDER BY claimant"
+        )
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Leaves every point `claimant` claimed out of every fit (again: the
+    /// newest stays); `by` is the admin.
+    pub async fn exclude_claimant(&self, claimant: &str, by: &str) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "INSERT INTO trend_claimant_exclusions (claimant, excluded_by, excluded_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (claimant) \
+             DO UPDATE SET excluded_by = excluded.excluded_by, excluded_at = excluded.excluded_at"
+        )
+        .bind(claimant)
+        .bind(by)
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Takes a claimant's exclusion back; whether there was one.
+    pub async fn include_claimant(&self, claimant: &str) -> Result<bool> {
+        let rows = with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM trend_claimant_exclusions WHERE claimant = $1"
+        )
+        .bind(claimant)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(rows > 0)
+    }
+
     /// Every mark, oldest first.
     pub async fn trend_marks(&self) -> Result<Vec<TrendMark>> {
         let rows: Vec<TrendMarkRow> = with_pool!(self, |pool| sqlx::query_as(

@@ -183,6 +183,13 @@ impl Store {
             .map(|r| r.rows_affected()))?;
         if done > 0 {
             self.revoke_share_links_by(name).await?;
+            // Label ownership ends with the account (and its tokens): an
+            // account made again under the name inherits none.
+            for token in self.tokens(Some(name)).await? {
+                self.drop_label_ownerships(&format!("token:{}", token.name))
+                    .await?;
+            }
+            self.drop_label_ownerships(name).await?;
             self.revoke_tokens_of(name).await?;
         }
         self.account_change(name, done).await

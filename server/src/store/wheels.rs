@@ -121,6 +121,17 @@ impl Store {
         })?)
     }
 
+    /// Who uploaded each wheel that names a commit, by SHA-256 (whose word
+    /// the commit is, for runs recorded before their provenance said).
+    pub async fn wheel_uploaders(&self) -> Result<std::collections::HashMap<String, String>> {
+        let rows: Vec<(String, String)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT sha256, uploaded_by FROM uploaded_wheels WHERE git_commit IS NOT NULL"
+        )
+        .fetch_all(pool)
+        .await)?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The bytes of wheel `sha256`.
     pub async fn wheel_content(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         Ok(with_pool!(self, |pool| sqlx::query_scalar::<_, Vec<u8>>(

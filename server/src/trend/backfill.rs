@@ -10,8 +10,12 @@ use crate::mite_env::pypi::{mite_versions, PypiError};
 use crate::model::{RunParams, RunStatus};
 use crate::store::{Store, StoreError};
 
-/// The most runs one backfill queues (the lab's queue holds 100).
+/// The most runs one backfill from the command line queues (the lab's
+/// queue holds 100).
 pub const MAX_RELEASES: usize = 50;
+/// The most runs one click on /trends queues: a viewer's runner cannot
+/// fill the lab's queue in one click (FAULTS.md 57).
+pub const MAX_RELEASES_PER_CLICK: usize = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
@@ -21,12 +25,26 @@ pub enum BackfillError {
     Pypi(#[from] PypiError),
     #[error("PyPI has no mite release in {0}")]
     NoRelease(String),
-    #[error("{count} releases in {range}: at most {MAX_RELEASES} at a time (split the range)")]
-    TooMany { range: String, count: usize },
+    #[error("{count} releases in {range}: at most {max} at a time (split the range)")]
+    TooMany {
+        range: String,
+        count: usize,
+        max: usize,
+    },
     #[error("the runs are not valid: {0}")]
     Invalid(String),
     #[error("the queue has room for {room} more runs, and {wanted} were asked for: try again when some have run")]
     QueueFull { room: i64, wanted: usize },
+    #[error(
+        "{by} may have {share} runs waiting in the queue and has room for {room} more, and \
+         {wanted} were asked for: try again when some have run"
+    )]
+    ShareFull {
+        by: String,
+        share: i64,
+        room: i64,
+        wanted: usize,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -44,17 +62,19 @@ pub fn template() -> RunParams {
     }
 }
 
-/// The releases in `range` (`2.0.0..2.11.0`), from PyPI, oldest first.
-pub async fn releases(range: &str) -> Result<Vec<String>, BackfillError> {
+/// The releases in `range` (`2.0.0..2.11.0`), from PyPI, oldest first;
+/// more than `max` are refused.
+pub async fn releases(range: &str, max: usize) -> Result<Vec<String>, BackfillError> {
     let parsed: ReleaseRange = range.parse().map_err(BackfillError::Range)?;
     let versions = parsed.releases_in(&mite_versions().await?);
     if versions.is_empty() {
         return Err(BackfillError::NoRelease(range.trim().to_string()));
     }
-    if versions.len() > MAX_RELEASES {
+    if versions.len() > max {
         return Err(BackfillError::TooMany {
             range: range.trim().to_string(),
             count: versions.len(),
+            max,
         });
     }
     Ok(versions)
@@ -69,6 +89,7 @@ pub async fn queue_releases(
     template: &RunParams,
     by: &str,
     queue_limit: i64,
+    share: Option<i64>,
 ) -> Result<Vec<(String, i64)>, BackfillError> {
     let runs: Vec<(String, RunParams)> = versions
         .iter()
@@ -96,6 +117,17 @@ pub async fn queue_releases(
             room: room.max(0),
             wanted: runs.len(),
         });
+    }
+    if let Some(share) = share {
+        let room = share - store.queued_count_by(by).await?;
+        if room < runs.len() as i64 {
+            return Err(BackfillError::ShareFull {
+                by: by.to_string(),
+                share,
+                room: room.max(0),
+                wanted: runs.len(),
+            });
+        }
     }
     let mut queued = Vec::with_capacity(runs.len());
     for (version, params) in runs {

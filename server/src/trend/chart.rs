@@ -185,6 +185,8 @@ mod tests {
                 interval: None,
                 run_ids: vec![i as i64 + 1],
                 sides: vec![(i + 1).to_string()],
+                claimed_by: None,
+                claim_excluded_by: None,
             })
             .collect();
         let analysis = analyse(

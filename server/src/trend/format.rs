@@ -46,8 +46,14 @@ fn step_line(series: &Series, step: &Step) -> String {
         .get(build)
         .map(|who| format!(", acknowledged by {who}"))
         .unwrap_or_default();
+    let claimed = series
+        .points
+        .get(step.index)
+        .and_then(|p| p.claimed_by.as_ref())
+        .map(|who| format!(", its commit claimed by {who}"))
+        .unwrap_or_default();
     format!(
-        "change at {build}: {:+.1} % ({direction}, {confidence}, p {:.2e}{acknowledged})",
+        "change at {build}: {:+.1} % ({direction}, {confidence}, p {:.2e}{acknowledged}{claimed})",
         step.change * 100.0,
         step.p
     )
@@ -67,9 +73,14 @@ fn text(series: &Series, points: bool) -> String {
     );
     if let Some(latest) = series.points.last() {
         out.push_str(&format!(
-            "  {} point(s); latest {}: {} {}\n",
+            "  {} point(s); latest {}{}: {} {}\n",
             series.points.len(),
             latest.build,
+            latest
+                .claimed_by
+                .as_ref()
+                .map(|who| format!(" (commit claimed by {who})"))
+                .unwrap_or_default(),
             figure.format(latest.median),
             figure.unit()
         ));
@@ -98,6 +109,13 @@ fn text(series: &Series, points: bool) -> String {
         ));
         for (i, point) in series.points.iter().enumerate() {
             let mut marks = Vec::new();
+            let claimed = point
+                .claimed_by
+                .as_ref()
+                .map(|who| format!("commit claimed by {who}"));
+            if let Some(claimed) = &claimed {
+                marks.push(claimed.as_str());
+            }
             if point.order.is_release() {
                 marks.push("release");
             }

@@ -34,6 +34,12 @@ pub struct Point {
     /// The same as compare sides: `12`, or `12:2` for build 2 of a run
     /// that measured several.
     pub sides: Vec<String>,
+    /// Whose word its commit is (an uploaded wheel's uploader, `token:ci`):
+    /// such repeats are pooled apart from the commit's other measurements.
+    /// `None`: the lab saw the commit, or the build has none.
+    pub claimed_by: Option<String>,
+    /// The admin who left out every point its claimant claimed, if one did.
+    pub claim_excluded_by: Option<String>,
 }
 
 /// A series with its points in order and what the detector found.
@@ -125,11 +131,13 @@ pub async fn load_series(
     }
     // Series → build → its repeats.
     let mut gathered: BTreeMap<SeriesKey, BTreeMap<String, Point>> = BTreeMap::new();
+    let uploaders = store.wheel_uploaders().await?;
     for scenario in store.finished_scenarios(&filter.label).await? {
         let provenance = &scenario.provenance;
         let Some(build) = provenance.builds.get(scenario.build_index as usize) else {
             continue;
         };
+        let claimant = claimant_of(build, &uploaders);
         let concurrency = scenario.concurrency as u32;
         let ran_at = scenario.started_at.unwrap_or(scenario.run_created_at);
         let run_id = scenario.run_id;
@@ -148,7 +156,7 @@ pub async fn load_series(
             let point = gathered
                 .entry(key)
                 .or_default()
-                .entry(pooling_key(build, run_id))
+                .entry(pooling_key(build, run_id, claimant.as_deref()))
                 .or_insert_with(|| Point {
                     build: build.describe(),
                     order: PointOrder::of(build, ran_at),
@@ -158,6 +166,8 @@ pub async fn load_series(
                     interval: None,
                     run_ids: Vec::new(),
                     sides: Vec::new(),
+                    claimed_by: claimant.clone(),
+                    claim_excluded_by: None,
                 });
             point.values.push(value);
             point.first_ran_at = point.first_ran_at.min(ran_at);
@@ -172,6 +182,7 @@ pub async fn load_series(
         }
     }
     let marks = store.trend_marks().await?;
+    let excluded_claimants = store.claimant_exclusions().await?;
     gathered
         .into_iter()
         .map(|(key, builds)| {
@@ -183,7 +194,7 @@ pub async fn load_series(
                     .map(|m| (m.build.clone(), m.marked_by.clone()))
                     .collect()
             };
-            let (excluded_by, acknowledged_by) =
+            let (mut excluded_by, acknowledged_by) =
                 (marked(MarkKind::Excluded), marked(MarkKind::Acknowledged));
             let mut points: Vec<Point> = builds
                 .into_values()
@@ -194,6 +205,20 @@ pub async fn load_series(
                 })
                 .collect();
             sort_points(&mut points, |p| (&p.order, p.first_ran_at));
+            // A claimant an admin left out: each of its points, as if
+            // excluded one by one.
+            for point in &mut points {
+                if let Some((claimant, by)) = point
+                    .claimed_by
+                    .as_ref()
+                    .and_then(|c| excluded_claimants.get_key_value(c))
+                {
+                    excluded_by
+                        .entry(point.build.clone())
+                        .or_insert_with(|| format!("{by} (every point {claimant} claimed)"));
+                    point.claim_excluded_by = Some(by.clone());
+                }
+            }
             let better = key.figure.better();
             let medians: Vec<f64> = points.iter().map(|p| p.median).collect();
             let releases: Vec<usize> = (0..points.len())
@@ -233,10 +258,36 @@ pub fn series_id(key: &SeriesKey) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))[..16].to_string()
 }
 
+/// Whose word a build's commit is: its provenance says (an uploaded
+/// wheel's uploader); for a run recorded before it did, an uploaded wheel
+/// (`upload:SHA`) naming a commit is its uploader's word.
+pub fn claimant_of(
+    build: &BuildProvenance,
+    uploaders: &std::collections::HashMap<String, String>,
+) -> Option<String> {
+    if let Some(claimant) = &build.claimed_by {
+        return Some(claimant.clone());
+    }
+    match (&build.git_commit, &build.wheel_sha256) {
+        (Some(_), Some(sha)) if build.asked.starts_with(domain::builds::UPLOADED_PREFIX) => Some(
+            uploaders
+                .get(sha)
+                .cloned()
+                .unwrap_or_else(|| "an uploader".to_string()),
+        ),
+        _ => None,
+    }
+}
+
 /// Which repeats are one build: a release by its version, a commit by its
 /// hash, a wheel by its hash. A checkout with uncommitted changes is its
-/// run's own (the next run's changes may differ).
-fn pooling_key(build: &BuildProvenance, run_id: i64) -> String {
+/// run's own (the next run's changes may differ). A commit an uploader
+/// claimed is pooled with that uploader's claims of it only, never with
+/// what the lab saw of the commit (FAULTS.md 55).
+fn pooling_key(build: &BuildProvenance, run_id: i64, claimant: Option<&str>) -> String {
+    if let (Some(commit), Some(claimant)) = (&build.git_commit, claimant) {
+        return format!("{commit} claimed by {claimant}");
+    }
     match (&build.git_commit, build.git_dirty, &build.wheel_sha256) {
         (Some(commit), Some(true), _) => format!("{commit} dirty in run {run_id}"),
         (Some(commit), _, _) => commit.clone(),
@@ -284,18 +335,38 @@ mod tests {
             mite_version: "2.11.0".into(),
             ..BuildProvenance::default()
         };
-        assert_eq!(pooling_key(&release, 1), pooling_key(&release, 2));
+        assert_eq!(
+            pooling_key(&release, 1, None),
+            pooling_key(&release, 2, None)
+        );
         let commit = BuildProvenance {
             git_commit: Some("abc".into()),
             git_dirty: Some(false),
             ..release.clone()
         };
-        assert_eq!(pooling_key(&commit, 1), pooling_key(&commit, 2));
-        assert_ne!(pooling_key(&commit, 1), pooling_key(&release, 1));
+        assert_eq!(pooling_key(&commit, 1, None), pooling_key(&commit, 2, None));
+        assert_ne!(
+            pooling_key(&commit, 1, None),
+            pooling_key(&release, 1, None)
+        );
         let dirty = BuildProvenance {
             git_dirty: Some(true),
             ..commit.clone()
         };
-        assert_ne!(pooling_key(&dirty, 1), pooling_key(&dirty, 2));
+        assert_ne!(pooling_key(&dirty, 1, None), pooling_key(&dirty, 2, None));
+        // An uploader's claim of the commit is pooled apart from what the
+        // lab saw of it, and from another uploader's claim.
+        assert_ne!(
+            pooling_key(&commit, 1, Some("token:ci")),
+            pooling_key(&commit, 1, None)
+        );
+        assert_eq!(
+            pooling_key(&commit, 1, Some("token:ci")),
+            pooling_key(&commit, 2, Some("token:ci"))
+        );
+        assert_ne!(
+            pooling_key(&commit, 1, Some("token:ci")),
+            pooling_key(&commit, 1, Some("token:other"))
+        );
     }
 }

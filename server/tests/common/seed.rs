@@ -133,6 +133,46 @@ pub async fn finished_run(store: &Store, output: &Path) -> (i64, i64) {
     (run_id, scenario_id)
 }
 
+/// A run labelled `label` launched by `by`, measured with `provenance`:
+/// one finished scenario of 10 journeys and its figures (30 ticks), no
+/// samples kept, no files. A point of the trends' series. Its id.
+pub async fn measured_run(store: &Store, label: &str, by: &str, provenance: &Provenance) -> i64 {
+    let params = RunParams {
+        label: label.into(),
+        launched_by: by.into(),
+        concurrencies: vec![10],
+        ..RunParams::default()
+    };
+    let run_id = store
+        .create_run(&params, RunStatus::Running)
+        .await
+        .expect("run");
+    let scenario_id = store
+        .create_scenario(run_id, 0, domain::builds::Slot::once(10), &params)
+        .await
+        .expect("scenario");
+    let all: Vec<Sample> = (1..=30).flat_map(|tick| tick_samples(tick, 99.5)).collect();
+    store
+        .save_provenance(run_id, provenance)
+        .await
+        .expect("provenance");
+    store
+        .finish_scenario(
+            scenario_id,
+            ScenarioStatus::Done,
+            None,
+            None,
+            &scenario_figures(&all),
+        )
+        .await
+        .expect("finish scenario");
+    store
+        .finish_run(run_id, RunStatus::Done, None)
+        .await
+        .expect("finish run");
+    run_id
+}
+
 /// A router's answer, read whole.
 pub struct Answer {
     pub status: axum::http::StatusCode,
@@ -194,6 +234,7 @@ pub fn agent(name: &str, pid: i64) -> mite_perf::store::AgentRecord {
         heartbeat_at: 0,
         current_run: None,
         stopped_at: None,
+        lease_ms: Some(30_000),
     }
 }
 

@@ -419,3 +419,131 @@ async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws
     assert_eq!(cpu_series.len(), 2, "{cpu_series:?}");
     browser.screenshot(&lab.dir.join("runners.png")).await;
 }
+
+/// FAULTS.md 50: anyone on the agent's host (or scenario code) pushes a
+/// frame of a million nested arrays into mite's message port during a
+/// run. mite's duplicator forwards it, raw, to each of its outputs. The
+/// lab's reader once recursed over it until its thread's stack overflowed,
+/// and the Rust runtime aborted the whole process: the agent and, under
+/// `serve`, the pages. Now the lab counts it as undecodable and goes on.
+/// mite's own collector refuses it too (msgpack's `StackError`) and exits
+/// 1: that scenario fails naming it, as any child that dies mid-scenario
+/// does, and the agent measures the run's next scenario to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_hostile_frame_pushed_into_mites_port_is_counted_and_the_lab_lives() {
+    use mite_perf::model::ScenarioStatus;
+    use zeromq::{PushSocket, Socket, SocketSend, ZmqMessage};
+    let _turn = crate::common::share_the_machine().await;
+    let mut server = crate::common::Server::start("bus-hostile").await;
+    let lab_pid = server.pid();
+    let run = server
+        .call(
+            "launch_run",
+            &crate::common::launch_form("1,2", "6s", "hostile"),
+        )
+        .await;
+    let run_id = run["Queued"]["run_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("queued: {run}"));
+    // Once the first scenario's controller runs, the lab's reader reads.
+    let store = mite_perf::store::Store::connect(&server.db_url())
+        .await
+        .expect("open the lab's database");
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let first = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scenario's controller never started:\n{}",
+            server.log()
+        );
+        if let Some(first) = store
+            .scenarios(run_id)
+            .await
+            .ok()
+            .and_then(|s| s.first().cloned())
+        {
+            let processes = store.processes(first.id).await.unwrap_or_default();
+            if processes
+                .iter()
+                .any(|p| p.name == "controller" && p.ended_at.is_none())
+            {
+                break first;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut hostile = b"\x81\xa1k".to_vec();
+    hostile.extend(std::iter::repeat_n(0x91u8, 1_000_000));
+    hostile.push(0xc0);
+    let mut push = PushSocket::new();
+    push.connect(&format!("tcp://127.0.0.1:{}", server.ports.message))
+        .await
+        .expect("connect to mite's message port");
+    push.send(ZmqMessage::from(hostile))
+        .await
+        .expect("push the frame");
+    // Time for the duplicator to pass it on before the socket goes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(push);
+
+    let finished = crate::common::wait_status(
+        &server,
+        run_id,
+        &["done", "failed", "interrupted"],
+        Duration::from_secs(180),
+    )
+    .await;
+    println!("the run: {finished}");
+    // The lab lived through it: the same process answers, healthy.
+    assert_eq!(server.pid(), lab_pid);
+    let (status, health) = server.get("/healthz").await.expect("the lab still answers");
+    assert_eq!(status, 200, "{health}");
+    assert!(
+        server
+            .log()
+            .contains("a frame the lab cannot read (counted as undecodable) error=a message nested deeper than 64 levels"),
+        "the frame is logged as what it was:\n{}",
+        server.log()
+    );
+    // mite's view of the scenario counts the frame, and the rest was read.
+    let bus = store.bus_summary(first.id).await.expect("mite's view");
+    println!("the first scenario's bus: {bus:?}");
+    assert_eq!(bus.undecodable, Some(1), "{bus:?}");
+    assert!(
+        bus.messages.unwrap_or(0) > 100,
+        "the rest was read: {bus:?}"
+    );
+    // mite's collector died of the frame (mite's own msgpack refuses it):
+    // that scenario failed naming it, and the run went on.
+    let scenarios = store.scenarios(run_id).await.expect("scenarios");
+    assert_eq!(scenarios.len(), 2);
+    let collector_log = std::fs::read_to_string(
+        crate::common::run_dir(&server.dir)
+            .join(&scenarios[0].name)
+            .join("collector.log"),
+    )
+    .unwrap_or_default();
+    if scenarios[0].status == ScenarioStatus::Failed {
+        let error = scenarios[0].error.clone().unwrap_or_default();
+        assert!(error.contains("collector exit 1"), "{error}");
+        assert!(collector_log.contains("StackError"), "{collector_log}");
+    }
+    // The agent measured the next scenario to its end, its bus whole.
+    assert_eq!(
+        scenarios[1].status,
+        ScenarioStatus::Done,
+        "{:?}\n{}",
+        scenarios[1].error,
+        server.log()
+    );
+    let next = store
+        .bus_summary(scenarios[1].id)
+        .await
+        .expect("mite's view");
+    assert_eq!(next.undecodable, Some(0), "{next:?}");
+    assert!(next.messages.unwrap_or(0) > 100, "{next:?}");
+    assert_ne!(finished["status"], "interrupted", "{finished}");
+    crate::common::assert_no_child_left(&store, run_id).await;
+    assert!(server.stop().success());
+}

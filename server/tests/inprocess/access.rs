@@ -61,6 +61,15 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         .expect("store");
     let (run_id, scenario_id) = crate::common::seed::finished_run(&store, &output).await;
     let (other_run_id, _) = crate::common::seed::finished_run(&store, &output).await;
+    // Another team's run in the same series (release 2.10.0): its point is
+    // only its label's owners' and admins' to mark (nobody here owns it).
+    crate::common::seed::measured_run(
+        &store,
+        "another-team",
+        "",
+        &crate::common::seed::provenance("2.10.0", "seeded CPU"),
+    )
+    .await;
     // The first run's provenance: its figures make series (the trends).
     store
         .save_provenance(
@@ -470,6 +479,14 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
                 "series={series}&build=2.11.0&kind=acknowledged&set=true",
             ),
             Role::Runner,
+        ),
+        // Another team's point: its label's owners' and admins' only.
+        (
+            Ask::Call(
+                "mark_trend",
+                "series={series}&build=2.10.0&kind=excluded&set=true",
+            ),
+            Role::Admin,
         ),
         (Ask::Download("/runs/{run}/samples.csv"), Role::Viewer),
         (Ask::Download("/runs/{run}/figures.csv"), Role::Viewer),
@@ -1996,9 +2013,13 @@ async fn tokens_expire_stay_within_their_owners_role_and_die_with_them() {
     assert!(f.store.tokens(Some("ad")).await.expect("tokens").is_empty());
 }
 
-/// A label's baseline is its owners' (whoever first ran it, or named by an
-/// admin) and admins': another team's runner cannot move it, and so cannot
-/// move that team's CI verdicts. Every move is in the activity log.
+/// A label's baseline is its owners' (the launcher of its first run to
+/// finish, or named by an admin) and admins': another team's runner cannot
+/// move it, and so cannot move that team's CI verdicts. Every move is in
+/// the activity log. FAULTS.md 54: a run queued (and removed at once)
+/// claims nothing, so a runner cannot squat another team's label; and
+/// ownership ends with the account: an account made again under the name
+/// inherits none.
 #[tokio::test]
 async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
     let f = fixture("label-owners", shared()).await;
@@ -2007,35 +2028,67 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
         .create_user("rb", Role::Runner, Some(&hash))
         .await
         .expect("another team's runner");
-    // ru runs the label first: it is ru's.
+    // rb queues a run of team-a's label first and removes it at once.
+    let rb = sign_in(&f.app, "rb", &password("rb")).await;
+    let squat = send(
+        &f.app,
+        call(
+            &rb,
+            "launch_run",
+            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=team-a".into(),
+        ),
+    )
+    .await;
+    assert_eq!(squat.status, StatusCode::OK, "{}", squat.body);
+    let squatted = squat.json()["Queued"]["run_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("queued: {}", squat.body));
+    let removed = send(
+        &f.app,
+        call(&rb, "remove_queued_run", format!("run_id={squatted}")),
+    )
+    .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    assert!(
+        f.store
+            .label_owners("team-a")
+            .await
+            .expect("owners")
+            .is_empty(),
+        "a queued run claimed the label"
+    );
+    // ru's run of it finishes first: it is ru's.
     let params = RunParams {
         label: "team-a".into(),
         concurrencies: vec![1],
         launched_by: "ru".into(),
         ..RunParams::default()
     };
-    let run = f
-        .store
-        .create_run(&params, RunStatus::Done)
-        .await
-        .expect("run");
-    let later = f
-        .store
-        .create_run(
-            &RunParams {
-                launched_by: "rb".into(),
-                ..params.clone()
-            },
-            RunStatus::Done,
-        )
-        .await
-        .expect("a later run by someone else");
+    let finished = |params: RunParams| {
+        let store = f.store.clone();
+        async move {
+            let run = store
+                .create_run(&params, RunStatus::Running)
+                .await
+                .expect("run");
+            store
+                .finish_run(run, RunStatus::Done, None)
+                .await
+                .expect("finished");
+            run
+        }
+    };
+    let run = finished(params.clone()).await;
+    let later = finished(RunParams {
+        launched_by: "rb".into(),
+        ..params.clone()
+    })
+    .await;
     assert_eq!(
         f.store.label_owners("team-a").await.expect("owners"),
         ["ru"],
-        "the first launcher owns it"
+        "the launcher of its first finished run owns it"
     );
-    let rb = sign_in(&f.app, "rb", &password("rb")).await;
     let moved = send(
         &f.app,
         call(&rb, "mark_baseline", format!("run_id={later}")),
@@ -2066,6 +2119,32 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
         .expect("owner"));
     let now_ok = send(&f.app, call(&rb, "mark_baseline", format!("run_id={run}"))).await;
     assert_eq!(now_ok.status, StatusCode::OK, "{}", now_ok.body);
+    // A run that failed claims nothing; a name that is no account claims
+    // nothing either.
+    for (label, launcher, status) in [
+        ("team-b", "ru", RunStatus::Failed),
+        ("team-c", "nobody-here", RunStatus::Done),
+    ] {
+        let run = f
+            .store
+            .create_run(
+                &RunParams {
+                    label: label.into(),
+                    launched_by: launcher.into(),
+                    ..params.clone()
+                },
+                RunStatus::Running,
+            )
+            .await
+            .expect("run");
+        f.store.finish_run(run, status, None).await.expect("ended");
+        assert!(f
+            .store
+            .label_owners(label)
+            .await
+            .expect("owners")
+            .is_empty());
+    }
     let log = f.store.activity(None, 100).await.expect("activity");
     let moves: Vec<(&str, &str)> = log
         .iter()
@@ -2086,6 +2165,57 @@ async fn only_a_labels_owners_or_an_admin_move_its_baseline() {
             ("rb", third.as_str())
         ]
     );
+
+    // Ownership ends with the account, and with its tokens: ru removed,
+    // then made again, owns nothing and may not move the baseline.
+    let token = new_token().expect("token");
+    f.store
+        .create_owned_token("ru-ci", Role::Runner, &token_hash(&token), Some("ru"), None)
+        .await
+        .expect("ru's token");
+    f.store
+        .add_label_owner("team-d", "token:ru-ci")
+        .await
+        .expect("owner");
+    assert_eq!(
+        f.store.remove_user("ru").await.expect("remove"),
+        AccountChange::Done
+    );
+    assert_eq!(
+        f.store.label_owners("team-a").await.expect("owners"),
+        ["rb"]
+    );
+    assert!(f
+        .store
+        .label_owners("team-d")
+        .await
+        .expect("owners")
+        .is_empty());
+    let hash = hash_password(password("ru")).await.expect("hash");
+    f.store
+        .create_user("ru", Role::Runner, Some(&hash))
+        .await
+        .expect("ru made again");
+    assert_eq!(
+        f.store.label_owners("team-a").await.expect("owners"),
+        ["rb"],
+        "inherited nothing"
+    );
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let refused = send(&f.app, call(&ru, "mark_baseline", format!("run_id={run}"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    // A revoked token's labels go with it.
+    f.store
+        .add_label_owner("team-e", "token:ci")
+        .await
+        .expect("owner");
+    assert!(f.store.revoke_token("ci").await.expect("revoke"));
+    assert!(f
+        .store
+        .label_owners("team-e")
+        .await
+        .expect("owners")
+        .is_empty());
 }
 
 /// `/metrics`, in the OpenMetrics text format, for an admin's API token or
@@ -2150,7 +2280,7 @@ async fn metrics_are_for_admins_and_the_metrics_token() {
             answer.headers
         );
         for line in [
-            "mite_perf_runs{status=\"done\"} 2",
+            "mite_perf_runs{status=\"done\"} 3",
             "mite_perf_agents_alive 0",
             "# TYPE mite_perf_http_request_duration_seconds histogram",
             "# TYPE mite_perf_sampler_tick_lag_seconds histogram",
@@ -2413,4 +2543,221 @@ fn same_route(asked: &str, route: &str) -> bool {
             .iter()
             .zip(&route)
             .all(|(a, r)| a == r || (r.starts_with('{') && (a.starts_with('{') || !a.is_empty())))
+}
+
+/// FAULTS.md 55: a trend's points are marked (excluded, acknowledged) by
+/// an admin or the owners of their runs' labels only: another team's
+/// runner cannot hide a change. A commit an uploader claimed shows as
+/// claimed, by whom, and only an admin leaves every point of that
+/// uploader out.
+#[tokio::test]
+async fn trend_points_are_their_labels_owners_to_mark_and_a_claimants_an_admins() {
+    use domain::provenance::BuildProvenance;
+    let f = fixture("trend-marks", shared()).await;
+    let hash = hash_password(password("rb")).await.expect("hash");
+    f.store
+        .create_user("rb", Role::Runner, Some(&hash))
+        .await
+        .expect("another team's runner");
+    // An uploaded wheel that says it is a commit of mite, in the series.
+    let sha = "c".repeat(64);
+    let mut provenance = crate::common::seed::provenance("2.11.0", "seeded CPU");
+    provenance.builds = vec![BuildProvenance {
+        asked: format!("upload:{sha}"),
+        mite_version: "2.12.0.dev0".into(),
+        python_version: "3.11.7".into(),
+        git_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        wheel_sha256: Some(sha),
+        claimed_by: Some("token:ci".into()),
+        ..BuildProvenance::default()
+    }];
+    crate::common::seed::measured_run(&f.store, "seeded", "token:ci", &provenance).await;
+    let series = |cookie: String| {
+        let f = &f;
+        async move {
+            let answer = send(
+                &f.app,
+                call(&cookie, "get_series", format!("id={}", f.series_id)),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            answer.json()
+        }
+    };
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let view = series(ru.clone()).await;
+    let claimed = view["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .find(|p| p["claimed_by"] == "token:ci")
+        .unwrap_or_else(|| panic!("the claimed point: {view:#}"))
+        .clone();
+    let build = claimed["build"].as_str().expect("build").to_string();
+    assert!(build.contains("@ 0123456789"), "{build}");
+    assert_eq!(claimed["claimant_excluded"], false);
+    // The seeded label is ru's: rb may not mark its points.
+    let rb = sign_in(&f.app, "rb", &password("rb")).await;
+    let mark = |build: &str, kind: &str| {
+        format!(
+            "series={}&build={}&kind={kind}&set=true",
+            f.series_id,
+            crate::common::enc(build)
+        )
+    };
+    let refused = send(&f.app, call(&rb, "mark_trend", mark("2.11.0", "excluded"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        refused.body.contains("comes from runs of `seeded`"),
+        "{}",
+        refused.body
+    );
+    let own = send(
+        &f.app,
+        call(&ru, "mark_trend", mark("2.11.0", "acknowledged")),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    // Every point of one uploader: an admin's call only.
+    let refused = send(&f.app, call(&ru, "mark_trend", mark(&build, "claimant"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    let not_claimed = send(&f.app, call(&ru, "mark_trend", mark("2.11.0", "claimant"))).await;
+    assert_eq!(
+        not_claimed.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        not_claimed.body
+    );
+    let ad = sign_in(&f.app, "ad", &password("ad")).await;
+    let none = send(&f.app, call(&ad, "mark_trend", mark("2.11.0", "claimant"))).await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{}", none.body);
+    let done = send(&f.app, call(&ad, "mark_trend", mark(&build, "claimant"))).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let view = series(ru.clone()).await;
+    for point in view["points"].as_array().expect("points") {
+        let theirs = point["claimed_by"] == "token:ci";
+        assert_eq!(point["claimant_excluded"], theirs, "{point}");
+        let excluded_by = point["excluded_by"].as_str().unwrap_or_default();
+        assert_eq!(
+            excluded_by.contains("every point token:ci claimed"),
+            theirs,
+            "{point}"
+        );
+    }
+    let log = f.store.activity(None, 20).await.expect("activity");
+    assert!(
+        log.iter().any(|a| a.actor == "ad"
+            && a.action == "exclude claimant"
+            && a.subject.starts_with("every point token:ci claimed")),
+        "{log:?}"
+    );
+}
+
+/// A simple index of mite's versions `2.0.0` to `2.29.0` on a loopback
+/// port, as PyPI's JSON answers it; its root URL.
+async fn local_index() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let versions: Vec<String> = (0..30).map(|minor| format!("2.{minor}.0")).collect();
+    let body = serde_json::json!({ "name": "mite", "versions": versions }).to_string();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.pypi.simple.v1+json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/simple")
+}
+
+/// FAULTS.md 57: one click of the release backfill queued up to 50 runs
+/// into a queue of 100, for any runner. Now one click queues at most
+/// `MAX_RELEASES_PER_CLICK`, and a member who is not an admin may have at
+/// most `MAX_QUEUED_PER_MEMBER` runs waiting, launched or backfilled.
+#[tokio::test]
+async fn one_backfill_click_queues_a_bounded_number_within_a_members_share() {
+    use mite_perf::lab::MAX_QUEUED_PER_MEMBER;
+    use mite_perf::trend::backfill::MAX_RELEASES_PER_CLICK;
+    // The only test of this binary that asks an index (the others' ranges
+    // are refused before): a local one.
+    std::env::set_var(mite_perf::mite_env::pypi::INDEX_ENV, local_index().await);
+    let f = fixture("backfill-share", shared()).await;
+    let ru = sign_in(&f.app, "ru", &password("ru")).await;
+    let backfill = |range: &str| call(&ru, "backfill_releases", format!("range={range}"));
+    // Thirty releases in one click: refused, nothing queued.
+    let many = send(&f.app, backfill("2.0.0..2.29.0")).await;
+    assert_eq!(many.status, StatusCode::OK, "{}", many.body);
+    let said = many.json()["Invalid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        said.contains(&format!(
+            "30 releases in 2.0.0..2.29.0: at most {MAX_RELEASES_PER_CLICK}"
+        )),
+        "{}",
+        many.body
+    );
+    assert_eq!(f.store.queued_count().await.expect("queue"), 0);
+    // Ten at a time, twice.
+    for range in ["2.0.0..2.9.0", "2.10.0..2.19.0"] {
+        let queued = send(&f.app, backfill(range)).await;
+        assert_eq!(queued.status, StatusCode::OK, "{}", queued.body);
+        assert_eq!(
+            queued.json()["Queued"].as_array().map(Vec::len),
+            Some(MAX_RELEASES_PER_CLICK),
+            "{}",
+            queued.body
+        );
+    }
+    // Past ru's share of the queue: refused whole, the rest of the queue
+    // left to the others.
+    let past = send(&f.app, backfill("2.20.0..2.29.0")).await;
+    assert_eq!(past.status, StatusCode::TOO_MANY_REQUESTS, "{}", past.body);
+    assert!(
+        past.body.contains("may have 25 runs waiting"),
+        "{}",
+        past.body
+    );
+    let launch = |cookie: &str| {
+        call(
+            cookie,
+            "launch_run",
+            "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=share".into(),
+        )
+    };
+    let room = MAX_QUEUED_PER_MEMBER - 2 * MAX_RELEASES_PER_CLICK as i64;
+    for _ in 0..room {
+        let answer = send(&f.app, launch(&ru)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    let over = send(&f.app, launch(&ru)).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS, "{}", over.body);
+    assert_eq!(
+        f.store.queued_count_by("ru").await.expect("ru's"),
+        MAX_QUEUED_PER_MEMBER
+    );
+    // Others still launch; an admin's share is the queue's.
+    let ad = sign_in(&f.app, "ad", &password("ad")).await;
+    for _ in 0..MAX_QUEUED_PER_MEMBER + 1 {
+        let answer = send(&f.app, launch(&ad)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
 }

@@ -1519,3 +1519,78 @@ async fn each_request_logs_in_a_span_of_its_route_and_never_a_secret_path() {
     );
     assert!(!text.contains(secret), "the secret was logged: {text}");
 }
+
+/// FAULTS.md 56: the trends and comparisons read the whole history, and
+/// any viewer may ask for them in a loop. The series are computed once per
+/// state of the history (served as computed until a scenario finishes or a
+/// mark changes), and at most `MAX_HEAVY_READS` such reads run at once:
+/// more are answered 429 rather than queued on the machine that measures.
+#[tokio::test]
+async fn trends_are_computed_once_per_history_and_heavy_reads_are_bounded() {
+    use domain::series::MarkKind;
+    use mite_perf::lab::MAX_HEAVY_READS;
+    let f = fixture("heavy-reads").await;
+    let run = f.run_id;
+    let answer = call(&f.app, "get_trends", "figure=").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let computed = f.lab.history_reads();
+    assert_eq!(computed, 1);
+    for _ in 0..20 {
+        let answer = call(&f.app, "get_trends", "figure=").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        let answer = call(&f.app, "get_series", "id=0123456789abcdef").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    }
+    assert_eq!(f.lab.history_reads(), computed, "served as computed");
+    // The history changes (a mark here, as another front would set it):
+    // computed again, once.
+    f.lab
+        .store()
+        .set_trend_mark("0123456789abcdef", "2.11.0", MarkKind::Excluded, "ana")
+        .await
+        .expect("a mark");
+    for _ in 0..3 {
+        let answer = call(&f.app, "get_trends", "figure=").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    }
+    assert_eq!(f.lab.history_reads(), computed + 1);
+
+    // Every place taken (as by viewers computing at this moment): the
+    // reads that must compute are answered 429, at once.
+    let held: Vec<_> = (0..MAX_HEAVY_READS)
+        .map(|_| f.lab.heavy_read_permit().expect("a free place"))
+        .collect();
+    f.lab
+        .store()
+        .clear_trend_mark("0123456789abcdef", "2.11.0", MarkKind::Excluded)
+        .await
+        .expect("the mark taken back");
+    for (name, form) in [
+        ("get_trends", "figure=".to_string()),
+        ("get_series", "id=0123456789abcdef".to_string()),
+        ("compare_runs", format!("runs={run}%2C{run}")),
+        ("get_compare_charts", format!("runs={run}%2C{run}")),
+    ] {
+        let answer = call(&f.app, name, &form).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{name}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains("try again"), "{name}: {}", answer.body);
+    }
+    let svg = get(
+        &f.app,
+        &format!("/compare/flamegraph.svg?runs={run},{run}&concurrency=10"),
+    )
+    .await;
+    assert_eq!(svg.status, StatusCode::TOO_MANY_REQUESTS, "{}", svg.body);
+    assert_eq!(f.lab.history_reads(), computed + 1, "nothing computed");
+    drop(held);
+    let answer = call(&f.app, "compare_runs", &format!("runs={run}%2C{run}")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = call(&f.app, "get_trends", "figure=").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(f.lab.history_reads(), computed + 2);
+}

@@ -502,6 +502,84 @@ async fn suite(store: Store) {
     unused_wheels_are_forgotten_unless_a_waiting_or_running_run_names_them(&store).await;
     the_last_admin_stays_whoever_races(&store).await;
     writes_after_a_lost_lease_store_nothing(&store).await;
+    a_live_agents_name_is_judged_by_its_own_lease(&store).await;
+}
+
+/// FAULTS.md 53: a newcomer asks for a live agent's name with a lease
+/// shorter than the holder's heartbeat (the holder beats every 5 s on a
+/// lease of 30 s; the newcomer's `--lease` may be as short as 3 s). The
+/// holder is judged by its own lease, on the database's clock: it keeps
+/// its name and its heartbeat. A holder silent past its own lease gives
+/// its name up, whatever the newcomer's lease.
+async fn a_live_agents_name_is_judged_by_its_own_lease(store: &Store) {
+    use mite_perf::store::AgentRecord;
+    let holder = AgentRecord {
+        lease_ms: Some(30_000),
+        ..crate::common::seed::agent("steady", 1111)
+    };
+    store.register_agent(&holder).await.expect("register");
+    // The holder's last beat is older than the newcomer's lease.
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let newcomer = AgentRecord {
+        host_id: "steady (boot 2)".into(),
+        pid: 2222,
+        lease_ms: Some(10),
+        ..holder.clone()
+    };
+    assert!(
+        !store
+            .claim_agent_name(&newcomer, 10, None)
+            .await
+            .expect("claim"),
+        "a live agent's name taken by a newcomer's short lease"
+    );
+    assert!(
+        store
+            .agent_heartbeat("steady", &holder.host_id, 1111, None)
+            .await
+            .expect("beat"),
+        "the holder still beats under its name"
+    );
+    let kept = store.agent("steady").await.expect("agent").expect("row");
+    assert_eq!((kept.pid, kept.lease_ms), (1111, Some(30_000)));
+
+    // A holder whose own lease is short, silent past it: its name is free
+    // even to a newcomer with a long lease.
+    let brief = AgentRecord {
+        lease_ms: Some(10),
+        ..crate::common::seed::agent("brief", 3333)
+    };
+    store.register_agent(&brief).await.expect("register");
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let patient = AgentRecord {
+        host_id: "brief (boot 2)".into(),
+        pid: 4444,
+        lease_ms: Some(60_000),
+        ..brief.clone()
+    };
+    assert!(store
+        .claim_agent_name(&patient, 60_000, None)
+        .await
+        .expect("claim"));
+    assert!(!store
+        .agent_heartbeat("brief", &brief.host_id, 3333, None)
+        .await
+        .expect("beat"));
+    for name in ["steady", "brief"] {
+        store
+            .agent_stopped(
+                name,
+                &store
+                    .agent(name)
+                    .await
+                    .expect("agent")
+                    .expect("row")
+                    .host_id,
+                store.agent(name).await.expect("agent").expect("row").pid,
+            )
+            .await
+            .expect("stopped");
+    }
 }
 
 /// Every write an agent makes for a run carries its lease: once another
