@@ -418,18 +418,36 @@ mod tests {
         assert_eq!(frames.len(), sent.len());
         assert!(frames == sent, "every frame whole and in order");
 
-        // The peer going away ends the stream.
-        let mut stream = {
-            let reading = tokio::task::spawn_blocking(move || {
-                PullStream::connect(addr, Duration::from_secs(5)).expect("connects again")
-            });
-            reading.await.expect("joins")
-        };
         drop(push);
-        let (frames, closed) = tokio::task::spawn_blocking(move || read_frames(&mut stream, 1))
-            .await
-            .expect("joins");
+
+        // The peer going away ends the stream, after what it sent. (A peer
+        // of its own: the crate's socket, dropped, may keep a connection
+        // it accepted meanwhile open for as long as its runtime lives.)
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("addr");
+        let peer = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().expect("accepts");
+            for piece in [push_greeting(), push_ready(), vec![0x00, 2, b'h', b'i']] {
+                conn.write_all(&piece).expect("writes");
+            }
+            // Closed here, once the lab's greeting and READY are read (so
+            // nothing it sent is left unread to turn the close into a reset).
+            let mut greeting = [0u8; 64];
+            conn.read_exact(&mut greeting).expect("the lab's greeting");
+            conn.set_read_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
+            let mut ready = [0u8; 256];
+            let _ = conn.read(&mut ready);
+        });
+        let (frames, closed) = tokio::task::spawn_blocking(move || {
+            let mut stream = PullStream::connect(addr, Duration::from_secs(5)).expect("connects");
+            read_frames(&mut stream, 2)
+        })
+        .await
+        .expect("joins");
+        peer.join().expect("the peer");
         assert!(closed, "closed, with {} frames", frames.len());
+        assert_eq!(frames, vec![b"hi".to_vec()]);
     }
 
     /// A peer written by hand: accepts one connection, reads the lab's
