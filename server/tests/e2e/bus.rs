@@ -450,7 +450,7 @@ async fn e2e_a_hostile_frame_pushed_into_mites_port_is_counted_and_the_lab_lives
         .await
         .expect("open the lab's database");
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
-    let first = loop {
+    let (first, controller_pid) = loop {
         assert!(
             std::time::Instant::now() < deadline,
             "the scenario's controller never started:\n{}",
@@ -463,11 +463,11 @@ async fn e2e_a_hostile_frame_pushed_into_mites_port_is_counted_and_the_lab_lives
             .and_then(|s| s.first().cloned())
         {
             let processes = store.processes(first.id).await.unwrap_or_default();
-            if processes
+            if let Some(controller) = processes
                 .iter()
-                .any(|p| p.name == "controller" && p.ended_at.is_none())
+                .find(|p| p.name == "controller" && p.ended_at.is_none())
             {
-                break first;
+                break (first, controller.pid);
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -476,16 +476,39 @@ async fn e2e_a_hostile_frame_pushed_into_mites_port_is_counted_and_the_lab_lives
     let mut hostile = b"\x81\xa1k".to_vec();
     hostile.extend(std::iter::repeat_n(0x91u8, 1_000_000));
     hostile.push(0xc0);
-    let mut push = PushSocket::new();
-    push.connect(&format!("tcp://127.0.0.1:{}", server.ports.message))
+    // mite listens inside the scenario's own network (the sandbox): the
+    // pusher joins it from a thread of its own, as root may, and its
+    // socket stays there. The controller's recorded process joined that
+    // network before it started.
+    let port = server.ports.message;
+    let pushed = std::thread::spawn(move || -> Result<(), String> {
+        let netns = std::fs::File::open(format!("/proc/{controller_pid}/ns/net"))
+            .map_err(|e| format!("the scenario's network: {e}"))?;
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("join the scenario's network (the suite runs as root): {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let mut push = PushSocket::new();
+            push.connect(&format!("tcp://127.0.0.1:{port}"))
+                .await
+                .map_err(|e| format!("connect to mite's message port: {e}"))?;
+            push.send(ZmqMessage::from(hostile))
+                .await
+                .map_err(|e| format!("push the frame: {e}"))?;
+            // Time for the duplicator to pass it on before the socket goes.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drop(push);
+            Ok(())
+        })
+    });
+    tokio::task::spawn_blocking(move || pushed.join())
         .await
-        .expect("connect to mite's message port");
-    push.send(ZmqMessage::from(hostile))
-        .await
-        .expect("push the frame");
-    // Time for the duplicator to pass it on before the socket goes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    drop(push);
+        .expect("the pusher's thread")
+        .expect("the pusher did not panic")
+        .expect("the frame was pushed into mite's port");
 
     let finished = crate::common::wait_status(
         &server,
