@@ -290,6 +290,9 @@ pub struct Slot {
     pub build: usize,
     /// 0 for the first time this concurrency runs with this build.
     pub repeat: u32,
+    /// Fixed work: the scenario ends once this many requests were made
+    /// (`None`: it runs for the run's duration).
+    pub requests: Option<u64>,
 }
 
 impl Slot {
@@ -299,6 +302,7 @@ impl Slot {
             concurrency,
             build: 0,
             repeat: 0,
+            requests: None,
         }
     }
 
@@ -307,6 +311,9 @@ impl Slot {
     /// it repeats (numbered from 1).
     pub fn name(&self, builds: usize, repeats: u32) -> String {
         let mut name = scenario_name(self.concurrency);
+        if let Some(requests) = self.requests {
+            name.push_str(&format!("-n{requests}"));
+        }
         if builds > 1 {
             name.push_str(&format!("-b{}", self.build + 1));
         }
@@ -321,9 +328,16 @@ impl Slot {
 /// within one, the builds take turns in a balanced order (A B, B A, A B …):
 /// whatever drifts on the machine meanwhile, and whatever favours the first
 /// or the second of a pair, hits each build alike.
-pub fn plan(concurrencies: &[u32], builds: usize, repeats: u32) -> Vec<Slot> {
+pub fn plan(
+    concurrencies: &[u32],
+    builds: usize,
+    repeats: u32,
+    sizes: &[Option<u64>],
+) -> Vec<Slot> {
     let builds = builds.max(1);
-    let mut slots = Vec::with_capacity(concurrencies.len() * builds * repeats as usize);
+    let sizes = if sizes.is_empty() { &[None][..] } else { sizes };
+    let mut slots =
+        Vec::with_capacity(concurrencies.len() * builds * repeats as usize * sizes.len());
     for &concurrency in concurrencies {
         for repeat in 0..repeats {
             for turn in 0..builds {
@@ -332,11 +346,15 @@ pub fn plan(concurrencies: &[u32], builds: usize, repeats: u32) -> Vec<Slot> {
                 } else {
                     builds - 1 - turn
                 };
-                slots.push(Slot {
-                    concurrency,
-                    build,
-                    repeat,
-                });
+                // A fixed-work pair (N and 2N requests) runs back to back.
+                for &requests in sizes {
+                    slots.push(Slot {
+                        concurrency,
+                        build,
+                        repeat,
+                        requests,
+                    });
+                }
             }
         }
     }
@@ -460,7 +478,7 @@ mod tests {
 
     #[test]
     fn builds_take_turns_within_each_concurrency() {
-        let order: Vec<String> = plan(&[1, 10], 2, 2)
+        let order: Vec<String> = plan(&[1, 10], 2, 2, &[])
             .iter()
             .map(|slot| slot.name(2, 2))
             .collect();
@@ -478,8 +496,25 @@ mod tests {
             ]
         );
         // One build, once: the names mite's own script uses.
-        let plain: Vec<String> = plan(&[1, 10], 1, 1).iter().map(|s| s.name(1, 1)).collect();
+        let plain: Vec<String> = plan(&[1, 10], 1, 1, &[])
+            .iter()
+            .map(|s| s.name(1, 1))
+            .collect();
         assert_eq!(plain, ["scenario1", "scenario10"]);
-        assert_eq!(plan(&[5], 0, 3).len(), 3);
+        assert_eq!(plan(&[5], 0, 3, &[]).len(), 3);
+        // A fixed-work pair runs back to back, within each build's turn.
+        let pairs: Vec<String> = plan(&[10], 2, 1, &[Some(500), Some(1000)])
+            .iter()
+            .map(|slot| slot.name(2, 1))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                "scenario10-n500-b1",
+                "scenario10-n1000-b1",
+                "scenario10-n500-b2",
+                "scenario10-n1000-b2",
+            ]
+        );
     }
 }

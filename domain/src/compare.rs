@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::figures::ScenarioFigures;
+use crate::instrument::{Instrument, ProcessInstructions};
 use crate::model::ProcessKind;
 use crate::validity::ValidityFlag;
 
@@ -81,7 +82,14 @@ pub enum Figure {
     /// mite's own p99 response time over the steady seconds, read from its
     /// bus (every transaction together).
     LatencyP99,
+    /// Instructions one of mite's processes (every runner together)
+    /// executed per request, as an instrument counted them: the figure a
+    /// noisy machine cannot move ([`crate::instrument`]).
+    InstructionsPerRequest(ProcessKind, Instrument),
 }
+
+/// The instruments, in the order tables show their figures.
+const INSTRUMENTS: [Instrument; 2] = [Instrument::Counters, Instrument::Valgrind];
 
 /// mite's processes (the target is the lab's, not mite's).
 const MITE_PROCESSES: [ProcessKind; 4] = [
@@ -100,6 +108,13 @@ impl Figure {
             Figure::MibPerJourney,
             Figure::LatencyP99,
         ];
+        for instrument in INSTRUMENTS {
+            all.extend(
+                MITE_PROCESSES
+                    .iter()
+                    .map(|p| Figure::InstructionsPerRequest(*p, instrument)),
+            );
+        }
         all.extend(MITE_PROCESSES.iter().map(|p| Figure::PeakRss(*p)));
         all.extend(MITE_PROCESSES.iter().map(|p| Figure::MeanRss(*p)));
         all
@@ -121,6 +136,9 @@ impl Figure {
             Figure::LatencyP99 => "mite p99 latency".into(),
             Figure::PeakRss(p) => format!("peak RSS {p}"),
             Figure::MeanRss(p) => format!("mean RSS {p}"),
+            Figure::InstructionsPerRequest(p, i) => {
+                format!("{p} instructions per request ({})", i.label())
+            }
         }
     }
 
@@ -133,6 +151,9 @@ impl Figure {
             Figure::LatencyP99 => "latency_p99".into(),
             Figure::PeakRss(p) => format!("peak_rss_{p}"),
             Figure::MeanRss(p) => format!("mean_rss_{p}"),
+            Figure::InstructionsPerRequest(p, i) => {
+                format!("{p}_instructions_per_request_{}", i.as_str())
+            }
         }
     }
 
@@ -143,6 +164,7 @@ impl Figure {
             Figure::RequestsPerRunnerCpuSecond => "req/CPU-s",
             Figure::LatencyP99 => "ms",
             Figure::MibPerJourney | Figure::PeakRss(_) | Figure::MeanRss(_) => "MiB",
+            Figure::InstructionsPerRequest(..) => "instructions",
         }
     }
 
@@ -155,6 +177,7 @@ impl Figure {
             Figure::MibPerJourney => format!("{v:.3}"),
             Figure::LatencyP99 => format!("{v:.2}"),
             Figure::PeakRss(_) | Figure::MeanRss(_) => format!("{v:.1}"),
+            Figure::InstructionsPerRequest(..) => crate::format::count(v.round() as i64),
         }
     }
 
@@ -182,6 +205,11 @@ impl Figure {
             Figure::LatencyP99 => figures.latency_p99_ms,
             Figure::PeakRss(kind) => process(*kind).map(|p| mib(p.peak_rss)),
             Figure::MeanRss(kind) => process(*kind).and_then(|p| p.mean_rss).map(mib),
+            Figure::InstructionsPerRequest(kind, instrument) => figures
+                .instructions
+                .iter()
+                .find(|i| i.process == *kind && i.instrument == *instrument)
+                .and_then(ProcessInstructions::per_request),
         };
         value.filter(|v| v.is_finite() && *v > 0.0)
     }
@@ -373,6 +401,8 @@ mod tests {
             runners: None,
             runners_peak_rss: None,
             latency_p99_ms: None,
+            instruction_totals: Vec::new(),
+            instructions: Vec::new(),
         };
         assert_eq!(Figure::RequestsPerSecond.value(&figures, 10), Some(100.0));
         assert_eq!(
@@ -397,12 +427,36 @@ mod tests {
         assert_eq!(Figure::LatencyP99.value(&figures, 10), None);
         let with_bus = ScenarioFigures {
             latency_p99_ms: Some(4.25),
+            instruction_totals: Vec::new(),
+            instructions: Vec::new(),
             ..figures.clone()
         };
         assert_eq!(Figure::LatencyP99.value(&with_bus, 10), Some(4.25));
         assert_eq!(Figure::LatencyP99.better(), Better::Lower);
         assert_eq!(Figure::LatencyP99.format(4.25), "4.25");
-        assert_eq!(Figure::all().len(), 12);
+        // 4 of the run, 2 instruments × 4 of mite's processes, 2 × 4 RSS.
+        assert_eq!(Figure::all().len(), 20);
+        // Instructions per request only from the instrument that counted.
+        let counted = ScenarioFigures {
+            instructions: vec![crate::instrument::ProcessInstructions {
+                process: ProcessKind::Runner,
+                instrument: Instrument::Valgrind,
+                instructions: 900_000_000,
+                requests: 2000,
+            }],
+            ..figures.clone()
+        };
+        let runner = |i| Figure::InstructionsPerRequest(ProcessKind::Runner, i);
+        assert_eq!(
+            runner(Instrument::Valgrind).value(&counted, 10),
+            Some(450_000.0)
+        );
+        assert_eq!(runner(Instrument::Counters).value(&counted, 10), None);
+        assert_eq!(
+            runner(Instrument::Valgrind).key(),
+            "runner_instructions_per_request_valgrind"
+        );
+        assert_eq!(runner(Instrument::Valgrind).better(), Better::Lower);
         // The steady window, when there is one, is what is compared.
         let steady = ScenarioFigures {
             steady: Some(crate::figures::SteadyFigures {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::instrument::{CounterReading, ProcessInstructions, ProcessTotal};
 use crate::model::{ProcessKind, Sample, MIN_INTERVAL};
 
 /// The shortest interval a rate is computed over: a closing sample taken
@@ -67,6 +68,15 @@ pub struct ScenarioFigures {
     /// not read, and for figures stored before it was kept).
     #[serde(default)]
     pub latency_p99_ms: Option<f64>,
+    /// What Valgrind counted in each of mite's processes from its start to
+    /// its exit (a fixed-work scenario run under Valgrind: kept for the
+    /// figures of its pair, see [`crate::instrument::from_pair`]).
+    #[serde(default)]
+    pub instruction_totals: Vec<ProcessTotal>,
+    /// Instructions per request of each of mite's processes, each with the
+    /// instrument that counted them.
+    #[serde(default)]
+    pub instructions: Vec<ProcessInstructions>,
 }
 
 /// Throughput over a scenario's steady window: from the end of the first
@@ -82,8 +92,19 @@ pub struct SteadyFigures {
     pub requests_per_runner_cpu_second: Option<f64>,
 }
 
-/// The steady window's figures of a scenario's samples (any order).
-pub fn steady_figures(samples: &[Sample]) -> Option<SteadyFigures> {
+/// The steady window of a scenario: the ticks (elapsed ms) at its edges
+/// and the requests the target served between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SteadyWindow {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub requests: i64,
+}
+
+/// The steady window of a scenario's samples (any order): from the end of
+/// the first interval in which the target served requests to the start of
+/// the last one.
+pub fn steady_window(samples: &[Sample]) -> Option<SteadyWindow> {
     let mut http: Vec<(i64, i64)> = samples
         .iter()
         .filter(|s| s.process == ProcessKind::Target)
@@ -98,10 +119,41 @@ pub fn steady_figures(samples: &[Sample]) -> Option<SteadyFigures> {
     if end <= first {
         return None;
     }
-    let (t0, r0) = http[first];
-    let (t1, r1) = http[end];
+    let (start_ms, r0) = http[first];
+    let (end_ms, r1) = http[end];
+    Some(SteadyWindow {
+        start_ms,
+        end_ms,
+        requests: r1 - r0,
+    })
+}
+
+/// Instructions per request of each of mite's processes over the steady
+/// window, from the CPU counters read at the sampler's ticks.
+pub fn counted_instructions(
+    samples: &[Sample],
+    readings: &[CounterReading],
+) -> Vec<ProcessInstructions> {
+    let Some(window) = steady_window(samples) else {
+        return Vec::new();
+    };
+    crate::instrument::over_window(
+        readings,
+        window.start_ms,
+        window.end_ms,
+        window.requests.max(0) as u64,
+    )
+}
+
+/// The steady window's figures of a scenario's samples (any order).
+pub fn steady_figures(samples: &[Sample]) -> Option<SteadyFigures> {
+    let SteadyWindow {
+        start_ms: t0,
+        end_ms: t1,
+        requests,
+    } = steady_window(samples)?;
     let seconds = (t1 - t0) as f64 / 1000.0;
-    let requests = (r1 - r0) as f64;
+    let requests = requests as f64;
     // Each runner on its own (a scenario may have several).
     let mut runner: Vec<(i64, i64, f64)> = samples
         .iter()
@@ -181,9 +233,17 @@ pub struct RunningFigures {
     runners_max: u32,
     #[serde(default)]
     runners_peak_rss: i64,
+    /// The CPU counters' readings at the ticks (none on a host without
+    /// them): instructions per request over the steady window once the
+    /// scenario's samples are all in (see [`counted_instructions`]).
+    #[serde(skip)]
+    counter_readings: Vec<CounterReading>,
     /// From mite's bus, once the scenario ended.
     #[serde(default)]
     latency_p99_ms: Option<f64>,
+    /// What Valgrind counted in each process, once the scenario ended.
+    #[serde(default)]
+    instruction_totals: Vec<ProcessTotal>,
 }
 
 impl RunningFigures {
@@ -249,6 +309,21 @@ impl RunningFigures {
         self.latency_p99_ms = p99_ms.filter(|v| v.is_finite() && *v > 0.0);
     }
 
+    /// Keeps a CPU counter's reading at a tick.
+    pub fn add_counter_reading(&mut self, reading: CounterReading) {
+        self.counter_readings.push(reading);
+    }
+
+    /// The CPU counters' readings so far.
+    pub fn counter_readings(&self) -> &[CounterReading] {
+        &self.counter_readings
+    }
+
+    /// What Valgrind counted in each process (read once they exited).
+    pub fn set_instruction_totals(&mut self, totals: Vec<ProcessTotal>) {
+        self.instruction_totals = totals;
+    }
+
     /// Adds a reading of the machine's CPU beyond the lab's processes.
     pub fn add_other_cpu(&mut self, percent_of_one_core: f64) {
         self.other_cpu_sum += percent_of_one_core.max(0.0);
@@ -292,6 +367,8 @@ impl RunningFigures {
             runners: (self.runners_max > 0).then_some(self.runners_max),
             runners_peak_rss: (self.runners_max > 0).then_some(self.runners_peak_rss),
             latency_p99_ms: self.latency_p99_ms,
+            instruction_totals: self.instruction_totals.clone(),
+            instructions: Vec::new(),
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod compare;
 pub mod defaults;
 pub mod figures;
 pub mod format;
+pub mod instrument;
 pub mod library;
 pub mod matrix;
 pub mod model;

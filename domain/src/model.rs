@@ -199,7 +199,21 @@ pub struct RunParams {
     /// measurement runs. Runs stored before the choice existed read it.
     #[serde(default = "reads_bus_by_default")]
     pub read_bus: bool,
+    /// Fixed work: each scenario makes this many requests (journeys of
+    /// one request each) and ends; the duration only bounds it. `None`:
+    /// each scenario runs for the duration.
+    #[serde(default)]
+    pub requests: Option<u64>,
+    /// mite's processes run under Valgrind, which counts the instructions
+    /// each executes: fixed work only, each scenario run twice (N and 2N
+    /// requests) so that start-up and shutdown cancel out
+    /// ([`crate::instrument`]).
+    #[serde(default)]
+    pub valgrind: bool,
 }
+
+/// The most requests a fixed-work scenario may make.
+pub const MAX_REQUESTS: u64 = 10_000_000;
 
 fn reads_bus_by_default() -> bool {
     defaults::READ_BUS
@@ -240,6 +254,8 @@ impl Default for RunParams {
             runners: defaults::RUNNERS,
             profile: None,
             read_bus: defaults::READ_BUS,
+            requests: None,
+            valgrind: false,
         }
     }
 }
@@ -277,7 +293,29 @@ impl RunParams {
 
     /// Every scenario of the run, in the order they run.
     pub fn slots(&self) -> Vec<Slot> {
-        builds::plan(&self.concurrencies, self.builds().len(), self.repeats)
+        builds::plan(
+            &self.concurrencies,
+            self.builds().len(),
+            self.repeats,
+            &self.sizes(),
+        )
+    }
+
+    /// The sizes of each scenario's fixed work: none (it runs for the
+    /// duration), N requests, or under Valgrind the pair N and 2N (the
+    /// first only to be taken from the second: see [`crate::instrument`]).
+    pub fn sizes(&self) -> Vec<Option<u64>> {
+        match (self.requests, self.valgrind) {
+            (Some(n), true) => vec![Some(n), Some(n.saturating_mul(2))],
+            (Some(n), false) => vec![Some(n)],
+            (None, _) => vec![None],
+        }
+    }
+
+    /// Whether a scenario of `requests` is the first of a Valgrind pair,
+    /// whose counts only its second's figures use.
+    pub fn is_half_of_pair(&self, requests: Option<u64>) -> bool {
+        self.valgrind && requests.is_some() && requests == self.requests
     }
 
     /// Every problem with these parameters; empty when they can run.
@@ -336,7 +374,27 @@ impl RunParams {
         for (field, message) in builds::validate(&self.mite, self.repeats) {
             err(field, message);
         }
-        let total = self.concurrencies.len() * self.builds().len() * self.repeats as usize;
+        match self.requests {
+            Some(n) if n == 0 || n > MAX_REQUESTS => err(
+                "requests",
+                format!("{n} requests is out of range: use 1 to {MAX_REQUESTS}"),
+            ),
+            None if self.valgrind => err(
+                "requests",
+                "Valgrind counts fixed work: say how many requests (--requests)".into(),
+            ),
+            _ => {}
+        }
+        if self.valgrind && self.profile.is_some() {
+            err(
+                "profile",
+                "py-spy cannot read processes that run under Valgrind: profile another run".into(),
+            );
+        }
+        let total = self.concurrencies.len()
+            * self.builds().len()
+            * self.repeats as usize
+            * self.sizes().len();
         if total > MAX_RUN_SCENARIOS {
             err(
                 "repeat",

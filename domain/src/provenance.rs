@@ -97,6 +97,22 @@ pub struct Provenance {
     /// `none (…)` and why (runs stored before it was recorded: empty).
     #[serde(default)]
     pub sandbox: String,
+    /// Fixed work: the requests each scenario made (`None`: each ran for
+    /// the duration).
+    #[serde(default)]
+    pub requests: Option<u64>,
+    /// mite's processes ran under Valgrind (scenarios in pairs of N and 2N
+    /// requests): their CPU and memory are Valgrind's, not mite's.
+    #[serde(default)]
+    pub valgrind: bool,
+}
+
+impl Provenance {
+    /// Whether a scenario of this run that was to make `requests` is the
+    /// first of a Valgrind pair (it only gives the second its figures).
+    pub fn is_half_of_pair(&self, requests: Option<i64>) -> bool {
+        self.valgrind && requests.is_some() && requests.map(|r| r as u64) == self.requests
+    }
 }
 
 /// A run's provenance with its identity, as written to `run.json`.
@@ -183,6 +199,8 @@ mod tests {
             duration_ms: 10_000,
             repeats: 3,
             sandbox: "bubblewrap 0.8.0".into(),
+            requests: None,
+            valgrind: false,
         }
     }
 

@@ -113,6 +113,12 @@ pub struct ScenarioKey {
     pub duration_ms: u64,
     /// `built-in` or the target command.
     pub target: String,
+    /// Fixed work (requests per scenario), and whether under Valgrind:
+    /// series of other work or another instrument are other series.
+    #[serde(default)]
+    pub requests: Option<u64>,
+    #[serde(default)]
+    pub valgrind: bool,
 }
 
 impl ScenarioKey {
@@ -123,6 +129,8 @@ impl ScenarioKey {
             concurrency,
             duration_ms: provenance.duration_ms,
             target: provenance.target.clone(),
+            requests: provenance.requests,
+            valgrind: provenance.valgrind,
         }
     }
 
@@ -135,6 +143,17 @@ impl ScenarioKey {
             self.concurrency,
             crate::format::span(self.duration_ms as i64)
         );
+        if let Some(requests) = self.requests {
+            text = format!(
+                "{}, {} journeys, {} requests",
+                self.scenario,
+                self.concurrency,
+                crate::format::count(requests as i64)
+            );
+        }
+        if self.valgrind {
+            text.push_str(", under Valgrind");
+        }
         if self.target != "built-in" {
             text.push_str(&format!(", target `{}`", self.target));
         }

@@ -34,6 +34,7 @@ pub mod cleanup;
 pub mod client;
 pub mod clock;
 pub mod compare;
+pub mod counters;
 pub mod http_client;
 pub mod lab;
 pub mod library;

@@ -46,6 +46,11 @@ pub struct LaunchForm {
     /// Leave mite's message bus unread (`on`, as a checkbox posts it): the
     /// seed's measurement only; empty: the lab reads it.
     pub bus_off: String,
+    /// Fixed work: requests per scenario (empty: the duration's worth).
+    pub requests: String,
+    /// Count instructions per request under Valgrind (`on`): fixed work
+    /// only, each scenario run with N and 2N requests.
+    pub valgrind: String,
 }
 
 impl Default for LaunchForm {
@@ -67,6 +72,8 @@ impl Default for LaunchForm {
             profile: String::new(),
             profile_all: String::new(),
             bus_off: String::new(),
+            requests: String::new(),
+            valgrind: String::new(),
         }
     }
 }
@@ -156,10 +163,22 @@ impl LaunchForm {
                 );
             }
         }
+        let requests = match self.requests.trim() {
+            "" => None,
+            text => match text.parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    field("requests", format!("`{text}` is not a whole number"));
+                    None
+                }
+            },
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
         let params = RunParams {
+            requests,
+            valgrind: matches!(self.valgrind.trim(), "on" | "true"),
             mite: if mite == [MiteBuild::Pinned] {
                 vec![]
             } else {
@@ -223,6 +242,8 @@ mod tests {
             profile: "on".into(),
             profile_all: String::new(),
             bus_off: String::new(),
+            requests: "many".into(),
+            valgrind: String::new(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -236,7 +257,8 @@ mod tests {
                 "runners",
                 "collector",
                 "repeat",
-                "scenario"
+                "scenario",
+                "requests"
             ]
         );
         let kept = |collector: &str, mib: &str| {
@@ -273,6 +295,16 @@ mod tests {
         };
         assert_eq!(reads_bus(""), Ok(true));
         assert_eq!(reads_bus("on"), Ok(false));
+        let fixed = LaunchForm {
+            requests: " 3000 ".into(),
+            valgrind: "on".into(),
+            ..LaunchForm::default()
+        }
+        .to_params()
+        .expect("valid");
+        assert_eq!((fixed.requests, fixed.valgrind), (Some(3000), true));
+        let timed = LaunchForm::default().to_params().expect("valid");
+        assert_eq!((timed.requests, timed.valgrind), (None, false));
         let empty = kept("last", " ").expect_err("no size");
         assert_eq!(empty[0].field, "collector");
         assert!(empty[0].message.contains("how many MiB"), "{empty:?}");

@@ -38,6 +38,8 @@ pub fn LaunchPage() -> impl IntoView {
     let profile = RwSignal::new(false);
     let profile_all = RwSignal::new(false);
     let bus_off = RwSignal::new(false);
+    let requests = RwSignal::new(String::new());
+    let valgrind = RwSignal::new(false);
     let agent = RwSignal::new(String::new());
     let builds = Resource::new(|| (), |_| get_builds());
 
@@ -118,6 +120,12 @@ pub fn LaunchPage() -> impl IntoView {
                     String::new()
                 },
                 bus_off: if bus_off.get_untracked() {
+                    "on".into()
+                } else {
+                    String::new()
+                },
+                requests: requests.get_untracked(),
+                valgrind: if valgrind.get_untracked() {
                     "on".into()
                 } else {
                     String::new()
@@ -234,6 +242,19 @@ pub fn LaunchPage() -> impl IntoView {
                                 <input type="checkbox" name="form[bus_off]" value="on" on:change=move |ev| bus_off.set(event_target_checked(&ev))/>
                                 "leave mite's message bus unread: the seed's measurement only, the lab's footprint at its floor"
                             </label>
+                        </fieldset>
+                        <fieldset class="fixed-work">
+                            <legend>"Fixed work"</legend>
+                            <label>
+                                "requests per scenario (empty: the duration's worth)"
+                                <input type="text" name="form[requests]" inputmode="numeric" placeholder="e.g. 3000" prop:value=move || requests.get() on:input=move |ev| requests.set(event_target_value(&ev))/>
+                            </label>
+                            <label class="check">
+                                <input type="checkbox" name="form[valgrind]" value="on" on:change=move |ev| valgrind.set(event_target_checked(&ev))/>
+                                "count instructions per request under Valgrind (each scenario with N and 2N requests; dozens of times slower, give the duration room)"
+                            </label>
+                            {error_for("requests")}
+                            {error_for("valgrind")}
                         </fieldset>
                     </div>
                     {error_for("form")}

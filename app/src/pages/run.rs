@@ -125,6 +125,14 @@ fn RunHeader(run: RwSignal<RunView>, cancel: ServerAction<CancelRun>) -> impl In
                 <dt>"Duration"</dt><dd>{format::span(r.params.duration_ms as i64)} " each"</dd>
                 <dt>"Sampling"</dt><dd>{format!("every {} ms", r.params.interval_ms)}</dd>
                 <dt>"Spawn rate"</dt><dd>{format!("{} journeys/s", format::count(i64::from(r.params.spawn_rate)))}</dd>
+                {r.params.requests.map(|n| view! {
+                    <dt>"Fixed work"</dt>
+                    <dd class="fixed-work">{if r.params.valgrind {
+                        format!("{} and {} requests a scenario, under Valgrind (instructions per request)", format::count(n as i64), format::count(2 * n as i64))
+                    } else {
+                        format!("{} requests a scenario", format::count(n as i64))
+                    }}</dd>
+                })}
                 {r.params.profile.clone().map(|p| view! {
                     <dt>"Profiled"</dt>
                     <dd class="profiled">{format!("{} ({} stack samples a second, py-spy)", p.processes.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "), p.rate)}</dd>
@@ -328,6 +336,9 @@ fn ScenarioCard(
                     <div class="figure"><span class="big">{field(|s| format!("{:.0}", s.figures.peak_requests_per_second))}</span><span>"peak req/s"</span></div>
                     <div class="figure"><span class="big">{field(|s| s.figures.requests_per_runner_cpu_second.map(|r| format!("{r:.0}")).unwrap_or_else(|| "–".into()))}</span><span>"requests per runner CPU-second"</span></div>
                 </div>
+                <Show when=move || scenario.with(|s| s.as_ref().is_some_and(|s| !s.figures.instructions.is_empty()))>
+                    <p class="instructions" data-figure="instructions-per-request">{field(instructions_text)}</p>
+                </Show>
                 <ProcessTable scenario=scenario/>
             </Show>
             {move || match status.get() {
@@ -497,4 +508,31 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
             }).collect_view()}
         </div>
     }
+}
+
+/// `Instructions per request (Valgrind, over 2,000 requests): runner
+/// 451,744 · duplicator 51,569 · …`
+fn instructions_text(s: &ScenarioView) -> String {
+    let Some(first) = s.figures.instructions.first() else {
+        return String::new();
+    };
+    let each: Vec<String> = s
+        .figures
+        .instructions
+        .iter()
+        .filter_map(|i| {
+            let per = i.per_request()?;
+            Some(format!(
+                "{} {}",
+                i.process,
+                format::count(per.round() as i64)
+            ))
+        })
+        .collect();
+    format!(
+        "Instructions per request ({}, over {} requests): {}",
+        first.instrument.label(),
+        format::count(first.requests as i64),
+        each.join(" · ")
+    )
 }

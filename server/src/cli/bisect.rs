@@ -63,6 +63,13 @@ pub(crate) struct BisectArgs {
     /// How often the processes are sampled (the lab's default: 1s).
     #[arg(long)]
     interval: Option<String>,
+    /// Fixed work: each scenario makes this many requests and ends.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Count instructions per request under Valgrind (fixed work only:
+    /// --requests N); bisect on `runner_instructions_per_request_valgrind`.
+    #[arg(long, requires = "requests")]
+    valgrind: bool,
     /// Repeats of each commit per measurement.
     #[arg(long, default_value_t = 3)]
     repeat: u32,
@@ -144,6 +151,8 @@ impl Prober for LabProber<'_> {
             label: self.args.label.clone(),
             agent: self.args.agent.clone().unwrap_or_default(),
             scenario: self.args.scenario.clone().unwrap_or_default(),
+            requests: self.args.requests,
+            valgrind: self.args.valgrind,
             ..Launch::default()
         };
         let run_id = launch_run(&self.client, &launch).await.map_err(lab)?;

@@ -98,6 +98,14 @@ pub(crate) struct CheckArgs {
     /// Leave mite's message bus unread (the seed's measurement only).
     #[arg(long)]
     bus_off: bool,
+    /// Fixed work: each scenario makes this many requests and ends
+    /// (--duration then only bounds it).
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Count each of mite's processes' instructions per request under
+    /// Valgrind (fixed work only: --requests N). See docs/MEASURING.md.
+    #[arg(long, requires = "requests")]
+    valgrind: bool,
     /// The smallest change that counts as a regression (5%, 0.05).
     #[arg(long, default_value = "5%", value_parser = parse_threshold)]
     threshold: f64,
@@ -189,6 +197,8 @@ async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
         scenario: args.scenario.clone().unwrap_or_default(),
         profile: args.profile,
         bus_off: args.bus_off,
+        requests: args.requests,
+        valgrind: args.valgrind,
     };
     let settings = GateSettings {
         alpha: args.alpha,

@@ -24,6 +24,9 @@ struct State {
     name: String,
     duration: Duration,
     last_line: Option<Instant>,
+    /// When the scenario started (a fixed-work one ends before its
+    /// duration: what it ran is said from this).
+    started: Option<Instant>,
 }
 
 impl CliProgress {
@@ -62,6 +65,7 @@ impl RunObserver for CliProgress {
                 state.name = name;
                 state.duration = duration;
                 state.last_line = None;
+                state.started = Some(Instant::now());
                 match &self.multi {
                     Some(multi) => {
                         let bar = multi.add(ProgressBar::new(duration.as_millis() as u64));
@@ -120,7 +124,9 @@ impl RunObserver for CliProgress {
                     None => to_stderr!(
                         "{}: {line} (ran {})",
                         state.name,
-                        format_duration(state.duration)
+                        format_duration(Duration::from_secs(
+                            state.started.map_or(0, |t| t.elapsed().as_secs())
+                        ))
                     ),
                 }
             }

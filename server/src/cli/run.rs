@@ -119,6 +119,19 @@ pub(crate) struct RunArgs {
     /// the lab's footprint at its floor.
     #[arg(long, default_value = defaults::BUS_TEXT, value_parser = parse_bus, action = clap::ArgAction::Set)]
     pub(crate) bus: bool,
+    /// Fixed work: each scenario makes this many requests (journeys of
+    /// one request each, the built-in scenario) and ends; --duration then
+    /// only bounds it.
+    #[arg(long)]
+    pub(crate) requests: Option<u64>,
+    /// Count the instructions each of mite's processes executes per request,
+    /// under Valgrind (cachegrind): fixed work only (--requests N), each
+    /// scenario run twice, with N and 2N requests, the difference taken so
+    /// that start-up and shutdown cancel out. Dozens of times slower; give
+    /// --duration room (10m). Figures no noisy machine can move: see
+    /// docs/MEASURING.md.
+    #[arg(long, requires = "requests")]
+    pub(crate) valgrind: bool,
     /// Once the run is done, compare it with `baseline` (its label's
     /// baseline) or a run number, print the comparison and exit 1 when a
     /// figure got significantly worse.
@@ -169,6 +182,8 @@ pub(crate) fn params_from(args: &RunArgs) -> RunParams {
             processes: args.profile_processes.clone(),
         }),
         read_bus: args.bus,
+        requests: args.requests,
+        valgrind: args.valgrind,
     }
 }
 
@@ -393,11 +408,34 @@ pub(crate) async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<
                 );
             }
         }
+        if let Some(line) = instructions_line(&figures.instructions) {
+            to_stdout!("{:<14} {line}", "");
+        }
         for flag in domain::validity::validity_flags(&figures, &scenario.bus) {
             to_stdout!("{:<14} ! {}: {}", "", flag.issue.as_str(), flag.sentence);
         }
     }
     Ok(measured_cpu_seconds)
+}
+
+/// `instructions per request (Valgrind): runner 451.2 k, duplicator 48.9 k, …`
+fn instructions_line(counted: &[domain::instrument::ProcessInstructions]) -> Option<String> {
+    let first = counted.first()?;
+    let each: Vec<String> = counted
+        .iter()
+        .filter_map(|c| {
+            let per = c.per_request()?;
+            Some(format!("{} {:.1} k", c.process.as_str(), per / 1000.0))
+        })
+        .collect();
+    (!each.is_empty()).then(|| {
+        format!(
+            "instructions per request ({}, over {} requests): {}",
+            first.instrument.label(),
+            first.requests,
+            each.join(", ")
+        )
+    })
 }
 
 /// What each scenario's profiles hold and how py-spy reached the process.

@@ -78,6 +78,10 @@ pub struct Launch {
     pub scenario: String,
     pub profile: bool,
     pub bus_off: bool,
+    /// Fixed work: requests per scenario (none: the duration's worth).
+    pub requests: Option<u64>,
+    /// Count instructions per request under Valgrind (fixed work only).
+    pub valgrind: bool,
 }
 
 impl LabClient {
@@ -191,6 +195,11 @@ impl LabClient {
             ("scenario", launch.scenario.clone()),
             ("profile", on(launch.profile)),
             ("bus_off", on(launch.bus_off)),
+            (
+                "requests",
+                launch.requests.map(|n| n.to_string()).unwrap_or_default(),
+            ),
+            ("valgrind", on(launch.valgrind)),
         ];
         // Fields left out take the form's defaults, on the lab.
         let form: Vec<(String, String)> = fields

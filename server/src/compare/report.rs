@@ -157,6 +157,8 @@ mod tests {
             runners: None,
             runners_peak_rss: None,
             latency_p99_ms: None,
+            instruction_totals: Vec::new(),
+            instructions: Vec::new(),
         }
     }
 

@@ -164,7 +164,11 @@ pub async fn load_side(
     let mut flags: BTreeMap<u32, Vec<ValidityFlag>> = BTreeMap::new();
     let mut profiles: BTreeMap<u32, Sampled> = BTreeMap::new();
     for scenario in store.scenarios(run_id).await? {
-        if scenario.status != ScenarioStatus::Done || scenario.build_index != build as i64 {
+        if scenario.status != ScenarioStatus::Done
+            || scenario.build_index != build as i64
+            // The first of a Valgrind pair only gave the second its figures.
+            || run.params.is_half_of_pair(scenario.requests.map(|r| r as u64))
+        {
             continue;
         }
         if let Some(f) = store.stored_figures(scenario.id).await? {

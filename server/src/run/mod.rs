@@ -12,6 +12,7 @@
 //! - [`output`]: the run's folder and what goes in it;
 //! - [`lease`]: which agent executes a run, and its lease on it.
 
+pub mod instructions;
 pub mod launch;
 pub mod lease;
 pub mod output;
@@ -431,6 +432,7 @@ pub async fn execute_run(
             scenario_id,
             position,
             concurrency,
+            requests: slot.requests,
             mite: &prepared.envs[slot.build],
             dir: prepared.output_dir.join(&name),
             module_dir: &prepared.module_dir,
@@ -440,8 +442,28 @@ pub async fn execute_run(
         let mut result = scenario.execute(cancel).await;
         // Its steady window, from every sample it stored.
         match store.scenario_samples(scenario_id).await {
-            Ok(samples) => result.figures.steady = crate::figures::steady_figures(&samples),
+            Ok(samples) => {
+                result.figures.steady = crate::figures::steady_figures(&samples);
+                result.figures.instructions =
+                    crate::figures::counted_instructions(&samples, &result.counter_readings);
+            }
             Err(e) => tracing::warn!("cannot read scenario {scenario_id}'s samples: {e}"),
+        }
+        // The second of a Valgrind pair: instructions per request, its
+        // counts less its first's.
+        if let Some(half) = half_of_pair(params, &prepared.scenarios, slot) {
+            match store.stored_figures(half).await {
+                Ok(Some(first)) => {
+                    result.figures.instructions = domain::instrument::from_pair(
+                        &result.figures.instruction_totals,
+                        result.figures.total_requests.max(0) as u64,
+                        &first.instruction_totals,
+                        first.total_requests.max(0) as u64,
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cannot read scenario {half}'s counts: {e}"),
+            }
         }
         let failure = result.failure.as_ref();
         persistently(STOP_PATH_PATIENCE, || {
@@ -575,6 +597,21 @@ fn with_commit(
         provenance.claimed_by = Some(uploader.clone());
     }
     provenance
+}
+
+/// The first scenario of `slot`'s Valgrind pair (same concurrency, build
+/// and repeat, N requests), when `slot` is the second (2N).
+fn half_of_pair(params: &RunParams, scenarios: &[(Slot, i64)], slot: Slot) -> Option<i64> {
+    if !params.valgrind || slot.requests.is_none() || params.is_half_of_pair(slot.requests) {
+        return None;
+    }
+    scenarios.iter().find_map(|(other, id)| {
+        (other.concurrency == slot.concurrency
+            && other.build == slot.build
+            && other.repeat == slot.repeat
+            && params.is_half_of_pair(other.requests))
+        .then_some(*id)
+    })
 }
 
 /// Removes this host's copies (wheel and venv) of uploads the lab's

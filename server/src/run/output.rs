@@ -128,6 +128,8 @@ pub fn provenance(
         duration_ms: params.duration_ms,
         repeats: params.repeats,
         sandbox,
+        requests: params.requests,
+        valgrind: params.valgrind,
     }
 }
 

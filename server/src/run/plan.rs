@@ -63,6 +63,9 @@ pub struct Stage {
 pub struct PlanInputs<'a> {
     pub params: &'a RunParams,
     pub concurrency: u32,
+    /// Fixed work: the requests this scenario makes (`None`: it runs for
+    /// the run's duration).
+    pub requests: Option<u64>,
     /// The scenario's folder (logs, collector data).
     pub dir: &'a Path,
     /// The folder the scenario module is imported from.
@@ -79,7 +82,7 @@ pub struct PlanInputs<'a> {
 
 impl PlanInputs<'_> {
     fn mite_env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("PATH".into(), self.path_var.clone()),
             ("PYTHONPATH".into(), self.module_dir.display().to_string()),
             ("PYTHONUNBUFFERED".into(), "1".into()),
@@ -98,7 +101,16 @@ impl PlanInputs<'_> {
                 "MITE_CONF_mite_perf_duration".into(),
                 format!("{}", self.params.duration().as_secs_f64()),
             ),
-        ]
+        ];
+        if let Some(requests) = self.requests {
+            env.push(("MITE_CONF_mite_perf_requests".into(), requests.to_string()));
+        }
+        if self.params.valgrind {
+            // What a count depends on besides the work, pinned: Python's
+            // hashes (dictionaries' and sets' order).
+            env.push(("PYTHONHASHSEED".into(), "0".into()));
+        }
+        env
     }
 
     fn mite_stage(&self, kind: ProcessKind, args: Vec<String>, ready: Readiness) -> Stage {
@@ -260,6 +272,47 @@ pub fn scenario_plan(inputs: &PlanInputs<'_>) -> Vec<Stage> {
     stages
 }
 
+/// The folder of a scenario's folder `dir` where Valgrind writes what it
+/// counted in each of mite's processes.
+pub fn instruments_dir(dir: &Path) -> PathBuf {
+    dir.join("instruments")
+}
+
+/// The file Valgrind's cachegrind writes for the child whose log is
+/// `log` (`runner-2.log` → `instruments/runner-2.cachegrind`).
+pub fn cachegrind_file(dir: &Path, log: &Path) -> PathBuf {
+    let stem = log
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    instruments_dir(dir).join(format!("{stem}.cachegrind"))
+}
+
+/// The plan with each of mite's processes run under Valgrind's cachegrind,
+/// which counts the instructions it executes and writes the total to its
+/// file ([`cachegrind_file`]) as it exits. The target runs as it is.
+pub fn under_valgrind(plan: Vec<Stage>, valgrind: &Path, dir: &Path) -> Vec<Stage> {
+    plan.into_iter()
+        .map(|mut stage| {
+            if stage.spec.kind == ProcessKind::Target {
+                return stage;
+            }
+            let out = cachegrind_file(dir, &stage.spec.log_path);
+            let mut args = vec![
+                "--tool=cachegrind".to_string(),
+                "--cache-sim=no".to_string(),
+                "--branch-sim=no".to_string(),
+                format!("--cachegrind-out-file={}", out.display()),
+                stage.spec.program.display().to_string(),
+            ];
+            args.append(&mut stage.spec.args);
+            stage.spec.args = args;
+            stage.spec.program = valgrind.to_path_buf();
+            stage
+        })
+        .collect()
+}
+
 /// The plan with every child in a sandbox of its own (see
 /// [`crate::sandbox`]) that sees what `jail` gives it, on the scenario's
 /// own `network`: bubblewrap is the lab's child, and the lab measures (and
@@ -300,6 +353,9 @@ pub fn scenario_jail(kind: ProcessKind, inputs: &PlanInputs<'_>, venv: &Path) ->
         .python_of(venv)
         .read_only(inputs.module_dir)
         .read_only(inputs.self_exe);
+    if inputs.params.valgrind && kind != ProcessKind::Target {
+        jail = jail.writable(&instruments_dir(inputs.dir));
+    }
     match kind {
         ProcessKind::Collector => jail = jail.writable(&collector_dir(inputs.dir)),
         ProcessKind::Target => {
@@ -344,6 +400,7 @@ mod tests {
         PlanInputs {
             params,
             concurrency: 10,
+            requests: None,
             dir,
             module_dir: Path::new("/lab/module"),
             mite: "/venv/bin/mite".into(),

@@ -14,12 +14,14 @@ use super::{RunEvent, RunObserver, LOG_TAIL_LINES};
 use crate::bus::BusReader;
 use crate::children::Children;
 use crate::clock::now_ms;
+use crate::counters::{Counters, Event};
 use crate::figures::RunningFigures;
 use crate::model::{ProcessKind, Sample};
 use crate::reports;
 use crate::sampler::{other_cpu, MachineSampler, ProcessSampler, Reading};
 use crate::store::SampleBatch;
 use crate::target::RequestCounter;
+use domain::instrument::CounterReading;
 
 /// The target's count, turned into what samples carry: requests since the
 /// scenario started, and since the previous tick.
@@ -96,6 +98,9 @@ pub struct SamplingContext<'a> {
     /// mite's own account, counted from its bus: stored with the samples
     /// (none when the run leaves the bus unread).
     pub bus: Option<&'a BusReader>,
+    /// Whether to read the CPU's instruction counters of mite's processes
+    /// at the ticks (a host that has them, and not under Valgrind).
+    pub count_instructions: bool,
 }
 
 /// One tick's measuring, shared by the ticks of the loop and the last one.
@@ -109,6 +114,9 @@ struct Ticker<'a, 'b> {
     count_wait: Duration,
     figures_every: u64,
     ticks: u64,
+    /// The CPU's instruction counters of mite's processes (nothing read on
+    /// a host without them, or under Valgrind).
+    counters: Counters,
 }
 
 impl Ticker<'_, '_> {
@@ -136,6 +144,22 @@ impl Ticker<'_, '_> {
         let samples = tick_samples(at_ms, elapsed, &running, &readings, served);
         for s in &samples {
             figures.add(s);
+        }
+        let mite: Vec<u32> = running
+            .iter()
+            .filter(|(kind, _)| *kind != ProcessKind::Target)
+            .map(|(_, pid)| *pid)
+            .collect();
+        let counts = self.counters.read(&mite);
+        for (kind, pid) in &running {
+            if let Some(&count) = counts.get(pid) {
+                figures.add_counter_reading(CounterReading {
+                    process: *kind,
+                    pid: i64::from(*pid),
+                    elapsed_ms: elapsed.as_millis() as i64,
+                    count,
+                });
+            }
         }
         // The live figures go with the samples about once a second (the
         // final ones are stored when the scenario ends).
@@ -197,6 +221,7 @@ pub async fn sample(
         count_wait,
         figures_every: (1000 / interval_ms.max(1)).max(1) as u64,
         ticks: 0,
+        counters: Counters::new(ctx.count_instructions.then_some(Event::Instructions)),
     };
 
     let mut clock = tokio::time::interval_at(

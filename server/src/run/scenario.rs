@@ -6,7 +6,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::launch;
-use super::plan::{sandboxed, scenario_jail, scenario_plan, PlanInputs, Stage, BUS_AFTER};
+use super::plan::{
+    sandboxed, scenario_jail, scenario_plan, under_valgrind, PlanInputs, Stage, BUS_AFTER,
+};
 use super::sample::{self, SamplingContext};
 use super::sink::SampleSink;
 use super::teardown;
@@ -28,6 +30,9 @@ use crate::sandbox::ScenarioNet;
 use crate::store::{SampleBatch, Store};
 use crate::target::RequestCounter;
 
+/// How many times as long mite's processes take to start under Valgrind,
+/// at most (their readiness deadline grows as much).
+const VALGRIND_SLOWDOWN: u32 = 20;
 /// How long a scenario's queued samples may take to reach the database
 /// once it ended.
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -45,6 +50,8 @@ pub struct ScenarioRun<'a> {
     pub scenario_id: i64,
     pub position: usize,
     pub concurrency: u32,
+    /// Fixed work: the requests it makes (`None`: it runs for the duration).
+    pub requests: Option<u64>,
     /// The mite build this scenario measures.
     pub mite: &'a MiteEnv,
     /// The scenario's folder: logs and collector data.
@@ -59,6 +66,9 @@ pub struct ScenarioResult {
     pub status: ScenarioStatus,
     pub failure: Option<Failure>,
     pub figures: ScenarioFigures,
+    /// The CPU counters' readings at the ticks, for the figures over the
+    /// steady window once every sample is stored.
+    pub counter_readings: Vec<domain::instrument::CounterReading>,
 }
 
 impl ScenarioRun<'_> {
@@ -98,6 +108,10 @@ impl ScenarioRun<'_> {
         profilers.stop(self.store).await;
         children::stop_children(self.store, &mut children).await;
         profilers.save(self.store, self.scenario_id).await;
+        // What Valgrind counted, written by each process as it exited.
+        if self.params.valgrind {
+            figures.set_instruction_totals(super::instructions::scenario_totals(&self.dir));
+        }
         teardown::bound_collector_data(&self.collector_dir(), self.params.collector);
         let ports_free = teardown::wait_ports_free(&self.setup.host.ports, tables).await;
         drop(network);
@@ -136,6 +150,7 @@ impl ScenarioRun<'_> {
             status,
             failure,
             figures: figures.figures(),
+            counter_readings: figures.counter_readings().to_vec(),
         }
     }
 
@@ -163,9 +178,13 @@ impl ScenarioRun<'_> {
                 busy.join("; ")
             )));
         }
-        // The folders the collector and the target write in (a sandbox
-        // binds only what exists).
-        for folder in [self.collector_dir(), super::plan::target_dir(&self.dir)] {
+        // The folders the collector, the target and Valgrind write in (a
+        // sandbox binds only what exists).
+        for folder in [
+            self.collector_dir(),
+            super::plan::target_dir(&self.dir),
+            super::plan::instruments_dir(&self.dir),
+        ] {
             std::fs::create_dir_all(&folder).map_err(|e| {
                 Failure::ending_run(format!("cannot create {}: {e}", folder.display()))
             })?;
@@ -185,6 +204,7 @@ impl ScenarioRun<'_> {
         let inputs = PlanInputs {
             params: self.params,
             concurrency: self.concurrency,
+            requests: self.requests,
             dir: &self.dir,
             module_dir: self.module_dir,
             mite: self.mite.mite(),
@@ -213,6 +233,12 @@ impl ScenarioRun<'_> {
                     );
                 }
             }
+        }
+        if self.params.valgrind {
+            let valgrind = super::instructions::valgrind().ok_or_else(|| {
+                Failure::ending_run("Valgrind is not installed: run scripts/setup")
+            })?;
+            plan = under_valgrind(plan, &valgrind, &self.dir);
         }
         if let (Some(sandbox), Some(network)) = (self.setup.isolation.sandbox(), network) {
             let jail = |kind| scenario_jail(kind, &inputs, &self.mite.venv);
@@ -278,6 +304,7 @@ impl ScenarioRun<'_> {
             observer: self.observer,
             sink: self.sink,
             bus: bus.as_ref(),
+            count_instructions: !self.params.valgrind && crate::counters::hardware().is_ok(),
         };
         let ending = sample::sample(&ctx, children, &mut counter, cancel, figures).await;
         // A scenario that ended by itself has its runner's last messages on
@@ -305,11 +332,17 @@ impl ScenarioRun<'_> {
         cancel: &CancellationToken,
         children: &mut Children,
     ) -> Result<Option<Ending>, Failure> {
+        // Python imports under Valgrind take dozens of times as long.
+        let ready_timeout = if self.params.valgrind {
+            self.setup.limits.ready_timeout * VALGRIND_SLOWDOWN
+        } else {
+            self.setup.limits.ready_timeout
+        };
         launch::launch(
             stages,
             self.store,
             self.scenario_id,
-            self.setup.limits.ready_timeout,
+            ready_timeout,
             cancel,
             children,
         )

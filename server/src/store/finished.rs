@@ -27,6 +27,7 @@ struct FinishedRow {
     provenance: String,
     build_index: i64,
     concurrency: i64,
+    requests: Option<i64>,
     started_at: Option<i64>,
     figures: String,
 }
@@ -71,7 +72,7 @@ impl Store {
         let pattern = format!("%{}%", label.to_lowercase());
         let rows: Vec<FinishedRow> = with_pool!(self, |pool| sqlx::query_as(
             "SELECT r.id AS run_id, r.created_at AS run_created_at, r.provenance, \
-             s.build_index, s.concurrency, s.started_at, s.figures \
+             s.build_index, s.concurrency, s.requests, s.started_at, s.figures \
              FROM scenarios s JOIN runs r ON r.id = s.run_id \
              WHERE s.status = 'done' AND s.figures IS NOT NULL \
              AND r.provenance IS NOT NULL AND LOWER(r.label) LIKE $1 \
@@ -80,18 +81,23 @@ impl Store {
         .bind(&pattern)
         .fetch_all(pool)
         .await)?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(FinishedScenario {
-                    run_id: row.run_id,
-                    run_created_at: row.run_created_at,
-                    provenance: serde_json::from_str(&row.provenance)?,
-                    build_index: row.build_index,
-                    concurrency: row.concurrency,
-                    started_at: row.started_at,
-                    figures: serde_json::from_str(&row.figures)?,
-                })
-            })
-            .collect()
+        let mut finished = Vec::with_capacity(rows.len());
+        for row in rows {
+            let provenance: Provenance = serde_json::from_str(&row.provenance)?;
+            // The first of a Valgrind pair only gave the second its figures.
+            if provenance.is_half_of_pair(row.requests) {
+                continue;
+            }
+            finished.push(FinishedScenario {
+                run_id: row.run_id,
+                run_created_at: row.run_created_at,
+                provenance,
+                build_index: row.build_index,
+                concurrency: row.concurrency,
+                started_at: row.started_at,
+                figures: serde_json::from_str(&row.figures)?,
+            });
+        }
+        Ok(finished)
     }
 }

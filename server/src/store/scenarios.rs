@@ -29,6 +29,9 @@ pub struct ScenarioRecord {
     /// Which of the run's builds it measured, and which repeat it was (from 0).
     pub build_index: i64,
     pub repeat_index: i64,
+    /// Fixed work: the requests it was to make (`None`: it ran for the
+    /// run's duration).
+    pub requests: Option<i64>,
     /// What mite's bus carried, and what mite dropped.
     pub bus: BusSummary,
 }
@@ -50,6 +53,7 @@ struct ScenarioRow {
     error_log: Option<String>,
     build_index: i64,
     repeat_index: i64,
+    requests: Option<i64>,
     #[sqlx(flatten)]
     bus: BusSummaryRow,
 }
@@ -73,6 +77,7 @@ impl TryFrom<ScenarioRow> for ScenarioRecord {
             error_log: row.error_log,
             build_index: row.build_index,
             repeat_index: row.repeat_index,
+            requests: row.requests,
             bus: row.bus.into(),
         })
     }
@@ -80,7 +85,7 @@ impl TryFrom<ScenarioRow> for ScenarioRecord {
 
 const SCENARIO_COLUMNS: &str = "id, run_id, position, name, concurrency, duration_ms, \
      spawn_rate, interval_ms, status, started_at, ended_at, error, error_log, build_index, \
-     repeat_index, bus_messages, bus_undecodable, bus_journeys, bus_missed, collector_dropped, \
+     repeat_index, requests, bus_messages, bus_undecodable, bus_journeys, bus_missed, collector_dropped, \
      bus_reports, bus_reports_short, bus_reader_cpu_ms";
 
 impl Store {
@@ -94,9 +99,9 @@ impl Store {
         let name = slot.name(params.builds().len(), params.repeats);
         let sql = format!(
             "INSERT INTO scenarios (run_id, position, name, concurrency, duration_ms, \
-             spawn_rate, interval_ms, status, build_index, repeat_index) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE {} RETURNING id",
-            fence::guard(1, 11)
+             spawn_rate, interval_ms, status, build_index, repeat_index, requests) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE {} RETURNING id",
+            fence::guard(1, 12)
         );
         let (_, lease) = self.fence_binds();
         let id: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
@@ -110,6 +115,7 @@ impl Store {
             .bind(ScenarioStatus::Waiting.as_str())
             .bind(slot.build as i64)
             .bind(i64::from(slot.repeat))
+            .bind(slot.requests.and_then(|r| i64::try_from(r).ok()))
             .bind(&lease)
             .fetch_optional(pool)
             .await)?;

@@ -205,6 +205,8 @@ mod tests {
                     concurrency: 10,
                     duration_ms: 30_000,
                     target: "built-in".into(),
+                    requests: None,
+                    valgrind: false,
                 },
                 figure: Figure::RequestsPerSecond,
                 machine: MachineClass("m".into()),

@@ -12,6 +12,7 @@ mod bus;
 mod ci;
 mod compare;
 mod faults;
+mod instructions;
 mod lab;
 mod library;
 mod library_in_browser;

@@ -975,6 +975,8 @@ async fn two_build_run(store: &Store, ratio: f64) -> i64 {
             runners: None,
             runners_peak_rss: None,
             latency_p99_ms: None,
+            instruction_totals: Vec::new(),
+            instructions: Vec::new(),
         };
         store
             .finish_scenario(scenario, ScenarioStatus::Done, None, None, &figures)
