@@ -225,6 +225,7 @@ async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
         head_name: head.name,
         runs,
         repeats: args.repeat,
+        until_decided: false,
         agent: run.agent.clone(),
     };
     let text = summary(&report, &verdict, &context);

@@ -169,6 +169,7 @@ pub(crate) fn params_from(args: &RunArgs) -> RunParams {
             processes: args.profile_processes.clone(),
         }),
         read_bus: args.bus,
+        stop: None,
     }
 }
 
