@@ -122,6 +122,7 @@ pub fn LaunchPage() -> impl IntoView {
                 } else {
                     String::new()
                 },
+                ..LaunchForm::default()
             },
         });
     };

@@ -78,6 +78,12 @@ pub struct Launch {
     pub scenario: String,
     pub profile: bool,
     pub bus_off: bool,
+    /// Stop adding repeats once every figure is decided: `on` (compare's
+    /// judgement) or `gate` (`ci check`'s); empty: every repeat runs.
+    pub until_decided: String,
+    /// The stopping rule's threshold and level (`5%`, `0.01`).
+    pub threshold: String,
+    pub alpha: String,
 }
 
 impl LabClient {
@@ -191,6 +197,9 @@ impl LabClient {
             ("scenario", launch.scenario.clone()),
             ("profile", on(launch.profile)),
             ("bus_off", on(launch.bus_off)),
+            ("until_decided", launch.until_decided.clone()),
+            ("threshold", launch.threshold.clone()),
+            ("alpha", launch.alpha.clone()),
         ];
         // Fields left out take the form's defaults, on the lab.
         let form: Vec<(String, String)> = fields

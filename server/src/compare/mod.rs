@@ -11,6 +11,8 @@
 //! - [`history`]: each figure's same-build spread from earlier runs of the
 //!   scenario on the machine class, for the floor of a comparison with
 //!   too few repeats of its own;
+//! - [`stopping`]: whether a run that stops once decided has seen enough
+//!   of a concurrency (pure);
 //! - [`simulation`]: comparisons with known answers, for the tests and the
 //!   benchmark of the verdict, its floor and its stopping rule.
 
@@ -24,6 +26,7 @@ pub mod report;
 pub mod sides;
 pub mod simulation;
 pub mod stats;
+pub mod stopping;
 
 use domain::compare::ComparisonReport;
 use domain::series::machine_facts;
