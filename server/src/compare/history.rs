@@ -99,3 +99,81 @@ pub fn spread_of(
     }
     history
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::figures::ScenarioFigures;
+    use domain::provenance::BuildProvenance;
+
+    fn provenance(cores: i64) -> Provenance {
+        Provenance {
+            cpu_model: "AMD EPYC 7B13".into(),
+            cores,
+            kernel: "6.1.0-18-amd64".into(),
+            builds: vec![BuildProvenance {
+                mite_version: "2.11.0".into(),
+                python_version: "3.11.7".into(),
+                ..BuildProvenance::default()
+            }],
+            ..Provenance::default()
+        }
+    }
+
+    fn scenario(run_id: i64, cores: i64, concurrency: i64, rps: f64) -> FinishedScenario {
+        FinishedScenario {
+            run_id,
+            run_created_at: 0,
+            provenance: provenance(cores),
+            build_index: 0,
+            concurrency,
+            started_at: None,
+            figures: ScenarioFigures {
+                total_requests: (rps * 10.0) as i64,
+                measured_seconds: 10.0,
+                mean_requests_per_second: rps,
+                peak_requests_per_second: rps,
+                requests_per_runner_cpu_second: None,
+                processes: vec![],
+                steady: None,
+                other_cpu: None,
+                runners: None,
+                runners_peak_rss: None,
+                latency_p99_ms: None,
+            },
+        }
+    }
+
+    #[test]
+    fn same_build_sets_of_this_scenario_and_machine_pool_their_spread() {
+        let e = std::f64::consts::E;
+        let scenarios = vec![
+            // Run 1: ln-values 0 and 2 (squares 2, one degree of freedom).
+            scenario(1, 2, 10, 1.0),
+            scenario(1, 2, 10, e * e),
+            // Run 2: ln-values 1, 1, 4 (squares 6, two degrees).
+            scenario(2, 2, 10, e),
+            scenario(2, 2, 10, e),
+            scenario(2, 2, 10, e.powi(4)),
+            // A single repeat says nothing of a spread.
+            scenario(3, 2, 10, 5.0),
+            // Another machine class and the comparison's own run: left out.
+            scenario(4, 8, 10, 1.0),
+            scenario(4, 8, 10, 1000.0),
+            scenario(9, 2, 10, 1.0),
+            scenario(9, 2, 10, 1000.0),
+            // Another concurrency: a spread of its own.
+            scenario(5, 2, 100, 1.0),
+            scenario(5, 2, 100, 1000.0),
+        ];
+        let history = spread_of(&scenarios, &provenance(2), 0, &[9]);
+        let key = domain::compare::Figure::RequestsPerSecond.key();
+        let spread = history.get(&(10, key.clone())).expect("a spread");
+        assert_eq!((spread.df, spread.sets), (3, 2));
+        assert!((spread.squares - 8.0).abs() < 1e-9, "{spread:?}");
+        let at_100 = history.get(&(100, key)).expect("its own spread");
+        assert_eq!((at_100.df, at_100.sets), (1, 1));
+        // A provenance without the build asked for: nothing.
+        assert!(spread_of(&scenarios, &provenance(2), 3, &[]).is_empty());
+    }
+}
