@@ -20,6 +20,17 @@ pub const CONFIDENCE_PERCENT: f64 = (1.0 - ALPHA) * 100.0;
 /// Repeats whose range passes this share of their median disagree: the
 /// scenario is marked unstable.
 pub const UNSTABLE_SPREAD: f64 = 0.10;
+/// A figure's floor is the smallest change its test would call this often
+/// (docs/MEASURING.md, "What a comparison could see").
+pub const FLOOR_POWER: f64 = 0.8;
+/// How a run that stops once every figure is decided spends its alpha over
+/// its looks: by the information it has, `alpha · (I/I_max)^ρ` (a power
+/// family between Pocock's, ρ = 1, and O'Brien–Fleming's, ρ ≈ 3).
+pub const SPENDING_POWER: f64 = 2.0;
+/// Below this many degrees of freedom (3 repeats a side), a comparison's
+/// own repeats say little about a figure's spread: its floor takes the
+/// same-build history's when that has more.
+pub const MIN_OWN_SPREAD_DF: u32 = 4;
 
 /// Which way a figure gets better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +78,101 @@ pub struct Comparison {
     pub verdict: Verdict,
     /// A side has a single repeat: no test was possible.
     pub single_repeat: bool,
+    /// How many times the test looked: once for a fixed number of
+    /// repeats; after each round for a run that stopped once every figure
+    /// was decided (its `p_value` is then the sequential one).
+    #[serde(default = "one_look")]
+    pub looks: u32,
+    /// The smallest change the test could have seen; none without a test.
+    #[serde(default)]
+    pub floor: Option<Floor>,
+}
+
+fn one_look() -> u32 {
+    1
+}
+
+/// Where the spread behind a floor came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "from")]
+pub enum SpreadSource {
+    /// The comparison's own repeats, both sides pooled (`df`: their
+    /// repeats less two).
+    Own { df: u32 },
+    /// Same-build repeats of earlier runs of this scenario on this machine
+    /// class: `sets` (a build in a run) with `df` degrees of freedom in all.
+    History { df: u32, sets: u32 },
+}
+
+impl SpreadSource {
+    /// `its own 6 repeats`, `the spread of 14 earlier same-build repeat sets`.
+    pub fn describe(&self) -> String {
+        match self {
+            SpreadSource::Own { df } => format!("the spread of its own {} repeats", df + 2),
+            SpreadSource::History { df, sets } => format!(
+                "the spread of {sets} earlier same-build repeat set{} ({df} degrees of freedom): \
+                 too few repeats of its own",
+                if *sets == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+/// What a floor is computed from: enough to compute it again at another
+/// level (the CI gate's, after its correction for the figures it tests).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FloorBasis {
+    /// The standard deviation of the figure's natural logarithm between
+    /// repeats of one build (the pooled within-build variance's root).
+    pub sd: f64,
+    pub spread: SpreadSource,
+    /// The repeats each side had at the test's last look.
+    pub base_repeats: usize,
+    pub new_repeats: usize,
+    /// The share of alpha that look spent (1 for a fixed number of repeats).
+    pub share: f64,
+    /// The repeats each side would have at the run's planned maximum and
+    /// the share its last look would spend; none when the test is there.
+    pub at_most: Option<(usize, usize, f64)>,
+}
+
+/// The smallest change a figure's test could see: the change it would
+/// call significant [`FLOOR_POWER`] of the time, at its level, with the
+/// repeats it had and the figure's spread.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// 0.021 for 2.1 %.
+    pub change: f64,
+    /// The same had the run gone on to its planned maximum.
+    pub at_most: Option<f64>,
+    /// The level it was computed at (the one-sided alpha of one figure).
+    pub alpha: f64,
+    pub basis: FloorBasis,
+}
+
+impl Floor {
+    /// `2.1 %`.
+    pub fn text(&self) -> String {
+        percent(self.change)
+    }
+
+    /// `this comparison could see changes of 2.1 % or more in requests/s`.
+    pub fn sentence(&self, who: &str, figure: &Figure) -> String {
+        format!(
+            "{who} could see changes of {} or more in {}",
+            self.text(),
+            figure.name()
+        )
+    }
+}
+
+/// A share as people read it: `2.1 %`; past 1,000 %, `over 1,000 %`.
+pub fn percent(share: f64) -> String {
+    if !share.is_finite() || share > 10.0 {
+        "over 1,000 %".to_string()
+    } else {
+        format!("{:.1} %", share * 100.0)
+    }
 }
 
 /// A figure a scenario is compared by.
@@ -352,6 +458,32 @@ impl ComparisonReport {
             .iter()
             .filter(|r| r.comparison.as_ref().is_some_and(|c| c.verdict == verdict))
             .count()
+    }
+
+    /// The figures with no significant change whose test could not have
+    /// seen a change of the threshold's size, said as a note; none when
+    /// every such figure could.
+    pub fn blind_note(&self) -> Option<String> {
+        let blind = self
+            .rows
+            .iter()
+            .filter(|r| {
+                r.comparison.as_ref().is_some_and(|c| {
+                    c.verdict == Verdict::NoSignificantChange
+                        && c.floor.is_some_and(|f| f.change > self.threshold)
+                })
+            })
+            .count();
+        (blind > 0).then(|| {
+            format!(
+                "{blind} figure{} with no significant change could not have seen a change of \
+                 {:.0} % (\"could see\": the smallest change its test finds {:.0} % of the time \
+                 with the repeats it had): more repeats, or a steadier figure, would tell",
+                if blind == 1 { "" } else { "s" },
+                self.threshold * 100.0,
+                FLOOR_POWER * 100.0
+            )
+        })
     }
 
     /// Whether some side has only one repeat of some scenario.

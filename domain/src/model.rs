@@ -210,6 +210,79 @@ pub struct RunParams {
     /// ([`crate::instrument`]).
     #[serde(default)]
     pub valgrind: bool,
+    /// Stop adding repeats to a concurrency once every figure is decided
+    /// (`repeats` is then the most); none: every repeat runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<StopRule>,
+}
+
+/// When a run stops adding repeats: after each round of a concurrency (a
+/// repeat of each build), its builds are compared (or its one build
+/// against another run) with the sequential test of docs/MEASURING.md, and
+/// once every figure is decided, or cannot be by more repeats, the
+/// concurrency's remaining repeats are skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StopRule {
+    /// The smallest change that counts (0.05).
+    pub threshold: f64,
+    /// Each figure's level (compare's), or the whole comparison's after the
+    /// Benjamini–Hochberg correction (`gate`).
+    pub alpha: f64,
+    /// Judge as `ci check` does: corrected over every figure the run will
+    /// measure, a busy machine deciding nothing, "no change" only when the
+    /// figure could have seen the threshold.
+    #[serde(default)]
+    pub gate: bool,
+    /// The run this run's one build is compared against (`--compare-to`);
+    /// none: the run's two builds against each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<StopAgainst>,
+}
+
+/// Its threshold and alpha are checked finite ([`RunParams::validate`]),
+/// so equality is an equivalence.
+impl Eq for StopRule {}
+
+/// The other side of a run that stops once decided: a run, or one build of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopAgainst {
+    pub run_id: i64,
+    /// Index into that run's builds; none: its only build.
+    #[serde(default)]
+    pub build: Option<usize>,
+    /// Compared even when that run was measured on another machine.
+    #[serde(default)]
+    pub across_machines: bool,
+}
+
+impl StopRule {
+    /// Every problem with this rule for a run of `builds` builds.
+    pub fn problems(&self, builds: usize) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            problems.push(format!(
+                "a threshold of {} is out of range: use more than 0 % and less than 100 %",
+                self.threshold
+            ));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 0.5) {
+            problems.push(format!(
+                "a level of {} is out of range: use more than 0 and less than 0.5",
+                self.alpha
+            ));
+        }
+        match self.against {
+            None if builds != 2 => problems.push(format!(
+                "stopping once decided compares two builds: this run measures {builds}"
+            )),
+            Some(_) if builds != 1 => problems.push(format!(
+                "stopping once decided against another run compares one build: this run \
+                 measures {builds}"
+            )),
+            _ => {}
+        }
+        problems
+    }
 }
 
 /// The most requests a fixed-work scenario may make.
@@ -256,6 +329,7 @@ impl Default for RunParams {
             read_bus: defaults::READ_BUS,
             requests: None,
             valgrind: false,
+            stop: None,
         }
     }
 }
@@ -429,6 +503,11 @@ impl RunParams {
         }
         if let Some(problem) = self.profile.as_ref().and_then(|p| p.problem()) {
             err("profile", problem);
+        }
+        if let Some(rule) = &self.stop {
+            for problem in rule.problems(self.builds().len()) {
+                err("until_decided", problem);
+            }
         }
         if let ScenarioSpec::Library { spec } = &self.scenario {
             if !crate::library::is_scenario_spec(spec) {

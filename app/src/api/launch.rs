@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use domain::builds::MiteBuild;
 use domain::defaults;
-use domain::model::{CollectorKeep, FieldError, RunParams, ScenarioSpec};
+use domain::model::{CollectorKeep, FieldError, RunParams, ScenarioSpec, StopRule};
 use domain::profile::ProfileSpec;
 
 /// What a launch asks for, as typed in the form. Missing fields take the
@@ -51,6 +51,25 @@ pub struct LaunchForm {
     /// Count instructions per request under Valgrind (`on`): fixed work
     /// only, each scenario run with N and 2N requests.
     pub valgrind: String,
+    /// Stop adding repeats once every figure is decided (`repeat` is then
+    /// the most): `on` judges as compare does, `gate` as `ci check` does;
+    /// empty: every repeat runs. It compares the run's two builds.
+    pub until_decided: String,
+    /// With `until_decided`: the smallest change that counts (`5%`,
+    /// `0.05`); empty: compare's default.
+    pub threshold: String,
+    /// With `until_decided`: the level (`0.01`); empty: compare's.
+    pub alpha: String,
+}
+
+/// `5%` or `0.05` as a share; the range is [`RunParams::validate`]'s.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a share (5% or 0.05)"))
 }
 
 impl Default for LaunchForm {
@@ -74,6 +93,9 @@ impl Default for LaunchForm {
             bus_off: String::new(),
             requests: String::new(),
             valgrind: String::new(),
+            until_decided: String::new(),
+            threshold: String::new(),
+            alpha: String::new(),
         }
     }
 }
@@ -173,12 +195,45 @@ impl LaunchForm {
                 }
             },
         };
+        let stop = match self.until_decided.trim() {
+            "" | "off" | "false" => None,
+            mode @ ("on" | "true" | "gate") => {
+                let threshold = match self.threshold.trim() {
+                    "" => domain::compare::DEFAULT_THRESHOLD,
+                    text => parse_share(text).unwrap_or_else(|e| {
+                        field("threshold", e);
+                        0.0
+                    }),
+                };
+                let alpha = match self.alpha.trim() {
+                    "" => domain::compare::ALPHA,
+                    text => text.parse::<f64>().unwrap_or_else(|_| {
+                        field("alpha", format!("`{text}` is not a level such as 0.01"));
+                        0.0
+                    }),
+                };
+                Some(StopRule {
+                    threshold,
+                    alpha,
+                    gate: mode == "gate",
+                    against: None,
+                })
+            }
+            other => {
+                field(
+                    "until_decided",
+                    format!("`{other}` is not `on`, `gate` or empty"),
+                );
+                None
+            }
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
         let params = RunParams {
             requests,
             valgrind: matches!(self.valgrind.trim(), "on" | "true"),
+            stop,
             mite: if mite == [MiteBuild::Pinned] {
                 vec![]
             } else {
@@ -244,6 +299,9 @@ mod tests {
             bus_off: String::new(),
             requests: "many".into(),
             valgrind: String::new(),
+            until_decided: "maybe".into(),
+            threshold: String::new(),
+            alpha: String::new(),
         };
         let errors = form.to_params().expect_err("invalid");
         let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -258,7 +316,8 @@ mod tests {
                 "collector",
                 "repeat",
                 "scenario",
-                "requests"
+                "requests",
+                "until_decided"
             ]
         );
         let kept = |collector: &str, mib: &str| {
@@ -305,6 +364,46 @@ mod tests {
         assert_eq!((fixed.requests, fixed.valgrind), (Some(3000), true));
         let timed = LaunchForm::default().to_params().expect("valid");
         assert_eq!((timed.requests, timed.valgrind), (None, false));
+        let stops = |mode: &str, threshold: &str| {
+            LaunchForm {
+                mite: "pinned,2.10.0".into(),
+                until_decided: mode.into(),
+                threshold: threshold.into(),
+                alpha: "0.02".into(),
+                ..LaunchForm::default()
+            }
+            .to_params()
+            .map(|p| p.stop)
+        };
+        assert_eq!(stops("", "3%"), Ok(None));
+        assert_eq!(
+            stops("gate", "3%"),
+            Ok(Some(StopRule {
+                threshold: 0.03,
+                alpha: 0.02,
+                gate: true,
+                against: None
+            }))
+        );
+        assert_eq!(
+            stops("on", "0.1").map(|s| s.map(|s| (s.threshold, s.gate))),
+            Ok(Some((0.1, false)))
+        );
+        assert_eq!(
+            stops("on", "lots").expect_err("no share")[0].field,
+            "threshold"
+        );
+        // One build, nothing to compare it with as it goes: refused.
+        let alone = LaunchForm {
+            until_decided: "on".into(),
+            ..LaunchForm::default()
+        };
+        let errors = alone.to_params().expect("read").validate();
+        assert_eq!(errors[0].field, "until_decided");
+        assert!(
+            errors[0].message.contains("compares two builds"),
+            "{errors:?}"
+        );
         let empty = kept("last", " ").expect_err("no size");
         assert_eq!(empty[0].field, "collector");
         assert!(empty[0].message.contains("how many MiB"), "{empty:?}");

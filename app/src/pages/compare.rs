@@ -161,6 +161,31 @@ pub(super) fn spread_text(figure: Figure, s: &Option<Spread>) -> String {
     }
 }
 
+/// What the figure's test could have seen: `2.1 %`, and whether that
+/// misses the threshold.
+fn floor_text(c: &Comparison, threshold: f64) -> String {
+    match &c.floor {
+        Some(f) if f.change > threshold => {
+            format!("{} or more (not {:.0} %)", f.text(), threshold * 100.0)
+        }
+        Some(f) => format!("{} or more", f.text()),
+        None => "–".into(),
+    }
+}
+
+/// Where a figure's floor took its spread from, for the cell's title.
+fn floor_title(c: &Comparison) -> String {
+    c.floor
+        .map(|f| {
+            format!(
+                "The smallest change this test finds {:.0} % of the time, at its level, with the repeats it had; from {}.",
+                domain::compare::FLOOR_POWER * 100.0,
+                f.basis.spread.describe()
+            )
+        })
+        .unwrap_or_default()
+}
+
 fn verdict_text(c: &Comparison) -> String {
     let mut text = c.verdict.as_str().to_string();
     if c.verdict == Verdict::Inconclusive {
@@ -207,6 +232,7 @@ pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl Int
         report.threshold * 100.0
     );
     let mut notes = report.warnings.clone();
+    notes.extend(report.blind_note());
     if report.rests_on_single_repeats() {
         notes.push(
             "some scenarios ran once on a side: no test was possible (launch with 3 repeats or more)"
@@ -225,6 +251,7 @@ pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl Int
         .iter()
         .flat_map(domain::compare::SideFlags::lines)
         .collect();
+    let threshold = report.threshold;
     let rows: Vec<FigureRow> = report
         .rows
         .iter()
@@ -254,6 +281,7 @@ pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl Int
                             <th class="num">"Concurrency"</th><th>"Figure"</th>
                             <th class="num">"Base: median (spread)"</th><th class="num">"New: median (spread)"</th>
                             <th class="num">"Change"</th><th>"Verdict"</th>
+                            <th class="num" title="The smallest change each figure's test could have seen with the repeats it had (docs/MEASURING.md)">"Could see"</th>
                         </tr></thead>
                         <tbody>
                             {rows.into_iter().map(|row| {
@@ -266,6 +294,7 @@ pub fn ComparisonTable(report: ComparisonReport, changed_only: bool) -> impl Int
                                         <td class="num">{spread_text(row.figure, &row.new_spread)}</td>
                                         <td class="num">{row.comparison.as_ref().map(|c| format!("{:+.1} %", c.change * 100.0)).unwrap_or_else(|| "–".into())}</td>
                                         <td class="verdict">{row.comparison.as_ref().map(verdict_text).unwrap_or_else(|| "not measured on both sides".into())}</td>
+                                        <td class="num floor" title=row.comparison.as_ref().map(floor_title).unwrap_or_default()>{row.comparison.as_ref().map(|c| floor_text(c, threshold)).unwrap_or_else(|| "–".into())}</td>
                                     </tr>
                                 }
                             }).collect_view()}

@@ -130,6 +130,7 @@ pub fn LaunchPage() -> impl IntoView {
                 } else {
                     String::new()
                 },
+                ..LaunchForm::default()
             },
         });
     };

@@ -1,10 +1,15 @@
 //! `mite-perf ci check`: a pull request's CI job asks the shared lab
 //! whether the change made mite slower or hungrier. It builds the base and
 //! head wheels here (git worktrees, `uv build`), uploads them, queues one
-//! run that measures them interleaved on one agent, follows it, judges each
-//! figure (the steady-window test, Benjamini–Hochberg over the figures, a
-//! regression only past the threshold), gives an inconclusive first round
-//! one more, and prints a markdown summary (also to `$GITHUB_STEP_SUMMARY`).
+//! run that measures them interleaved on one agent, adding repeats to a
+//! concurrency only while some figure is undecided (a group-sequential
+//! test: `compare::stopping`), follows it, judges each figure (the
+//! steady-window test, Benjamini–Hochberg over the figures, a regression
+//! only past the threshold, "no change" only for a figure whose test could
+//! have seen the threshold), and prints a markdown summary (also to
+//! `$GITHUB_STEP_SUMMARY`) that says what each figure could have seen.
+//! With `--all-repeats`, every repeat runs and an inconclusive first round
+//! gets one more.
 //!
 //! Exit codes: 0 no regression, 1 a regression, 2 only inconclusive figures
 //! and `--fail-on-inconclusive`, 3 the lab failed (a build failed, no
@@ -80,9 +85,14 @@ pub(crate) struct CheckArgs {
     /// How often the processes are sampled (the lab's default: 1s).
     #[arg(long)]
     interval: Option<String>,
-    /// Repeats of each scenario per build (interleaved A B, B A, …).
+    /// Repeats of each scenario per build (interleaved A B, B A, …): the
+    /// most; a concurrency stops adding repeats once every figure is
+    /// decided (a group-sequential test, docs/MEASURING.md).
     #[arg(long, default_value_t = 5)]
     repeat: u32,
+    /// Run every repeat, even once every figure is decided.
+    #[arg(long)]
+    all_repeats: bool,
     /// The runs' label on the lab.
     #[arg(long, default_value = "ci-check")]
     label: String,
@@ -115,7 +125,9 @@ pub(crate) struct CheckArgs {
     /// Exit 2 when no figure regressed but some are inconclusive.
     #[arg(long)]
     fail_on_inconclusive: bool,
-    /// Do not measure again when the first round is inconclusive.
+    /// Do not measure again when the first round is inconclusive (only
+    /// --all-repeats measures again: a run that stops once decided already
+    /// ran every repeat an undecided figure could use).
     #[arg(long)]
     no_second_round: bool,
     /// Give up (and cancel the run) after this long.
@@ -199,6 +211,9 @@ async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
         bus_off: args.bus_off,
         requests: args.requests,
         valgrind: args.valgrind,
+        until_decided: if args.all_repeats { "" } else { "gate" }.into(),
+        threshold: format!("{}", args.threshold),
+        alpha: format!("{}", args.alpha),
     };
     let settings = GateSettings {
         alpha: args.alpha,
@@ -215,9 +230,12 @@ async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
             .compare(&sides, &format!("{}%", args.threshold * 100.0))
             .await?;
         let verdict = judge(&report, settings);
+        // A run that stops once decided already went as far as it could
+        // for an undecided figure: its last repeats.
         let again = verdict.count(Call::Inconclusive) > 0
             && verdict.count(Call::Regression) == 0
             && runs.len() == 1
+            && args.all_repeats
             && !args.no_second_round;
         if !again {
             break (report, verdict, run);
@@ -235,6 +253,7 @@ async fn check(args: &CheckArgs) -> Result<u8, RemoteError> {
         head_name: head.name,
         runs,
         repeats: args.repeat,
+        until_decided: !args.all_repeats,
         agent: run.agent.clone(),
     };
     let text = summary(&report, &verdict, &context);

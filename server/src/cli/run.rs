@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use domain::builds::MiteBuild;
 use domain::defaults;
 use domain::format::mib as format_mib;
+use domain::model::{StopAgainst, StopRule};
 use domain::profile::ProfileSpec;
 use mite_perf::compare::sides::SideSpec;
 use mite_perf::mite_env::{self};
@@ -137,6 +138,12 @@ pub(crate) struct RunArgs {
     /// figure got significantly worse.
     #[arg(long)]
     pub(crate) compare_to: Option<SideSpec>,
+    /// Stop adding repeats to a concurrency once every figure is decided
+    /// (--repeat is then the most; a group-sequential test, docs/MEASURING.md):
+    /// the run's two builds against each other, or with --compare-to its
+    /// one build against that run. Judged as compare does, at --threshold.
+    #[arg(long)]
+    pub(crate) until_decided: bool,
     /// Print the run these options describe (its parameters, as JSON) and
     /// exit without running it or opening the database.
     #[arg(long)]
@@ -184,13 +191,35 @@ pub(crate) fn params_from(args: &RunArgs) -> RunParams {
         read_bus: args.bus,
         requests: args.requests,
         valgrind: args.valgrind,
+        stop: args.until_decided.then_some(StopRule {
+            threshold: args.verdict.threshold,
+            alpha: domain::compare::ALPHA,
+            gate: false,
+            against: match args.compare_to {
+                Some(SideSpec::Run { run_id, build }) => Some(StopAgainst {
+                    run_id,
+                    build,
+                    across_machines: args.verdict.across_machines,
+                }),
+                // A label's baseline: found once the store is open.
+                Some(SideSpec::Baseline) | None => None,
+            },
+        }),
     }
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The lab's own cost is counted from here: start-up and stop included.
     let lab_started = std::time::Instant::now();
-    let params = params_from(&args);
+    let mut params = params_from(&args);
+    // Against a label's baseline, the stopping rule names its run once the
+    // store is open: checked then.
+    let against_baseline = args.until_decided && args.compare_to == Some(SideSpec::Baseline);
+    let unresolved = if against_baseline {
+        params.stop.take()
+    } else {
+        None
+    };
     let errors = params.validate();
     if !errors.is_empty() {
         for e in &errors {
@@ -227,6 +256,29 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         true,
     )
     .await?;
+    if let Some(mut rule) = unresolved {
+        let Some(baseline) = store.baseline_of(&params.label).await? else {
+            to_stderr!(
+                "error: --until-decided --compare-to baseline: the label `{}` has no baseline \
+                 (mark one with `mite-perf baseline RUN`)",
+                params.label
+            );
+            return Ok(ExitCode::from(EXIT_USAGE));
+        };
+        rule.against = Some(StopAgainst {
+            run_id: baseline,
+            build: None,
+            across_machines: args.verdict.across_machines,
+        });
+        params.stop = Some(rule);
+        let errors = params.validate();
+        if !errors.is_empty() {
+            for e in &errors {
+                to_stderr!("error: --{}: {}", e.field.replace('_', "-"), e.message);
+            }
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    }
     let cancel = CancellationToken::new();
     let stopped_by = watch_signals(cancel.clone())?;
 

@@ -82,6 +82,12 @@ pub struct Launch {
     pub requests: Option<u64>,
     /// Count instructions per request under Valgrind (fixed work only).
     pub valgrind: bool,
+    /// Stop adding repeats once every figure is decided: `on` (compare's
+    /// judgement) or `gate` (`ci check`'s); empty: every repeat runs.
+    pub until_decided: String,
+    /// The stopping rule's threshold and level (`5%`, `0.01`).
+    pub threshold: String,
+    pub alpha: String,
 }
 
 impl LabClient {
@@ -200,6 +206,9 @@ impl LabClient {
                 launch.requests.map(|n| n.to_string()).unwrap_or_default(),
             ),
             ("valgrind", on(launch.valgrind)),
+            ("until_decided", launch.until_decided.clone()),
+            ("threshold", launch.threshold.clone()),
+            ("alpha", launch.alpha.clone()),
         ];
         // Fields left out take the form's defaults, on the lab.
         let form: Vec<(String, String)> = fields

@@ -45,18 +45,24 @@ fn change(c: &Option<Comparison>) -> String {
     }
 }
 
-/// `worse (p 0.001; ratio 0.70, 99 % CI 0.68–0.72)`.
-fn verdict(c: &Option<Comparison>) -> String {
+/// `worse (p 0.001; ratio 0.70, 99 % CI 0.68–0.72; could see 2.1 % or
+/// more)`.
+fn verdict(c: &Option<Comparison>, threshold: f64) -> String {
     let Some(c) = c else {
         return "not measured on both sides".to_string();
     };
     let mut text = c.verdict.as_str().to_string();
     let mut details = Vec::new();
     if let Some(p) = c.p_value {
-        details.push(if p < 0.001 {
-            "p < 0.001".to_string()
+        let looks = if c.looks > 1 {
+            format!(" over {} looks", c.looks)
         } else {
-            format!("p {p:.3}")
+            String::new()
+        };
+        details.push(if p < 0.001 {
+            format!("p < 0.001{looks}")
+        } else {
+            format!("p {p:.3}{looks}")
         });
     }
     if matches!(
@@ -71,6 +77,14 @@ fn verdict(c: &Option<Comparison>) -> String {
             )),
             None => details.push("one repeat: no test".to_string()),
         }
+    }
+    if let Some(floor) = &c.floor {
+        let past = if floor.change > threshold {
+            ": not the threshold"
+        } else {
+            ""
+        };
+        details.push(format!("could see {} or more{past}", floor.text()));
     }
     if !details.is_empty() {
         let _ = write!(text, " ({})", details.join("; "));
@@ -172,6 +186,7 @@ fn summary(report: &ComparisonReport) -> String {
 
 pub(crate) fn notes(report: &ComparisonReport) -> Vec<String> {
     let mut notes = report.warnings.clone();
+    notes.extend(report.blind_note());
     if report.rests_on_single_repeats() {
         notes.push(
             "some scenarios ran once on a side: no test was possible, a change past the \
@@ -210,7 +225,7 @@ fn text(report: &ComparisonReport) -> String {
             spread(row.figure, &row.base_spread),
             spread(row.figure, &row.new_spread),
             change(&row.comparison),
-            verdict(&row.comparison)
+            verdict(&row.comparison, report.threshold)
         );
     }
     let _ = writeln!(out, "\n{}", summary(report));
@@ -300,7 +315,7 @@ fn markdown(report: &ComparisonReport) -> String {
             .is_none_or(|c| c.verdict != Verdict::NoSignificantChange)
     });
     let line = |row: &FigureRow| {
-        let verdict_text = verdict(&row.comparison);
+        let verdict_text = verdict(&row.comparison, report.threshold);
         let verdict_text = match row.comparison.as_ref().map(|c| c.verdict) {
             Some(Verdict::Worse) => format!("**{verdict_text}**"),
             _ => verdict_text,
@@ -338,7 +353,7 @@ fn markdown(report: &ComparisonReport) -> String {
 /// One row per side × concurrency × figure, then the verdicts.
 fn csv(report: &ComparisonReport) -> String {
     let mut out = String::from(
-        "run,build,concurrency,figure,median,q1,q3,min,max,repeats,change,p_value,verdict\n",
+        "run,build,concurrency,figure,median,q1,q3,min,max,repeats,change,p_value,floor,verdict\n",
     );
     for row in &report.rows {
         for (side, spread, is_new) in [
@@ -346,17 +361,20 @@ fn csv(report: &ComparisonReport) -> String {
             (&report.new, &row.new_spread, true),
         ] {
             let Some(s) = spread else { continue };
-            let (change, p, verdict) = match (&row.comparison, is_new) {
+            let (change, p, floor, verdict) = match (&row.comparison, is_new) {
                 (Some(c), true) => (
                     format!("{:.6}", c.change),
                     c.p_value.map(|p| format!("{p:.6}")).unwrap_or_default(),
+                    c.floor
+                        .map(|f| format!("{:.6}", f.change))
+                        .unwrap_or_default(),
                     c.verdict.as_str().to_string(),
                 ),
-                _ => (String::new(), String::new(), String::new()),
+                _ => (String::new(), String::new(), String::new(), String::new()),
             };
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{change},{p},{verdict}",
+                "{},{},{},{},{},{},{},{},{},{},{change},{p},{floor},{verdict}",
                 side.run_id,
                 side.build + 1,
                 row.concurrency,
@@ -406,6 +424,8 @@ mod tests {
                     p_value: Some(0.0004),
                     verdict,
                     single_repeat: false,
+                    looks: 1,
+                    floor: None,
                 }),
             }],
             warnings: vec!["the runs differ in host: a against b".into()],
@@ -531,6 +551,57 @@ mod tests {
     }
 
     #[test]
+    fn each_verdict_says_what_its_test_could_see() {
+        let mut blind = report(Verdict::NoSignificantChange);
+        let floor = |change: f64| domain::compare::Floor {
+            change,
+            at_most: None,
+            alpha: 0.01,
+            basis: domain::compare::FloorBasis {
+                sd: 0.04,
+                spread: domain::compare::SpreadSource::Own { df: 4 },
+                base_repeats: 3,
+                new_repeats: 3,
+                share: 1.0,
+                at_most: None,
+            },
+        };
+        if let Some(c) = blind.rows[0].comparison.as_mut() {
+            c.floor = Some(floor(0.123));
+            c.p_value = Some(0.4);
+            c.looks = 2;
+        }
+        let text = render(&blind, Format::Text);
+        assert!(
+            text.contains(
+                "no significant change (p 0.400 over 2 looks; could see 12.3 % or more: not the \
+                 threshold)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "warning: 1 figure with no significant change could not have seen a change of 5 %"
+            ),
+            "{text}"
+        );
+        let markdown = render(&blind, Format::Markdown);
+        assert!(markdown.contains("could see 12.3 % or more"), "{markdown}");
+        let csv = render(&blind, Format::Csv);
+        assert!(
+            csv.contains(",0.400000,0.123000,no significant change\n"),
+            "{csv}"
+        );
+        // A floor under the threshold: said, and no warning.
+        if let Some(c) = blind.rows[0].comparison.as_mut() {
+            c.floor = Some(floor(0.021));
+        }
+        let text = render(&blind, Format::Text);
+        assert!(text.contains("could see 2.1 % or more)"), "{text}");
+        assert!(!text.contains("could not have seen"), "{text}");
+    }
+
+    #[test]
     fn json_and_csv_carry_every_number() {
         let report = report(Verdict::Worse);
         let json: ComparisonReport =
@@ -541,12 +612,12 @@ mod tests {
         assert_eq!(lines.len(), 3, "{csv}");
         assert_eq!(
             lines[1],
-            "1,1,10,requests_per_second,11650,11625,11675,11600,11700,3,,,"
+            "1,1,10,requests_per_second,11650,11625,11675,11600,11700,3,,,,"
         );
         assert!(
             lines[2].starts_with("2,1,10,requests_per_second,8150,"),
             "{csv}"
         );
-        assert!(lines[2].ends_with(",-0.300429,0.000400,worse"), "{csv}");
+        assert!(lines[2].ends_with(",-0.300429,0.000400,,worse"), "{csv}");
     }
 }

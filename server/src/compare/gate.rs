@@ -9,9 +9,21 @@
 //! not significant after the correction (or that could not be tested) is
 //! inconclusive; so is every figure of a scenario measured while the
 //! machine was busy: such a scenario gives no verdict at all.
+//!
+//! Nor does the gate call a figure "no change" when its test could not
+//! have seen a change of the threshold's size: each figure's floor (the
+//! smallest change its test finds [`FLOOR_POWER`] of the time, with the
+//! repeats it had) is computed again at the gate's level for one figure,
+//! `alpha / m` over the `m` figures tested (the level Benjamini–Hochberg
+//! holds a lone change to), and a figure whose floor is above the
+//! threshold is inconclusive, the floor said in its reason.
 
-use domain::compare::{Better, ComparisonReport, FigureRow, ALPHA, DEFAULT_THRESHOLD};
+use domain::compare::{
+    Better, ComparisonReport, FigureRow, Floor, ALPHA, DEFAULT_THRESHOLD, FLOOR_POWER,
+};
 use domain::validity::Issue;
+
+use super::stats::floor_at;
 
 /// What the gate asks of a change.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,6 +74,9 @@ pub struct GateRow {
     pub adjusted_p: Option<f64>,
     /// Why it is inconclusive, when it is.
     pub why: Option<String>,
+    /// The smallest change its test could have seen at the gate's level
+    /// for one figure (`alpha / m`), when it was tested.
+    pub floor: Option<Floor>,
 }
 
 /// The gate's verdict on a whole comparison.
@@ -69,7 +84,8 @@ pub struct GateRow {
 pub struct GateVerdict {
     pub settings: GateSettings,
     pub rows: Vec<GateRow>,
-    /// Figures with a p-value (the correction's count).
+    /// Figures with a p-value (the correction's count: at least the
+    /// figures a run that stops once decided will test in all).
     pub tested: usize,
 }
 
@@ -102,7 +118,7 @@ pub fn benjamini_hochberg(p_values: &[f64]) -> Vec<f64> {
 
 /// Whether a scenario of `concurrency` was measured on a busy machine
 /// (either side).
-fn busy(report: &ComparisonReport, concurrency: u32) -> bool {
+pub(crate) fn busy(report: &ComparisonReport, concurrency: u32) -> bool {
     report.validity.iter().any(|side| {
         side.concurrency == concurrency && side.flags.iter().any(|f| f.issue == Issue::MachineBusy)
     })
@@ -120,6 +136,14 @@ fn worsening(row: &FigureRow) -> Option<f64> {
 
 /// Judges `report` with `settings`.
 pub fn judge(report: &ComparisonReport, settings: GateSettings) -> GateVerdict {
+    judge_among(report, settings, 0)
+}
+
+/// Judges `report` with `settings` as one part of a comparison that will
+/// test at least `tests` figures in all (a run that stops once decided,
+/// judged before its last concurrency ran): the figures not tested yet
+/// count in the correction with p = 1, the most they can add.
+pub fn judge_among(report: &ComparisonReport, settings: GateSettings, tests: usize) -> GateVerdict {
     let tested: Vec<(usize, f64)> = report
         .rows
         .iter()
@@ -127,7 +151,12 @@ pub fn judge(report: &ComparisonReport, settings: GateSettings) -> GateVerdict {
         .filter_map(|(i, row)| Some((i, row.comparison.as_ref()?.p_value?)))
         .filter(|(_, p)| p.is_finite())
         .collect();
-    let adjusted = benjamini_hochberg(&tested.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    let mut p_values: Vec<f64> = tested.iter().map(|(_, p)| *p).collect();
+    p_values.resize(p_values.len().max(tests), 1.0);
+    let m = p_values.len();
+    let adjusted = benjamini_hochberg(&p_values);
+    // The level a lone change is held to: its floor's.
+    let level = settings.alpha / m.max(1) as f64;
     let adjusted_of = |i: usize| {
         tested
             .iter()
@@ -140,6 +169,11 @@ pub fn judge(report: &ComparisonReport, settings: GateSettings) -> GateVerdict {
         .enumerate()
         .map(|(i, row)| {
             let adjusted_p = adjusted_of(i);
+            let floor = row
+                .comparison
+                .as_ref()
+                .and_then(|c| c.floor.as_ref())
+                .and_then(|f| floor_at(&f.basis, level));
             let (call, why) = if row.comparison.is_none() {
                 (
                     Call::Inconclusive,
@@ -157,7 +191,19 @@ pub fn judge(report: &ComparisonReport, settings: GateSettings) -> GateVerdict {
                 let single = row.comparison.as_ref().is_some_and(|c| c.single_repeat);
                 let change = row.comparison.as_ref().map_or(0.0, |c| c.change);
                 match (past, significant) {
-                    (false, _) => (Call::NoChange, None),
+                    (false, _) => match floor.filter(|f| f.change > settings.threshold) {
+                        Some(f) => (
+                            Call::Inconclusive,
+                            Some(format!(
+                                "moved {:+.1} %, but {}, not {:.0} %: more repeats or a \
+                                 steadier figure would tell",
+                                change * 100.0,
+                                f.sentence("this check", &row.figure),
+                                settings.threshold * 100.0
+                            )),
+                        ),
+                        None => (Call::NoChange, None),
+                    },
                     (true, true) if moved > 0.0 => (Call::Regression, None),
                     (true, true) => (Call::Improvement, None),
                     (true, false) => (
@@ -180,14 +226,24 @@ pub fn judge(report: &ComparisonReport, settings: GateSettings) -> GateVerdict {
                 call,
                 adjusted_p,
                 why,
+                floor,
             }
         })
         .collect();
     GateVerdict {
         settings,
         rows,
-        tested: tested.len(),
+        tested: m,
     }
+}
+
+/// `changes of 2.1 % or more`: what [`FLOOR_POWER`] means, for a summary.
+pub fn floor_meaning() -> String {
+    format!(
+        "the smallest change its test finds {:.0} % of the time, with the repeats it had, \
+         at the level of one figure after the correction",
+        FLOOR_POWER * 100.0
+    )
 }
 
 /// A p-value as a table shows it.
@@ -231,6 +287,8 @@ mod tests {
                 p_value: p,
                 verdict: Verdict::NoSignificantChange,
                 single_repeat: p.is_none(),
+                looks: 1,
+                floor: None,
             }),
         }
     }
@@ -356,6 +414,69 @@ mod tests {
             .why
             .as_deref()
             .is_some_and(|w| w.contains("busy")));
+    }
+
+    /// A floor from a spread of `sd` on the logarithm, `n` repeats a side.
+    fn with_floor(mut row: FigureRow, sd: f64, n: usize) -> FigureRow {
+        let basis = domain::compare::FloorBasis {
+            sd,
+            spread: domain::compare::SpreadSource::Own {
+                df: 2 * n as u32 - 2,
+            },
+            base_repeats: n,
+            new_repeats: n,
+            share: 1.0,
+            at_most: None,
+        };
+        if let Some(c) = row.comparison.as_mut() {
+            c.floor = floor_at(&basis, ALPHA);
+        }
+        row
+    }
+
+    #[test]
+    fn no_change_its_test_could_not_have_seen_is_inconclusive() {
+        let rows = vec![
+            // 1 % moved, but 5 % spread over 3 repeats a side: blind.
+            with_floor(
+                row(Figure::RequestsPerRunnerCpuSecond, 10, -0.01, Some(0.3)),
+                0.05,
+                3,
+            ),
+            // 1 % moved, 0.2 % spread over 5 a side: it could have seen 5 %.
+            with_floor(
+                row(Figure::RequestsPerSecond, 10, 0.01, Some(0.4)),
+                0.002,
+                5,
+            ),
+        ];
+        let verdict = judge(&report(rows), GateSettings::default());
+        let calls: Vec<Call> = verdict.rows.iter().map(|r| r.call).collect();
+        assert_eq!(calls, vec![Call::Inconclusive, Call::NoChange]);
+        let why = verdict.rows[0].why.as_deref().unwrap_or_default();
+        assert!(
+            why.contains("this check could see changes of")
+                && why.contains("or more in requests per runner CPU-s, not 5 %"),
+            "{why}"
+        );
+        // Its floor at the gate's level for one of two figures (0.005),
+        // stricter than the comparison's own (0.01).
+        let gate_floor = verdict.rows[1].floor.expect("a floor").change;
+        assert!(gate_floor <= 0.05, "{gate_floor}");
+        assert_eq!(verdict.rows[1].floor.map(|f| f.alpha), Some(0.005));
+        // Counted among 1,000 figures, even the steady one cannot see 5 %.
+        let steady = vec![with_floor(
+            row(Figure::RequestsPerSecond, 10, 0.01, Some(0.4)),
+            0.01,
+            5,
+        )];
+        assert_eq!(
+            judge(&report(steady.clone()), GateSettings::default()).rows[0].call,
+            Call::NoChange
+        );
+        let among = judge_among(&report(steady), GateSettings::default(), 1000);
+        assert_eq!(among.rows[0].call, Call::Inconclusive);
+        assert_eq!(among.tested, 1000);
     }
 
     #[test]

@@ -6,10 +6,10 @@
 
 use std::fmt::Write as _;
 
-use domain::compare::{ComparisonReport, FigureRow, CONFIDENCE_PERCENT};
+use domain::compare::{percent, ComparisonReport, FigureRow, CONFIDENCE_PERCENT};
 
 use super::format::{markdown_code, markdown_text, notes, spread};
-use super::gate::{p_text, Call, GateRow, GateVerdict};
+use super::gate::{floor_meaning, p_text, Call, GateRow, GateVerdict};
 
 /// GitHub takes comments of up to 65,536 characters; a step summary up to
 /// 1 MiB. The summary stays under both, with room to spare.
@@ -27,7 +27,11 @@ pub struct SummaryContext {
     pub head_name: String,
     /// The runs measured, one per round, the last judged.
     pub runs: Vec<i64>,
+    /// The repeats a side asked for: the most, when the run stops adding
+    /// repeats once every figure is decided.
     pub repeats: u32,
+    /// The run stopped adding repeats once every figure was decided.
+    pub until_decided: bool,
     /// The agent that measured the judged run.
     pub agent: Option<String>,
 }
@@ -78,7 +82,7 @@ fn line(report: &ComparisonReport, gate: &GateRow, context: &SummaryContext) -> 
         .map(|w| format!(" ({})", markdown_text(w)))
         .unwrap_or_default();
     format!(
-        "| {call}{why} | {} | {} ({}) | {} | {} | {} | {} | {} | [trend]({}/trends?figure={}) |\n",
+        "| {call}{why} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | [trend]({}/trends?figure={}) |\n",
         row.concurrency,
         row.figure.name(),
         row.figure.unit(),
@@ -87,6 +91,8 @@ fn line(report: &ComparisonReport, gate: &GateRow, context: &SummaryContext) -> 
         change(row),
         interval(row),
         gate.adjusted_p.map_or("–".to_string(), p_text),
+        gate.floor
+            .map_or("–".to_string(), |f| format!("{} or more", f.text())),
         context.lab_url,
         row.figure.key(),
     )
@@ -95,7 +101,87 @@ fn line(report: &ComparisonReport, gate: &GateRow, context: &SummaryContext) -> 
 fn table_head() -> String {
     format!(
         "| verdict | journeys | figure | base | head | change | {CONFIDENCE_PERCENT:.0} % interval \
-         | p (corrected) | |\n|---|---:|---|---:|---:|---:|---|---:|---|\n"
+         | p (corrected) | could see | |\n|---|---:|---|---:|---:|---:|---|---:|---:|---|\n"
+    )
+}
+
+/// What the check could see, said out loud: the figures whose floor is at
+/// or under the threshold, and the least sensitive ones by name
+/// (`this check could see changes of 2.1 % or more in requests per
+/// runner CPU-s at 10 journeys`).
+fn sensitivity(report: &ComparisonReport, verdict: &GateVerdict) -> Option<String> {
+    let mut floors: Vec<(&GateRow, f64)> = verdict
+        .rows
+        .iter()
+        .filter_map(|g| Some((g, g.floor?.change)))
+        .collect();
+    if floors.is_empty() {
+        return None;
+    }
+    floors.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let threshold = verdict.settings.threshold;
+    let within = floors.iter().filter(|(_, f)| *f <= threshold).count();
+    let say = |(g, f): &(&GateRow, f64)| {
+        let row = &report.rows[g.row];
+        format!(
+            "{} in {} at {} journeys",
+            percent(*f),
+            row.figure.name(),
+            row.concurrency
+        )
+    };
+    let mut text = format!(
+        "This check could see changes of {} or more (its most sensitive figure); {} of the {} \
+         figures tested could see {:.0} % or less",
+        say(&floors[0]),
+        within,
+        floors.len(),
+        threshold * 100.0
+    );
+    let blind: Vec<String> = floors
+        .iter()
+        .rev()
+        .filter(|(_, f)| *f > threshold)
+        .take(3)
+        .map(say)
+        .collect();
+    if !blind.is_empty() {
+        text.push_str(&format!(
+            "; the least sensitive: {} (a figure that could not have seen {:.0} % is never \
+             called \"no change\": it is inconclusive)",
+            blind.join(", "),
+            threshold * 100.0
+        ));
+    }
+    text.push_str(&format!(". \"Could see\": {}.", floor_meaning()));
+    Some(text)
+}
+
+/// `5 repeats a side`, or for a run that stops once decided `2 to 5
+/// repeats a side (up to 5: it stopped adding repeats once every figure
+/// was decided)`.
+fn repeats_text(report: &ComparisonReport, context: &SummaryContext) -> String {
+    if !context.until_decided {
+        return format!("{} repeats a side", context.repeats);
+    }
+    let counts = report
+        .rows
+        .iter()
+        .flat_map(|r| [r.base.len(), r.new.len()])
+        .filter(|n| *n > 0);
+    let (least, most) = counts.fold((usize::MAX, 0), |(l, m), n| (l.min(n), m.max(n)));
+    if most == 0 {
+        return format!("up to {} repeats a side", context.repeats);
+    }
+    let took = if least == most {
+        format!("{most}")
+    } else {
+        format!("{least} to {most}")
+    };
+    format!(
+        "{took} repeats a side (up to {}: repeats stop once every figure is decided, by a \
+         group-sequential test)",
+        context.repeats
     )
 }
 
@@ -108,11 +194,11 @@ pub fn summary(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "### mite perf lab: {}\n\n{} against {}, {} repeats a side, interleaved on one agent{}.\n",
+        "### mite perf lab: {}\n\n{} against {}, {}, interleaved on one agent{}.\n",
         headline(verdict),
         markdown_code(&context.head_name),
         markdown_code(&context.base_name),
-        context.repeats,
+        repeats_text(report, context),
         context
             .agent
             .as_deref()
@@ -127,6 +213,9 @@ pub fn summary(
         verdict.settings.alpha,
         verdict.tested
     );
+    if let Some(text) = sensitivity(report, verdict) {
+        let _ = writeln!(out, "{}\n", markdown_text(&text));
+    }
     let compare = format!("{}/compare?runs={}", context.lab_url, context.sides);
     let mut links = vec![format!("[compare page]({compare})")];
     for p in &report.profiles {
@@ -229,6 +318,8 @@ mod tests {
                         p_value: Some(if i == 1 { 1e-7 } else { 0.4 }),
                         verdict: Verdict::NoSignificantChange,
                         single_repeat: false,
+                        looks: 1,
+                        floor: None,
                     }),
                 })
                 .collect(),
@@ -247,8 +338,56 @@ mod tests {
             head_name: "HEAD (5d6e7f8)".into(),
             runs: vec![7],
             repeats: 5,
+            until_decided: false,
             agent: Some("lab-1".into()),
         }
+    }
+
+    #[test]
+    fn the_summary_says_what_the_check_could_see() {
+        let mut report = report(4, "note");
+        // Figure 0 steady (0.3 % spread), figure 3 noisy (8 %), 3 and 4
+        // repeats a side: the run stopped early.
+        for (i, row) in report.rows.iter_mut().enumerate() {
+            let sd = if i == 3 { 0.08 } else { 0.003 };
+            row.base.truncate(if i == 0 { 3 } else { 4 });
+            let basis = domain::compare::FloorBasis {
+                sd,
+                spread: domain::compare::SpreadSource::Own { df: 6 },
+                base_repeats: 4,
+                new_repeats: 4,
+                share: 1.0,
+                at_most: None,
+            };
+            if let Some(c) = row.comparison.as_mut() {
+                c.floor = crate::compare::stats::floor_at(&basis, 0.01);
+            }
+        }
+        let verdict = judge(&report, GateSettings::default());
+        let mut context = context();
+        context.until_decided = true;
+        let text = summary(&report, &verdict, &context);
+        assert!(
+            text.contains("3 to 5 repeats a side (up to 5: repeats stop once every figure"),
+            "{text}"
+        );
+        let said = text
+            .lines()
+            .find(|l| l.starts_with("This check could see changes of "))
+            .expect("the sensitivity line");
+        let noisy = Figure::all()[3].name();
+        assert!(
+            said.contains("3 of the 4 figures tested could see 5 % or less")
+                && said.contains("the least sensitive: ")
+                && said.contains(&format!("in {} at 10 journeys", markdown_text(&noisy))),
+            "{said}"
+        );
+        // The noisy figure is inconclusive, its floor in its row.
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("| inconclusive") && l.contains(&markdown_text(&noisy)))
+            .expect("the noisy figure's row");
+        assert!(row.contains("% or more |"), "{row}");
     }
 
     #[test]

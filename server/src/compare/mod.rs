@@ -7,16 +7,26 @@
 //! - [`charts`]: the sides' charts overlaid on one time axis;
 //! - [`format`]: the comparison as text, markdown, JSON and CSV (pure);
 //! - [`gate`]: the CI gate's call on each figure, corrected for the number
-//!   of figures tested, and [`gate_summary`] its markdown (pure).
+//!   of figures tested, and [`gate_summary`] its markdown (pure);
+//! - [`history`]: each figure's same-build spread from earlier runs of the
+//!   scenario on the machine class, for the floor of a comparison with
+//!   too few repeats of its own;
+//! - [`stopping`]: whether a run that stops once decided has seen enough
+//!   of a concurrency (pure);
+//! - [`simulation`]: comparisons with known answers, for the tests and the
+//!   benchmark of the verdict, its floor and its stopping rule.
 
 pub mod charts;
 pub mod format;
 pub mod gate;
 pub mod gate_summary;
+pub mod history;
 pub mod matrix;
 pub mod report;
 pub mod sides;
+pub mod simulation;
 pub mod stats;
+pub mod stopping;
 
 use domain::compare::ComparisonReport;
 use domain::series::machine_facts;
@@ -41,7 +51,14 @@ pub async fn compare_runs(
         (Some(b), Some(n)) => Some((machine_facts(b), machine_facts(n))),
         _ => None,
     };
-    let mut report = report::build_report(&base_data, &new_data, threshold);
+    let history = history_for(store, &base_data, &new_data).await;
+    let mut report = report::build_report_with(
+        &base_data,
+        &new_data,
+        threshold,
+        domain::compare::ALPHA,
+        &history,
+    );
     if let Some((base_machine, new_machine)) = machines.filter(|(b, n)| b != n) {
         if !across_machines {
             return Err(SideError::OtherMachine {
@@ -58,6 +75,30 @@ pub async fn compare_runs(
         );
     }
     Ok(report)
+}
+
+/// The same-build history of the sides' scenario and machine, when some
+/// concurrency has too few repeats to tell its own spread (none
+/// otherwise: it reads every finished scenario of the lab).
+pub async fn history_for(
+    store: &Store,
+    base: &sides::SideData,
+    new: &sides::SideData,
+) -> report::History {
+    let too_few = base.figures.iter().any(|(concurrency, repeats)| {
+        let theirs = new.figures.get(concurrency).map_or(0, Vec::len);
+        (repeats.len() + theirs).saturating_sub(2) < domain::compare::MIN_OWN_SPREAD_DF as usize
+    });
+    if !too_few {
+        return report::History::new();
+    }
+    let own = [base.side.run_id, new.side.run_id];
+    history::same_build_history(store, base.provenance.as_ref(), base.side.build, &own)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("cannot read the lab's same-build spreads: {e}");
+            report::History::new()
+        })
 }
 
 /// Both sides' data; `baseline` on either side is the baseline of the

@@ -1,19 +1,58 @@
 //! Two sides compared figure by figure, and what a CI job makes of it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use domain::compare::{ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict, ALPHA};
 use domain::profile::ProfileComparison;
 use domain::provenance::differences;
 
 use super::sides::SideData;
-use super::stats::compare;
+use super::stats::{compare_with, Design, Growth, HistorySpread};
 use crate::profile::diff::frame_changes;
 use crate::profile::folded;
+
+/// Each figure's same-build spread from the lab's history, by concurrency
+/// and figure key.
+pub type History = BTreeMap<(u32, String), HistorySpread>;
+
+/// How the test reads the two sides: a side's repeats came a round at a
+/// time, looked at after each, only when its run stopped once decided on
+/// *this* comparison (its two builds against each other, or its one build
+/// against the other side's run); any other side was whole when looked at.
+pub fn design_of(base: &SideData, new: &SideData) -> Design {
+    let growth = |side: &SideData, other: &SideData| {
+        let looked = side.stop.as_ref().is_some_and(|rule| match rule.against {
+            None => other.side.run_id == side.side.run_id,
+            Some(against) => against.run_id == other.side.run_id,
+        });
+        if looked && side.growth.sequential {
+            side.growth
+        } else {
+            Growth::FIXED
+        }
+    };
+    Design {
+        base: growth(base, new),
+        new: growth(new, base),
+    }
+}
 
 /// Compares `new` against `base` with `threshold` (0.05 for 5 %): a row
 /// per concurrency both measured and per figure either side has.
 pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> ComparisonReport {
+    build_report_with(base, new, threshold, ALPHA, &History::new())
+}
+
+/// [`build_report`] at level `alpha`, each figure's floor from
+/// `history`'s spread when a side has too few repeats to tell its own.
+pub fn build_report_with(
+    base: &SideData,
+    new: &SideData,
+    threshold: f64,
+    alpha: f64,
+    history: &History,
+) -> ComparisonReport {
+    let design = design_of(base, new);
     let mut rows = Vec::new();
     let concurrencies: BTreeSet<u32> = base
         .figures
@@ -40,8 +79,16 @@ pub fn build_report(base: &SideData, new: &SideData, threshold: f64) -> Comparis
             if base_values.is_empty() && new_values.is_empty() {
                 continue;
             }
-            let comparison =
-                compare(&base_values, &new_values, figure.better(), threshold, ALPHA).ok();
+            let comparison = compare_with(
+                &base_values,
+                &new_values,
+                figure.better(),
+                threshold,
+                alpha,
+                design,
+                history.get(&(concurrency, figure.key())).copied(),
+            )
+            .ok();
             rows.push(FigureRow {
                 concurrency,
                 figure,
@@ -171,6 +218,8 @@ mod tests {
                 build_name: "2.11.0".into(),
             },
             builds_in_run: 1,
+            growth: crate::compare::stats::Growth::FIXED,
+            stop: None,
             provenance: None,
             figures: by_concurrency.into_iter().collect::<BTreeMap<_, _>>(),
             scenario_ids: BTreeMap::new(),

@@ -10,6 +10,7 @@ use domain::compare::Side;
 use domain::figures::ScenarioFigures;
 use domain::provenance::Provenance;
 
+use super::stats::Growth;
 use crate::model::{ProcessKind, ScenarioStatus};
 use crate::profile::diff::Sampled;
 use crate::profile::folded::{self, Stacks};
@@ -77,6 +78,11 @@ pub struct SideData {
     pub side: Side,
     /// How many builds its run measured.
     pub builds_in_run: usize,
+    /// Whether its repeats came a round at a time (its run stopped once
+    /// every figure was decided), and how many it could have had.
+    pub growth: Growth,
+    /// Its run's stopping rule: what the run compared as it went.
+    pub stop: Option<domain::model::StopRule>,
     pub provenance: Option<Provenance>,
     /// Each concurrency's finished scenarios' figures, one per repeat.
     pub figures: BTreeMap<u32, Vec<ScenarioFigures>>,
@@ -216,6 +222,11 @@ pub async fn load_side(
             build_name,
         },
         builds_in_run,
+        growth: Growth {
+            sequential: run.params.stop.is_some(),
+            planned: run.params.repeats as usize,
+        },
+        stop: run.params.stop,
         provenance: run.provenance,
         figures,
         scenario_ids,

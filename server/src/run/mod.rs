@@ -10,7 +10,9 @@
 //! - [`verdict`]: a scenario's and a run's status (pure);
 //! - [`scenario`]: one scenario, phase after phase;
 //! - [`output`]: the run's folder and what goes in it;
-//! - [`lease`]: which agent executes a run, and its lease on it.
+//! - [`lease`]: which agent executes a run, and its lease on it;
+//! - [`until_decided`]: a run that stops adding repeats once every figure
+//!   is decided.
 
 pub mod instructions;
 pub mod launch;
@@ -21,6 +23,7 @@ pub mod sample;
 pub mod scenario;
 pub mod sink;
 pub mod teardown;
+pub mod until_decided;
 pub mod verdict;
 
 use std::collections::HashMap;
@@ -413,9 +416,15 @@ pub async fn execute_run(
     let params = &prepared.params;
     let mut tally = RunTally::default();
     let (builds, repeats) = (params.builds().len(), params.repeats);
+    let slots: Vec<Slot> = prepared.scenarios.iter().map(|(slot, _)| *slot).collect();
+    // Repeats a decided concurrency no longer needs.
+    let mut not_needed: Vec<usize> = Vec::new();
     for (position, &(slot, scenario_id)) in prepared.scenarios.iter().enumerate() {
         if cancel.is_cancelled() {
             break;
+        }
+        if not_needed.contains(&position) {
+            continue;
         }
         let name = slot.name(builds, repeats);
         let concurrency = slot.concurrency;
@@ -494,6 +503,40 @@ pub async fn execute_run(
         });
         if tally.record(&name, result.status, failure) == Next::Stop {
             break;
+        }
+        if params.stop.is_some()
+            && result.status == ScenarioStatus::Done
+            && until_decided::ends_a_round(&slots, position)
+        {
+            let rest = until_decided::rest_of_concurrency(&slots, position);
+            if rest.is_empty() {
+                continue;
+            }
+            match until_decided::judge(store, run_id, params, concurrency).await {
+                until_decided::Judged::Decided => {
+                    let reason = format!(
+                        "not needed: every figure at {concurrency} journeys was decided after \
+                         {} repeats a build",
+                        slot.repeat + 1
+                    );
+                    tracing::info!("run {run_id}: {reason}: {} scenarios skipped", rest.len());
+                    for p in rest {
+                        let id = prepared.scenarios[p].1;
+                        persistently(STOP_PATH_PATIENCE, || store.skip_scenario(id, &reason))
+                            .await?;
+                        not_needed.push(p);
+                    }
+                }
+                until_decided::Judged::Undecided(figures) => tracing::info!(
+                    "run {run_id}: after {} repeats a build at {concurrency} journeys, still \
+                     undecided: {}",
+                    slot.repeat + 1,
+                    figures.join(", ")
+                ),
+                until_decided::Judged::Unjudged(why) => {
+                    tracing::warn!("run {run_id}: every repeat runs: {why}")
+                }
+            }
         }
     }
     prepared.sink.close().await;

@@ -173,6 +173,27 @@ impl Store {
         self.fenced_rows(rows)
     }
 
+    /// Marks a scenario that will not run as skipped, saying why (a run
+    /// that stopped once decided no longer needs it).
+    pub async fn skip_scenario(&self, scenario_id: i64, reason: &str) -> Result<()> {
+        let sql = format!(
+            "UPDATE scenarios SET status = $1, ended_at = $2, error = $3 WHERE id = $4 AND {}",
+            fence::guard(5, 6)
+        );
+        let (run, lease) = self.fence_binds();
+        let rows = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(ScenarioStatus::Skipped.as_str())
+            .bind(now_ms())
+            .bind(reason)
+            .bind(scenario_id)
+            .bind(run)
+            .bind(&lease)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.fenced_rows(rows)
+    }
+
     /// The scenario's figures as last stored: live while it runs, final
     /// once it ended; `None` before its first sample.
     pub async fn stored_figures(&self, scenario_id: i64) -> Result<Option<ScenarioFigures>> {
