@@ -1,0 +1,121 @@
+//! Builds measured alike, or the difference said (issue 30, item 5): a
+//! child that exits during start-up is the run's error, with its own
+//! words.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::{assert_no_child_left, assert_ports_free, text, wait_output, CliLab};
+use mite_perf::model::RunStatus;
+
+/// The line the fake duplicator ends its log with, as mite 2.7.0's did
+/// under a newer uvloop.
+const CAUSE: &str = "RuntimeError: There is no current event loop";
+
+/// A checkout of a package called mite whose duplicator binds its sockets
+/// (so the lab sees it ready), waits for the lab's bus reader to connect,
+/// and exits 1 with a traceback, as mite 2.7.0's did at start.
+fn checkout_whose_duplicator_exits(dir: &Path) {
+    std::fs::create_dir_all(dir.join("mite")).expect("mkdir");
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n\n\
+         [project]\nname = \"mite\"\nversion = \"0.0.1\"\n\n[project.scripts]\nmite = \"mite:main\"\n",
+    )
+    .expect("pyproject");
+    std::fs::write(
+        dir.join("mite/__init__.py"),
+        format!(
+            r#"import socket, sys, time
+
+
+def main():
+    args = sys.argv[1:]
+    if args[:1] != ["duplicator"]:
+        time.sleep(60)
+        return
+    ports = [int(a.rsplit(":", 1)[1]) for a in args[1:] if "tcp://" in a]
+    sockets = []
+    for port in ports:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(8)
+        sockets.append(s)
+    # The lab's own output is the last: exit once its reader is there.
+    sockets[-1].settimeout(30)
+    try:
+        sockets[-1].accept()
+    except OSError:
+        pass
+    print("Traceback (most recent call last):", file=sys.stderr)
+    print('  File "mite/duplicator.py", line 1, in main', file=sys.stderr)
+    print("{CAUSE}", file=sys.stderr)
+    sys.exit(1)
+"#
+        ),
+    )
+    .expect("module");
+}
+
+/// A fault (FAULTS.md 60): mite's duplicator binds, then exits at once.
+/// The lab's bus reader, which connects next, is refused; the run's error
+/// names the duplicator, its exit status and the last lines of its log
+/// (the cause), not the refused connection alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_exits_at_start_is_named_with_its_logs_last_lines() {
+    let _turn = crate::common::share_the_machine().await;
+    let lab = CliLab::new("exits-at-start");
+    checkout_whose_duplicator_exits(&lab.dir.join("mite-src"));
+    let output = wait_output(
+        lab.spawn_run(&[
+            "--mite",
+            "./mite-src",
+            "--concurrencies",
+            "1",
+            "--duration",
+            "3s",
+            "--builds-dir",
+            "builds",
+        ]),
+        Duration::from_secs(300),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("query").expect("run 1");
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap_or_default();
+    assert!(
+        error.contains("the duplicator exited during start-up (exit 1)")
+            && error.contains("before the lab's bus reader could connect")
+            && error.contains("duplicator.log"),
+        "{error}"
+    );
+    // Its own words, last among the lines quoted, and then what the lab met.
+    let quoted: Vec<&str> = error.lines().map(str::trim).collect();
+    let cause = quoted.iter().position(|l| *l == CAUSE);
+    assert!(cause.is_some(), "{error}");
+    assert!(
+        quoted
+            .last()
+            .is_some_and(|l| l.starts_with("(and then: cannot read mite's messages")),
+        "{error}"
+    );
+    // The command line says it too, and the scenario keeps the whole tail.
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(CAUSE),
+        "{}",
+        text(&output)
+    );
+    let scenario = store.scenarios(1).await.expect("scenarios").remove(0);
+    assert!(
+        scenario
+            .error_log
+            .as_deref()
+            .is_some_and(|t| t.contains(CAUSE)),
+        "{:?}",
+        scenario.error_log
+    );
+    assert_no_child_left(&store, 1).await;
+    assert_ports_free(&lab.ports);
+}
