@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::builds::scenario_name;
 use crate::builds::{self, MiteBuild, Slot};
 use crate::defaults;
+use crate::dependencies::{parse_moment, DependencyChoice};
 pub use crate::process::ProcessKind;
 use crate::text_enum::text_enum;
 
@@ -199,6 +200,12 @@ pub struct RunParams {
     /// measurement runs. Runs stored before the choice existed read it.
     #[serde(default = "reads_bus_by_default")]
     pub read_bus: bool,
+    /// How the builds' dependencies are resolved: from the agent's
+    /// snapshot (the default; runs stored before the choice existed), or
+    /// as the index was at a moment (a backfill measuring each release
+    /// with what it had when it came out).
+    #[serde(default)]
+    pub dependencies: DependencyChoice,
 }
 
 fn reads_bus_by_default() -> bool {
@@ -240,6 +247,7 @@ impl Default for RunParams {
             runners: defaults::RUNNERS,
             profile: None,
             read_bus: defaults::READ_BUS,
+            dependencies: DependencyChoice::Snapshot,
         }
     }
 }
@@ -294,6 +302,9 @@ impl RunParams {
         }
         if let Some(Err(why)) = self.agent.as_deref().map(crate::access::check_name) {
             err("agent", why);
+        }
+        if let Some(Err(why)) = self.dependencies.as_of().map(parse_moment) {
+            err("dependencies", why);
         }
         if self.concurrencies.len() > MAX_SCENARIOS {
             err(

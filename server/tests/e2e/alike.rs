@@ -1,11 +1,17 @@
-//! Builds measured alike, or the difference said (issue 30, item 5): a
-//! child that exits during start-up is the run's error, with its own
-//! words.
+//! Builds measured alike, or the difference said (issue 30, item 5): the
+//! pinned build is its release installed like any other, with the same
+//! packages; a child that exits during start-up is the run's error, with
+//! its own words.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::common::{assert_no_child_left, assert_ports_free, text, wait_output, CliLab};
+use domain::builds::MiteBuild;
+use domain::dependencies::Resolution;
+use mite_perf::mite_env::builds::{BuildCache, PACKAGES_FILE};
+use mite_perf::mite_env::{self, MiteEnv};
 use mite_perf::model::RunStatus;
 
 /// The line the fake duplicator ends its log with, as mite 2.7.0's did
@@ -118,4 +124,65 @@ async fn a_child_that_exits_at_start_is_named_with_its_logs_last_lines() {
     );
     assert_no_child_left(&store, 1).await;
     assert_ports_free(&lab.ports);
+}
+
+/// The pinned build is not scripts/setup's venv (made by another command,
+/// with aiohttp beside mite): it is its release, installed by the lab's
+/// installer from the agent's dependency snapshot, so the pinned build and
+/// the same version asked for by number are one venv with the same
+/// packages, kept with it and in its provenance.
+#[tokio::test]
+async fn the_pinned_build_and_its_release_are_installed_alike() {
+    let _turn = crate::common::share_the_machine().await;
+    let dir = crate::common::temp_dir("alike-pinned");
+    let lab_mite = MiteEnv::locate(&mite_env::default_venv()).expect("scripts/setup's mite venv");
+    let cache = BuildCache::new(lab_mite.clone(), Some(dir.join("builds")));
+    assert!(cache.uv.is_some(), "scripts/setup installs uv");
+    let sandbox = mite_perf::sandbox::Sandbox::probe().expect("scripts/setup installs bubblewrap");
+    let said = Mutex::new(Vec::new());
+    let say = |m: &str| said.lock().expect("lock").push(m.to_string());
+    let pinned = cache
+        .install(&MiteBuild::Pinned, Some(&sandbox), &say)
+        .await
+        .expect("the pinned build");
+    let release = cache
+        .install(
+            &MiteBuild::Version(lab_mite.mite_version.clone()),
+            Some(&sandbox),
+            &say,
+        )
+        .await
+        .expect("its release");
+    let said = said.into_inner().expect("lock");
+    // Made once, by the lab, in its builds folder: not the lab's own venv.
+    assert_eq!(pinned.env.venv, release.env.venv);
+    assert!(pinned.env.venv.starts_with(dir.join("builds")), "{said:?}");
+    assert_ne!(pinned.env.venv, lab_mite.venv);
+    assert_eq!(
+        said.iter()
+            .filter(|m| m.starts_with("installing mite"))
+            .count(),
+        1,
+        "{said:?}"
+    );
+    assert_eq!(pinned.env.mite_version, lab_mite.mite_version);
+    // The same packages, resolved the same way, mite and its dependencies.
+    let packages = &pinned.provenance.packages;
+    assert_eq!(packages, &release.provenance.packages);
+    assert!(
+        packages.contains(&format!("mite=={}", lab_mite.mite_version))
+            && packages.iter().any(|p| p.starts_with("acurl=="))
+            && packages.len() > 10,
+        "{packages:?}"
+    );
+    let snapshot = cache.snapshot().await.expect("the agent's snapshot");
+    assert_eq!(
+        pinned.provenance.resolution,
+        Some(Resolution::Snapshot { as_of: snapshot })
+    );
+    assert_eq!(pinned.provenance.resolution, release.provenance.resolution);
+    // Kept with the venv: the build's own lock.
+    let kept = std::fs::read_to_string(pinned.env.venv.join(PACKAGES_FILE)).expect("kept");
+    assert_eq!(&domain::dependencies::parse_packages(&kept), packages);
+    let _ = std::fs::remove_dir_all(dir);
 }
