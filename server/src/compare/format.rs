@@ -439,6 +439,7 @@ mod tests {
                     },
                 ],
             }],
+            dependencies: None,
         }
     }
 

@@ -245,6 +245,7 @@ mod tests {
             unmatched: vec![],
             validity: vec![],
             profiles: vec![],
+            dependencies: None,
         }
     }
 

@@ -236,6 +236,7 @@ mod tests {
             unmatched: vec![],
             validity: vec![],
             profiles: vec![],
+            dependencies: None,
         }
     }
 

@@ -1,9 +1,11 @@
 //! Builds measured alike, or the difference said (issue 30, item 5): the
 //! pinned build is its release installed like any other, with the same
-//! packages; a child that exits during start-up is the run's error, with
-//! its own words.
+//! packages; a run's provenance lists each build's packages and compare
+//! says what differs between two builds'; a child that exits during
+//! start-up is the run's error, with its own words.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -185,4 +187,118 @@ async fn the_pinned_build_and_its_release_are_installed_alike() {
     let kept = std::fs::read_to_string(pinned.env.venv.join(PACKAGES_FILE)).expect("kept");
     assert_eq!(&domain::dependencies::parse_packages(&kept), packages);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A checkout of the installed mite that also asks for `extra` (a package
+/// mite does not need), committed.
+fn checkout_with_extra(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let checkout = dir.join("mite-extra");
+    let made = Command::new(mite_env::default_venv().join("bin/python"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/mite_checkout.py"
+        ))
+        .arg(&checkout)
+        .arg("2.11.0+extra")
+        .output()
+        .expect("run the checkout maker");
+    assert!(made.status.success(), "{}", text(&made));
+    let pyproject = checkout.join("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).expect("pyproject");
+    assert!(text.contains("dependencies = ["), "{text}");
+    let text = text.replacen(
+        "dependencies = [",
+        &format!("dependencies = [\"{extra}\", "),
+        1,
+    );
+    std::fs::write(&pyproject, text).expect("pyproject");
+    crate::common::git(&checkout, &["init", "-q"]);
+    crate::common::git(&checkout, &["add", "."]);
+    crate::common::git(
+        &checkout,
+        &["commit", "-q", "-m", "mite with an extra dependency"],
+    );
+    checkout
+}
+
+/// A run of two builds whose packages differ (the pinned release, and a
+/// checkout of it that also asks for iniconfig): the run's provenance
+/// lists each build's packages, and `mite-perf compare` says what differs
+/// between them, in its JSON and its text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_provenance_lists_each_builds_packages_and_compare_says_what_differs() {
+    let _turn = crate::common::share_the_machine().await;
+    let lab = CliLab::new("alike-packages");
+    checkout_with_extra(&lab.dir, "iniconfig==2.1.0");
+    let output = wait_output(
+        lab.spawn_run(&[
+            "--mite",
+            "pinned,./mite-extra",
+            "--concurrencies",
+            "1",
+            "--duration",
+            "3s",
+            "--builds-dir",
+            "builds",
+        ]),
+        Duration::from_secs(600),
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let store = lab.store().await;
+    let run = store.run(1).await.expect("query").expect("run 1");
+    let builds = run.provenance.expect("provenance").builds;
+    assert_eq!(builds.len(), 2);
+    for build in &builds {
+        assert!(
+            build.packages.iter().any(|p| p.starts_with("acurl=="))
+                && build
+                    .packages
+                    .contains(&format!("mite=={}", build.mite_version)),
+            "{build:?}"
+        );
+        assert!(
+            matches!(build.resolution, Some(Resolution::Snapshot { .. })),
+            "{build:?}"
+        );
+    }
+    assert!(!builds[0]
+        .packages
+        .iter()
+        .any(|p| p.starts_with("iniconfig==")));
+    assert!(builds[1].packages.contains(&"iniconfig==2.1.0".to_string()));
+
+    let compared = lab
+        .command(&["compare", "1:1", "1:2", "--format", "json"])
+        .output()
+        .expect("run mite-perf compare");
+    let report: serde_json::Value = serde_json::from_slice(&compared.stdout)
+        .unwrap_or_else(|e| panic!("compare printed no JSON ({e}): {}", text(&compared)));
+    let changes = report["dependencies"]["changes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no dependency difference: {report}"));
+    assert_eq!(
+        changes,
+        &[serde_json::json!({"name": "iniconfig", "base": null, "new": "2.1.0"})],
+        "{report}"
+    );
+    let said = lab
+        .command(&["compare", "1:1", "1:2"])
+        .output()
+        .expect("run mite-perf compare");
+    assert!(
+        text(&said).contains(
+            "the builds ran with other packages (mite aside; base to new): iniconfig 2.1.0 added"
+        ),
+        "{}",
+        text(&said)
+    );
+    // The same build against itself: nothing said of packages.
+    let itself = lab
+        .command(&["compare", "1:1", "1:1", "--format", "json"])
+        .output()
+        .expect("run mite-perf compare");
+    let report: serde_json::Value = serde_json::from_slice(&itself.stdout)
+        .unwrap_or_else(|e| panic!("compare printed no JSON ({e}): {}", text(&itself)));
+    assert!(report.get("dependencies").is_none(), "{report}");
+    assert_no_child_left(&store, 1).await;
 }
