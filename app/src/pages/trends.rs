@@ -124,6 +124,7 @@ fn Change(change: TrendChange) -> impl IntoView {
             {change.compare.map(|href| view! { " · " <a href=href>"compare"</a> })}
             {change.acknowledged_by.map(|who| view! { <span class="acknowledged" data-acknowledged=who.clone()>{format!(" · acknowledged by {who}")}</span> })}
             {change.claimed_by.map(|who| view! { <span class="claimed" data-claimed=who.clone()>{format!(" · its commit claimed by {who}")}</span> })}
+            {change.dependencies.into_iter().map(|sentence| view! { <span class="dependencies" data-dependencies="">{format!(" · but {sentence}")}</span> }).collect::<Vec<_>>()}
         </span>
     }
 }

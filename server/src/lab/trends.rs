@@ -322,6 +322,11 @@ fn change(series: &Series, step: &Step) -> TrendChange {
         confirmed: step.confidence == Confidence::Confirmed,
         p: step.p,
         compare,
+        dependencies: series
+            .dependencies
+            .get(&step.index)
+            .map(|d| d.sentences())
+            .unwrap_or_default(),
     }
 }
 
