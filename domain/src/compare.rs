@@ -423,6 +423,10 @@ pub struct ComparisonReport {
     /// sides profiled.
     #[serde(default)]
     pub profiles: Vec<crate::profile::ProfileComparison>,
+    /// The packages that differ between the two builds (mite aside), when
+    /// any do or one side's were not recorded; also said in `warnings`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<crate::provenance::DependencyDifference>,
 }
 
 /// The validity flags of one side at one concurrency, over its repeats.

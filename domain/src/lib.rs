@@ -6,6 +6,8 @@
 //! - [`model`]: what a run asks for and the states it goes through;
 //! - [`process`]: the kinds of process a scenario starts;
 //! - [`builds`]: which mite builds a run measures, in which order;
+//! - [`dependencies`]: the packages a build runs with, how they were
+//!   resolved, and what differs between two builds';
 //! - [`profile`]: what py-spy profiles, and a profile's frames;
 //! - [`figures`]: per-scenario summaries computed from samples;
 //! - [`provenance`]: what a run measured (builds, machine, target, scenario);
@@ -24,6 +26,7 @@ pub mod builds;
 pub mod chart_spec;
 pub mod compare;
 pub mod defaults;
+pub mod dependencies;
 pub mod figures;
 pub mod format;
 pub mod instrument;

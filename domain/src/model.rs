@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::builds::scenario_name;
 use crate::builds::{self, MiteBuild, Slot};
 use crate::defaults;
+use crate::dependencies::{parse_moment, DependencyChoice};
 pub use crate::process::ProcessKind;
 use crate::text_enum::text_enum;
 
@@ -214,6 +215,12 @@ pub struct RunParams {
     /// (`repeats` is then the most); none: every repeat runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<StopRule>,
+    /// How the builds' dependencies are resolved: from the agent's
+    /// snapshot (the default; runs stored before the choice existed), or
+    /// as the index was at a moment (a backfill measuring each release
+    /// with what it had when it came out).
+    #[serde(default)]
+    pub dependencies: DependencyChoice,
 }
 
 /// When a run stops adding repeats: after each round of a concurrency (a
@@ -330,6 +337,7 @@ impl Default for RunParams {
             requests: None,
             valgrind: false,
             stop: None,
+            dependencies: DependencyChoice::Snapshot,
         }
     }
 }
@@ -406,6 +414,9 @@ impl RunParams {
         }
         if let Some(Err(why)) = self.agent.as_deref().map(crate::access::check_name) {
             err("agent", why);
+        }
+        if let Some(Err(why)) = self.dependencies.as_of().map(parse_moment) {
+            err("dependencies", why);
         }
         if self.concurrencies.len() > MAX_SCENARIOS {
             err(

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::builds::MiteBuild;
+use crate::dependencies::{describe_changes, package_changes, PackageChange, Resolution};
 
 /// One mite build as the lab found it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,15 @@ pub struct BuildProvenance {
     /// points out of every fit. `None`: the lab saw the commit (or none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// How its dependencies were resolved: the agent's snapshot, or the
+    /// index as of a moment the run chose. `None`: a run recorded before
+    /// the lab said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// Every package in its venv, `name==version`, sorted by name (mite
+    /// among them). Empty: a run recorded before the lab kept them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
 }
 
 impl BuildProvenance {
@@ -56,6 +66,90 @@ impl BuildProvenance {
 
 fn short(hash: &str) -> &str {
     hash.get(..10).unwrap_or(hash)
+}
+
+/// The most package changes a sentence lists (the rest are counted).
+pub const LISTED_CHANGES: usize = 12;
+
+/// What differs between two builds' dependencies, when anything does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyDifference {
+    /// The packages added, removed or at another version, base to new.
+    pub changes: Vec<PackageChange>,
+    /// How each side's were resolved (base, new), when that differs.
+    #[serde(default)]
+    pub resolutions: Option<(String, String)>,
+    /// The sides (`base`, `new`) whose packages were not recorded (runs
+    /// made before the lab kept them): nothing can be said of those.
+    #[serde(default)]
+    pub unrecorded: Vec<String>,
+}
+
+impl DependencyDifference {
+    /// The difference between `base`'s and `new`'s packages; `None` when
+    /// they match (or neither side's were recorded: runs made before).
+    pub fn between(base: &BuildProvenance, new: &BuildProvenance) -> Option<Self> {
+        Self::of_lists(
+            (&base.packages, base.resolution.as_ref()),
+            (&new.packages, new.resolution.as_ref()),
+        )
+    }
+
+    /// The same, from each side's packages and how they were resolved
+    /// (a trend's points keep those, not a whole build).
+    pub fn of_lists(
+        base: (&[String], Option<&Resolution>),
+        new: (&[String], Option<&Resolution>),
+    ) -> Option<Self> {
+        let unrecorded: Vec<String> = [("base", base.0), ("new", new.0)]
+            .into_iter()
+            .filter(|(_, packages)| packages.is_empty())
+            .map(|(side, _)| side.to_string())
+            .collect();
+        if unrecorded.len() == 2 {
+            return None;
+        }
+        let changes = if unrecorded.is_empty() {
+            package_changes(base.0, new.0)
+        } else {
+            Vec::new()
+        };
+        if unrecorded.is_empty() && changes.is_empty() {
+            return None;
+        }
+        let describe =
+            |r: Option<&Resolution>| r.map_or("not recorded".to_string(), Resolution::describe);
+        let resolutions = (base.1 != new.1).then(|| (describe(base.1), describe(new.1)));
+        Some(DependencyDifference {
+            changes,
+            resolutions,
+            unrecorded,
+        })
+    }
+
+    /// As sentences for a verdict's notes.
+    pub fn sentences(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.changes.is_empty() {
+            out.push(format!(
+                "the builds ran with other packages (mite aside; base to new): {}",
+                describe_changes(&self.changes, LISTED_CHANGES)
+            ));
+        }
+        if !self.unrecorded.is_empty() {
+            out.push(format!(
+                "the {} side's packages were not recorded (a run made before the lab kept \
+                 them): whether both ran with the same is unknown",
+                self.unrecorded.join(" and ")
+            ));
+        }
+        if let Some((base, new)) = &self.resolutions {
+            out.push(format!(
+                "their dependencies were resolved differently: {base} against {new}"
+            ));
+        }
+        out
+    }
 }
 
 /// The scenario module a run used.
@@ -217,12 +311,65 @@ mod tests {
             let build = build.as_object_mut().expect("a build");
             build.remove("git_commit_time");
             build.remove("git_parents");
+            build.remove("resolution");
+            build.remove("packages");
         }
         let read: Provenance = serde_json::from_value(stored).expect("older provenance");
         assert_eq!((read.memory_bytes, read.machine_epoch), (None, 0));
         assert_eq!(read.sandbox, "");
         assert_eq!(read.builds[0].git_commit_time, None);
         assert!(read.builds[0].git_parents.is_empty());
+        assert_eq!(read.builds[0].resolution, None);
+        assert!(read.builds[0].packages.is_empty());
+    }
+
+    #[test]
+    fn two_builds_dependencies_differ_only_when_their_packages_do() {
+        let with = |packages: &[&str], resolution: Option<Resolution>| BuildProvenance {
+            packages: packages.iter().map(|p| p.to_string()).collect(),
+            resolution,
+            ..provenance().builds[0].clone()
+        };
+        let snapshot = || {
+            Some(Resolution::Snapshot {
+                as_of: "2026-12-07T16:04:46Z".into(),
+            })
+        };
+        let lab = with(&["mite==2.11.0", "multidict==7.2.1"], snapshot());
+        // The same packages, another mite: nothing to say.
+        let same = with(&["mite==2.10.0", "multidict==7.2.1"], snapshot());
+        assert_eq!(DependencyDifference::between(&lab, &same), None);
+        // Old runs on both sides: nothing known, nothing said.
+        let old = with(&[], None);
+        assert_eq!(DependencyDifference::between(&old, &old), None);
+        // Another multidict, resolved as of another moment: both said.
+        let release = with(
+            &["mite==2.11.0", "multidict==6.9.1", "aiohttp==3.13.2"],
+            Some(Resolution::AsOf {
+                as_of: "2026-10-19T10:17:14Z".into(),
+            }),
+        );
+        let difference = DependencyDifference::between(&lab, &release).expect("a difference");
+        let sentences = difference.sentences();
+        assert_eq!(
+            sentences[0],
+            "the builds ran with other packages (mite aside; base to new): aiohttp 3.13.2 \
+             added, multidict 7.2.1 → 6.9.1"
+        );
+        assert!(
+            sentences[1].contains("the index as of 2026-10-19T10:17:14Z"),
+            "{sentences:?}"
+        );
+        // One side recorded before: said as unknown.
+        let unknown = DependencyDifference::between(&old, &lab).expect("unknown");
+        assert_eq!(unknown.unrecorded, ["base"]);
+        assert!(unknown.sentences()[0].contains("base side's packages were not recorded"));
+        // Stored as before: a build without packages writes none.
+        let text = serde_json::to_string(&old).expect("json");
+        assert!(
+            !text.contains("packages") && !text.contains("resolution"),
+            "{text}"
+        );
     }
 
     #[test]

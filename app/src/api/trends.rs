@@ -20,6 +20,10 @@ pub struct TrendChange {
     pub acknowledged_by: Option<String>,
     /// Whose word the commit at the new level is (an uploader's claim).
     pub claimed_by: Option<String>,
+    /// What differs between the packages of the points before and at the
+    /// change, as sentences (none: the same, or not recorded on either).
+    #[serde(default)]
+    pub dependencies: Vec<String>,
 }
 
 /// A series in the list of /trends: what it is, a sparkline's values and

@@ -185,7 +185,7 @@ fn ProvenanceFacts(provenance: Provenance) -> impl IntoView {
         <details class="provenance" open={p.builds.len() > 1}>
             <summary>"What ran"</summary>
             <table class="builds">
-                <thead><tr><th>"Build"</th><th>"Asked for"</th><th>"mite"</th><th>"Python"</th><th>"venv"</th></tr></thead>
+                <thead><tr><th>"Build"</th><th>"Asked for"</th><th>"mite"</th><th>"Python"</th><th>"Packages"</th><th>"venv"</th></tr></thead>
                 <tbody>
                     {p.builds.iter().enumerate().map(|(i, b)| view! {
                         <tr data-build=(i + 1).to_string()>
@@ -193,6 +193,7 @@ fn ProvenanceFacts(provenance: Provenance) -> impl IntoView {
                             <td>{b.asked.clone()}</td>
                             <td class="build-name">{b.describe()}</td>
                             <td>{b.python_version.clone()}</td>
+                            <td class="packages">{packages(b)}</td>
                             <td class="muted">{b.venv.clone()}</td>
                         </tr>
                     }).collect_view()}
@@ -208,6 +209,26 @@ fn ProvenanceFacts(provenance: Provenance) -> impl IntoView {
             </dl>
         </details>
     }
+}
+
+/// A build's packages, folded: how many, how they were resolved, and the
+/// list (`not recorded` for runs made before the lab kept them).
+fn packages(build: &domain::provenance::BuildProvenance) -> impl IntoView {
+    if build.packages.is_empty() {
+        return view! { <span class="muted">"not recorded"</span> }.into_any();
+    }
+    let resolved = build
+        .resolution
+        .as_ref()
+        .map(|r| format!(", from {}", r.describe()))
+        .unwrap_or_default();
+    view! {
+        <details>
+            <summary>{format!("{} packages{resolved}", build.packages.len())}</summary>
+            <pre class="package-list">{build.packages.join("\n")}</pre>
+        </details>
+    }
+    .into_any()
 }
 
 fn short(hash: &str) -> &str {

@@ -57,7 +57,7 @@ fn Backfill() -> impl IntoView {
     let backfill = ServerAction::<BackfillReleases>::new();
     view! {
         <h2>"Release history"</h2>
-        <p class="hint">"Queue one run per mite release on PyPI in a range (10 and 100 journeys, 30 s, three repeats, labelled " <code>"releases"</code> "), so the trends show mite across its releases on this lab's machines. More choices: " <code>"mite-perf trend --backfill 2.0.0..2.11.0"</code> "."</p>
+        <p class="hint">"Queue one run per mite release on PyPI in a range (10 and 100 journeys, 30 s, three repeats, every release's dependencies from the agent's one dependency snapshot, labelled " <code>"releases"</code> "), so the trends show mite across its releases on this lab's machines. More choices (each release's dependencies as of its release date, too): " <code>"mite-perf trend --backfill 2.0.0..2.11.0"</code> "."</p>
         <ActionForm action=backfill attr:class="filters" attr:data-backfill="1">
             <input type="text" name="range" placeholder="2.0.0..2.11.0" required/>
             <button type="submit" disabled=move || backfill.pending().get()>"Queue the releases"</button>
@@ -71,6 +71,7 @@ fn Backfill() -> impl IntoView {
                     {runs.into_iter().map(|(version, id)| view! {
                         <a href=format!("/runs/{id}")>{version}</a>" "
                     }).collect_view()}
+                    <span class="hint" data-dependencies="snapshot">"(every release's dependencies from the agent's one dependency snapshot: alike, so a step is mite's)"</span>
                 </p>
                 }.into_any()
             }
@@ -124,6 +125,7 @@ fn Change(change: TrendChange) -> impl IntoView {
             {change.compare.map(|href| view! { " · " <a href=href>"compare"</a> })}
             {change.acknowledged_by.map(|who| view! { <span class="acknowledged" data-acknowledged=who.clone()>{format!(" · acknowledged by {who}")}</span> })}
             {change.claimed_by.map(|who| view! { <span class="claimed" data-claimed=who.clone()>{format!(" · its commit claimed by {who}")}</span> })}
+            {change.dependencies.into_iter().map(|sentence| view! { <span class="dependencies" data-dependencies="">{format!(" · but {sentence}")}</span> }).collect::<Vec<_>>()}
         </span>
     }
 }

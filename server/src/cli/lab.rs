@@ -64,10 +64,16 @@ pub(crate) struct LabArgs {
     /// The Python venv with mite in it.
     #[arg(long, env = mite_env::VENV_ENV)]
     pub(crate) mite_venv: Option<PathBuf>,
-    /// Where the venvs of mite builds other than the pinned one are kept
+    /// Where the venvs of the mite builds are kept, the pinned one's too
     /// (default: ~/.local/share/mite-perf/builds).
     #[arg(long, env = mite_env::builds::BUILDS_DIR_ENV)]
     pub(crate) builds_dir: Option<PathBuf>,
+    /// The moment this agent's dependency snapshot is (a UTC time or a
+    /// date): every build here resolves its dependencies as the index was
+    /// then. Default: the one kept in the builds folder, or now for the
+    /// first build (give every agent of a lab the same, to measure alike).
+    #[arg(long, env = mite_env::builds::SNAPSHOT_ENV, value_parser = domain::dependencies::parse_moment)]
+    pub(crate) dependency_snapshot: Option<String>,
     /// Let queued runs name a shell command as their target (runs come from
     /// the database, which a shared lab does not fully trust).
     #[arg(long)]
@@ -134,7 +140,7 @@ impl LabArgs {
         patience: Duration,
         agent: bool,
     ) -> anyhow::Result<(Store, LabSetup)> {
-        open_lab(
+        let (store, mut setup) = open_lab(
             &self.db,
             patience,
             self.mite_venv.as_ref(),
@@ -146,7 +152,9 @@ impl LabArgs {
             self.sandbox.isolation(),
             agent,
         )
-        .await
+        .await?;
+        setup.builds.snapshot_as_of = self.dependency_snapshot.clone();
+        Ok((store, setup))
     }
 }
 

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use domain::builds::MiteBuild;
 use domain::defaults;
+use domain::dependencies::{parse_moment, DependencyChoice};
 use domain::format::mib as format_mib;
 use domain::model::{StopAgainst, StopRule};
 use domain::profile::ProfileSpec;
@@ -82,10 +83,11 @@ pub(crate) struct RunArgs {
     /// measured.
     #[arg(long, alias = "collector-keep-mib", default_value = defaults::COLLECTOR_KEEP_TEXT, value_parser = CollectorKeep::parse)]
     pub(crate) collector_keep: CollectorKeep,
-    /// The Python venv with mite in it (the pinned build).
+    /// The lab's own venv with mite in it (scripts/setup's): its mite's
+    /// version is the pinned build's, its Python the builds'.
     #[arg(long, env = mite_env::VENV_ENV)]
     pub(crate) mite_venv: Option<PathBuf>,
-    /// Where the venvs of mite builds other than the pinned one are kept
+    /// Where the venvs of the mite builds are kept, the pinned one's too
     /// (default: ~/.local/share/mite-perf/builds).
     #[arg(long, env = mite_env::builds::BUILDS_DIR_ENV)]
     pub(crate) builds_dir: Option<PathBuf>,
@@ -95,6 +97,17 @@ pub(crate) struct RunArgs {
     /// Each gets its own venv, made once and kept.
     #[arg(long, value_delimiter = ',', value_parser = MiteBuild::parse)]
     pub(crate) mite: Vec<MiteBuild>,
+    /// How the builds' dependencies are resolved: `snapshot` (the agent's
+    /// dependency snapshot: every build alike), or a date (2025-11-28) or
+    /// UTC time (2025-11-28T16:06:36Z): the index as it was then.
+    #[arg(long, default_value = "snapshot", value_parser = DependencyChoice::parse)]
+    pub(crate) dependencies: DependencyChoice,
+    /// The moment this agent's dependency snapshot is (a UTC time or a
+    /// date): every build here resolves its dependencies as the index was
+    /// then. Default: the one kept in the builds folder, or now for the
+    /// first build (give several agents the same, to measure alike).
+    #[arg(long, env = mite_env::builds::SNAPSHOT_ENV, value_parser = parse_moment)]
+    pub(crate) dependency_snapshot: Option<String>,
     /// How many times each scenario runs with each build (3 or more for a
     /// verdict that can say "worse").
     #[arg(long, default_value = defaults::REPEATS_TEXT)]
@@ -205,6 +218,7 @@ pub(crate) fn params_from(args: &RunArgs) -> RunParams {
                 Some(SideSpec::Baseline) | None => None,
             },
         }),
+        dependencies: args.dependencies.clone(),
     }
 }
 
@@ -243,7 +257,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&params)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let (store, setup) = open_lab(
+    let (store, mut setup) = open_lab(
         &args.db,
         Duration::ZERO,
         args.mite_venv.as_ref(),
@@ -279,6 +293,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     }
+    setup.builds.snapshot_as_of = args.dependency_snapshot.clone();
     let cancel = CancellationToken::new();
     let stopped_by = watch_signals(cancel.clone())?;
 

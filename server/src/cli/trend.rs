@@ -60,6 +60,11 @@ pub(crate) struct TrendArgs {
     /// With --backfill: how long each scenario runs.
     #[arg(long, default_value = "30s", requires = "backfill", value_parser = parse_duration)]
     pub(crate) duration: std::time::Duration,
+    /// With --backfill: how each release's dependencies are resolved: all
+    /// from the agent's one snapshot (alike: a step is mite's), or each as
+    /// the index was on its release date (as its users had it).
+    #[arg(long, value_enum, default_value = "snapshot", requires = "backfill")]
+    pub(crate) dependencies: mite_perf::trend::backfill::BackfillDependencies,
     /// With --backfill: the agent that must measure them all (one machine
     /// class for the whole history; any free one by default).
     #[arg(long, requires = "backfill")]
@@ -146,7 +151,9 @@ async fn backfill(
     range: &str,
     args: &TrendArgs,
 ) -> anyhow::Result<ExitCode> {
-    use mite_perf::trend::backfill::{queue_releases, releases, BackfillError};
+    use mite_perf::trend::backfill::{
+        queue_releases, releases, BackfillDependencies, BackfillError,
+    };
     let by = std::env::var("USER").unwrap_or_default();
     let template = mite_perf::model::RunParams {
         label: if args.label.trim().is_empty() {
@@ -162,12 +169,15 @@ async fn backfill(
     };
     // The lab's operator (who holds its database) backfills as many as
     // the command line allows, with no share of the queue.
+    let mut released = Vec::new();
     let queued = match releases(range, mite_perf::trend::backfill::MAX_RELEASES).await {
         Ok(versions) => {
+            released.clone_from(&versions);
             queue_releases(
                 store,
                 &versions,
                 &template,
+                args.dependencies,
                 &by,
                 mite_perf::lab::MAX_QUEUED,
                 None,
@@ -179,8 +189,18 @@ async fn backfill(
     match queued {
         Ok(queued) => {
             for (version, id) in &queued {
-                to_stdout!("queued run {id}: mite {version}");
+                let as_of = match args.dependencies {
+                    BackfillDependencies::Snapshot => String::new(),
+                    BackfillDependencies::ReleaseDate => released
+                        .iter()
+                        .find(|r| r.version == *version)
+                        .and_then(|r| r.uploaded_at.as_deref())
+                        .map(|at| format!(", its dependencies as of {at}"))
+                        .unwrap_or_default(),
+                };
+                to_stdout!("queued run {id}: mite {version}{as_of}");
             }
+            to_stdout!("{}", args.dependencies.describe());
             let subject = format!("{} releases of {}", queued.len(), range.trim());
             if let Err(e) = store
                 .record_activity(&by, "backfill", &subject, "command line")
@@ -197,6 +217,7 @@ async fn backfill(
             e @ (BackfillError::Range(_)
             | BackfillError::NoRelease(_)
             | BackfillError::TooMany { .. }
+            | BackfillError::NoReleaseDate { .. }
             | BackfillError::Invalid(_)),
         ) => {
             to_stderr!("error: {e}");

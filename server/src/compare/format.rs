@@ -459,6 +459,7 @@ mod tests {
                     },
                 ],
             }],
+            dependencies: None,
         }
     }
 

@@ -303,6 +303,7 @@ mod tests {
             unmatched: vec![],
             validity: vec![],
             profiles: vec![],
+            dependencies: None,
         }
     }
 

@@ -327,6 +327,7 @@ mod tests {
             unmatched: vec![],
             validity: vec![],
             profiles: vec![],
+            dependencies: None,
         }
     }
 

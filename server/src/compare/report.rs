@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use domain::compare::{ComparisonReport, Figure, FigureRow, SideFlags, Spread, Verdict, ALPHA};
 use domain::profile::ProfileComparison;
-use domain::provenance::differences;
+use domain::provenance::{differences, DependencyDifference};
 
 use super::sides::SideData;
 use super::stats::{compare_with, Design, Growth, HistorySpread};
@@ -104,6 +104,20 @@ pub fn build_report_with(
         (Some(b), Some(n)) => differences(b, n),
         _ => vec!["a run predates provenance: whether both ran alike is unknown".to_string()],
     };
+    // Each side's own build: a run of several builds has each's packages.
+    let build_of = |data: &SideData| {
+        data.provenance
+            .as_ref()
+            .and_then(|p| p.builds.get(data.side.build))
+            .cloned()
+    };
+    let dependencies = match (build_of(base), build_of(new)) {
+        (Some(b), Some(n)) => DependencyDifference::between(&b, &n),
+        _ => None,
+    };
+    if let Some(difference) = &dependencies {
+        warnings.extend(difference.sentences());
+    }
     for (side, data) in [("base", base), ("new", new)] {
         let unstable: Vec<String> = rows
             .iter()
@@ -165,6 +179,7 @@ pub fn build_report_with(
         unmatched,
         profiles,
         validity,
+        dependencies,
     }
 }
 
@@ -319,6 +334,48 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.contains("predates provenance")));
+    }
+
+    #[test]
+    fn the_builds_dependency_differences_reach_the_report() {
+        use domain::dependencies::Resolution;
+        use domain::provenance::{BuildProvenance, Provenance};
+        let build = |mite: &str, multidict: &str| BuildProvenance {
+            asked: mite.into(),
+            mite_version: mite.into(),
+            resolution: Some(Resolution::Snapshot {
+                as_of: "2026-12-07T16:04:46Z".into(),
+            }),
+            packages: vec![format!("mite=={mite}"), format!("multidict=={multidict}")],
+            ..BuildProvenance::default()
+        };
+        let with = |run_id, builds: Vec<BuildProvenance>, which: usize| {
+            let mut data = side(run_id, vec![(10, vec![figures(1000.0, 0.5, 40.0)])]);
+            data.builds_in_run = builds.len();
+            data.side.build = which;
+            data.provenance = Some(Provenance {
+                builds,
+                ..Provenance::default()
+            });
+            data
+        };
+        // One run of two builds: each side is its own build's packages.
+        let two = vec![build("2.10.0", "6.9.1"), build("2.11.0", "7.2.1")];
+        let report = build_report(&with(1, two.clone(), 0), &with(1, two.clone(), 1), 0.05);
+        let difference = report.dependencies.as_ref().expect("a difference");
+        assert_eq!(difference.changes.len(), 1, "{difference:?}");
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.ends_with("multidict 6.9.1 → 7.2.1")),
+            "{:?}",
+            report.warnings
+        );
+        // The same packages (mite aside): nothing said.
+        let same = build_report(&with(1, two.clone(), 0), &with(2, two, 0), 0.05);
+        assert_eq!(same.dependencies, None);
+        assert!(same.warnings.iter().all(|w| !w.contains("packages")));
     }
 
     #[test]

@@ -117,6 +117,7 @@ mod tests {
             unmatched: vec![],
             validity: vec![],
             profiles: vec![],
+            dependencies: None,
         }
     }
 

@@ -36,10 +36,12 @@ impl Lab {
             ) => return Ok(BackfillOutcome::Invalid(e.to_string())),
             Err(e) => return Err(backfill_error(e)),
         };
+        // From the page: the releases alike, from the agent's snapshot.
         let queued = queue_releases(
             &self.store,
             &versions,
             &backfill::template(),
+            backfill::BackfillDependencies::Snapshot,
             &caller.name,
             super::MAX_QUEUED,
             super::queue_share(caller),
@@ -322,6 +324,11 @@ fn change(series: &Series, step: &Step) -> TrendChange {
         confirmed: step.confidence == Confidence::Confirmed,
         p: step.p,
         compare,
+        dependencies: series
+            .dependencies
+            .get(&step.index)
+            .map(|d| d.sentences())
+            .unwrap_or_default(),
     }
 }
 

@@ -1,12 +1,17 @@
-//! One venv per mite build, made once and kept: a PyPI version, a local
-//! checkout (made again when its files change) or a wheel. Made with `uv`
-//! where scripts/setup installed it (seconds), plain `venv` + `pip`
-//! otherwise. Whatever cannot be had is said before any process starts.
+//! One venv per mite build, made once and kept: a PyPI version (the pinned
+//! build is its version's), a local checkout (made again when its files
+//! change) or a wheel. Made with `uv` where scripts/setup installed it
+//! (seconds), plain `venv` + `pip` otherwise. Every build's dependencies
+//! are resolved alike: as the index was at the agent's dependency snapshot
+//! (uv's `--exclude-newer`), or at a moment a run chose; the packages each
+//! venv holds are kept with it and in its provenance. Whatever cannot be
+//! had is said before any process starts.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use domain::builds::MiteBuild;
+use domain::dependencies::{parse_moment, DependencyChoice, Resolution};
 use domain::provenance::BuildProvenance;
 use tokio::process::Command;
 
@@ -21,6 +26,14 @@ pub const BUILDS_DIR_ENV: &str = "MITE_PERF_BUILDS_DIR";
 
 /// Written in a venv once it is complete: what was installed there.
 const MARKER: &str = "mite-perf-build.json";
+/// Written in a venv beside the marker: every package it holds,
+/// `name==version` a line (the build's lock).
+pub const PACKAGES_FILE: &str = "mite-perf-packages.txt";
+/// The environment variable naming the agent's snapshot, as
+/// `--dependency-snapshot` does.
+pub const SNAPSHOT_ENV: &str = "MITE_PERF_DEPENDENCY_SNAPSHOT";
+/// The agent's dependency snapshot, in the builds folder.
+pub const SNAPSHOT_FILE: &str = "dependency-snapshot.json";
 /// Lines of an installer's output kept in an error.
 const ERROR_LINES: usize = 12;
 
@@ -37,6 +50,13 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Env(#[from] MiteEnvError),
+    #[error(
+        "mite {build}'s dependencies can be resolved as of a moment only with uv, and this \
+         host has none: run scripts/setup"
+    )]
+    NeedsUv { build: String },
+    #[error("cannot keep this agent's dependency snapshot in {path}: {reason}")]
+    Snapshot { path: PathBuf, reason: String },
     #[error("mite {build} installed, but it says it is version {found}")]
     WrongVersion { build: String, found: String },
     #[error(
@@ -112,12 +132,18 @@ pub struct Installed {
 pub struct BuildCache {
     /// One venv per build inside.
     pub root: PathBuf,
-    /// The pinned build (scripts/setup's venv, or `--mite-venv`).
+    /// The lab's own mite (scripts/setup's venv, or `--mite-venv`): its
+    /// version is the pinned build's, its Python the one every venv is
+    /// made with. It is never measured: the pinned build is its version
+    /// installed here like any other release.
     pub pinned: MiteEnv,
     /// `uv`, when installed.
     pub uv: Option<PathBuf>,
     /// The Python venvs are made with.
     pub python: PathBuf,
+    /// The moment the agent's dependency snapshot is (`--dependency-snapshot`);
+    /// `None`: the one kept in the builds folder, or now for the first.
+    pub snapshot_as_of: Option<String>,
 }
 
 /// What the marker records.
@@ -125,6 +151,38 @@ pub struct BuildCache {
 struct Marker {
     asked: String,
     fingerprint: String,
+    /// How its dependencies were resolved (venvs made before: none, so
+    /// they are made again).
+    #[serde(default)]
+    resolution: Option<Resolution>,
+}
+
+/// The agent's dependency snapshot, as [`SNAPSHOT_FILE`] keeps it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    /// The moment (RFC 3339, UTC) every build here resolves as of.
+    as_of: String,
+    /// When it was written.
+    made_at: String,
+}
+
+/// A venv to have: where, what it is made from, and how its dependencies
+/// are resolved.
+struct Wanted<'a> {
+    venv: PathBuf,
+    /// Changes when what would be installed changes.
+    fingerprint: &'a str,
+    source: Source<'a>,
+    resolution: Resolution,
+}
+
+/// Now, as a moment uv takes (to the second, UTC).
+fn now_moment() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
 
 impl BuildCache {
@@ -141,6 +199,7 @@ impl BuildCache {
             pinned,
             uv: uv.is_file().then_some(uv),
             python: PathBuf::from("python3"),
+            snapshot_as_of: None,
         }
     }
 
@@ -154,7 +213,10 @@ impl BuildCache {
             .filter_map(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let version = name.strip_prefix("pypi-")?.to_string();
-                entry.path().join(MARKER).is_file().then_some(version)
+                // A release as of another moment than the snapshot is a
+                // backfill's.
+                (!version.contains("-asof-") && entry.path().join(MARKER).is_file())
+                    .then_some(version)
             })
             .filter(|v| *v != self.pinned.mite_version)
             .collect();
@@ -164,7 +226,8 @@ impl BuildCache {
     }
 
     /// Makes `build` ready (installing it if it is not yet, or if a
-    /// checkout changed). `say` hears what is going on.
+    /// checkout changed), its dependencies resolved from the agent's
+    /// snapshot. `say` hears what is going on.
     /// Installers, build back ends and probes of the new venv run in
     /// `sandbox` where there is one (see [`crate::sandbox`]).
     pub async fn install(
@@ -173,33 +236,51 @@ impl BuildCache {
         sandbox: Option<&Sandbox>,
         say: &(dyn Fn(&str) + Sync),
     ) -> Result<Installed, BuildError> {
+        self.install_resolved(build, &DependencyChoice::Snapshot, sandbox, say)
+            .await
+    }
+
+    /// As [`Self::install`], its dependencies resolved as `choice` says:
+    /// the agent's snapshot, or the index as of a moment. Every build is
+    /// made the same way, the pinned one too (its version from the index,
+    /// into a venv of this cache, not scripts/setup's): two builds of one
+    /// release are one venv, and builds of other code differ in their
+    /// packages only where their requirements do.
+    pub async fn install_resolved(
+        &self,
+        build: &MiteBuild,
+        choice: &DependencyChoice,
+        sandbox: Option<&Sandbox>,
+        say: &(dyn Fn(&str) + Sync),
+    ) -> Result<Installed, BuildError> {
+        let resolution = self.resolution(build, choice).await?;
+        // A venv per moment chosen; the snapshot's venvs are made again
+        // when the snapshot moves.
+        let suffix = match choice {
+            DependencyChoice::Snapshot => String::new(),
+            DependencyChoice::AsOf(moment) => format!(
+                "-asof-{}",
+                moment
+                    .chars()
+                    .filter(char::is_ascii_alphanumeric)
+                    .collect::<String>()
+            ),
+        };
         match build {
-            MiteBuild::Pinned => Ok(self.pinned_build("pinned")),
-            MiteBuild::Version(version) if *version == self.pinned.mite_version => {
-                Ok(self.pinned_build(version))
+            MiteBuild::Pinned => {
+                self.install_release(
+                    build,
+                    &self.pinned.mite_version,
+                    &suffix,
+                    resolution,
+                    sandbox,
+                    say,
+                )
+                .await
             }
             MiteBuild::Version(version) => {
-                let venv = self.root.join(format!("pypi-{version}"));
-                let env = self
-                    .ensure(
-                        &venv,
-                        build,
-                        version,
-                        &Source::Index(format!("mite=={version}")),
-                        sandbox,
-                        say,
-                    )
-                    .await?;
-                if env.mite_version != *version {
-                    return Err(BuildError::WrongVersion {
-                        build: build.to_string(),
-                        found: env.mite_version,
-                    });
-                }
-                Ok(Installed {
-                    provenance: self.provenance(build, &env),
-                    env,
-                })
+                self.install_release(build, version, &suffix, resolution, sandbox, say)
+                    .await
             }
             MiteBuild::Wheel(path) => {
                 let path = absolute(path)?;
@@ -207,11 +288,14 @@ impl BuildCache {
                     path: path.clone(),
                     source,
                 })?;
-                let venv = self.root.join(format!("wheel-{}", &sha[..16]));
-                let env = self
-                    .ensure(&venv, build, &sha, &Source::Wheel(&path), sandbox, say)
-                    .await?;
-                let mut provenance = self.provenance(build, &env);
+                let wanted = Wanted {
+                    venv: self.root.join(format!("wheel-{}{suffix}", &sha[..16])),
+                    fingerprint: &sha,
+                    source: Source::Wheel(&path),
+                    resolution,
+                };
+                let (env, packages) = self.ensure(&wanted, build, sandbox, say).await?;
+                let mut provenance = self.provenance(build, &env, wanted.resolution, packages);
                 provenance.wheel_sha256 = Some(sha);
                 Ok(Installed { env, provenance })
             }
@@ -229,11 +313,14 @@ impl BuildCache {
                         reason: format!("{} has SHA-256 {found}", path.display()),
                     });
                 }
-                let venv = self.root.join(format!("upload-{}", &sha[..16]));
-                let env = self
-                    .ensure(&venv, build, sha, &Source::Wheel(&path), sandbox, say)
-                    .await?;
-                let mut provenance = self.provenance(build, &env);
+                let wanted = Wanted {
+                    venv: self.root.join(format!("upload-{}{suffix}", &sha[..16])),
+                    fingerprint: sha,
+                    source: Source::Wheel(&path),
+                    resolution,
+                };
+                let (env, packages) = self.ensure(&wanted, build, sandbox, say).await?;
+                let mut provenance = self.provenance(build, &env, wanted.resolution, packages);
                 provenance.wheel_sha256 = Some(sha.clone());
                 Ok(Installed { env, provenance })
             }
@@ -247,18 +334,14 @@ impl BuildCache {
                     source,
                 })?;
                 let key = sha256_text(&path.display().to_string());
-                let venv = self.root.join(format!("checkout-{}", &key[..16]));
-                let env = self
-                    .ensure(
-                        &venv,
-                        build,
-                        &state.fingerprint,
-                        &Source::Checkout(&path),
-                        sandbox,
-                        say,
-                    )
-                    .await?;
-                let mut provenance = self.provenance(build, &env);
+                let wanted = Wanted {
+                    venv: self.root.join(format!("checkout-{}{suffix}", &key[..16])),
+                    fingerprint: &state.fingerprint,
+                    source: Source::Checkout(&path),
+                    resolution,
+                };
+                let (env, packages) = self.ensure(&wanted, build, sandbox, say).await?;
+                let mut provenance = self.provenance(build, &env, wanted.resolution, packages);
                 provenance.git_commit = state.git_commit;
                 provenance.git_dirty = state.git_dirty;
                 provenance.git_commit_time = state.git_commit_time;
@@ -266,6 +349,106 @@ impl BuildCache {
                 Ok(Installed { env, provenance })
             }
         }
+    }
+
+    /// A release from the index (the pinned build is its version's).
+    async fn install_release(
+        &self,
+        build: &MiteBuild,
+        version: &str,
+        suffix: &str,
+        resolution: Resolution,
+        sandbox: Option<&Sandbox>,
+        say: &(dyn Fn(&str) + Sync),
+    ) -> Result<Installed, BuildError> {
+        let wanted = Wanted {
+            venv: self.root.join(format!("pypi-{version}{suffix}")),
+            fingerprint: version,
+            source: Source::Index(format!("mite=={version}")),
+            resolution,
+        };
+        let (env, packages) = self.ensure(&wanted, build, sandbox, say).await?;
+        if env.mite_version != version {
+            return Err(BuildError::WrongVersion {
+                build: build.to_string(),
+                found: env.mite_version,
+            });
+        }
+        Ok(Installed {
+            provenance: self.provenance(build, &env, wanted.resolution, packages),
+            env,
+        })
+    }
+
+    /// How `build`'s dependencies are resolved for `choice` here: with uv,
+    /// as of the agent's snapshot or the moment chosen; with pip (no uv),
+    /// against the index of the day, and no moment can be chosen.
+    async fn resolution(
+        &self,
+        build: &MiteBuild,
+        choice: &DependencyChoice,
+    ) -> Result<Resolution, BuildError> {
+        match (&self.uv, choice) {
+            (None, DependencyChoice::Snapshot) => Ok(Resolution::Unpinned),
+            (None, DependencyChoice::AsOf(_)) => Err(BuildError::NeedsUv {
+                build: build.to_string(),
+            }),
+            (Some(_), DependencyChoice::Snapshot) => Ok(Resolution::Snapshot {
+                as_of: self.snapshot().await?,
+            }),
+            (Some(_), DependencyChoice::AsOf(moment)) => Ok(Resolution::AsOf {
+                as_of: moment.clone(),
+            }),
+        }
+    }
+
+    /// The agent's dependency snapshot: the moment every build here
+    /// resolves its dependencies as of (the index as it was then), kept in
+    /// [`SNAPSHOT_FILE`]. The first build made fixes it (now), unless
+    /// `--dependency-snapshot` names one ([`Self::snapshot_as_of`]), which
+    /// replaces what the file says; venvs made as of another moment are
+    /// made again.
+    pub async fn snapshot(&self) -> Result<String, BuildError> {
+        let path = self.root.join(SNAPSHOT_FILE);
+        let failed = |reason: String| BuildError::Snapshot {
+            path: path.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(&self.root).map_err(|e| failed(e.to_string()))?;
+        let _lock = lock(&self.root, &path)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        let kept: Option<Snapshot> = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| failed(format!("it is not what the lab wrote: {e}")))?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(failed(e.to_string())),
+        };
+        if let Some(kept) = &kept {
+            parse_moment(&kept.as_of).map_err(failed)?;
+        }
+        let wanted = match (&self.snapshot_as_of, kept) {
+            (Some(named), Some(kept)) if kept.as_of == *named => return Ok(kept.as_of),
+            (None, Some(kept)) => return Ok(kept.as_of),
+            (Some(named), _) => parse_moment(named).map_err(failed)?,
+            (None, None) => now_moment(),
+        };
+        let snapshot = Snapshot {
+            as_of: wanted.clone(),
+            made_at: now_moment(),
+        };
+        let text = serde_json::to_string_pretty(&snapshot).map_err(|e| failed(e.to_string()))?;
+        let partial = self.root.join(format!(".{SNAPSHOT_FILE}.partial"));
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(|e| failed(e.to_string()))?;
+        tracing::info!(
+            "this agent's dependency snapshot: the index as of {wanted} ({})",
+            path.display()
+        );
+        Ok(wanted)
     }
 
     /// The folder uploaded wheel `sha256` is written to on this host.
@@ -365,41 +548,36 @@ impl BuildCache {
             .ok_or_else(missing)
     }
 
-    fn pinned_build(&self, asked: &str) -> Installed {
-        Installed {
-            env: self.pinned.clone(),
-            provenance: BuildProvenance {
-                asked: asked.to_string(),
-                mite_version: self.pinned.mite_version.clone(),
-                python_version: self.pinned.python_version.clone(),
-                venv: self.pinned.venv.display().to_string(),
-                ..BuildProvenance::default()
-            },
-        }
-    }
-
-    fn provenance(&self, build: &MiteBuild, env: &MiteEnv) -> BuildProvenance {
+    fn provenance(
+        &self,
+        build: &MiteBuild,
+        env: &MiteEnv,
+        resolution: Resolution,
+        packages: Vec<String>,
+    ) -> BuildProvenance {
         BuildProvenance {
             asked: build.to_string(),
             mite_version: env.mite_version.clone(),
             python_version: env.python_version.clone(),
             venv: env.venv.display().to_string(),
+            resolution: Some(resolution),
+            packages,
             ..BuildProvenance::default()
         }
     }
 
-    /// The venv at `venv` with `source` installed, as recorded by
-    /// `fingerprint`: reused when its marker says so, made (again) otherwise.
+    /// The venv `wanted` names with its source installed, its dependencies
+    /// resolved as it says: reused when its marker records that fingerprint
+    /// and resolution, made (again) otherwise; with the packages it holds.
     /// One lab process at a time makes a given venv.
     async fn ensure(
         &self,
-        venv: &Path,
+        wanted: &Wanted<'_>,
         build: &MiteBuild,
-        fingerprint: &str,
-        source: &Source<'_>,
         sandbox: Option<&Sandbox>,
         say: &(dyn Fn(&str) + Sync),
-    ) -> Result<MiteEnv, BuildError> {
+    ) -> Result<(MiteEnv, Vec<String>), BuildError> {
+        let venv = wanted.venv.as_path();
         let failed = |source: InstallError| BuildError::Install {
             build: build.to_string(),
             source,
@@ -412,23 +590,31 @@ impl BuildCache {
         let marker: Option<Marker> = std::fs::read_to_string(&marker_path)
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok());
+        let resolved_alike = marker
+            .as_ref()
+            .is_some_and(|m| m.resolution.as_ref() == Some(&wanted.resolution));
         if let Some(marker) = &marker {
-            if marker.fingerprint == fingerprint {
-                if let Ok(env) = MiteEnv::locate_in(venv, sandbox) {
-                    return Ok(env);
+            if resolved_alike && marker.fingerprint == wanted.fingerprint {
+                if let Ok(probed) = MiteEnv::probe_in(venv, sandbox) {
+                    return Ok(probed);
                 }
             }
         }
-        let fresh = marker.is_none();
+        // Made as of another snapshot (or before the lab recorded one):
+        // made again, whole, so that nothing of the old resolution stays.
+        let fresh = !resolved_alike;
         let started = std::time::Instant::now();
         if fresh {
             say(&format!(
-                "installing mite {build} into {} with {} (about 30 s with uv, a minute with pip)…",
+                "installing mite {build} into {} with {}, its dependencies from {} \
+                 (about 30 s with uv, a minute with pip)…",
                 venv.display(),
-                if self.uv.is_some() { "uv" } else { "pip" }
+                if self.uv.is_some() { "uv" } else { "pip" },
+                wanted.resolution.describe()
             ));
             if venv.exists() {
-                // Half made by an installer that did not finish.
+                // Half made by an installer that did not finish, or made
+                // from another snapshot.
                 std::fs::remove_dir_all(venv)
                     .map_err(InstallError::file("remove", venv))
                     .map_err(failed)?;
@@ -440,31 +626,38 @@ impl BuildCache {
             ));
             let _ = std::fs::remove_file(&marker_path);
         }
-        self.pip_install(venv, source, !fresh, sandbox)
+        self.pip_install(venv, &wanted.source, !fresh, &wanted.resolution, sandbox)
             .await
             .map_err(failed)?;
-        let env = MiteEnv::locate_in(venv, sandbox)?;
+        let (env, packages) = MiteEnv::probe_in(venv, sandbox)?;
+        // What it holds, kept with it: the build's own lock.
+        let listed = venv.join(PACKAGES_FILE);
+        std::fs::write(&listed, packages.join("\n") + "\n")
+            .map_err(InstallError::file("write", &listed))
+            .map_err(failed)?;
         let marker = Marker {
             asked: build.to_string(),
-            fingerprint: fingerprint.to_string(),
+            fingerprint: wanted.fingerprint.to_string(),
+            resolution: Some(wanted.resolution.clone()),
         };
         let text = serde_json::to_string(&marker).map_err(|e| failed(e.into()))?;
         std::fs::write(&marker_path, text)
             .map_err(InstallError::file("write", &marker_path))
             .map_err(failed)?;
         say(&format!(
-            "mite {} ready in {:.0} s",
+            "mite {} ready in {:.0} s ({} packages)",
             env.mite_version,
-            started.elapsed().as_secs_f64()
+            started.elapsed().as_secs_f64(),
+            packages.len()
         ));
-        Ok(env)
+        Ok((env, packages))
     }
 
     async fn make_venv(&self, venv: &Path, sandbox: Option<&Sandbox>) -> Result<(), InstallError> {
         // A sandboxed installer sees the venv's folder only if it exists.
         std::fs::create_dir_all(venv).map_err(InstallError::file("create", venv))?;
         let python = match sandbox {
-            // The pinned build's Python, at its real path: the sandbox has
+            // The lab's own mite's Python, at its real path: the sandbox has
             // no PATH lookup through a shim.
             Some(_) => self.base_python(),
             None => self.python.clone(),
@@ -494,6 +687,7 @@ impl BuildCache {
         venv: &Path,
         source: &Source<'_>,
         again: bool,
+        resolution: &Resolution,
         sandbox: Option<&Sandbox>,
     ) -> Result<(), InstallError> {
         let python = venv.join("bin/python");
@@ -505,6 +699,14 @@ impl BuildCache {
                     .arg(&python);
                 if again {
                     c.args(["--reinstall-package", "mite"]);
+                }
+                if let Some(as_of) = resolution.as_of() {
+                    // Every dependency as the index had it then; mite
+                    // itself whenever it was released (a release newer
+                    // than the snapshot is still that release).
+                    c.arg("--exclude-newer")
+                        .arg(as_of)
+                        .args(["--exclude-newer-package", "mite=false"]);
                 }
                 if sandbox.is_some() {
                     // Nothing a sandboxed install writes is shared with
@@ -601,7 +803,7 @@ impl BuildCache {
         sandbox.enclose(&jail, &command)
     }
 
-    /// The Python the pinned build runs on (new venvs are made with it).
+    /// The Python the lab's own mite runs on (new venvs are made with it).
     fn base_python(&self) -> PathBuf {
         python_prefix(&self.pinned.venv)
             .map(|prefix| prefix.join("bin/python3"))
@@ -804,4 +1006,87 @@ async fn lock(root: &Path, venv: &Path) -> Result<nix::fcntl::Flock<std::fs::Fil
     })
     .await
     .map_err(|source| InstallError::Abandoned { path, source })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache(name: &str) -> BuildCache {
+        let root =
+            std::env::temp_dir().join(format!("mite-perf-snapshot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let mut cache = BuildCache::new(
+            MiteEnv {
+                venv: root.join("no-venv"),
+                mite_version: "2.11.0".into(),
+                python_version: "3.11.7".into(),
+            },
+            Some(root),
+        );
+        cache.uv = Some(PathBuf::from("/nonexistent/uv"));
+        cache
+    }
+
+    #[tokio::test]
+    async fn the_agents_snapshot_is_fixed_once_kept_and_moved_only_when_named() {
+        let mut cache = cache("kept");
+        let first = cache.snapshot().await.expect("made");
+        assert!(parse_moment(&first).is_ok(), "{first}");
+        // Kept: the next build resolves as of the same moment.
+        assert_eq!(cache.snapshot().await.expect("kept"), first);
+        // Named: it moves, and stays where it was moved.
+        cache.snapshot_as_of = Some("2025-11-28".into());
+        let named = cache.snapshot().await.expect("moved");
+        assert_eq!(named, "2025-11-28T00:00:00Z");
+        cache.snapshot_as_of = None;
+        assert_eq!(cache.snapshot().await.expect("kept"), named);
+        // A build's resolution follows it; a moment chosen by a run is its own.
+        let build = MiteBuild::Version("2.10.0".into());
+        assert_eq!(
+            cache
+                .resolution(&build, &DependencyChoice::Snapshot)
+                .await
+                .expect("resolution"),
+            Resolution::Snapshot { as_of: named }
+        );
+        let chosen = DependencyChoice::AsOf("2025-01-02T03:04:05Z".into());
+        assert_eq!(
+            cache.resolution(&build, &chosen).await.expect("resolution"),
+            Resolution::AsOf {
+                as_of: "2025-01-02T03:04:05Z".into()
+            }
+        );
+        // Without uv: the index of the day, and no moment can be chosen.
+        cache.uv = None;
+        assert_eq!(
+            cache
+                .resolution(&build, &DependencyChoice::Snapshot)
+                .await
+                .expect("resolution"),
+            Resolution::Unpinned
+        );
+        let err = cache
+            .resolution(&build, &chosen)
+            .await
+            .expect_err("needs uv");
+        assert!(err.to_string().contains("only with uv"), "{err}");
+        let _ = std::fs::remove_dir_all(&cache.root);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_file_that_is_not_the_labs_is_refused_with_its_path() {
+        let cache = cache("corrupt");
+        std::fs::create_dir_all(&cache.root).expect("mkdir");
+        let path = cache.root.join(SNAPSHOT_FILE);
+        for bad in ["not json", r#"{"as_of": "last week", "made_at": "x"}"#] {
+            std::fs::write(&path, bad).expect("write");
+            let err = cache.snapshot().await.expect_err(bad).to_string();
+            assert!(
+                err.contains(&path.display().to_string()) && err.contains("dependency snapshot"),
+                "{err}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&cache.root);
+    }
 }

@@ -33,6 +33,16 @@ pub enum MiteEnvError {
     Versions { python: PathBuf, reason: String },
 }
 
+/// What a venv's Python says of itself: mite's version, its own, then
+/// every distribution installed (`name==version`, a line each).
+const PROBE: &str = "import importlib.metadata as m, platform\n\
+print(m.version('mite'))\n\
+print(platform.python_version())\n\
+for d in m.distributions():\n    \
+name = d.metadata['Name']\n    \
+if name:\n        \
+print(f'{name}=={d.version}')\n";
+
 /// A venv with mite in it.
 #[derive(Debug, Clone)]
 pub struct MiteEnv {
@@ -66,16 +76,24 @@ impl MiteEnv {
     /// there is one: starting it runs the build's own code (a `.pth` file
     /// of a wheel runs at every start).
     pub fn locate_in(venv: &Path, sandbox: Option<&Sandbox>) -> Result<Self, MiteEnvError> {
+        Self::probe_in(venv, sandbox).map(|(env, _)| env)
+    }
+
+    /// As [`Self::locate_in`], with every package installed in the venv
+    /// (`name==version`, sorted by name: see
+    /// [`domain::dependencies::parse_packages`]), read with
+    /// `importlib.metadata` by the venv's own Python.
+    pub fn probe_in(
+        venv: &Path,
+        sandbox: Option<&Sandbox>,
+    ) -> Result<(Self, Vec<String>), MiteEnvError> {
         let python = venv.join("bin/python");
         if !venv.join("bin/mite").is_file() || !python.is_file() {
             return Err(MiteEnvError::Missing {
                 venv: venv.to_path_buf(),
             });
         }
-        let args = [
-            "-c",
-            "import importlib.metadata as m, platform; print(m.version('mite')); print(platform.python_version())",
-        ];
+        let args = ["-c", PROBE];
         let mut command = match sandbox {
             Some(sandbox) => sandbox.command(
                 &Jail::new(Path::new("/tmp"), Network::Loopback)
@@ -107,11 +125,15 @@ impl MiteEnv {
         let mut lines = text.lines();
         let mite_version = lines.next().unwrap_or_default().trim().to_string();
         let python_version = lines.next().unwrap_or_default().trim().to_string();
-        Ok(MiteEnv {
-            venv: venv.to_path_buf(),
-            mite_version,
-            python_version,
-        })
+        let packages = domain::dependencies::parse_packages(&lines.collect::<Vec<_>>().join("\n"));
+        Ok((
+            MiteEnv {
+                venv: venv.to_path_buf(),
+                mite_version,
+                python_version,
+            },
+            packages,
+        ))
     }
 
     /// The `mite` command of this venv.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{Readiness, Stage};
-use super::verdict::{exit_message, Ending, Failure};
+use super::verdict::{start_up_exit_message, Ending, Failure};
 use super::LOG_TAIL_LINES;
 use crate::children::{start_recorded, Children};
 use crate::ports;
@@ -17,25 +17,55 @@ use crate::supervisor::Supervised;
 /// How often readiness is checked.
 const READY_POLL: Duration = Duration::from_millis(50);
 
-/// The first child that has ended, as a failure "while …".
-fn first_exit_failure(children: &mut Children, when: &str) -> Option<Failure> {
+/// The first child that has ended, as a failure of the start-up "`when`"
+/// (its status and its log's last lines in the message); `then`, the
+/// error the lab met meanwhile, said after it.
+pub fn exited_child(children: &mut Children, when: &str, then: Option<&str>) -> Option<Failure> {
     let launched = children
         .list
         .iter_mut()
         .find_map(|l| l.child.try_exit().is_some().then_some(l))?;
     let child = &mut launched.child;
     let status = child.try_exit()?;
+    let tail = child.log_tail(LOG_TAIL_LINES);
     Some(Failure {
-        message: exit_message(
+        message: start_up_exit_message(
             child.kind,
             &status,
             when,
-            &child.command,
             &child.log_path.display().to_string(),
+            &tail,
+            then,
         ),
-        log_tail: Some(child.log_tail(LOG_TAIL_LINES)),
+        log_tail: Some(tail),
         ends_run: false,
     })
+}
+
+/// How long a step that failed during start-up waits for a child's exit
+/// to show: a process that closed its sockets as it exited is reaped a
+/// moment later (a sandboxed one's bubblewrap after it).
+pub const EXIT_PATIENCE: Duration = Duration::from_secs(2);
+
+/// `failure`, met during start-up "`when`", or rather the child that
+/// exited meanwhile (the cause, with `failure` said after it), waiting up
+/// to `patience` for an exit to show.
+pub async fn blame_exited_child(
+    children: &mut Children,
+    when: &str,
+    failure: Failure,
+    patience: Duration,
+) -> Failure {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(exited) = exited_child(children, when, Some(&failure.message)) {
+            return exited;
+        }
+        if Instant::now() >= deadline {
+            return failure;
+        }
+        tokio::time::sleep(READY_POLL).await;
+    }
 }
 
 /// Whether a stage's child is ready (the process it stands for, when it
@@ -88,12 +118,12 @@ async fn wait_ready(
     cancel: &CancellationToken,
 ) -> Result<Option<Ending>, Failure> {
     let deadline = Instant::now() + timeout;
-    let what = format!("while waiting for {}", stage.waiting_for);
+    let what = format!("while the lab waited for {}", stage.waiting_for);
     loop {
         if cancel.is_cancelled() {
             return Ok(Some(Ending::Cancelled));
         }
-        if let Some(failure) = first_exit_failure(children, &what) {
+        if let Some(failure) = exited_child(children, &what, None) {
             return Err(failure);
         }
         let newest = children.list.last_mut().map(|l| &mut l.child);

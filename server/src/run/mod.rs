@@ -733,7 +733,12 @@ async fn prepare(
         // A stop while installing ends the installer (the future owns it,
         // killed when dropped); the half-made venv is made again next time.
         let result = tokio::select! {
-            result = setup.builds.install(&build, setup.isolation.sandbox(), &say) => result,
+            result = setup.builds.install_resolved(
+                &build,
+                &params.dependencies,
+                setup.isolation.sandbox(),
+                &say,
+            ) => result,
             () = cancel.cancelled() => {
                 return Err(in_dir(Unprepared::Stopped(build.to_string())));
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::launch;
+use super::launch::{self, blame_exited_child, EXIT_PATIENCE};
 use super::plan::{
     sandboxed, scenario_jail, scenario_plan, under_valgrind, PlanInputs, Stage, BUS_AFTER,
 };
@@ -254,15 +254,26 @@ impl ScenarioRun<'_> {
             return Ok(ending);
         }
         let bus = if self.params.read_bus {
-            Some(
-                BusReader::connect(
-                    self.setup.host.ports.bus,
-                    BUS_CONNECT_TIMEOUT,
-                    network.map(|n| (n.clone(), self.setup.self_exe.clone())),
-                )
-                .await
-                .map_err(|e| Failure::new(e.to_string()))?,
+            let connected = BusReader::connect(
+                self.setup.host.ports.bus,
+                BUS_CONNECT_TIMEOUT,
+                network.map(|n| (n.clone(), self.setup.self_exe.clone())),
             )
+            .await;
+            match connected {
+                Ok(reader) => Some(reader),
+                // A refused connection is most often the duplicator gone:
+                // it is the error, with its own words (FAULTS.md 60).
+                Err(e) => {
+                    return Err(blame_exited_child(
+                        children,
+                        "before the lab's bus reader could connect to mite's duplicator",
+                        Failure::new(e.to_string()),
+                        EXIT_PATIENCE,
+                    )
+                    .await)
+                }
+            }
         } else {
             None
         };
@@ -287,11 +298,27 @@ impl ScenarioRun<'_> {
             }
             (None, _) => {}
         }
-        let mut counter = self.request_counter(children)?;
-        self.store
-            .start_scenario(self.scenario_id, now_ms())
-            .await
-            .map_err(|e| Failure::new(format!("cannot record the scenario's start: {e}")))?;
+        let started = match self.request_counter(children) {
+            Ok(counter) => self
+                .store
+                .start_scenario(self.scenario_id, now_ms())
+                .await
+                .map(|()| counter)
+                .map_err(|e| Failure::new(format!("cannot record the scenario's start: {e}"))),
+            Err(failure) => Err(failure),
+        };
+        let mut counter = match started {
+            Ok(counter) => counter,
+            Err(failure) => {
+                return Err(blame_exited_child(
+                    children,
+                    "before the lab began sampling",
+                    failure,
+                    EXIT_PATIENCE,
+                )
+                .await)
+            }
+        };
         let collector_dir = self.collector_dir();
         let ctx = SamplingContext {
             scenario_id: self.scenario_id,

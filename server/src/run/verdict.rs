@@ -85,6 +85,44 @@ pub fn exit_message(
     )
 }
 
+/// Lines of a child's log quoted in a start-up exit's message (the whole
+/// tail is kept with the scenario too).
+pub const START_UP_TAIL_LINES: usize = 8;
+
+/// A child that exited while the scenario started up, worded for the run's
+/// error: which child, how it ended, what the lab was doing, and the last
+/// lines of its log (its own words: the cause is usually there). `then`:
+/// the error the lab met meanwhile, a consequence of the exit (the bus
+/// reader refused, say), kept last.
+pub fn start_up_exit_message(
+    kind: ProcessKind,
+    status: &ExitStatus,
+    when: &str,
+    log: &str,
+    tail: &str,
+    then: Option<&str>,
+) -> String {
+    let lines: Vec<&str> = tail.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = &lines[lines.len().saturating_sub(START_UP_TAIL_LINES)..];
+    let mut message = format!(
+        "the {kind} exited during start-up ({}), {when}",
+        describe_exit(status)
+    );
+    if last.is_empty() {
+        message.push_str(&format!("; its log {log} is empty"));
+    } else {
+        message.push_str(&format!("; the last lines of {log}:"));
+        for line in last {
+            message.push_str("\n  ");
+            message.push_str(line);
+        }
+    }
+    if let Some(then) = then {
+        message.push_str(&format!("\n(and then: {then})"));
+    }
+    message
+}
+
 /// Lab ports still held after a scenario: `port N (purpose) is still held
 /// by pid …` for each.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +254,53 @@ mod tests {
         assert_eq!(
             judge_exits(&[(ProcessKind::Duplicator, exit_status(0))]),
             TickVerdict::Failed(ProcessKind::Duplicator, exit_status(0))
+        );
+    }
+
+    #[test]
+    fn a_start_up_exit_names_the_child_its_status_and_its_logs_last_lines() {
+        let tail = (1..=12)
+            .map(|i| format!("line {i}"))
+            .chain([
+                "".into(),
+                "RuntimeError: There is no current event loop".into(),
+            ])
+            .collect::<Vec<_>>()
+            .join("\n");
+        let message = start_up_exit_message(
+            ProcessKind::Duplicator,
+            &exit_status(1),
+            "before the lab's bus reader connected",
+            "/out/scenario10/duplicator.log",
+            &tail,
+            Some("cannot read mite's messages on tcp://127.0.0.1:14304: Connection refused"),
+        );
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(
+            lines[0],
+            "the duplicator exited during start-up (exit 1), before the lab's bus reader \
+             connected; the last lines of /out/scenario10/duplicator.log:"
+        );
+        // The last lines, blank ones left out, the cause among them.
+        assert_eq!(lines.len(), 1 + START_UP_TAIL_LINES + 1, "{message}");
+        assert_eq!(lines[1], "  line 6");
+        assert_eq!(
+            lines[START_UP_TAIL_LINES],
+            "  RuntimeError: There is no current event loop"
+        );
+        assert!(lines[START_UP_TAIL_LINES + 1].contains("Connection refused"));
+        let silent = start_up_exit_message(
+            ProcessKind::Runner,
+            &killed(9),
+            "while waiting for the runner to connect",
+            "/l/runner.log",
+            "",
+            None,
+        );
+        assert_eq!(
+            silent,
+            "the runner exited during start-up (killed by SIGKILL), while waiting for the \
+             runner to connect; its log /l/runner.log is empty"
         );
     }
 

@@ -187,6 +187,9 @@ mod tests {
                 sides: vec![(i + 1).to_string()],
                 claimed_by: None,
                 claim_excluded_by: None,
+                packages: Vec::new(),
+                resolution: None,
+                packages_vary: false,
             })
             .collect();
         let analysis = analyse(
@@ -217,6 +220,7 @@ mod tests {
             analysis,
             excluded_by: Default::default(),
             acknowledged_by: Default::default(),
+            dependencies: Default::default(),
         };
         let spec = series_chart(&series).expect("a chart");
         let option: serde_json::Value = serde_json::from_str(&spec.option_json).expect("JSON");

@@ -91,6 +91,19 @@ fn text(series: &Series, points: bool) -> String {
     }
     for step in changes {
         out.push_str(&format!("  {}\n", step_line(series, step)));
+        // Its two sides ran with other packages: the step may be theirs.
+        if let Some(difference) = series.dependencies.get(&step.index) {
+            for sentence in difference.sentences() {
+                out.push_str(&format!("    but {sentence}\n"));
+            }
+        }
+        if series
+            .points
+            .get(step.index)
+            .is_some_and(|p| p.packages_vary)
+        {
+            out.push_str("    and its repeats ran with other packages from one run to another\n");
+        }
     }
     if let Some(creep) = &series.analysis.creep {
         let at = |i: usize| series.points.get(i).map_or("?", |p| p.build.as_str());

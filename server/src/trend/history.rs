@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use domain::compare::{Better, Figure};
-use domain::provenance::BuildProvenance;
+use domain::dependencies::Resolution;
+use domain::provenance::{BuildProvenance, DependencyDifference};
 use domain::series::{sort_points, MachineClass, MarkKind, PointOrder, ScenarioKey, SeriesKey};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
@@ -40,6 +41,14 @@ pub struct Point {
     pub claimed_by: Option<String>,
     /// The admin who left out every point its claimant claimed, if one did.
     pub claim_excluded_by: Option<String>,
+    /// The packages its first repeat ran with (`name==version`; empty: a
+    /// run made before the lab kept them), and how they were resolved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    pub resolution: Option<Resolution>,
+    /// Some of its repeats ran with other packages than the first (runs of
+    /// one release made as of other snapshots): its level mixes them.
+    pub packages_vary: bool,
 }
 
 /// A series with its points in order and what the detector found.
@@ -57,6 +66,11 @@ pub struct Series {
     /// member acknowledged: build → who.
     pub excluded_by: BTreeMap<String, String>,
     pub acknowledged_by: BTreeMap<String, String>,
+    /// For each flagged step (by the index of its first point): what
+    /// differs between the packages of the point before it and its own,
+    /// when anything does. A step there may be the environment's, not
+    /// mite's.
+    pub dependencies: BTreeMap<usize, DependencyDifference>,
 }
 
 /// Which series to read. Empty fields match everything.
@@ -168,7 +182,13 @@ pub async fn load_series(
                     sides: Vec::new(),
                     claimed_by: claimant.clone(),
                     claim_excluded_by: None,
+                    packages: build.packages.clone(),
+                    resolution: build.resolution.clone(),
+                    packages_vary: false,
                 });
+            if point.packages != build.packages {
+                point.packages_vary = true;
+            }
             point.values.push(value);
             point.first_ran_at = point.first_ran_at.min(ran_at);
             if !point.run_ids.contains(&run_id) {
@@ -228,6 +248,7 @@ pub async fn load_series(
                 .filter(|&i| excluded_by.contains_key(&points[i].build))
                 .collect();
             let analysis = analyse_excluding(&medians, better, &releases, &excluded, settings)?;
+            let dependencies = step_dependencies(&points, &analysis);
             Ok(Series {
                 id,
                 excluded_by,
@@ -237,7 +258,33 @@ pub async fn load_series(
                 key,
                 points,
                 analysis,
+                dependencies,
             })
+        })
+        .collect()
+}
+
+/// What differs between the packages on the two sides of each flagged
+/// step: the last fitted point before it (outliers and excluded points
+/// skipped) and its first point.
+pub fn step_dependencies(
+    points: &[Point],
+    analysis: &Analysis,
+) -> BTreeMap<usize, DependencyDifference> {
+    analysis
+        .changes()
+        .filter_map(|step| {
+            let after = points.get(step.index)?;
+            let before = (0..step.index)
+                .rev()
+                .find(|i| !analysis.outliers.contains(i) && !analysis.excluded.contains(i))
+                .or(step.index.checked_sub(1))
+                .and_then(|i| points.get(i))?;
+            DependencyDifference::of_lists(
+                (&before.packages, before.resolution.as_ref()),
+                (&after.packages, after.resolution.as_ref()),
+            )
+            .map(|difference| (step.index, difference))
         })
         .collect()
 }
@@ -327,6 +374,90 @@ mod tests {
         assert!(high / low > 1.08 && high / low < 1.12, "{low} {high}");
         let (same_low, same_high) = interval(&[5.0, 5.0]).expect("an interval");
         assert!((same_low - 5.0).abs() < 1e-9 && (same_high - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_step_whose_sides_ran_with_other_packages_says_which() {
+        use super::super::changepoint::analyse;
+        use super::super::format::{render, TrendFormat};
+        use domain::series::{MachineClass, ScenarioKey};
+        // As issue 30 found it: the last release ran in another venv.
+        let values = [1000.0, 1002.0, 998.0, 1001.0, 999.0, 1000.0, 1049.0, 1050.0];
+        let points: Vec<Point> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Point {
+                build: format!("2.{}.0", i + 4),
+                order: PointOrder::Release(vec![2, i as u64 + 4, 0]),
+                first_ran_at: i as i64,
+                values: vec![*v],
+                median: *v,
+                interval: None,
+                run_ids: vec![i as i64 + 1],
+                sides: vec![(i + 1).to_string()],
+                claimed_by: None,
+                claim_excluded_by: None,
+                packages: vec![
+                    format!("mite==2.{}.0", i + 4),
+                    if i < 6 {
+                        "multidict==7.2.1"
+                    } else {
+                        "multidict==6.9.1"
+                    }
+                    .to_string(),
+                ],
+                resolution: None,
+                packages_vary: false,
+            })
+            .collect();
+        let analysis = analyse(
+            &values,
+            Figure::PeakRss(domain::model::ProcessKind::Duplicator).better(),
+            &[],
+            &Settings::default(),
+        )
+        .expect("valid");
+        let steps: Vec<usize> = analysis.changes().map(|s| s.index).collect();
+        assert_eq!(steps, [6], "{analysis:?}");
+        let dependencies = step_dependencies(&points, &analysis);
+        let difference = dependencies.get(&6).expect("the step's difference");
+        assert_eq!(difference.changes[0].describe(), "multidict 7.2.1 → 6.9.1");
+        // The same packages on both sides: nothing said.
+        let mut alike = points.clone();
+        for p in &mut alike {
+            p.packages[1] = "multidict==7.2.1".into();
+        }
+        assert!(step_dependencies(&alike, &analysis).is_empty());
+        let figure = Figure::PeakRss(domain::model::ProcessKind::Duplicator);
+        let series = Series {
+            id: "0123456789abcdef".into(),
+            key: SeriesKey {
+                scenario: ScenarioKey {
+                    scenario: "built-in".into(),
+                    source_sha256: "ab".into(),
+                    concurrency: 10,
+                    duration_ms: 10_000,
+                    target: "built-in".into(),
+                    requests: None,
+                    valgrind: false,
+                },
+                figure,
+                machine: MachineClass("m".into()),
+            },
+            figure_name: figure.name(),
+            better: figure.better(),
+            points,
+            analysis,
+            excluded_by: BTreeMap::new(),
+            acknowledged_by: BTreeMap::new(),
+            dependencies,
+        };
+        let text = render(&[series], TrendFormat::Text, false);
+        assert!(
+            text.contains("change at 2.10.0: +")
+                && text.contains("but the builds ran with other packages (mite aside; base to new): multidict 7.2.1 → 6.9.1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -258,6 +258,16 @@ async fn e2e_the_same_mite_against_itself_is_not_worse() {
             &["--label", "same", "--mite", "pinned,2.11.0", "--profile"],
         );
         assert!(same.status.success(), "try {try_number}: {}", text(&same));
+        // The pinned build and its release by number: the same packages.
+        let builds = store
+            .run(run_id)
+            .await
+            .expect("query")
+            .and_then(|r| r.provenance)
+            .expect("provenance")
+            .builds;
+        assert!(!builds[0].packages.is_empty(), "{builds:?}");
+        assert_eq!(builds[0].packages, builds[1].packages);
         let scenarios = store.scenarios(run_id).await.expect("scenarios");
         let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
@@ -273,6 +283,7 @@ async fn e2e_the_same_mite_against_itself_is_not_worse() {
         );
         let (code, report) = compare(&lab, &format!("{run_id}:1"), &format!("{run_id}:2"));
         assert_eq!(code, 0, "try {try_number}: {report}");
+        assert!(report.get("dependencies").is_none(), "{report}");
         for figure in ["requests_per_second", "requests_per_runner_cpu_second"] {
             let v = verdict(&report, figure, 10);
             assert!(

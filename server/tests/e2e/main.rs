@@ -6,6 +6,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod alike;
 mod bisect;
 mod builds;
 mod bus;
