@@ -11,10 +11,10 @@ fn sandbox() -> Sandbox {
 }
 
 /// A folder outside `/tmp` (a sandbox has a `/tmp` of its own, where
-/// writing a file of the same name would prove nothing).
+/// writing a file of the same name would prove nothing): not under the
+/// checkout either, which CI clones into `/tmp`.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/sandbox-tests")
+    let dir = Path::new("/var/tmp/mite-perf-sandbox-tests")
         .join(format!("{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp folder");
