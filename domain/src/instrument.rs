@@ -67,6 +67,32 @@ impl ProcessInstructions {
     }
 }
 
+/// One line for people: `instructions per request (Valgrind, over 2000
+/// requests): runner 451,744, duplicator 51,569` (`None` when nothing
+/// was counted). A scenario's figures come from one instrument.
+pub fn summary(counted: &[ProcessInstructions]) -> Option<String> {
+    let first = counted.first()?;
+    let each: Vec<String> = counted
+        .iter()
+        .filter_map(|c| {
+            let per = c.per_request()?;
+            Some(format!(
+                "{} {}",
+                c.process.as_str(),
+                crate::format::count(per.round() as i64)
+            ))
+        })
+        .collect();
+    (!each.is_empty()).then(|| {
+        format!(
+            "instructions per request ({}, over {} requests): {}",
+            first.instrument.label(),
+            first.requests,
+            each.join(", ")
+        )
+    })
+}
+
 /// What Valgrind counted in a whole process's life (start to exit): the
 /// raw totals a fixed-work scenario keeps for its pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +232,14 @@ mod tests {
         assert_eq!(per(ProcessKind::Duplicator), Some(40_000.0));
         assert_eq!(per(ProcessKind::Collector), None, "not counted");
         assert!(figures.iter().all(|f| f.instrument == Instrument::Valgrind));
+        assert_eq!(
+            summary(&figures).as_deref(),
+            Some(
+                "instructions per request (Valgrind, over 1000 requests): \
+                 duplicator 40,000, runner 500,000"
+            )
+        );
+        assert_eq!(summary(&[]), None);
         // No more requests in the whole than in the half: nothing to say.
         assert!(from_pair(&whole, 1000, &half, 1000).is_empty());
         // A count that did not grow says nothing either.

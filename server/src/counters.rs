@@ -151,6 +151,11 @@ impl Counters {
         }
     }
 
+    /// Whether anything is counted (a host with counters).
+    pub fn is_counting(&self) -> bool {
+        self.event.is_some()
+    }
+
     /// Each of `pids`' count so far (opening counters for those not seen
     /// before: a process is counted from then on).
     pub fn read(&mut self, pids: &[u32]) -> HashMap<u32, u64> {

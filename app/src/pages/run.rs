@@ -358,7 +358,7 @@ fn ScenarioCard(
                     <div class="figure"><span class="big">{field(|s| s.figures.requests_per_runner_cpu_second.map(|r| format!("{r:.0}")).unwrap_or_else(|| "–".into()))}</span><span>"requests per runner CPU-second"</span></div>
                 </div>
                 <Show when=move || scenario.with(|s| s.as_ref().is_some_and(|s| !s.figures.instructions.is_empty()))>
-                    <p class="instructions" data-figure="instructions-per-request">{field(instructions_text)}</p>
+                    <p class="instructions" data-figure="instructions-per-request">{field(|s| domain::instrument::summary(&s.figures.instructions).unwrap_or_default())}</p>
                 </Show>
                 <ProcessTable scenario=scenario/>
             </Show>
@@ -529,31 +529,4 @@ fn ScenarioCharts(scenario_id: i64, status: Memo<ScenarioStatus>) -> impl IntoVi
             }).collect_view()}
         </div>
     }
-}
-
-/// `Instructions per request (Valgrind, over 2,000 requests): runner
-/// 451,744 · duplicator 51,569 · …`
-fn instructions_text(s: &ScenarioView) -> String {
-    let Some(first) = s.figures.instructions.first() else {
-        return String::new();
-    };
-    let each: Vec<String> = s
-        .figures
-        .instructions
-        .iter()
-        .filter_map(|i| {
-            let per = i.per_request()?;
-            Some(format!(
-                "{} {}",
-                i.process,
-                format::count(per.round() as i64)
-            ))
-        })
-        .collect();
-    format!(
-        "Instructions per request ({}, over {} requests): {}",
-        first.instrument.label(),
-        format::count(first.requests as i64),
-        each.join(" · ")
-    )
 }

@@ -475,7 +475,7 @@ pub(crate) async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<
                 );
             }
         }
-        if let Some(line) = instructions_line(&figures.instructions) {
+        if let Some(line) = domain::instrument::summary(&figures.instructions) {
             to_stdout!("{:<14} {line}", "");
         }
         for flag in domain::validity::validity_flags(&figures, &scenario.bus) {
@@ -483,26 +483,6 @@ pub(crate) async fn print_summary(store: &Store, run_id: i64) -> anyhow::Result<
         }
     }
     Ok(measured_cpu_seconds)
-}
-
-/// `instructions per request (Valgrind): runner 451.2 k, duplicator 48.9 k, …`
-fn instructions_line(counted: &[domain::instrument::ProcessInstructions]) -> Option<String> {
-    let first = counted.first()?;
-    let each: Vec<String> = counted
-        .iter()
-        .filter_map(|c| {
-            let per = c.per_request()?;
-            Some(format!("{} {:.1} k", c.process.as_str(), per / 1000.0))
-        })
-        .collect();
-    (!each.is_empty()).then(|| {
-        format!(
-            "instructions per request ({}, over {} requests): {}",
-            first.instrument.label(),
-            first.requests,
-            each.join(", ")
-        )
-    })
 }
 
 /// What each scenario's profiles hold and how py-spy reached the process.

@@ -120,6 +120,32 @@ struct Ticker<'a, 'b> {
 }
 
 impl Ticker<'_, '_> {
+    /// Reads the instruction counters of mite's processes (the target is
+    /// not mite) and keeps each reading for the steady window's figure.
+    fn read_counters(
+        &mut self,
+        running: &[(ProcessKind, u32)],
+        elapsed: Duration,
+        figures: &mut RunningFigures,
+    ) {
+        let mite: Vec<u32> = running
+            .iter()
+            .filter(|(kind, _)| *kind != ProcessKind::Target)
+            .map(|(_, pid)| *pid)
+            .collect();
+        let counts = self.counters.read(&mite);
+        for (kind, pid) in running {
+            if let Some(&count) = counts.get(pid) {
+                figures.add_counter_reading(CounterReading {
+                    process: *kind,
+                    pid: i64::from(*pid),
+                    elapsed_ms: elapsed.as_millis() as i64,
+                    count,
+                });
+            }
+        }
+    }
+
     /// Measures every running child and the target's count, and hands the
     /// samples (with mite's intervals that are complete) to the sink.
     async fn tick(
@@ -145,21 +171,8 @@ impl Ticker<'_, '_> {
         for s in &samples {
             figures.add(s);
         }
-        let mite: Vec<u32> = running
-            .iter()
-            .filter(|(kind, _)| *kind != ProcessKind::Target)
-            .map(|(_, pid)| *pid)
-            .collect();
-        let counts = self.counters.read(&mite);
-        for (kind, pid) in &running {
-            if let Some(&count) = counts.get(pid) {
-                figures.add_counter_reading(CounterReading {
-                    process: *kind,
-                    pid: i64::from(*pid),
-                    elapsed_ms: elapsed.as_millis() as i64,
-                    count,
-                });
-            }
+        if self.counters.is_counting() {
+            self.read_counters(&running, elapsed, figures);
         }
         // The live figures go with the samples about once a second (the
         // final ones are stored when the scenario ends).
