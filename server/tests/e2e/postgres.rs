@@ -330,7 +330,6 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
     // lab-b marks lab-a's run interrupted, without touching its processes.
     agent_a.0.kill().expect("SIGKILL lab-a");
     let _ = agent_a.0.wait();
-    let killed_at = std::time::Instant::now();
     let a = wait_for(
         &front,
         ("get_run", &format!("run_id={run_a}")),
@@ -339,12 +338,25 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         |r| r["status"] == "interrupted",
     )
     .await;
-    let waited = killed_at.elapsed();
-    // Killed at most a renewal (2 s) after its last one: its lease had
-    // 6 s left at least.
+    // Not before lab-a's lease ran out: its last beat (it beats no more)
+    // plus its lease, by the database's clock, as the mark is. (A starved
+    // lab-a may have beaten long before it was killed.)
+    let dead = store
+        .agent("lab-a")
+        .await
+        .expect("agents")
+        .expect("lab-a kept");
+    let lease_end = dead.heartbeat_at + dead.lease_ms.expect("lab-a's lease kept");
+    let marked = store
+        .run(run_a)
+        .await
+        .expect("run")
+        .and_then(|r| r.ended_at)
+        .expect("run a's end kept");
     assert!(
-        waited >= Duration::from_secs(5),
-        "marked after {waited:?}: before lab-a's lease ran out"
+        marked >= lease_end,
+        "marked at {marked}, {} ms before lab-a's lease ran out",
+        lease_end - marked
     );
     let why = a["error"].as_str().unwrap_or_default();
     assert!(
