@@ -54,6 +54,9 @@ pub struct WorkerHealth {
     /// The latest panic of the worker, worded, while no run has ended
     /// cleanly since.
     pub panic: Option<String>,
+    /// The worker's task ended while the lab was not shutting down: no
+    /// queued run will be taken again.
+    pub ended: bool,
 }
 
 pub struct Lab {

@@ -126,6 +126,22 @@ impl RunObserver for StageObserver {
     }
 }
 
+/// Dropped when the worker's task ends: marks the worker ended in the
+/// lab's health unless the lab was shutting down.
+struct WorkerEndWatch(Arc<Lab>);
+
+impl Drop for WorkerEndWatch {
+    fn drop(&mut self) {
+        if self.0.shutdown.is_cancelled() {
+            return;
+        }
+        tracing::error!("the run worker ended: no queued run will be taken");
+        if let Ok(mut health) = self.0.health.lock() {
+            health.ended = true;
+        }
+    }
+}
+
 /// The text of a panic's payload.
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -152,6 +168,9 @@ impl Lab {
         let span = tracing::info_span!("worker", agent = %self.setup.host.id);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
+                // However the task ends (returns, panics, is aborted), the
+                // health check hears of it unless the lab is shutting down.
+                let _watch = WorkerEndWatch(lab.clone());
                 // The library is listed while no run is measured: between runs.
                 let mut listed_at: Option<std::time::Instant> = None;
                 while !lab.shutdown.is_cancelled() {

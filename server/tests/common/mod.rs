@@ -260,7 +260,10 @@ impl Server {
 
     /// SIGTERM, as an operator would stop it; waits for the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
-        signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
+        // Never a pid that has ended (and may be another process's now).
+        if let Ok(None) = self.child.try_wait() {
+            signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
+        }
         let status = self.wait(Duration::from_secs(40));
         let _ = std::fs::remove_dir_all(&self.dir);
         status

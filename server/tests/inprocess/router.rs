@@ -91,6 +91,24 @@ async fn call(app: &Router, name: &str, form: &str) -> Answer {
     .await
 }
 
+/// An executor for a worker that is never given a run (nothing queued).
+struct NeverRuns;
+
+impl mite_perf::lab::RunExecutor for NeverRuns {
+    fn execute<'a>(
+        &'a self,
+        _: &'a mite_perf::store::Store,
+        run: &'a mite_perf::store::RunRecord,
+        _: &'a mite_perf::run::LabSetup,
+        _: &'a tokio_util::sync::CancellationToken,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<mite_perf::run::RunOutcome, mite_perf::run::RunError>,
+    > {
+        panic!("run {} was not queued", run.id)
+    }
+}
+
 #[tokio::test]
 async fn health_answers_with_the_database_and_the_worker() {
     let f = fixture("health").await;
@@ -98,8 +116,32 @@ async fn health_answers_with_the_database_and_the_worker() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let health = answer.json();
     assert_eq!(health["database"], "ok");
-    assert_eq!(health["worker"], "ok");
+    // No worker started: a web front, whose agents execute the runs.
+    assert_eq!(health["worker"], "none: this lab executes no runs");
     assert_eq!(health["run_in_progress"], Value::Null);
+
+    // A worker (with nothing queued): well.
+    let worker = f.lab.start_worker_with(std::sync::Arc::new(NeverRuns));
+    let answer = get(&f.app, "/healthz").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.json()["worker"], "ok");
+    // The worker's task gone (not by a shutdown): 503, and it says so.
+    worker.abort();
+    let _ = worker.await;
+    let answer = get(&f.app, "/healthz").await;
+    assert_eq!(
+        answer.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.json()["worker"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("ended")),
+        "{}",
+        answer.body
+    );
 
     // The database gone: 503, and it says why.
     f.lab.store().close().await;
