@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod router;
+mod schema;
 mod store;
 mod trend;
 mod uploads;
