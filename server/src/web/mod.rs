@@ -125,6 +125,15 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// The paths of the pages the router serves (`/runs/{id}`), from the same
+/// once-made list: what a permission check must cover.
+pub fn page_paths() -> Vec<String> {
+    page_routes()
+        .iter()
+        .map(|route| route.path().to_string())
+        .collect()
+}
+
 /// The lab's HTTP application. Serve it with the peer's address
 /// (`into_make_service_with_connect_info::<SocketAddr>()`): a proxy's
 /// header counts only from the proxy's own addresses.
