@@ -1,6 +1,7 @@
 //! Starting a plan: for each stage, spawn the child (in its own process
-//! group), record it in the database before anything else can go wrong, and
-//! wait until it is ready. One loop for any plan.
+//! group) and record it in the database before anything else can go wrong;
+//! then wait until each is ready. Stages that need not wait for one
+//! another start at once.
 
 use std::time::{Duration, Instant};
 
@@ -84,39 +85,62 @@ fn is_ready(ready: &Readiness, child: &mut Supervised) -> bool {
     }
 }
 
-/// Starts every stage in order. Returns `Ok(None)` when all are started and
-/// ready, `Ok(Some(Ending::Cancelled))` when the run was cancelled on the
-/// way. Every child started is in `children`, whatever the outcome, for
-/// teardown to stop.
-pub async fn launch(
+/// A stage whose child was started: where that child is in `children`.
+pub struct Started {
+    pub stage: Stage,
+    pub child: usize,
+}
+
+/// Starts every stage's child at once, each recorded before the next is
+/// started; none is waited for (see [`wait_ready`]). Every child started
+/// is in `children`, whatever the outcome, for teardown to stop.
+pub async fn start(
     plan: Vec<Stage>,
     store: &Store,
     scenario_id: i64,
-    ready_timeout: Duration,
-    cancel: &CancellationToken,
     children: &mut Children,
-) -> Result<Option<Ending>, Failure> {
+) -> Result<Vec<Started>, Failure> {
+    let mut started = Vec::with_capacity(plan.len());
     for stage in plan {
         children.list.push(
             start_recorded(&stage.spec, store, scenario_id)
                 .await
                 .map_err(|e| Failure::new(e.to_string()))?,
         );
-        if let Some(ending) = wait_ready(&stage, children, ready_timeout, cancel).await? {
+        started.push(Started {
+            stage,
+            child: children.list.len() - 1,
+        });
+    }
+    Ok(started)
+}
+
+/// Waits for each started stage's readiness in order, each within
+/// `ready_timeout` of when its turn came. `Ok(None)`: all are ready;
+/// `Ok(Some(Ending::Cancelled))`: the run was cancelled on the way.
+pub async fn wait_ready(
+    started: &[Started],
+    ready_timeout: Duration,
+    cancel: &CancellationToken,
+    children: &mut Children,
+) -> Result<Option<Ending>, Failure> {
+    for one in started {
+        if let Some(ending) = wait_one_ready(one, children, ready_timeout, cancel).await? {
             return Ok(Some(ending));
         }
     }
     Ok(None)
 }
 
-/// Polls the newest child's readiness until it holds, failing if any child
-/// exits, the deadline passes, or the run is cancelled.
-async fn wait_ready(
-    stage: &Stage,
+/// Polls one started child's readiness until it holds, failing if any
+/// child exits, the deadline passes, or the run is cancelled.
+async fn wait_one_ready(
+    started: &Started,
     children: &mut Children,
     timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<Option<Ending>, Failure> {
+    let stage = &started.stage;
     let deadline = Instant::now() + timeout;
     let what = format!("while the lab waited for {}", stage.waiting_for);
     loop {
@@ -126,28 +150,24 @@ async fn wait_ready(
         if let Some(failure) = exited_child(children, &what, None) {
             return Err(failure);
         }
-        let newest = children.list.last_mut().map(|l| &mut l.child);
-        if let Some(child) = newest {
-            if is_ready(&stage.ready, child) {
-                return Ok(None);
-            }
+        let Some(launched) = children.list.get_mut(started.child) else {
+            return Err(Failure::new(format!(
+                "no child was started for {}",
+                stage.waiting_for
+            )));
+        };
+        if is_ready(&stage.ready, &mut launched.child) {
+            return Ok(None);
         }
         if Instant::now() > deadline {
-            let pid = children
-                .list
-                .last()
-                .map(|c| c.child.pid)
-                .unwrap_or_default();
+            let pid = launched.child.pid;
             return Err(Failure {
                 message: format!(
                     "timed out after {} s waiting for {} (pid {pid}); it was stopped",
                     timeout.as_secs(),
                     stage.waiting_for
                 ),
-                log_tail: children
-                    .list
-                    .last()
-                    .map(|l| l.child.log_tail(LOG_TAIL_LINES)),
+                log_tail: Some(launched.child.log_tail(LOG_TAIL_LINES)),
                 ends_run: false,
             });
         }

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::launch::{self, blame_exited_child, EXIT_PATIENCE};
-use super::plan::{
-    sandboxed, scenario_jail, scenario_plan, under_valgrind, PlanInputs, Stage, BUS_AFTER,
-};
+use super::plan::{sandboxed, scenario_jail, scenario_plan, under_valgrind, PlanInputs, BUS_AFTER};
 use super::sample::{self, SamplingContext};
 use super::sink::SampleSink;
 use super::teardown;
@@ -244,13 +242,25 @@ impl ScenarioRun<'_> {
             let jail = |kind| scenario_jail(kind, &inputs, &self.mite.venv);
             plan = sandboxed(plan, sandbox, jail, network);
         }
-        // The bus reader connects once the duplicator is up, before any runner.
-        let split = plan
+        // Every child but the controller starts at once (none of them
+        // sends a message before the controller hands out work); the bus
+        // reader connects once the duplicator is up, and the controller
+        // starts once every other child is ready.
+        let controller_at = plan
+            .iter()
+            .position(|stage| stage.spec.kind == ProcessKind::Controller)
+            .unwrap_or(plan.len());
+        let last = plan.split_off(controller_at);
+        let bus_after = plan
             .iter()
             .position(|stage| stage.spec.kind == BUS_AFTER)
             .map_or(plan.len(), |i| i + 1);
-        let after_bus = plan.split_off(split);
-        if let Some(ending) = self.launch(plan, cancel, children).await? {
+        let ready_timeout = self.ready_timeout();
+        let started = launch::start(plan, self.store, self.scenario_id, children).await?;
+        let (before_bus, after_bus) = started.split_at(bus_after);
+        if let Some(ending) =
+            launch::wait_ready(before_bus, ready_timeout, cancel, children).await?
+        {
             return Ok(ending);
         }
         let bus = if self.params.read_bus {
@@ -277,7 +287,12 @@ impl ScenarioRun<'_> {
         } else {
             None
         };
-        if let Some(ending) = self.launch(after_bus, cancel, children).await? {
+        if let Some(ending) = launch::wait_ready(after_bus, ready_timeout, cancel, children).await?
+        {
+            return Ok(ending);
+        }
+        let last = launch::start(last, self.store, self.scenario_id, children).await?;
+        if let Some(ending) = launch::wait_ready(&last, ready_timeout, cancel, children).await? {
             return Ok(ending);
         }
         match (&self.params.profile, reach) {
@@ -353,27 +368,14 @@ impl ScenarioRun<'_> {
         ending
     }
 
-    async fn launch(
-        &self,
-        stages: Vec<Stage>,
-        cancel: &CancellationToken,
-        children: &mut Children,
-    ) -> Result<Option<Ending>, Failure> {
-        // Python imports under Valgrind take dozens of times as long.
-        let ready_timeout = if self.params.valgrind {
+    /// How long each child has to be ready: Python imports under Valgrind
+    /// take dozens of times as long.
+    fn ready_timeout(&self) -> std::time::Duration {
+        if self.params.valgrind {
             self.setup.limits.ready_timeout * VALGRIND_SLOWDOWN
         } else {
             self.setup.limits.ready_timeout
-        };
-        launch::launch(
-            stages,
-            self.store,
-            self.scenario_id,
-            ready_timeout,
-            cancel,
-            children,
-        )
-        .await
+        }
     }
 
     /// The messages the duplicator dropped, from its log: those for the
