@@ -616,6 +616,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
                 .to_string()
         })
         .collect();
+    // (the charts' script: router::the_charts_script_is_served_whole_from_the_lab)
     let elsewhere = [
         "/assets/echarts.min.js",
         "/signin",

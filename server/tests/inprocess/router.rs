@@ -150,6 +150,26 @@ async fn health_answers_with_the_database_and_the_worker() {
     assert!(answer.body.contains("closed"), "{}", answer.body);
 }
 
+/// The charts' script is served from the lab itself (the pages work with
+/// no network), whole, as JavaScript. (That anyone may fetch it, a shared
+/// chart's viewer too, is `web::caller`'s `is_public` test.)
+#[tokio::test]
+async fn the_charts_script_is_served_whole_from_the_lab() {
+    let f = fixture("echarts").await;
+    let answer = get(&f.app, "/assets/echarts.min.js").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.headers[header::CONTENT_TYPE],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(answer.body, mite_perf::reports::chart::ECHARTS_JS);
+    assert!(
+        answer.body.len() > 500_000 && answer.body.contains("echarts"),
+        "{} bytes",
+        answer.body.len()
+    );
+}
+
 #[tokio::test]
 async fn csv_downloads_match_the_database() {
     let f = fixture("csv").await;
