@@ -697,7 +697,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         };
         assert_ne!(measured, child.pid);
-        assert!(os_process::command_of(measured).starts_with("sleep 30"));
+        // Found as soon as it is forked: the same process once it has
+        // exec'd the shell, then sleep.
+        while !os_process::command_of(measured).starts_with("sleep 30") {
+            assert!(
+                Instant::now() < deadline,
+                "the measured process runs {:?}",
+                os_process::command_of(measured)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         // In another PID namespace, and still in the lab's process group.
         assert_ne!(
             std::fs::read_link(format!("/proc/{measured}/ns/pid")).ok(),
