@@ -449,12 +449,14 @@ impl Browser {
         }
     }
 
-    /// Waits until the page has hydrated (its handlers are attached).
+    /// Waits until the page has hydrated (its handlers are attached): a
+    /// minute at most, for Chromium compiles the debug build's wasm on
+    /// cores the suite's mite processes keep busy.
     pub async fn wait_hydrated(&self) {
         self.wait_for(
             "hydration",
             "return document.documentElement.dataset.hydrated === 'true'",
-            Duration::from_secs(30),
+            Duration::from_secs(60),
         )
         .await;
     }
