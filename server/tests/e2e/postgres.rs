@@ -314,16 +314,22 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         (Some("lab-a"), Some("lab-b"))
     );
     let store = Store::connect(&db_url).await.expect("store");
-    assert_eq!(
-        held(&store, run_a, ports_a).await.len(),
-        5,
-        "run a holds lab-a's ports"
-    );
-    assert_eq!(
-        held(&store, run_b, ports_b).await.len(),
-        5,
-        "run b holds lab-b's ports"
-    );
+    // The controller binds its port once its imports are done, a moment
+    // after the scenario is under way.
+    for (run, ports, agent) in [(run_a, ports_a, "lab-a"), (run_b, ports_b, "lab-b")] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = held(&store, run, ports).await;
+            if held.len() == 5 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {run} holds {held:?} of {agent}'s ports {ports}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
     assert!(run_processes_alive(&store, run_a).await);
 
     // lab-a dies. lab-b's run goes on; once lab-a is silent for a lease,
