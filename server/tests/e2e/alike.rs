@@ -186,6 +186,19 @@ async fn the_pinned_build_and_its_release_are_installed_alike() {
     // Kept with the venv: the build's own lock.
     let kept = std::fs::read_to_string(pinned.env.venv.join(PACKAGES_FILE)).expect("kept");
     assert_eq!(&domain::dependencies::parse_packages(&kept), packages);
+    // Compiled to bytecode as installed, both alike (as pip does): no
+    // process compiles mite's modules as it starts.
+    for venv in [&pinned.env.venv, &release.env.venv] {
+        let compiled = std::fs::read_dir(venv.join("lib"))
+            .expect("the venv's lib")
+            .flatten()
+            .map(|python| python.path().join("site-packages/mite/__pycache__"))
+            .filter_map(|cache| std::fs::read_dir(cache).ok())
+            .flat_map(|files| files.flatten())
+            .filter(|f| f.path().extension().is_some_and(|e| e == "pyc"))
+            .count();
+        assert!(compiled > 10, "{}: {compiled} .pyc files", venv.display());
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
