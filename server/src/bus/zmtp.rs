@@ -689,4 +689,131 @@ mod tests {
             );
         }
     }
+
+    /// A stream of frames as a PUSH peer writes them: each frame's flags
+    /// (more, long form) and body. Bodies of 256 bytes or more are long.
+    fn encode(frames: &[(bool, bool, Vec<u8>)]) -> Vec<u8> {
+        let mut stream = Vec::new();
+        for (more, long, body) in frames {
+            let more = if *more { FLAG_MORE } else { 0 };
+            if *long || body.len() > 255 {
+                stream.push(more | FLAG_LONG);
+                stream.extend_from_slice(&(body.len() as u64).to_be_bytes());
+            } else {
+                stream.push(more);
+                stream.push(body.len() as u8);
+            }
+            stream.extend_from_slice(body);
+        }
+        stream
+    }
+
+    /// The frames read from `stream` handed over in `pieces` (the reader's
+    /// own loop: whole frames out, a short one waits for more), and the
+    /// bytes left unread.
+    fn read_in_pieces(stream: &[u8], cuts: &[usize]) -> (Vec<(u8, Vec<u8>)>, usize) {
+        let mut buf = Vec::new();
+        let (mut start, mut from) = (0, 0);
+        let mut out = Vec::new();
+        for &cut in cuts.iter().chain(std::iter::once(&stream.len())) {
+            buf.extend_from_slice(&stream[from..cut]);
+            from = cut;
+            loop {
+                match frame(&buf[start..]).expect("a valid stream") {
+                    Frame::Whole { flags, body, used } => {
+                        out.push((flags, body.to_vec()));
+                        start += used;
+                    }
+                    Frame::Short { need } => {
+                        assert!(
+                            need > buf.len() - start,
+                            "short, yet {need} bytes are there"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        (out, buf.len() - start)
+    }
+
+    fn frames_strategy() -> impl Strategy<Value = Vec<(bool, bool, Vec<u8>)>> {
+        prop::collection::vec(
+            (
+                any::<bool>(),
+                any::<bool>(),
+                prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..300),
+                    prop::collection::vec(any::<u8>(), 250..2000),
+                ],
+            ),
+            1..12,
+        )
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// However a valid stream is split across reads, every frame comes
+        /// out once, whole, in order, with its flags; nothing is left.
+        #[test]
+        fn frames_come_out_whole_however_the_stream_is_split(
+            frames in frames_strategy(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..40),
+        ) {
+            let stream = encode(&frames);
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+            cuts.sort_unstable();
+            let (out, left) = read_in_pieces(&stream, &cuts);
+            prop_assert_eq!(left, 0);
+            prop_assert_eq!(out.len(), frames.len());
+            for ((flags, body), (more, long, sent)) in out.iter().zip(&frames) {
+                prop_assert_eq!(flags & FLAG_MORE != 0, *more);
+                prop_assert_eq!(flags & FLAG_LONG != 0, *long || sent.len() > 255);
+                prop_assert_eq!(body, sent);
+            }
+        }
+
+        /// A stream cut anywhere gives the frames before the cut and no
+        /// part of the one it cuts.
+        #[test]
+        fn a_truncated_stream_gives_no_part_of_a_frame(
+            frames in frames_strategy(),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let stream = encode(&frames);
+            let at = at.index(stream.len() + 1);
+            let (out, left) = read_in_pieces(&stream[..at], &[]);
+            let whole: usize = (0..=frames.len())
+                .take_while(|n| encode(&frames[..*n]).len() <= at)
+                .last()
+                .unwrap_or(0);
+            prop_assert_eq!(out.len(), whole);
+            prop_assert_eq!(left, at - encode(&frames[..whole]).len());
+        }
+
+        /// A length above what the lab reads is refused before anything is
+        /// allocated for it, whatever the length.
+        #[test]
+        fn a_huge_length_prefix_is_refused(size in (MAX_FRAME as u64 + 1)..=u64::MAX, more in any::<bool>()) {
+            let mut buf = vec![FLAG_LONG | if more { FLAG_MORE } else { 0 }];
+            buf.extend_from_slice(&size.to_be_bytes());
+            let refused = matches!(frame(&buf), Err(ZmtpError::Protocol(m)) if m.contains("above"));
+            prop_assert!(refused);
+        }
+
+        /// Any bytes at all: an error, a short frame, or a whole one within
+        /// the bytes given; never a panic.
+        #[test]
+        fn any_bytes_are_read_or_refused(buf in prop::collection::vec(any::<u8>(), 0..64)) {
+            match frame(&buf) {
+                Ok(Frame::Whole { used, body, .. }) => {
+                    prop_assert!(used <= buf.len() && body.len() < used);
+                }
+                Ok(Frame::Short { need }) => prop_assert!(need > buf.len()),
+                Err(ZmtpError::Protocol(why)) => prop_assert!(!why.is_empty()),
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+        }
+    }
 }

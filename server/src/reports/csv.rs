@@ -368,6 +368,34 @@ mod tests {
             proptest::prop_assert_eq!(String::from_utf8_lossy(&out), format!("{v:.2}"));
         }
 
+        /// Any text, written as a cell between two others, reads back
+        /// through a real CSV reader as itself (a formula-like one with the
+        /// leading `'` that makes it inert), and the row keeps its cells.
+        #[test]
+        fn text_cells_read_back_through_a_csv_reader(
+            text in proptest::prop_oneof![
+                ".{0,40}",
+                "[=+@,\"\r\n\t -]{0,12}",
+            ],
+        ) {
+            let line = format!("before,{},after\n", text_cell(&text));
+            let mut reader = ::csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(line.as_bytes());
+            let rows: Vec<::csv::StringRecord> = reader
+                .records()
+                .collect::<Result<_, _>>()
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}: {line:?}")))?;
+            proptest::prop_assert_eq!(rows.len(), 1, "{:?}", line);
+            let row = &rows[0];
+            proptest::prop_assert_eq!(row.len(), 3, "{:?}", line);
+            let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+            let expected = if formula { format!("'{text}") } else { text.clone() };
+            proptest::prop_assert_eq!(&row[0], "before");
+            proptest::prop_assert_eq!(&row[1], expected.as_str());
+            proptest::prop_assert_eq!(&row[2], "after");
+        }
+
         #[test]
         fn millis_match_the_formatter(ms in -1_000_000_000_000_000i64..1_000_000_000_000_000) {
             let mut out = Vec::new();
