@@ -35,6 +35,10 @@ pub fn page_security_policy(nonce: &str) -> String {
     )
 }
 
+/// The lab's icon: a small bar chart, as a data URL (the page's policy
+/// allows `data:` images).
+pub const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' height='16' rx='3' fill='%23234'/%3E%3Cpath d='M4 12V8M8 12V4M12 12V7' stroke='%23fff' stroke-width='2'/%3E%3C/svg%3E";
+
 /// The HTML document around the app (rendered on the server). Its answer
 /// carries the page's [`page_security_policy`].
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -53,6 +57,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                // The lab's icon, inline: no browser asks for /favicon.ico
+                // (a 404 in every page's log before).
+                <link rel="icon" href=FAVICON/>
                 <script src="/assets/echarts.min.js"></script>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>

@@ -194,8 +194,7 @@ pub fn LaunchPage() -> impl IntoView {
                                 </Transition>
                             </datalist>
                             <span class="hint available-builds">{move || {
-                                let have = builds.get().and_then(Result::ok).unwrap_or_default();
-                                format!("comma separated, taking turns; this host has {}; any other PyPI version (2.10.0) is fetched first", have.join(", "))
+                                builds_hint(&builds.get().and_then(Result::ok).unwrap_or_default())
                             }}</span>
                             {error_for("mite")}
                         </label>
@@ -454,5 +453,37 @@ fn AgentChoice(agent: RwSignal<String>, error: AnyView) -> impl IntoView {
             <span class="hint">"runs to compare want one machine"</span>
             {error}
         </label>
+    }
+}
+
+/// The hint under the builds field: what this host has installed, if
+/// anything, and what else it can fetch.
+fn builds_hint(have: &[String]) -> String {
+    if have.is_empty() {
+        "comma separated, taking turns; none installed on this host yet: any PyPI version \
+         (e.g. 2.10.0) is fetched first"
+            .to_string()
+    } else {
+        format!(
+            "comma separated, taking turns; this host has {}; any other PyPI version \
+             (e.g. 2.10.0) is fetched first",
+            have.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::builds_hint;
+
+    #[test]
+    fn the_builds_hint_never_shows_an_empty_list() {
+        let none = builds_hint(&[]);
+        assert!(
+            !none.contains("has ;") && none.contains("none installed"),
+            "{none}"
+        );
+        let some = builds_hint(&["pinned".into(), "2.11.0".into()]);
+        assert!(some.contains("this host has pinned, 2.11.0;"), "{some}");
     }
 }

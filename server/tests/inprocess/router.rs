@@ -1238,7 +1238,15 @@ async fn every_answer_carries_the_security_headers() {
                 .is_some_and(|t| t.to_str().unwrap_or("").starts_with("text/html")),
             "{path} is a page"
         );
+        // Its icon is inline (and the policy lets it load): no page makes
+        // the browser ask for /favicon.ico.
+        assert!(
+            page.body
+                .contains(&format!("<link rel=\"icon\" href=\"{}\"", app::FAVICON)),
+            "{path}: no inline icon"
+        );
         let policy = header(&page, header::CONTENT_SECURITY_POLICY);
+        assert!(policy.contains("img-src 'self' data:"), "{path}: {policy}");
         let nonce = policy
             .split("'nonce-")
             .nth(1)
