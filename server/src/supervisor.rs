@@ -616,12 +616,17 @@ mod tests {
     async fn stubborn_group_is_killed_after_grace() {
         let log = temp_log("stubborn");
         // Ignores SIGTERM, and has a grandchild in the same group.
-        let script = "trap '' TERM; sleep 30 & sleep 30; wait";
+        let script = "trap '' TERM; echo trapped; sleep 30 & sleep 30; wait";
         let (child, _, _) = spawn(&sh(ProcessKind::Duplicator, script, &log)).expect("spawn");
         assert_eq!(os_process::process_group(child.pid), Some(child.pid));
         let pid = child.pid;
         let mut children = [child];
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Stopped once its trap is set (it says so), however slow its start.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("trapped")) {
+            assert!(Instant::now() < deadline, "the shell never set its trap");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let started = Instant::now();
         stop_all(&mut children, Duration::from_millis(300)).await;
         assert!(started.elapsed() < Duration::from_secs(3));

@@ -504,13 +504,22 @@ pub async fn assert_no_child_left(store: &mite_perf::store::Store, run_id: i64) 
 
 /// No process listens on a lab's ports.
 pub fn assert_ports_free(ports: &LabPorts) {
-    for port in mite_perf::ports::lab_port_reports(ports, mite_perf::ports::Tables::Host) {
-        assert!(
-            port.holders.is_empty(),
-            "port {} is held: {:?}",
-            port.port,
-            port.holders
-        );
+    // The sockets of processes just reaped close a moment later: up to
+    // two seconds, polled, rather than a sleep that is too short or waits
+    // for nothing.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let held: Vec<_> =
+            mite_perf::ports::lab_port_reports(ports, mite_perf::ports::Tables::Host)
+                .into_iter()
+                .filter(|port| !port.holders.is_empty())
+                .map(|port| (port.port, port.holders))
+                .collect();
+        if held.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "ports held: {held:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -271,11 +271,21 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
     let first_total = browser
         .eval("return document.querySelector('[data-figure=total-requests]')?.innerText || ''")
         .await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let later_total = browser
-        .eval("return document.querySelector('[data-figure=total-requests]')?.innerText || ''")
-        .await;
-    assert_ne!(first_total, later_total, "the live figures did not move");
+    // The live figures move: waited for (15 s at most), not slept on.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let later_total = browser
+            .eval("return document.querySelector('[data-figure=total-requests]')?.innerText || ''")
+            .await;
+        if later_total != first_total {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the live figures did not move from {first_total}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let kept = browser
         .eval(
             r#"const o = echarts.getInstanceByDom(document.querySelector('.charts.processes .chart')).getOption();

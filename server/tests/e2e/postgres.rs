@@ -54,8 +54,6 @@ async fn e2e_cli_run_stores_in_postgres() {
     assert_eq!(csv.lines().count() - 1, rows.len());
     assert!(rows.iter().any(|r| r.sample.requests.unwrap_or(0) > 0));
     let _ = std::fs::remove_dir_all(&dir);
-    // Give the lab's stop path a moment to be visible in the ports table.
-    tokio::time::sleep(Duration::from_millis(100)).await;
     crate::common::assert_ports_free(&ports);
 }
 
