@@ -33,6 +33,8 @@ struct Fixture {
     /// Two finished runs (so that comparisons have two sides).
     run_id: i64,
     other_run_id: i64,
+    /// The other run's scenario: a share link of `run_id` must not reach it.
+    other_scenario_id: i64,
     scenario_id: i64,
     /// The first run's requests/s series (it has provenance).
     series_id: String,
@@ -60,7 +62,8 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         .await
         .expect("store");
     let (run_id, scenario_id) = crate::common::seed::finished_run(&store, &output).await;
-    let (other_run_id, _) = crate::common::seed::finished_run(&store, &output).await;
+    let (other_run_id, other_scenario_id) =
+        crate::common::seed::finished_run(&store, &output).await;
     // Another team's run in the same series (release 2.10.0): its point is
     // only its label's owners' and admins' to mark (nobody here owns it).
     crate::common::seed::measured_run(
@@ -152,6 +155,7 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         app,
         run_id,
         other_run_id,
+        other_scenario_id,
         scenario_id,
         series_id,
         tokens,
@@ -1777,6 +1781,7 @@ async fn a_share_link_shows_one_run_to_anyone_until_it_is_revoked_or_expires() {
     // That run, its charts and downloads; nothing else.
     let scenario = f.scenario_id;
     let other = f.other_run_id;
+    let other_scenario = f.other_scenario_id;
     let checks = [
         (
             call(&cookie, "get_run", format!("run_id={run}")),
@@ -1805,6 +1810,61 @@ async fn a_share_link_shows_one_run_to_anyone_until_it_is_revoked_or_expires() {
         (get(&cookie, format!("/runs/{run}")), StatusCode::OK),
         (
             call(&cookie, "get_run", format!("run_id={other}")),
+            StatusCode::FORBIDDEN,
+        ),
+        // Another run's scenario, named by its own id: its charts, mite's
+        // view of it and every download of it.
+        (
+            call(
+                &cookie,
+                "get_charts",
+                format!("scenario_id={other_scenario}"),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            call(
+                &cookie,
+                "get_chart_points",
+                format!("scenario_id={other_scenario}&bucket_ms=1000&after_ms=-1"),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            call(
+                &cookie,
+                "get_mite_view",
+                format!("scenario_id={other_scenario}"),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            get(&cookie, format!("/scenarios/{other_scenario}/samples.csv")),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            get(
+                &cookie,
+                format!("/scenarios/{other_scenario}/processes.csv"),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            get(
+                &cookie,
+                format!("/scenarios/{other_scenario}/transactions.csv"),
+            ),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            get(&cookie, format!("/scenarios/{other_scenario}/logs/runner")),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            get(
+                &cookie,
+                format!("/scenarios/{other_scenario}/collector/current"),
+            ),
             StatusCode::FORBIDDEN,
         ),
         (
