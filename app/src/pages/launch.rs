@@ -194,7 +194,7 @@ pub fn LaunchPage() -> impl IntoView {
                                 </Transition>
                             </datalist>
                             <span class="hint available-builds">{move || {
-                                builds_hint(&builds.get().and_then(Result::ok).unwrap_or_default())
+                                builds_hint(builds.get().and_then(Result::ok).as_deref())
                             }}</span>
                             {error_for("mite")}
                         </label>
@@ -456,19 +456,22 @@ fn AgentChoice(agent: RwSignal<String>, error: AnyView) -> impl IntoView {
     }
 }
 
-/// The hint under the builds field: what this host has installed, if
-/// anything, and what else it can fetch.
-fn builds_hint(have: &[String]) -> String {
-    if have.is_empty() {
-        "comma separated, taking turns; none installed on this host yet: any PyPI version \
-         (e.g. 2.10.0) is fetched first"
-            .to_string()
-    } else {
-        format!(
+/// The hint under the builds field: what this host has installed, once
+/// known (`None`: not read yet, so nothing is said of it), and what else
+/// it can fetch.
+fn builds_hint(have: Option<&[String]>) -> String {
+    match have {
+        None => "comma separated, taking turns; any PyPI version (e.g. 2.10.0) is fetched \
+                 first if this host lacks it"
+            .to_string(),
+        Some([]) => "comma separated, taking turns; none installed on this host yet: any \
+                     PyPI version (e.g. 2.10.0) is fetched first"
+            .to_string(),
+        Some(have) => format!(
             "comma separated, taking turns; this host has {}; any other PyPI version \
              (e.g. 2.10.0) is fetched first",
             have.join(", ")
-        )
+        ),
     }
 }
 
@@ -478,12 +481,17 @@ mod tests {
 
     #[test]
     fn the_builds_hint_never_shows_an_empty_list() {
-        let none = builds_hint(&[]);
+        let unknown = builds_hint(None);
+        assert!(
+            !unknown.contains("has") && !unknown.contains("none"),
+            "{unknown}"
+        );
+        let none = builds_hint(Some(&[]));
         assert!(
             !none.contains("has ;") && none.contains("none installed"),
             "{none}"
         );
-        let some = builds_hint(&["pinned".into(), "2.11.0".into()]);
+        let some = builds_hint(Some(&["pinned".into(), "2.11.0".into()]));
         assert!(some.contains("this host has pinned, 2.11.0;"), "{some}");
     }
 }

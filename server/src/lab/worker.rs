@@ -166,11 +166,13 @@ impl Lab {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let lab = self.clone();
         let span = tracing::info_span!("worker", agent = %self.setup.host.id);
+        // However the task ends (returns, panics, is aborted, even before
+        // it first ran: the watch is dropped with it), the health check
+        // hears of it unless the lab is shutting down.
+        let watch = WorkerEndWatch(lab.clone());
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                // However the task ends (returns, panics, is aborted), the
-                // health check hears of it unless the lab is shutting down.
-                let _watch = WorkerEndWatch(lab.clone());
+                let _watch = watch;
                 // The library is listed while no run is measured: between runs.
                 let mut listed_at: Option<std::time::Instant> = None;
                 while !lab.shutdown.is_cancelled() {
