@@ -335,7 +335,15 @@ impl BuildCache {
                 if !path.join("pyproject.toml").is_file() && !path.join("setup.py").is_file() {
                     return Err(BuildError::NotACheckout { path });
                 }
-                let state = checkout_state(&path).map_err(|source| BuildError::Read {
+                // git and a walk of the checkout: off the run's runtime,
+                // which renews the run's lease meanwhile.
+                let state = {
+                    let path = path.clone();
+                    tokio::task::spawn_blocking(move || checkout_state(&path))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                }
+                .map_err(|source| BuildError::Read {
                     path: path.clone(),
                     source,
                 })?;
@@ -603,7 +611,7 @@ impl BuildCache {
             .is_some_and(|m| m.resolution.as_ref() == Some(&wanted.resolution) && m.bytecode);
         if let Some(marker) = &marker {
             if resolved_alike && marker.fingerprint == wanted.fingerprint {
-                if let Ok(probed) = MiteEnv::probe_in(venv, sandbox) {
+                if let Ok(probed) = MiteEnv::probe_in(venv, sandbox).await {
                     return Ok(probed);
                 }
             }
@@ -638,7 +646,7 @@ impl BuildCache {
         self.pip_install(venv, &wanted.source, !fresh, &wanted.resolution, sandbox)
             .await
             .map_err(failed)?;
-        let (env, packages) = MiteEnv::probe_in(venv, sandbox)?;
+        let (env, packages) = MiteEnv::probe_in(venv, sandbox).await?;
         // What it holds, kept with it: the build's own lock.
         let listed = venv.join(PACKAGES_FILE);
         std::fs::write(&listed, packages.join("\n") + "\n")

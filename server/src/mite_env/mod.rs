@@ -68,25 +68,46 @@ pub fn default_venv() -> PathBuf {
 impl MiteEnv {
     /// Checks `venv` has mite and reads its versions (with
     /// `importlib.metadata`: `mite --version` prints usage in 2.11.0).
+    /// It waits for the venv's Python: for a command line, or a lab
+    /// starting; a run asks [`Self::probe_in`].
     pub fn locate(venv: &Path) -> Result<Self, MiteEnvError> {
-        Self::locate_in(venv, None)
+        let (mut command, python) = Self::probe_command(venv, None)?;
+        let output = command.output().map_err(|e| MiteEnvError::Versions {
+            python: python.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::read_probe(venv, python, &output).map(|(env, _)| env)
     }
 
-    /// As [`Self::locate`], asking the venv's Python in `sandbox` where
-    /// there is one: starting it runs the build's own code (a `.pth` file
-    /// of a wheel runs at every start).
-    pub fn locate_in(venv: &Path, sandbox: Option<&Sandbox>) -> Result<Self, MiteEnvError> {
-        Self::probe_in(venv, sandbox).map(|(env, _)| env)
-    }
-
-    /// As [`Self::locate_in`], with every package installed in the venv
+    /// As [`Self::locate`], with every package installed in the venv
     /// (`name==version`, sorted by name: see
     /// [`domain::dependencies::parse_packages`]), read with
-    /// `importlib.metadata` by the venv's own Python.
-    pub fn probe_in(
+    /// `importlib.metadata` by the venv's own Python, in `sandbox` where
+    /// there is one: starting it runs the build's own code (a `.pth` file of
+    /// a wheel runs at every start). The Python is awaited, never waited
+    /// for: a run's runtime renews its lease meanwhile (a Python starting on
+    /// a busy machine takes seconds).
+    pub async fn probe_in(
         venv: &Path,
         sandbox: Option<&Sandbox>,
     ) -> Result<(Self, Vec<String>), MiteEnvError> {
+        let (command, python) = Self::probe_command(venv, sandbox)?;
+        let output = tokio::process::Command::from(command)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| MiteEnvError::Versions {
+                python: python.clone(),
+                reason: e.to_string(),
+            })?;
+        Self::read_probe(venv, python, &output)
+    }
+
+    /// The command that asks `venv`'s Python for versions, and that Python.
+    fn probe_command(
+        venv: &Path,
+        sandbox: Option<&Sandbox>,
+    ) -> Result<(Command, PathBuf), MiteEnvError> {
         let python = venv.join("bin/python");
         if !venv.join("bin/mite").is_file() || !python.is_file() {
             return Err(MiteEnvError::Missing {
@@ -108,13 +129,16 @@ impl MiteEnv {
                 command
             }
         };
-        let output = command
-            .basic_env()
-            .output()
-            .map_err(|e| MiteEnvError::Versions {
-                python: python.clone(),
-                reason: e.to_string(),
-            })?;
+        command.basic_env().stdin(std::process::Stdio::null());
+        Ok((command, python))
+    }
+
+    /// What the probe printed: mite's version, Python's, the packages.
+    fn read_probe(
+        venv: &Path,
+        python: PathBuf,
+        output: &std::process::Output,
+    ) -> Result<(Self, Vec<String>), MiteEnvError> {
         if !output.status.success() {
             return Err(MiteEnvError::Versions {
                 python,
@@ -160,6 +184,48 @@ impl MiteEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run's runtime has one thread, which also renews the run's lease:
+    /// a Python slow to start (a busy machine) must not hold it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_probe_awaits_the_venvs_python_and_the_runtime_goes_on() {
+        let venv = std::env::temp_dir().join(format!("mite-perf-slow-venv-{}", std::process::id()));
+        let bin = venv.join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        std::fs::write(bin.join("mite"), "").expect("mite");
+        let python = bin.join("python");
+        std::fs::write(
+            &python,
+            "#!/bin/sh\nsleep 1\necho 2.11.0\necho 3.11.2\necho mite==2.11.0\necho acurl==2.0.0\n",
+        )
+        .expect("python");
+        std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        let (env, packages) = MiteEnv::probe_in(&venv, None).await.expect("probed");
+        let ticked = ticks.load(std::sync::atomic::Ordering::Relaxed);
+        ticker.abort();
+        let _ = std::fs::remove_dir_all(&venv);
+        assert_eq!(
+            (env.mite_version.as_str(), env.python_version.as_str()),
+            ("2.11.0", "3.11.2")
+        );
+        assert_eq!(packages, ["acurl==2.0.0", "mite==2.11.0"]);
+        // A second of Python: about 20 ticks; none if it was waited for.
+        assert!(
+            ticked >= 5,
+            "the runtime ticked {ticked} times while Python started"
+        );
+    }
 
     #[test]
     fn missing_venv_says_how_to_fix_it() {

@@ -79,7 +79,7 @@ impl ScenarioRun<'_> {
         let mut figures = RunningFigures::default();
         // A sandboxed scenario's children have a network of their own: its
         // ports are theirs alone, free whatever the host holds.
-        let network = match self.network() {
+        let network = match self.network().await {
             Ok(network) => network,
             Err(failure) => return self.result(ScenarioStatus::Failed, Some(failure), &figures),
         };
@@ -157,11 +157,16 @@ impl ScenarioRun<'_> {
     }
 
     /// The scenario's own network, where this host sandboxes measured code.
-    fn network(&self) -> Result<Option<Arc<ScenarioNet>>, Failure> {
+    /// Made off the run's runtime (bubblewrap starting on a busy machine
+    /// takes a while), which renews the run's lease meanwhile.
+    async fn network(&self) -> Result<Option<Arc<ScenarioNet>>, Failure> {
         let Some(sandbox) = self.setup.isolation.sandbox() else {
             return Ok(None);
         };
-        ScenarioNet::create(sandbox.bwrap())
+        let bwrap = sandbox.bwrap().to_path_buf();
+        tokio::task::spawn_blocking(move || ScenarioNet::create(&bwrap))
+            .await
+            .map_err(|e| Failure::ending_run(e.to_string()))?
             .map(|n| Some(Arc::new(n)))
             .map_err(|e| Failure::ending_run(e.to_string()))
     }
