@@ -20,7 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::agent_identity::AgentIdentity;
 use crate::store::{Fence, LeaseState, Store};
 
-/// Renews the lease `store` is fenced with while the returned task lives
+/// Renews the lease `store` is fenced with (on a connection of its own)
+/// while the returned task lives
 /// (abort it, or drop the guard, when the run ends), and cancels `cancel`
 /// when a cancel was asked on any host, when the lease is lost (another
 /// agent marked the run interrupted: the fenced store refuses every later
@@ -32,6 +33,17 @@ pub fn keep_lease(store: Store, host: AgentIdentity, cancel: CancellationToken) 
     let run_id = store.fence().map_or(0, |f: &Fence| f.run_id);
     let task = tokio::spawn(async move {
         let mut renewed = std::time::Instant::now();
+        // A connection of its own: a renewal never waits for one.
+        let store = match store.own_connection().await {
+            Ok(own) => own,
+            Err(e) => {
+                tracing::warn!(
+                    "run {run_id}: no connection of its own for the lease ({e}): renewing \
+                     through the run's"
+                );
+                store
+            }
+        };
         loop {
             match store.renew_lease(&host).await {
                 Ok(LeaseState::Held) => renewed = std::time::Instant::now(),

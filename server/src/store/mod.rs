@@ -314,6 +314,18 @@ impl Store {
         ))
     }
 
+    /// This handle (fenced as it is) on a connection of its own, for what
+    /// must never wait behind the rest of the process's queries: a run's
+    /// lease renewals, which a busy database would otherwise queue behind
+    /// the run's bus and figure writes until another agent takes the run
+    /// for abandoned.
+    pub async fn own_connection(&self) -> Result<Store> {
+        Ok(Store {
+            pool: self.target.pool(1).await?,
+            ..self.clone()
+        })
+    }
+
     /// This store, with every write carrying `fence`: made only while the
     /// fenced run still runs under that lease, else refused with
     /// [`StoreError::LeaseLost`] ([`fence`](self::fence)).
