@@ -57,14 +57,14 @@ async fn e2e_cli_run_stores_in_postgres() {
     crate::common::assert_ports_free(&ports);
 }
 
-/// `mite-perf agent` named `name` on `ports`, logging to `dir/NAME.log`.
-/// Niced and pinned to one core (with its mite): two agents' full-speed runs
-/// would otherwise take both of a small test machine's cores from the
-/// database and the web front, which on a real lab live on other machines.
 /// The agents' (and the front's) lease: short, so that a dead agent's run
 /// is taken for abandoned in seconds (30 s by default: the same code).
 const LEASE: &str = "8s";
 
+/// `mite-perf agent` named `name` on `ports`, logging to `dir/NAME.log`,
+/// listing the [`paced`] library. Niced and pinned to one core (with its
+/// mite): two agents' runs stay off the core of the database and the web
+/// front, which on a real lab live on other machines.
 fn spawn_agent(name: &str, ports: &str, dir: &Path, db_url: &str) -> Agent {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -95,6 +95,8 @@ fn spawn_agent(name: &str, ports: &str, dir: &Path, db_url: &str) -> Agent {
             "--output-dir",
         ])
         .arg(dir.join(name))
+        .arg("--scenario-dir")
+        .arg(paced())
         .args(["--database-url", db_url])
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log"))
@@ -102,6 +104,13 @@ fn spawn_agent(name: &str, ports: &str, dir: &Path, db_url: &str) -> Agent {
         .spawn()
         .map(Agent)
         .expect("start mite-perf agent")
+}
+
+/// The library of the scenario these agents run: one journey at a walking
+/// pace. Leases and agents need runs going, not a machine full: a lease is
+/// renewed by a niced agent sharing its core with its runs.
+fn paced() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/paced")
 }
 
 /// A running `mite-perf agent`; a test that fails midway still stops it
@@ -217,7 +226,8 @@ async fn held(store: &Store, run_id: i64, ports: &str) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_the_other_alone() {
-    // Two runs of mite at full speed take both cores: no other test beside.
+    // Its agents are niced on one core: tests beside, at full speed, would
+    // starve their leases' renewals (8 s here). No other test beside.
     let _turn = crate::common::have_the_machine().await;
     let ports_a = crate::common::own_ports().to_string();
     let ports_b = crate::common::own_ports().to_string();
@@ -247,6 +257,21 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
         },
     )
     .await;
+    wait_for(
+        &front,
+        ("get_library", ""),
+        "both agents' paced scenario",
+        Duration::from_secs(60),
+        |l| {
+            l.as_array().is_some_and(|l| {
+                ["lab-a", "lab-b"].iter().all(|agent| {
+                    l.iter()
+                        .any(|s| s["agent"] == *agent && s["spec"] == "paced:scenario")
+                })
+            })
+        },
+    )
+    .await;
     // A second agent may not take a live agent's name.
     let twin = Command::new(BIN)
         .args([
@@ -271,11 +296,21 @@ async fn e2e_two_agents_on_one_postgres_run_side_by_side_and_a_dead_one_leaves_t
     // One run asked of each agent: both run at once, each on its agent's ports.
     let launch = |agent: &str| {
         format!(
-            "{}&form[agent]={agent}",
+            "{}&form[agent]={agent}&form[scenario]=paced:scenario",
             crate::common::launch_form("1", "180s", agent)
         )
     };
-    let unknown = call(&front, "launch_run", &launch("lab-z")).await;
+    // (With the built-in scenario: a library one is refused for lab-z
+    // listing none.)
+    let unknown = call(
+        &front,
+        "launch_run",
+        &format!(
+            "{}&form[agent]=lab-z",
+            crate::common::launch_form("1", "180s", "lab-z")
+        ),
+    )
+    .await;
     assert_eq!(unknown["Invalid"][0]["field"], "agent", "{unknown}");
     let run_a = call(&front, "launch_run", &launch("lab-a")).await["Queued"]["run_id"]
         .as_i64()
