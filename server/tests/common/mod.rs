@@ -22,15 +22,56 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mite-perf");
 /// would disturb (a verdict on CPU-seconds) has the machine to itself.
 static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
+/// A test's turn on the machine. When it ends (passed or not) it says how
+/// long the test held it and waited for it, a `turn:` line that
+/// `scripts/test` ranks to name the slowest tests.
+pub struct Turn<G> {
+    _guard: G,
+    test: String,
+    asked: Instant,
+    got: Instant,
+    alone: bool,
+}
+
+impl<G> Turn<G> {
+    fn new(guard: G, asked: Instant, alone: bool) -> Self {
+        Turn {
+            _guard: guard,
+            // libtest names each test's thread after the test.
+            test: std::thread::current()
+                .name()
+                .unwrap_or("a test")
+                .to_string(),
+            asked,
+            got: Instant::now(),
+            alone,
+        }
+    }
+}
+
+impl<G> Drop for Turn<G> {
+    fn drop(&mut self) {
+        eprintln!(
+            "turn: {} held {:.1} s{}, waited {:.1} s",
+            self.test,
+            self.got.elapsed().as_secs_f64(),
+            if self.alone { " alone" } else { "" },
+            (self.got - self.asked).as_secs_f64()
+        );
+    }
+}
+
 /// A turn beside the other end-to-end tests.
-pub async fn share_the_machine() -> tokio::sync::RwLockReadGuard<'static, ()> {
-    MACHINE.read().await
+pub async fn share_the_machine() -> Turn<tokio::sync::RwLockReadGuard<'static, ()>> {
+    let asked = Instant::now();
+    Turn::new(MACHINE.read().await, asked, false)
 }
 
 /// The machine to this test alone (the others finish first; fair, so it
 /// is not starved).
-pub async fn have_the_machine() -> tokio::sync::RwLockWriteGuard<'static, ()> {
-    MACHINE.write().await
+pub async fn have_the_machine() -> Turn<tokio::sync::RwLockWriteGuard<'static, ()>> {
+    let asked = Instant::now();
+    Turn::new(MACHINE.write().await, asked, true)
 }
 
 /// A port of the test's own (a web front, a PostgreSQL cluster, a
