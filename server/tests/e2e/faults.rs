@@ -902,7 +902,9 @@ async fn two_agent_ids_on_one_database_leave_each_others_runs_and_processes_alon
 
     let pg = Postgres::start();
     let dir = crate::common::temp_dir("two-hosts");
-    let lease = Duration::from_secs(3);
+    // Long enough that a busy machine cannot let it run out between host
+    // a's renewals (every lease / 4) by accident.
+    let lease = Duration::from_secs(6);
     let lab = |name: &str| {
         let url = pg.url();
         let dir = dir.clone();

@@ -8,6 +8,7 @@
 mod common;
 
 mod access;
+mod faults_doc;
 mod router;
 mod schema;
 mod store;
