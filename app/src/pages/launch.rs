@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use super::{poll, StatusBadge};
+use super::{answer_status, poll, StatusBadge};
 use crate::api::{
     get_agents, get_builds, get_library, get_queue, LaunchForm, LaunchOutcome, LaunchRun,
     RemoveQueuedRun,
@@ -45,7 +45,9 @@ pub fn LaunchPage() -> impl IntoView {
 
     let launch = ServerAction::<LaunchRun>::new();
     let remove = ServerAction::<RemoveQueuedRun>::new();
-    let queue = Resource::new(
+    // Blocking: a caller who may not see the queue (a share link's holder)
+    // gets the refusal's status.
+    let queue = Resource::new_blocking(
         move || (launch.version().get(), remove.version().get()),
         |_| get_queue(),
     );
@@ -265,7 +267,10 @@ pub fn LaunchPage() -> impl IntoView {
                 <h2>"Queue"</h2>
                 <Transition fallback=|| view! { <p>"Loading…"</p> }>
                     {move || queue.get().map(|q| match q {
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                        Err(e) => {
+                            answer_status(e.status());
+                            view! { <p class="error">{e.to_string()}</p> }.into_any()
+                        }
                         Ok(entries) if entries.is_empty() => view! { <p class="empty">"Nothing running or waiting."</p> }.into_any(),
                         Ok(entries) => view! {
                             <ol class="queue">

@@ -2,15 +2,16 @@
 
 use leptos::prelude::*;
 
-use super::poll;
 use super::signin::IfMay;
+use super::{answer_status, poll};
 use crate::api::{get_ports, CleanupPorts, PortHolder};
 use domain::access::Action;
 
 #[component]
 pub fn PortsPage() -> impl IntoView {
     let cleanup = ServerAction::<CleanupPorts>::new();
-    let ports = Resource::new(move || cleanup.version().get(), |_| get_ports());
+    // Blocking: a caller who may not see the ports gets the refusal's status.
+    let ports = Resource::new_blocking(move || cleanup.version().get(), |_| get_ports());
     poll(std::time::Duration::from_secs(3), move || ports.refetch());
     view! {
         <section class="card">
@@ -18,7 +19,10 @@ pub fn PortsPage() -> impl IntoView {
             <p class="hint">"Each agent's five ports: a run needs them all free. Ports of agents on other machines can only be looked at there. Cleanup stops only processes the lab itself started (on this machine); anything else is named, never killed."</p>
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
                 {move || ports.get().map(|p| match p {
-                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    Err(e) => {
+                        answer_status(e.status());
+                        view! { <p class="error">{e.to_string()}</p> }.into_any()
+                    }
                     Ok(ports) if ports.is_empty() => view! {
                         <p class="empty">"No agent is alive: start one (`mite-perf agent`, or `mite-perf serve` without --no-agent)."</p>
                     }.into_any(),

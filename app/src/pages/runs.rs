@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use super::StatusBadge;
+use super::{answer_status, StatusBadge};
 use crate::api::list_runs;
 use domain::format;
 use domain::model::RunStatus;
@@ -25,7 +25,9 @@ pub fn RunsPage() -> impl IntoView {
             .get("status")
             .and_then(|s| s.parse::<RunStatus>().ok())
     };
-    let runs = Resource::new(
+    // Blocking: a caller who may not list runs (a share link's holder) is
+    // answered with the refusal's status, not a 200 page saying it.
+    let runs = Resource::new_blocking(
         move || (page(), label(), status()),
         |(page, label, status)| list_runs(page, label, status),
     );
@@ -55,7 +57,10 @@ pub fn RunsPage() -> impl IntoView {
             </form>
             <Transition fallback=|| view! { <p>"Loading…"</p> }>
                 {move || runs.get().map(|r| match r {
-                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    Err(e) => {
+                        answer_status(e.status());
+                        view! { <p class="error">{e.to_string()}</p> }.into_any()
+                    }
                     Ok(page) if page.items.is_empty() => view! {
                         <p class="empty">"No runs yet: " <a href="/">"launch one"</a> "."</p>
                     }.into_any(),

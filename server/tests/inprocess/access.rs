@@ -35,6 +35,8 @@ struct Fixture {
     other_run_id: i64,
     /// The other run's scenario: a share link of `run_id` must not reach it.
     other_scenario_id: i64,
+    /// A profile of the other run's runner (the first run's is profile 1).
+    other_profile_id: i64,
     scenario_id: i64,
     /// The first run's requests/s series (it has provenance).
     series_id: String,
@@ -95,8 +97,10 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
     .expect("the first run's series")
     .id
     .clone();
-    // A profile of the first run's runner (profile 1), for its downloads.
+    // A profile of the first run's runner (profile 1), for its downloads,
+    // and one of the other run's.
     crate::common::seed::runner_profile(&store, scenario_id).await;
+    let other_profile_id = crate::common::seed::runner_profile(&store, other_scenario_id).await;
     // A collector file the first run kept, for its download.
     let scenario_dir = output.join("2026-11-26/10-00/scenario10");
     let collector = crate::common::seed::collector(&store, &scenario_dir, scenario_id).await;
@@ -156,6 +160,7 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
         run_id,
         other_run_id,
         other_scenario_id,
+        other_profile_id,
         scenario_id,
         series_id,
         tokens,
@@ -253,6 +258,12 @@ enum Who {
     Expired {
         token: String,
     },
+    /// Whoever opened a share link of the fixture's first run: that run's
+    /// page, charts and downloads, nothing else (another run's, named by
+    /// its scenario's or profile's id, neither).
+    Share {
+        cookie: String,
+    },
 }
 
 impl Who {
@@ -260,13 +271,14 @@ impl Who {
         match self {
             Who::Anonymous => "anonymous",
             Who::Expired { .. } => "expired token",
+            Who::Share { .. } => "share link",
             Who::Session { label, .. } | Who::Token { label, .. } => label,
         }
     }
 
     fn role(&self) -> Option<Role> {
         match self {
-            Who::Anonymous | Who::Expired { .. } => None,
+            Who::Anonymous | Who::Expired { .. } | Who::Share { .. } => None,
             Who::Session { role, .. } | Who::Token { role, .. } => Some(*role),
         }
     }
@@ -285,7 +297,7 @@ impl Who {
     /// What runs record as their launcher.
     fn name(&self) -> String {
         match self {
-            Who::Anonymous | Who::Expired { .. } => String::new(),
+            Who::Anonymous | Who::Expired { .. } | Who::Share { .. } => String::new(),
             Who::Session { name, .. } => name.clone(),
             Who::Token { name, .. } => format!("token:{name}"),
         }
@@ -294,7 +306,9 @@ impl Who {
     fn sign(&self, request: axum::http::request::Builder) -> axum::http::request::Builder {
         match self {
             Who::Anonymous => request,
-            Who::Session { cookie, .. } => request.header(header::COOKIE, cookie),
+            Who::Session { cookie, .. } | Who::Share { cookie } => {
+                request.header(header::COOKIE, cookie)
+            }
             Who::Token { token, .. } | Who::Expired { token } => {
                 request.header(header::AUTHORIZATION, format!("Bearer {token}"))
             }
@@ -355,11 +369,14 @@ fn rand_suffix() -> u64 {
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
-/// `{run}`, `{other}`, `{scenario}`, `{series}` filled in.
+/// `{run}`, `{other}`, `{scenario}`, `{other_scenario}`,
+/// `{other_profile}`, `{series}` filled in.
 fn fill(text: &str, f: &Fixture) -> String {
     text.replace("{run}", &f.run_id.to_string())
         .replace("{other}", &f.other_run_id.to_string())
         .replace("{scenario}", &f.scenario_id.to_string())
+        .replace("{other_scenario}", &f.other_scenario_id.to_string())
+        .replace("{other_profile}", &f.other_profile_id.to_string())
         .replace("{series}", &f.series_id)
 }
 
@@ -375,7 +392,7 @@ async fn queued_run(f: &Fixture, launched_by: &str) -> i64 {
         .expect("queued run")
 }
 
-async fn ask(f: &Fixture, who: &Who, what: Ask) -> StatusCode {
+async fn ask(f: &Fixture, app: &Router, who: &Who, what: Ask) -> StatusCode {
     let call = |name: &str, args: String| {
         who.sign(Request::post(format!("/api/{name}")))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -420,7 +437,132 @@ async fn ask(f: &Fixture, who: &Who, what: Ask) -> StatusCode {
             .body(Body::from(crate::common::seed::fake_wheel("mite", "9.9.9")))
             .expect("a request"),
     };
-    send(&f.app, request).await.status
+    send(app, request).await.status
+}
+
+/// What `who` must get asking `what`, which needs at least `least`.
+fn expected(who: &Who, what: &Ask, least: Role) -> StatusCode {
+    match who.role() {
+        // A credential that is no longer valid is refused as such, pages
+        // and open calls too: never taken for anonymous.
+        _ if matches!(who, Who::Expired { .. }) => StatusCode::UNAUTHORIZED,
+        _ if matches!(what, Ask::Open(_)) => StatusCode::OK,
+        None if matches!(who, Who::Share { .. }) => {
+            if shows_only_the_shared_run(what, least) {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            }
+        }
+        None if matches!(what, Ask::Page(_)) => StatusCode::SEE_OTHER,
+        None => StatusCode::UNAUTHORIZED,
+        Some(role) if matches!(what, Ask::Upload) => {
+            if role >= least && who.may_upload() {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            }
+        }
+        Some(role) if role >= least => StatusCode::OK,
+        Some(_) => StatusCode::FORBIDDEN,
+    }
+}
+
+/// Whether `what` reads the shared run (the fixture's first) and nothing
+/// else: what a viewer may, naming that run, its scenario or its profile
+/// and no other run's ids (comparisons are not the run's own, even of it
+/// with itself); of the pages, its run page only.
+fn shows_only_the_shared_run(what: &Ask, least: Role) -> bool {
+    let text = match what {
+        Ask::Call(_, args) => *args,
+        Ask::Download(path) => path,
+        Ask::Page(path) => return *path == "/runs/{run}",
+        _ => return false,
+    };
+    least == Role::Viewer
+        && !text.contains("{other")
+        && !text.starts_with("/compare")
+        && ["{run}", "{scenario}", "/profiles/1/"]
+            .iter()
+            .any(|named| text.contains(named))
+}
+
+/// How `what` is written in the matrix's table.
+fn row_name(what: &Ask) -> String {
+    match what {
+        Ask::Call(name, _) => format!("{name}()"),
+        Ask::Download(path) => format!("GET {path}"),
+        Ask::Page(path) => format!("page {path}"),
+        Ask::OwnRun(name) => format!("{name}(own run)"),
+        Ask::OthersRun(name) => format!("{name}(another's run)"),
+        Ask::OwnShare => "revoke_share_link(own link)".into(),
+        Ask::OthersShare => "revoke_share_link(another's link)".into(),
+        Ask::Open(name) => format!("{name}() (open)"),
+        Ask::Upload => "POST /api/wheels".into(),
+    }
+}
+
+/// Asks `app` every check as every caller: what was answered otherwise
+/// than expected, and the table of answers.
+async fn run_matrix(
+    f: &Fixture,
+    app: &Router,
+    callers: &[Who],
+    checks: &[(Ask, Role)],
+) -> (Vec<String>, String) {
+    let mut table = format!("{:<56}", "request \\ caller");
+    for who in callers {
+        let _ = write!(table, "{:>14}", who.label());
+    }
+    table.push('\n');
+    let mut wrong = Vec::new();
+    for (what, least) in checks {
+        let name = row_name(what);
+        let _ = write!(table, "{name:<56}");
+        for who in callers {
+            let expected = expected(who, what, *least);
+            let got =
+                tokio::time::timeout(std::time::Duration::from_secs(20), ask(f, app, who, *what))
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("{name} by {} did not answer within 20 s", who.label())
+                    });
+            let _ = write!(table, "{:>14}", got.as_u16());
+            if got != expected {
+                wrong.push(format!(
+                    "{name} by {}: {got}, expected {expected}",
+                    who.label()
+                ));
+            }
+        }
+        table.push('\n');
+    }
+    (wrong, table)
+}
+
+/// Opens a share link of the fixture's first run, made by signed-in
+/// `maker`: the cookie that holds it.
+async fn share_cookie(f: &Fixture, maker: &str) -> String {
+    let made = send(
+        &f.app,
+        call(maker, "share_run", format!("run_id={}&days=7", f.run_id)),
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let made: serde_json::Value = serde_json::from_str(&made.body).expect("json");
+    let path = made["path"].as_str().expect("the link");
+    let opened = send(
+        &f.app,
+        Request::get(path).body(Body::empty()).expect("a request"),
+    )
+    .await;
+    opened
+        .headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("the share link's cookie")
+        .to_string()
 }
 
 #[tokio::test]
@@ -457,6 +599,10 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
     callers.push(Who::Expired {
         token: stale.clone(),
     });
+    let runner = sign_in(&f.app, "ru", &password("ru")).await;
+    callers.push(Who::Share {
+        cookie: share_cookie(&f, &runner).await,
+    });
     let launch = "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=matrix";
     let checks: Vec<(Ask, Role)> = vec![
         (Ask::Call("get_queue", ""), Role::Viewer),
@@ -479,6 +625,50 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         (Ask::Download("/profiles/1/flamegraph.svg"), Role::Viewer),
         (Ask::Download("/profiles/1/stacks.folded"), Role::Viewer),
         (Ask::Download("/profiles/1/speedscope.json"), Role::Viewer),
+        // Another run's, named by its ids: a share link of the first run
+        // reaches none of them.
+        (Ask::Call("get_run", "run_id={other}"), Role::Viewer),
+        (
+            Ask::Call("get_charts", "scenario_id={other_scenario}"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Call(
+                "get_chart_points",
+                "scenario_id={other_scenario}&bucket_ms=1000&after_ms=-1",
+            ),
+            Role::Viewer,
+        ),
+        (
+            Ask::Call("get_mite_view", "scenario_id={other_scenario}"),
+            Role::Viewer,
+        ),
+        (Ask::Download("/runs/{other}/samples.csv"), Role::Viewer),
+        (
+            Ask::Download("/scenarios/{other_scenario}/samples.csv"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/scenarios/{other_scenario}/processes.csv"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/scenarios/{other_scenario}/transactions.csv"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/profiles/{other_profile}/flamegraph.svg"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/profiles/{other_profile}/stacks.folded"),
+            Role::Viewer,
+        ),
+        (
+            Ask::Download("/profiles/{other_profile}/speedscope.json"),
+            Role::Viewer,
+        ),
+        (Ask::Page("/runs/{other}"), Role::Viewer),
         (
             Ask::Call("compare_runs", "runs={run},{other}"),
             Role::Viewer,
@@ -572,56 +762,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
             Role::Viewer,
         ),
     ];
-    let mut table = format!("{:<48}", "request \\ caller");
-    for who in &callers {
-        let _ = write!(table, "{:>14}", who.label());
-    }
-    table.push('\n');
-    let mut wrong = Vec::new();
-    for (what, least) in &checks {
-        let name = match what {
-            Ask::Call(name, _) => format!("{name}()"),
-            Ask::Download(path) => format!("GET {path}"),
-            Ask::Page(path) => format!("page {path}"),
-            Ask::OwnRun(name) => format!("{name}(own run)"),
-            Ask::OthersRun(name) => format!("{name}(another's run)"),
-            Ask::OwnShare => "revoke_share_link(own link)".into(),
-            Ask::OthersShare => "revoke_share_link(another's link)".into(),
-            Ask::Open(name) => format!("{name}() (open)"),
-            Ask::Upload => "POST /api/wheels".into(),
-        };
-        let _ = write!(table, "{name:<48}");
-        for who in &callers {
-            let expected = match who.role() {
-                // A credential that is no longer valid is refused as such,
-                // pages and open calls too: never taken for anonymous.
-                _ if matches!(who, Who::Expired { .. }) => StatusCode::UNAUTHORIZED,
-                _ if matches!(what, Ask::Open(_)) => StatusCode::OK,
-                None if matches!(what, Ask::Page(_)) => StatusCode::SEE_OTHER,
-                None => StatusCode::UNAUTHORIZED,
-                Some(role) if matches!(what, Ask::Upload) => {
-                    if role >= *least && who.may_upload() {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::FORBIDDEN
-                    }
-                }
-                Some(role) if role >= *least => StatusCode::OK,
-                Some(_) => StatusCode::FORBIDDEN,
-            };
-            let got = tokio::time::timeout(std::time::Duration::from_secs(20), ask(&f, who, *what))
-                .await
-                .unwrap_or_else(|_| panic!("{name} by {} did not answer within 20 s", who.label()));
-            let _ = write!(table, "{:>14}", got.as_u16());
-            if got != expected {
-                wrong.push(format!(
-                    "{name} by {}: {got}, expected {expected}",
-                    who.label()
-                ));
-            }
-        }
-        table.push('\n');
-    }
+    let (wrong, table) = run_matrix(&f, &f.app, &callers, &checks).await;
     println!("the permission matrix checked:\n{table}");
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
     // Every server function and every route is in the matrix, or is one of
@@ -669,6 +810,53 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
         }
     }
     assert!(missing.is_empty(), "not in the matrix: {missing:?}");
+}
+
+/// The matrix can fail: a build whose scenario download forgot its
+/// per-run check (its handler asks only that the request carry a
+/// credential) answers a share link of another run with the data, and the
+/// same rows and callers catch it in the share link's column.
+#[tokio::test]
+async fn a_download_that_forgets_its_per_run_check_fails_the_matrix() {
+    let f = fixture("forgetful", shared()).await;
+    let runner = sign_in(&f.app, "ru", &password("ru")).await;
+    let callers = [
+        Who::Anonymous,
+        Who::Session {
+            label: "viewer",
+            role: Role::Viewer,
+            name: "vi".into(),
+            cookie: sign_in(&f.app, "vi", &password("vi")).await,
+        },
+        Who::Share {
+            cookie: share_cookie(&f, &runner).await,
+        },
+    ];
+    let checks = [(
+        Ask::Download("/scenarios/{other_scenario}/samples.csv"),
+        Role::Viewer,
+    )];
+    let (wrong, table) = run_matrix(&f, &f.app, &callers, &checks).await;
+    assert!(wrong.is_empty(), "the lab as built: {wrong:?}\n{table}");
+    async fn any_credential(headers: axum::http::HeaderMap) -> StatusCode {
+        if headers.contains_key(header::COOKIE) || headers.contains_key(header::AUTHORIZATION) {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        }
+    }
+    let forgetful = Router::new()
+        .route(
+            "/scenarios/{id}/samples.csv",
+            axum::routing::get(any_credential),
+        )
+        .fallback_service(f.app.clone());
+    let (wrong, table) = run_matrix(&f, &forgetful, &callers, &checks).await;
+    assert_eq!(
+        wrong,
+        ["GET /scenarios/{other_scenario}/samples.csv by share link: 200 OK, expected 403 Forbidden"],
+        "{table}"
+    );
 }
 
 #[tokio::test]
