@@ -57,12 +57,16 @@ fn password(name: &str) -> String {
 }
 
 async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
+    fixture_on(name, policy, None).await
+}
+
+/// The fixture on the database at `url` (default: SQLite in its folder).
+async fn fixture_on(name: &str, policy: AccessPolicy, url: Option<String>) -> Fixture {
     let dir = crate::common::temp_dir(&format!("access-{name}"));
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output folder");
-    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
-        .await
-        .expect("store");
+    let url = url.unwrap_or_else(|| format!("sqlite://{}/lab.db", dir.display()));
+    let store = Store::connect(&url).await.expect("store");
     let (run_id, scenario_id) = crate::common::seed::finished_run(&store, &output).await;
     let (other_run_id, other_scenario_id) =
         crate::common::seed::finished_run(&store, &output).await;
@@ -567,7 +571,19 @@ async fn share_cookie(f: &Fixture, maker: &str) -> String {
 
 #[tokio::test]
 async fn every_server_function_and_download_answers_what_each_role_allows() {
-    let f = fixture("matrix", shared()).await;
+    permission_matrix(fixture("matrix", shared()).await).await;
+}
+
+/// The matrix on PostgreSQL, as a hosted lab keeps its accounts, sessions,
+/// tokens and share links.
+#[tokio::test]
+async fn every_server_function_and_download_answers_what_each_role_allows_on_postgres() {
+    let pg = crate::common::Postgres::start();
+    let url = pg.fresh_database("matrix").await;
+    permission_matrix(fixture_on("matrix-pg", shared(), Some(url)).await).await;
+}
+
+async fn permission_matrix(f: Fixture) {
     let mut callers = vec![Who::Anonymous];
     for (label, name, role) in [
         ("viewer", "vi", Role::Viewer),
