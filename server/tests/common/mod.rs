@@ -141,12 +141,17 @@ pub struct Server {
     pub ports: LabPorts,
     pub dir: PathBuf,
     pub db_url: String,
+    /// Whether `dir` was made for it (not given in the options): then it
+    /// goes with the server, unless the test failed (kept to be read).
+    own_dir: bool,
     child: Child,
     client: reqwest::Client,
 }
 
 impl Drop for Server {
     /// A test that fails midway still stops its server (and so its run).
+    /// A passing test leaves nothing of it in /tmp: its database, log and
+    /// runs' folders (collector files, seeded samples) go with it.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
@@ -159,6 +164,9 @@ impl Drop for Server {
         }
         if !std::thread::panicking() {
             assert_possible_cpu(&self.dir);
+            if self.own_dir {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
         }
     }
 }
@@ -237,6 +245,7 @@ impl Server {
             ports,
             dir,
             db_url,
+            own_dir: options.dir.is_none(),
             child,
             client: http_client(),
         };
@@ -426,7 +435,13 @@ impl Browser {
                 "download.prompt_for_download": false,
             });
         }
-        let caps = json!({ "browserName": "chrome", "goog:chromeOptions": options });
+        // chromedriver keeps the page's console: every test reads it
+        // (`Browser::assert_console_clean`).
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": options,
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
         let caps = match caps {
             Value::Object(map) => map,
             _ => unreachable!("an object literal"),
@@ -454,8 +469,39 @@ impl Browser {
         }
     }
 
+    /// Opens `url`, once the page being left said no error.
     pub async fn goto(&self, url: &str) {
+        self.assert_console_clean().await;
         self.client.goto(url).await.expect("navigate");
+    }
+
+    /// What the pages said at the level of an error (a script's exception,
+    /// a hydration panic, a Content-Security-Policy violation, a resource
+    /// that failed to load) since the last read.
+    pub async fn console_errors(&self) -> Vec<String> {
+        let log = self
+            .client
+            .issue_cmd(ConsoleLog)
+            .await
+            .expect("chromedriver's console log");
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Fails the test if a page said an error since the last read: the
+    /// browser's own errors are failures, whatever the page shows.
+    pub async fn assert_console_clean(&self) {
+        let errors = self.console_errors().await;
+        assert!(
+            errors.is_empty(),
+            "the browser said {} error(s):\n{}",
+            errors.len(),
+            errors.join("\n")
+        );
     }
 
     /// Runs JavaScript in the page; `arguments[0]` is the callback for async scripts.
@@ -506,6 +552,28 @@ impl Browser {
         if let Ok(png) = self.client.screenshot().await {
             let _ = std::fs::write(path.with_extension("png"), png);
         }
+    }
+}
+
+/// Chromium's console log, as chromedriver keeps it (`goog:loggingPrefs`;
+/// Selenium's endpoint, which chromedriver serves in W3C mode too).
+#[derive(Debug)]
+struct ConsoleLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ConsoleLog {
+    fn endpoint(
+        &self,
+        base: &reqwest::Url,
+        session: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_string()),
+        )
     }
 }
 

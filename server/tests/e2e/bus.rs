@@ -418,6 +418,9 @@ async fn e2e_two_runners_are_started_and_sampled_each_and_the_scaling_view_draws
     let cpu_series: Vec<String> = serde_json::from_value(cpu_series).expect("names");
     assert_eq!(cpu_series.len(), 2, "{cpu_series:?}");
     browser.screenshot(&lab.dir.join("runners.png")).await;
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
 }
 
 /// FAULTS.md 50: anyone on the agent's host (or scenario code) pushes a

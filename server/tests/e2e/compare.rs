@@ -244,6 +244,9 @@ async fn e2e_a_slowed_mite_is_worse() {
         .expect("differential flame graph");
     assert_eq!(status, 200);
     assert!(svg.contains("_spin"), "the slowed frame is drawn");
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
 }
 
 /// The same mite against itself, taking turns (A B, B A, A B) in one run:

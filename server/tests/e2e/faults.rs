@@ -1588,4 +1588,7 @@ async fn the_launch_form_works_without_javascript() {
     assert_eq!(run["status"], "done", "{run}");
     assert_eq!(run["label"], "no javascript");
     assert_eq!(run["params"]["concurrencies"], serde_json::json!([1]));
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
 }

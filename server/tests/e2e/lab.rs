@@ -424,6 +424,9 @@ async fn e2e_browser_launch_watch_detail_and_csv() {
 
     assert_ports_free(&server.ports);
     assert_no_child_left(&store, run_id).await;
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
     drop(browser);
     assert!(server.stop().success());
 }
@@ -658,6 +661,9 @@ async fn e2e_browser_compares_two_runs_from_the_history() {
     );
     let (status, _) = server.get("/compare.csv?runs=1").await.expect("csv");
     assert_eq!(status, 400);
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
 }
 
 /// Adds a user to the lab's database with `mite-perf user add`.
@@ -905,4 +911,8 @@ async fn e2e_browser_a_shared_lab_names_launchers_and_lets_only_them_or_an_admin
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    ana.assert_console_clean().await;
+    bo.assert_console_clean().await;
 }

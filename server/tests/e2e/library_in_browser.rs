@@ -181,4 +181,7 @@ async fn e2e_browser_launches_a_scenario_from_the_library() {
     assert_ports_free(&server.ports);
     assert_no_child_left(&store, run_id).await;
     server.stop();
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
 }

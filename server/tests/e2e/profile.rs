@@ -147,6 +147,9 @@ async fn e2e_a_profiled_run_draws_the_runners_flame_graph() {
         )
         .await;
     browser.screenshot(&server.dir.join("flamegraph.png")).await;
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

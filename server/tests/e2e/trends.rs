@@ -21,6 +21,17 @@ async fn e2e_browser_trends_list_series_with_their_changes_and_draw_one() {
     let browser = Browser::start().await;
 
     browser.goto(&server.url("/trends")).await;
+    // The console check can fail: an error the page says is read, once.
+    browser
+        .eval("console.error('an error planted by the test'); return true;")
+        .await;
+    let said = browser.console_errors().await;
+    assert!(
+        said.iter()
+            .any(|e| e.contains("an error planted by the test")),
+        "{said:?}"
+    );
+    assert!(browser.console_errors().await.is_empty());
     // The runner's requests per CPU-second on the EPYC machine, with its
     // step at 2.8.0, confirmed.
     let row = r#"const row = [...document.querySelectorAll('tr[data-series]')].find(r =>
@@ -171,6 +182,9 @@ async fn e2e_browser_trends_list_series_with_their_changes_and_draw_one() {
         let (status, body) = server.get("/runs/999").await.expect("an answer");
         assert_eq!(status, 404, "{body}");
     }
+    // The browser said no error (a script exception, a CSP violation,
+    // a resource refused) on the last page either.
+    browser.assert_console_clean().await;
     drop(browser);
     let _ = std::fs::remove_dir_all(dir);
 }
