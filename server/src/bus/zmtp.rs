@@ -430,14 +430,22 @@ mod tests {
             for piece in [push_greeting(), push_ready(), vec![0x00, 2, b'h', b'i']] {
                 conn.write_all(&piece).expect("writes");
             }
-            // Closed here, once the lab's greeting and READY are read (so
-            // nothing it sent is left unread to turn the close into a reset).
+            // Closed here, once the lab's greeting and its whole READY are
+            // read: anything it sent left unread would turn the close into
+            // a reset, which drops "hi" unread on the lab's side (a busy
+            // machine's READY came after a fixed wait: "closed, with 0
+            // frames").
+            conn.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
             let mut greeting = [0u8; 64];
             conn.read_exact(&mut greeting).expect("the lab's greeting");
-            conn.set_read_timeout(Some(Duration::from_millis(500)))
-                .expect("timeout");
-            let mut ready = [0u8; 256];
-            let _ = conn.read(&mut ready);
+            let mut head = [0u8; 2];
+            conn.read_exact(&mut head)
+                .expect("the READY command's head");
+            assert_eq!(head[0], 0x04, "a short command: {head:?}");
+            let mut ready = vec![0u8; usize::from(head[1])];
+            conn.read_exact(&mut ready).expect("the READY command");
+            assert!(ready.starts_with(b"\x05READY"), "{ready:?}");
         });
         let (frames, closed) = tokio::task::spawn_blocking(move || {
             let mut stream = PullStream::connect(addr, Duration::from_secs(5)).expect("connects");
