@@ -891,4 +891,54 @@ mod tests {
         );
         assert!("bogus".parse::<ScenarioStatus>().is_err());
     }
+
+    proptest::proptest! {
+        /// Any text is a duration or refused saying why, naming the text
+        /// (or the unit it did not know); never a panic.
+        #[test]
+        fn any_text_is_a_duration_or_refused_naming_it(
+            text in "[0-9. ]{0,6}[a-z]{0,4}|[0-9]{300,320}(s|d)?|.{0,20}"
+        ) {
+            match parse_duration(&text) {
+                Ok(d) => {
+                    // What it says, written in milliseconds, reads back.
+                    let ms = format!("{}ms", d.as_millis());
+                    let again = parse_duration(&ms).expect("milliseconds");
+                    proptest::prop_assert!(
+                        d.abs_diff(again) < Duration::from_millis(1),
+                        "{:?} vs {:?}", d, again
+                    );
+                }
+                Err(why) => {
+                    let named = text.trim();
+                    proptest::prop_assert!(
+                        why.contains(named) || named.is_empty() || why.contains("unknown unit"),
+                        "{}", why
+                    );
+                    proptest::prop_assert!(why.contains("duration") || why.contains("unit"), "{}", why);
+                }
+            }
+        }
+
+        /// Any text is a list of positive concurrencies, one per comma, or
+        /// refused naming the part that is not one.
+        #[test]
+        fn any_text_is_concurrencies_or_refused_naming_the_part(text in "[0-9, -]{0,20}|.{0,20}") {
+            match parse_concurrencies(&text) {
+                Ok(list) => {
+                    proptest::prop_assert_eq!(list.len(), text.split(',').count());
+                    proptest::prop_assert!(list.iter().all(|&n| n > 0));
+                }
+                Err(why) => {
+                    let bad = text
+                        .split(',')
+                        .map(str::trim)
+                        .find(|p| !matches!(p.parse::<u32>(), Ok(n) if n > 0))
+                        .expect("a part that is not one");
+                    let named = format!("`{bad}`");
+                    proptest::prop_assert!(why.contains(&named), "{}", why);
+                }
+            }
+        }
+    }
 }

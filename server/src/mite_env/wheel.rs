@@ -123,6 +123,70 @@ pub(crate) mod tests {
         writer.finish().expect("finish").into_inner()
     }
 
+    proptest::proptest! {
+        /// Any name: a mite wheel's, safe to write as a file in one folder
+        /// (no separator, no leading dot, bounded), or refused naming it.
+        #[test]
+        fn any_name_is_a_safe_wheel_name_or_refused(
+            name in "mite-[0-9a-z._+/\\\\-]{0,12}-py3-none-any\\.whl|.{0,40}"
+        ) {
+            match parse_wheel_name(&name) {
+                Ok(named) => {
+                    proptest::prop_assert!(name.starts_with("mite-") && name.ends_with(".whl"));
+                    proptest::prop_assert!(!name.contains(['/', '\\', '\0']) && name.len() <= 200);
+                    proptest::prop_assert!(!named.version.is_empty() && !named.version.starts_with('.'));
+                }
+                Err(e) => {
+                    let shown: String = name.chars().take(120).collect();
+                    proptest::prop_assert!(e.to_string().contains(&shown), "{}", e);
+                }
+            }
+        }
+
+        /// Any bytes under a good name: refused (not a zip, empty, no
+        /// METADATA), never a panic.
+        #[test]
+        fn any_bytes_are_refused_with_a_reason(content in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let refused = inspect("mite-2.12.0-py3-none-any.whl", &content);
+            proptest::prop_assert!(refused.is_err());
+        }
+    }
+
+    /// A METADATA that inflates far past what the lab reads (a bomb), one
+    /// that is not UTF-8, and entries named as paths: each answered at once,
+    /// nothing written anywhere.
+    #[test]
+    fn bombs_odd_text_and_path_names_are_answered_without_harm() {
+        let head = metadata("mite", "2.12.0");
+        let bomb = format!("{head}{}", "x".repeat(8 * 1024 * 1024));
+        let wheel = zip_of(&[("mite-2.12.0.dist-info/METADATA", &bomb)]);
+        assert!(wheel.len() < 64 * 1024, "deflated: {} bytes", wheel.len());
+        let started = std::time::Instant::now();
+        assert!(inspect("mite-2.12.0-py3-none-any.whl", &wheel).is_ok());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        writer
+            .start_file(
+                "mite-2.12.0.dist-info/METADATA",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .expect("start");
+        writer
+            .write_all(b"Name: mite\nVersion: \xff\xfe\n")
+            .expect("write");
+        let not_utf8 = writer.finish().expect("finish").into_inner();
+        assert!(inspect("mite-2.12.0-py3-none-any.whl", &not_utf8).is_err());
+
+        let paths = zip_of(&[
+            ("../../etc/passwd", "root"),
+            ("/tmp/mite-perf-evil", "x"),
+            ("mite-2.12.0.dist-info/METADATA", &head),
+        ]);
+        assert!(inspect("mite-2.12.0-py3-none-any.whl", &paths).is_ok());
+        assert!(!std::path::Path::new("/tmp/mite-perf-evil").exists());
+    }
+
     fn metadata(name: &str, version: &str) -> String {
         format!("Metadata-Version: 2.4\nName: {name}\nVersion: {version}\n\nName: not-this\n")
     }

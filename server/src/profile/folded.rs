@@ -33,14 +33,17 @@ pub fn parse(text: &str) -> Result<Stacks, ProfileError> {
             line: n + 1,
             count: count.to_string(),
         })?;
-        *stacks.entry(stack.to_string()).or_default() += count;
+        // Counts that add past u64 (never py-spy's; stored stacks are not
+        // trusted) stay at the most there is, never wrap or panic.
+        let sum = stacks.entry(stack.to_string()).or_default();
+        *sum = sum.saturating_add(count);
     }
     Ok(stacks)
 }
 
-/// Samples in all.
+/// Samples in all (at most `u64::MAX`).
 pub fn total(stacks: &Stacks) -> u64 {
-    stacks.values().sum()
+    stacks.values().fold(0, |all, n| all.saturating_add(*n))
 }
 
 /// Back to folded lines.
@@ -107,8 +110,44 @@ mod tests {
         let spaced = parse("<module> (x.py);run (mite/runner.py) 7").expect("spaced");
         assert_eq!(spaced.get("<module> (x.py);run (mite/runner.py)"), Some(&7));
         assert_eq!(parse(" 3").expect("no stack").get(NO_STACK), Some(&3));
-        for bad in ["a;b", "a;b many"] {
+        for bad in ["a;b", "a;b many", "a;b 18446744073709551616"] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+        // Counts adding past u64 (a hostile stored profile): its most, not
+        // a panic (a debug build's) or a wrap to a few samples (a release's).
+        let most = parse("a 18446744073709551615\na 2\nb 1\n").expect("folded");
+        assert_eq!(most.get("a"), Some(&u64::MAX));
+        assert_eq!(total(&most), u64::MAX);
+    }
+
+    proptest::proptest! {
+        /// Any text: parsed or refused with the line's number, never a
+        /// panic; counts that add past u64 stay at its most.
+        #[test]
+        fn any_text_is_parsed_or_refused_by_line(text in "(([a-z;<> ()]{0,8} )?[0-9]{0,21}\n?){0,6}|.{0,60}") {
+            match parse(&text) {
+                Ok(stacks) => {
+                    let counted: Vec<u128> = text
+                        .lines()
+                        .filter(|l| !l.trim_end().is_empty())
+                        .filter_map(|l| l.trim_end().rsplit_once(' ')?.1.parse().ok())
+                        .collect();
+                    let sum: u128 = counted.iter().sum();
+                    proptest::prop_assert_eq!(u128::from(total(&stacks)), sum.min(u128::from(u64::MAX)));
+                }
+                Err(e) => {
+                    let said = e.to_string();
+                    proptest::prop_assert!(said.contains("line"), "{}", said);
+                }
+            }
+        }
+
+        /// Stacks written out read back as themselves.
+        #[test]
+        fn stacks_round_trip(
+            stacks in proptest::collection::btree_map("[a-z;<>()._]([a-z;<>() ._]{0,20}[a-z;<>()._])?", 0..u64::MAX / 16, 0..8)
+        ) {
+            proptest::prop_assert_eq!(parse(&to_text(&stacks)).expect("our own text"), stacks);
         }
     }
 
