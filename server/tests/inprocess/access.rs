@@ -1407,6 +1407,35 @@ async fn a_local_process_cannot_forge_the_proxy_header() {
 /// and calls the open loopback lab "from the same origin" (the browser
 /// says same-origin, and Origin matches Host). The lab answers only to the
 /// names it serves, so nothing runs and nothing is read.
+/// FAULTS.md 26: behind HTTPS the lab answers only to the names it serves,
+/// so `serve --behind-https` without `--public-url` has none to answer to:
+/// refused at start (exit 2, naming the flag), nothing opened or written.
+#[test]
+fn serve_behind_https_without_its_public_name_is_refused() {
+    let dir = crate::common::temp_dir("behind-https-no-name");
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["serve", "--behind-https", "--addr", "127.0.0.1:0"])
+        .args(["--output-dir", "output"])
+        .current_dir(&dir)
+        .env(
+            "MITE_PERF_DATABASE_URL",
+            format!("sqlite://{}/lab.db", dir.display()),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("serve");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("--public-url https://"), "{said}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("the folder")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "written before refusing: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn a_rebinding_page_reaches_no_handler() {
     let dir = crate::common::temp_dir("access-rebinding");

@@ -1340,3 +1340,47 @@ async fn an_outside_reader_of_the_sqlite_file_leaves_the_lab_writing() {
     }
     assert_eq!(store.queued_runs().await.expect("read").len(), 3);
 }
+
+/// FAULTS.md 33: a run whose lease cannot be renewed for a whole lease time
+/// (its database gone) is stopped: another agent may take it for abandoned
+/// once the lease runs out, so it must not go on measuring unrecorded.
+/// Renewals that fail for less than that are tried again and stop nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_not_renewed_for_a_whole_lease_stops_its_run_on_postgres() {
+    let pg = Postgres::start();
+    let url = pg.fresh_database("lease_lost").await;
+    let store = Store::connect(&url).await.expect("store");
+    let run = store
+        .create_run(&RunParams::default(), RunStatus::Running)
+        .await
+        .expect("a running run");
+    let lease = std::time::Duration::from_secs(3);
+    let host = AgentIdentity {
+        id: "lab-a (boot 0000aaaa)".into(),
+        name: "lab-a".into(),
+        lease,
+        ports: Default::default(),
+        machine_epoch: 0,
+    };
+    let fence = store.lease_run(run, &host, 4242).await.expect("leased");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let _renewing = mite_perf::run::lease::keep_lease(store.fenced(fence), host, cancel.clone());
+    // Renewed while the database answers: nothing stops.
+    tokio::time::sleep(lease + std::time::Duration::from_secs(1)).await;
+    assert!(
+        !cancel.is_cancelled(),
+        "stopped while its lease was renewed"
+    );
+    pg.server_stop();
+    let gone = std::time::Instant::now();
+    tokio::time::timeout(lease * 4, cancel.cancelled())
+        .await
+        .expect("stopped within a few lease times of the database going");
+    // Not at the first failed renewal: once a whole lease went unrenewed
+    // (the last success was at most a renewal, lease / 4, before the stop).
+    let after = gone.elapsed();
+    assert!(
+        after >= lease - lease / 4 - std::time::Duration::from_millis(200),
+        "stopped {after:?} after the database went, within the lease"
+    );
+}
