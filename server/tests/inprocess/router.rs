@@ -1666,3 +1666,48 @@ async fn trends_are_computed_once_per_history_and_heavy_reads_are_bounded() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(f.lab.history_reads(), computed + 2);
 }
+
+/// FAULTS.md 10: what comes out of the queue is checked again when taken.
+/// A queued row whose parameters no launch would pass (written straight
+/// into the database: concurrency 0, a half-second duration) is failed
+/// with the reasons by the worker that takes it, before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_run_is_validated_again_when_taken() {
+    let f = fixture("queue-checked").await;
+    let store = f.lab.store().clone();
+    let params = RunParams {
+        concurrencies: vec![0],
+        duration_ms: 500,
+        ..RunParams::default()
+    };
+    assert!(!params.validate().is_empty(), "no launch passes these");
+    let run = store
+        .create_run(&params, RunStatus::Queued)
+        .await
+        .expect("queued as if written by hand");
+    let worker = f.lab.start_worker();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let record = loop {
+        let record = store.run(run).await.expect("read").expect("the run");
+        if record.status != RunStatus::Queued && record.status != RunStatus::Running {
+            break record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run} still {} after 30 s",
+            record.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    worker.abort();
+    assert_eq!(record.status, RunStatus::Failed);
+    let why = record.error.unwrap_or_default();
+    assert!(
+        why.contains("concurrency 0 is out of range") && why.contains("500 ms is out of range"),
+        "{why}"
+    );
+    // Refused before its scenarios were made: none, so nothing started.
+    let scenarios = store.scenarios(run).await.expect("scenarios");
+    assert!(scenarios.is_empty(), "{scenarios:?}");
+    assert!(record.output_dir.is_none(), "{:?}", record.output_dir);
+}
