@@ -246,3 +246,64 @@ pub fn count_frame(frame: &[u8], tally: &mut BusTally) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::zmtp::tests::{push_greeting, push_ready, scripted_peer};
+
+    /// FAULTS.md 22: a reader that cannot connect says where it tried (the
+    /// scenario fails with it).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_that_cannot_connect_says_where() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a port")
+            .port();
+        let said = match BusReader::connect(port, Duration::from_secs(2), None).await {
+            Ok(_) => panic!("nothing listens on {port}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            said.starts_with(&format!(
+                "cannot read mite's messages on tcp://127.0.0.1:{port}"
+            )),
+            "{said}"
+        );
+    }
+
+    /// FAULTS.md 22: a stream that breaks mid-scenario (framing the lab
+    /// cannot follow) ends the reading: one unreadable counted, nothing
+    /// after it read, the connection closed by the lab.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stream_broken_mid_scenario_ends_the_reading_with_one_unreadable() {
+        let (addr, peer) = scripted_peer(vec![
+            push_greeting(),
+            push_ready(),
+            // Reserved flags: no ZMTP frame.
+            vec![0x08, 1, 0],
+            // Never read: the lab stopped at the break.
+            vec![0x00, 1, 9],
+        ]);
+        let reader = BusReader::connect(addr.port(), Duration::from_secs(5), None)
+            .await
+            .expect("connects");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while reader.counts().undecodable == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the break was not counted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The lab closed its side: the peer's read of it ends.
+        tokio::task::spawn_blocking(move || peer.join().expect("the peer"))
+            .await
+            .expect("joins");
+        let batch = reader.finish(None, Duration::from_secs(1)).await;
+        // The break, counted as one frame the lab could not read; the frame
+        // after it (itself no message: it would count twice) never read.
+        assert_eq!(batch.counts.undecodable, 1, "{:?}", batch.counts);
+        assert_eq!(batch.counts.messages, 1, "{:?}", batch.counts);
+    }
+}

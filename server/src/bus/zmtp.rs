@@ -355,7 +355,7 @@ impl PullStream {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::TcpListener;
     use zeromq::{PushSocket, Socket, SocketSend, ZmqMessage};
@@ -460,7 +460,9 @@ mod tests {
 
     /// A peer written by hand: accepts one connection, reads the lab's
     /// greeting and READY, then writes `script` in pieces.
-    fn scripted_peer(script: Vec<Vec<u8>>) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+    pub(crate) fn scripted_peer(
+        script: Vec<Vec<u8>>,
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
         let addr = listener.local_addr().expect("addr");
         let peer = std::thread::spawn(move || {
@@ -479,13 +481,13 @@ mod tests {
         (addr, peer)
     }
 
-    fn push_greeting() -> Vec<u8> {
+    pub(crate) fn push_greeting() -> Vec<u8> {
         let mut g = greeting().to_vec();
         g[11] = 1;
         g
     }
 
-    fn push_ready() -> Vec<u8> {
+    pub(crate) fn push_ready() -> Vec<u8> {
         let mut body = vec![11];
         body.extend_from_slice(b"Socket-Type");
         body.extend_from_slice(&4u32.to_be_bytes());
