@@ -1711,3 +1711,57 @@ async fn a_queued_run_is_validated_again_when_taken() {
     assert!(scenarios.is_empty(), "{scenarios:?}");
     assert!(record.output_dir.is_none(), "{:?}", record.output_dir);
 }
+
+/// FAULTS.md 24: a queued run names a library scenario this agent does not
+/// have (its module removed from the folder since the launch): the worker
+/// that takes it fails it, naming the scenario and the folders looked in,
+/// before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_library_scenario_is_gone_fails_before_anything_starts() {
+    let dir = crate::common::temp_dir("router-scenario-gone");
+    let output = dir.join("output");
+    let library = dir.join("library");
+    std::fs::create_dir_all(&output).expect("output folder");
+    std::fs::create_dir_all(&library).expect("library folder");
+    let store = Store::connect(&format!("sqlite://{}/lab.db", dir.display()))
+        .await
+        .expect("store");
+    let mut setup = crate::common::seed::lab_setup(&dir, &output);
+    setup.policy.scenario_roots = vec![library.clone()];
+    let lab = Lab::new(store.clone(), setup);
+    let params = RunParams {
+        scenario: mite_perf::model::ScenarioSpec::Library {
+            spec: "gone:scenario".into(),
+        },
+        ..RunParams::default()
+    };
+    let run = store
+        .create_run(&params, RunStatus::Queued)
+        .await
+        .expect("queued before the module went");
+    let worker = lab.start_worker();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let record = loop {
+        let record = store.run(run).await.expect("read").expect("the run");
+        if record.status != RunStatus::Queued && record.status != RunStatus::Running {
+            break record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run} still {} after 30 s",
+            record.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    worker.abort();
+    assert_eq!(record.status, RunStatus::Failed);
+    let why = record.error.unwrap_or_default();
+    assert!(
+        why.contains("this agent has no scenario module for `gone:scenario`")
+            && why.contains(&library.display().to_string()),
+        "{why}"
+    );
+    assert!(store.scenarios(run).await.expect("scenarios").is_empty());
+    assert!(record.output_dir.is_none(), "{:?}", record.output_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
