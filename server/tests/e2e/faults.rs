@@ -172,7 +172,9 @@ async fn a_child_that_cannot_be_recorded_is_stopped() {
 // 3a. SQLite held locked by another writer for 10 s mid-scenario.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_wait_while_sqlite_is_locked_and_none_is_lost() {
-    let _turn = crate::common::share_the_machine().await;
+    // It times the sampler's ticks (no gap past 1.6 s): a neighbour's
+    // full-speed mite delayed one by 1.2 s on a clean clone's run.
+    let _turn = crate::common::have_the_machine().await;
     let lab = CliLab::new("sqlite-locked");
     let mut child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
     let store = wait_for_samples(&lab, &mut child, 3, Duration::from_secs(60)).await;
@@ -210,7 +212,9 @@ async fn samples_wait_while_sqlite_is_locked_and_none_is_lost() {
 // 3b. PostgreSQL stopped for 10 s mid-scenario, then started again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_wait_while_postgres_is_down_and_none_is_lost() {
-    let _turn = crate::common::share_the_machine().await;
+    // It times the sampler's ticks (no gap past 1.6 s): a neighbour's
+    // full-speed mite delayed one by 1.2 s on a clean clone's run.
+    let _turn = crate::common::have_the_machine().await;
     let pg = Postgres::start();
     let lab = CliLab::with_database("pg-down", pg.url());
     let mut child = lab.spawn_run(&["--concurrencies", "1", "--duration", "20s"]);
@@ -367,7 +371,9 @@ async fn seed_finished_run(store: &Store, db_url: &str, ticks: i64) -> i64 {
 //    capped and time out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_downloads_neither_stall_sampling_nor_hold_the_database() {
-    let _turn = crate::common::share_the_machine().await;
+    // It times the sampler's ticks (no gap past 1.6 s): a neighbour's
+    // full-speed mite delayed one by 1.2 s on a clean clone's run.
+    let _turn = crate::common::have_the_machine().await;
     let dir = crate::common::temp_dir("slow-downloads");
     let db_url = format!("sqlite://{}/lab.db", dir.display());
     let store = Store::connect(&db_url).await.expect("store");
