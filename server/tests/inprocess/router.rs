@@ -1686,19 +1686,7 @@ async fn a_queued_run_is_validated_again_when_taken() {
         .await
         .expect("queued as if written by hand");
     let worker = f.lab.start_worker();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let record = loop {
-        let record = store.run(run).await.expect("read").expect("the run");
-        if record.status != RunStatus::Queued && record.status != RunStatus::Running {
-            break record;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "run {run} still {} after 30 s",
-            record.status
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let record = ended_run(&store, run).await;
     worker.abort();
     assert_eq!(record.status, RunStatus::Failed);
     let why = record.error.unwrap_or_default();
@@ -1740,19 +1728,7 @@ async fn a_run_whose_library_scenario_is_gone_fails_before_anything_starts() {
         .await
         .expect("queued before the module went");
     let worker = lab.start_worker();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let record = loop {
-        let record = store.run(run).await.expect("read").expect("the run");
-        if record.status != RunStatus::Queued && record.status != RunStatus::Running {
-            break record;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "run {run} still {} after 30 s",
-            record.status
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let record = ended_run(&store, run).await;
     worker.abort();
     assert_eq!(record.status, RunStatus::Failed);
     let why = record.error.unwrap_or_default();
@@ -1764,4 +1740,21 @@ async fn a_run_whose_library_scenario_is_gone_fails_before_anything_starts() {
     assert!(store.scenarios(run).await.expect("scenarios").is_empty());
     assert!(record.output_dir.is_none(), "{:?}", record.output_dir);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run `run` once it is no longer queued or running (30 s at most).
+async fn ended_run(store: &Store, run: i64) -> mite_perf::store::RunRecord {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let record = store.run(run).await.expect("read").expect("the run");
+        if record.status != RunStatus::Queued && record.status != RunStatus::Running {
+            return record;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run} still {} after 30 s",
+            record.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
