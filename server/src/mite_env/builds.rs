@@ -739,13 +739,17 @@ impl BuildCache {
                     // Nothing a sandboxed install writes is shared with
                     // another venv.
                     c.args(["--link-mode", "copy"]);
-                    if !matches!(source, Source::Index(_)) {
-                        // What this host built from the index (acurl),
-                        // without building it again.
-                        self.fill_wheelhouse();
-                        c.arg("--find-links").arg(self.wheelhouse());
-                    }
                 }
+                // What this host built from the index's source
+                // distributions (acurl), not built again: uv builds
+                // them again whenever its cached copy of the source is
+                // stale to it (a proxy that says nothing of caching
+                // makes it stale at once: about 30 s of a core each
+                // install here). The snapshot's date still rules:
+                // uv takes no file from these links that the date would
+                // exclude (a 2022 snapshot resolves acurl 0.1).
+                self.fill_wheelhouse();
+                c.arg("--find-links").arg(self.wheelhouse());
                 if let Source::Wheel(_) = source {
                     // A wheel runs no code as it is installed, and neither
                     // may what it asks for: wheels only.
@@ -825,7 +829,8 @@ impl BuildCache {
             Some(Source::Wheel(path)) => {
                 jail = jail.read_only(path).read_only(&self.wheelhouse());
             }
-            Some(Source::Index(_)) | None => {}
+            Some(Source::Index(_)) => jail = jail.read_only(&self.wheelhouse()),
+            None => {}
         }
         sandbox.enclose(&jail, &command)
     }
@@ -838,8 +843,9 @@ impl BuildCache {
     }
 
     /// Wheels this host built from the index's source distributions (acurl
-    /// builds from source), where a sandboxed install that may not build
-    /// them, or builds with a cache of its own, finds them.
+    /// builds from source), where every install finds them: one that may
+    /// not build them (a wheel's), one with a cache of its own (a
+    /// checkout's), and one whose cached source uv finds stale.
     fn wheelhouse(&self) -> PathBuf {
         self.root.join("wheelhouse")
     }
