@@ -62,6 +62,17 @@ async fn fixture(name: &str, policy: AccessPolicy) -> Fixture {
 
 /// The fixture on the database at `url` (default: SQLite in its folder).
 async fn fixture_on(name: &str, policy: AccessPolicy, url: Option<String>) -> Fixture {
+    fixture_with(name, policy, url, true).await
+}
+
+/// The fixture, with its three accounts (`vi`, `ru`, `ad`) or none (an
+/// open lab's: its tokens only).
+async fn fixture_with(
+    name: &str,
+    policy: AccessPolicy,
+    url: Option<String>,
+    accounts: bool,
+) -> Fixture {
     let dir = crate::common::temp_dir(&format!("access-{name}"));
     let output = dir.join("output");
     std::fs::create_dir_all(&output).expect("output folder");
@@ -109,11 +120,12 @@ async fn fixture_on(name: &str, policy: AccessPolicy, url: Option<String>) -> Fi
     let scenario_dir = output.join("2026-11-26/10-00/scenario10");
     let collector = crate::common::seed::collector(&store, &scenario_dir, scenario_id).await;
     std::fs::write(collector.join("current"), b"\x80").expect("collector file");
-    for (user, role) in [
+    let users = [
         ("vi", Role::Viewer),
         ("ru", Role::Runner),
         ("ad", Role::Admin),
-    ] {
+    ];
+    for (user, role) in users.into_iter().filter(|_| accounts) {
         let hash = hash_password(password(user)).await.expect("hash");
         store
             .create_user(user, role, Some(&hash))
@@ -268,6 +280,17 @@ enum Who {
     Share {
         cookie: String,
     },
+    /// Anyone who reaches an open lab (on loopback, no account yet): the
+    /// person who started it, with every right.
+    Local,
+    /// A single-sign-on identity: the matrix's trusted proxy names them
+    /// (with its secret, from its address); a name the lab has not seen
+    /// is added with the proxy's default role (a viewer).
+    Proxied {
+        label: &'static str,
+        role: Role,
+        name: String,
+    },
 }
 
 impl Who {
@@ -276,14 +299,20 @@ impl Who {
             Who::Anonymous => "anonymous",
             Who::Expired { .. } => "expired token",
             Who::Share { .. } => "share link",
-            Who::Session { label, .. } | Who::Token { label, .. } => label,
+            Who::Local => "open loopback",
+            Who::Session { label, .. } | Who::Token { label, .. } | Who::Proxied { label, .. } => {
+                label
+            }
         }
     }
 
     fn role(&self) -> Option<Role> {
         match self {
             Who::Anonymous | Who::Expired { .. } | Who::Share { .. } => None,
-            Who::Session { role, .. } | Who::Token { role, .. } => Some(*role),
+            Who::Session { role, .. } | Who::Token { role, .. } | Who::Proxied { role, .. } => {
+                Some(*role)
+            }
+            Who::Local => Some(Role::Admin),
         }
     }
 
@@ -294,7 +323,7 @@ impl Who {
             Who::Token {
                 may_upload: true,
                 ..
-            }
+            } | Who::Local
         )
     }
 
@@ -302,21 +331,54 @@ impl Who {
     fn name(&self) -> String {
         match self {
             Who::Anonymous | Who::Expired { .. } | Who::Share { .. } => String::new(),
-            Who::Session { name, .. } => name.clone(),
+            Who::Local => nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_default(),
+            Who::Session { name, .. } | Who::Proxied { name, .. } => name.clone(),
             Who::Token { name, .. } => format!("token:{name}"),
         }
     }
 
     fn sign(&self, request: axum::http::request::Builder) -> axum::http::request::Builder {
         match self {
-            Who::Anonymous => request,
+            Who::Anonymous | Who::Local => request,
             Who::Session { cookie, .. } | Who::Share { cookie } => {
                 request.header(header::COOKIE, cookie)
             }
             Who::Token { token, .. } | Who::Expired { token } => {
                 request.header(header::AUTHORIZATION, format!("Bearer {token}"))
             }
+            Who::Proxied { name, .. } => request
+                .header(SSO_USER_HEADER, name)
+                .header(mite_perf::access::proxy::PROXY_SECRET_HEADER, SSO_SECRET)
+                .extension(ConnectInfo(SocketAddr::new(SSO_PROXY.into(), 40000))),
         }
+    }
+}
+
+/// The permission matrix's single-sign-on proxy (oauth2-proxy in the
+/// hosting guide): its address, its secret and the header it names its
+/// users in.
+const SSO_PROXY: [u8; 4] = [10, 0, 0, 2];
+const SSO_SECRET: &str = "0123456789abcdef0123456789abcdef";
+const SSO_USER_HEADER: &str = "x-forwarded-user";
+
+/// A shared lab behind the single-sign-on proxy: accounts, tokens and
+/// share links too (the hosting guide's set-up).
+fn shared_behind_sso() -> AccessPolicy {
+    AccessPolicy {
+        proxy: Some(
+            TrustedProxy::new(
+                vec![SSO_PROXY.into()],
+                Some(mite_perf::access::secret::Secret::new(SSO_SECRET).expect("secret")),
+                Some(HeaderName::from_static(SSO_USER_HEADER)),
+                Role::Viewer,
+            )
+            .expect("a proxy"),
+        ),
+        ..shared()
     }
 }
 
@@ -571,7 +633,7 @@ async fn share_cookie(f: &Fixture, maker: &str) -> String {
 
 #[tokio::test]
 async fn every_server_function_and_download_answers_what_each_role_allows() {
-    permission_matrix(fixture("matrix", shared()).await).await;
+    permission_matrix(fixture("matrix", shared_behind_sso()).await).await;
 }
 
 /// The matrix on PostgreSQL, as a hosted lab keeps its accounts, sessions,
@@ -580,7 +642,7 @@ async fn every_server_function_and_download_answers_what_each_role_allows() {
 async fn every_server_function_and_download_answers_what_each_role_allows_on_postgres() {
     let pg = crate::common::Postgres::start();
     let url = pg.fresh_database("matrix").await;
-    permission_matrix(fixture_on("matrix-pg", shared(), Some(url)).await).await;
+    permission_matrix(fixture_on("matrix-pg", shared_behind_sso(), Some(url)).await).await;
 }
 
 async fn permission_matrix(f: Fixture) {
@@ -619,8 +681,56 @@ async fn permission_matrix(f: Fixture) {
     callers.push(Who::Share {
         cookie: share_cookie(&f, &runner).await,
     });
+    // Single sign-on: a name the lab has never seen (added as a viewer by
+    // its first request), and one an admin made an admin.
+    let sso_admin = "sso-admin@example.com";
+    f.store
+        .create_user(sso_admin, Role::Admin, None)
+        .await
+        .expect("an admin known by single sign-on");
+    callers.push(Who::Proxied {
+        label: "sso new",
+        role: Role::Viewer,
+        name: "sso-new@example.com".into(),
+    });
+    callers.push(Who::Proxied {
+        label: "sso admin",
+        role: Role::Admin,
+        name: sso_admin.into(),
+    });
+    let checks = matrix_checks();
+    let (wrong, table) = run_matrix(&f, &f.app, &callers, &checks).await;
+    println!("the permission matrix checked:\n{table}");
+    assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
+    assert_every_endpoint_is_asked(&checks);
+}
+
+/// An open lab (on loopback with no account yet: the README's first
+/// command): whoever reaches it may do all an admin may, uploads too; a
+/// credential that is no longer valid is still refused as such, never
+/// taken for the open lab's caller.
+#[tokio::test]
+async fn an_open_loopback_lab_answers_everyone_as_its_admin() {
+    let f = fixture_with("matrix-open", AccessPolicy::local(), None, false).await;
+    assert!(!f.store.has_users().await.expect("users"), "no account");
+    let (_, stale) = f.tokens.last().expect("the expired token");
+    let callers = [
+        Who::Local,
+        Who::Expired {
+            token: stale.clone(),
+        },
+    ];
+    let checks = matrix_checks();
+    let (wrong, table) = run_matrix(&f, &f.app, &callers, &checks).await;
+    println!("the open lab's matrix:\n{table}");
+    assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
+    assert_every_endpoint_is_asked(&checks);
+}
+
+/// Every request the matrix makes, and the role each needs at least.
+fn matrix_checks() -> Vec<(Ask, Role)> {
     let launch = "form[scenarios]=1&form[duration]=5s&form[spawn_rate]=1000000&form[interval]=1s&form[label]=matrix";
-    let checks: Vec<(Ask, Role)> = vec![
+    vec![
         (Ask::Call("get_queue", ""), Role::Viewer),
         (Ask::Call("list_runs", "page=1&label="), Role::Viewer),
         (Ask::Call("get_run", "run_id={run}"), Role::Viewer),
@@ -777,12 +887,12 @@ async fn permission_matrix(f: Fixture) {
             Ask::Download("/compare/flamegraph.svg?runs={run},{run}&concurrency=10"),
             Role::Viewer,
         ),
-    ];
-    let (wrong, table) = run_matrix(&f, &f.app, &callers, &checks).await;
-    println!("the permission matrix checked:\n{table}");
-    assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
-    // Every server function and every route is in the matrix, or is one of
-    // the few anyone may reach (each with its own test).
+    ]
+}
+
+/// Every server function and every route is in `checks`, or is one of
+/// the few anyone may reach (each with its own test).
+fn assert_every_endpoint_is_asked(checks: &[(Ask, Role)]) {
     let asked: Vec<String> = checks
         .iter()
         .map(|(what, _)| {
