@@ -3,17 +3,16 @@
 //! transaction's end, and the controller's required against actual
 //! concurrency.
 //!
-//! - [`message`]: one msgpack frame, decoded (pure).
-//! - [`tally`]: messages counted into one-second intervals and totals per
-//!   transaction, latency as HDR histograms (pure).
-//! - [`reader`]: the ZeroMQ socket on the duplicator's output of the lab's own.
+//! - [`zmtp`], [`message`], [`tally`]: the wire protocol, one msgpack
+//!   frame decoded and the messages counted, pure, in their own crate
+//!   (`mite-bus`, re-exported here).
+//! - [`reader`]: the thread that reads the duplicator's output of the lab's
+//!   own, in the scenario's network.
 //! - [`dropped`]: the messages the duplicator could not pass on, from its log.
 
 pub mod dropped;
-pub mod message;
 pub mod reader;
-pub mod tally;
-pub mod zmtp;
 
+pub use mite_bus::{message, tally, zmtp};
 pub use reader::{BusError, BusReader};
 pub use tally::{BusBatch, BusCounts, BUS_INTERVAL_MS};

@@ -250,7 +250,7 @@ pub fn count_frame(frame: &[u8], tally: &mut BusTally) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bus::zmtp::tests::{push_greeting, push_ready, scripted_peer};
+    use mite_bus::peer::{push_greeting, push_ready, scripted_peer};
 
     /// FAULTS.md 22: a reader that cannot connect says where it tried (the
     /// scenario fails with it).

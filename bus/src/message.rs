@@ -507,7 +507,7 @@ pub fn decode(frame: &[u8]) -> Result<BusMessage<'_>, DecodeError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use rmpv::Value;
 

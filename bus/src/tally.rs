@@ -12,8 +12,8 @@ use hdrhistogram::Histogram;
 // are mite's own.
 use rustc_hash::FxHashMap as HashMap;
 
-use super::message::BusMessage;
-use crate::model::{
+use crate::message::BusMessage;
+use domain::model::{
     ConcurrencyPoint, ErrorCount, TransactionInterval, TransactionTotal, NO_TRANSACTION,
     OTHER_ERRORS, OTHER_TRANSACTIONS,
 };

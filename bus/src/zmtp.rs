@@ -44,7 +44,7 @@ const FLAG_LONG: u8 = 0x02;
 const FLAG_COMMAND: u8 = 0x04;
 
 /// The lab's greeting: ZMTP 3.0, the NULL mechanism, as a client.
-fn greeting() -> [u8; GREETING_LEN] {
+pub(crate) fn greeting() -> [u8; GREETING_LEN] {
     let mut g = [0u8; GREETING_LEN];
     g[0] = 0xff;
     g[9] = 0x7f;
@@ -55,7 +55,7 @@ fn greeting() -> [u8; GREETING_LEN] {
 }
 
 /// A command frame (short form) with `name` and `body`.
-fn command(name: &[u8], body: &[u8]) -> Vec<u8> {
+pub(crate) fn command(name: &[u8], body: &[u8]) -> Vec<u8> {
     let len = 1 + name.len() + body.len();
     let mut frame = Vec::with_capacity(2 + len);
     frame.push(FLAG_COMMAND);
@@ -355,8 +355,9 @@ impl PullStream {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::peer::{push_greeting, push_ready, scripted_peer};
     use std::net::TcpListener;
     use zeromq::{PushSocket, Socket, SocketSend, ZmqMessage};
 
@@ -456,43 +457,6 @@ pub(crate) mod tests {
         peer.join().expect("the peer");
         assert!(closed, "closed, with {} frames", frames.len());
         assert_eq!(frames, vec![b"hi".to_vec()]);
-    }
-
-    /// A peer written by hand: accepts one connection, reads the lab's
-    /// greeting and READY, then writes `script` in pieces.
-    pub(crate) fn scripted_peer(
-        script: Vec<Vec<u8>>,
-    ) -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-        let addr = listener.local_addr().expect("addr");
-        let peer = std::thread::spawn(move || {
-            let (mut conn, _) = listener.accept().expect("accepts");
-            conn.set_read_timeout(Some(Duration::from_secs(5)))
-                .expect("timeout");
-            for piece in script {
-                conn.write_all(&piece).expect("writes");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            // What the lab wrote.
-            let mut got = Vec::new();
-            let _ = conn.read_to_end(&mut got);
-            got
-        });
-        (addr, peer)
-    }
-
-    pub(crate) fn push_greeting() -> Vec<u8> {
-        let mut g = greeting().to_vec();
-        g[11] = 1;
-        g
-    }
-
-    pub(crate) fn push_ready() -> Vec<u8> {
-        let mut body = vec![11];
-        body.extend_from_slice(b"Socket-Type");
-        body.extend_from_slice(&4u32.to_be_bytes());
-        body.extend_from_slice(b"PUSH");
-        command(b"READY", &body)
     }
 
     #[test]
