@@ -3,9 +3,12 @@
 //! lab's secrets (a setting only the lab's environment holds, and its
 //! database's path) in every process's environment and command line,
 //! tries to open the lab's database for writing, to write into its own
-//! venv and the pinned one, and to reach the lab's pages, finds nothing
-//! and can do none of it, while its run completes and is measured. The
-//! same probe run outside the lab finds all of it: it can fail.
+//! venv, the pinned one, the database's folder, the runs' output and the
+//! uploaded wheels, and to reach the lab's pages, finds nothing and can
+//! do none of it, while its run completes and is measured (every process
+//! sampled, mite's own messages counted); no process on the host carries
+//! the database's URL on its command line. The same probe run outside the
+//! lab finds all of it: it can fail.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +22,17 @@ use crate::common::{enc, http_client, text, wait_status, ServeOptions, Server};
 /// its file), as Python appended to `mite/__init__.py` (every mite process
 /// imports it): it says what it found on stderr (the process's log) in
 /// one `MITE-PERF-PROBE {json}` line.
-fn probe(secret: &str, database: &Path, pinned_venv: &Path, lab_port: u16) -> String {
+fn probe(
+    secret: &str,
+    database: &Path,
+    pinned_venv: &Path,
+    lab_folders: &[&Path],
+    lab_port: u16,
+) -> String {
+    let folders: Vec<String> = lab_folders
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
     format!(
         r#"
 
@@ -57,6 +70,15 @@ def _mite_perf_probe():
             with open(target, "w") as f:
                 f.write("poisoned = True\n")
             written.append(target)
+        except OSError:
+            pass
+    # The lab's own folders (its database's, every run's output, the
+    # uploaded wheels): in a sandbox such a path, where it exists at all,
+    # is its own /tmp's, so the test looks for these files on the host.
+    for folder in {folders:?}:
+        try:
+            with open(os.path.join(folder, "mite_perf_poisoned.py"), "w") as f:
+                f.write("poisoned = True\n")
         except OSError:
             pass
     reached = []
@@ -149,7 +171,19 @@ async fn e2e_a_hostile_uploaded_build_finds_no_secret_and_writes_nothing() {
         },
     )
     .await;
-    let probe = probe(&server.db_url(), &database, &pinned, server.addr.port());
+    let output = dir.join("output");
+    let uploads = mite_perf::mite_env::data_dir().join("builds/uploads");
+    std::fs::create_dir_all(&output).expect("the output folder");
+    std::fs::create_dir_all(&uploads).expect("the uploads folder");
+    let lab_folders = [dir.as_path(), output.as_path(), uploads.as_path()];
+    let probe = probe(
+        &server.db_url(),
+        &database,
+        &pinned,
+        &lab_folders,
+        server.addr.port(),
+    );
+    let poisoned = |folder: &Path| folder.join("mite_perf_poisoned.py");
 
     // Outside any sandbox, the probe finds all of it: the lab's
     // environment, its database, the pinned venv, its pages.
@@ -172,7 +206,14 @@ async fn e2e_a_hostile_uploaded_build_finds_no_secret_and_writes_nothing() {
             "outside a sandbox the probe finds the lab ({what}): {outside}"
         );
     }
-    let _ = std::fs::remove_file(pinned.join("mite_perf_poisoned.py"));
+    for folder in [pinned.as_path()].iter().chain(&lab_folders) {
+        assert!(
+            poisoned(folder).exists(),
+            "outside, the probe writes in {}",
+            folder.display()
+        );
+        std::fs::remove_file(poisoned(folder)).expect("the control's file");
+    }
 
     // The same probe in every process of an uploaded build.
     let wheel = hostile_wheel(&dir, &probe);
@@ -202,10 +243,36 @@ async fn e2e_a_hostile_uploaded_build_finds_no_secret_and_writes_nothing() {
     let run = launched["Queued"]["run_id"]
         .as_i64()
         .unwrap_or_else(|| panic!("queued: {launched}"));
+    // While it runs, no process on the host (the lab, its sandboxes,
+    // mite) carries the database's URL on its command line, where any
+    // user of the host could read it.
+    wait_status(
+        &server,
+        run,
+        &["running", "done", "failed"],
+        Duration::from_secs(120),
+    )
+    .await;
+    let secret = server.db_url();
+    let mut looked = 0;
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        looked += 1;
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&secret),
+            "the database's URL is on the command line of {}: {}",
+            entry.path().display(),
+            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+        );
+    }
+    assert!(looked > 10, "only {looked} processes read");
     let done = wait_status(&server, run, &["done", "failed"], Duration::from_secs(300)).await;
     assert_eq!(done["status"], "done", "{done}\n{}", server.log());
 
-    // Measured: requests served, every process sampled.
+    // Measured: requests served, every process sampled as it worked, and
+    // mite's own messages read (through the sandbox's network).
     let store = mite_perf::store::Store::connect(&server.db_url())
         .await
         .expect("store");
@@ -217,6 +284,29 @@ async fn e2e_a_hostile_uploaded_build_finds_no_secret_and_writes_nothing() {
     assert!(
         samples.iter().any(|s| s.requests.unwrap_or(0) > 0),
         "nothing served"
+    );
+    use mite_perf::model::ProcessKind;
+    for kind in [
+        ProcessKind::Target,
+        ProcessKind::Duplicator,
+        ProcessKind::Collector,
+        ProcessKind::Runner,
+        ProcessKind::Controller,
+    ] {
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.process == kind && s.cpu > 0.0 && s.mem > 0),
+            "the {kind:?} was not seen working"
+        );
+    }
+    let totals = store
+        .bus_totals(scenarios[0].id)
+        .await
+        .expect("mite's view");
+    assert!(
+        totals.iter().map(|t| t.requests).sum::<i64>() > 0,
+        "mite's own messages were not read: {totals:?}"
     );
 
     // Every mite process ran the probe, and it found nothing.
@@ -241,7 +331,9 @@ async fn e2e_a_hostile_uploaded_build_finds_no_secret_and_writes_nothing() {
             );
         }
     }
-    assert!(!pinned.join("mite_perf_poisoned.py").exists());
+    for folder in [pinned.as_path()].iter().chain(&lab_folders) {
+        assert!(!poisoned(folder).exists(), "{}", folder.display());
+    }
     crate::common::assert_no_child_left(&store, run).await;
 }
 
