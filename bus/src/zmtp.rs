@@ -146,6 +146,48 @@ fn command_parts(body: &[u8]) -> Result<(&[u8], &[u8]), ZmtpError> {
     }
 }
 
+/// What [`frames`] left of its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parsed {
+    /// The bytes of the complete frames at its front.
+    pub used: usize,
+    /// The bytes the next frame, incomplete, needs at least (counted from
+    /// `used`).
+    pub need: usize,
+}
+
+/// The complete frames at the front of `buf`, as a PULL peer takes them:
+/// each message frame's body to `each` (a multi-part message's parts come
+/// as separate frames), each PING's context (16 bytes at most) to `ping`;
+/// other commands are passed over. Pure: [`PullStream::drain`] reads with
+/// it, and the fuzz target `zmtp_frames` drives it with any bytes.
+pub fn frames(
+    buf: &[u8],
+    mut each: impl FnMut(&[u8]),
+    mut ping: impl FnMut(&[u8]),
+) -> Result<Parsed, ZmtpError> {
+    let mut used = 0;
+    loop {
+        match frame(&buf[used..])? {
+            Frame::Whole {
+                flags,
+                body,
+                used: taken,
+            } => {
+                if flags & FLAG_COMMAND == 0 {
+                    each(body);
+                } else if let (b"PING", data) = command_parts(body)? {
+                    // A PING's context follows its 2-byte TTL.
+                    let context = data.get(2..).unwrap_or_default();
+                    ping(&context[..context.len().min(16)]);
+                }
+                used += taken;
+            }
+            Frame::Short { need } => return Ok(Parsed { used, need }),
+        }
+    }
+}
+
 /// What one [`PullStream::drain`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Drained {
@@ -313,25 +355,18 @@ impl PullStream {
     pub fn drain(&mut self, mut each: impl FnMut(&[u8])) -> Result<Drained, ZmtpError> {
         let mut drained = Drained::default();
         loop {
-            // Every complete frame in the buffer first.
-            // Answered together, in one write, once the frames are through.
+            // Every complete frame in the buffer first; PINGs answered
+            // together, in one write, once the frames are through.
             let mut pongs = Vec::new();
-            let need = loop {
-                match frame(&self.buf[self.start..self.end])? {
-                    Frame::Whole { flags, body, used } => {
-                        if flags & FLAG_COMMAND == 0 {
-                            each(body);
-                            drained.frames += 1;
-                        } else if let (b"PING", data) = command_parts(body)? {
-                            // A PING's context follows its 2-byte TTL.
-                            let context = data.get(2..).unwrap_or_default();
-                            pongs.extend(command(b"PONG", &context[..context.len().min(16)]));
-                        }
-                        self.start += used;
-                    }
-                    Frame::Short { need } => break need,
-                }
-            };
+            let Parsed { used, need } = frames(
+                &self.buf[self.start..self.end],
+                |body| {
+                    each(body);
+                    drained.frames += 1;
+                },
+                |context| pongs.extend(command(b"PONG", context)),
+            )?;
+            self.start += used;
             if !pongs.is_empty() {
                 self.write_pong(&pongs)?;
             }

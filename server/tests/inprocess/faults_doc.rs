@@ -63,7 +63,13 @@ fn every_test_faults_md_names_exists() {
         names.len()
     );
     let mut files = Vec::new();
-    for dir in ["server/src", "server/tests", "app/src", "domain/src", "bus/src"] {
+    for dir in [
+        "server/src",
+        "server/tests",
+        "app/src",
+        "domain/src",
+        "bus/src",
+    ] {
         rust_files(&workspace.join(dir), &mut files);
     }
     let sources: Vec<String> = files
