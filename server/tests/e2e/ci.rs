@@ -260,6 +260,14 @@ async fn e2e_ci_check_fails_a_slow_commit_and_says_why_it_cannot_judge() {
         .builds
         .iter()
         .all(|b| b.git_commit_time.is_some()));
+    // And each is claimed by the token that uploaded it: a trend shows
+    // the point as that uploader's word (and an admin can leave it out).
+    let claims: Vec<Option<&str>> = provenance
+        .builds
+        .iter()
+        .map(|b| b.claimed_by.as_deref())
+        .collect();
+    assert_eq!(claims, [Some("token:ci"), Some("token:ci")]);
     server.stop();
 
     // A lab with no agent (a web front alone): 3, and it says so.
