@@ -698,11 +698,7 @@ async fn permission_matrix(f: Fixture) {
         role: Role::Admin,
         name: sso_admin.into(),
     });
-    let checks = matrix_checks();
-    let (wrong, table) = run_matrix(&f, &f.app, &callers, &checks).await;
-    println!("the permission matrix checked:\n{table}");
-    assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
-    assert_every_endpoint_is_asked(&checks);
+    check_every_endpoint(&f, &callers, "the permission matrix").await;
 }
 
 /// An open lab (on loopback with no account yet: the README's first
@@ -720,9 +716,15 @@ async fn an_open_loopback_lab_answers_everyone_as_its_admin() {
             token: stale.clone(),
         },
     ];
+    check_every_endpoint(&f, &callers, "the open lab's matrix").await;
+}
+
+/// The matrix's rows ([`matrix_checks`]) asked by each of `callers`, every
+/// answer as expected, and every endpoint the lab serves among the rows.
+async fn check_every_endpoint(f: &Fixture, callers: &[Who], title: &str) {
     let checks = matrix_checks();
-    let (wrong, table) = run_matrix(&f, &f.app, &callers, &checks).await;
-    println!("the open lab's matrix:\n{table}");
+    let (wrong, table) = run_matrix(f, &f.app, callers, &checks).await;
+    println!("{title}:\n{table}");
     assert!(wrong.is_empty(), "{}\n{table}", wrong.join("\n"));
     assert_every_endpoint_is_asked(&checks);
 }
